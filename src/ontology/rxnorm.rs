@@ -1,0 +1,8 @@
+//! Loader for the rxnorm format (being written).
+
+use super::{InputFile, LoadError, LoadOptions, Sink};
+
+/// Load a release from `files` into `sink`.
+pub fn load(_files: &[InputFile], _opts: &LoadOptions, _sink: &mut dyn Sink) -> Result<(), LoadError> {
+    Err(LoadError::Files("the rxnorm loader is not implemented yet".into()))
+}

@@ -1,0 +1,3 @@
+//! The durable store (sled): source of truth for concepts, terms, relations, mappings, releases.
+
+pub mod model;
