@@ -1,8 +1,16 @@
 //! ontovec: an embedding database and semantic search server for medical terminologies.
 //!
 //! See ARCHITECTURE.md for the data flow. Modules mirror it: [`ontology`] parses releases,
-//! [`store`] keeps them durably, [`search`] and [`encoder`] serve retrieval, [`api`] is the HTTP
-//! layer, [`train`] holds the trainers (never imported by `api`).
+//! [`store`] keeps them durably, [`ingest`] and [`jobs`] run loads, [`app`] is the core the
+//! [`api`] (HTTP) and [`cli`] layers drive.
+#![deny(missing_docs)]
 
+pub mod api;
+pub mod app;
+pub mod cli;
+pub mod ingest;
+pub mod jobs;
 pub mod ontology;
+pub mod progress;
+pub mod server;
 pub mod store;

@@ -1,3 +1,363 @@
-//! The durable store (sled): source of truth for concepts, terms, relations, mappings, releases.
+//! The durable store: sled is the source of truth for concepts, terms, relations, mappings,
+//! releases, jobs, notes and embeddings. Search indexes are derived from it.
+//!
+//! ## Layout (one sled tree each)
+//! | tree        | key                                                  | value              |
+//! |-------------|------------------------------------------------------|--------------------|
+//! | `meta`      | `schema_version`, `seq`, `next_rid`                  | u32/u64 big-endian |
+//! | `releases`  | rid                                                  | [`ReleaseInfo`]    |
+//! | `active`    | system                                               | rid                |
+//! | `concepts`  | rid ‖ code                                           | [`Concept`]        |
+//! | `terms`     | term_id = rid << 40 ‖ n                              | [`TermRow`]        |
+//! | `rel`       | rid ‖ from ‖ 0 ‖ rel ‖ 0 ‖ to                         | —                  |
+//! | `rel_rev`   | rid ‖ to ‖ 0 ‖ rel ‖ 0 ‖ from                         | —                  |
+//! | `map`       | rid ‖ from_sys 0 from_code 0 to_sys 0 to_code        | [`MapVal`]         |
+//! | `map_idx`   | from_sys 0 from_code 0 to_sys 0 to_code 0 rid        | —                  |
+//! | `map_rev`   | to_sys 0 to_code 0 from_sys 0 from_code 0 rid        | — (schema ≥ 2)     |
+//!
+//! Every key of a release starts with (or ends with) its release id, so a release is written
+//! invisibly and made visible by one transaction that points `active[system]` at it
+//! ([`writer::ReleaseWriter::commit`]). Releases left `loading` by a crash, and superseded ones,
+//! are purged at start-up ([`Store::open`]).
 
+pub mod keys;
+pub mod migrate;
 pub mod model;
+pub mod read;
+pub mod writer;
+
+use model::{ReleaseInfo, ReleaseState, TermKind};
+use parking_lot::RwLock;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Schema version written by this binary. See `migrations/` and [`migrate`].
+pub const SCHEMA_VERSION: u32 = 2;
+
+/// Failures of the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// sled reported an I/O or corruption problem.
+    #[error("storage error: {0}")]
+    Sled(#[from] sled::Error),
+    /// A value could not be decoded: the store is corrupt or from an incompatible version.
+    #[error("corrupt record in tree '{tree}': {message}")]
+    Corrupt {
+        /// Tree name.
+        tree: &'static str,
+        /// Decoder message.
+        message: String,
+    },
+    /// The release already exists and replace was not asked for.
+    #[error("release {release} of {system} already exists (use replace to load it again)")]
+    ReleaseExists {
+        /// System.
+        system: String,
+        /// Release label.
+        release: String,
+    },
+    /// The store was written by a newer binary.
+    #[error("store schema version {found} is newer than this binary supports ({supported}); upgrade ontovec")]
+    SchemaTooNew {
+        /// Version found on disk.
+        found: u32,
+        /// Version this binary writes.
+        supported: u32,
+    },
+    /// The store needs `ontovec migrate` before it can be served.
+    #[error("store schema version {found} is older than {current}; run `ontovec migrate --data-dir ...`")]
+    NeedsMigration {
+        /// Version found on disk.
+        found: u32,
+        /// Version this binary writes.
+        current: u32,
+    },
+    /// A transaction was aborted for a reason given.
+    #[error("{0}")]
+    Aborted(String),
+}
+
+/// Result alias for store operations.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// One term as indexed for search (the value of the `terms` tree).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TermRow {
+    /// Concept code the term belongs to.
+    pub code: String,
+    /// The string.
+    pub text: String,
+    /// Its role.
+    pub kind: TermKind,
+}
+
+/// Value of a mapping entry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MapVal {
+    /// Kind of mapping (`maps_to`, `xref`, `gem_approximate`, ...).
+    pub relation: String,
+    /// Provenance (file or vocabulary).
+    pub source: String,
+}
+
+/// Handle on the opened store. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) db: sled::Db,
+    pub(crate) path: PathBuf,
+    pub(crate) meta: sled::Tree,
+    pub(crate) releases: sled::Tree,
+    pub(crate) active: sled::Tree,
+    pub(crate) concepts: sled::Tree,
+    pub(crate) terms: sled::Tree,
+    pub(crate) rel: sled::Tree,
+    pub(crate) rel_rev: sled::Tree,
+    pub(crate) map: sled::Tree,
+    pub(crate) map_idx: sled::Tree,
+    pub(crate) map_rev: sled::Tree,
+    /// Cache of `active`: system → rid. Updated under the commit lock.
+    pub(crate) active_cache: RwLock<HashMap<String, u64>>,
+    /// Serialises release commits and GC.
+    pub(crate) commit_lock: parking_lot::Mutex<()>,
+}
+
+pub(crate) fn encode<T: Serialize>(v: &T) -> Vec<u8> {
+    // bincode cannot fail for our plain data types (no maps with non-string keys, no
+    // skip_serializing_if); an error here would be a programming bug caught by tests.
+    bincode::serialize(v).unwrap_or_default()
+}
+
+pub(crate) fn decode<T: for<'de> Deserialize<'de>>(tree: &'static str, bytes: &[u8]) -> StoreResult<T> {
+    bincode::deserialize(bytes).map_err(|e| StoreError::Corrupt {
+        tree,
+        message: e.to_string(),
+    })
+}
+
+impl Store {
+    /// Open (or create) the store under `dir` for serving: refuses stores written by a newer
+    /// binary and stores that need migration, purges releases a crash left half-written.
+    pub fn open(dir: &Path) -> StoreResult<Self> {
+        let store = Self::open_raw(dir)?;
+        let version = store.schema_version()?;
+        match version {
+            None => store.set_schema_version(SCHEMA_VERSION)?,
+            Some(v) if v > SCHEMA_VERSION => {
+                return Err(StoreError::SchemaTooNew {
+                    found: v,
+                    supported: SCHEMA_VERSION,
+                })
+            }
+            Some(v) if v < SCHEMA_VERSION => {
+                return Err(StoreError::NeedsMigration {
+                    found: v,
+                    current: SCHEMA_VERSION,
+                })
+            }
+            Some(_) => {}
+        }
+        store.recover()?;
+        Ok(store)
+    }
+
+    /// Open the trees without any version check (used by `migrate`).
+    pub fn open_raw(dir: &Path) -> StoreResult<Self> {
+        std::fs::create_dir_all(dir).map_err(|e| StoreError::Sled(sled::Error::Io(e)))?;
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(256 * 1024 * 1024)
+            .mode(sled::Mode::HighThroughput)
+            .open()?;
+        let t = |name: &str| db.open_tree(name);
+        let inner = Inner {
+            meta: t("meta")?,
+            releases: t("releases")?,
+            active: t("active")?,
+            concepts: t("concepts")?,
+            terms: t("terms")?,
+            rel: t("rel")?,
+            rel_rev: t("rel_rev")?,
+            map: t("map")?,
+            map_idx: t("map_idx")?,
+            map_rev: t("map_rev")?,
+            path: dir.to_path_buf(),
+            db,
+            active_cache: RwLock::new(HashMap::new()),
+            commit_lock: parking_lot::Mutex::new(()),
+        };
+        let store = Store {
+            inner: Arc::new(inner),
+        };
+        store.reload_active()?;
+        Ok(store)
+    }
+
+    /// The sled database (for subsystems that keep their own trees: embeddings, notes, jobs).
+    pub fn db(&self) -> &sled::Db {
+        &self.inner.db
+    }
+
+    /// Directory of the store.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Schema version recorded in the store, `None` for a new store.
+    pub fn schema_version(&self) -> StoreResult<Option<u32>> {
+        Ok(self
+            .inner
+            .meta
+            .get("schema_version")?
+            .map(|v| keys::read_u32(&v)))
+    }
+
+    pub(crate) fn set_schema_version(&self, v: u32) -> StoreResult<()> {
+        self.inner
+            .meta
+            .insert("schema_version", v.to_be_bytes().to_vec())?;
+        self.inner.db.flush()?;
+        Ok(())
+    }
+
+    /// Monotonic sequence number, bumped by every committed change of searchable data. Derived
+    /// indexes record the sequence they reflect and are caught up when it differs.
+    pub fn seq(&self) -> StoreResult<u64> {
+        Ok(self
+            .inner
+            .meta
+            .get("seq")?
+            .map(|v| keys::read_u64(&v))
+            .unwrap_or(0))
+    }
+
+    /// Flush everything to disk.
+    pub fn flush(&self) -> StoreResult<()> {
+        self.inner.db.flush()?;
+        Ok(())
+    }
+
+    fn reload_active(&self) -> StoreResult<()> {
+        let mut map = HashMap::new();
+        for kv in self.inner.active.iter() {
+            let (k, v) = kv?;
+            map.insert(String::from_utf8_lossy(&k).into_owned(), keys::read_u64(&v));
+        }
+        *self.inner.active_cache.write() = map;
+        Ok(())
+    }
+
+    /// Active release id of a system.
+    pub fn active_rid(&self, system: &str) -> Option<u64> {
+        self.inner.active_cache.read().get(system).copied()
+    }
+
+    /// Active release ids of all systems.
+    pub fn active_rids(&self) -> HashMap<String, u64> {
+        self.inner.active_cache.read().clone()
+    }
+
+    /// All releases recorded, in rid order.
+    pub fn releases(&self) -> StoreResult<Vec<ReleaseInfo>> {
+        let mut out = Vec::new();
+        for kv in self.inner.releases.iter() {
+            let (_, v) = kv?;
+            out.push(decode("releases", &v)?);
+        }
+        Ok(out)
+    }
+
+    /// One release by id.
+    pub fn release(&self, rid: u64) -> StoreResult<Option<ReleaseInfo>> {
+        match self.inner.releases.get(rid.to_be_bytes())? {
+            Some(v) => Ok(Some(decode("releases", &v)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Purge releases that are not active (crash leftovers and superseded ones).
+    fn recover(&self) -> StoreResult<()> {
+        for r in self.releases()? {
+            if r.state != ReleaseState::Active {
+                tracing::info!(rid = r.rid, system = %r.system, release = %r.release, state = ?r.state,
+                    "purging release that is not active");
+                self.purge_release(r.rid)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Delete every key of a release and its record. Idempotent; safe after a crash mid-way.
+    pub fn purge_release(&self, rid: u64) -> StoreResult<()> {
+        let _g = self.inner.commit_lock.lock();
+        let prefix = rid.to_be_bytes();
+        let i = &self.inner;
+        for tree in [&i.concepts, &i.rel, &i.rel_rev] {
+            purge_prefix(tree, &prefix)?;
+        }
+        purge_range(&i.terms, rid << 40, (rid + 1) << 40)?;
+        // mappings: the secondary indexes are found through the primary entries.
+        let mut batch_idx = sled::Batch::default();
+        let mut batch_rev = sled::Batch::default();
+        let mut n = 0usize;
+        for kv in i.map.scan_prefix(prefix) {
+            let (k, _) = kv?;
+            let body = &k[8..];
+            if let Some((from_sys, from_code, to_sys, to_code)) = keys::split4(body) {
+                batch_idx.remove(keys::map_idx_key(from_sys, from_code, to_sys, to_code, rid));
+                batch_rev.remove(keys::map_idx_key(to_sys, to_code, from_sys, from_code, rid));
+                n += 1;
+            }
+            if n >= 10_000 {
+                i.map_idx.apply_batch(std::mem::take(&mut batch_idx))?;
+                i.map_rev.apply_batch(std::mem::take(&mut batch_rev))?;
+                n = 0;
+            }
+        }
+        i.map_idx.apply_batch(batch_idx)?;
+        i.map_rev.apply_batch(batch_rev)?;
+        purge_prefix(&i.map, &prefix)?;
+        i.releases.remove(prefix)?;
+        i.db.flush()?;
+        Ok(())
+    }
+}
+
+fn purge_prefix(tree: &sled::Tree, prefix: &[u8]) -> StoreResult<()> {
+    loop {
+        let mut batch = sled::Batch::default();
+        let mut n = 0;
+        for kv in tree.scan_prefix(prefix).keys().take(10_000) {
+            batch.remove(kv?);
+            n += 1;
+        }
+        if n == 0 {
+            return Ok(());
+        }
+        tree.apply_batch(batch)?;
+    }
+}
+
+fn purge_range(tree: &sled::Tree, start: u64, end: u64) -> StoreResult<()> {
+    loop {
+        let mut batch = sled::Batch::default();
+        let mut n = 0;
+        for k in tree
+            .range(start.to_be_bytes()..end.to_be_bytes())
+            .keys()
+            .take(10_000)
+        {
+            batch.remove(k?);
+            n += 1;
+        }
+        if n == 0 {
+            return Ok(());
+        }
+        tree.apply_batch(batch)?;
+    }
+}

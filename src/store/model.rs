@@ -80,7 +80,8 @@ pub struct Term {
     /// Its role.
     pub kind: TermKind,
     /// Source vocabulary of the string when the release mixes several (UMLS SAB), else `None`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// (No `skip_serializing_if` here: the type is bincode-encoded in the store.)
+    #[serde(default)]
     pub source: Option<String>,
 }
 

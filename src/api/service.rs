@@ -1,0 +1,53 @@
+//! Service endpoints: liveness, readiness, Prometheus metrics.
+
+use super::error::{ApiError, ErrorBody};
+use super::AppState;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::Json;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// Liveness/readiness answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StatusResponse {
+    /// `ok`.
+    pub status: String,
+}
+
+/// Liveness: 200 as soon as the process serves.
+#[utoipa::path(get, path = "/health", tag = "service", responses((status = 200, body = StatusResponse)))]
+pub async fn health() -> Json<StatusResponse> {
+    Json(StatusResponse {
+        status: "ok".into(),
+    })
+}
+
+/// Readiness: 200 once the store and indexes are open, 503 before.
+#[utoipa::path(get, path = "/ready", tag = "service",
+    responses((status = 200, body = StatusResponse), (status = 503, body = ErrorBody)))]
+pub async fn ready(State(st): State<AppState>) -> Result<Json<StatusResponse>, ApiError> {
+    st.app()?;
+    Ok(Json(StatusResponse {
+        status: "ok".into(),
+    }))
+}
+
+/// Prometheus metrics (text exposition format).
+#[utoipa::path(get, path = "/metrics", tag = "service",
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String)))]
+pub async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
+    if let Ok(app) = st.app() {
+        metrics::gauge!("ontovec_jobs_active").set(app.jobs.active_count() as f64);
+        for (id, phase, done, total) in app.jobs.live_progress() {
+            let labels = [("job_id", id), ("phase", phase)];
+            metrics::gauge!("ontovec_job_done", &labels).set(done as f64);
+            metrics::gauge!("ontovec_job_total", &labels).set(total as f64);
+        }
+    }
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        st.metrics().render(),
+    )
+}

@@ -1,0 +1,143 @@
+//! The application core that both the CLI and the HTTP layer drive: the store, the job registry
+//! and the operations on them. Handlers stay thin; everything that does work lives here or in the
+//! subsystems it calls.
+
+use crate::ingest::{self, IngestError, IngestRequest, IngestResult};
+use crate::jobs::{JobError, JobManager};
+use crate::progress::Progress;
+use crate::store::{Store, StoreResult};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Settings of a running instance.
+#[derive(Debug, Clone)]
+pub struct AppConfig {
+    /// Root of all state: `store/`, `indexes/`, `uploads/`.
+    pub data_dir: PathBuf,
+    /// Folder of model folders.
+    pub models_dir: PathBuf,
+    /// Largest accepted upload per ingest request, in bytes.
+    pub max_upload_bytes: u64,
+    /// Bearer token required for writes, when set.
+    pub auth_token: Option<String>,
+}
+
+impl AppConfig {
+    /// Defaults for a data directory.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+            models_dir: PathBuf::from("models"),
+            max_upload_bytes: 16 << 30,
+            auth_token: None,
+        }
+    }
+
+    /// Where the sled store lives.
+    pub fn store_dir(&self) -> PathBuf {
+        self.data_dir.join("store")
+    }
+
+    /// Where uploads are staged.
+    pub fn uploads_dir(&self) -> PathBuf {
+        self.data_dir.join("uploads")
+    }
+}
+
+/// The opened application.
+pub struct App {
+    /// Settings.
+    pub config: AppConfig,
+    /// Source of truth.
+    pub store: Store,
+    /// Background jobs.
+    pub jobs: JobManager,
+    ingest_lock: parking_lot::Mutex<()>,
+}
+
+impl App {
+    /// Open the store (refusing a newer or un-migrated schema) and the job registry.
+    pub fn open(config: AppConfig) -> StoreResult<Arc<Self>> {
+        let store = Store::open(&config.store_dir())?;
+        let jobs = JobManager::open(&store)?;
+        // Uploads of jobs that died with the previous process are useless now.
+        let _ = std::fs::remove_dir_all(config.uploads_dir());
+        Ok(Arc::new(Self {
+            config,
+            store,
+            jobs,
+            ingest_lock: parking_lot::Mutex::new(()),
+        }))
+    }
+
+    /// Run an ingest to completion on this thread (CLI path). Ingests run one at a time.
+    pub fn ingest(
+        &self,
+        req: &IngestRequest,
+        progress: Arc<Progress>,
+    ) -> Result<IngestResult, IngestError> {
+        let _g = self.ingest_lock.lock();
+        ingest::ingest_release(&self.store, req, progress)
+    }
+
+    /// Queue an ingest as a background job and return its id at once (HTTP path). `cleanup` is
+    /// a directory (the staged upload) removed when the job ends, whatever its outcome.
+    pub fn submit_ingest(
+        self: &Arc<Self>,
+        req: IngestRequest,
+        cleanup: Option<PathBuf>,
+    ) -> StoreResult<String> {
+        let (id, progress) = self.jobs.create("ingest")?;
+        let app = self.clone();
+        let job = id.clone();
+        std::thread::Builder::new()
+            .name(format!("ingest-{}", &id[..8]))
+            .spawn(move || {
+                let _g = app.ingest_lock.lock();
+                let _ = app.jobs.start(&job);
+                let outcome = ingest::ingest_release(&app.store, &req, progress);
+                let _ = match outcome {
+                    Ok(r) => app
+                        .jobs
+                        .succeed(&job, serde_json::to_value(&r).unwrap_or_default()),
+                    Err(e) => app.jobs.fail(&job, job_error(&e)),
+                };
+                if let Some(dir) = cleanup {
+                    let _ = std::fs::remove_dir_all(dir);
+                }
+            })
+            .map_err(|e| crate::store::StoreError::Aborted(format!("cannot start job: {e}")))?;
+        Ok(id)
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> &Path {
+        &self.config.data_dir
+    }
+}
+
+/// Describe an ingest failure for the job API.
+pub fn job_error(e: &IngestError) -> JobError {
+    match e {
+        IngestError::Load(le) => {
+            let (file, line) = match le.location() {
+                Some((f, l)) => (Some(f.to_string()), Some(l)),
+                None => (None, None),
+            };
+            let message = match le {
+                crate::ontology::LoadError::Malformed { message, .. } => message.clone(),
+                other => other.to_string(),
+            };
+            JobError {
+                file,
+                line,
+                message,
+            }
+        }
+        other => JobError {
+            file: None,
+            line: None,
+            message: other.to_string(),
+        },
+    }
+}

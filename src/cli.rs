@@ -1,0 +1,174 @@
+//! Command-line interface: argument parsing (clap, every flag also from the environment) kept
+//! apart from the work, which lives in the library.
+
+use crate::app::{App, AppConfig};
+use crate::ingest::IngestRequest;
+use crate::ontology::{Format, InputFile};
+use crate::progress::{spawn_bar, Progress};
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// ontovec: embedding database and semantic search server for medical terminologies.
+#[derive(Debug, Parser)]
+#[command(name = "ontovec", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options shared by commands that open a data directory.
+#[derive(Debug, Args, Clone)]
+pub struct DataArgs {
+    /// Data directory (store, indexes, uploads).
+    #[arg(long, env = "ONTOVEC_DATA_DIR", default_value = "data/ontovec")]
+    pub data_dir: PathBuf,
+    /// Folder of model folders.
+    #[arg(long, env = "ONTOVEC_MODELS_DIR", default_value = "models")]
+    pub models_dir: PathBuf,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the HTTP API.
+    Serve {
+        /// Data directory options.
+        #[command(flatten)]
+        data: DataArgs,
+        /// Address to listen on.
+        #[arg(long, env = "ONTOVEC_ADDR", default_value = "127.0.0.1:8080")]
+        addr: SocketAddr,
+        /// Bearer token required for write endpoints (required to bind a non-loopback address).
+        #[arg(long, env = "ONTOVEC_AUTH_TOKEN")]
+        auth_token: Option<String>,
+        /// Largest ingest upload in bytes.
+        #[arg(long, env = "ONTOVEC_MAX_UPLOAD_BYTES", default_value_t = 16 << 30)]
+        max_upload_bytes: u64,
+    },
+    /// Ingest a terminology release from files.
+    Ingest {
+        /// Data directory options.
+        #[command(flatten)]
+        data: DataArgs,
+        /// Input format (umls-rrf, rxnorm-rrf, loinc-csv, phecode-csv, icd10cm-xml, icd9cm-txt, icd9cm-csv, obo).
+        #[arg(long, env = "ONTOVEC_FORMAT")]
+        format: Format,
+        /// Release label.
+        #[arg(long, env = "ONTOVEC_RELEASE")]
+        release: String,
+        /// System name (default: the format's own, or the OBO `ontology:` header).
+        #[arg(long, env = "ONTOVEC_SYSTEM")]
+        system: Option<String>,
+        /// Replace an existing release with the same label.
+        #[arg(long)]
+        replace: bool,
+        /// Skip (exit 0) when this release is already loaded, instead of failing.
+        #[arg(long)]
+        if_absent: bool,
+        /// Input files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Upgrade the store's schema to this binary's version.
+    Migrate {
+        /// Data directory options.
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// Print the OpenAPI document (YAML).
+    Openapi,
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("ONTOVEC_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tantivy=warn,sled=warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Parse arguments and run.
+pub fn run() -> Result<()> {
+    let cli = Cli::parse();
+    init_tracing();
+    match cli.command {
+        Command::Openapi => {
+            print!("{}", crate::api::openapi::yaml());
+            Ok(())
+        }
+        Command::Migrate { data } => {
+            let cfg = AppConfig::new(&data.data_dir);
+            let m = crate::store::migrate::migrate(&cfg.store_dir())?;
+            println!(
+                "store at {}: schema {} -> {}",
+                cfg.store_dir().display(),
+                m.from.map(|v| v.to_string()).unwrap_or_else(|| "new".into()),
+                m.to
+            );
+            Ok(())
+        }
+        Command::Ingest {
+            data,
+            format,
+            release,
+            system,
+            replace,
+            if_absent,
+            files,
+        } => {
+            let mut cfg = AppConfig::new(&data.data_dir);
+            cfg.models_dir = data.models_dir;
+            let app = App::open(cfg).context("opening the store")?;
+            let req = IngestRequest {
+                format,
+                release,
+                system,
+                files: files.into_iter().map(InputFile::from_path).collect(),
+                replace,
+            };
+            let progress = Progress::new();
+            let stop = Arc::new(AtomicBool::new(false));
+            let bar = spawn_bar(progress.clone(), stop.clone());
+            let outcome = app.ingest(&req, progress);
+            stop.store(true, Ordering::Relaxed);
+            let _ = bar.join();
+            match outcome {
+                Ok(r) => {
+                    println!("{}", serde_json::to_string_pretty(&r)?);
+                    Ok(())
+                }
+                Err(crate::ingest::IngestError::Store(
+                    crate::store::StoreError::ReleaseExists { system, release },
+                )) if if_absent => {
+                    println!("{system} {release} is already loaded; skipped");
+                    Ok(())
+                }
+                Err(e) => bail!("ingest failed: {e}"),
+            }
+        }
+        Command::Serve {
+            data,
+            addr,
+            auth_token,
+            max_upload_bytes,
+        } => {
+            if !addr.ip().is_loopback() && auth_token.is_none() {
+                bail!("refusing to listen on non-loopback {addr} without --auth-token (writes would be open to the network)");
+            }
+            let mut cfg = AppConfig::new(&data.data_dir);
+            cfg.models_dir = data.models_dir;
+            cfg.auth_token = auth_token;
+            cfg.max_upload_bytes = max_upload_bytes;
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(crate::server::serve(cfg, addr))
+        }
+    }
+}

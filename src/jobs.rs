@@ -1,0 +1,210 @@
+//! Background jobs (ingest, embedding): status persisted in the store's `jobs` tree so it
+//! survives restarts, live progress from a shared [`Progress`]. Jobs that were queued or running
+//! when the process died are marked failed at start-up with a clear message — their releases
+//! were never made visible, so nothing partial remains.
+
+use crate::progress::Progress;
+use crate::store::writer::now_rfc3339;
+use crate::store::{Store, StoreError, StoreResult};
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::Arc;
+use utoipa::ToSchema;
+
+/// Lifecycle of a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    /// Waiting for its turn.
+    Queued,
+    /// Working.
+    Running,
+    /// Finished; `result` is set.
+    Succeeded,
+    /// Failed; `error` is set; nothing of it is visible.
+    Failed,
+}
+
+/// Where a job failed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct JobError {
+    /// Input file, when the failure is in one.
+    pub file: Option<String>,
+    /// 1-based line in that file (0 when the file as a whole is at fault).
+    pub line: Option<u64>,
+    /// What went wrong.
+    pub message: String,
+}
+
+/// Status of a job as reported by `GET /v1/jobs/{job_id}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct JobStatus {
+    /// Job id.
+    pub job_id: String,
+    /// What the job does (`ingest`, `embed`).
+    pub kind: String,
+    /// Lifecycle state.
+    pub state: JobState,
+    /// Current phase (`parsing`, `indexing terms`, `embedding`, ...).
+    pub phase: String,
+    /// Work done in the current phase (bytes while parsing, items after).
+    pub done: u64,
+    /// Total work of the current phase (0 when unknown).
+    pub total: u64,
+    /// Failure, when failed.
+    pub error: Option<JobError>,
+    /// Outcome (counts), when succeeded.
+    #[schema(value_type = Object)]
+    pub result: Option<serde_json::Value>,
+    /// Creation time (RFC 3339).
+    pub created_at: String,
+    /// Completion time (RFC 3339).
+    pub finished_at: Option<String>,
+}
+
+/// Registry of jobs.
+#[derive(Clone)]
+pub struct JobManager {
+    tree: sled::Tree,
+    db: sled::Db,
+    live: Arc<Mutex<HashMap<String, Arc<Progress>>>>,
+}
+
+impl JobManager {
+    /// Open the registry and fail jobs a previous process left unfinished.
+    pub fn open(store: &Store) -> StoreResult<Self> {
+        let tree = store.db().open_tree("jobs")?;
+        let jm = Self {
+            tree,
+            db: store.db().clone(),
+            live: Default::default(),
+        };
+        for kv in jm.tree.iter() {
+            let (k, v) = kv?;
+            let Ok(mut st) = serde_json::from_slice::<JobStatus>(&v) else {
+                continue;
+            };
+            if matches!(st.state, JobState::Queued | JobState::Running) {
+                st.state = JobState::Failed;
+                st.error = Some(JobError {
+                    file: None,
+                    line: None,
+                    message: "interrupted: the server stopped while this job ran; nothing of it was kept — submit it again".into(),
+                });
+                st.finished_at = Some(now_rfc3339());
+                jm.tree.insert(k, serde_json::to_vec(&st).unwrap_or_default())?;
+            }
+        }
+        jm.db.flush()?;
+        Ok(jm)
+    }
+
+    /// Create a queued job and return its id and progress handle.
+    pub fn create(&self, kind: &str) -> StoreResult<(String, Arc<Progress>)> {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let st = JobStatus {
+            job_id: id.clone(),
+            kind: kind.into(),
+            state: JobState::Queued,
+            phase: "queued".into(),
+            done: 0,
+            total: 0,
+            error: None,
+            result: None,
+            created_at: now_rfc3339(),
+            finished_at: None,
+        };
+        self.put(&st)?;
+        // Acknowledged jobs survive a crash (as failed-interrupted at worst).
+        self.db.flush()?;
+        let p = Progress::new();
+        self.live.lock().insert(id.clone(), p.clone());
+        Ok((id, p))
+    }
+
+    fn put(&self, st: &JobStatus) -> StoreResult<()> {
+        self.tree.insert(
+            st.job_id.as_bytes(),
+            serde_json::to_vec(st).map_err(|e| StoreError::Aborted(e.to_string()))?,
+        )?;
+        Ok(())
+    }
+
+    fn update(&self, id: &str, f: impl FnOnce(&mut JobStatus)) -> StoreResult<()> {
+        if let Some(mut st) = self.stored(id)? {
+            f(&mut st);
+            self.put(&st)?;
+            self.db.flush()?;
+        }
+        Ok(())
+    }
+
+    fn stored(&self, id: &str) -> StoreResult<Option<JobStatus>> {
+        Ok(self
+            .tree
+            .get(id.as_bytes())?
+            .and_then(|v| serde_json::from_slice(&v).ok()))
+    }
+
+    /// Mark a job running.
+    pub fn start(&self, id: &str) -> StoreResult<()> {
+        self.update(id, |s| s.state = JobState::Running)
+    }
+
+    /// Mark a job succeeded with its result.
+    pub fn succeed(&self, id: &str, result: serde_json::Value) -> StoreResult<()> {
+        let r = self.update(id, |s| {
+            s.state = JobState::Succeeded;
+            s.phase = "done".into();
+            s.result = Some(result);
+            s.finished_at = Some(now_rfc3339());
+        });
+        self.live.lock().remove(id);
+        r
+    }
+
+    /// Mark a job failed.
+    pub fn fail(&self, id: &str, error: JobError) -> StoreResult<()> {
+        let r = self.update(id, |s| {
+            s.state = JobState::Failed;
+            s.error = Some(error);
+            s.finished_at = Some(now_rfc3339());
+        });
+        self.live.lock().remove(id);
+        r
+    }
+
+    /// Current status (live progress merged in for running jobs).
+    pub fn get(&self, id: &str) -> StoreResult<Option<JobStatus>> {
+        let Some(mut st) = self.stored(id)? else {
+            return Ok(None);
+        };
+        if let Some(p) = self.live.lock().get(id) {
+            let (phase, done, total) = p.snapshot();
+            if st.state == JobState::Running {
+                st.phase = phase;
+                st.done = done;
+                st.total = total;
+            }
+        }
+        Ok(Some(st))
+    }
+
+    /// Number of jobs queued or running (for metrics).
+    pub fn active_count(&self) -> usize {
+        self.live.lock().len()
+    }
+
+    /// Progress of all live jobs (for metrics).
+    pub fn live_progress(&self) -> Vec<(String, String, u64, u64)> {
+        self.live
+            .lock()
+            .iter()
+            .map(|(id, p)| {
+                let (ph, d, t) = p.snapshot();
+                (id.clone(), ph, d, t)
+            })
+            .collect()
+    }
+}
