@@ -108,7 +108,9 @@ pub fn run() -> Result<()> {
             println!(
                 "store at {}: schema {} -> {}",
                 cfg.store_dir().display(),
-                m.from.map(|v| v.to_string()).unwrap_or_else(|| "new".into()),
+                m.from
+                    .map(|v| v.to_string())
+                    .unwrap_or_else(|| "new".into()),
                 m.to
             );
             Ok(())

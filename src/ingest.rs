@@ -135,8 +135,9 @@ pub fn ingest_release(
         )));
     }
     let system = resolve_system(req)?;
-    let mut writer = ReleaseWriter::begin(store, &system, &req.release, req.format.name(), req.replace)?
-        .with_progress(progress.clone());
+    let mut writer =
+        ReleaseWriter::begin(store, &system, &req.release, req.format.name(), req.replace)?
+            .with_progress(progress.clone());
     let total = ontology::input::total_size(&req.files);
     progress.phase("parsing", total);
     let opts = LoadOptions::for_system(&system);

@@ -93,7 +93,8 @@ impl JobManager {
                     message: "interrupted: the server stopped while this job ran; nothing of it was kept — submit it again".into(),
                 });
                 st.finished_at = Some(now_rfc3339());
-                jm.tree.insert(k, serde_json::to_vec(&st).unwrap_or_default())?;
+                jm.tree
+                    .insert(k, serde_json::to_vec(&st).unwrap_or_default())?;
             }
         }
         jm.db.flush()?;

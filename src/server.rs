@@ -12,6 +12,15 @@ pub async fn serve(cfg: AppConfig, addr: SocketAddr) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
+    serve_listener(cfg, listener, shutdown_signal()).await
+}
+
+/// Serve on an already bound listener until `shutdown` completes (tests bind port 0).
+pub async fn serve_listener(
+    cfg: AppConfig,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<()> {
     tracing::info!(addr = %listener.local_addr()?, "listening");
     let state = AppState::new(cfg.auth_token.clone());
     let opener = state.clone();
@@ -37,7 +46,7 @@ pub async fn serve(cfg: AppConfig, addr: SocketAddr) -> Result<()> {
         listener,
         router(state).into_make_service_with_connect_info::<SocketAddr>(),
     )
-    .with_graceful_shutdown(shutdown_signal())
+    .with_graceful_shutdown(shutdown)
     .await?;
     tracing::info!("draining done; flushing store");
     if let Ok(Some(app)) = app_handle.await {

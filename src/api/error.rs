@@ -94,7 +94,8 @@ impl IntoResponse for ApiError {
         if self.status.is_server_error() {
             tracing::error!(code = self.code, message = %self.message, "request failed");
         }
-        let body = json!({"error": {"code": self.code, "message": self.message, "details": self.details}});
+        let body =
+            json!({"error": {"code": self.code, "message": self.message, "details": self.details}});
         let mut resp = (self.status, axum::Json(body)).into_response();
         if let Some(secs) = self.retry_after {
             if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
@@ -112,9 +113,11 @@ impl From<StoreError> for ApiError {
                 ApiError::new(StatusCode::CONFLICT, "release_exists", e.to_string())
                     .with_details(json!({"system": system, "release": release}))
             }
-            StoreError::SchemaTooNew { .. } | StoreError::NeedsMigration { .. } => {
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store_version", e.to_string())
-            }
+            StoreError::SchemaTooNew { .. } | StoreError::NeedsMigration { .. } => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store_version",
+                e.to_string(),
+            ),
             StoreError::Aborted(m) => ApiError::bad_request(m.clone()),
             StoreError::Sled(_) | StoreError::Corrupt { .. } => ApiError::internal(e.to_string()),
         }
@@ -189,3 +192,26 @@ pub struct ApiPath<T>(pub T);
 #[derive(Debug, axum::extract::FromRequestParts)]
 #[from_request(via(axum::extract::Query), rejection(ApiError))]
 pub struct ApiQuery<T>(pub T);
+
+impl From<axum::extract::multipart::MultipartRejection> for ApiError {
+    fn from(r: axum::extract::multipart::MultipartRejection) -> Self {
+        ApiError::bad_request(format!(
+            "expected a multipart/form-data body: {}",
+            r.body_text()
+        ))
+    }
+}
+
+/// Multipart extractor whose rejections use our error shape.
+#[derive(Debug)]
+pub struct ApiMultipart(pub axum::extract::Multipart);
+
+impl<S: Send + Sync> axum::extract::FromRequest<S> for ApiMultipart {
+    type Rejection = ApiError;
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Multipart::from_request(req, state)
+            .await
+            .map(ApiMultipart)
+            .map_err(ApiError::from)
+    }
+}

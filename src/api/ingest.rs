@@ -1,12 +1,12 @@
 //! `POST /v1/ingest` (multipart upload streamed to disk, then a background job) and
 //! `GET /v1/jobs/{job_id}`.
 
-use super::error::{ApiError, ApiPath, ErrorBody};
+use super::error::{ApiError, ApiMultipart, ApiPath, ErrorBody};
 use super::AppState;
 use crate::ingest::IngestRequest;
 use crate::jobs::JobStatus;
 use crate::ontology::{Format, InputFile};
-use axum::extract::{Multipart, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use serde::Serialize;
@@ -56,7 +56,11 @@ pub fn safe_file_name(raw: &str) -> Option<String> {
 
 fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
     if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", e.body_text())
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            e.body_text(),
+        )
     } else {
         ApiError::bad_request(format!("malformed multipart body: {}", e.body_text()))
     }
@@ -72,7 +76,7 @@ fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
         (status = 401, body = ErrorBody), (status = 409, body = ErrorBody), (status = 413, body = ErrorBody)))]
 pub async fn ingest(
     State(st): State<AppState>,
-    mut multipart: Multipart,
+    ApiMultipart(mut multipart): ApiMultipart,
 ) -> Result<(StatusCode, Json<JobCreated>), ApiError> {
     let app = st.app()?;
     let staging = app

@@ -64,7 +64,11 @@ impl AppState {
 
     /// The application, or 503 while it is opening.
     pub fn app(&self) -> Result<Arc<App>, ApiError> {
-        self.inner.app.get().cloned().ok_or_else(ApiError::not_ready)
+        self.inner
+            .app
+            .get()
+            .cloned()
+            .ok_or_else(ApiError::not_ready)
     }
 
     /// The Prometheus handle.
@@ -159,7 +163,10 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(service::metrics))
         .route("/v1/sources", get(ontology::sources))
         .route("/v1/jobs/{job_id}", get(ingest::job))
-        .route("/v1/systems/{system}/concepts/{code}", get(ontology::concept))
+        .route(
+            "/v1/systems/{system}/concepts/{code}",
+            get(ontology::concept),
+        )
         .route(
             "/v1/systems/{system}/concepts/{code}/ancestors",
             get(ontology::ancestors),

@@ -115,7 +115,9 @@ pub struct ConceptView {
 
 fn check_ref(system: &str, code: &str) -> Result<(), ApiError> {
     if system.is_empty() || system.len() > 64 || code.is_empty() || code.len() > 256 {
-        return Err(ApiError::bad_request("system and code must be 1-64 and 1-256 characters"));
+        return Err(ApiError::bad_request(
+            "system and code must be 1-64 and 1-256 characters",
+        ));
     }
     Ok(())
 }
@@ -216,7 +218,12 @@ pub struct TraversalResponse {
     pub truncated: bool,
 }
 
-async fn traverse(st: AppState, system: String, code: String, up: bool) -> Result<Json<TraversalResponse>, ApiError> {
+async fn traverse(
+    st: AppState,
+    system: String,
+    code: String,
+    up: bool,
+) -> Result<Json<TraversalResponse>, ApiError> {
     check_ref(&system, &code)?;
     let app = st.app()?;
     blocking(move || {

@@ -3,6 +3,12 @@
 use super::{InputFile, LoadError, LoadOptions, Sink};
 
 /// Load a release from `files` into `sink`.
-pub fn load(_files: &[InputFile], _opts: &LoadOptions, _sink: &mut dyn Sink) -> Result<(), LoadError> {
-    Err(LoadError::Files("the icd10cm loader is not implemented yet".into()))
+pub fn load(
+    _files: &[InputFile],
+    _opts: &LoadOptions,
+    _sink: &mut dyn Sink,
+) -> Result<(), LoadError> {
+    Err(LoadError::Files(
+        "the icd10cm loader is not implemented yet".into(),
+    ))
 }

@@ -42,7 +42,9 @@ impl<R: Read> Read for CountingReader<R> {
 }
 
 /// Open a file for streaming, mapping the error to the file's name.
-pub fn open(file: &InputFile) -> Result<(BufReader<CountingReader<File>>, Arc<AtomicU64>), LoadError> {
+pub fn open(
+    file: &InputFile,
+) -> Result<(BufReader<CountingReader<File>>, Arc<AtomicU64>), LoadError> {
     let f = File::open(&file.path).map_err(|e| LoadError::Io {
         file: file.name.clone(),
         source: e,
@@ -224,7 +226,11 @@ impl CsvInput {
             .map_err(|e| csv_error(&file.name, e))?
             .clone();
         if header.is_empty() || (header.len() == 1 && header[0].trim().is_empty()) {
-            return Err(LoadError::malformed(&file.name, 1, "empty file: no header row"));
+            return Err(LoadError::malformed(
+                &file.name,
+                1,
+                "empty file: no header row",
+            ));
         }
         let mut columns = HashMap::new();
         for (i, h) in header.iter().enumerate() {
@@ -253,11 +259,7 @@ impl CsvInput {
             .get(&column.to_ascii_uppercase())
             .copied()
             .ok_or_else(|| {
-                LoadError::malformed(
-                    &self.name,
-                    1,
-                    format!("missing required column '{column}'"),
-                )
+                LoadError::malformed(&self.name, 1, format!("missing required column '{column}'"))
             })
     }
 
@@ -328,7 +330,10 @@ mod tests {
     fn temp(content: &[u8], name: &str) -> (tempfile::TempDir, InputFile) {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join(name);
-        std::fs::File::create(&p).unwrap().write_all(content).unwrap();
+        std::fs::File::create(&p)
+            .unwrap()
+            .write_all(content)
+            .unwrap();
         let f = InputFile::from_path(&p);
         (dir, f)
     }
@@ -359,6 +364,10 @@ mod tests {
         let (_d2, f2) = temp(b"A,B\n1,2\nA,B\n", "d.csv");
         let mut c = CsvInput::open(&f2).unwrap();
         c.next_record().unwrap();
-        assert!(c.next_record().unwrap_err().to_string().contains("duplicate header"));
+        assert!(c
+            .next_record()
+            .unwrap_err()
+            .to_string()
+            .contains("duplicate header"));
     }
 }

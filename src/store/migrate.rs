@@ -45,10 +45,13 @@ fn build_map_rev(store: &Store) -> StoreResult<()> {
             continue;
         };
         if let Some((fs, fc, ts, tc)) = keys::split4(body) {
-            batch.insert(keys::map_idx_key(ts, tc, fs, fc, keys::read_u64(rid)), &[][..]);
+            batch.insert(
+                keys::map_idx_key(ts, tc, fs, fc, keys::read_u64(rid)),
+                &[][..],
+            );
             n += 1;
         }
-        if n % 50_000 == 0 {
+        if n.is_multiple_of(50_000) {
             i.map_rev.apply_batch(std::mem::take(&mut batch))?;
         }
     }
@@ -86,7 +89,11 @@ pub fn migrate(dir: &std::path::Path) -> StoreResult<Migrated> {
     }
     let start = v;
     for step in STEPS.iter().filter(|s| s.version > start) {
-        tracing::info!(version = step.version, file = step.file, "applying migration");
+        tracing::info!(
+            version = step.version,
+            file = step.file,
+            "applying migration"
+        );
         (step.apply)(&store)?;
         store.set_schema_version(step.version)?;
         v = step.version;

@@ -133,7 +133,10 @@ pub(crate) fn encode<T: Serialize>(v: &T) -> Vec<u8> {
     bincode::serialize(v).unwrap_or_default()
 }
 
-pub(crate) fn decode<T: for<'de> Deserialize<'de>>(tree: &'static str, bytes: &[u8]) -> StoreResult<T> {
+pub(crate) fn decode<T: for<'de> Deserialize<'de>>(
+    tree: &'static str,
+    bytes: &[u8],
+) -> StoreResult<T> {
     bincode::deserialize(bytes).map_err(|e| StoreError::Corrupt {
         tree,
         message: e.to_string(),

@@ -54,10 +54,7 @@ impl Store {
             return Ok(None);
         };
         let concept: Concept = decode("concepts", &v)?;
-        let release = self
-            .release(rid)?
-            .map(|r| r.release)
-            .unwrap_or_default();
+        let release = self.release(rid)?.map(|r| r.release).unwrap_or_default();
         Ok(Some(ConceptRecord {
             system: system.to_string(),
             release,

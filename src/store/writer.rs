@@ -51,7 +51,9 @@ impl ReleaseWriter {
         replace: bool,
     ) -> StoreResult<Self> {
         if !valid_code(system) || system.contains('\0') {
-            return Err(StoreError::Aborted(format!("invalid system name '{system}'")));
+            return Err(StoreError::Aborted(format!(
+                "invalid system name '{system}'"
+            )));
         }
         if !replace {
             check_not_exists(store, system, release)?;
@@ -123,7 +125,8 @@ impl ReleaseWriter {
     fn flush_batches(&mut self) -> StoreResult<()> {
         let i = &self.store.inner;
         i.rel.apply_batch(std::mem::take(&mut self.rel_batch))?;
-        i.rel_rev.apply_batch(std::mem::take(&mut self.rel_rev_batch))?;
+        i.rel_rev
+            .apply_batch(std::mem::take(&mut self.rel_rev_batch))?;
         i.map.apply_batch(std::mem::take(&mut self.map_batch))?;
         i.map_idx.apply_batch(std::mem::take(&mut self.idx_batch))?;
         i.map_rev.apply_batch(std::mem::take(&mut self.rev_batch))?;
@@ -154,13 +157,13 @@ impl ReleaseWriter {
         info.loaded_at = now_rfc3339();
         let system = info.system.clone();
         let replace = self.replace;
-        let res: Result<Option<u64>, TransactionError<StoreError>> = (&i.releases, &i.active, &i.meta)
-            .transaction(|(releases, active, meta)| {
+        let res: Result<Option<u64>, TransactionError<StoreError>> =
+            (&i.releases, &i.active, &i.meta).transaction(|(releases, active, meta)| {
                 let old = active.get(system.as_bytes())?.map(|v| keys::read_u64(&v));
                 if let Some(old_rid) = old {
                     if let Some(v) = releases.get(old_rid.to_be_bytes())? {
-                        let mut old_info: ReleaseInfo = decode("releases", &v)
-                            .map_err(ConflictableTransactionError::Abort)?;
+                        let mut old_info: ReleaseInfo =
+                            decode("releases", &v).map_err(ConflictableTransactionError::Abort)?;
                         if old_info.release == info.release && !replace {
                             return Err(ConflictableTransactionError::Abort(
                                 StoreError::ReleaseExists {

@@ -1,0 +1,273 @@
+//! In-process router tests (tower `oneshot`) for the service and ontology endpoints, plus one
+//! real-socket test, and the OpenAPI drift check.
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use ontovec::api::{router, AppState};
+use ontovec::app::{App, AppConfig};
+use ontovec::ontology::Sink;
+use ontovec::store::model::{Concept, ConceptRef, Mapping, Relation, Term, TermKind};
+use ontovec::store::writer::ReleaseWriter;
+use serde_json::Value;
+use std::sync::Arc;
+use tower::ServiceExt;
+
+fn app_with_data() -> (tempfile::TempDir, Arc<App>) {
+    let dir = tempfile::tempdir().unwrap();
+    let app = App::open(AppConfig::new(dir.path())).unwrap();
+    let mut w = ReleaseWriter::begin(&app.store, "ICD10CM", "2026", "icd10cm-xml", false).unwrap();
+    let mut e11 = Concept::new("E11", "Type 2 diabetes mellitus");
+    e11.add_term(Term::new("diabetes mellitus type II", TermKind::Inclusion));
+    w.concept(e11).unwrap();
+    w.concept(Concept::new(
+        "E11.9",
+        "Type 2 diabetes mellitus without complications",
+    ))
+    .unwrap();
+    w.relation(Relation {
+        from: "E11.9".into(),
+        rel: "is_a".into(),
+        to: "E11".into(),
+    })
+    .unwrap();
+    w.mapping(Mapping {
+        from: ConceptRef::new("ICD10CM", "E11.9"),
+        to: ConceptRef::new("PHECODE", "250.2"),
+        relation: "maps_to".into(),
+        source: "phecode map".into(),
+    })
+    .unwrap();
+    w.commit().unwrap();
+    (dir, app)
+}
+
+async fn call(app: &axum::Router, req: Request<Body>) -> (StatusCode, Value) {
+    let resp = app.clone().oneshot(req).await.unwrap();
+    let status = resp.status();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    let v = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    (status, v)
+}
+
+fn get(uri: &str) -> Request<Body> {
+    Request::get(uri).body(Body::empty()).unwrap()
+}
+
+#[tokio::test]
+async fn health_is_up_before_ready() {
+    let r = router(AppState::new(None));
+    assert_eq!(call(&r, get("/health")).await.0, StatusCode::OK);
+    let (s, v) = call(&r, get("/ready")).await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(v["error"]["code"], "not_ready");
+    let (s, _) = call(&r, get("/v1/sources")).await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
+}
+
+#[tokio::test]
+async fn browse_concepts_hierarchy_and_mappings() {
+    let (_d, app) = app_with_data();
+    let r = router(AppState::with_app(app));
+    assert_eq!(call(&r, get("/ready")).await.0, StatusCode::OK);
+    let (s, v) = call(&r, get("/v1/systems/ICD10CM/concepts/E11.9")).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        v["preferred_term"],
+        "Type 2 diabetes mellitus without complications"
+    );
+    assert_eq!(v["parents"][0]["code"], "E11");
+    assert_eq!(v["release"], "2026");
+    let (_, v) = call(&r, get("/v1/systems/icd10cm/concepts/E11")).await;
+    assert_eq!(v["children"][0]["code"], "E11.9");
+    assert!(v["terms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|t| t["kind"] == "inclusion"));
+    let (_, v) = call(&r, get("/v1/systems/ICD10CM/concepts/E11.9/ancestors")).await;
+    assert_eq!(v["concepts"][0]["code"], "E11");
+    assert_eq!(v["concepts"][0]["depth"], 1);
+    let (_, v) = call(&r, get("/v1/systems/ICD10CM/concepts/E11/descendants")).await;
+    assert_eq!(v["concepts"][0]["code"], "E11.9");
+    let (s, v) = call(
+        &r,
+        get("/v1/systems/ICD10CM/concepts/E11.9/mappings?target=PHECODE"),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["mappings"][0]["code"], "250.2");
+    assert_eq!(v["mappings"][0]["direction"], "forward");
+    // the other way round, even though PHECODE itself is not loaded
+    let (s, v) = call(&r, get("/v1/systems/PHECODE/concepts/250.2/mappings")).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["mappings"][0]["code"], "E11.9");
+    let (s, v) = call(&r, get("/v1/sources")).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["sources"][0]["system"], "ICD10CM");
+    assert_eq!(v["sources"][0]["concepts"], 2);
+}
+
+#[tokio::test]
+async fn unknown_ids_and_bad_input_get_the_error_shape() {
+    let (_d, app) = app_with_data();
+    let r = router(AppState::with_app(app));
+    let (s, v) = call(&r, get("/v1/systems/ICD10CM/concepts/Z99.99")).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert_eq!(v["error"]["code"], "not_found");
+    let (s, v) = call(&r, get("/v1/systems/NOPE/concepts/X")).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert_eq!(v["error"]["code"], "unknown_system");
+    let (s, v) = call(&r, get("/v1/jobs/doesnotexist")).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert!(v["error"]["message"].is_string());
+    let (s, v) = call(&r, get("/v1/no/such/endpoint")).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert_eq!(v["error"]["code"], "not_found");
+    let long = "X".repeat(300);
+    let (s, _) = call(&r, get(&format!("/v1/systems/ICD10CM/concepts/{long}"))).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    // ingest without multipart content type
+    let req = Request::post("/v1/ingest")
+        .header("content-type", "application/json")
+        .body(Body::from("{}"))
+        .unwrap();
+    let (s, v) = call(&r, req).await;
+    assert!(s.is_client_error(), "{s}");
+    assert!(v["error"]["code"].is_string());
+}
+
+fn multipart(fields: &[(&str, &str)], files: &[(&str, &[u8])]) -> (String, Vec<u8>) {
+    let boundary = "XBOUNDARYx42";
+    let mut body = Vec::new();
+    for (k, v) in fields {
+        body.extend_from_slice(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n")
+                .as_bytes(),
+        );
+    }
+    for (name, data) in files {
+        body.extend_from_slice(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\nContent-Type: application/octet-stream\r\n\r\n").as_bytes(),
+        );
+        body.extend_from_slice(data);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+#[tokio::test]
+async fn ingest_form_is_validated_and_auth_is_enforced() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = AppConfig::new(dir.path());
+    cfg.auth_token = Some("s3cret".into());
+    let app = App::open(cfg).unwrap();
+    let r = router(AppState::with_app(app));
+    let (ct, body) = multipart(&[("format", "obo"), ("release", "1")], &[("x.obo", b"")]);
+    let req = Request::post("/v1/ingest")
+        .header("content-type", &ct)
+        .body(Body::from(body.clone()))
+        .unwrap();
+    let (s, v) = call(&r, req).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    assert_eq!(v["error"]["code"], "unauthorized");
+    let auth = |b: Vec<u8>, ct: &str| {
+        Request::post("/v1/ingest")
+            .header("content-type", ct)
+            .header("authorization", "Bearer s3cret")
+            .body(Body::from(b))
+            .unwrap()
+    };
+    let (ct2, b2) = multipart(&[("format", "nope"), ("release", "1")], &[("x.obo", b"")]);
+    let (s, v) = call(&r, auth(b2, &ct2)).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(v["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("unknown format"));
+    let (ct3, b3) = multipart(
+        &[("format", "obo"), ("release", "bad label!")],
+        &[("x.obo", b"")],
+    );
+    assert_eq!(call(&r, auth(b3, &ct3)).await.0, StatusCode::BAD_REQUEST);
+    let (ct4, b4) = multipart(&[("format", "obo"), ("release", "1")], &[]);
+    assert_eq!(call(&r, auth(b4, &ct4)).await.0, StatusCode::BAD_REQUEST);
+    let (ct5, b5) = multipart(&[("format", "obo"), ("release", "1"), ("evil", "x")], &[]);
+    assert_eq!(call(&r, auth(b5, &ct5)).await.0, StatusCode::BAD_REQUEST);
+}
+
+#[test]
+fn upload_names_cannot_traverse() {
+    use ontovec::api::ingest::safe_file_name;
+    assert_eq!(
+        safe_file_name("../../etc/passwd").as_deref(),
+        Some("passwd")
+    );
+    assert_eq!(
+        safe_file_name("..\\..\\MRCONSO.RRF").as_deref(),
+        Some("MRCONSO.RRF")
+    );
+    assert_eq!(safe_file_name("..").as_deref(), None);
+    assert_eq!(safe_file_name("/").as_deref(), None);
+    assert_eq!(safe_file_name("a b$c.csv").as_deref(), Some("abc.csv"));
+}
+
+#[test]
+fn openapi_yaml_matches_the_code() {
+    let committed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.yaml"))
+        .expect("openapi.yaml at the repo root");
+    let generated = ontovec::api::openapi::yaml();
+    assert!(
+        committed == generated,
+        "openapi.yaml is stale: run `cargo run -- openapi > openapi.yaml`"
+    );
+}
+
+#[tokio::test]
+async fn real_socket_serves_health_and_docs() {
+    let dir = tempfile::tempdir().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(ontovec::server::serve_listener(
+        AppConfig::new(dir.path()),
+        listener,
+        async move {
+            let _ = rx.await;
+        },
+    ));
+    let client = reqwest::Client::new();
+    let base = format!("http://{addr}");
+    let mut ready = false;
+    for _ in 0..100 {
+        if let Ok(r) = client.get(format!("{base}/ready")).send().await {
+            if r.status() == 200 {
+                ready = true;
+                break;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(ready, "server became ready");
+    let r = client
+        .get(format!("{base}/openapi.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let spec: Value = r.json().await.unwrap();
+    assert!(spec["paths"]["/v1/sources"].is_object());
+    let r = client.get(format!("{base}/docs/")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let r = client.get(format!("{base}/metrics")).send().await.unwrap();
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("ontovec_http_requests_total"));
+    let id = client.get(format!("{base}/health")).send().await.unwrap();
+    assert!(id.headers().contains_key("x-request-id"));
+    tx.send(()).unwrap();
+    server.await.unwrap().unwrap();
+}
