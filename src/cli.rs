@@ -82,6 +82,26 @@ pub enum Command {
     },
     /// Print the OpenAPI document (YAML).
     Openapi,
+    /// Benchmarks that need whole processes or generated files.
+    Bench {
+        /// What to measure.
+        #[command(subcommand)]
+        what: BenchCommand,
+    },
+}
+
+/// Benchmarks.
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Ingest throughput and peak RSS on a synthetic UMLS release.
+    Ingest {
+        /// MRCONSO rows to generate.
+        #[arg(long, default_value_t = 2_000_000)]
+        rows: u64,
+        /// Working directory (default: a temporary one).
+        #[arg(long)]
+        work_dir: Option<PathBuf>,
+    },
 }
 
 fn init_tracing() {
@@ -98,6 +118,13 @@ pub fn run() -> Result<()> {
     let cli = Cli::parse();
     init_tracing();
     match cli.command {
+        Command::Bench {
+            what: BenchCommand::Ingest { rows, work_dir },
+        } => {
+            let tmp = tempfile::tempdir()?;
+            let work = work_dir.unwrap_or_else(|| tmp.path().to_path_buf());
+            crate::bench::ingest(rows, &work)
+        }
         Command::Openapi => {
             print!("{}", crate::api::openapi::yaml());
             Ok(())

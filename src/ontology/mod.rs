@@ -11,6 +11,7 @@ pub mod loinc;
 pub mod obo;
 pub mod phecode;
 pub mod rxnorm;
+pub mod synthetic;
 pub mod umls;
 
 use crate::store::model::{Concept, Mapping, Relation};

