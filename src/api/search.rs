@@ -1,0 +1,477 @@
+//! Search endpoints: search, normalize, relatedness, similar, embed, models. Validation and
+//! shaping only; ranking lives in [`crate::search::engine`], inference in [`crate::encoder`].
+
+use super::error::{ApiError, ApiJson, ErrorBody};
+use super::{blocking, AppState};
+use crate::encoder::ModelKind;
+use crate::search::engine::{cosine, Found, Mode, Query, SearchEngine};
+use crate::search::fusion::FusionMethod;
+use crate::store::model::ConceptRef;
+use axum::extract::State;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use utoipa::ToSchema;
+
+/// Largest `k`.
+pub const MAX_K: usize = 1000;
+/// Largest batch of texts or mentions.
+pub const MAX_BATCH: usize = 1024;
+/// Largest query/text length in bytes.
+pub const MAX_TEXT_BYTES: usize = 4096;
+
+/// Fusion settings for hybrid search.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FusionParams {
+    /// `rrf` (reciprocal rank fusion) or `weighted` (alpha-weighted min-max-normalised scores).
+    pub method: Option<String>,
+    /// RRF constant (default 60).
+    pub rrf_k: Option<f32>,
+    /// Weight of the vector side in weighted fusion, 0..1.
+    pub alpha: Option<f32>,
+}
+
+/// `POST /v1/search` body.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SearchRequest {
+    /// Free text (1..4096 bytes).
+    pub query: String,
+    /// Concepts wanted (1..1000, default 10).
+    pub k: Option<usize>,
+    /// `hybrid` (default), `lexical`, `vector` or `exact`.
+    pub mode: Option<Mode>,
+    /// Only these systems.
+    pub systems: Option<Vec<String>>,
+    /// Terms model (default: the default terms model).
+    pub model: Option<String>,
+    /// Fusion settings (hybrid).
+    pub fusion: Option<FusionParams>,
+}
+
+/// Search answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SearchResponse {
+    /// Concepts, best first, one entry per concept.
+    pub results: Vec<Found>,
+    /// Server time spent, milliseconds.
+    pub took_ms: f64,
+}
+
+fn engine(st: &AppState) -> Result<Arc<SearchEngine>, ApiError> {
+    st.app()?
+        .search
+        .clone()
+        .ok_or_else(ApiError::not_ready)
+}
+
+fn check_text(field: &str, text: &str) -> Result<(), ApiError> {
+    if text.trim().is_empty() {
+        return Err(ApiError::bad_request(format!("'{field}' must not be empty")));
+    }
+    if text.len() > MAX_TEXT_BYTES {
+        return Err(ApiError::bad_request(format!(
+            "'{field}' is {} bytes; the limit is {MAX_TEXT_BYTES}",
+            text.len()
+        )));
+    }
+    Ok(())
+}
+
+fn check_k(k: Option<usize>, default: usize) -> Result<usize, ApiError> {
+    let k = k.unwrap_or(default);
+    if k == 0 || k > MAX_K {
+        return Err(ApiError::bad_request(format!("k must be between 1 and {MAX_K}, got {k}")));
+    }
+    Ok(k)
+}
+
+fn check_systems(systems: &Option<Vec<String>>) -> Result<(), ApiError> {
+    if let Some(s) = systems {
+        if s.is_empty() || s.len() > 64 || s.iter().any(|x| x.is_empty() || x.len() > 64) {
+            return Err(ApiError::bad_request("'systems' must list 1-64 system names"));
+        }
+    }
+    Ok(())
+}
+
+/// Default fusion: see README's fusion table for why.
+pub const DEFAULT_FUSION: FusionMethod = FusionMethod::Weighted { alpha: 0.6 };
+
+fn fusion(p: &Option<FusionParams>) -> Result<FusionMethod, ApiError> {
+    let Some(p) = p else {
+        return Ok(DEFAULT_FUSION);
+    };
+    match p.method.as_deref().unwrap_or("weighted") {
+        "rrf" => {
+            let k = p.rrf_k.unwrap_or(60.0);
+            if !(k.is_finite() && k > 0.0 && k <= 10_000.0) {
+                return Err(ApiError::bad_request("rrf_k must be in (0, 10000]"));
+            }
+            Ok(FusionMethod::Rrf { k })
+        }
+        "weighted" => {
+            let alpha = p.alpha.unwrap_or(0.6);
+            if !(0.0..=1.0).contains(&alpha) {
+                return Err(ApiError::bad_request("alpha must be in [0, 1]"));
+            }
+            Ok(FusionMethod::Weighted { alpha })
+        }
+        other => Err(ApiError::bad_request(format!(
+            "fusion method must be 'rrf' or 'weighted', got {other:?}"
+        ))),
+    }
+}
+
+/// Embed query texts through the batching engine (async; 429 when the queue is full).
+async fn embed_queries(
+    eng: &SearchEngine,
+    model: Option<&str>,
+    texts: Vec<String>,
+) -> Result<Vec<Vec<f32>>, ApiError> {
+    let handle = eng.registry().get(model, ModelKind::Terms)?;
+    Ok(handle.embed(texts).await?)
+}
+
+async fn run_search(eng: Arc<SearchEngine>, q: Query) -> Result<Vec<Found>, ApiError> {
+    let qvec = match q.mode {
+        Mode::Hybrid | Mode::Vector if eng.registry().has_kind(ModelKind::Terms) => Some(
+            embed_queries(&eng, q.model.as_deref(), vec![q.text.clone()])
+                .await?
+                .remove(0),
+        ),
+        Mode::Vector => {
+            return Err(ApiError::bad_request(
+                "vector search needs a terms model; none is loaded",
+            ))
+        }
+        _ => None,
+    };
+    blocking(move || eng.search_with_vector(&q, qvec.as_deref()))
+        .await?
+        .map_err(ApiError::from)
+}
+
+/// Hybrid lexical + vector search over all terms, deduplicated to concepts.
+#[utoipa::path(post, path = "/v1/search", tag = "search", request_body = SearchRequest,
+    responses((status = 200, body = SearchResponse), (status = 400, body = ErrorBody), (status = 429, body = ErrorBody)))]
+pub async fn search(
+    State(st): State<AppState>,
+    ApiJson(req): ApiJson<SearchRequest>,
+) -> Result<ApiJson<SearchResponse>, ApiError> {
+    let t = std::time::Instant::now();
+    check_text("query", &req.query)?;
+    check_systems(&req.systems)?;
+    let q = Query {
+        text: req.query,
+        k: check_k(req.k, 10)?,
+        mode: req.mode.unwrap_or_default(),
+        systems: req.systems,
+        model: req.model,
+        fusion: fusion(&req.fusion)?,
+    };
+    let results = run_search(engine(&st)?, q).await?;
+    Ok(ApiJson(SearchResponse {
+        results,
+        took_ms: t.elapsed().as_secs_f64() * 1000.0,
+    }))
+}
+
+/// `POST /v1/normalize` body.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NormalizeRequest {
+    /// Mentions to normalise (1..1024).
+    pub mentions: Vec<String>,
+    /// Candidates per mention (default 5).
+    pub k: Option<usize>,
+    /// Only these systems.
+    pub systems: Option<Vec<String>>,
+    /// Terms model.
+    pub model: Option<String>,
+    /// Mode (default hybrid).
+    pub mode: Option<Mode>,
+    /// Drop candidates scoring below this.
+    pub min_score: Option<f32>,
+}
+
+/// Candidates of one mention.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NormalizeResult {
+    /// The mention as given.
+    pub mention: String,
+    /// Candidate concepts, best first.
+    pub candidates: Vec<Found>,
+}
+
+/// Normalize answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NormalizeResponse {
+    /// One entry per mention, in request order.
+    pub results: Vec<NormalizeResult>,
+}
+
+/// Map each mention to its top-k candidate concepts (batched embedding).
+#[utoipa::path(post, path = "/v1/normalize", tag = "search", request_body = NormalizeRequest,
+    responses((status = 200, body = NormalizeResponse), (status = 400, body = ErrorBody), (status = 429, body = ErrorBody)))]
+pub async fn normalize(
+    State(st): State<AppState>,
+    ApiJson(req): ApiJson<NormalizeRequest>,
+) -> Result<ApiJson<NormalizeResponse>, ApiError> {
+    if req.mentions.is_empty() || req.mentions.len() > MAX_BATCH {
+        return Err(ApiError::bad_request(format!("'mentions' must hold 1 to {MAX_BATCH} strings")));
+    }
+    for m in &req.mentions {
+        check_text("mentions[]", m)?;
+    }
+    check_systems(&req.systems)?;
+    let k = check_k(req.k, 5)?;
+    let mode = req.mode.unwrap_or_default();
+    let eng = engine(&st)?;
+    let vecs = match mode {
+        Mode::Hybrid | Mode::Vector if eng.registry().has_kind(ModelKind::Terms) => {
+            Some(embed_queries(&eng, req.model.as_deref(), req.mentions.clone()).await?)
+        }
+        _ => None,
+    };
+    let min = req.min_score;
+    let (systems, model, mentions) = (req.systems, req.model, req.mentions);
+    let results = blocking(move || -> Result<Vec<NormalizeResult>, ApiError> {
+        let mut out = Vec::with_capacity(mentions.len());
+        for (i, m) in mentions.into_iter().enumerate() {
+            let q = Query {
+                text: m.clone(),
+                k,
+                mode,
+                systems: systems.clone(),
+                model: model.clone(),
+                fusion: DEFAULT_FUSION,
+            };
+            let v = vecs.as_ref().map(|v| v[i].as_slice());
+            let mut candidates = eng.search_with_vector(&q, v)?;
+            if let Some(min) = min {
+                candidates.retain(|c| c.score >= min);
+            }
+            out.push(NormalizeResult {
+                mention: m,
+                candidates,
+            });
+        }
+        Ok(out)
+    })
+    .await??;
+    Ok(ApiJson(NormalizeResponse { results }))
+}
+
+/// One side of a relatedness pair: a text or a concept.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum Side {
+    /// Free text.
+    Text {
+        /// The text.
+        text: String,
+    },
+    /// A concept (its vector is the mean of its equivalent terms' vectors).
+    Concept(ConceptRef),
+}
+
+/// A pair to score.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+pub struct Pair {
+    /// First side.
+    pub a: Side,
+    /// Second side.
+    pub b: Side,
+}
+
+/// `POST /v1/relatedness` body.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RelatednessRequest {
+    /// Pairs (1..1024).
+    pub pairs: Vec<Pair>,
+    /// Terms model.
+    pub model: Option<String>,
+}
+
+/// Relatedness answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RelatednessResponse {
+    /// Cosine per pair, in request order.
+    pub scores: Vec<f32>,
+    /// Model used.
+    pub model: String,
+    /// Always `cosine`.
+    pub score_kind: String,
+}
+
+/// Cosine relatedness of text or concept pairs.
+#[utoipa::path(post, path = "/v1/relatedness", tag = "search", request_body = RelatednessRequest,
+    responses((status = 200, body = RelatednessResponse), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn relatedness(
+    State(st): State<AppState>,
+    ApiJson(req): ApiJson<RelatednessRequest>,
+) -> Result<ApiJson<RelatednessResponse>, ApiError> {
+    if req.pairs.is_empty() || req.pairs.len() > MAX_BATCH {
+        return Err(ApiError::bad_request(format!("'pairs' must hold 1 to {MAX_BATCH} pairs")));
+    }
+    for p in &req.pairs {
+        for s in [&p.a, &p.b] {
+            match s {
+                Side::Text { text } => check_text("text", text)?,
+                Side::Concept(c) => {
+                    if c.system.is_empty() || c.code.is_empty() || c.code.len() > 256 {
+                        return Err(ApiError::bad_request("concept sides need system and code"));
+                    }
+                }
+            }
+        }
+    }
+    let eng = engine(&st)?;
+    let model = eng.terms_model(req.model.as_deref())?;
+    let texts: Vec<String> = req
+        .pairs
+        .iter()
+        .flat_map(|p| [&p.a, &p.b])
+        .filter_map(|s| match s {
+            Side::Text { text } => Some(text.clone()),
+            Side::Concept(_) => None,
+        })
+        .collect();
+    let mut text_vecs = if texts.is_empty() {
+        Vec::new()
+    } else {
+        embed_queries(&eng, Some(&model), texts).await?
+    }
+    .into_iter();
+    let mut sides: Vec<Option<Vec<f32>>> = Vec::new();
+    for p in &req.pairs {
+        for s in [&p.a, &p.b] {
+            sides.push(match s {
+                Side::Text { .. } => text_vecs.next(),
+                Side::Concept(_) => None,
+            });
+        }
+    }
+    let m = model.clone();
+    let scores = blocking(move || -> Result<Vec<f32>, ApiError> {
+        let mut vecs = Vec::with_capacity(sides.len());
+        let all: Vec<&Side> = req.pairs.iter().flat_map(|p| [&p.a, &p.b]).collect();
+        for (side, v) in all.into_iter().zip(sides) {
+            vecs.push(match (side, v) {
+                (_, Some(v)) => v,
+                (Side::Concept(c), None) => eng.concept_vector(&m, &c.system, &c.code)?,
+                (Side::Text { .. }, None) => Vec::new(),
+            });
+        }
+        Ok(vecs.chunks(2).map(|c| cosine(&c[0], &c[1])).collect())
+    })
+    .await??;
+    Ok(ApiJson(RelatednessResponse {
+        scores,
+        model,
+        score_kind: "cosine".into(),
+    }))
+}
+
+/// `POST /v1/similar` body.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SimilarRequest {
+    /// System of the concept.
+    pub system: String,
+    /// Code of the concept.
+    pub code: String,
+    /// Concepts wanted (default 10).
+    pub k: Option<usize>,
+    /// Only these systems.
+    pub systems: Option<Vec<String>>,
+    /// Terms model.
+    pub model: Option<String>,
+}
+
+/// Concepts whose terms are nearest to a concept's vector (the concept itself excluded).
+#[utoipa::path(post, path = "/v1/similar", tag = "search", request_body = SimilarRequest,
+    responses((status = 200, body = SearchResponse), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn similar(
+    State(st): State<AppState>,
+    ApiJson(req): ApiJson<SimilarRequest>,
+) -> Result<ApiJson<SearchResponse>, ApiError> {
+    let t = std::time::Instant::now();
+    let k = check_k(req.k, 10)?;
+    check_systems(&req.systems)?;
+    if req.code.is_empty() || req.code.len() > 256 || req.system.is_empty() || req.system.len() > 64 {
+        return Err(ApiError::bad_request("system and code are required"));
+    }
+    let eng = engine(&st)?;
+    let model = eng.terms_model(req.model.as_deref())?;
+    let results = blocking(move || -> Result<Vec<Found>, ApiError> {
+        let v = eng.concept_vector(&model, &req.system, &req.code)?;
+        let q = Query {
+            text: String::new(),
+            k: k + 1,
+            mode: Mode::Vector,
+            systems: req.systems,
+            model: Some(model),
+            fusion: DEFAULT_FUSION,
+        };
+        let sys = req.system.to_ascii_uppercase();
+        let mut found = eng.search_with_vector(&q, Some(&v))?;
+        found.retain(|f| !(f.system == sys && f.code == req.code));
+        found.truncate(k);
+        Ok(found)
+    })
+    .await??;
+    Ok(ApiJson(SearchResponse {
+        results,
+        took_ms: t.elapsed().as_secs_f64() * 1000.0,
+    }))
+}
+
+/// `POST /v1/embed` body.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EmbedRequest {
+    /// Texts (1..1024, each ≤ 4096 bytes).
+    pub texts: Vec<String>,
+    /// Model (default terms model).
+    pub model: Option<String>,
+}
+
+/// Embed answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EmbedResponse {
+    /// Model used.
+    pub model: String,
+    /// Vector size.
+    pub dim: usize,
+    /// Unit-norm vectors in request order.
+    pub embeddings: Vec<Vec<f32>>,
+}
+
+/// Embed texts with a model.
+#[utoipa::path(post, path = "/v1/embed", tag = "search", request_body = EmbedRequest,
+    responses((status = 200, body = EmbedResponse), (status = 400, body = ErrorBody), (status = 429, body = ErrorBody)))]
+pub async fn embed(
+    State(st): State<AppState>,
+    ApiJson(req): ApiJson<EmbedRequest>,
+) -> Result<ApiJson<EmbedResponse>, ApiError> {
+    if req.texts.is_empty() || req.texts.len() > MAX_BATCH {
+        return Err(ApiError::bad_request(format!("'texts' must hold 1 to {MAX_BATCH} strings")));
+    }
+    for t in &req.texts {
+        check_text("texts[]", t)?;
+    }
+    let eng = engine(&st)?;
+    let handle = match &req.model {
+        Some(name) => eng.registry().get_any(name)?,
+        None => eng.registry().get(None, ModelKind::Terms)?,
+    };
+    let embeddings = handle.embed(req.texts).await?;
+    Ok(ApiJson(EmbedResponse {
+        model: handle.info().name.clone(),
+        dim: handle.info().dim,
+        embeddings,
+    }))
+}
