@@ -14,7 +14,8 @@
 //!   RXNORM atoms become terms (brand TTYs → `brand`, the rest → `synonym`, suppressed → `obsolete`).
 //!   A concept whose RXNORM atoms are all suppressed is inactive.
 //! * Atoms of other sources (MTHSPL, DRUGBANK, VANDF, MMSL, …) are not names of the concept but
-//!   become `xref` mappings `RXNORM rxcui → {SAB, CODE}` (SAB normalised as for UMLS).
+//!   become `xref` mappings `RXNORM rxcui → {SAB, CODE}` (SAB normalised as for UMLS; atoms
+//!   outside the kept languages are skipped).
 //! * From `RXNREL.RRF`: only `SAB=RXNORM` rows between concepts (`STYPE1 = STYPE2 = CUI`) with a
 //!   `RELA`. The RxNorm documentation states that REL/RELA is "the relationship which the SECOND
 //!   concept or atom (RXCUI2/RXAUI2) HAS TO the FIRST (RXCUI1/RXAUI1)" (RXNREL description, also in
@@ -197,7 +198,10 @@ fn emit_run(
     let rxcui = concept.code.clone();
     sink.concept(concept)?;
     let mut seen: HashSet<(&str, &str)> = HashSet::new();
-    for a in run.iter().filter(|a| a.sab != "RXNORM") {
+    for a in run
+        .iter()
+        .filter(|a| a.sab != "RXNORM" && languages.contains(&a.lat.as_str()))
+    {
         if a.code.is_empty() || a.code == "NOCODE" || !seen.insert((&a.sab, &a.code)) {
             continue;
         }

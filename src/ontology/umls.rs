@@ -17,7 +17,8 @@
 //!   other atom becomes a [`Term`] carrying its SAB, deduplicated by text (first kind wins, live
 //!   atoms before suppressed ones). A concept whose atoms are all suppressed is inactive.
 //! * One `xref` [`Mapping`] per distinct (SAB, CODE) of the kept atoms, to the SAB's system name
-//!   (see [`normalize_sab`]); `NOCODE` and empty codes are skipped.
+//!   (see [`normalize_sab`]); `NOCODE` and empty codes are skipped, and so are the codes of
+//!   suppressed atoms (obsolete source codes, or codes the editors moved to another CUI).
 //! * From `MRREL.RRF`: `REL` (and `RELA`) state the relationship of the *second* concept to the
 //!   *first* (Reference Manual, MRREL description). So `PAR` yields `CUI1 is_a CUI2` and `CHD`
 //!   yields `CUI2 is_a CUI1`. Real files carry both rows of each mirror pair; both are emitted
@@ -476,7 +477,11 @@ fn emit_run(
     sink.concept(concept)?;
     let mut seen: HashSet<(&str, &str)> = HashSet::new();
     for a in &kept {
-        if a.code.is_empty() || a.code == "NOCODE" || !seen.insert((&a.sab, &a.code)) {
+        if a.code.is_empty()
+            || a.code == "NOCODE"
+            || is_suppressed(&a.suppress)
+            || !seen.insert((&a.sab, &a.code))
+        {
             continue;
         }
         sink.mapping(Mapping {
