@@ -210,7 +210,7 @@ fn load_table(file: &InputFile, sink: &mut dyn Sink) -> Result<u64, LoadError> {
         let concept = build_concept(rec, &cols, code);
         sink.concept(concept)?;
         rows += 1;
-        if rows % PROGRESS_EVERY == 0 {
+        if rows.is_multiple_of(PROGRESS_EVERY) {
             sink.progress(csv.bytes_read())?;
         }
     }
@@ -255,7 +255,7 @@ fn load_hierarchy(file: &InputFile, base: u64, sink: &mut dyn Sink) -> Result<()
             last_edge = (code, parent);
         }
         rows += 1;
-        if rows % PROGRESS_EVERY == 0 {
+        if rows.is_multiple_of(PROGRESS_EVERY) {
             sink.progress(base + csv.bytes_read())?;
         }
     }

@@ -226,7 +226,7 @@ fn load_rxnrel(file: &InputFile, base: u64, sink: &mut dyn Sink) -> Result<(), L
         let (cui1, stype1, cui2, stype2, rela, sab, supp) =
             (f[0], f[2], f[4], f[6], f[7], f[10], f[14]);
         rows += 1;
-        if rows % PROGRESS_EVERY == 0 {
+        if rows.is_multiple_of(PROGRESS_EVERY) {
             sink.progress(base + lines.bytes_read())?;
         }
         if sab != "RXNORM" || stype1 != "CUI" || stype2 != "CUI" || rela.is_empty() {

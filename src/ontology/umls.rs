@@ -524,7 +524,7 @@ fn load_mrrel(file: &InputFile, base: u64, sink: &mut dyn Sink) -> Result<(), Lo
             return Err(lines.error("empty CUI1 (field 1) or CUI2 (field 5)"));
         }
         rows += 1;
-        if rows % PROGRESS_EVERY == 0 {
+        if rows.is_multiple_of(PROGRESS_EVERY) {
             sink.progress(base + lines.bytes_read())?;
         }
         if cui1 != run_cui {
