@@ -8,7 +8,9 @@
 //! * `MRREL.RRF` (16): `CUI1|AUI1|STYPE1|REL|CUI2|AUI2|STYPE2|RELA|RUI|SRUI|SAB|SL|RG|DIR|SUPPRESS|CVF|`
 //! * `MRSTY.RRF` (6): `CUI|TUI|STN|STY|ATUI|CVF|`
 //!
-//! Extra trailing columns are tolerated (future releases may add some); fewer are an error.
+//! Extra trailing columns are tolerated (future releases may add some); fewer, a row without
+//! its trailing `|` (a truncated file) or invalid UTF-8 are errors naming file and line. Blank
+//! lines are skipped; a file without any row is an error at line 0 (the file as a whole).
 //!
 //! # What is produced
 //! * One [`Concept`] per CUI that has at least one atom in a kept language (`opts.languages`,
