@@ -200,6 +200,22 @@ pub struct CsvInput {
     columns: HashMap<String, usize>,
     header: csv::StringRecord,
     record: csv::StringRecord,
+    /// Added to the csv crate's line numbers: 1 for CRLF files, where the crate counts the `\n`
+    /// of a record's terminator only when it reads the next record, so it reports every record
+    /// one line early; 0 for LF files.
+    line_shift: u64,
+}
+
+/// True when the first line of `file` ends with CRLF (looks at no more than 1 MiB).
+fn first_line_is_crlf(file: &InputFile) -> bool {
+    let Ok(f) = File::open(&file.path) else {
+        return false;
+    };
+    let mut first = Vec::new();
+    match BufReader::new(f.take(1 << 20)).read_until(b'\n', &mut first) {
+        Ok(_) => first.ends_with(b"\r\n"),
+        Err(_) => false,
+    }
 }
 
 impl CsvInput {
@@ -250,6 +266,7 @@ impl CsvInput {
             columns,
             header,
             record: csv::StringRecord::new(),
+            line_shift: u64::from(first_line_is_crlf(file)),
         })
     }
 
@@ -283,13 +300,26 @@ impl CsvInput {
                 }
                 Ok(Some(&self.record))
             }
-            Err(e) => Err(csv_error(&self.name, e)),
+            Err(e) => Err(match csv_error(&self.name, e) {
+                LoadError::Malformed {
+                    file,
+                    line,
+                    message,
+                } if line > 0 => LoadError::Malformed {
+                    file,
+                    line: line + self.line_shift,
+                    message,
+                },
+                other => other,
+            }),
         }
     }
 
-    /// 1-based line of the record last read.
+    /// 1-based line where the record last read starts (0 before the first record).
     pub fn line(&self) -> u64 {
-        self.record.position().map(|p| p.line()).unwrap_or(0)
+        self.record
+            .position()
+            .map_or(0, |p| p.line() + self.line_shift)
     }
 
     /// Bytes consumed so far.
@@ -355,6 +385,29 @@ mod tests {
         assert!(c.next_record().unwrap().is_some());
         let e = c.next_record().unwrap_err().to_string();
         assert!(e.starts_with("t.csv:3:"), "{e}");
+    }
+
+    #[test]
+    fn csv_lines_are_physical_for_lf_and_crlf_files() {
+        for (content, name) in [
+            (&b"A,B\n\"x\ny\",1\n2,3\n\"4\",\"\xff\"\n"[..], "lf.csv"),
+            (
+                &b"A,B\r\n\"x\ny\",1\r\n2,3\r\n\"4\",\"\xff\"\r\n"[..],
+                "crlf.csv",
+            ),
+        ] {
+            let (_d, f) = temp(content, name);
+            let mut c = CsvInput::open(&f).unwrap();
+            c.next_record().unwrap();
+            assert_eq!(c.line(), 2, "{name}");
+            c.next_record().unwrap();
+            assert_eq!(c.line(), 4, "{name}");
+            let e = c.next_record().unwrap_err().to_string();
+            assert!(e.starts_with(&format!("{name}:5:")), "{e}");
+        }
+        let (_d, f) = temp(b"A,B\r\n1\r\n", "first.csv");
+        let e = CsvInput::open(&f).unwrap().next_record().unwrap_err();
+        assert!(e.to_string().starts_with("first.csv:2:"), "{e}");
     }
 
     #[test]
