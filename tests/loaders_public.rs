@@ -784,7 +784,8 @@ fn real_files() {
         s.mappings.len()
     );
     assert_eq!(s.concepts.len(), 1_817);
-    assert_eq!(s.mappings.len(), 73_520);
+    // 73,520 distinct raw rows; 100 differ only in case (T52.2X1 / T52.2x1) and are upper-cased.
+    assert_eq!(s.mappings.len(), 73_420);
     assert!(has_mapping(
         &s,
         ("ICD10CM", "E11.9"),

@@ -39,11 +39,11 @@ use quick_xml::Reader;
 use std::io::BufReader;
 
 /// Insert the dot of an ICD-10(-CM) code written without one (`E119` → `E11.9`, `V812XXA` →
-/// `V81.2XXA`); codes that already have a dot or have at most 3 characters are returned trimmed
+/// `V81.2XXA`); codes that already have a dot, ranges (`A00-A09`) and codes of at most 3 characters are returned trimmed
 /// and upper-cased.
 pub fn with_dot(code: &str) -> String {
     let c = code.trim().to_ascii_uppercase();
-    if c.contains('.') || c.len() <= 3 || !c.is_ascii() {
+    if c.contains('.') || c.contains('-') || c.len() <= 3 || !c.is_ascii() {
         return c;
     }
     format!("{}.{}", &c[..3], &c[3..])

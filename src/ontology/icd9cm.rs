@@ -30,12 +30,12 @@ use crate::store::model::{Concept, ConceptRef, Mapping, Relation, Term, TermKind
 use std::collections::BTreeSet;
 
 /// Insert the dot of an ICD-9-CM diagnosis code written without one: the category is 3
-/// characters (`250`, `V01`) or 4 for E-codes (`E800`). Codes that already have a dot, or are
-/// just a category, are returned trimmed and upper-cased.
+/// characters (`250`, `V01`) or 4 for E-codes (`E800`). Codes that already have a dot, ranges, or
+/// just a category are returned trimmed and upper-cased.
 pub fn with_dot(code: &str) -> String {
     let c = code.trim().to_ascii_uppercase();
     let cat = if c.starts_with('E') { 4 } else { 3 };
-    if c.contains('.') || c.len() <= cat || !c.is_ascii() {
+    if c.contains('.') || c.contains('-') || c.len() <= cat || !c.is_ascii() {
         return c;
     }
     format!("{}.{}", &c[..cat], &c[cat..])

@@ -19,7 +19,8 @@
 //!   in memory).
 //! * map rows → mappings `{ICD10CM|ICD9CM, code with dot}` → `{system, phecode}`, relation
 //!   `maps_to`, source = file name. The ICD system comes from the flag column, else from the
-//!   column's name. `phecode12.csv` repeats each row once per rolled-up ancestor
+//!   column's name. Block ranges (`A00-A09`, used by `phecode12.csv`) are kept as they are: they
+//!   are the ICD-10-CM loader's section codes. `phecode12.csv` repeats each row once per rolled-up ancestor
 //!   (`phecode_unrolled`): we map to `phecode` only and drop consecutive duplicate rows.
 
 use super::input::{self, CsvInput};
@@ -169,7 +170,10 @@ fn load_file(
                 None if col.contains("10") => "ICD10CM",
                 None => "ICD9CM",
             };
-            if !raw.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.') {
+            if !raw
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+            {
                 return Err(csv.error(format!("column {col}: '{raw}' is not an ICD code")));
             }
             let code = if system == "ICD9CM" {
