@@ -223,7 +223,7 @@ fn load_txt(
         codes.insert(code);
         sink.concept(concept)?;
         rows += 1;
-        if rows % input::PROGRESS_EVERY == 0 {
+        if rows.is_multiple_of(input::PROGRESS_EVERY) {
             sink.progress(done + lines.bytes_read())?;
         }
     }
@@ -266,7 +266,7 @@ fn load_desc_csv(
         codes.insert(code);
         sink.concept(c)?;
         rows += 1;
-        if rows % input::PROGRESS_EVERY == 0 {
+        if rows.is_multiple_of(input::PROGRESS_EVERY) {
             sink.progress(done + csv.bytes_read())?;
         }
     }
@@ -355,7 +355,7 @@ fn load_gem_txt(
         if !no_map && fields[1] != "NoDx" {
             sink.mapping(gem_mapping(from9, fields[0], fields[1], approx, &f.name))?;
         }
-        if rows % input::PROGRESS_EVERY == 0 {
+        if rows.is_multiple_of(input::PROGRESS_EVERY) {
             sink.progress(done + lines.bytes_read())?;
         }
     }
@@ -407,7 +407,7 @@ fn load_gem_csv(f: &InputFile, done: u64, sink: &mut dyn Sink) -> Result<u64, Lo
         if !no_map && tgt != "NoDx" {
             sink.mapping(gem_mapping(from9, &src, &tgt, approx, &f.name))?;
         }
-        if rows % input::PROGRESS_EVERY == 0 {
+        if rows.is_multiple_of(input::PROGRESS_EVERY) {
             sink.progress(done + csv.bytes_read())?;
         }
     }

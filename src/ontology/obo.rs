@@ -255,11 +255,7 @@ impl Stanza {
             "alt_id" | "replaced_by" | "consider" => {
                 add_attr(&mut self.concept, tag, plain_value(value));
             }
-            "is_obsolete" => {
-                if plain_value(value) == "true" {
-                    self.concept.active = false;
-                }
-            }
+            "is_obsolete" if plain_value(value) == "true" => self.concept.active = false,
             _ => {}
         }
         Ok(())
@@ -363,7 +359,7 @@ fn load_file(
                     },
                     ..Default::default()
                 });
-                if terms % input::PROGRESS_EVERY == 0 {
+                if terms.is_multiple_of(input::PROGRESS_EVERY) {
                     sink.progress(done + lines.bytes_read())?;
                 }
             }

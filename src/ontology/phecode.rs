@@ -192,7 +192,7 @@ fn load_file(
                 last_map = Some(key);
             }
         }
-        if rows % input::PROGRESS_EVERY == 0 {
+        if rows.is_multiple_of(input::PROGRESS_EVERY) {
             sink.progress(done + csv.bytes_read())?;
         }
     }
