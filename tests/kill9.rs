@@ -41,9 +41,7 @@ fn kill9_during_ingest_never_loses_or_exposes_partial_releases() {
     for i in 0..20 {
         seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
         let delay_ms = 30 + (seed >> 33) % 1500;
-        let mut child = ingest_cmd(&data, &format!("r{i}"), &syn.files)
-            .spawn()
-            .unwrap();
+        let mut child = ingest_cmd(&data, &format!("r{i}"), &syn.files).spawn().unwrap();
         std::thread::sleep(Duration::from_millis(delay_ms));
         match child.try_wait().unwrap() {
             Some(_) => finished += 1,
@@ -59,23 +57,12 @@ fn kill9_during_ingest_never_loses_or_exposes_partial_releases() {
         assert_eq!(sources.len(), 1, "exactly one visible UMLS release");
         let r = &sources[0];
         assert_eq!(r.state, ReleaseState::Active);
-        assert_eq!(
-            r.counts, expected,
-            "visible release {} is complete",
-            r.release
-        );
+        assert_eq!(r.counts, expected, "visible release {} is complete", r.release);
         let terms = store.terms_of_release(r.rid).count() as u64;
-        assert_eq!(
-            terms, expected.terms,
-            "every term of the visible release is stored"
-        );
+        assert_eq!(terms, expected.terms, "every term of the visible release is stored");
         assert!(store.concept("UMLS", "C0000001").unwrap().is_some());
         for other in store.releases().unwrap() {
-            assert_eq!(
-                other.state,
-                ReleaseState::Active,
-                "leftovers purged at open"
-            );
+            assert_eq!(other.state, ReleaseState::Active, "leftovers purged at open");
         }
     }
     eprintln!("kill -9 cycles: {killed} killed mid-ingest, {finished} finished before the kill");
