@@ -169,6 +169,66 @@ impl LineReader {
     }
 }
 
+/// A [`BufRead`] adapter that counts the newlines in the bytes its consumer has consumed, so a
+/// pull parser working on top of it (quick-xml) can report the 1-based line it has reached.
+pub struct LineCountingBufRead<R> {
+    inner: R,
+    newlines: u64,
+    consumed: u64,
+}
+
+impl<R: BufRead> LineCountingBufRead<R> {
+    /// Wrap `inner`.
+    pub fn new(inner: R) -> Self {
+        Self {
+            inner,
+            newlines: 0,
+            consumed: 0,
+        }
+    }
+
+    /// 1-based line of the next unconsumed byte.
+    pub fn line(&self) -> u64 {
+        self.newlines + 1
+    }
+
+    /// Bytes consumed so far.
+    pub fn consumed(&self) -> u64 {
+        self.consumed
+    }
+}
+
+fn count_newlines(bytes: &[u8]) -> u64 {
+    bytes.iter().filter(|&&b| b == b'\n').count() as u64
+}
+
+impl<R: BufRead> Read for LineCountingBufRead<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.newlines += count_newlines(&buf[..n]);
+        self.consumed += n as u64;
+        Ok(n)
+    }
+}
+
+impl<R: BufRead> BufRead for LineCountingBufRead<R> {
+    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
+        self.inner.fill_buf()
+    }
+
+    fn consume(&mut self, amt: usize) {
+        if amt > 0 {
+            // The buffer returned by the previous `fill_buf` is still there: asking again does no I/O.
+            if let Ok(buf) = self.inner.fill_buf() {
+                let end = amt.min(buf.len());
+                self.newlines += count_newlines(&buf[..end]);
+            }
+            self.consumed += amt as u64;
+        }
+        self.inner.consume(amt);
+    }
+}
+
 /// Split an RRF line (`|`-separated with a trailing `|`) and check its field count.
 /// Real releases sometimes add columns: `min_fields` is the number the loader needs, and more
 /// are tolerated.
@@ -313,6 +373,17 @@ impl CsvInput {
                 other => other,
             }),
         }
+    }
+
+    /// Read the next record into `out` (reusing its allocation); `false` at end. Unlike
+    /// [`CsvInput::next_record`] this leaves `self` free for [`CsvInput::error`] while the
+    /// record is in use.
+    pub fn read_into(&mut self, out: &mut csv::StringRecord) -> Result<bool, LoadError> {
+        let got = self.next_record()?.is_some();
+        if got {
+            out.clone_from(&self.record);
+        }
+        Ok(got)
     }
 
     /// 1-based line where the record last read starts (0 before the first record).
