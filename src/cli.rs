@@ -70,6 +70,12 @@ pub enum Command {
         /// Skip (exit 0) when this release is already loaded, instead of failing.
         #[arg(long)]
         if_absent: bool,
+        /// Evaluation only: hold out this fraction of synonyms/inclusion terms from the store.
+        #[arg(long, requires = "gold_out")]
+        hold_out: Option<f64>,
+        /// Where to write the held-out terms as a gold TSV (mention, system, code).
+        #[arg(long)]
+        gold_out: Option<PathBuf>,
         /// Input files.
         #[arg(required = true)]
         files: Vec<PathBuf>,
@@ -149,6 +155,8 @@ pub fn run() -> Result<()> {
             system,
             replace,
             if_absent,
+            hold_out,
+            gold_out,
             files,
         } => {
             let mut cfg = AppConfig::new(&data.data_dir);
@@ -160,6 +168,7 @@ pub fn run() -> Result<()> {
                 system,
                 files: files.into_iter().map(InputFile::from_path).collect(),
                 replace,
+                hold_out: hold_out.zip(gold_out),
             };
             let progress = Progress::new();
             let stop = Arc::new(AtomicBool::new(false));

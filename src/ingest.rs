@@ -23,6 +23,9 @@ pub struct IngestRequest {
     pub files: Vec<InputFile>,
     /// Replace an existing release with the same label instead of answering a conflict.
     pub replace: bool,
+    /// Evaluation only: hold out this fraction of non-preferred terms and write them as gold
+    /// (mention, system, code) rows to the given file (see [`ontology::holdout`]).
+    pub hold_out: Option<(f64, std::path::PathBuf)>,
 }
 
 /// Why an ingest failed.
@@ -142,7 +145,22 @@ pub fn ingest_release(
     progress.phase("parsing", total);
     let opts = LoadOptions::for_system(&system);
     tracing::info!(system = %system, release = %req.release, format = %req.format, files = req.files.len(), bytes = total, "ingest started");
-    ontology::load(req.format, &req.files, &opts, &mut writer)?;
+    match &req.hold_out {
+        None => ontology::load(req.format, &req.files, &opts, &mut writer)?,
+        Some((fraction, path)) => {
+            let file = std::fs::File::create(path).map_err(|e| {
+                IngestError::Invalid(format!("cannot create {}: {e}", path.display()))
+            })?;
+            let mut gold = std::io::BufWriter::new(file);
+            let mut sink =
+                ontology::holdout::HoldOutSink::new(&mut writer, &system, *fraction, &mut gold);
+            ontology::load(req.format, &req.files, &opts, &mut sink)?;
+            let n = sink.held_out;
+            std::io::Write::flush(&mut gold)
+                .map_err(|e| IngestError::Invalid(format!("cannot write {}: {e}", path.display())))?;
+            writer.add_warning(format!("{n} terms held out for evaluation"));
+        }
+    }
     let info = writer.commit()?;
     let result = IngestResult::from_release(&info, started.elapsed().as_secs_f64());
     tracing::info!(system = %result.system, release = %result.release, concepts = result.concepts,

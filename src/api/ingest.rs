@@ -180,6 +180,7 @@ pub async fn ingest(
         system,
         files,
         replace,
+        hold_out: None,
     };
     // Early, cheap checks so clients get 400/409 now rather than a failed job.
     let sys = crate::ingest::resolve_system(&req)?;

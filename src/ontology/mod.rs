@@ -5,6 +5,7 @@
 //! it helps); the caller aborts the release on the first error so nothing partial becomes visible.
 
 pub mod icd10cm;
+pub mod holdout;
 pub mod icd9cm;
 pub mod input;
 pub mod loinc;
