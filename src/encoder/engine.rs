@@ -120,6 +120,12 @@ impl Reply {
         }
     }
 
+    fn deliver_empty(&self) {
+        if let Some(tx) = self.0.lock().tx.take() {
+            send(tx, Ok(Vec::new()));
+        }
+    }
+
     fn fail(&self, message: &str) {
         if let Some(tx) = self.0.lock().tx.take() {
             send(tx, Err(EncoderError::Inference(message.to_string())));
@@ -198,6 +204,16 @@ impl std::fmt::Debug for EngineHandle {
 impl EngineHandle {
     /// Starts the model thread for `encoder`.
     pub fn spawn(encoder: Encoder, config: EngineConfig) -> Result<Self, EncoderError> {
+        Self::spawn_gated(encoder, config, None)
+    }
+
+    /// Like [`Self::spawn`], but the model thread waits for `gate` to receive (or close) before
+    /// taking any work, so tests can fill the queue deterministically.
+    pub(crate) fn spawn_gated(
+        encoder: Encoder,
+        config: EngineConfig,
+        gate: Option<std::sync::mpsc::Receiver<()>>,
+    ) -> Result<Self, EncoderError> {
         let shared = Arc::new(Shared {
             state: Mutex::new(QueueState {
                 requests: VecDeque::new(),
@@ -217,7 +233,12 @@ impl EngineHandle {
         let thread_shared = Arc::clone(&shared);
         std::thread::Builder::new()
             .name(format!("encoder-{}", manifest.name))
-            .spawn(move || model_loop(encoder, thread_shared))
+            .spawn(move || {
+                if let Some(gate) = gate {
+                    let _ = gate.recv();
+                }
+                model_loop(encoder, thread_shared)
+            })
             .map_err(|e| EncoderError::Inference(format!("cannot start model thread: {e}")))?;
         Ok(EngineHandle {
             inner: Arc::new(Inner {
@@ -375,14 +396,6 @@ impl EngineHandle {
     }
 }
 
-impl Reply {
-    fn deliver_empty(&self) {
-        if let Some(tx) = self.0.lock().tx.take() {
-            send(tx, Ok(Vec::new()));
-        }
-    }
-}
-
 fn stopped() -> EncoderError {
     EncoderError::Inference("the encoder engine has stopped".into())
 }
@@ -479,18 +492,7 @@ fn model_loop(encoder: Encoder, sh: Arc<Shared>) {
             let longest = ids.last().map_or(0, |s| s.len());
             let padded = (longest * ids.len()) as u64;
             let real: u64 = ids.iter().map(|s| s.len() as u64).sum();
-            match result {
-                Ok(vectors) => {
-                    for (w, v) in batch.iter().zip(vectors) {
-                        w.reply.deliver(w.idx, v);
-                    }
-                }
-                Err(e) => {
-                    tracing::error!(model = %encoder.manifest().name, error = %e, "batch failed");
-                    let msg = e.to_string();
-                    batch.iter().for_each(|w| w.reply.fail(&msg));
-                }
-            }
+            // Counters first, so whoever sees a reply also sees its batch counted.
             let s = &sh.stats;
             s[0].fetch_add(1, Ordering::Relaxed);
             s[1].fetch_add(ids.len() as u64, Ordering::Relaxed);
@@ -502,6 +504,18 @@ fn model_loop(encoder: Encoder, sh: Arc<Shared>) {
                 let old = sh.ns_per_token.load(Ordering::Relaxed);
                 let ewma = if old == 0 { now } else { (old * 4 + now) / 5 };
                 sh.ns_per_token.store(ewma, Ordering::Relaxed);
+            }
+            match result {
+                Ok(vectors) => {
+                    for (w, v) in batch.iter().zip(vectors) {
+                        w.reply.deliver(w.idx, v);
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(model = %encoder.manifest().name, error = %e, "batch failed");
+                    let msg = e.to_string();
+                    batch.iter().for_each(|w| w.reply.fail(&msg));
+                }
             }
         }
     }
@@ -530,7 +544,7 @@ mod tests {
         let window: Vec<Work> = lens.iter().map(|&l| work(l)).collect();
         // budget 20 padded tokens, at most 4 texts
         let b = cut_batches(&window, 20, 4);
-        assert_eq!(b, vec![0..4, 4..5, 5..7, 7..8]);
+        assert_eq!(b, vec![0..4, 4..6, 6..7, 7..8]);
         for r in &b {
             let longest = window[r.end - 1].ids.len();
             assert!(r.len() == 1 || r.len() * longest <= 20);

@@ -32,6 +32,9 @@ pub mod registry;
 pub mod testing;
 pub mod tokenize;
 
+#[cfg(test)]
+mod tests;
+
 pub use bert::Encoder;
 pub use engine::{EngineConfig, EngineHandle};
 pub use manifest::{ModelInfo, ModelKind, ModelManifest, Pooling};
