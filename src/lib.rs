@@ -9,6 +9,7 @@ pub mod api;
 pub mod app;
 pub mod bench;
 pub mod cli;
+pub mod encoder;
 pub mod ingest;
 pub mod jobs;
 pub mod ontology;

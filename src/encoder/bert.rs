@@ -1,0 +1,243 @@
+//! [`Encoder`]: a BERT-family model folder loaded into candle's `BertModel` (CPU, F32).
+//!
+//! Loading is tolerant of the usual checkpoint variations: tensor names with or without a
+//! `bert.` prefix, old `gamma`/`beta` LayerNorm names, F16/BF16 storage (converted to F32), and
+//! `config.json` files missing optional fields. A forward pass takes a batch of token-id
+//! sequences, right-pads them to the batch's longest, runs the model with the attention mask and
+//! all-zero token types, then pools under the mask and L2-normalises.
+
+use super::manifest::ModelManifest;
+use super::pooling::{l2_normalize, pool};
+use super::tokenize::TextTokenizer;
+use super::EncoderError;
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+use candle_transformers::models::bert::{BertModel, Config};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+/// The weights file every model folder must have.
+pub const WEIGHTS_FILE: &str = "model.safetensors";
+
+/// A loaded model: tokenizer, BERT weights and the folder's manifest.
+pub struct Encoder {
+    model: BertModel,
+    tokenizer: TextTokenizer,
+    manifest: ModelManifest,
+    config: Config,
+    dir: PathBuf,
+}
+
+impl std::fmt::Debug for Encoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Encoder")
+            .field("dir", &self.dir)
+            .field("manifest", &self.manifest)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Encoder {
+    /// Loads a Hugging Face BERT folder (`config.json`, `model.safetensors`, `tokenizer.json` or
+    /// `vocab.txt`, optional sentence-transformers files and `ontovec.json`).
+    pub fn load(dir: &Path) -> Result<Self, EncoderError> {
+        let config = read_config(&dir.join("config.json"))?;
+        let manifest =
+            ModelManifest::load(dir, config.hidden_size, config.max_position_embeddings)?;
+        let tokenizer = TextTokenizer::load(dir, manifest.max_len)?;
+        let weights_path = dir.join(WEIGHTS_FILE);
+        let bytes = std::fs::read(&weights_path).map_err(|e| {
+            EncoderError::load(
+                &weights_path,
+                format!("{e} (only safetensors weights are supported)"),
+            )
+        })?;
+        let device = Device::Cpu;
+        let raw = candle_core::safetensors::load_buffer(&bytes, &device)
+            .map_err(|e| EncoderError::load(&weights_path, e))?;
+        drop(bytes);
+        let tensors = normalise_tensor_names(raw);
+        let vb = VarBuilder::from_tensors(tensors, DType::F32, &device);
+        let model =
+            BertModel::load(vb, &config).map_err(|e| EncoderError::load(&weights_path, e))?;
+        Ok(Encoder {
+            model,
+            tokenizer,
+            manifest,
+            config,
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    /// The folder's effective manifest.
+    pub fn manifest(&self) -> &ModelManifest {
+        &self.manifest
+    }
+
+    /// Renames the model (the registry names models after their folder).
+    pub fn set_name(&mut self, name: String) {
+        self.manifest.name = name;
+    }
+
+    /// The tokenizer (unpadded, truncated to the model's `max_len`).
+    pub fn tokenizer(&self) -> &TextTokenizer {
+        &self.tokenizer
+    }
+
+    /// Output dimension.
+    pub fn dim(&self) -> usize {
+        self.config.hidden_size
+    }
+
+    /// The folder this model was loaded from.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// One forward pass over a batch of token-id sequences (each non-empty, `[CLS]`/`[SEP]`
+    /// included, as [`TextTokenizer::encode`] makes them). Returns one pooled (and, unless the
+    /// manifest says otherwise, unit-norm) vector per sequence, in order.
+    pub fn embed_ids<T: AsRef<[u32]>>(&self, batch: &[T]) -> Result<Vec<Vec<f32>>, EncoderError> {
+        let n = batch.len();
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        let seq = batch.iter().map(|s| s.as_ref().len()).max().unwrap_or(0);
+        if seq == 0 {
+            return Err(EncoderError::InvalidInput("empty token sequence".into()));
+        }
+        let pad = self.config.pad_token_id as u32;
+        let mut ids = Vec::with_capacity(n * seq);
+        let mut mask = Vec::with_capacity(n * seq);
+        let mut lens = Vec::with_capacity(n);
+        for s in batch {
+            let s = s.as_ref();
+            if s.is_empty() {
+                return Err(EncoderError::InvalidInput("empty token sequence".into()));
+            }
+            ids.extend_from_slice(s);
+            ids.resize(ids.len() + seq - s.len(), pad);
+            mask.resize(mask.len() + s.len(), 1u32);
+            mask.resize(mask.len() + seq - s.len(), 0u32);
+            lens.push(s.len());
+        }
+        let device = &self.model.device;
+        let ids = Tensor::from_vec(ids, (n, seq), device)?;
+        let token_types = Tensor::zeros((n, seq), DType::U32, device)?;
+        // A batch without padding needs no mask; BertModel then builds an all-ones one itself.
+        let mask = if lens.iter().all(|&l| l == seq) {
+            None
+        } else {
+            Some(Tensor::from_vec(mask, (n, seq), device)?)
+        };
+        let out = self.model.forward(&ids, &token_types, mask.as_ref())?;
+        let flat = out.flatten_all()?.to_vec1::<f32>()?;
+        let mut pooled = pool(&flat, seq, self.dim(), &lens, self.manifest.pooling);
+        if self.manifest.normalize {
+            pooled.iter_mut().for_each(|v| l2_normalize(v));
+        }
+        Ok(pooled)
+    }
+
+    /// Embeds texts synchronously on the calling thread, `batch_size` at a time; with
+    /// `sort_by_length` the texts are processed in token-length order (far less padding) and
+    /// the results put back in input order. For benchmarks and offline tools; servers use the
+    /// [`super::EngineHandle`].
+    pub fn embed_texts<S: AsRef<str> + Sync>(
+        &self,
+        texts: &[S],
+        batch_size: usize,
+        sort_by_length: bool,
+    ) -> Result<Vec<Vec<f32>>, EncoderError> {
+        let ids = self.tokenizer.encode_many(texts)?;
+        let mut order: Vec<usize> = (0..ids.len()).collect();
+        if sort_by_length {
+            order.sort_by_key(|&i| ids[i].len());
+        }
+        let mut out = vec![Vec::new(); ids.len()];
+        for chunk in order.chunks(batch_size.max(1)) {
+            let batch: Vec<&[u32]> = chunk.iter().map(|&i| ids[i].as_slice()).collect();
+            for (&i, v) in chunk.iter().zip(self.embed_ids(&batch)?) {
+                out[i] = v;
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Parses `config.json`, filling optional fields some checkpoints omit and mapping activation
+/// names candle spells differently.
+fn read_config(path: &Path) -> Result<Config, EncoderError> {
+    let bytes = std::fs::read(path).map_err(|e| EncoderError::load(path, e))?;
+    let mut v: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|e| EncoderError::load(path, e))?;
+    let obj = v
+        .as_object_mut()
+        .ok_or_else(|| EncoderError::load(path, "config.json is not an object"))?;
+    if let Some(mt) = obj.get("model_type").and_then(|m| m.as_str()) {
+        if mt.contains("roberta") || mt == "camembert" || mt == "distilbert" {
+            return Err(EncoderError::load(
+                path,
+                format!("model_type `{mt}` is not BERT-compatible (different positions/names)"),
+            ));
+        }
+    }
+    let defaults = [
+        ("hidden_act", serde_json::json!("gelu")),
+        ("hidden_dropout_prob", serde_json::json!(0.1)),
+        ("initializer_range", serde_json::json!(0.02)),
+        ("layer_norm_eps", serde_json::json!(1e-12)),
+        ("pad_token_id", serde_json::json!(0)),
+        ("type_vocab_size", serde_json::json!(2)),
+        ("max_position_embeddings", serde_json::json!(512)),
+    ];
+    for (k, d) in defaults {
+        if obj.get(k).is_none_or(|x| x.is_null()) {
+            obj.insert(k.to_string(), d);
+        }
+    }
+    if let Some(act) = obj.get("hidden_act").and_then(|a| a.as_str()) {
+        let mapped = match act {
+            "gelu_new" | "gelu_pytorch_tanh" | "gelu_fast" | "gelu_approximate" => {
+                "geluapproximate"
+            }
+            other => other,
+        }
+        .to_string();
+        obj.insert("hidden_act".into(), serde_json::Value::String(mapped));
+    }
+    let config: Config = serde_json::from_value(v).map_err(|e| EncoderError::load(path, e))?;
+    if config.hidden_size == 0
+        || config.num_attention_heads == 0
+        || config.hidden_size % config.num_attention_heads != 0
+    {
+        return Err(EncoderError::load(
+            path,
+            "hidden_size must be a positive multiple of num_attention_heads",
+        ));
+    }
+    Ok(config)
+}
+
+/// Strips a leading `bert.` (as in `BertForMaskedLM`/`BertForPreTraining` checkpoints) and
+/// renames old-style LayerNorm `gamma`/`beta` so the names match what `BertModel` asks for.
+fn normalise_tensor_names(raw: HashMap<String, Tensor>) -> HashMap<String, Tensor> {
+    let prefixed = raw.keys().any(|k| k.starts_with("bert.embeddings."));
+    raw.into_iter()
+        .filter_map(|(k, t)| {
+            let k = if prefixed {
+                k.strip_prefix("bert.")?.to_string()
+            } else {
+                k
+            };
+            let k = if let Some(stem) = k.strip_suffix(".gamma") {
+                format!("{stem}.weight")
+            } else if let Some(stem) = k.strip_suffix(".beta") {
+                format!("{stem}.bias")
+            } else {
+                k
+            };
+            Some((k, t))
+        })
+        .collect()
+}

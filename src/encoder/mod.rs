@@ -1,0 +1,105 @@
+//! Text encoders: BERT-family models loaded with candle, served by a batching engine.
+//!
+//! # Layers
+//! * [`manifest`] — what a model folder *is*: our `ontovec.json` manifest (kind, pooling, eval
+//!   numbers, default flag), or one synthesised from the sentence-transformers files
+//!   (`modules.json`, `1_Pooling/config.json`, `sentence_bert_config.json`) of a raw base model.
+//! * [`tokenize`] — the tokenizer from `tokenizer.json`, or a WordPiece BERT tokenizer built
+//!   from `vocab.txt`. Padding is always switched off (the engine pads per batch) and truncation
+//!   is set to the model's maximum length.
+//! * [`bert`] — [`Encoder`]: config + weights → candle `BertModel` (CPU, F32), one forward pass
+//!   per padded batch, masked pooling and L2 normalisation in [`pooling`].
+//! * [`engine`] — [`EngineHandle`]: a bounded queue in front of a dedicated model thread.
+//!   Callers tokenize on their own thread (or the tokio blocking pool for large requests), the
+//!   model thread drains a window of queued sequences, sorts it by token length (length
+//!   bucketing: padding is what costs most on CPU, see GUIDE.md), cuts it into batches under a
+//!   padded-token budget, runs them and answers each request through a oneshot channel, in the
+//!   request's own order. A full queue is refused at once with [`EncoderError::Overloaded`]
+//!   (HTTP 429) rather than queueing without bound.
+//! * [`registry`] — every model folder under `models/`, one engine each, a default per kind.
+//! * [`testing`] — a tiny random BERT written to a directory, so the whole load → embed path is
+//!   testable without downloaded weights.
+//!
+//! The design follows the shape of huggingface/text-embeddings-inference (token-budget batches,
+//! a model thread, immediate 429 on saturation, tokenization off the model thread), adapted to a
+//! CPU where sorting by length inside the batching window roughly doubles throughput.
+
+pub mod bert;
+pub mod engine;
+pub mod manifest;
+pub mod pooling;
+pub mod registry;
+pub mod testing;
+pub mod tokenize;
+
+#[cfg(test)]
+mod tests;
+
+pub use bert::Encoder;
+pub use engine::{EngineConfig, EngineHandle};
+pub use manifest::{ModelInfo, ModelKind, ModelManifest, Pooling};
+pub use registry::Registry;
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong while loading a model or embedding text.
+///
+/// The HTTP layer maps these to statuses: `UnknownModel` → 404/400, `Overloaded` → 429 with
+/// `Retry-After`, `InvalidInput` → 400, `Load`/`Inference` → 500/503.
+#[derive(Debug, thiserror::Error)]
+pub enum EncoderError {
+    /// No model of that name (or no model at all for the requested kind).
+    #[error("unknown model: {0}")]
+    UnknownModel(String),
+    /// The request queue is full; retry after roughly `retry_after_ms` milliseconds.
+    #[error("encoder overloaded, retry after {retry_after_ms} ms")]
+    Overloaded {
+        /// Suggested client back-off, estimated from the queue depth and recent throughput.
+        retry_after_ms: u64,
+    },
+    /// The input cannot be embedded (e.g. the tokenizer rejected it).
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+    /// A model folder could not be loaded.
+    #[error("cannot load model at {path}: {message}")]
+    Load {
+        /// The file or folder that failed.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+    /// The forward pass failed, or the engine has shut down.
+    #[error("inference failed: {0}")]
+    Inference(String),
+}
+
+impl EncoderError {
+    /// Shorthand for a [`EncoderError::Load`] error.
+    pub(crate) fn load(path: impl Into<PathBuf>, message: impl std::fmt::Display) -> Self {
+        EncoderError::Load {
+            path: path.into(),
+            message: message.to_string(),
+        }
+    }
+}
+
+impl From<candle_core::Error> for EncoderError {
+    fn from(e: candle_core::Error) -> Self {
+        EncoderError::Inference(e.to_string())
+    }
+}
+
+/// Cosine similarity of two vectors (plain dot product divided by the norms; 0 for a zero vector).
+pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let (mut dot, mut na, mut nb) = (0f32, 0f32, 0f32);
+    for (x, y) in a.iter().zip(b) {
+        dot += x * y;
+        na += x * x;
+        nb += y * y;
+    }
+    if na == 0.0 || nb == 0.0 {
+        0.0
+    } else {
+        dot / (na.sqrt() * nb.sqrt())
+    }
+}
