@@ -13,5 +13,6 @@ pub mod ingest;
 pub mod jobs;
 pub mod ontology;
 pub mod progress;
+pub mod search;
 pub mod server;
 pub mod store;
