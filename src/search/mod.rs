@@ -16,6 +16,7 @@
 
 pub mod analyzer;
 pub mod fusion;
+pub mod keyset;
 pub mod lexical;
 pub mod vector;
 

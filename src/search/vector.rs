@@ -1,8 +1,9 @@
 //! Vector index for one embedding model: usearch HNSW with the cosine metric.
 //!
 //! ## Keys
-//! Keys are term ids; the set of keys is mirrored in a `BTreeSet` so a release
-//! (`term_id >> 40`) can be removed as one key range, and persisted next to the index.
+//! Keys are term ids; the set of keys is mirrored in a sorted [`KeySet`] so a release
+//! (`term_id >> 40`) can be removed as one key range, filters can be sampled, and the keys can
+//! be persisted next to the index.
 //!
 //! ## Files
 //! For an index at `path` (e.g. `vectors/minilm.usearch`):
@@ -20,19 +21,26 @@
 //! usearch's `Index` is `Send + Sync`, and concurrent searches are safe as long as each has one
 //! of the thread contexts reserved up front (beyond those, usearch *fails* the call). So: a
 //! `RwLock` (searches and saves shared; upserts and removals exclusive — `reserve` reallocates)
-//! plus a counting semaphore of [`VectorOptions::threads`] search slots.
+//! plus a counting semaphore of [`VectorOptions::threads`] search slots. Inside one upsert, the
+//! adds run on [`VectorOptions::add_threads`] threads (HNSW insertion is the slow part).
 //!
 //! ## Scores and filters
 //! Vectors are L2-normalised on the way in; a hit's score is the cosine similarity
-//! `1 − distance`, clamped to [-1, 1]. A filter runs inside usearch's filtered HNSW search
-//! (the predicate sees candidate keys while the graph is walked); when that returns fewer than
-//! `k` hits and at most [`VectorOptions::brute_force_max`] keys pass the filter, an exact scan
-//! of those keys answers instead, so very selective filters stay exact.
+//! `1 − distance`, clamped to [-1, 1].
+//!
+//! A filtered search first estimates how many keys pass the filter from an evenly spaced sample
+//! of 1,024 keys. Few passing keys → an exact scan of them (recall 1, and much faster than a
+//! filtered graph walk, which must visit ~1/selectivity times more nodes: measured 22–37 ms at
+//! 5 % of 50k). Exact is chosen when the estimate `p` satisfies `p ≤ brute_force_max` and
+//! `p² ≤ ef·M·n` (scan cost `p` vs graph cost `≈ ef·M/(p/n)` distances). Otherwise usearch's
+//! filtered HNSW search runs (the predicate sees candidate keys during the walk), and if it
+//! returns fewer than `k` hits an exact scan (bounded by `brute_force_max`) answers instead.
 
 use super::{release_range, Hit, SearchError};
 use parking_lot::{Condvar, Mutex, RwLock};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeSet;
+use super::keyset::KeySet;
+use std::collections::HashSet;
 use std::ffi::OsString;
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
@@ -77,9 +85,11 @@ pub struct VectorOptions {
     pub expansion_search: usize,
     /// Concurrent searches allowed (usearch thread contexts reserved); more wait.
     pub threads: usize,
-    /// Filtered searches that come back short are answered exactly when at most this many
-    /// keys pass the filter.
+    /// Largest number of keys passing a filter that may be scanned exactly (see module docs);
+    /// 0 disables exact scans.
     pub brute_force_max: usize,
+    /// Threads adding vectors inside one upsert.
+    pub add_threads: usize,
 }
 
 impl Default for VectorOptions {
@@ -91,6 +101,7 @@ impl Default for VectorOptions {
             expansion_search: 64,
             threads: 16,
             brute_force_max: 20_000,
+            add_threads: std::thread::available_parallelism().map_or(2, |n| n.get().min(8)),
         }
     }
 }
@@ -106,7 +117,7 @@ struct Meta {
 
 struct Inner {
     index: Index,
-    keys: BTreeSet<u64>,
+    keys: KeySet,
 }
 
 /// A counting semaphore bounding concurrent usearch searches to the reserved thread contexts.
@@ -189,8 +200,10 @@ impl VectorIndex {
             return Err(SearchError::Index("vector dimension must be > 0".into()));
         }
         path_str(path)?;
+        let add_threads = options.add_threads.max(1);
         let options = VectorOptions {
-            threads: options.threads.max(1),
+            threads: options.threads.max(add_threads),
+            add_threads,
             ..options
         };
         let (inner, seq) = if path.exists() {
@@ -236,7 +249,7 @@ impl VectorIndex {
             .map_err(super::index_err)?;
         Ok(Inner {
             index,
-            keys: BTreeSet::new(),
+            keys: KeySet::default(),
         })
     }
 
@@ -268,7 +281,7 @@ impl VectorIndex {
                 meta.count
             )));
         }
-        if let Some(k) = keys.iter().find(|k| !index.contains(**k)) {
+        if let Some(k) = keys.iter().find(|k| !index.contains(*k)) {
             return Err(bad(format!("key {k} listed but not in the index")));
         }
         index
@@ -297,6 +310,12 @@ impl VectorIndex {
             })?;
             prepared.push((*key, n));
         }
+        // the last occurrence of a key in the batch wins
+        let mut seen = HashSet::with_capacity(prepared.len());
+        prepared.reverse();
+        prepared.retain(|(k, _)| seen.insert(*k));
+        prepared.reverse();
+
         let mut inner = self.inner.write();
         let Inner { index, keys } = &mut *inner;
         let needed = index.size() + prepared.len();
@@ -306,14 +325,53 @@ impl VectorIndex {
                 .reserve_capacity_and_threads(grown, self.options.threads)
                 .map_err(super::index_err)?;
         }
-        for (key, v) in &prepared {
-            if keys.remove(key) {
+        let mut removed = Vec::new();
+        for (key, _) in &prepared {
+            if keys.contains(*key) {
                 index.remove(*key).map_err(super::index_err)?;
+                removed.push(*key);
             }
-            index.add(*key, v.as_slice()).map_err(super::index_err)?;
-            keys.insert(*key);
         }
-        Ok(())
+        keys.remove_many(&removed);
+        let threads = self.options.add_threads.min(prepared.len().div_ceil(32)).max(1);
+        let per = prepared.len().div_ceil(threads).max(1);
+        let index: &Index = index;
+        let results: Vec<(Vec<u64>, Option<SearchError>)> = std::thread::scope(|s| {
+            let handles: Vec<_> = prepared
+                .chunks(per)
+                .map(|chunk| {
+                    s.spawn(move || {
+                        let mut added = Vec::with_capacity(chunk.len());
+                        for (key, v) in chunk {
+                            if let Err(e) = index.add(*key, v.as_slice()) {
+                                return (added, Some(super::index_err(e)));
+                            }
+                            added.push(*key);
+                        }
+                        (added, None)
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        (Vec::new(), Some(SearchError::Index("vector add thread panicked".into())))
+                    })
+                })
+                .collect()
+        });
+        let mut first_err = None;
+        for (added, err) in results {
+            keys.insert_many(added);
+            if first_err.is_none() {
+                first_err = err;
+            }
+        }
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     }
 
     /// Remove every vector whose key belongs to release `rid`; returns how many were removed.
@@ -324,10 +382,13 @@ impl VectorIndex {
     /// Remove every key in `range`; returns how many were removed.
     pub fn remove_range(&self, range: std::ops::Range<u64>) -> Result<usize, SearchError> {
         let mut inner = self.inner.write();
-        let doomed: Vec<u64> = inner.keys.range(range).copied().collect();
-        for key in &doomed {
-            inner.index.remove(*key).map_err(super::index_err)?;
-            inner.keys.remove(key);
+        let doomed = inner.keys.drain_range(range);
+        for (i, key) in doomed.iter().enumerate() {
+            if let Err(e) = inner.index.remove(*key) {
+                // keep the mirror truthful: keys not yet removed are still indexed
+                inner.keys.insert_many(doomed[i..].to_vec());
+                return Err(super::index_err(e));
+            }
         }
         Ok(doomed.len())
     }
@@ -397,13 +458,13 @@ impl VectorIndex {
 
     /// Whether `key` is indexed.
     pub fn contains(&self, key: u64) -> bool {
-        self.inner.read().keys.contains(&key)
+        self.inner.read().keys.contains(key)
     }
 
     /// The stored (normalised, possibly f16-rounded) vector of `key`.
     pub fn get(&self, key: u64) -> Result<Option<Vec<f32>>, SearchError> {
         let inner = self.inner.read();
-        if !inner.keys.contains(&key) {
+        if !inner.keys.contains(key) {
             return Ok(None);
         }
         let mut buf = vec![0f32; self.dim];
@@ -438,15 +499,39 @@ impl VectorIndex {
         if k == 0 || inner.keys.is_empty() {
             return Ok(Vec::new());
         }
+        let mut hits = match filter {
+            None => self.graph_search(&inner, &q, k, None)?,
+            Some(f) => match self.exact_candidates(&inner, f) {
+                Some(keys) => self.scan(&inner, &q, k, keys)?,
+                None => {
+                    let hits = self.graph_search(&inner, &q, k, Some(f))?;
+                    match (hits.len() < k).then(|| self.passing(&inner, f)).flatten() {
+                        Some(keys) => self.scan(&inner, &q, k, keys)?,
+                        None => hits,
+                    }
+                }
+            },
+        };
+        hits.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.term_id.cmp(&b.term_id)));
+        Ok(hits)
+    }
+
+    fn graph_search(
+        &self,
+        inner: &Inner,
+        q: &[f32],
+        k: usize,
+        filter: Option<&dyn Fn(u64) -> bool>,
+    ) -> Result<Vec<Hit>, SearchError> {
         let matches = {
             let _slot = self.slots.acquire();
             match filter {
-                None => inner.index.search(q.as_slice(), k),
-                Some(f) => inner.index.filtered_search(q.as_slice(), k, f),
+                None => inner.index.search(q, k),
+                Some(f) => inner.index.filtered_search(q, k, f),
             }
             .map_err(super::index_err)?
         };
-        let mut hits: Vec<Hit> = matches
+        Ok(matches
             .keys
             .iter()
             .zip(&matches.distances)
@@ -454,48 +539,54 @@ impl VectorIndex {
                 term_id,
                 score: to_score(d),
             })
-            .collect();
-        if let Some(f) = filter {
-            if hits.len() < k {
-                if let Some(exact) = self.scan(&inner, &q, k, f)? {
-                    hits = exact;
-                }
-            }
-        }
-        hits.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.term_id.cmp(&b.term_id)));
-        Ok(hits)
+            .collect())
     }
 
-    /// Exact top-k over the keys passing `filter`, or `None` when more than
-    /// `brute_force_max` keys pass.
-    fn scan(
-        &self,
-        inner: &Inner,
-        q: &[f32],
-        k: usize,
-        filter: &dyn Fn(u64) -> bool,
-    ) -> Result<Option<Vec<Hit>>, SearchError> {
-        let mut passing = Vec::new();
-        for &key in &inner.keys {
+    /// The keys passing `filter` when an exact scan is expected to beat the graph (see module
+    /// docs), else `None`.
+    fn exact_candidates(&self, inner: &Inner, filter: &dyn Fn(u64) -> bool) -> Option<Vec<u64>> {
+        const SAMPLE: usize = 1024;
+        let n = inner.keys.len();
+        let sampled = SAMPLE.min(n).max(1);
+        let pass = inner.keys.sample(SAMPLE).filter(|k| filter(*k)).count();
+        let estimate = pass * n / sampled;
+        let graph_cost = inner.index.expansion_search().max(1) * self.options.connectivity.max(1) * n;
+        if estimate > self.options.brute_force_max || estimate.saturating_mul(estimate) > graph_cost {
+            return None;
+        }
+        self.passing(inner, filter)
+    }
+
+    /// All keys passing `filter`, or `None` if more than `brute_force_max` do.
+    fn passing(&self, inner: &Inner, filter: &dyn Fn(u64) -> bool) -> Option<Vec<u64>> {
+        let mut out = Vec::new();
+        for key in inner.keys.iter() {
             if filter(key) {
-                if passing.len() >= self.options.brute_force_max {
-                    return Ok(None);
+                if out.len() >= self.options.brute_force_max {
+                    return None;
                 }
-                passing.push(key);
+                out.push(key);
             }
         }
+        Some(out)
+    }
+
+    /// Exact top-k of `q` over `keys`.
+    fn scan(&self, inner: &Inner, q: &[f32], k: usize, keys: Vec<u64>) -> Result<Vec<Hit>, SearchError> {
         let mut buf = vec![0f32; self.dim];
-        let mut hits = Vec::with_capacity(passing.len());
-        for key in passing {
+        let mut hits = Vec::with_capacity(keys.len());
+        for key in keys {
             if inner.index.get(key, &mut buf).map_err(super::index_err)? == 0 {
                 continue;
             }
-            let score = super::vector::cosine(q, &buf);
-            hits.push(Hit { term_id: key, score });
+            hits.push(Hit {
+                term_id: key,
+                score: cosine(q, &buf),
+            });
         }
         hits.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.term_id.cmp(&b.term_id)));
         hits.truncate(k);
-        Ok(Some(hits))
+        Ok(hits)
     }
 }
 
@@ -514,13 +605,13 @@ pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
     }
 }
 
-fn write_keys(path: &Path, generation: u64, keys: &BTreeSet<u64>) -> Result<(), SearchError> {
+fn write_keys(path: &Path, generation: u64, keys: &KeySet) -> Result<(), SearchError> {
     let f = std::fs::File::create(path)?;
     let mut w = BufWriter::new(f);
     w.write_all(KEYS_MAGIC)?;
     w.write_all(&generation.to_le_bytes())?;
     w.write_all(&(keys.len() as u64).to_le_bytes())?;
-    for k in keys {
+    for k in keys.iter() {
         w.write_all(&k.to_le_bytes())?;
     }
     let f = w.into_inner().map_err(|e| SearchError::Io(e.into_error()))?;
@@ -528,7 +619,7 @@ fn write_keys(path: &Path, generation: u64, keys: &BTreeSet<u64>) -> Result<(), 
     Ok(())
 }
 
-fn read_keys(path: &Path, generation: u64) -> Result<BTreeSet<u64>, SearchError> {
+fn read_keys(path: &Path, generation: u64) -> Result<KeySet, SearchError> {
     let mut r = BufReader::new(std::fs::File::open(path)?);
     let mut word = [0u8; 8];
     r.read_exact(&mut word)?;
@@ -541,11 +632,12 @@ fn read_keys(path: &Path, generation: u64) -> Result<BTreeSet<u64>, SearchError>
     }
     r.read_exact(&mut word)?;
     let n = u64::from_le_bytes(word);
-    let mut keys = BTreeSet::new();
+    let mut keys = Vec::with_capacity(n.min(1 << 24) as usize);
     for _ in 0..n {
         r.read_exact(&mut word)?;
-        keys.insert(u64::from_le_bytes(word));
+        keys.push(u64::from_le_bytes(word));
     }
+    let keys = KeySet::from_unsorted(keys);
     let mut rest = [0u8; 1];
     if r.read(&mut rest)? != 0 {
         return Err(SearchError::Index("keys file has trailing bytes".into()));
