@@ -14,5 +14,6 @@ pub mod ingest;
 pub mod jobs;
 pub mod ontology;
 pub mod progress;
+pub mod search;
 pub mod server;
 pub mod store;
