@@ -2,9 +2,11 @@
 //! and the operations on them. Handlers stay thin; everything that does work lives here or in the
 //! subsystems it calls.
 
+use crate::encoder::{EngineConfig, Registry};
 use crate::ingest::{self, IngestError, IngestRequest, IngestResult};
 use crate::jobs::{JobError, JobManager};
 use crate::progress::Progress;
+use crate::search::engine::SearchEngine;
 use crate::store::{Store, StoreResult};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -52,22 +54,55 @@ pub struct App {
     pub store: Store,
     /// Background jobs.
     pub jobs: JobManager,
+    /// Search engine (indexes + encoders).
+    pub search: Option<Arc<SearchEngine>>,
     ingest_lock: parking_lot::Mutex<()>,
 }
 
+/// Failure to open the application.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// The store could not be opened.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    /// A model could not be loaded.
+    #[error(transparent)]
+    Encoder(#[from] crate::encoder::EncoderError),
+    /// The indexes could not be opened.
+    #[error(transparent)]
+    Search(#[from] crate::search::engine::EngineError),
+}
+
 impl App {
-    /// Open the store (refusing a newer or un-migrated schema) and the job registry.
-    pub fn open(config: AppConfig) -> StoreResult<Arc<Self>> {
+    /// Open the store (refusing a newer or un-migrated schema), the job registry, the models
+    /// under `models_dir` and the search indexes. Indexes are not caught up here: call
+    /// [`App::sync_indexes`] (the server does it in the background, the CLI in the foreground).
+    pub fn open(config: AppConfig) -> Result<Arc<Self>, OpenError> {
         let store = Store::open(&config.store_dir())?;
         let jobs = JobManager::open(&store)?;
         // Uploads of jobs that died with the previous process are useless now.
         let _ = std::fs::remove_dir_all(config.uploads_dir());
+        let registry = Arc::new(Registry::load_dir(
+            &config.models_dir,
+            EngineConfig::default(),
+        )?);
+        let search = SearchEngine::open(store.clone(), registry, &config.data_dir)?;
         Ok(Arc::new(Self {
             config,
             store,
             jobs,
+            search: Some(Arc::new(search)),
             ingest_lock: parking_lot::Mutex::new(()),
         }))
+    }
+
+    /// Bring the lexical and vector indexes up to the store (embedding new terms).
+    pub fn sync_indexes(&self, progress: Option<&Progress>) -> Result<(), IngestError> {
+        if let Some(s) = &self.search {
+            s.sync(progress)
+                .map_err(|e| IngestError::Invalid(format!("indexing failed: {e}")))?;
+        }
+        Ok(())
     }
 
     /// Run an ingest to completion on this thread (CLI path). Ingests run one at a time.
@@ -77,7 +112,9 @@ impl App {
         progress: Arc<Progress>,
     ) -> Result<IngestResult, IngestError> {
         let _g = self.ingest_lock.lock();
-        ingest::ingest_release(&self.store, req, progress)
+        let r = ingest::ingest_release(&self.store, req, progress.clone())?;
+        self.sync_indexes(Some(&progress))?;
+        Ok(r)
     }
 
     /// Queue an ingest as a background job and return its id at once (HTTP path). `cleanup` is
@@ -95,7 +132,8 @@ impl App {
             .spawn(move || {
                 let _g = app.ingest_lock.lock();
                 let _ = app.jobs.start(&job);
-                let outcome = ingest::ingest_release(&app.store, &req, progress);
+                let outcome = ingest::ingest_release(&app.store, &req, progress.clone())
+                    .and_then(|r| app.sync_indexes(Some(&progress)).map(|_| r));
                 let _ = match outcome {
                     Ok(r) => app
                         .jobs

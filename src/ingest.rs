@@ -156,8 +156,9 @@ pub fn ingest_release(
                 ontology::holdout::HoldOutSink::new(&mut writer, &system, *fraction, &mut gold);
             ontology::load(req.format, &req.files, &opts, &mut sink)?;
             let n = sink.held_out;
-            std::io::Write::flush(&mut gold)
-                .map_err(|e| IngestError::Invalid(format!("cannot write {}: {e}", path.display())))?;
+            std::io::Write::flush(&mut gold).map_err(|e| {
+                IngestError::Invalid(format!("cannot write {}: {e}", path.display()))
+            })?;
             writer.add_warning(format!("{n} terms held out for evaluation"));
         }
     }

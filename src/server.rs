@@ -30,6 +30,17 @@ pub async fn serve_listener(
             Ok(Ok(app)) => {
                 tracing::info!("store open; ready");
                 opener.set_app(app.clone());
+                let bg = app.clone();
+                tokio::task::spawn_blocking(move || {
+                    let t = std::time::Instant::now();
+                    match bg.sync_indexes(None) {
+                        Ok(()) => tracing::info!(
+                            secs = t.elapsed().as_secs_f64(),
+                            "indexes caught up with the store"
+                        ),
+                        Err(e) => tracing::error!(error = %e, "index catch-up failed"),
+                    }
+                });
                 Some(app)
             }
             Ok(Err(e)) => {

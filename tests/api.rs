@@ -13,9 +13,16 @@ use serde_json::Value;
 use std::sync::Arc;
 use tower::ServiceExt;
 
+/// A config without models (these tests cover the store and HTTP layers).
+fn cfg(dir: &std::path::Path) -> AppConfig {
+    let mut c = AppConfig::new(dir);
+    c.models_dir = dir.join("no-models");
+    c
+}
+
 fn app_with_data() -> (tempfile::TempDir, Arc<App>) {
     let dir = tempfile::tempdir().unwrap();
-    let app = App::open(AppConfig::new(dir.path())).unwrap();
+    let app = App::open(cfg(dir.path())).unwrap();
     let mut w = ReleaseWriter::begin(&app.store, "ICD10CM", "2026", "icd10cm-xml", false).unwrap();
     let mut e11 = Concept::new("E11", "Type 2 diabetes mellitus");
     e11.add_term(Term::new("diabetes mellitus type II", TermKind::Inclusion));
@@ -160,9 +167,9 @@ fn multipart(fields: &[(&str, &str)], files: &[(&str, &[u8])]) -> (String, Vec<u
 #[tokio::test]
 async fn ingest_form_is_validated_and_auth_is_enforced() {
     let dir = tempfile::tempdir().unwrap();
-    let mut cfg = AppConfig::new(dir.path());
-    cfg.auth_token = Some("s3cret".into());
-    let app = App::open(cfg).unwrap();
+    let mut c = cfg(dir.path());
+    c.auth_token = Some("s3cret".into());
+    let app = App::open(c).unwrap();
     let r = router(AppState::with_app(app));
     let (ct, body) = multipart(&[("format", "obo"), ("release", "1")], &[("x.obo", b"")]);
     let req = Request::post("/v1/ingest")
@@ -231,7 +238,7 @@ async fn real_socket_serves_health_and_docs() {
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(ontovec::server::serve_listener(
-        AppConfig::new(dir.path()),
+        cfg(dir.path()),
         listener,
         async move {
             let _ = rx.await;

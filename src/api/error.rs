@@ -215,3 +215,50 @@ impl<S: Send + Sync> axum::extract::FromRequest<S> for ApiMultipart {
             .map_err(ApiError::from)
     }
 }
+
+impl From<crate::encoder::EncoderError> for ApiError {
+    fn from(e: crate::encoder::EncoderError) -> Self {
+        use crate::encoder::EncoderError as E;
+        match &e {
+            E::UnknownModel(_) => {
+                ApiError::new(StatusCode::BAD_REQUEST, "unknown_model", e.to_string())
+            }
+            E::Overloaded { retry_after_ms } => {
+                let mut err =
+                    ApiError::new(StatusCode::TOO_MANY_REQUESTS, "overloaded", e.to_string());
+                err.retry_after = Some(retry_after_ms.div_ceil(1000).max(1));
+                err
+            }
+            E::InvalidInput(_) => ApiError::bad_request(e.to_string()),
+            E::Load { .. } | E::Inference(_) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "encoder_unavailable",
+                e.to_string(),
+            ),
+        }
+    }
+}
+
+impl From<crate::search::engine::EngineError> for ApiError {
+    fn from(e: crate::search::engine::EngineError) -> Self {
+        use crate::search::engine::EngineError as E;
+        match e {
+            E::Encoder(x) => x.into(),
+            E::Store(x) => x.into(),
+            E::Invalid(m) => ApiError::bad_request(m),
+            E::UnknownSystem(s) => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "unknown_system",
+                format!("no release of system {s} is loaded"),
+            )
+            .with_details(json!({"system": s})),
+            E::UnknownConcept(s, c) => ApiError::not_found(format!("no concept {c} in {s}"))
+                .with_details(json!({"system": s, "code": c})),
+            E::Search(x) => match x {
+                crate::search::SearchError::InvalidQuery(m) => ApiError::bad_request(m),
+                other => ApiError::internal(other.to_string()),
+            },
+            E::Cache(x) => ApiError::internal(x.to_string()),
+        }
+    }
+}

@@ -6,6 +6,7 @@ pub mod error;
 pub mod ingest;
 pub mod ontology;
 pub mod openapi;
+pub mod search;
 pub mod service;
 
 use crate::app::App;
@@ -179,6 +180,12 @@ pub fn router(state: AppState) -> Router {
             "/v1/systems/{system}/concepts/{code}/mappings",
             get(ontology::mappings),
         )
+        .route("/v1/models", get(search::models))
+        .route("/v1/search", post(search::search))
+        .route("/v1/normalize", post(search::normalize))
+        .route("/v1/relatedness", post(search::relatedness))
+        .route("/v1/similar", post(search::similar))
+        .route("/v1/embed", post(search::embed))
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
         .merge(writes)
         .merge(openapi::docs_router())

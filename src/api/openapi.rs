@@ -21,10 +21,17 @@ use utoipa_swagger_ui::SwaggerUi;
         super::ontology::mappings,
         super::ingest::ingest,
         super::ingest::job,
+        super::search::models,
+        super::search::search,
+        super::search::normalize,
+        super::search::relatedness,
+        super::search::similar,
+        super::search::embed,
     ),
     tags(
         (name = "service", description = "Liveness, readiness, metrics"),
         (name = "ontologies", description = "Releases, concepts, hierarchies, crosswalks, ingest"),
+        (name = "search", description = "Hybrid search, normalization, relatedness, embeddings"),
     )
 )]
 pub struct ApiDoc;

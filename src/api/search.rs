@@ -59,15 +59,14 @@ pub struct SearchResponse {
 }
 
 fn engine(st: &AppState) -> Result<Arc<SearchEngine>, ApiError> {
-    st.app()?
-        .search
-        .clone()
-        .ok_or_else(ApiError::not_ready)
+    st.app()?.search.clone().ok_or_else(ApiError::not_ready)
 }
 
 fn check_text(field: &str, text: &str) -> Result<(), ApiError> {
     if text.trim().is_empty() {
-        return Err(ApiError::bad_request(format!("'{field}' must not be empty")));
+        return Err(ApiError::bad_request(format!(
+            "'{field}' must not be empty"
+        )));
     }
     if text.len() > MAX_TEXT_BYTES {
         return Err(ApiError::bad_request(format!(
@@ -81,7 +80,9 @@ fn check_text(field: &str, text: &str) -> Result<(), ApiError> {
 fn check_k(k: Option<usize>, default: usize) -> Result<usize, ApiError> {
     let k = k.unwrap_or(default);
     if k == 0 || k > MAX_K {
-        return Err(ApiError::bad_request(format!("k must be between 1 and {MAX_K}, got {k}")));
+        return Err(ApiError::bad_request(format!(
+            "k must be between 1 and {MAX_K}, got {k}"
+        )));
     }
     Ok(k)
 }
@@ -89,7 +90,9 @@ fn check_k(k: Option<usize>, default: usize) -> Result<usize, ApiError> {
 fn check_systems(systems: &Option<Vec<String>>) -> Result<(), ApiError> {
     if let Some(s) = systems {
         if s.is_empty() || s.len() > 64 || s.iter().any(|x| x.is_empty() || x.len() > 64) {
-            return Err(ApiError::bad_request("'systems' must list 1-64 system names"));
+            return Err(ApiError::bad_request(
+                "'systems' must list 1-64 system names",
+            ));
         }
     }
     Ok(())
@@ -135,11 +138,13 @@ async fn embed_queries(
 
 async fn run_search(eng: Arc<SearchEngine>, q: Query) -> Result<Vec<Found>, ApiError> {
     let qvec = match q.mode {
-        Mode::Hybrid | Mode::Vector if eng.registry().has_kind(ModelKind::Terms) => Some(
-            embed_queries(&eng, q.model.as_deref(), vec![q.text.clone()])
-                .await?
-                .remove(0),
-        ),
+        Mode::Hybrid | Mode::Vector if eng.registry().default_name(ModelKind::Terms).is_some() => {
+            Some(
+                embed_queries(&eng, q.model.as_deref(), vec![q.text.clone()])
+                    .await?
+                    .remove(0),
+            )
+        }
         Mode::Vector => {
             return Err(ApiError::bad_request(
                 "vector search needs a terms model; none is loaded",
@@ -219,7 +224,9 @@ pub async fn normalize(
     ApiJson(req): ApiJson<NormalizeRequest>,
 ) -> Result<ApiJson<NormalizeResponse>, ApiError> {
     if req.mentions.is_empty() || req.mentions.len() > MAX_BATCH {
-        return Err(ApiError::bad_request(format!("'mentions' must hold 1 to {MAX_BATCH} strings")));
+        return Err(ApiError::bad_request(format!(
+            "'mentions' must hold 1 to {MAX_BATCH} strings"
+        )));
     }
     for m in &req.mentions {
         check_text("mentions[]", m)?;
@@ -229,7 +236,7 @@ pub async fn normalize(
     let mode = req.mode.unwrap_or_default();
     let eng = engine(&st)?;
     let vecs = match mode {
-        Mode::Hybrid | Mode::Vector if eng.registry().has_kind(ModelKind::Terms) => {
+        Mode::Hybrid | Mode::Vector if eng.registry().default_name(ModelKind::Terms).is_some() => {
             Some(embed_queries(&eng, req.model.as_deref(), req.mentions.clone()).await?)
         }
         _ => None,
@@ -314,7 +321,9 @@ pub async fn relatedness(
     ApiJson(req): ApiJson<RelatednessRequest>,
 ) -> Result<ApiJson<RelatednessResponse>, ApiError> {
     if req.pairs.is_empty() || req.pairs.len() > MAX_BATCH {
-        return Err(ApiError::bad_request(format!("'pairs' must hold 1 to {MAX_BATCH} pairs")));
+        return Err(ApiError::bad_request(format!(
+            "'pairs' must hold 1 to {MAX_BATCH} pairs"
+        )));
     }
     for p in &req.pairs {
         for s in [&p.a, &p.b] {
@@ -401,7 +410,8 @@ pub async fn similar(
     let t = std::time::Instant::now();
     let k = check_k(req.k, 10)?;
     check_systems(&req.systems)?;
-    if req.code.is_empty() || req.code.len() > 256 || req.system.is_empty() || req.system.len() > 64 {
+    if req.code.is_empty() || req.code.len() > 256 || req.system.is_empty() || req.system.len() > 64
+    {
         return Err(ApiError::bad_request("system and code are required"));
     }
     let eng = engine(&st)?;
@@ -458,20 +468,38 @@ pub async fn embed(
     ApiJson(req): ApiJson<EmbedRequest>,
 ) -> Result<ApiJson<EmbedResponse>, ApiError> {
     if req.texts.is_empty() || req.texts.len() > MAX_BATCH {
-        return Err(ApiError::bad_request(format!("'texts' must hold 1 to {MAX_BATCH} strings")));
+        return Err(ApiError::bad_request(format!(
+            "'texts' must hold 1 to {MAX_BATCH} strings"
+        )));
     }
     for t in &req.texts {
         check_text("texts[]", t)?;
     }
     let eng = engine(&st)?;
     let handle = match &req.model {
-        Some(name) => eng.registry().get_any(name)?,
+        Some(name) => eng.registry().get(Some(name), ModelKind::Terms)?,
         None => eng.registry().get(None, ModelKind::Terms)?,
     };
     let embeddings = handle.embed(req.texts).await?;
     Ok(ApiJson(EmbedResponse {
-        model: handle.info().name.clone(),
-        dim: handle.info().dim,
+        model: handle.manifest().name.clone(),
+        dim: handle.dim(),
         embeddings,
+    }))
+}
+
+/// `GET /v1/models` answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ModelsResponse {
+    /// Loaded models.
+    pub models: Vec<crate::encoder::ModelInfo>,
+}
+
+/// Loaded models with their kind, base, trainer and evaluation numbers.
+#[utoipa::path(get, path = "/v1/models", tag = "search", responses((status = 200, body = ModelsResponse)))]
+pub async fn models(State(st): State<AppState>) -> Result<ApiJson<ModelsResponse>, ApiError> {
+    let eng = engine(&st)?;
+    Ok(ApiJson(ModelsResponse {
+        models: eng.registry().list(),
     }))
 }

@@ -45,6 +45,9 @@ pub enum EngineError {
     /// Store failure.
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    /// Embedding cache failure.
+    #[error("embedding cache: {0}")]
+    Cache(#[from] sled::Error),
     /// Bad request content.
     #[error("{0}")]
     Invalid(String),
@@ -140,7 +143,11 @@ pub struct SearchEngine {
 
 impl SearchEngine {
     /// Open (or create) the indexes under `<data_dir>/indexes`. Call [`Self::sync`] afterwards.
-    pub fn open(store: Store, registry: Arc<Registry>, data_dir: &Path) -> Result<Self, EngineError> {
+    pub fn open(
+        store: Store,
+        registry: Arc<Registry>,
+        data_dir: &Path,
+    ) -> Result<Self, EngineError> {
         let dir = data_dir.join("indexes");
         std::fs::create_dir_all(dir.join("vectors"))
             .map_err(|e| SearchError::Index(format!("cannot create {}: {e}", dir.display())))?;
@@ -192,7 +199,11 @@ impl SearchEngine {
         let lpath = self.dir.join("lexical.state.json");
         let mut st = read_state(&lpath).unwrap_or_default();
         if st.seq != self.lexical.seq() {
-            tracing::warn!(state = st.seq, index = self.lexical.seq(), "lexical index disagrees with its state; rebuilding");
+            tracing::warn!(
+                state = st.seq,
+                index = self.lexical.seq(),
+                "lexical index disagrees with its state; rebuilding"
+            );
             for rid in std::mem::take(&mut st.rids) {
                 self.lexical.delete_release(rid)?;
             }
@@ -227,8 +238,14 @@ impl SearchEngine {
                 self.lexical.add(docs)?;
             }
             self.lexical.commit(seq)?;
-            write_state(&lpath, &IndexState { seq, rids: want.clone() })
-                .map_err(|e| SearchError::Index(e.to_string()))?;
+            write_state(
+                &lpath,
+                &IndexState {
+                    seq,
+                    rids: want.clone(),
+                },
+            )
+            .map_err(|e| SearchError::Index(e.to_string()))?;
         }
 
         // vectors, one index per terms model
@@ -265,7 +282,7 @@ impl SearchEngine {
                     p.phase(&format!("embedding {system} with {model}"), n);
                 }
                 let mut batch: Vec<(u64, TermRow)> = Vec::with_capacity(EMBED_CHUNK);
-                let mut flush = |batch: &mut Vec<(u64, TermRow)>| -> Result<(), EngineError> {
+                let flush = |batch: &mut Vec<(u64, TermRow)>| -> Result<(), EngineError> {
                     let texts: Vec<&str> = batch.iter().map(|(_, r)| r.text.as_str()).collect();
                     let vecs = self.embed_cached(&model, &texts)?;
                     let items: Vec<(u64, Vec<f32>)> =
@@ -291,8 +308,14 @@ impl SearchEngine {
                 }
             }
             index.save(seq)?;
-            write_state(&vpath, &IndexState { seq, rids: want.clone() })
-                .map_err(|e| SearchError::Index(e.to_string()))?;
+            write_state(
+                &vpath,
+                &IndexState {
+                    seq,
+                    rids: want.clone(),
+                },
+            )
+            .map_err(|e| SearchError::Index(e.to_string()))?;
             self.emb.flush()?;
         }
         Ok(())
@@ -315,7 +338,7 @@ impl SearchEngine {
         if !missing.is_empty() {
             let handle = self.registry.get(Some(model), ModelKind::Terms)?;
             let todo: Vec<String> = missing.iter().map(|&i| texts[i].to_string()).collect();
-            let vecs = handle.embed_blocking(todo)?;
+            let vecs = handle.embed_blocking(&todo)?;
             let mut batch = sled::Batch::default();
             for (&i, v) in missing.iter().zip(vecs) {
                 batch.insert(emb_key(model, texts[i]), f32_to_bytes(&v));
@@ -328,10 +351,18 @@ impl SearchEngine {
 
     /// Resolve the terms model to use.
     pub fn terms_model(&self, name: Option<&str>) -> Result<String, EngineError> {
-        Ok(self.registry.get(name, ModelKind::Terms)?.info().name.clone())
+        Ok(self
+            .registry
+            .get(name, ModelKind::Terms)?
+            .manifest()
+            .name
+            .clone())
     }
 
-    fn allowed_rids(&self, systems: &Option<Vec<String>>) -> Result<Option<HashSet<u64>>, EngineError> {
+    fn allowed_rids(
+        &self,
+        systems: &Option<Vec<String>>,
+    ) -> Result<Option<HashSet<u64>>, EngineError> {
         let Some(systems) = systems else {
             return Ok(None);
         };
@@ -356,12 +387,10 @@ impl SearchEngine {
         k: usize,
         allowed: Option<&HashSet<u64>>,
     ) -> Result<Vec<Hit>, EngineError> {
-        let index = self
-            .vectors
-            .read()
-            .get(model)
-            .cloned()
-            .ok_or_else(|| EngineError::Invalid(format!("model {model} has no vector index")))?;
+        let index =
+            self.vectors.read().get(model).cloned().ok_or_else(|| {
+                EngineError::Invalid(format!("model {model} has no vector index"))
+            })?;
         let active: HashSet<u64> = self.store.active_rids().into_values().collect();
         let filter = |key: u64| {
             let rid = key >> 40;
@@ -371,7 +400,11 @@ impl SearchEngine {
     }
 
     /// Run a query whose vector (if needed) is given; see [`Self::search`].
-    pub fn search_with_vector(&self, q: &Query, qvec: Option<&[f32]>) -> Result<Vec<Found>, EngineError> {
+    pub fn search_with_vector(
+        &self,
+        q: &Query,
+        qvec: Option<&[f32]>,
+    ) -> Result<Vec<Found>, EngineError> {
         let allowed = self.allowed_rids(&q.systems)?;
         let fetch = (q.k * 4).clamp(50, 2000);
         let systems_upper: Option<Vec<String>> = q
@@ -380,8 +413,12 @@ impl SearchEngine {
             .map(|v| v.iter().map(|s| s.to_ascii_uppercase()).collect());
         let lexical = match q.mode {
             Mode::Vector => Vec::new(),
-            Mode::Exact => self.lexical.search(&q.text, fetch, systems_upper.as_deref(), true)?,
-            _ => self.lexical.search(&q.text, fetch, systems_upper.as_deref(), false)?,
+            Mode::Exact => self
+                .lexical
+                .search(&q.text, fetch, systems_upper.as_deref(), true)?,
+            _ => self
+                .lexical
+                .search(&q.text, fetch, systems_upper.as_deref(), false)?,
         };
         let vector = match (q.mode, qvec) {
             (Mode::Hybrid | Mode::Vector, Some(v)) => {
@@ -391,8 +428,14 @@ impl SearchEngine {
             _ => Vec::new(),
         };
         let (fused, kind) = match q.mode {
-            Mode::Lexical | Mode::Exact => (fuse(&lexical, &[], FusionMethod::Rrf { k: 60.0 }, fetch), "bm25"),
-            Mode::Vector => (fuse(&[], &vector, FusionMethod::Rrf { k: 60.0 }, fetch), "cosine"),
+            Mode::Lexical | Mode::Exact => (
+                fuse(&lexical, &[], FusionMethod::Rrf { k: 60.0 }, fetch),
+                "bm25",
+            ),
+            Mode::Vector => (
+                fuse(&[], &vector, FusionMethod::Rrf { k: 60.0 }, fetch),
+                "cosine",
+            ),
             Mode::Hybrid => (
                 fuse(&lexical, &vector, q.fusion, fetch),
                 match q.fusion {
@@ -443,7 +486,12 @@ impl SearchEngine {
     }
 
     /// The L2-normalised mean vector of a concept's equivalent terms (see module docs).
-    pub fn concept_vector(&self, model: &str, system: &str, code: &str) -> Result<Vec<f32>, EngineError> {
+    pub fn concept_vector(
+        &self,
+        model: &str,
+        system: &str,
+        code: &str,
+    ) -> Result<Vec<f32>, EngineError> {
         let system = system.to_ascii_uppercase();
         let Some(rec) = self.store.concept(&system, code)? else {
             if self.store.has_system(&system) {

@@ -15,6 +15,7 @@
 //! - [`fusion`]: reciprocal-rank and weighted (min-max normalised) fusion.
 
 pub mod analyzer;
+pub mod engine;
 pub mod fusion;
 pub mod keyset;
 pub mod lexical;
