@@ -88,11 +88,54 @@ pub enum Command {
     },
     /// Print the OpenAPI document (YAML).
     Openapi,
+    /// Evaluate normalisation or relatedness against a data directory or a running server.
+    Eval {
+        /// What to evaluate.
+        #[command(subcommand)]
+        what: EvalCommand,
+    },
     /// Benchmarks that need whole processes or generated files.
     Bench {
         /// What to measure.
         #[command(subcommand)]
         what: BenchCommand,
+    },
+}
+
+/// Where an evaluation runs.
+#[derive(Debug, Args, Clone)]
+pub struct EvalTarget {
+    /// Data directory options (in-process evaluation).
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Evaluate a running server instead (e.g. http://127.0.0.1:8080).
+    #[arg(long)]
+    pub url: Option<String>,
+    /// Terms model (default model when absent).
+    #[arg(long)]
+    pub model: Option<String>,
+}
+
+/// Evaluations.
+#[derive(Debug, Subcommand)]
+pub enum EvalCommand {
+    /// acc@1, acc@5, MRR of normalisation for lexical, vector and hybrid variants.
+    Normalize {
+        /// Gold TSV: mention, system, code.
+        #[arg(long)]
+        gold: PathBuf,
+        /// Where to run.
+        #[command(flatten)]
+        target: EvalTarget,
+    },
+    /// ROC AUC per distance-category pair (0v1 ... 2v3) and their mean.
+    Relatedness {
+        /// Pairs TSV: text_a, text_b, distance 0-3.
+        #[arg(long)]
+        pairs: PathBuf,
+        /// Where to run.
+        #[command(flatten)]
+        target: EvalTarget,
     },
 }
 
@@ -131,6 +174,7 @@ pub fn run() -> Result<()> {
             let work = work_dir.unwrap_or_else(|| tmp.path().to_path_buf());
             crate::bench::ingest(rows, &work)
         }
+        Command::Eval { what } => crate::eval_cli::run(what),
         Command::Openapi => {
             print!("{}", crate::api::openapi::yaml());
             Ok(())

@@ -10,6 +10,7 @@ pub mod app;
 pub mod bench;
 pub mod cli;
 pub mod encoder;
+pub mod eval_cli;
 pub mod ingest;
 pub mod jobs;
 pub mod ontology;

@@ -1,0 +1,87 @@
+//! `ontovec eval ...`: runs the evaluations of [`crate::search::eval`] and prints markdown tables.
+
+use crate::app::{App, AppConfig};
+use crate::cli::{EvalCommand, EvalTarget};
+use crate::encoder::ModelKind;
+use crate::search::engine::Mode;
+use crate::search::eval::{self, category_aucs, read_gold, read_pairs, score_rankings};
+use crate::search::fusion::FusionMethod;
+use anyhow::{Context, Result};
+use std::sync::Arc;
+
+fn open(t: &EvalTarget) -> Result<Arc<App>> {
+    let mut cfg = AppConfig::new(&t.data.data_dir);
+    cfg.models_dir = t.data.models_dir.clone();
+    let app = App::open(cfg).context("opening the data directory")?;
+    app.sync_indexes(None)?;
+    Ok(app)
+}
+
+/// Run an evaluation command.
+pub fn run(cmd: EvalCommand) -> Result<()> {
+    match cmd {
+        EvalCommand::Normalize { gold, target } => {
+            let gold = read_gold(&gold)?;
+            println!("normalization, {} gold mentions", gold.len());
+            println!("| variant | acc@1 | acc@5 | MRR |");
+            println!("|---|---|---|---|");
+            let row = |name: &str, s: eval::NormScores| {
+                println!("| {name} | {:.3} | {:.3} | {:.3} |", s.acc1, s.acc5, s.mrr);
+            };
+            if let Some(url) = &target.url {
+                for mode in ["lexical", "vector", "hybrid"] {
+                    let ranked = eval::rank_remote(url, &gold, mode, target.model.as_deref())?;
+                    row(mode, score_rankings(&gold, &ranked));
+                }
+                return Ok(());
+            }
+            let app = open(&target)?;
+            let eng = app.search.clone().context("no search engine")?;
+            let m = target.model.as_deref();
+            let mut variants: Vec<(String, Mode, FusionMethod)> = vec![
+                ("lexical".into(), Mode::Lexical, FusionMethod::Rrf { k: 60.0 }),
+                ("vector".into(), Mode::Vector, FusionMethod::Rrf { k: 60.0 }),
+                ("hybrid rrf k=60".into(), Mode::Hybrid, FusionMethod::Rrf { k: 60.0 }),
+            ];
+            for alpha in [0.3f32, 0.5, 0.6, 0.7, 0.8, 0.9] {
+                variants.push((format!("hybrid weighted alpha={alpha}"), Mode::Hybrid, FusionMethod::Weighted { alpha }));
+            }
+            for (name, mode, fusion) in variants {
+                let ranked = eval::rank_local(&eng, &gold, mode, fusion, m)?;
+                row(&name, score_rankings(&gold, &ranked));
+            }
+            Ok(())
+        }
+        EvalCommand::Relatedness { pairs, target } => {
+            let pairs = read_pairs(&pairs)?;
+            let scores: Vec<f32> = if let Some(url) = &target.url {
+                let mut out = Vec::with_capacity(pairs.len());
+                for chunk in pairs.chunks(512) {
+                    let mut body = serde_json::json!({"pairs": chunk.iter().map(|p| serde_json::json!({"a": {"text": p.a}, "b": {"text": p.b}})).collect::<Vec<_>>()});
+                    if let Some(m) = &target.model {
+                        body["model"] = serde_json::Value::String(m.clone());
+                    }
+                    let mut resp = ureq::post(&format!("{}/v1/relatedness", url.trim_end_matches('/')))
+                        .send_json(&body)?;
+                    let v: serde_json::Value = resp.body_mut().read_json()?;
+                    out.extend(v["scores"].as_array().cloned().unwrap_or_default().iter().map(|x| x.as_f64().unwrap_or(0.0) as f32));
+                }
+                out
+            } else {
+                let app = open(&target)?;
+                let eng = app.search.clone().context("no search engine")?;
+                let h = eng.registry().get(target.model.as_deref(), ModelKind::Terms)?;
+                let a: Vec<&str> = pairs.iter().map(|p| p.a.as_str()).collect();
+                let b: Vec<&str> = pairs.iter().map(|p| p.b.as_str()).collect();
+                let (va, vb) = (h.embed_blocking(&a)?, h.embed_blocking(&b)?);
+                va.iter().zip(&vb).map(|(x, y)| crate::search::engine::cosine(x, y)).collect()
+            };
+            let r = category_aucs(&pairs, &scores);
+            println!("relatedness, pairs per distance 0..3: {:?}", r.counts);
+            println!("| {} | mean |", r.aucs.iter().map(|a| a.0.as_str()).collect::<Vec<_>>().join(" | "));
+            println!("|{}---|", "---|".repeat(r.aucs.len()));
+            println!("| {} | {:.3} |", r.aucs.iter().map(|a| format!("{:.3}", a.1)).collect::<Vec<_>>().join(" | "), r.mean);
+            Ok(())
+        }
+    }
+}

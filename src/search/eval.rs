@@ -1,0 +1,284 @@
+//! Evaluation of normalisation and relatedness, against a data directory (in-process) or a
+//! running server (over HTTP), with the same metrics either way.
+//!
+//! * Normalisation gold: TSV `mention \t system \t code` (e.g. written by `ingest --hold-out`).
+//!   Metrics: acc@1, acc@5 and MRR (reciprocal rank of the gold concept in the top 10, 0 when
+//!   absent).
+//! * Relatedness pairs: TSV `text_a \t text_b \t distance` with distance 0–3 (0 = same concept,
+//!   1 = child/sibling, 2 = parent, 3 = random in the same tree, following HiPrBERT). Metric: ROC
+//!   AUC of the cosine for every pair of categories (i < j: does category i score above j?) and
+//!   their mean — HiPrBERT's measure.
+
+use super::engine::{Mode, Query, SearchEngine};
+use super::fusion::FusionMethod;
+use crate::encoder::ModelKind;
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
+use std::path::Path;
+
+/// One gold normalisation example.
+#[derive(Debug, Clone)]
+pub struct Gold {
+    /// Mention text.
+    pub mention: String,
+    /// Gold system.
+    pub system: String,
+    /// Gold code.
+    pub code: String,
+}
+
+/// Read a gold TSV (mention, system, code); `#` lines and a header starting with `mention` are
+/// skipped.
+pub fn read_gold(path: &Path) -> Result<Vec<Gold>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() || line.starts_with('#') || (i == 0 && line.starts_with("mention")) {
+            continue;
+        }
+        let cols: Vec<&str> = line.split('\t').collect();
+        if cols.len() < 3 {
+            bail!("{}:{}: expected mention<TAB>system<TAB>code", path.display(), i + 1);
+        }
+        out.push(Gold {
+            mention: cols[0].to_string(),
+            system: cols[1].to_ascii_uppercase(),
+            code: cols[2].to_string(),
+        });
+    }
+    Ok(out)
+}
+
+/// Normalisation metrics.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct NormScores {
+    /// Examples evaluated.
+    pub n: usize,
+    /// Fraction with the gold concept first.
+    pub acc1: f64,
+    /// Fraction with the gold concept in the top 5.
+    pub acc5: f64,
+    /// Mean reciprocal rank (top 10).
+    pub mrr: f64,
+}
+
+/// Score ranked candidate lists against gold (system, code) pairs.
+pub fn score_rankings(gold: &[Gold], ranked: &[Vec<(String, String)>]) -> NormScores {
+    let (mut a1, mut a5, mut rr) = (0usize, 0usize, 0f64);
+    for (g, r) in gold.iter().zip(ranked) {
+        if let Some(pos) = r.iter().take(10).position(|(s, c)| *s == g.system && *c == g.code) {
+            if pos == 0 {
+                a1 += 1;
+            }
+            if pos < 5 {
+                a5 += 1;
+            }
+            rr += 1.0 / (pos + 1) as f64;
+        }
+    }
+    let n = gold.len().max(1) as f64;
+    NormScores {
+        n: gold.len(),
+        acc1: a1 as f64 / n,
+        acc5: a5 as f64 / n,
+        mrr: rr / n,
+    }
+}
+
+/// Rank candidates for every gold mention in-process (restricted to the gold systems).
+pub fn rank_local(
+    eng: &SearchEngine,
+    gold: &[Gold],
+    mode: Mode,
+    fusion: FusionMethod,
+    model: Option<&str>,
+) -> Result<Vec<Vec<(String, String)>>> {
+    let mut systems: Vec<String> = gold.iter().map(|g| g.system.clone()).collect();
+    systems.sort();
+    systems.dedup();
+    let needs_vec = matches!(mode, Mode::Hybrid | Mode::Vector);
+    let mut out = Vec::with_capacity(gold.len());
+    for chunk in gold.chunks(256) {
+        let vecs = if needs_vec {
+            let h = eng.registry().get(model, ModelKind::Terms)?;
+            let texts: Vec<&str> = chunk.iter().map(|g| g.mention.as_str()).collect();
+            Some(h.embed_blocking(&texts)?)
+        } else {
+            None
+        };
+        for (i, g) in chunk.iter().enumerate() {
+            let q = Query {
+                text: g.mention.clone(),
+                k: 10,
+                mode,
+                systems: Some(systems.clone()),
+                model: model.map(str::to_string),
+                fusion,
+            };
+            let found = eng.search_with_vector(&q, vecs.as_ref().map(|v| v[i].as_slice()))?;
+            out.push(found.into_iter().map(|f| (f.system, f.code)).collect());
+        }
+    }
+    Ok(out)
+}
+
+/// Rank candidates through a running server's `/v1/normalize`.
+pub fn rank_remote(url: &str, gold: &[Gold], mode: &str, model: Option<&str>) -> Result<Vec<Vec<(String, String)>>> {
+    let mut systems: Vec<String> = gold.iter().map(|g| g.system.clone()).collect();
+    systems.sort();
+    systems.dedup();
+    let mut out = Vec::with_capacity(gold.len());
+    for chunk in gold.chunks(256) {
+        let mut body = serde_json::json!({
+            "mentions": chunk.iter().map(|g| g.mention.as_str()).collect::<Vec<_>>(),
+            "k": 10, "systems": systems, "mode": mode,
+        });
+        if let Some(m) = model {
+            body["model"] = serde_json::Value::String(m.to_string());
+        }
+        let mut resp = ureq::post(&format!("{}/v1/normalize", url.trim_end_matches('/')))
+            .send_json(&body)
+            .context("calling /v1/normalize")?;
+        let v: serde_json::Value = resp.body_mut().read_json()?;
+        for r in v["results"].as_array().cloned().unwrap_or_default() {
+            out.push(
+                r["candidates"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|c| {
+                        (
+                            c["system"].as_str().unwrap_or("").to_string(),
+                            c["code"].as_str().unwrap_or("").to_string(),
+                        )
+                    })
+                    .collect(),
+            );
+        }
+    }
+    Ok(out)
+}
+
+/// One relatedness pair.
+#[derive(Debug, Clone)]
+pub struct RelPair {
+    /// First text.
+    pub a: String,
+    /// Second text.
+    pub b: String,
+    /// Distance category 0–3.
+    pub distance: u8,
+}
+
+/// Read a pairs TSV (text_a, text_b, distance 0–3).
+pub fn read_pairs(path: &Path) -> Result<Vec<RelPair>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() || line.starts_with('#') || (i == 0 && line.starts_with("text_a")) {
+            continue;
+        }
+        let cols: Vec<&str> = line.split('\t').collect();
+        let d = cols.get(2).and_then(|d| d.trim().parse::<u8>().ok()).filter(|d| *d <= 3);
+        match (cols.len() >= 3, d) {
+            (true, Some(distance)) => out.push(RelPair {
+                a: cols[0].to_string(),
+                b: cols[1].to_string(),
+                distance,
+            }),
+            _ => bail!("{}:{}: expected text_a<TAB>text_b<TAB>distance(0-3)", path.display(), i + 1),
+        }
+    }
+    Ok(out)
+}
+
+/// ROC AUC that a random positive scores above a random negative (ties count half); 0.5 when
+/// either side is empty. O((n+m) log(n+m)) via ranks.
+pub fn roc_auc(pos: &[f32], neg: &[f32]) -> f64 {
+    if pos.is_empty() || neg.is_empty() {
+        return 0.5;
+    }
+    let mut all: Vec<(f32, bool)> = pos.iter().map(|&s| (s, true)).chain(neg.iter().map(|&s| (s, false))).collect();
+    all.sort_by(|a, b| a.0.total_cmp(&b.0));
+    // average ranks for ties
+    let mut rank_sum_pos = 0f64;
+    let mut i = 0;
+    while i < all.len() {
+        let mut j = i;
+        while j + 1 < all.len() && all[j + 1].0 == all[i].0 {
+            j += 1;
+        }
+        let avg = (i + j) as f64 / 2.0 + 1.0;
+        for x in &all[i..=j] {
+            if x.1 {
+                rank_sum_pos += avg;
+            }
+        }
+        i = j + 1;
+    }
+    let (n, m) = (pos.len() as f64, neg.len() as f64);
+    (rank_sum_pos - n * (n + 1.0) / 2.0) / (n * m)
+}
+
+/// AUCs for every category pair (i, j), i < j, and their mean.
+#[derive(Debug, Clone, Serialize)]
+pub struct RelScores {
+    /// Pairs evaluated per category 0..=3.
+    pub counts: [usize; 4],
+    /// `("0v1", auc)`, ... in order.
+    pub aucs: Vec<(String, f64)>,
+    /// Mean of the AUCs that had data on both sides.
+    pub mean: f64,
+}
+
+/// Category AUCs from scored pairs.
+pub fn category_aucs(pairs: &[RelPair], scores: &[f32]) -> RelScores {
+    let mut by: [Vec<f32>; 4] = Default::default();
+    for (p, s) in pairs.iter().zip(scores) {
+        by[p.distance as usize].push(*s);
+    }
+    let mut aucs = Vec::new();
+    for i in 0..4 {
+        for j in i + 1..4 {
+            if !by[i].is_empty() && !by[j].is_empty() {
+                aucs.push((format!("{i}v{j}"), roc_auc(&by[i], &by[j])));
+            }
+        }
+    }
+    let mean = if aucs.is_empty() {
+        0.0
+    } else {
+        aucs.iter().map(|a| a.1).sum::<f64>() / aucs.len() as f64
+    };
+    RelScores {
+        counts: [by[0].len(), by[1].len(), by[2].len(), by[3].len()],
+        aucs,
+        mean,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auc_known_values() {
+        assert_eq!(roc_auc(&[0.9, 0.8], &[0.1, 0.2]), 1.0);
+        assert_eq!(roc_auc(&[0.1], &[0.9]), 0.0);
+        assert_eq!(roc_auc(&[0.5], &[0.5]), 0.5);
+        assert!((roc_auc(&[0.9, 0.3], &[0.5]) - 0.5).abs() < 1e-12);
+    }
+
+    #[test]
+    fn rankings_metrics() {
+        let g = |c: &str| Gold { mention: "m".into(), system: "S".into(), code: c.into() };
+        let gold = vec![g("a"), g("b"), g("c")];
+        let r = |v: &[&str]| v.iter().map(|c| ("S".to_string(), c.to_string())).collect::<Vec<_>>();
+        let ranked = vec![r(&["a", "x"]), r(&["x", "y", "b"]), r(&["x"])];
+        let s = score_rankings(&gold, &ranked);
+        assert!((s.acc1 - 1.0 / 3.0).abs() < 1e-9);
+        assert!((s.acc5 - 2.0 / 3.0).abs() < 1e-9);
+        assert!((s.mrr - (1.0 + 1.0 / 3.0) / 3.0).abs() < 1e-9);
+    }
+}
