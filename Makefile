@@ -6,7 +6,7 @@ ADDR ?= 127.0.0.1:8080
 CARGO ?= cargo
 BIN := target/release/ontovec
 
-.PHONY: run data fetch ingest serve build test test-fast bench lint openapi clean-data
+.PHONY: run data fetch ingest serve build test bench eval lint openapi clean-data
 
 run: data serve
 
@@ -39,6 +39,9 @@ openapi:
 
 bench: build
 	$(BIN) bench ingest --rows 2000000
+
+eval: build fetch
+	bash scripts/eval-dev.sh data/eval
 
 clean-data:
 	rm -rf $(DATA_DIR)
