@@ -25,15 +25,45 @@ fn doc(term_id: u64, system: &str, code: &str, text: &str) -> TermDoc {
 
 fn corpus() -> Vec<TermDoc> {
     vec![
-        doc(tid(1, 1), "ICD10CM", "E11.9", "Type 2 diabetes mellitus without complications"),
-        doc(tid(1, 2), "ICD10CM", "E10.9", "Type 1 diabetes mellitus without complications"),
-        doc(tid(1, 3), "ICD10CM", "M35.00", "Sjogren syndrome, unspecified"),
-        doc(tid(1, 4), "ICD10CM", "C85.90", "Non-Hodgkin lymphoma, unspecified, unspecified site"),
+        doc(
+            tid(1, 1),
+            "ICD10CM",
+            "E11.9",
+            "Type 2 diabetes mellitus without complications",
+        ),
+        doc(
+            tid(1, 2),
+            "ICD10CM",
+            "E10.9",
+            "Type 1 diabetes mellitus without complications",
+        ),
+        doc(
+            tid(1, 3),
+            "ICD10CM",
+            "M35.00",
+            "Sjogren syndrome, unspecified",
+        ),
+        doc(
+            tid(1, 4),
+            "ICD10CM",
+            "C85.90",
+            "Non-Hodgkin lymphoma, unspecified, unspecified site",
+        ),
         doc(tid(2, 1), "HPO", "HP:0001250", "Seizure"),
         doc(tid(2, 2), "HPO", "HP:0001250", "Epileptic seizure"),
-        doc(tid(3, 1), "LOINC", "4548-4", "Hemoglobin A1c/Hemoglobin.total in Blood"),
+        doc(
+            tid(3, 1),
+            "LOINC",
+            "4548-4",
+            "Hemoglobin A1c/Hemoglobin.total in Blood",
+        ),
         doc(tid(3, 2), "LOINC", "4548-4", "HbA1c"),
-        doc(tid(4, 1), "ICD9CM", "250.00", "Diabetes mellitus without mention of complication, type II"),
+        doc(
+            tid(4, 1),
+            "ICD9CM",
+            "250.00",
+            "Diabetes mellitus without mention of complication, type II",
+        ),
         doc(tid(5, 1), "UMLS", "C0086981", "Sjögren's syndrome"),
         doc(tid(5, 2), "UMLS", "C0011849", "Diabetes Mellitus"),
         doc(tid(5, 3), "UMLS", "C0004096", "Asthma"),
@@ -68,9 +98,14 @@ fn lexical_finds_codes_accents_and_words() {
     assert_eq!(top(&idx, "250.00"), tid(4, 1));
     assert_eq!(top(&idx, "HbA1c"), tid(3, 2));
     let hp = ids(&idx.search("HP:0001250", 5, None, false).unwrap());
-    assert_eq!(&hp[..2].iter().copied().collect::<HashSet<_>>(), &HashSet::from([tid(2, 1), tid(2, 2)]));
+    assert_eq!(
+        &hp[..2].iter().copied().collect::<HashSet<_>>(),
+        &HashSet::from([tid(2, 1), tid(2, 2)])
+    );
     // accents fold both ways
-    let sj: HashSet<u64> = ids(&idx.search("SJÖGREN", 5, None, false).unwrap()).into_iter().collect();
+    let sj: HashSet<u64> = ids(&idx.search("SJÖGREN", 5, None, false).unwrap())
+        .into_iter()
+        .collect();
     assert!(sj.contains(&tid(5, 1)) && sj.contains(&tid(1, 3)));
     assert_eq!(top(&idx, "sjogren's syndrome"), tid(5, 1));
     // punctuation splits words but the compound still matches best
@@ -89,17 +124,32 @@ fn lexical_misspellings_and_partial_words() {
     assert_eq!(top(&idx, "asthm"), tid(5, 3));
     // transposition: no trigram in common with "asthma", only the fuzzy fallback finds it
     assert_eq!(top(&idx, "ashtma"), tid(5, 3));
-    let d: HashSet<u64> = ids(&idx.search("diabetis", 10, None, false).unwrap()).into_iter().collect();
+    let d: HashSet<u64> = ids(&idx.search("diabetis", 10, None, false).unwrap())
+        .into_iter()
+        .collect();
     assert!(d.contains(&tid(5, 2)) && d.contains(&tid(1, 1)));
 }
 
 #[test]
 fn lexical_exact_mode() {
     let (_d, idx) = lexical_with_corpus();
-    let h = idx.search("type 2 DIABETES mellitus, without complications", 10, None, true).unwrap();
+    let h = idx
+        .search(
+            "type 2 DIABETES mellitus, without complications",
+            10,
+            None,
+            true,
+        )
+        .unwrap();
     assert_eq!(ids(&h), [tid(1, 1)]);
-    assert!(idx.search("type 2 diabetes", 10, None, true).unwrap().is_empty());
-    assert_eq!(ids(&idx.search("e11.9", 10, None, true).unwrap()), [tid(1, 1)]);
+    assert!(idx
+        .search("type 2 diabetes", 10, None, true)
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        ids(&idx.search("e11.9", 10, None, true).unwrap()),
+        [tid(1, 1)]
+    );
     let hp = idx.search("HP:0001250", 10, None, true).unwrap();
     assert_eq!(hp.len(), 2);
     assert!(idx.search("seizrue", 10, None, true).unwrap().is_empty());
@@ -109,15 +159,30 @@ fn lexical_exact_mode() {
 fn lexical_system_filter() {
     let (_d, idx) = lexical_with_corpus();
     let s = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-    assert!(idx.search("diabetes", 10, Some(&s(&["HPO"])), false).unwrap().is_empty());
-    assert_eq!(ids(&idx.search("diabetes", 10, Some(&s(&["ICD9CM"])), false).unwrap()), [tid(4, 1)]);
-    let two = idx.search("diabetes", 10, Some(&s(&["ICD9CM", "UMLS"])), false).unwrap();
+    assert!(idx
+        .search("diabetes", 10, Some(&s(&["HPO"])), false)
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        ids(&idx
+            .search("diabetes", 10, Some(&s(&["ICD9CM"])), false)
+            .unwrap()),
+        [tid(4, 1)]
+    );
+    let two = idx
+        .search("diabetes", 10, Some(&s(&["ICD9CM", "UMLS"])), false)
+        .unwrap();
     assert_eq!(two.len(), 2);
     assert_eq!(two[0].term_id, tid(5, 2));
-    assert!(idx.search("diabetes", 10, Some(&[]), false).unwrap().is_empty());
+    assert!(idx
+        .search("diabetes", 10, Some(&[]), false)
+        .unwrap()
+        .is_empty());
     // the filter does not change scores
     let all = idx.search("diabetes mellitus", 10, None, false).unwrap();
-    let umls = idx.search("diabetes mellitus", 10, Some(&s(&["UMLS"])), false).unwrap();
+    let umls = idx
+        .search("diabetes mellitus", 10, Some(&s(&["UMLS"])), false)
+        .unwrap();
     let score = |v: &[Hit], id| v.iter().find(|h| h.term_id == id).map(|h| h.score);
     assert_eq!(score(&all, tid(5, 2)), score(&umls, tid(5, 2)));
 }
@@ -125,15 +190,33 @@ fn lexical_system_filter() {
 #[test]
 fn lexical_bad_input_is_handled() {
     let (_d, idx) = lexical_with_corpus();
-    for q in ["\"(((", "a:b AND (c OR \"d", "*", "~~~ ^2 [1 TO 5]", ")))))", "\\", "日本語", "💉 insulin"] {
+    for q in [
+        "\"(((",
+        "a:b AND (c OR \"d",
+        "*",
+        "~~~ ^2 [1 TO 5]",
+        ")))))",
+        "\\",
+        "日本語",
+        "💉 insulin",
+    ] {
         let r = idx.search(q, 10, None, false);
         assert!(r.is_ok(), "{q:?}: {r:?}");
         assert!(idx.search(q, 10, None, true).is_ok());
     }
-    assert!(matches!(idx.search("", 10, None, false), Err(SearchError::InvalidQuery(_))));
-    assert!(matches!(idx.search(" \t\n", 10, None, false), Err(SearchError::InvalidQuery(_))));
+    assert!(matches!(
+        idx.search("", 10, None, false),
+        Err(SearchError::InvalidQuery(_))
+    ));
+    assert!(matches!(
+        idx.search(" \t\n", 10, None, false),
+        Err(SearchError::InvalidQuery(_))
+    ));
     let huge = "diabetes ".repeat(100 * 1024 / 9);
-    assert!(matches!(idx.search(&huge, 10, None, false), Err(SearchError::InvalidQuery(_))));
+    assert!(matches!(
+        idx.search(&huge, 10, None, false),
+        Err(SearchError::InvalidQuery(_))
+    ));
     // long but accepted: many distinct words
     let long: String = (0..500).map(|i| format!("w{i} ")).collect();
     assert!(idx.search(&long[..2000], 10, None, false).is_ok());
@@ -155,7 +238,13 @@ fn lexical_delete_release_commit_and_reopen() {
         idx.delete_release(1).unwrap();
         assert_eq!(idx.num_docs(), 12);
         // re-add release 1 after the delete: kept
-        idx.add(vec![doc(tid(1, 9), "ICD10CM", "E11.9", "Diabetes type two")]).unwrap();
+        idx.add(vec![doc(
+            tid(1, 9),
+            "ICD10CM",
+            "E11.9",
+            "Diabetes type two",
+        )])
+        .unwrap();
         idx.commit(4).unwrap();
         assert_eq!(idx.num_docs(), 9);
         assert_eq!(idx.seq(), 4);
@@ -167,7 +256,8 @@ fn lexical_delete_release_commit_and_reopen() {
     assert_eq!(top(&idx, "seizure"), tid(2, 1));
     assert!(!ids(&idx.search("complications", 10, None, false).unwrap()).contains(&tid(1, 1)));
     // uncommitted work is lost on reopen
-    idx.add(vec![doc(tid(9, 1), "X", "X1", "volatile")]).unwrap();
+    idx.add(vec![doc(tid(9, 1), "X", "X1", "volatile")])
+        .unwrap();
     drop(idx);
     let idx = LexicalIndex::open_or_create(&path).unwrap();
     assert_eq!(idx.num_docs(), 9);
@@ -181,7 +271,12 @@ fn random_unit(rng: &mut ChaCha8Rng, dim: usize) -> Vec<f32> {
     v.into_iter().map(|x| x / n).collect()
 }
 
-fn brute_force(data: &[(u64, Vec<f32>)], q: &[f32], k: usize, filter: impl Fn(u64) -> bool) -> Vec<u64> {
+fn brute_force(
+    data: &[(u64, Vec<f32>)],
+    q: &[f32],
+    k: usize,
+    filter: impl Fn(u64) -> bool,
+) -> Vec<u64> {
     let mut scored: Vec<(f32, u64)> = data
         .iter()
         .filter(|(id, _)| filter(*id))
@@ -200,7 +295,8 @@ fn vector_upsert_replace_remove_and_bad_input() {
         v[i] = 1.0;
         v
     };
-    idx.upsert(&[(tid(1, 1), e(0)), (tid(1, 2), e(1)), (tid(2, 1), e(2))]).unwrap();
+    idx.upsert(&[(tid(1, 1), e(0)), (tid(1, 2), e(1)), (tid(2, 1), e(2))])
+        .unwrap();
     assert_eq!(idx.len(), 3);
     let h = idx.search(&e(0), 1, None).unwrap();
     assert_eq!(h[0].term_id, tid(1, 1));
@@ -210,29 +306,53 @@ fn vector_upsert_replace_remove_and_bad_input() {
     assert_eq!(idx.len(), 3);
     let h = idx.search(&e(3), 1, None).unwrap();
     assert_eq!(h[0].term_id, tid(1, 1));
-    assert!(idx.search(&e(0), 3, None).unwrap().iter().all(|h| h.score < 0.5));
+    assert!(idx
+        .search(&e(0), 3, None)
+        .unwrap()
+        .iter()
+        .all(|h| h.score < 0.5));
     // a key twice in one batch: the last one wins
     idx.upsert(&[(tid(1, 2), e(5)), (tid(1, 2), e(6))]).unwrap();
     assert_eq!(idx.len(), 3);
     assert_eq!(idx.search(&e(6), 1, None).unwrap()[0].term_id, tid(1, 2));
     idx.upsert(&[(tid(1, 2), e(1))]).unwrap();
     // unnormalised input is fine; opposite vector scores -1
-    let h = idx.search(&e(2).iter().map(|x| -3.0 * x).collect::<Vec<_>>(), 3, None).unwrap();
+    let h = idx
+        .search(&e(2).iter().map(|x| -3.0 * x).collect::<Vec<_>>(), 3, None)
+        .unwrap();
     let opp = h.iter().find(|h| h.term_id == tid(2, 1)).unwrap();
     assert!((opp.score + 1.0).abs() < 1e-3);
     // filter
     let only_rid2 = |k: u64| k >> 40 == 2;
-    assert_eq!(ids(&idx.search(&e(0), 3, Some(&only_rid2)).unwrap()), [tid(2, 1)]);
+    assert_eq!(
+        ids(&idx.search(&e(0), 3, Some(&only_rid2)).unwrap()),
+        [tid(2, 1)]
+    );
     // remove release
     idx.remove_release(1).unwrap();
     assert_eq!(idx.len(), 1);
     assert_eq!(ids(&idx.search(&e(3), 5, None).unwrap()), [tid(2, 1)]);
     // bad input
-    assert!(matches!(idx.search(&[1.0; 3], 1, None), Err(SearchError::InvalidQuery(_))));
-    assert!(matches!(idx.search(&[0.0; 8], 1, None), Err(SearchError::InvalidQuery(_))));
-    assert!(matches!(idx.search(&[f32::NAN; 8], 1, None), Err(SearchError::InvalidQuery(_))));
-    assert!(matches!(idx.upsert(&[(1, vec![1.0; 7])]), Err(SearchError::InvalidQuery(_))));
-    assert!(matches!(idx.upsert(&[(1, e(0)), (2, vec![f32::INFINITY; 8])]), Err(SearchError::InvalidQuery(_))));
+    assert!(matches!(
+        idx.search(&[1.0; 3], 1, None),
+        Err(SearchError::InvalidQuery(_))
+    ));
+    assert!(matches!(
+        idx.search(&[0.0; 8], 1, None),
+        Err(SearchError::InvalidQuery(_))
+    ));
+    assert!(matches!(
+        idx.search(&[f32::NAN; 8], 1, None),
+        Err(SearchError::InvalidQuery(_))
+    ));
+    assert!(matches!(
+        idx.upsert(&[(1, vec![1.0; 7])]),
+        Err(SearchError::InvalidQuery(_))
+    ));
+    assert!(matches!(
+        idx.upsert(&[(1, e(0)), (2, vec![f32::INFINITY; 8])]),
+        Err(SearchError::InvalidQuery(_))
+    ));
     assert_eq!(idx.len(), 1, "a rejected batch changes nothing");
     assert!(idx.search(&e(0), 0, None).unwrap().is_empty());
 }
@@ -242,7 +362,9 @@ fn vector_save_reopen_and_recovery() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("vectors").join("m.usearch");
     let mut rng = ChaCha8Rng::seed_from_u64(1);
-    let data: Vec<(u64, Vec<f32>)> = (0..500).map(|i| (tid(1 + i % 2, i), random_unit(&mut rng, 16))).collect();
+    let data: Vec<(u64, Vec<f32>)> = (0..500)
+        .map(|i| (tid(1 + i % 2, i), random_unit(&mut rng, 16)))
+        .collect();
     let q = random_unit(&mut rng, 16);
     let before = {
         let idx = VectorIndex::open_or_create(&path, 16).unwrap();
@@ -285,12 +407,19 @@ fn vector_save_reopen_and_recovery() {
     assert_eq!(VectorIndex::open_or_create(&path, 16).unwrap().len(), 0);
 }
 
-fn recall_at_10(idx: &VectorIndex, data: &[(u64, Vec<f32>)], queries: &[Vec<f32>], filter: Option<&dyn Fn(u64) -> bool>) -> f64 {
+fn recall_at_10(
+    idx: &VectorIndex,
+    data: &[(u64, Vec<f32>)],
+    queries: &[Vec<f32>],
+    filter: Option<&dyn Fn(u64) -> bool>,
+) -> f64 {
     let mut found = 0;
     let mut total = 0;
     for q in queries {
         let truth = brute_force(data, q, 10, |id| filter.is_none_or(|f| f(id)));
-        let got: HashSet<u64> = ids(&idx.search(q, 10, filter).unwrap()).into_iter().collect();
+        let got: HashSet<u64> = ids(&idx.search(q, 10, filter).unwrap())
+            .into_iter()
+            .collect();
         found += truth.iter().filter(|t| got.contains(t)).count();
         total += truth.len();
     }
@@ -311,7 +440,11 @@ fn vector_recall_vs_brute_force() {
         } else {
             clustered(&mut rng, N + 40, DIM, 100)
         };
-        let data: Vec<(u64, Vec<f32>)> = vecs[..N].iter().enumerate().map(|(i, v)| (tid(1 + i as u64 % 20, i as u64), v.clone())).collect();
+        let data: Vec<(u64, Vec<f32>)> = vecs[..N]
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (tid(1 + i as u64 % 20, i as u64), v.clone()))
+            .collect();
         let dir = tempfile::tempdir().unwrap();
         let idx = VectorIndex::open_or_create(&dir.path().join("r.usearch"), DIM).unwrap();
         for chunk in data.chunks(512) {
@@ -322,16 +455,24 @@ fn vector_recall_vs_brute_force() {
         }
         let plain = recall_at_10(&idx, &data, &vecs[N..], None);
         let filtered = recall_at_10(&idx, &data, &vecs[N..], Some(&sel));
-        eprintln!("recall@10 5k x 384 uniform={uniform}: plain {plain:.4}, filtered(5%) {filtered:.4}");
+        eprintln!(
+            "recall@10 5k x 384 uniform={uniform}: plain {plain:.4}, filtered(5%) {filtered:.4}"
+        );
         assert!(plain >= 0.98, "uniform={uniform} recall {plain}");
-        assert!(filtered >= 0.98, "uniform={uniform} filtered recall {filtered}");
+        assert!(
+            filtered >= 0.98,
+            "uniform={uniform} filtered recall {filtered}"
+        );
     }
 }
 
 #[test]
 fn vector_concurrent_searches_beyond_thread_slots() {
     let dir = tempfile::tempdir().unwrap();
-    let opts = VectorOptions { threads: 2, ..VectorOptions::default() };
+    let opts = VectorOptions {
+        threads: 2,
+        ..VectorOptions::default()
+    };
     let idx = VectorIndex::open_with(&dir.path().join("c.usearch"), 16, opts).unwrap();
     let mut rng = ChaCha8Rng::seed_from_u64(3);
     let data: Vec<(u64, Vec<f32>)> = (0..300).map(|i| (i, random_unit(&mut rng, 16))).collect();
@@ -352,7 +493,8 @@ fn vector_concurrent_searches_beyond_thread_slots() {
         s.spawn(move || {
             let mut rng = ChaCha8Rng::seed_from_u64(4);
             for i in 0..20 {
-                idx.upsert(&[(1000 + i, random_unit(&mut rng, 16))]).unwrap();
+                idx.upsert(&[(1000 + i, random_unit(&mut rng, 16))])
+                    .unwrap();
             }
         });
     });
@@ -363,7 +505,11 @@ fn vector_concurrent_searches_beyond_thread_slots() {
 
 #[test]
 fn fusion_rrf_and_weighted_by_hand() {
-    let h = |v: &[(u64, f32)]| v.iter().map(|&(term_id, score)| Hit { term_id, score }).collect::<Vec<_>>();
+    let h = |v: &[(u64, f32)]| {
+        v.iter()
+            .map(|&(term_id, score)| Hit { term_id, score })
+            .collect::<Vec<_>>()
+    };
     let lex = h(&[(10, 12.0), (20, 8.0), (30, 4.0)]);
     let vec = h(&[(30, 0.9), (40, 0.7), (10, 0.5)]);
     let r = fuse(&lex, &vec, FusionMethod::Rrf { k: 60.0 }, 3);
@@ -389,7 +535,8 @@ fn ids_f(v: &[ontovec::search::FusedHit]) -> Vec<u64> {
 
 fn hit_list() -> impl Strategy<Value = Vec<Hit>> {
     prop::collection::vec(
-        (0u64..40, prop_oneof![any::<f32>(), -5.0f32..5.0]).prop_map(|(term_id, score)| Hit { term_id, score }),
+        (0u64..40, prop_oneof![any::<f32>(), -5.0f32..5.0])
+            .prop_map(|(term_id, score)| Hit { term_id, score }),
         0..30,
     )
 }
@@ -439,228 +586,4 @@ fn clustered(rng: &mut ChaCha8Rng, n: usize, dim: usize, clusters: usize) -> Vec
             v.into_iter().map(|x| x / n).collect()
         })
         .collect()
-}
-
-/// Recall/latency grid; `N` (default 5000) and `DATA=uniform|clustered` from the environment.
-#[test]
-#[ignore]
-fn vector_tuning_grid() {
-    use ontovec::search::vector::VectorScalar;
-    let n: usize = std::env::var("N").ok().and_then(|v| v.parse().ok()).unwrap_or(5000);
-    let kind = std::env::var("DATA").unwrap_or_else(|_| "clustered".into());
-    const DIM: usize = 384;
-    let mut rng = ChaCha8Rng::seed_from_u64(7);
-    let all = if kind == "uniform" {
-        (0..n + 100).map(|_| random_unit(&mut rng, DIM)).collect()
-    } else {
-        clustered(&mut rng, n + 100, DIM, (n / 50).max(10))
-    };
-    let data: Vec<(u64, Vec<f32>)> = all[..n].iter().enumerate().map(|(i, v)| (tid(1 + i as u64 % 20, i as u64), v.clone())).collect();
-    let queries: Vec<Vec<f32>> = all[n..].to_vec();
-    let sel = |k: u64| k >> 40 == 3;
-    let truth: Vec<Vec<u64>> = queries.iter().map(|q| brute_force(&data, q, 10, |_| true)).collect();
-    let ftruth: Vec<Vec<u64>> = queries.iter().map(|q| brute_force(&data, q, 10, sel)).collect();
-    let grid: Vec<(VectorScalar, usize, usize)> = std::env::var("GRID").map(|_| vec![
-        (VectorScalar::F32, 16, 128), (VectorScalar::F32, 32, 128), (VectorScalar::F32, 32, 256), (VectorScalar::F16, 32, 128),
-    ]).unwrap_or_else(|_| vec![(VectorScalar::F32, 32, 128)]);
-    for (scalar, m, efa) in grid {
-        let dir = tempfile::tempdir().unwrap();
-        let opts = VectorOptions { scalar, connectivity: m, expansion_add: efa, ..VectorOptions::default() };
-        let idx = VectorIndex::open_with(&dir.path().join("t.usearch"), DIM, opts).unwrap();
-        let t = std::time::Instant::now();
-        for c in data.chunks(1024) {
-            idx.upsert(c).unwrap();
-        }
-        let build = t.elapsed();
-        for ef in [32, 64, 128, 256] {
-            idx.set_expansion_search(ef);
-            for filtered in [false, true] {
-                let mut found = 0;
-                let mut lat = Vec::new();
-                for (qi, q) in queries.iter().enumerate() {
-                    let t = std::time::Instant::now();
-                    let h = if filtered { idx.search(q, 10, Some(&sel)) } else { idx.search(q, 10, None) };
-                    lat.push(t.elapsed());
-                    let got: HashSet<u64> = ids(&h.unwrap()).into_iter().collect();
-                    let tr = if filtered { &ftruth[qi] } else { &truth[qi] };
-                    found += tr.iter().filter(|x| got.contains(x)).count();
-                }
-                lat.sort();
-                eprintln!(
-                    "{kind} n={n} {scalar:?} M={m} efa={efa} build={build:.1?} ef={ef} filtered={filtered}: recall@10 {:.4} p50 {:.0?} p99 {:.0?}",
-                    found as f64 / (10 * queries.len()) as f64,
-                    lat[lat.len() / 2],
-                    lat[lat.len() * 99 / 100]
-                );
-            }
-        }
-    }
-}
-
-// ---------------------------------------------------------------- numbers for the README
-
-fn percentiles(mut v: Vec<std::time::Duration>) -> String {
-    v.sort();
-    let p = |q: f64| v[((v.len() as f64 * q) as usize).min(v.len() - 1)];
-    format!("p50 {:>7.0?}  p99 {:>7.0?}", p(0.5), p(0.99))
-}
-
-/// Pseudo-medical vocabulary: common real words plus syllable compounds picked with a Zipf-like
-/// skew, so a few words are very frequent and most are rare (as in real terminologies).
-struct TermGen {
-    rng: ChaCha8Rng,
-    vocab: Vec<String>,
-}
-
-impl TermGen {
-    fn new(seed: u64) -> Self {
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let common = [
-            "acute", "chronic", "disorder", "syndrome", "diabetes", "mellitus", "cardiac", "renal", "hepatic",
-            "pulmonary", "infection", "neoplasm", "malignant", "benign", "fracture", "injury", "deficiency",
-            "anemia", "hypertension", "failure", "left", "right", "bilateral", "congenital", "secondary",
-            "unspecified", "with", "without", "complication", "type", "stage", "severe", "of", "the", "lower",
-        ];
-        let syl = ["car", "dio", "neu", "ro", "path", "ic", "itis", "oma", "gas", "tro", "hem", "ato", "lym", "pho",
-            "my", "elo", "derm", "osis", "nephr", "ost", "eo", "arth", "ent", "ery", "thro", "cyt", "leuk", "emia"];
-        let mut vocab: Vec<String> = common.iter().map(|s| s.to_string()).collect();
-        while vocab.len() < 5000 {
-            let n = rng.gen_range(2..5);
-            let w: String = (0..n).map(|_| syl[rng.gen_range(0..syl.len())]).collect();
-            vocab.push(w);
-        }
-        Self { rng, vocab }
-    }
-    fn word(&mut self) -> String {
-        // Zipf-ish: index = floor(V^u) - 1 skews towards the front
-        let u: f64 = self.rng.gen();
-        let i = ((self.vocab.len() as f64).powf(u) as usize).saturating_sub(1).min(self.vocab.len() - 1);
-        self.vocab[i].clone()
-    }
-    fn term(&mut self) -> String {
-        let n = self.rng.gen_range(1..7);
-        (0..n).map(|_| self.word()).collect::<Vec<_>>().join(" ")
-    }
-}
-
-/// `cargo test --test search_engine bench_ -- --ignored --nocapture` (dev profile: usearch at
-/// opt-level 3, tantivy at 2, its sub-crates unoptimised — release numbers will be better).
-#[test]
-#[ignore]
-fn bench_lexical_50k() {
-    let n: u64 = std::env::var("N").ok().and_then(|v| v.parse().ok()).unwrap_or(50_000);
-    let systems = ["ICD10CM", "HPO", "LOINC", "UMLS", "RXNORM"];
-    let mut gen = TermGen::new(11);
-    let docs: Vec<TermDoc> = (0..n)
-        .map(|i| {
-            let s = (i % 5) as usize;
-            let code = format!("{}{:02}.{}", (b'A' + (i % 26) as u8) as char, i % 100, i / 100);
-            doc(tid(1 + s as u64, i), systems[s], &code, &gen.term())
-        })
-        .collect();
-    let dir = tempfile::tempdir().unwrap();
-    let idx = LexicalIndex::open_or_create(&dir.path().join("lex")).unwrap();
-    let t = std::time::Instant::now();
-    for c in docs.chunks(4096) {
-        idx.add(c.to_vec()).unwrap();
-    }
-    idx.commit(1).unwrap();
-    eprintln!("lexical: indexed {n} terms in {:.1?}", t.elapsed());
-    let mut rng = ChaCha8Rng::seed_from_u64(5);
-    let pick = |rng: &mut ChaCha8Rng| docs[rng.gen_range(0..docs.len())].clone();
-    let mut words_q = Vec::new();
-    let mut typo_q = Vec::new();
-    let mut code_q = Vec::new();
-    for _ in 0..300 {
-        let d = pick(&mut rng);
-        let w: Vec<&str> = d.text.split(' ').collect();
-        words_q.push(w[..w.len().min(3)].join(" "));
-        let longest = w.iter().max_by_key(|x| x.len()).unwrap().to_string();
-        let mut c: Vec<char> = longest.chars().collect();
-        if c.len() > 3 {
-            c.swap(1, 2);
-        }
-        typo_q.push(c.into_iter().collect::<String>());
-        code_q.push(d.code.clone());
-    }
-    let filter = vec!["HPO".to_string()];
-    let mut hit_rank = Vec::new();
-    for (name, qs, k, sys, exact) in [
-        ("words k=10", &words_q, 10, None, false),
-        ("words k=50", &words_q, 50, None, false),
-        ("words k=10 systems=[HPO]", &words_q, 10, Some(&filter[..]), false),
-        ("misspelt word k=10", &typo_q, 10, None, false),
-        ("code k=10", &code_q, 10, None, false),
-        ("exact k=10", &words_q, 10, None, true),
-    ] {
-        let mut lat = Vec::new();
-        for q in qs.iter() {
-            let t = std::time::Instant::now();
-            let h = idx.search(q, k, sys, exact).unwrap();
-            lat.push(t.elapsed());
-            if name.starts_with("code") {
-                hit_rank.push(h.first().map(|h| h.score).is_some());
-            }
-        }
-        eprintln!("lexical 50k {name:<26} {}", percentiles(lat));
-    }
-    assert!(hit_rank.iter().all(|x| *x));
-}
-
-#[test]
-#[ignore]
-fn bench_vector_50k() {
-    let n: usize = std::env::var("N").ok().and_then(|v| v.parse().ok()).unwrap_or(50_000);
-    const DIM: usize = 384;
-    let mut rng = ChaCha8Rng::seed_from_u64(9);
-    for uniform in [false, true] {
-        let vecs = if uniform {
-            (0..n + 100).map(|_| random_unit(&mut rng, DIM)).collect()
-        } else {
-            clustered(&mut rng, n + 100, DIM, n / 50)
-        };
-        let data: Vec<(u64, Vec<f32>)> = vecs[..n].iter().enumerate().map(|(i, v)| (tid(1 + i as u64 % 20, i as u64), v.clone())).collect();
-        let queries = &vecs[n..];
-        let sel = |k: u64| k >> 40 == 3;
-        let truth: Vec<Vec<u64>> = queries.iter().map(|q| brute_force(&data, q, 10, |_| true)).collect();
-        let ftruth: Vec<Vec<u64>> = queries.iter().map(|q| brute_force(&data, q, 10, sel)).collect();
-        let dir = tempfile::tempdir().unwrap();
-        for fallback in [true, false] {
-            let opts = VectorOptions { brute_force_max: if fallback { 20_000 } else { 0 }, ..VectorOptions::default() };
-            let idx = VectorIndex::open_with(&dir.path().join(format!("b{fallback}.usearch")), DIM, opts).unwrap();
-            let t = std::time::Instant::now();
-            for c in data.chunks(1024) {
-                idx.upsert(c).unwrap();
-            }
-            eprintln!("vector: {n} x {DIM} uniform={uniform} built in {:.1?}", t.elapsed());
-            for ef in [32, 64, 128] {
-                idx.set_expansion_search(ef);
-                for filtered in [false, true] {
-                    if !filtered && !fallback {
-                        continue;
-                    }
-                    let mut lat = Vec::new();
-                    let mut found = 0;
-                    for (i, q) in queries.iter().enumerate() {
-                        let t = std::time::Instant::now();
-                        let h = if filtered { idx.search(q, 10, Some(&sel)) } else { idx.search(q, 10, None) }.unwrap();
-                        lat.push(t.elapsed());
-                        let got: HashSet<u64> = ids(&h).into_iter().collect();
-                        let tr = if filtered { &ftruth[i] } else { &truth[i] };
-                        found += tr.iter().filter(|x| got.contains(x)).count();
-                    }
-                    let what = match (filtered, fallback) {
-                        (false, _) => "plain",
-                        (true, true) => "filter 5%",
-                        (true, false) => "filter 5% (usearch only)",
-                    };
-                    eprintln!(
-                        "vector 50k uniform={uniform:<5} ef={ef:<3} {what:<25} recall@10 {:.4}  {}",
-                        found as f64 / (10 * queries.len()) as f64,
-                        percentiles(lat)
-                    );
-                }
-            }
-        }
-    }
 }

@@ -189,11 +189,17 @@ impl TokenStream for VecTokenStream {
     }
 
     fn token(&self) -> &Token {
-        &self.tokens[self.next.saturating_sub(1).min(self.tokens.len().saturating_sub(1))]
+        &self.tokens[self
+            .next
+            .saturating_sub(1)
+            .min(self.tokens.len().saturating_sub(1))]
     }
 
     fn token_mut(&mut self) -> &mut Token {
-        let i = self.next.saturating_sub(1).min(self.tokens.len().saturating_sub(1));
+        let i = self
+            .next
+            .saturating_sub(1)
+            .min(self.tokens.len().saturating_sub(1));
         &mut self.tokens[i]
     }
 }
@@ -237,7 +243,10 @@ mod tests {
         assert_eq!(words("E11.9"), ["e11.9", "e11", "9"]);
         assert_eq!(words("HbA1c (blood)"), ["hba1c", "blood"]);
         assert_eq!(words("HP:0001250"), ["hp:0001250", "hp", "0001250"]);
-        assert_eq!(words("Non-Hodgkin lymphoma, NOS"), ["non-hodgkin", "non", "hodgkin", "lymphoma", "nos"]);
+        assert_eq!(
+            words("Non-Hodgkin lymphoma, NOS"),
+            ["non-hodgkin", "non", "hodgkin", "lymphoma", "nos"]
+        );
         assert_eq!(words("250.00"), ["250.00", "250", "00"]);
         assert!(words("\"((( ::: )))").is_empty());
         assert!(words("   ").is_empty());
@@ -251,8 +260,14 @@ mod tests {
 
     #[test]
     fn exact_and_code_keys() {
-        assert_eq!(exact_key("Diabetes mellitus, type 2"), "diabetes mellitus type 2");
-        assert_eq!(exact_key("  diabetes   MELLITUS type-2 "), "diabetes mellitus type 2");
+        assert_eq!(
+            exact_key("Diabetes mellitus, type 2"),
+            "diabetes mellitus type 2"
+        );
+        assert_eq!(
+            exact_key("  diabetes   MELLITUS type-2 "),
+            "diabetes mellitus type 2"
+        );
         assert_eq!(code_keys(" E11.9 "), ["e11.9", "e119"]);
         assert_eq!(code_keys("C0011860"), ["c0011860"]);
         assert!(code_keys("  ").is_empty());

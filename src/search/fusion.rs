@@ -98,14 +98,23 @@ pub fn fuse(lexical: &[Hit], vector: &[Hit], method: FusionMethod, k: usize) -> 
 
     let score_of: Box<dyn Fn(&Entry) -> f32> = match method {
         FusionMethod::Rrf { k: rrf_k } => {
-            let c = if rrf_k.is_finite() { rrf_k.max(0.0) } else { 60.0 };
+            let c = if rrf_k.is_finite() {
+                rrf_k.max(0.0)
+            } else {
+                60.0
+            };
             Box::new(move |e: &Entry| {
-                let side = |r: Option<(usize, f32)>| r.map_or(0.0, |(rank, _)| 1.0 / (c + rank as f32));
+                let side =
+                    |r: Option<(usize, f32)>| r.map_or(0.0, |(rank, _)| 1.0 / (c + rank as f32));
                 side(e.lexical) + side(e.vector)
             })
         }
         FusionMethod::Weighted { alpha } => {
-            let a = if alpha.is_finite() { alpha.clamp(0.0, 1.0) } else { 0.5 };
+            let a = if alpha.is_finite() {
+                alpha.clamp(0.0, 1.0)
+            } else {
+                0.5
+            };
             let (lr, vr) = (range(lexical), range(vector));
             Box::new(move |e: &Entry| {
                 let l = e.lexical.map_or(0.0, |(_, s)| normalise(s, lr));
@@ -134,7 +143,9 @@ mod tests {
     use super::*;
 
     fn hits(v: &[(u64, f32)]) -> Vec<Hit> {
-        v.iter().map(|&(term_id, score)| Hit { term_id, score }).collect()
+        v.iter()
+            .map(|&(term_id, score)| Hit { term_id, score })
+            .collect()
     }
 
     #[test]

@@ -45,7 +45,9 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use tantivy::collector::TopDocs;
 use tantivy::directory::MmapDirectory;
-use tantivy::query::{BooleanQuery, BoostQuery, ConstScoreQuery, FuzzyTermQuery, Occur, Query, TermQuery};
+use tantivy::query::{
+    BooleanQuery, BoostQuery, ConstScoreQuery, FuzzyTermQuery, Occur, Query, TermQuery,
+};
 use tantivy::schema::{
     Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, FAST, INDEXED, STRING,
 };
@@ -154,11 +156,15 @@ impl LexicalIndex {
         let (schema, fields) = schema();
         let index = Index::open_or_create(MmapDirectory::open(dir)?, schema)?;
         index.tokenizers().register(WORDS_TOKENIZER, WordsTokenizer);
-        index.tokenizers().register(TRIGRAM_TOKENIZER, TrigramTokenizer);
+        index
+            .tokenizers()
+            .register(TRIGRAM_TOKENIZER, TrigramTokenizer);
         let seq = match index.load_metas()?.payload {
-            Some(p) => serde_json::from_str::<Payload>(&p)
-                .map_err(|e| SearchError::Index(format!("bad commit payload {p:?}: {e}")))?
-                .seq,
+            Some(p) => {
+                serde_json::from_str::<Payload>(&p)
+                    .map_err(|e| SearchError::Index(format!("bad commit payload {p:?}: {e}")))?
+                    .seq
+            }
             None => 0,
         };
         let threads = options.writer_threads.max(1);
@@ -295,14 +301,18 @@ impl LexicalIndex {
                         .iter()
                         .map(|s| {
                             let t = Term::from_field_text(self.fields.system, s);
-                            let q: Box<dyn Query> = Box::new(TermQuery::new(t, IndexRecordOption::Basic));
+                            let q: Box<dyn Query> =
+                                Box::new(TermQuery::new(t, IndexRecordOption::Basic));
                             (Occur::Should, q)
                         })
                         .collect(),
                 );
                 Box::new(BooleanQuery::new(vec![
                     (Occur::Must, main),
-                    (Occur::Must, Box::new(ConstScoreQuery::new(Box::new(filter), 0.0))),
+                    (
+                        Occur::Must,
+                        Box::new(ConstScoreQuery::new(Box::new(filter), 0.0)),
+                    ),
                 ]))
             }
         };
@@ -345,11 +355,17 @@ struct Plan {
 
 fn distinct(v: Vec<String>, max: usize) -> Vec<String> {
     let mut seen = HashSet::new();
-    v.into_iter().filter(|s| seen.insert(s.clone())).take(max).collect()
+    v.into_iter()
+        .filter(|s| seen.insert(s.clone()))
+        .take(max)
+        .collect()
 }
 
 fn term_query(field: Field, text: &str, boost: f32) -> (Occur, Box<dyn Query>) {
-    let q = TermQuery::new(Term::from_field_text(field, text), IndexRecordOption::WithFreqs);
+    let q = TermQuery::new(
+        Term::from_field_text(field, text),
+        IndexRecordOption::WithFreqs,
+    );
     (Occur::Should, Box::new(BoostQuery::new(Box::new(q), boost)))
 }
 
@@ -361,7 +377,11 @@ impl Plan {
         if chunks.len() > 1 {
             for c in chunks.iter().take(MAX_QUERY_WORDS) {
                 let c = c.trim_matches(|ch: char| !ch.is_alphanumeric());
-                chunk_codes.extend(analyzer::code_keys(c).into_iter().filter(|k| !codes.contains(k)));
+                chunk_codes.extend(
+                    analyzer::code_keys(c)
+                        .into_iter()
+                        .filter(|k| !codes.contains(k)),
+                );
             }
         }
         Self {
@@ -394,8 +414,16 @@ impl Plan {
             c.push(term_query(f.text, w, BOOST_WORD));
         }
         if !self.ngrams.is_empty() {
-            let grams = BooleanQuery::new(self.ngrams.iter().map(|g| term_query(f.ngram, g, 1.0)).collect());
-            c.push((Occur::Should, Box::new(BoostQuery::new(Box::new(grams), BOOST_NGRAM))));
+            let grams = BooleanQuery::new(
+                self.ngrams
+                    .iter()
+                    .map(|g| term_query(f.ngram, g, 1.0))
+                    .collect(),
+            );
+            c.push((
+                Occur::Should,
+                Box::new(BoostQuery::new(Box::new(grams), BOOST_NGRAM)),
+            ));
         }
         c
     }

@@ -36,10 +36,10 @@
 //! filtered HNSW search runs (the predicate sees candidate keys during the walk), and if it
 //! returns fewer than `k` hits an exact scan (bounded by `brute_force_max`) answers instead.
 
+use super::keyset::KeySet;
 use super::{release_range, Hit, SearchError};
 use parking_lot::{Condvar, Mutex, RwLock};
 use serde::{Deserialize, Serialize};
-use super::keyset::KeySet;
 use std::collections::HashSet;
 use std::ffi::OsString;
 use std::io::{BufReader, BufWriter, Read, Write};
@@ -261,12 +261,18 @@ impl VectorIndex {
             return Err(bad(format!("dimension {} on disk, {dim} wanted", meta.dim)));
         }
         if meta.scalar != o.scalar {
-            return Err(bad(format!("scalar {:?} on disk, {:?} wanted", meta.scalar, o.scalar)));
+            return Err(bad(format!(
+                "scalar {:?} on disk, {:?} wanted",
+                meta.scalar, o.scalar
+            )));
         }
         let keys = read_keys(&sibling(path, ".keys"), meta.generation)?;
         let p = path_str(path)?;
         let head = Index::metadata(p).map_err(super::index_err)?;
-        if head.dimensions != dim as u64 || head.quantization != o.scalar.usearch() || head.metric != MetricKind::Cos {
+        if head.dimensions != dim as u64
+            || head.quantization != o.scalar.usearch()
+            || head.metric != MetricKind::Cos
+        {
             return Err(bad(format!("index header {head:?} does not match")));
         }
         let index = Index::new(&Self::usearch_options(dim, o)).map_err(super::index_err)?;
@@ -333,7 +339,11 @@ impl VectorIndex {
             }
         }
         keys.remove_many(&removed);
-        let threads = self.options.add_threads.min(prepared.len().div_ceil(32)).max(1);
+        let threads = self
+            .options
+            .add_threads
+            .min(prepared.len().div_ceil(32))
+            .max(1);
         let per = prepared.len().div_ceil(threads).max(1);
         let index: &Index = index;
         let results: Vec<(Vec<u64>, Option<SearchError>)> = std::thread::scope(|s| {
@@ -356,7 +366,10 @@ impl VectorIndex {
                 .into_iter()
                 .map(|h| {
                     h.join().unwrap_or_else(|_| {
-                        (Vec::new(), Some(SearchError::Index("vector add thread panicked".into())))
+                        (
+                            Vec::new(),
+                            Some(SearchError::Index("vector add thread panicked".into())),
+                        )
                     })
                 })
                 .collect()
@@ -409,7 +422,10 @@ impl VectorIndex {
             sibling(&self.path, ".keys.tmp"),
             sibling(&self.path, ".json.tmp"),
         );
-        inner.index.save(path_str(&index_tmp)?).map_err(super::index_err)?;
+        inner
+            .index
+            .save(path_str(&index_tmp)?)
+            .map_err(super::index_err)?;
         std::fs::File::open(&index_tmp)?.sync_all()?;
         write_keys(&keys_tmp, generation, &inner.keys)?;
         let meta = Meta {
@@ -492,8 +508,9 @@ impl VectorIndex {
                 self.dim
             )));
         }
-        let q = normalized(query)
-            .ok_or_else(|| SearchError::InvalidQuery("query vector is zero or not finite".into()))?;
+        let q = normalized(query).ok_or_else(|| {
+            SearchError::InvalidQuery("query vector is zero or not finite".into())
+        })?;
         let k = k.min(MAX_K);
         let inner = self.inner.read();
         if k == 0 || inner.keys.is_empty() {
@@ -550,8 +567,10 @@ impl VectorIndex {
         let sampled = SAMPLE.min(n).max(1);
         let pass = inner.keys.sample(SAMPLE).filter(|k| filter(*k)).count();
         let estimate = pass * n / sampled;
-        let graph_cost = inner.index.expansion_search().max(1) * self.options.connectivity.max(1) * n;
-        if estimate > self.options.brute_force_max || estimate.saturating_mul(estimate) > graph_cost {
+        let graph_cost =
+            inner.index.expansion_search().max(1) * self.options.connectivity.max(1) * n;
+        if estimate > self.options.brute_force_max || estimate.saturating_mul(estimate) > graph_cost
+        {
             return None;
         }
         self.passing(inner, filter)
@@ -572,7 +591,13 @@ impl VectorIndex {
     }
 
     /// Exact top-k of `q` over `keys`.
-    fn scan(&self, inner: &Inner, q: &[f32], k: usize, keys: Vec<u64>) -> Result<Vec<Hit>, SearchError> {
+    fn scan(
+        &self,
+        inner: &Inner,
+        q: &[f32],
+        k: usize,
+        keys: Vec<u64>,
+    ) -> Result<Vec<Hit>, SearchError> {
         let mut buf = vec![0f32; self.dim];
         let mut hits = Vec::with_capacity(keys.len());
         for key in keys {
@@ -614,7 +639,9 @@ fn write_keys(path: &Path, generation: u64, keys: &KeySet) -> Result<(), SearchE
     for k in keys.iter() {
         w.write_all(&k.to_le_bytes())?;
     }
-    let f = w.into_inner().map_err(|e| SearchError::Io(e.into_error()))?;
+    let f = w
+        .into_inner()
+        .map_err(|e| SearchError::Io(e.into_error()))?;
     f.sync_all()?;
     Ok(())
 }
@@ -628,7 +655,9 @@ fn read_keys(path: &Path, generation: u64) -> Result<KeySet, SearchError> {
     }
     r.read_exact(&mut word)?;
     if u64::from_le_bytes(word) != generation {
-        return Err(SearchError::Index("keys file is from another save (interrupted save?)".into()));
+        return Err(SearchError::Index(
+            "keys file is from another save (interrupted save?)".into(),
+        ));
     }
     r.read_exact(&mut word)?;
     let n = u64::from_le_bytes(word);
