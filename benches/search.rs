@@ -240,7 +240,11 @@ fn bench_vector() {
         .unwrap_or(50_000);
     const DIM: usize = 384;
     let mut rng = ChaCha8Rng::seed_from_u64(9);
+    let data_kind = std::env::var("DATA").unwrap_or_default();
     for uniform in [false, true] {
+        if (uniform && data_kind == "clustered") || (!uniform && data_kind == "uniform") {
+            continue;
+        }
         let vecs = if uniform {
             (0..n + 100).map(|_| random_unit(&mut rng, DIM)).collect()
         } else {
@@ -262,22 +266,19 @@ fn bench_vector() {
             .map(|q| brute_force(&data, q, 10, sel))
             .collect();
         let dir = tempfile::tempdir().unwrap();
+        let idx =
+            VectorIndex::open_with(&dir.path().join("b.usearch"), DIM, VectorOptions::default())
+                .unwrap();
+        let t = std::time::Instant::now();
+        for c in data.chunks(1024) {
+            idx.upsert(c).unwrap();
+        }
+        eprintln!(
+            "vector: {n} x {DIM} uniform={uniform} built in {:.1?}",
+            t.elapsed()
+        );
         for fallback in [true, false] {
-            let opts = VectorOptions {
-                brute_force_max: if fallback { 20_000 } else { 0 },
-                ..VectorOptions::default()
-            };
-            let idx =
-                VectorIndex::open_with(&dir.path().join(format!("b{fallback}.usearch")), DIM, opts)
-                    .unwrap();
-            let t = std::time::Instant::now();
-            for c in data.chunks(1024) {
-                idx.upsert(c).unwrap();
-            }
-            eprintln!(
-                "vector: {n} x {DIM} uniform={uniform} built in {:.1?}",
-                t.elapsed()
-            );
+            idx.set_brute_force_max(if fallback { 20_000 } else { 0 });
             for ef in [32, 64, 128] {
                 idx.set_expansion_search(ef);
                 for filtered in [false, true] {
