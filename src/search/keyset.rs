@@ -109,6 +109,8 @@ mod tests {
         assert_eq!(s.iter().collect::<Vec<_>>(), [1, 3, 7, 9]);
         assert_eq!(s.sample(2).collect::<Vec<_>>(), [1, 7]);
         assert_eq!(s.sample(10).count(), 4);
-        assert!(s.drain_range(10..5).is_empty());
+        assert!(s
+            .drain_range(std::ops::Range { start: 10, end: 5 })
+            .is_empty());
     }
 }

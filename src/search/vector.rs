@@ -44,7 +44,7 @@ use std::collections::HashSet;
 use std::ffi::OsString;
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use usearch::{Index, IndexOptions, MetricKind, ScalarKind};
 
 /// Largest `k` served (larger values are capped).
@@ -154,6 +154,7 @@ pub struct VectorIndex {
     inner: RwLock<Inner>,
     seq: AtomicU64,
     slots: Slots,
+    brute_force_max: AtomicUsize,
 }
 
 fn sibling(path: &Path, suffix: &str) -> PathBuf {
@@ -223,6 +224,7 @@ impl VectorIndex {
             options,
             inner: RwLock::new(inner),
             seq: AtomicU64::new(seq),
+            brute_force_max: AtomicUsize::new(options.brute_force_max),
             slots: Slots {
                 free: Mutex::new(options.threads),
                 cv: Condvar::new(),
@@ -488,6 +490,11 @@ impl VectorIndex {
         Ok((n > 0).then_some(buf))
     }
 
+    /// Change [`VectorOptions::brute_force_max`] (0 = always use the filtered graph search).
+    pub fn set_brute_force_max(&self, n: usize) {
+        self.brute_force_max.store(n, Ordering::Relaxed);
+    }
+
     /// Change ef_search (candidate list size of searches).
     pub fn set_expansion_search(&self, ef: usize) {
         self.inner.write().index.change_expansion_search(ef.max(1));
@@ -569,7 +576,8 @@ impl VectorIndex {
         let estimate = pass * n / sampled;
         let graph_cost =
             inner.index.expansion_search().max(1) * self.options.connectivity.max(1) * n;
-        if estimate > self.options.brute_force_max || estimate.saturating_mul(estimate) > graph_cost
+        if estimate > self.brute_force_max.load(Ordering::Relaxed)
+            || estimate.saturating_mul(estimate) > graph_cost
         {
             return None;
         }
@@ -581,7 +589,7 @@ impl VectorIndex {
         let mut out = Vec::new();
         for key in inner.keys.iter() {
             if filter(key) {
-                if out.len() >= self.options.brute_force_max {
+                if out.len() >= self.brute_force_max.load(Ordering::Relaxed) {
                     return None;
                 }
                 out.push(key);
