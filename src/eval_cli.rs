@@ -39,12 +39,24 @@ pub fn run(cmd: EvalCommand) -> Result<()> {
             let eng = app.search.clone().context("no search engine")?;
             let m = target.model.as_deref();
             let mut variants: Vec<(String, Mode, FusionMethod)> = vec![
-                ("lexical".into(), Mode::Lexical, FusionMethod::Rrf { k: 60.0 }),
+                (
+                    "lexical".into(),
+                    Mode::Lexical,
+                    FusionMethod::Rrf { k: 60.0 },
+                ),
                 ("vector".into(), Mode::Vector, FusionMethod::Rrf { k: 60.0 }),
-                ("hybrid rrf k=60".into(), Mode::Hybrid, FusionMethod::Rrf { k: 60.0 }),
+                (
+                    "hybrid rrf k=60".into(),
+                    Mode::Hybrid,
+                    FusionMethod::Rrf { k: 60.0 },
+                ),
             ];
             for alpha in [0.3f32, 0.5, 0.6, 0.7, 0.8, 0.9] {
-                variants.push((format!("hybrid weighted alpha={alpha}"), Mode::Hybrid, FusionMethod::Weighted { alpha }));
+                variants.push((
+                    format!("hybrid weighted alpha={alpha}"),
+                    Mode::Hybrid,
+                    FusionMethod::Weighted { alpha },
+                ));
             }
             for (name, mode, fusion) in variants {
                 let ranked = eval::rank_local(&eng, &gold, mode, fusion, m)?;
@@ -61,26 +73,54 @@ pub fn run(cmd: EvalCommand) -> Result<()> {
                     if let Some(m) = &target.model {
                         body["model"] = serde_json::Value::String(m.clone());
                     }
-                    let mut resp = ureq::post(&format!("{}/v1/relatedness", url.trim_end_matches('/')))
-                        .send_json(&body)?;
+                    let mut resp =
+                        ureq::post(&format!("{}/v1/relatedness", url.trim_end_matches('/')))
+                            .send_json(&body)?;
                     let v: serde_json::Value = resp.body_mut().read_json()?;
-                    out.extend(v["scores"].as_array().cloned().unwrap_or_default().iter().map(|x| x.as_f64().unwrap_or(0.0) as f32));
+                    out.extend(
+                        v["scores"]
+                            .as_array()
+                            .cloned()
+                            .unwrap_or_default()
+                            .iter()
+                            .map(|x| x.as_f64().unwrap_or(0.0) as f32),
+                    );
                 }
                 out
             } else {
                 let app = open(&target)?;
                 let eng = app.search.clone().context("no search engine")?;
-                let h = eng.registry().get(target.model.as_deref(), ModelKind::Terms)?;
+                let h = eng
+                    .registry()
+                    .get(target.model.as_deref(), ModelKind::Terms)?;
                 let a: Vec<&str> = pairs.iter().map(|p| p.a.as_str()).collect();
                 let b: Vec<&str> = pairs.iter().map(|p| p.b.as_str()).collect();
                 let (va, vb) = (h.embed_blocking(&a)?, h.embed_blocking(&b)?);
-                va.iter().zip(&vb).map(|(x, y)| crate::search::engine::cosine(x, y)).collect()
+                va.iter()
+                    .zip(&vb)
+                    .map(|(x, y)| crate::search::engine::cosine(x, y))
+                    .collect()
             };
             let r = category_aucs(&pairs, &scores);
             println!("relatedness, pairs per distance 0..3: {:?}", r.counts);
-            println!("| {} | mean |", r.aucs.iter().map(|a| a.0.as_str()).collect::<Vec<_>>().join(" | "));
+            println!(
+                "| {} | mean |",
+                r.aucs
+                    .iter()
+                    .map(|a| a.0.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" | ")
+            );
             println!("|{}---|", "---|".repeat(r.aucs.len()));
-            println!("| {} | {:.3} |", r.aucs.iter().map(|a| format!("{:.3}", a.1)).collect::<Vec<_>>().join(" | "), r.mean);
+            println!(
+                "| {} | {:.3} |",
+                r.aucs
+                    .iter()
+                    .map(|a| format!("{:.3}", a.1))
+                    .collect::<Vec<_>>()
+                    .join(" | "),
+                r.mean
+            );
             Ok(())
         }
     }

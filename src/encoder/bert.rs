@@ -209,7 +209,9 @@ fn read_config(path: &Path) -> Result<Config, EncoderError> {
     let config: Config = serde_json::from_value(v).map_err(|e| EncoderError::load(path, e))?;
     if config.hidden_size == 0
         || config.num_attention_heads == 0
-        || config.hidden_size % config.num_attention_heads != 0
+        || !config
+            .hidden_size
+            .is_multiple_of(config.num_attention_heads)
     {
         return Err(EncoderError::load(
             path,

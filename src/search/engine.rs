@@ -391,12 +391,15 @@ impl SearchEngine {
             self.vectors.read().get(model).cloned().ok_or_else(|| {
                 EngineError::Invalid(format!("model {model} has no vector index"))
             })?;
-        let active: HashSet<u64> = self.store.active_rids().into_values().collect();
-        let filter = |key: u64| {
-            let rid = key >> 40;
-            active.contains(&rid) && allowed.is_none_or(|a| a.contains(&rid))
-        };
-        Ok(index.search(query, k, Some(&filter))?)
+        // After a sync the index holds only active releases, so an unfiltered query needs no
+        // predicate (the fast path); a system filter becomes a predicate on the key's rid.
+        match allowed {
+            None => Ok(index.search(query, k, None)?),
+            Some(a) => {
+                let filter = |key: u64| a.contains(&(key >> 40));
+                Ok(index.search(query, k, Some(&filter))?)
+            }
+        }
     }
 
     /// Run a query whose vector (if needed) is given; see [`Self::search`].

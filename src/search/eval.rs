@@ -30,15 +30,23 @@ pub struct Gold {
 /// Read a gold TSV (mention, system, code); `#` lines and a header starting with `mention` are
 /// skipped.
 pub fn read_gold(path: &Path) -> Result<Vec<Gold>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() || line.starts_with('#') || (i == 0 && line.starts_with("mention")) {
+        if line.trim().is_empty()
+            || line.starts_with('#')
+            || (i == 0 && line.starts_with("mention"))
+        {
             continue;
         }
         let cols: Vec<&str> = line.split('\t').collect();
         if cols.len() < 3 {
-            bail!("{}:{}: expected mention<TAB>system<TAB>code", path.display(), i + 1);
+            bail!(
+                "{}:{}: expected mention<TAB>system<TAB>code",
+                path.display(),
+                i + 1
+            );
         }
         out.push(Gold {
             mention: cols[0].to_string(),
@@ -66,7 +74,11 @@ pub struct NormScores {
 pub fn score_rankings(gold: &[Gold], ranked: &[Vec<(String, String)>]) -> NormScores {
     let (mut a1, mut a5, mut rr) = (0usize, 0usize, 0f64);
     for (g, r) in gold.iter().zip(ranked) {
-        if let Some(pos) = r.iter().take(10).position(|(s, c)| *s == g.system && *c == g.code) {
+        if let Some(pos) = r
+            .iter()
+            .take(10)
+            .position(|(s, c)| *s == g.system && *c == g.code)
+        {
             if pos == 0 {
                 a1 += 1;
             }
@@ -123,7 +135,12 @@ pub fn rank_local(
 }
 
 /// Rank candidates through a running server's `/v1/normalize`.
-pub fn rank_remote(url: &str, gold: &[Gold], mode: &str, model: Option<&str>) -> Result<Vec<Vec<(String, String)>>> {
+pub fn rank_remote(
+    url: &str,
+    gold: &[Gold],
+    mode: &str,
+    model: Option<&str>,
+) -> Result<Vec<Vec<(String, String)>>> {
     let mut systems: Vec<String> = gold.iter().map(|g| g.system.clone()).collect();
     systems.sort();
     systems.dedup();
@@ -173,21 +190,30 @@ pub struct RelPair {
 
 /// Read a pairs TSV (text_a, text_b, distance 0–3).
 pub fn read_pairs(path: &Path) -> Result<Vec<RelPair>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() || line.starts_with('#') || (i == 0 && line.starts_with("text_a")) {
+        if line.trim().is_empty() || line.starts_with('#') || (i == 0 && line.starts_with("text_a"))
+        {
             continue;
         }
         let cols: Vec<&str> = line.split('\t').collect();
-        let d = cols.get(2).and_then(|d| d.trim().parse::<u8>().ok()).filter(|d| *d <= 3);
+        let d = cols
+            .get(2)
+            .and_then(|d| d.trim().parse::<u8>().ok())
+            .filter(|d| *d <= 3);
         match (cols.len() >= 3, d) {
             (true, Some(distance)) => out.push(RelPair {
                 a: cols[0].to_string(),
                 b: cols[1].to_string(),
                 distance,
             }),
-            _ => bail!("{}:{}: expected text_a<TAB>text_b<TAB>distance(0-3)", path.display(), i + 1),
+            _ => bail!(
+                "{}:{}: expected text_a<TAB>text_b<TAB>distance(0-3)",
+                path.display(),
+                i + 1
+            ),
         }
     }
     Ok(out)
@@ -199,7 +225,11 @@ pub fn roc_auc(pos: &[f32], neg: &[f32]) -> f64 {
     if pos.is_empty() || neg.is_empty() {
         return 0.5;
     }
-    let mut all: Vec<(f32, bool)> = pos.iter().map(|&s| (s, true)).chain(neg.iter().map(|&s| (s, false))).collect();
+    let mut all: Vec<(f32, bool)> = pos
+        .iter()
+        .map(|&s| (s, true))
+        .chain(neg.iter().map(|&s| (s, false)))
+        .collect();
     all.sort_by(|a, b| a.0.total_cmp(&b.0));
     // average ranks for ties
     let mut rank_sum_pos = 0f64;
@@ -272,9 +302,17 @@ mod tests {
 
     #[test]
     fn rankings_metrics() {
-        let g = |c: &str| Gold { mention: "m".into(), system: "S".into(), code: c.into() };
+        let g = |c: &str| Gold {
+            mention: "m".into(),
+            system: "S".into(),
+            code: c.into(),
+        };
         let gold = vec![g("a"), g("b"), g("c")];
-        let r = |v: &[&str]| v.iter().map(|c| ("S".to_string(), c.to_string())).collect::<Vec<_>>();
+        let r = |v: &[&str]| {
+            v.iter()
+                .map(|c| ("S".to_string(), c.to_string()))
+                .collect::<Vec<_>>()
+        };
         let ranked = vec![r(&["a", "x"]), r(&["x", "y", "b"]), r(&["x"])];
         let s = score_rankings(&gold, &ranked);
         assert!((s.acc1 - 1.0 / 3.0).abs() < 1e-9);
