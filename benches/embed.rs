@@ -51,7 +51,12 @@ fn main() {
             BatchSize::SmallInput,
         )
     });
-    let page: Vec<String> = terms.iter().step_by(terms.len() / 32).take(32).cloned().collect();
+    let page: Vec<String> = terms
+        .iter()
+        .step_by(terms.len() / 32)
+        .take(32)
+        .cloned()
+        .collect();
     c.bench_function("embed 32 ICD-10-CM strings (sorted)", |b| {
         b.iter(|| enc.embed_texts(&page, 32, true).expect("embed"))
     });

@@ -5,7 +5,7 @@
 //! `models/all-MiniLM-L6-v2/` (placed by `scripts/fetch-data.sh`); without them they print why
 //! and pass, so a plain `cargo test` works offline.
 
-use ontovec::encoder::{cosine, EngineConfig, EngineHandle, Encoder, ModelKind, Registry};
+use ontovec::encoder::{cosine, Encoder, EngineConfig, EngineHandle, ModelKind, Registry};
 use std::path::{Path, PathBuf};
 
 fn model_dir() -> Option<PathBuf> {
@@ -28,8 +28,8 @@ struct Fixture {
 }
 
 fn fixture() -> Fixture {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/parity/all-MiniLM-L6-v2.json");
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/parity/all-MiniLM-L6-v2.json");
     let v: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&path).expect("parity fixture")).unwrap();
     let texts = serde_json::from_value(v["texts"].clone()).unwrap();
@@ -50,13 +50,21 @@ fn candle_matches_sentence_transformers() {
     let enc = Encoder::load(&dir).unwrap();
     assert_eq!(enc.dim(), 384);
     for (t, &len) in fx.texts.iter().zip(&fx.lengths) {
-        assert_eq!(enc.tokenizer().encode(t).unwrap().len(), len, "token count of {t:?}");
+        assert_eq!(
+            enc.tokenizer().encode(t).unwrap().len(),
+            len,
+            "token count of {t:?}"
+        );
     }
     let ours = enc.embed_texts(&fx.texts, 8, false).unwrap();
     let mut worst = (1.0f32, 0.0f32, String::new());
     for ((t, a), b) in fx.texts.iter().zip(&ours).zip(&fx.embeddings) {
         let c = cosine(a, b);
-        let d = a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+        let d = a
+            .iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0f32, f32::max);
         if c < worst.0 {
             worst = (c, d, t.clone());
         }
@@ -86,7 +94,11 @@ fn real_model_batch_equals_single_and_engine_matches() {
     let batched = enc.embed_texts(&fx.texts, 64, false).unwrap();
     let mut max_d = 0f32;
     for (a, b) in single.iter().zip(&batched) {
-        let d = a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+        let d = a
+            .iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0f32, f32::max);
         max_d = max_d.max(d);
     }
     eprintln!("batch vs single: max |Δ| {max_d:.2e}");
@@ -118,7 +130,14 @@ fn registry_serves_the_base_model() {
         .build()
         .unwrap();
     let v = rt
-        .block_on(h.embed(vec!["heart attack".into(), "myocardial infarction".into(), "fracture of femur".into()]))
+        .block_on(h.embed(vec![
+            "heart attack".into(),
+            "myocardial infarction".into(),
+            "fracture of femur".into(),
+        ]))
         .unwrap();
-    assert!(cosine(&v[0], &v[1]) > cosine(&v[0], &v[2]), "a synonym is nearer than an unrelated term");
+    assert!(
+        cosine(&v[0], &v[1]) > cosine(&v[0], &v[2]),
+        "a synonym is nearer than an unrelated term"
+    );
 }

@@ -111,7 +111,11 @@ impl Encoder {
             lens.push(s.len());
         }
         let ids = Tensor::from_vec(ids, (n, seq), &self.device)?;
-        let flat = self.model.forward(&ids, &lens)?.flatten_all()?.to_vec1::<f32>()?;
+        let flat = self
+            .model
+            .forward(&ids, &lens)?
+            .flatten_all()?
+            .to_vec1::<f32>()?;
         let mut pooled = pool(&flat, seq, self.dim(), &lens, self.manifest.pooling);
         if self.manifest.normalize {
             pooled.iter_mut().for_each(|v| l2_normalize(v));
@@ -148,7 +152,10 @@ impl Encoder {
 /// Reads a safetensors file into F32 tensors named as `BertModel` expects them.
 pub(crate) fn load_tensors(path: &Path) -> Result<HashMap<String, Tensor>, EncoderError> {
     let bytes = std::fs::read(path).map_err(|e| {
-        EncoderError::load(path, format!("{e} (only safetensors weights are supported)"))
+        EncoderError::load(
+            path,
+            format!("{e} (only safetensors weights are supported)"),
+        )
     })?;
     let raw = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu)
         .map_err(|e| EncoderError::load(path, e))?;
@@ -203,7 +210,9 @@ pub(crate) fn read_config(path: &Path) -> Result<Config, EncoderError> {
     let config: Config = serde_json::from_value(v).map_err(|e| EncoderError::load(path, e))?;
     if config.hidden_size == 0
         || config.num_attention_heads == 0
-        || config.hidden_size % config.num_attention_heads != 0
+        || !config
+            .hidden_size
+            .is_multiple_of(config.num_attention_heads)
     {
         return Err(EncoderError::load(
             path,

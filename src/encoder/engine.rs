@@ -463,10 +463,10 @@ fn next_window(sh: &Shared) -> Option<Vec<Work>> {
 fn cut_batches(window: &[Work], max_tokens: usize, max_seqs: usize) -> Vec<std::ops::Range<usize>> {
     let mut out = Vec::new();
     let mut start = 0;
-    for i in 0..window.len() {
+    for (i, w) in window.iter().enumerate() {
         let n = i - start + 1;
         // Sorted ascending, so item i is the longest so far.
-        if i > start && (n > max_seqs || n * window[i].ids.len() > max_tokens) {
+        if i > start && (n > max_seqs || n * w.ids.len() > max_tokens) {
             out.push(start..i);
             start = i;
         }
@@ -499,8 +499,7 @@ fn model_loop(encoder: Encoder, sh: Arc<Shared>) {
             s[2].fetch_add(real, Ordering::Relaxed);
             s[3].fetch_add(padded, Ordering::Relaxed);
             s[4].fetch_add(elapsed, Ordering::Relaxed);
-            if padded > 0 {
-                let now = elapsed / padded;
+            if let Some(now) = elapsed.checked_div(padded) {
                 let old = sh.ns_per_token.load(Ordering::Relaxed);
                 let ewma = if old == 0 { now } else { (old * 4 + now) / 5 };
                 sh.ns_per_token.store(ewma, Ordering::Relaxed);

@@ -289,7 +289,11 @@ mod tests {
             r#"{"pooling_mode_cls_token":true,"pooling_mode_mean_tokens":false}"#,
         )
         .unwrap();
-        std::fs::write(d.join("sentence_bert_config.json"), r#"{"max_seq_length":64}"#).unwrap();
+        std::fs::write(
+            d.join("sentence_bert_config.json"),
+            r#"{"max_seq_length":64}"#,
+        )
+        .unwrap();
         let m = ModelManifest::load(d, 32, 128).unwrap();
         assert_eq!(m.pooling, Pooling::Cls);
         assert_eq!(m.max_len, 64);
@@ -308,7 +312,10 @@ mod tests {
         )
         .unwrap();
         let m = ModelManifest::load(d, 32, 128).unwrap();
-        assert_eq!((m.kind, m.pooling, m.max_len), (ModelKind::Notes, Pooling::Max, 128));
+        assert_eq!(
+            (m.kind, m.pooling, m.max_len),
+            (ModelKind::Notes, Pooling::Max, 128)
+        );
         assert!(!m.is_pretrained() && m.default);
         std::fs::write(d.join(MANIFEST_FILE), r#"{"dim":7}"#).unwrap();
         assert!(matches!(

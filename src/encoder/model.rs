@@ -145,7 +145,10 @@ impl Bert {
         let (n, seq) = ids.dims2()?;
         let (h, heads) = (self.hidden, self.heads);
         let d = h / heads;
-        let emb = self.word.index_select(&ids.flatten_all()?, 0)?.reshape((n, seq, h))?;
+        let emb = self
+            .word
+            .index_select(&ids.flatten_all()?, 0)?
+            .reshape((n, seq, h))?;
         let pos = self.position.narrow(0, 0, seq)?;
         let emb = emb
             .broadcast_add(&pos)?

@@ -57,12 +57,62 @@ impl Default for TinyBert {
 
 /// The tiny model's vocabulary: BERT's special tokens, then clinical words and a few pieces.
 pub const TINY_VOCAB: &[&str] = &[
-    "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "type", "2", "diabetes", "mellitus", "without",
-    "with", "complications", "acute", "chronic", "myocardial", "infarction", "heart", "failure",
-    "kidney", "disease", "stage", "3", "essential", "hypertension", "pneumonia", "unspecified",
-    "fracture", "of", "left", "right", "femur", "asthma", "mild", "severe", "persistent", "pain",
-    "in", "knee", "the", "a", "and", "fever", "cough", "##s", "##ing", "##ed", "##itis", "sep",
-    "##sis", "pat", "##ient", ",", ".", "-", "(", ")",
+    "[PAD]",
+    "[UNK]",
+    "[CLS]",
+    "[SEP]",
+    "[MASK]",
+    "type",
+    "2",
+    "diabetes",
+    "mellitus",
+    "without",
+    "with",
+    "complications",
+    "acute",
+    "chronic",
+    "myocardial",
+    "infarction",
+    "heart",
+    "failure",
+    "kidney",
+    "disease",
+    "stage",
+    "3",
+    "essential",
+    "hypertension",
+    "pneumonia",
+    "unspecified",
+    "fracture",
+    "of",
+    "left",
+    "right",
+    "femur",
+    "asthma",
+    "mild",
+    "severe",
+    "persistent",
+    "pain",
+    "in",
+    "knee",
+    "the",
+    "a",
+    "and",
+    "fever",
+    "cough",
+    "##s",
+    "##ing",
+    "##ed",
+    "##itis",
+    "sep",
+    "##sis",
+    "pat",
+    "##ient",
+    ",",
+    ".",
+    "-",
+    "(",
+    ")",
 ];
 
 /// Writes `config.json`, `vocab.txt` (and optionally `tokenizer.json`, `ontovec.json`) and a
@@ -90,7 +140,11 @@ pub fn write_tiny_bert(dir: &Path, opts: &TinyBert) -> Result<(), EncoderError> 
     });
     std::fs::write(dir.join("config.json"), config.to_string()).map_err(io)?;
     std::fs::write(dir.join("vocab.txt"), TINY_VOCAB.join("\n") + "\n").map_err(io)?;
-    std::fs::write(dir.join("tokenizer_config.json"), r#"{"do_lower_case": true}"#).map_err(io)?;
+    std::fs::write(
+        dir.join("tokenizer_config.json"),
+        r#"{"do_lower_case": true}"#,
+    )
+    .map_err(io)?;
     if let Some(m) = &opts.manifest {
         std::fs::write(dir.join(super::manifest::MANIFEST_FILE), m.to_string()).map_err(io)?;
     }
@@ -117,22 +171,54 @@ pub fn write_tiny_bert(dir: &Path, opts: &TinyBert) -> Result<(), EncoderError> 
         tensors.insert(format!("{prefix}{name}"), t);
         Ok(())
     };
-    add("embeddings.word_embeddings.weight", &[vocab, h], Init::Weight)?;
-    add("embeddings.position_embeddings.weight", &[opts.max_positions, h], Init::Weight)?;
-    add("embeddings.token_type_embeddings.weight", &[2, h], Init::Weight)?;
+    add(
+        "embeddings.word_embeddings.weight",
+        &[vocab, h],
+        Init::Weight,
+    )?;
+    add(
+        "embeddings.position_embeddings.weight",
+        &[opts.max_positions, h],
+        Init::Weight,
+    )?;
+    add(
+        "embeddings.token_type_embeddings.weight",
+        &[2, h],
+        Init::Weight,
+    )?;
     add("embeddings.LayerNorm.weight", &[h], Init::Gamma)?;
     add("embeddings.LayerNorm.bias", &[h], Init::Bias)?;
     for l in 0..opts.layers {
         let p = format!("encoder.layer.{l}.");
-        for m in ["attention.self.query", "attention.self.key", "attention.self.value"] {
+        for m in [
+            "attention.self.query",
+            "attention.self.key",
+            "attention.self.value",
+        ] {
             add(&format!("{p}{m}.weight"), &[h, h], Init::Weight)?;
             add(&format!("{p}{m}.bias"), &[h], Init::Bias)?;
         }
-        add(&format!("{p}attention.output.dense.weight"), &[h, h], Init::Weight)?;
+        add(
+            &format!("{p}attention.output.dense.weight"),
+            &[h, h],
+            Init::Weight,
+        )?;
         add(&format!("{p}attention.output.dense.bias"), &[h], Init::Bias)?;
-        add(&format!("{p}attention.output.LayerNorm.weight"), &[h], Init::Gamma)?;
-        add(&format!("{p}attention.output.LayerNorm.bias"), &[h], Init::Bias)?;
-        add(&format!("{p}intermediate.dense.weight"), &[i, h], Init::Weight)?;
+        add(
+            &format!("{p}attention.output.LayerNorm.weight"),
+            &[h],
+            Init::Gamma,
+        )?;
+        add(
+            &format!("{p}attention.output.LayerNorm.bias"),
+            &[h],
+            Init::Bias,
+        )?;
+        add(
+            &format!("{p}intermediate.dense.weight"),
+            &[i, h],
+            Init::Weight,
+        )?;
         add(&format!("{p}intermediate.dense.bias"), &[i], Init::Bias)?;
         add(&format!("{p}output.dense.weight"), &[h, i], Init::Weight)?;
         add(&format!("{p}output.dense.bias"), &[h], Init::Bias)?;

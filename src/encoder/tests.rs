@@ -24,7 +24,11 @@ fn assert_close(a: &[Vec<f32>], b: &[Vec<f32>], tol: f32) {
     assert_eq!(a.len(), b.len());
     for (x, y) in a.iter().zip(b) {
         assert_eq!(x.len(), y.len());
-        let d = x.iter().zip(y).map(|(p, q)| (p - q).abs()).fold(0f32, f32::max);
+        let d = x
+            .iter()
+            .zip(y)
+            .map(|(p, q)| (p - q).abs())
+            .fold(0f32, f32::max);
         assert!(d <= tol, "max |Δ| = {d} > {tol}");
     }
 }
@@ -45,7 +49,10 @@ fn tiny_model_loads_and_embeds_unit_vectors() {
     let enc = tiny(dir.path(), TinyBert::default());
     assert_eq!(enc.dim(), 32);
     let m = enc.manifest();
-    assert_eq!((m.kind, m.pooling, m.max_len), (ModelKind::Terms, Pooling::Mean, 64));
+    assert_eq!(
+        (m.kind, m.pooling, m.max_len),
+        (ModelKind::Terms, Pooling::Mean, 64)
+    );
     assert_eq!(m.trained_by, manifest::PRETRAINED);
     let v = enc.embed_texts(TEXTS, 3, false).unwrap();
     assert_eq!(v.len(), TEXTS.len());
@@ -78,7 +85,11 @@ fn vocab_txt_and_tokenizer_json_agree_and_prefix_is_handled() {
         );
     }
     let ids = plain.tokenizer().encode("type 2 diabetes").unwrap();
-    assert_eq!(ids, vec![2, 5, 6, 7, 3], "[CLS] type 2 diabetes [SEP], lower-cased");
+    assert_eq!(
+        ids,
+        vec![2, 5, 6, 7, 3],
+        "[CLS] type 2 diabetes [SEP], lower-cased"
+    );
     assert_close(
         &plain.embed_texts(TEXTS, 8, false).unwrap(),
         &prefixed.embed_texts(TEXTS, 8, false).unwrap(),
@@ -176,8 +187,14 @@ fn embed_blocking_matches_and_sorts_large_batches() {
     let s = engine.stats();
     assert_eq!(s.texts, 300);
     // The same texts cut into batches of 64 in arrival order would pad far more.
-    let lens: Vec<u64> = refs.iter().map(|t| engine.tokenizer().encode(t).unwrap().len() as u64).collect();
-    let unsorted: u64 = lens.chunks(64).map(|c| c.iter().max().unwrap() * c.len() as u64).sum();
+    let lens: Vec<u64> = refs
+        .iter()
+        .map(|t| engine.tokenizer().encode(t).unwrap().len() as u64)
+        .collect();
+    let unsorted: u64 = lens
+        .chunks(64)
+        .map(|c| c.iter().max().unwrap() * c.len() as u64)
+        .sum();
     assert!(
         (s.padded_tokens as f64) < 0.75 * unsorted as f64,
         "sorted {} vs unsorted {unsorted} padded tokens",
@@ -200,7 +217,8 @@ async fn full_queue_is_overloaded_then_recovers() {
     )
     .unwrap();
     let tok = engine.tokenizer().clone();
-    let ids = |n: usize| -> Vec<Vec<u32>> { (0..n).map(|_| tok.encode("fever").unwrap()).collect() };
+    let ids =
+        |n: usize| -> Vec<Vec<u32>> { (0..n).map(|_| tok.encode("fever").unwrap()).collect() };
     // The model thread is held, so nothing leaves the queue.
     let first = engine.try_submit(ids(3)).unwrap();
     let second = engine.try_submit(ids(1)).unwrap();
@@ -255,7 +273,9 @@ fn registry_defaults_listing_and_unknown_models() {
         &r.join("c-notes"),
         &TinyBert {
             seed: 9,
-            manifest: Some(serde_json::json!({"kind": "notes", "trained_by": "ontovec train notecontrast"})),
+            manifest: Some(
+                serde_json::json!({"kind": "notes", "trained_by": "ontovec train notecontrast"}),
+            ),
             ..TinyBert::default()
         },
     )
@@ -279,7 +299,10 @@ fn registry_defaults_listing_and_unknown_models() {
         "b-trained"
     );
     assert_eq!(
-        reg.get(Some("a-base"), ModelKind::Terms).unwrap().manifest().name,
+        reg.get(Some("a-base"), ModelKind::Terms)
+            .unwrap()
+            .manifest()
+            .name,
         "a-base"
     );
     assert!(matches!(
@@ -301,9 +324,11 @@ fn registry_defaults_listing_and_unknown_models() {
     std::fs::write(r.join("a-base/ontovec.json"), r#"{"default": true}"#).unwrap();
     let reg = Registry::load_dir(r, EngineConfig::default()).unwrap();
     assert_eq!(reg.default_name(ModelKind::Terms), Some("a-base"));
-    assert!(Registry::load_dir(&r.join("missing"), EngineConfig::default())
-        .unwrap()
-        .is_empty());
+    assert!(
+        Registry::load_dir(&r.join("missing"), EngineConfig::default())
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[test]
@@ -334,7 +359,11 @@ fn fast_forward_equals_candle_transformers_bert_model() {
     let mut mask = Vec::new();
     for (i, &l) in lens.iter().enumerate() {
         for j in 0..seq {
-            ids.push(if j < l { (5 + i * 7 + j * 3) as u32 % 50 } else { 0 });
+            ids.push(if j < l {
+                (5 + i * 7 + j * 3) as u32 % 50
+            } else {
+                0
+            });
             mask.push(u32::from(j < l));
         }
     }
@@ -342,12 +371,23 @@ fn fast_forward_equals_candle_transformers_bert_model() {
     let mask = Tensor::from_vec(mask, (n, seq), &Device::Cpu).unwrap();
     let tt = Tensor::zeros((n, seq), DType::U32, &Device::Cpu).unwrap();
     let want = reference.forward(&ids, &tt, Some(&mask)).unwrap();
-    let got = ours.forward(&ids, &lens).unwrap().reshape((n, seq, 32)).unwrap();
+    let got = ours
+        .forward(&ids, &lens)
+        .unwrap()
+        .reshape((n, seq, 32))
+        .unwrap();
     // Compare the real (unpadded) positions.
     for (i, &l) in lens.iter().enumerate() {
         let a = want.get(i).unwrap().narrow(0, 0, l).unwrap();
         let b = got.get(i).unwrap().narrow(0, 0, l).unwrap();
-        let d: f32 = (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar().unwrap();
+        let d: f32 = (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar()
+            .unwrap();
         assert!(d < 1e-5, "sequence {i}: max |Δ| {d}");
     }
 }

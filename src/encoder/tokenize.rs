@@ -84,7 +84,10 @@ impl TextTokenizer {
 fn wordpiece_from_vocab(dir: &Path) -> Result<Tokenizer, EncoderError> {
     let vocab_path = dir.join("vocab.txt");
     if !vocab_path.exists() {
-        return Err(EncoderError::load(dir, "neither tokenizer.json nor vocab.txt found"));
+        return Err(EncoderError::load(
+            dir,
+            "neither tokenizer.json nor vocab.txt found",
+        ));
     }
     let lowercase = read_json_opt(&dir.join("tokenizer_config.json"))?
         .and_then(|c| c.get("do_lower_case")?.as_bool())
@@ -96,7 +99,10 @@ fn wordpiece_from_vocab(dir: &Path) -> Result<Tokenizer, EncoderError> {
         .map_err(|e| EncoderError::load(&vocab_path, e))?;
     let id = |tok: &str| {
         wp.token_to_id(tok).ok_or_else(|| {
-            EncoderError::load(&vocab_path, format!("special token {tok} missing from vocab"))
+            EncoderError::load(
+                &vocab_path,
+                format!("special token {tok} missing from vocab"),
+            )
         })
     };
     let (cls, sep) = (id("[CLS]")?, id("[SEP]")?);
