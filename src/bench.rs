@@ -60,9 +60,12 @@ pub fn ingest(rows: u64, work: &Path) -> Result<()> {
         .arg("ingest")
         .arg("--data-dir")
         .arg(&data)
+        // Store + parse only: no models, so no embedding (measured by the encoder benches).
+        .arg("--models-dir")
+        .arg(work.join("no-models"))
         .args(["--format", "umls-rrf", "--release", "bench"])
         .args(&syn.files)
-        .env("ONTOVEC_LOG", "warn")
+        .env("ONTOVEC_LOG", "info")
         .status()?;
     let secs = t.elapsed().as_secs_f64();
     if !status.success() {

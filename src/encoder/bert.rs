@@ -1,18 +1,19 @@
-//! [`Encoder`]: a BERT-family model folder loaded into candle's `BertModel` (CPU, F32).
+//! [`Encoder`]: a BERT-family model folder loaded for CPU inference (F32) with candle.
 //!
 //! Loading is tolerant of the usual checkpoint variations: tensor names with or without a
 //! `bert.` prefix, old `gamma`/`beta` LayerNorm names, F16/BF16 storage (converted to F32), and
 //! `config.json` files missing optional fields. A forward pass takes a batch of token-id
-//! sequences, right-pads them to the batch's longest, runs the model with the attention mask and
-//! all-zero token types, then pools under the mask and L2-normalises.
+//! sequences, right-pads them to the batch's longest, runs the model ([`super::model::Bert`],
+//! numerically the same as candle_transformers' `BertModel` but faster on CPU) with the
+//! attention mask and all-zero token types, then pools under the mask and L2-normalises.
 
 use super::manifest::ModelManifest;
+use super::model::Bert;
 use super::pooling::{l2_normalize, pool};
 use super::tokenize::TextTokenizer;
 use super::EncoderError;
 use candle_core::{DType, Device, Tensor};
-use candle_nn::VarBuilder;
-use candle_transformers::models::bert::{BertModel, Config};
+use candle_transformers::models::bert::Config;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -21,7 +22,8 @@ pub const WEIGHTS_FILE: &str = "model.safetensors";
 
 /// A loaded model: tokenizer, BERT weights and the folder's manifest.
 pub struct Encoder {
-    model: BertModel,
+    model: Bert,
+    device: Device,
     tokenizer: TextTokenizer,
     manifest: ModelManifest,
     config: Config,
@@ -46,22 +48,12 @@ impl Encoder {
             ModelManifest::load(dir, config.hidden_size, config.max_position_embeddings)?;
         let tokenizer = TextTokenizer::load(dir, manifest.max_len)?;
         let weights_path = dir.join(WEIGHTS_FILE);
-        let bytes = std::fs::read(&weights_path).map_err(|e| {
-            EncoderError::load(
-                &weights_path,
-                format!("{e} (only safetensors weights are supported)"),
-            )
-        })?;
-        let device = Device::Cpu;
-        let raw = candle_core::safetensors::load_buffer(&bytes, &device)
-            .map_err(|e| EncoderError::load(&weights_path, e))?;
-        drop(bytes);
-        let tensors = normalise_tensor_names(raw);
-        let vb = VarBuilder::from_tensors(tensors, DType::F32, &device);
+        let tensors = load_tensors(&weights_path)?;
         let model =
-            BertModel::load(vb, &config).map_err(|e| EncoderError::load(&weights_path, e))?;
+            Bert::load(&tensors, &config).map_err(|e| EncoderError::load(&weights_path, e))?;
         Ok(Encoder {
             model,
+            device: Device::Cpu,
             tokenizer,
             manifest,
             config,
@@ -108,7 +100,6 @@ impl Encoder {
         }
         let pad = self.config.pad_token_id as u32;
         let mut ids = Vec::with_capacity(n * seq);
-        let mut mask = Vec::with_capacity(n * seq);
         let mut lens = Vec::with_capacity(n);
         for s in batch {
             let s = s.as_ref();
@@ -117,21 +108,14 @@ impl Encoder {
             }
             ids.extend_from_slice(s);
             ids.resize(ids.len() + seq - s.len(), pad);
-            mask.resize(mask.len() + s.len(), 1u32);
-            mask.resize(mask.len() + seq - s.len(), 0u32);
             lens.push(s.len());
         }
-        let device = &self.model.device;
-        let ids = Tensor::from_vec(ids, (n, seq), device)?;
-        let token_types = Tensor::zeros((n, seq), DType::U32, device)?;
-        // A batch without padding needs no mask; BertModel then builds an all-ones one itself.
-        let mask = if lens.iter().all(|&l| l == seq) {
-            None
-        } else {
-            Some(Tensor::from_vec(mask, (n, seq), device)?)
-        };
-        let out = self.model.forward(&ids, &token_types, mask.as_ref())?;
-        let flat = out.flatten_all()?.to_vec1::<f32>()?;
+        let ids = Tensor::from_vec(ids, (n, seq), &self.device)?;
+        let flat = self
+            .model
+            .forward(&ids, &lens)?
+            .flatten_all()?
+            .to_vec1::<f32>()?;
         let mut pooled = pool(&flat, seq, self.dim(), &lens, self.manifest.pooling);
         if self.manifest.normalize {
             pooled.iter_mut().for_each(|v| l2_normalize(v));
@@ -165,9 +149,26 @@ impl Encoder {
     }
 }
 
+/// Reads a safetensors file into F32 tensors named as `BertModel` expects them.
+pub(crate) fn load_tensors(path: &Path) -> Result<HashMap<String, Tensor>, EncoderError> {
+    let bytes = std::fs::read(path).map_err(|e| {
+        EncoderError::load(
+            path,
+            format!("{e} (only safetensors weights are supported)"),
+        )
+    })?;
+    let raw = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu)
+        .map_err(|e| EncoderError::load(path, e))?;
+    normalise_tensor_names(raw)
+        .into_iter()
+        .map(|(k, t)| Ok((k, t.to_dtype(DType::F32)?)))
+        .collect::<candle_core::Result<_>>()
+        .map_err(|e| EncoderError::load(path, e))
+}
+
 /// Parses `config.json`, filling optional fields some checkpoints omit and mapping activation
 /// names candle spells differently.
-fn read_config(path: &Path) -> Result<Config, EncoderError> {
+pub(crate) fn read_config(path: &Path) -> Result<Config, EncoderError> {
     let bytes = std::fs::read(path).map_err(|e| EncoderError::load(path, e))?;
     let mut v: serde_json::Value =
         serde_json::from_slice(&bytes).map_err(|e| EncoderError::load(path, e))?;

@@ -7,8 +7,9 @@
 //! * [`tokenize`] — the tokenizer from `tokenizer.json`, or a WordPiece BERT tokenizer built
 //!   from `vocab.txt`. Padding is always switched off (the engine pads per batch) and truncation
 //!   is set to the model's maximum length.
-//! * [`bert`] — [`Encoder`]: config + weights → candle `BertModel` (CPU, F32), one forward pass
-//!   per padded batch, masked pooling and L2 normalisation in [`pooling`].
+//! * [`bert`] — [`Encoder`]: config + weights → [`model::Bert`] (CPU, F32; the same maths as
+//!   candle_transformers' `BertModel`, laid out for CPU speed), one forward pass per padded
+//!   batch, masked pooling and L2 normalisation in [`pooling`].
 //! * [`engine`] — [`EngineHandle`]: a bounded queue in front of a dedicated model thread.
 //!   Callers tokenize on their own thread (or the tokio blocking pool for large requests), the
 //!   model thread drains a window of queued sequences, sorts it by token length (length
@@ -24,9 +25,11 @@
 //! a model thread, immediate 429 on saturation, tokenization off the model thread), adapted to a
 //! CPU where sorting by length inside the batching window roughly doubles throughput.
 
+pub mod bench;
 pub mod bert;
 pub mod engine;
 pub mod manifest;
+pub mod model;
 pub mod pooling;
 pub mod registry;
 pub mod testing;

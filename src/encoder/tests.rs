@@ -340,3 +340,54 @@ fn broken_model_folder_is_a_load_error() {
     let err = Registry::load_dir(root.path(), EngineConfig::default()).unwrap_err();
     assert!(matches!(err, EncoderError::Load { .. }), "{err}");
 }
+
+#[test]
+fn fast_forward_equals_candle_transformers_bert_model() {
+    use candle_core::{DType, Device, Tensor};
+    use candle_transformers::models::bert::BertModel;
+    let dir = tempfile::tempdir().unwrap();
+    write_tiny_bert(dir.path(), &TinyBert::default()).unwrap();
+    let cfg = bert::read_config(&dir.path().join("config.json")).unwrap();
+    let tensors = bert::load_tensors(&dir.path().join("model.safetensors")).unwrap();
+    let ours = model::Bert::load(&tensors, &cfg).unwrap();
+    let vb = candle_nn::VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu);
+    let reference = BertModel::load(vb, &cfg).unwrap();
+
+    let (n, seq) = (3, 7);
+    let lens = [7usize, 4, 2];
+    let mut ids = Vec::new();
+    let mut mask = Vec::new();
+    for (i, &l) in lens.iter().enumerate() {
+        for j in 0..seq {
+            ids.push(if j < l {
+                (5 + i * 7 + j * 3) as u32 % 50
+            } else {
+                0
+            });
+            mask.push(u32::from(j < l));
+        }
+    }
+    let ids = Tensor::from_vec(ids, (n, seq), &Device::Cpu).unwrap();
+    let mask = Tensor::from_vec(mask, (n, seq), &Device::Cpu).unwrap();
+    let tt = Tensor::zeros((n, seq), DType::U32, &Device::Cpu).unwrap();
+    let want = reference.forward(&ids, &tt, Some(&mask)).unwrap();
+    let got = ours
+        .forward(&ids, &lens)
+        .unwrap()
+        .reshape((n, seq, 32))
+        .unwrap();
+    // Compare the real (unpadded) positions.
+    for (i, &l) in lens.iter().enumerate() {
+        let a = want.get(i).unwrap().narrow(0, 0, l).unwrap();
+        let b = got.get(i).unwrap().narrow(0, 0, l).unwrap();
+        let d: f32 = (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar()
+            .unwrap();
+        assert!(d < 1e-5, "sequence {i}: max |Δ| {d}");
+    }
+}
