@@ -15,3 +15,4 @@ pub mod ontology;
 pub mod progress;
 pub mod server;
 pub mod store;
+pub mod train;

@@ -1,0 +1,3 @@
+//! HiPrBERT training (placeholder while modules land).
+pub mod bert;
+pub mod ops;
