@@ -198,7 +198,9 @@ impl TrainBert {
         for name in names {
             let t = &tensors[name];
             if trainable(name) {
-                let t = t.to_dtype(DType::F32)?.contiguous()?;
+                // F64 is kept (gradient checks); anything else trains in F32.
+                let dt = if t.dtype() == DType::F64 { DType::F64 } else { DType::F32 };
+                let t = t.to_dtype(dt)?.contiguous()?;
                 params.push((name.clone(), Var::from_tensor(&t)?));
             } else {
                 passthrough.push((name.clone(), t.clone()));
@@ -313,7 +315,7 @@ impl TrainBert {
             Some(d) => d.hidden(&x)?,
             None => x,
         };
-        let ext = ops::additive_mask(mask)?;
+        let ext = ops::additive_mask(mask, x.dtype())?;
         let scale = 1.0 / (hd as f64).sqrt();
         for layer in &self.layers {
             let split = |t: Tensor| -> Result<Tensor> {

@@ -95,8 +95,8 @@ impl Dropout {
 }
 
 /// Additive attention mask (B, 1, 1, L): 0 where `mask` is 1, a large negative number where 0.
-pub fn additive_mask(mask: &Tensor) -> Result<Tensor> {
-    let m = mask.to_dtype(DType::F32)?;
+pub fn additive_mask(mask: &Tensor, dtype: DType) -> Result<Tensor> {
+    let m = mask.to_dtype(dtype)?;
     ((m.ones_like()? - m)? * -1e9f64)?.unsqueeze(1)?.unsqueeze(1)
 }
 
