@@ -13,6 +13,25 @@ use std::collections::BTreeMap;
 /// An embedding function: texts in, one vector per text out (any norm; cosine is taken here).
 pub type EmbedFn<'a> = dyn FnMut(&[String]) -> anyhow::Result<Vec<Vec<f32>>> + 'a;
 
+/// Serde for metrics that may be NaN ("not measurable"): written as `null`, read back as NaN.
+pub mod nan_as_null {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Write NaN/∞ as `null`.
+    pub fn serialize<S: Serializer>(x: &f64, s: S) -> Result<S::Ok, S::Error> {
+        if x.is_finite() {
+            s.serialize_f64(*x)
+        } else {
+            s.serialize_none()
+        }
+    }
+
+    /// Read `null` as NaN.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
+    }
+}
+
 /// The category pairs reported, closer category first.
 pub const CATEGORY_PAIRS: [(u8, u8); 6] = [(0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3)];
 
@@ -50,6 +69,7 @@ pub struct CategoryAucs {
     /// AUC per category pair (only pairs with both categories present).
     pub aucs: BTreeMap<String, f64>,
     /// Mean of `aucs` (NaN when empty).
+    #[serde(with = "nan_as_null")]
     pub mean: f64,
 }
 
@@ -163,8 +183,10 @@ pub struct SystemReport {
     /// Normalisation candidates.
     pub candidates: usize,
     /// Normalisation accuracy at 1 (NaN without queries).
+    #[serde(with = "nan_as_null")]
     pub acc1: f64,
     /// Normalisation accuracy at 5.
+    #[serde(with = "nan_as_null")]
     pub acc5: f64,
 }
 
