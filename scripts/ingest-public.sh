@@ -16,11 +16,9 @@ ingest() { # format release [--system S] files...
 shopt -s nullglob
 
 ingest icd10cm-xml 2026 "$DL"/icd10cm/*.xml
-ingest icd9cm-txt v32 "$DL"/icd9cm/*
-ingest phecode-csv 1.2 --system PHECODE "$DL"/phecode/phecode12.csv
-ingest phecode-csv X --system PHECODEX "$DL"/phecode/phecodeX.csv
+ingest icd9cm-txt v32 "$DL"/icd9cm/txt/*
+ingest phecode-csv 1.2 --system PHECODE "$DL"/phecode/v1.2/phecode12.csv
+ingest phecode-csv X --system PHECODEX "$DL"/phecode/X/phecodeX.csv
 ingest obo 2025-01-16 --system HPO "$DL"/hpo/hp.obo
 ingest loinc-csv synthea-sample --system LOINC "$DL"/loinc/*.csv
 ingest rxnorm-rrf synthea-sample --system RXNORM "$DL"/rxnorm/*.RRF
-echo "== loaded:"
-"$BIN" sources --data-dir "$DATA_DIR" 2>/dev/null || true

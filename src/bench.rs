@@ -80,7 +80,10 @@ pub fn ingest(rows: u64, work: &Path) -> Result<()> {
         "| ingest rate (MRCONSO+MRREL rows) | {:.0} rows/s |",
         total_rows as f64 / secs
     );
-    println!("| peak RSS of the ingest process | {:.0} MB |", rss as f64 / 1e6);
+    println!(
+        "| peak RSS of the ingest process | {:.0} MB |",
+        rss as f64 / 1e6
+    );
     println!(
         "| reference: streaming line count of the same files | {:.2} s ({:.0} lines/s) |",
         ref_secs,

@@ -169,6 +169,66 @@ impl LineReader {
     }
 }
 
+/// A [`BufRead`] adapter that counts the newlines in the bytes its consumer has consumed, so a
+/// pull parser working on top of it (quick-xml) can report the 1-based line it has reached.
+pub struct LineCountingBufRead<R> {
+    inner: R,
+    newlines: u64,
+    consumed: u64,
+}
+
+impl<R: BufRead> LineCountingBufRead<R> {
+    /// Wrap `inner`.
+    pub fn new(inner: R) -> Self {
+        Self {
+            inner,
+            newlines: 0,
+            consumed: 0,
+        }
+    }
+
+    /// 1-based line of the next unconsumed byte.
+    pub fn line(&self) -> u64 {
+        self.newlines + 1
+    }
+
+    /// Bytes consumed so far.
+    pub fn consumed(&self) -> u64 {
+        self.consumed
+    }
+}
+
+fn count_newlines(bytes: &[u8]) -> u64 {
+    bytes.iter().filter(|&&b| b == b'\n').count() as u64
+}
+
+impl<R: BufRead> Read for LineCountingBufRead<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.newlines += count_newlines(&buf[..n]);
+        self.consumed += n as u64;
+        Ok(n)
+    }
+}
+
+impl<R: BufRead> BufRead for LineCountingBufRead<R> {
+    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
+        self.inner.fill_buf()
+    }
+
+    fn consume(&mut self, amt: usize) {
+        if amt > 0 {
+            // The buffer returned by the previous `fill_buf` is still there: asking again does no I/O.
+            if let Ok(buf) = self.inner.fill_buf() {
+                let end = amt.min(buf.len());
+                self.newlines += count_newlines(&buf[..end]);
+            }
+            self.consumed += amt as u64;
+        }
+        self.inner.consume(amt);
+    }
+}
+
 /// Split an RRF line (`|`-separated with a trailing `|`) and check its field count.
 /// Real releases sometimes add columns: `min_fields` is the number the loader needs, and more
 /// are tolerated.
@@ -200,6 +260,22 @@ pub struct CsvInput {
     columns: HashMap<String, usize>,
     header: csv::StringRecord,
     record: csv::StringRecord,
+    /// Added to the csv crate's line numbers: 1 for CRLF files, where the crate counts the `\n`
+    /// of a record's terminator only when it reads the next record, so it reports every record
+    /// one line early; 0 for LF files.
+    line_shift: u64,
+}
+
+/// True when the first line of `file` ends with CRLF (looks at no more than 1 MiB).
+fn first_line_is_crlf(file: &InputFile) -> bool {
+    let Ok(f) = File::open(&file.path) else {
+        return false;
+    };
+    let mut first = Vec::new();
+    match BufReader::new(f.take(1 << 20)).read_until(b'\n', &mut first) {
+        Ok(_) => first.ends_with(b"\r\n"),
+        Err(_) => false,
+    }
 }
 
 impl CsvInput {
@@ -250,6 +326,7 @@ impl CsvInput {
             columns,
             header,
             record: csv::StringRecord::new(),
+            line_shift: u64::from(first_line_is_crlf(file)),
         })
     }
 
@@ -283,13 +360,37 @@ impl CsvInput {
                 }
                 Ok(Some(&self.record))
             }
-            Err(e) => Err(csv_error(&self.name, e)),
+            Err(e) => Err(match csv_error(&self.name, e) {
+                LoadError::Malformed {
+                    file,
+                    line,
+                    message,
+                } if line > 0 => LoadError::Malformed {
+                    file,
+                    line: line + self.line_shift,
+                    message,
+                },
+                other => other,
+            }),
         }
     }
 
-    /// 1-based line of the record last read.
+    /// Read the next record into `out` (reusing its allocation); `false` at end. Unlike
+    /// [`CsvInput::next_record`] this leaves `self` free for [`CsvInput::error`] while the
+    /// record is in use.
+    pub fn read_into(&mut self, out: &mut csv::StringRecord) -> Result<bool, LoadError> {
+        let got = self.next_record()?.is_some();
+        if got {
+            out.clone_from(&self.record);
+        }
+        Ok(got)
+    }
+
+    /// 1-based line where the record last read starts (0 before the first record).
     pub fn line(&self) -> u64 {
-        self.record.position().map(|p| p.line()).unwrap_or(0)
+        self.record
+            .position()
+            .map_or(0, |p| p.line() + self.line_shift)
     }
 
     /// Bytes consumed so far.
@@ -355,6 +456,29 @@ mod tests {
         assert!(c.next_record().unwrap().is_some());
         let e = c.next_record().unwrap_err().to_string();
         assert!(e.starts_with("t.csv:3:"), "{e}");
+    }
+
+    #[test]
+    fn csv_lines_are_physical_for_lf_and_crlf_files() {
+        for (content, name) in [
+            (&b"A,B\n\"x\ny\",1\n2,3\n\"4\",\"\xff\"\n"[..], "lf.csv"),
+            (
+                &b"A,B\r\n\"x\ny\",1\r\n2,3\r\n\"4\",\"\xff\"\r\n"[..],
+                "crlf.csv",
+            ),
+        ] {
+            let (_d, f) = temp(content, name);
+            let mut c = CsvInput::open(&f).unwrap();
+            c.next_record().unwrap();
+            assert_eq!(c.line(), 2, "{name}");
+            c.next_record().unwrap();
+            assert_eq!(c.line(), 4, "{name}");
+            let e = c.next_record().unwrap_err().to_string();
+            assert!(e.starts_with(&format!("{name}:5:")), "{e}");
+        }
+        let (_d, f) = temp(b"A,B\r\n1\r\n", "first.csv");
+        let e = CsvInput::open(&f).unwrap().next_record().unwrap_err();
+        assert!(e.to_string().starts_with("first.csv:2:"), "{e}");
     }
 
     #[test]

@@ -5,11 +5,46 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 const WORDS: &[&str] = &[
-    "acute", "chronic", "disorder", "syndrome", "diabetes", "mellitus", "cardiac", "renal",
-    "hepatic", "pulmonary", "infection", "neoplasm", "malignant", "benign", "fracture", "injury",
-    "deficiency", "anemia", "hypertension", "failure", "insufficiency", "left", "right",
-    "bilateral", "congenital", "secondary", "primary", "unspecified", "with", "without",
-    "complication", "type", "stage", "severe", "mild", "of", "the", "lower", "upper", "limb",
+    "acute",
+    "chronic",
+    "disorder",
+    "syndrome",
+    "diabetes",
+    "mellitus",
+    "cardiac",
+    "renal",
+    "hepatic",
+    "pulmonary",
+    "infection",
+    "neoplasm",
+    "malignant",
+    "benign",
+    "fracture",
+    "injury",
+    "deficiency",
+    "anemia",
+    "hypertension",
+    "failure",
+    "insufficiency",
+    "left",
+    "right",
+    "bilateral",
+    "congenital",
+    "secondary",
+    "primary",
+    "unspecified",
+    "with",
+    "without",
+    "complication",
+    "type",
+    "stage",
+    "severe",
+    "mild",
+    "of",
+    "the",
+    "lower",
+    "upper",
+    "limb",
 ];
 const SABS: &[(&str, &str)] = &[
     ("MSH", "MH"),
@@ -75,7 +110,11 @@ pub fn write_umls(dir: &Path, rows: u64) -> std::io::Result<SyntheticUmls> {
                 .map(|_| WORDS[rng.below(WORDS.len() as u64) as usize])
                 .collect();
             let lat = if rng.below(20) == 0 { "SPA" } else { "ENG" };
-            let (ts, stt, ispref) = if a == 0 { ("P", "PF", "Y") } else { ("S", "VO", "N") };
+            let (ts, stt, ispref) = if a == 0 {
+                ("P", "PF", "Y")
+            } else {
+                ("S", "VO", "N")
+            };
             writeln!(
                 conso,
                 "{cui}|{lat}|{ts}|L{aui:07}|{stt}|S{aui:07}|{ispref}|A{aui:08}||{code}||{sab}|{tty}|{code}|{text} {cui_n}|0|N|256|",
