@@ -82,11 +82,40 @@ pub enum Command {
     },
     /// Print the OpenAPI document (YAML).
     Openapi,
+    /// Train an embedding model from the loaded terminologies.
+    Train {
+        /// Which recipe.
+        #[command(subcommand)]
+        what: TrainCommand,
+    },
     /// Benchmarks that need whole processes or generated files.
     Bench {
         /// What to measure.
         #[command(subcommand)]
         what: BenchCommand,
+    },
+}
+
+/// Training recipes.
+#[derive(Debug, Subcommand)]
+pub enum TrainCommand {
+    /// HiPrBERT: hierarchy-aware fine-tuning of a BERT encoder (arXiv 2307.00266).
+    Hiprbert {
+        /// Base model folder (HF BERT layout: config.json, tokenizer.json, model.safetensors).
+        #[arg(long, default_value = "models/all-MiniLM-L6-v2")]
+        base: PathBuf,
+        /// Data directory whose store holds the ontologies to train on.
+        #[arg(long, env = "ONTOVEC_DATA_DIR", default_value = "data/ontovec")]
+        data_dir: PathBuf,
+        /// Output model folder, e.g. models/hiprbert-minilm (resumes from its checkpoint).
+        #[arg(long)]
+        out: PathBuf,
+        /// quick (≤ 20 min on 2 cores) or full.
+        #[arg(long, default_value = "quick")]
+        preset: crate::train::Preset,
+        /// JSON file overriding preset fields (see `TrainConfig`).
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
 }
 
@@ -125,6 +154,22 @@ pub fn run() -> Result<()> {
             let work = work_dir.unwrap_or_else(|| tmp.path().to_path_buf());
             crate::bench::ingest(rows, &work)
         }
+        Command::Train {
+            what:
+                TrainCommand::Hiprbert {
+                    base,
+                    data_dir,
+                    out,
+                    preset,
+                    config,
+                },
+        } => crate::train::run_hiprbert(crate::train::HiprbertArgs {
+            base,
+            data_dir,
+            out,
+            preset,
+            config,
+        }),
         Command::Openapi => {
             print!("{}", crate::api::openapi::yaml());
             Ok(())
