@@ -106,9 +106,24 @@ pub fn random_weights(cfg: &BertConfig, seed: u64) -> Result<HashMap<String, Ten
         Ok(())
     };
     let (h, i) = (c.hidden_size, c.intermediate_size);
-    put("embeddings.word_embeddings.weight".into(), &[c.vocab_size, h], 0.0, 0.1)?;
-    put("embeddings.position_embeddings.weight".into(), &[c.max_position_embeddings, h], 0.0, 0.1)?;
-    put("embeddings.token_type_embeddings.weight".into(), &[c.type_vocab_size, h], 0.0, 0.1)?;
+    put(
+        "embeddings.word_embeddings.weight".into(),
+        &[c.vocab_size, h],
+        0.0,
+        0.1,
+    )?;
+    put(
+        "embeddings.position_embeddings.weight".into(),
+        &[c.max_position_embeddings, h],
+        0.0,
+        0.1,
+    )?;
+    put(
+        "embeddings.token_type_embeddings.weight".into(),
+        &[c.type_vocab_size, h],
+        0.0,
+        0.1,
+    )?;
     put("embeddings.LayerNorm.weight".into(), &[h], 1.0, 0.1)?;
     put("embeddings.LayerNorm.bias".into(), &[h], 0.0, 0.05)?;
     for l in 0..c.num_hidden_layers {
@@ -182,7 +197,9 @@ impl TrainBert {
             .into_iter()
             .find(|p| tensors.contains_key(&format!("{p}embeddings.word_embeddings.weight")))
             .ok_or_else(|| {
-                candle_core::Error::Msg("no embeddings.word_embeddings.weight in the checkpoint".into())
+                candle_core::Error::Msg(
+                    "no embeddings.word_embeddings.weight in the checkpoint".into(),
+                )
             })?
             .to_string();
         let trainable = |name: &str| {
@@ -199,7 +216,11 @@ impl TrainBert {
             let t = &tensors[name];
             if trainable(name) {
                 // F64 is kept (gradient checks); anything else trains in F32.
-                let dt = if t.dtype() == DType::F64 { DType::F64 } else { DType::F32 };
+                let dt = if t.dtype() == DType::F64 {
+                    DType::F64
+                } else {
+                    DType::F32
+                };
                 let t = t.to_dtype(dt)?.contiguous()?;
                 params.push((name.clone(), Var::from_tensor(&t)?));
             } else {
@@ -306,7 +327,10 @@ impl TrainBert {
         let h = c.hidden_size;
         let heads = c.num_attention_heads;
         let hd = h / heads;
-        let words = self.word.index_select(&ids.flatten_all()?, 0)?.reshape((b, l, h))?;
+        let words = self
+            .word
+            .index_select(&ids.flatten_all()?, 0)?
+            .reshape((b, l, h))?;
         let pos = self.position.narrow(0, 0, l)?;
         let tt = self.token_type.narrow(0, 0, 1)?;
         let x = words.broadcast_add(&pos)?.broadcast_add(&tt)?;
@@ -355,7 +379,12 @@ impl TrainBert {
     }
 
     /// Mean-pooled, L2-normalised sentence embeddings (B, H).
-    pub fn embed(&self, ids: &Tensor, mask: &Tensor, dropout: Option<&mut Dropout>) -> Result<Tensor> {
+    pub fn embed(
+        &self,
+        ids: &Tensor,
+        mask: &Tensor,
+        dropout: Option<&mut Dropout>,
+    ) -> Result<Tensor> {
         let states = self.forward(ids, mask, dropout)?;
         ops::l2_normalize(&ops::mean_pool(&states, mask)?)
     }
@@ -435,7 +464,11 @@ mod tests {
         let ours = TrainBert::from_tensors(cfg.clone(), w.clone()).unwrap();
         let vb = candle_nn::VarBuilder::from_tensors(w, DType::F32, &Device::Cpu);
         let theirs = BertModel::load(vb, &cfg.inner).unwrap();
-        let seqs: Vec<Vec<u32>> = vec![vec![2, 17, 45, 9, 3], vec![2, 88, 3], vec![2, 5, 6, 7, 8, 9, 3]];
+        let seqs: Vec<Vec<u32>> = vec![
+            vec![2, 17, 45, 9, 3],
+            vec![2, 88, 3],
+            vec![2, 5, 6, 7, 8, 9, 3],
+        ];
         let refs: Vec<&[u32]> = seqs.iter().map(|s| s.as_slice()).collect();
         let (ids, mask) = pad_batch(&refs, 0).unwrap();
         let a = ours.forward(&ids, &mask, None).unwrap();

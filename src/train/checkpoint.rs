@@ -87,10 +87,18 @@ pub fn save(
     std::fs::create_dir_all(dir)?;
     let mut blobs: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
     for (i, (name, var)) in params.iter().enumerate() {
-        let w: Vec<f32> = var.as_tensor().to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
+        let w: Vec<f32> = var
+            .as_tensor()
+            .to_dtype(DType::F32)?
+            .flatten_all()?
+            .to_vec1()?;
         let shape = var.dims().to_vec();
         blobs.push((format!("param/{name}"), shape.clone(), f32_bytes(&w)));
-        blobs.push((format!("adam_m/{name}"), shape.clone(), f32_bytes(&opt.m[i])));
+        blobs.push((
+            format!("adam_m/{name}"),
+            shape.clone(),
+            f32_bytes(&opt.m[i]),
+        ));
         blobs.push((format!("adam_v/{name}"), shape, f32_bytes(&opt.v[i])));
     }
     let views: Vec<(String, TensorView<'_>)> = blobs
@@ -113,7 +121,11 @@ pub fn save(
 
 /// Read the checkpoint in `dir`, if any: sets the parameters and optimizer moments in place
 /// and returns the saved state.
-pub fn load(dir: &Path, params: &[(String, Var)], opt: &mut AdamW) -> anyhow::Result<Option<TrainState>> {
+pub fn load(
+    dir: &Path,
+    params: &[(String, Var)],
+    opt: &mut AdamW,
+) -> anyhow::Result<Option<TrainState>> {
     let path = dir.join(CHECKPOINT_FILE);
     if !path.exists() {
         return Ok(None);
@@ -137,7 +149,10 @@ pub fn load(dir: &Path, params: &[(String, Var)], opt: &mut AdamW) -> anyhow::Re
     };
     for (i, (name, var)) in params.iter().enumerate() {
         let w = read(&format!("param/{name}"))?;
-        anyhow::ensure!(w.len() == var.elem_count(), "{name}: shape changed since checkpoint");
+        anyhow::ensure!(
+            w.len() == var.elem_count(),
+            "{name}: shape changed since checkpoint"
+        );
         var.set(&Tensor::from_vec(w, var.shape(), var.device())?.to_dtype(var.dtype())?)?;
         opt.m[i] = read(&format!("adam_m/{name}"))?;
         opt.v[i] = read(&format!("adam_v/{name}"))?;

@@ -142,7 +142,8 @@ impl Hierarchy {
             });
             h.names.push(names);
             h.n_synonyms.push(n_syn);
-            h.heldout.push(is_heldout(system, &c.code, heldout_permille));
+            h.heldout
+                .push(is_heldout(system, &c.code, heldout_permille));
             for p in &c.parents {
                 if let Some(&j) = index.get(p) {
                     if j as usize != i && !h.parents[i].contains(&j) {
@@ -358,7 +359,12 @@ impl Corpus {
 
     /// A batch of `n` categorised pairs from hierarchy `hi`, categories balanced 0,1,2,3,...
     /// Returns (text a, text b, category).
-    pub fn tree_batch(&self, hi: usize, n: usize, rng: &mut ChaCha8Rng) -> Vec<(String, String, u8)> {
+    pub fn tree_batch(
+        &self,
+        hi: usize,
+        n: usize,
+        rng: &mut ChaCha8Rng,
+    ) -> Vec<(String, String, u8)> {
         let h = &self.hierarchies[hi];
         let names = &self.train_names[hi];
         let usable = |b: u32| !names[b as usize].is_empty();
@@ -398,7 +404,8 @@ impl Corpus {
         let picked: Vec<&(u32, u32)> = self.synonym_concepts.choose_multiple(rng, k).collect();
         let mut out = Vec::with_capacity(2 * picked.len());
         for (label, &&(hi, ci)) in picked.iter().enumerate() {
-            let syn = &self.train_names[hi as usize][ci as usize][..self.train_n_syn[hi as usize][ci as usize]];
+            let syn = &self.train_names[hi as usize][ci as usize]
+                [..self.train_n_syn[hi as usize][ci as usize]];
             for s in syn.choose_multiple(rng, 2) {
                 out.push((s.clone(), label as u32));
             }
@@ -459,7 +466,9 @@ pub fn build_eval(corpus: &Corpus, sizes: &EvalSizes) -> Vec<SystemEval> {
     let mut out = Vec::new();
     for h in &corpus.hierarchies {
         let mut rng = ChaCha8Rng::seed_from_u64(fnv1a64(h.system.as_bytes()) ^ 0x0e7a1);
-        let held: Vec<u32> = (0..h.len() as u32).filter(|&i| h.heldout[i as usize]).collect();
+        let held: Vec<u32> = (0..h.len() as u32)
+            .filter(|&i| h.heldout[i as usize])
+            .collect();
         if held.is_empty() {
             continue;
         }
@@ -469,7 +478,11 @@ pub fn build_eval(corpus: &Corpus, sizes: &EvalSizes) -> Vec<SystemEval> {
             ..Default::default()
         };
         if h.edges() > 0 {
-            let multi: Vec<u32> = held.iter().copied().filter(|&i| h.names[i as usize].len() >= 2).collect();
+            let multi: Vec<u32> = held
+                .iter()
+                .copied()
+                .filter(|&i| h.names[i as usize].len() >= 2)
+                .collect();
             for cat in 0..4u8 {
                 let mut got = 0;
                 let mut tries = 0;
@@ -477,15 +490,22 @@ pub fn build_eval(corpus: &Corpus, sizes: &EvalSizes) -> Vec<SystemEval> {
                     tries += 1;
                     let pair = if cat == 0 {
                         multi.choose(&mut rng).map(|&a| {
-                            let two: Vec<&String> = h.names[a as usize].choose_multiple(&mut rng, 2).collect();
+                            let two: Vec<&String> =
+                                h.names[a as usize].choose_multiple(&mut rng, 2).collect();
                             (two[0].clone(), two[1].clone())
                         })
                     } else {
                         let a = *held.choose(&mut rng).unwrap_or(&0);
                         h.sample_partner(a, cat, &mut rng, &any).map(|b| {
                             (
-                                h.names[a as usize].choose(&mut rng).cloned().unwrap_or_default(),
-                                h.names[b as usize].choose(&mut rng).cloned().unwrap_or_default(),
+                                h.names[a as usize]
+                                    .choose(&mut rng)
+                                    .cloned()
+                                    .unwrap_or_default(),
+                                h.names[b as usize]
+                                    .choose(&mut rng)
+                                    .cloned()
+                                    .unwrap_or_default(),
                             )
                         })
                     };
@@ -510,12 +530,15 @@ pub fn build_eval(corpus: &Corpus, sizes: &EvalSizes) -> Vec<SystemEval> {
         queries.shuffle(&mut rng);
         queries.truncate(sizes.max_queries);
         if !queries.is_empty() {
-            let mut cand: Vec<u32> = if sizes.max_candidates == 0 || h.len() <= sizes.max_candidates {
+            let mut cand: Vec<u32> = if sizes.max_candidates == 0 || h.len() <= sizes.max_candidates
+            {
                 (0..h.len() as u32).collect()
             } else {
                 let mut c: Vec<u32> = queries.iter().map(|q| q.1).collect();
                 let targets: HashSet<u32> = c.iter().copied().collect();
-                let mut rest: Vec<u32> = (0..h.len() as u32).filter(|i| !targets.contains(i)).collect();
+                let mut rest: Vec<u32> = (0..h.len() as u32)
+                    .filter(|i| !targets.contains(i))
+                    .collect();
                 rest.shuffle(&mut rng);
                 let room = sizes.max_candidates.saturating_sub(targets.len());
                 c.extend(rest.into_iter().take(room));
@@ -524,7 +547,10 @@ pub fn build_eval(corpus: &Corpus, sizes: &EvalSizes) -> Vec<SystemEval> {
             cand.sort_unstable();
             cand.dedup();
             let pos: HashMap<u32, usize> = cand.iter().enumerate().map(|(p, &c)| (c, p)).collect();
-            se.candidates = cand.iter().map(|&c| h.preferred[c as usize].clone()).collect();
+            se.candidates = cand
+                .iter()
+                .map(|&c| h.preferred[c as usize].clone())
+                .collect();
             se.queries = queries.into_iter().map(|(s, c)| (s, pos[&c])).collect();
         }
         if !se.pairs.is_empty() || !se.queries.is_empty() {
@@ -619,4 +645,124 @@ pub fn load_hierarchies(
         out.push(h);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    /// R → A, B; A → A1, A2; B → B1; A1 → A1x
+    fn tree() -> Hierarchy {
+        let c = |code: &str, parents: &[&str], syn: &[&str]| ConceptInput {
+            code: code.into(),
+            preferred: format!("name {code}"),
+            synonyms: syn.iter().map(|s| s.to_string()).collect(),
+            parents: parents.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        };
+        Hierarchy::build(
+            "T",
+            vec![
+                c("R", &[], &[]),
+                c("A", &["R"], &["alpha"]),
+                c("B", &["R"], &[]),
+                c("A1", &["A"], &["a one", "A ONE"]),
+                c("A2", &["A"], &[]),
+                c("B1", &["B"], &[]),
+                c("A1x", &["A1"], &[]),
+            ],
+            0,
+        )
+    }
+
+    #[test]
+    fn categories_follow_the_tree() {
+        let h = tree();
+        let i = |c: &str| h.codes.iter().position(|x| x == c).unwrap() as u32;
+        assert_eq!(h.category(i("A1"), i("A1")), 0);
+        assert_eq!(h.category(i("A1"), i("A")), 1); // parent
+        assert_eq!(h.category(i("A"), i("A1")), 1); // child
+        assert_eq!(h.category(i("A1"), i("A2")), 1); // sibling
+        assert_eq!(h.category(i("A1"), i("R")), 2); // grandparent
+        assert_eq!(h.category(i("A1"), i("B")), 2); // uncle
+        assert_eq!(h.category(i("A1"), i("B1")), 2); // cousin
+        assert_eq!(h.category(i("A1x"), i("B1")), 3); // meet three steps up
+        assert_eq!(h.category(i("A1x"), i("A2")), 2); // A2 is the grandparent's child
+                                                      // names are de-duplicated case-insensitively
+        assert_eq!(h.names[i("A1") as usize], vec!["name A1", "a one"]);
+    }
+
+    #[test]
+    fn sampled_partners_have_the_asked_category() {
+        let h = tree();
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        for a in 0..h.len() as u32 {
+            for cat in 1..=3u8 {
+                if let Some(b) = h.sample_partner(a, cat, &mut rng, &|_| true) {
+                    assert_eq!(h.category(a, b), cat);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn heldout_split_is_stable_and_near_its_rate() {
+        assert_eq!(fnv1a64(b"a"), 0xaf63dc4c8601ec8c); // the published FNV-1a test vector
+        let n = (0..10_000)
+            .filter(|i| is_heldout("ICD10CM", &format!("X{i}"), 100))
+            .count();
+        assert!((900..1100).contains(&n), "{n}");
+        assert!(!is_heldout("X", "Y", 0));
+        assert!(is_heldout("X", "Y", 1000));
+    }
+
+    #[test]
+    fn training_never_sees_heldout_strings() {
+        let c = |code: &str, syn: &[&str]| ConceptInput {
+            code: code.into(),
+            preferred: code.into(),
+            synonyms: syn.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        };
+        // find a held-out code and a training code at 50%
+        let held = (0..100)
+            .map(|i| format!("H{i}"))
+            .find(|c| is_heldout("S", c, 500))
+            .unwrap();
+        let kept = (0..100)
+            .map(|i| format!("K{i}"))
+            .find(|c| !is_heldout("S", c, 500))
+            .unwrap();
+        let h = Hierarchy::build(
+            "S",
+            vec![
+                c(&held, &["shared name"]),
+                c(&kept, &["Shared Name", "own"]),
+            ],
+            500,
+        );
+        let corpus = Corpus::new(vec![h]);
+        let ki = corpus.hierarchies[0]
+            .codes
+            .iter()
+            .position(|x| *x == kept)
+            .unwrap();
+        let hi = 1 - ki;
+        assert!(corpus.train_names[0][hi].is_empty());
+        assert_eq!(
+            corpus.train_names[0][ki],
+            vec![kept.clone(), "own".to_string()]
+        );
+        let sets = build_eval(
+            &corpus,
+            &EvalSizes {
+                pairs_per_category: 10,
+                max_queries: 10,
+                max_candidates: 0,
+            },
+        );
+        assert_eq!(sets.len(), 1);
+        assert!(sets[0].queries.iter().all(|(q, _)| q == "shared name"));
+    }
 }

@@ -19,7 +19,8 @@ pub struct TermTokenizer {
 impl TermTokenizer {
     /// Load `tokenizer.json` and set truncation to `max_len`, padding off.
     pub fn load(path: &Path, max_len: usize) -> anyhow::Result<Self> {
-        let mut inner = Tokenizer::from_file(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        let mut inner =
+            Tokenizer::from_file(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         inner.with_padding(None);
         inner
             .with_truncation(Some(TruncationParams {
@@ -68,7 +69,16 @@ impl InferenceEncoder {
     ) -> anyhow::Result<Self> {
         let tensors = tensors
             .into_iter()
-            .map(|(k, t)| Ok((k, if t.dtype() == DType::F32 { t.detach() } else { t })))
+            .map(|(k, t)| {
+                Ok((
+                    k,
+                    if t.dtype() == DType::F32 {
+                        t.detach()
+                    } else {
+                        t
+                    },
+                ))
+            })
             .collect::<candle_core::Result<_>>()?;
         let vb = candle_nn::VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu);
         Ok(Self {
@@ -97,7 +107,11 @@ impl InferenceEncoder {
     }
 
     /// Tokenise and embed texts.
-    pub fn embed_texts(&self, tok: &TermTokenizer, texts: &[String]) -> anyhow::Result<Vec<Vec<f32>>> {
+    pub fn embed_texts(
+        &self,
+        tok: &TermTokenizer,
+        texts: &[String],
+    ) -> anyhow::Result<Vec<Vec<f32>>> {
         let mut out = Vec::with_capacity(texts.len());
         for chunk in texts.chunks(4096) {
             out.extend(self.embed_ids(&tok.encode(chunk)?)?);

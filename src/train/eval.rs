@@ -118,8 +118,16 @@ fn embed_unique(embed: &mut EmbedFn<'_>, texts: &[&String]) -> anyhow::Result<Ve
         }
     }
     let vecs = embed(&uniq)?;
-    anyhow::ensure!(vecs.len() == uniq.len(), "embedding function returned {} vectors for {} texts", vecs.len(), uniq.len());
-    Ok(texts.iter().map(|t| vecs[pos[t.as_str()]].clone()).collect())
+    anyhow::ensure!(
+        vecs.len() == uniq.len(),
+        "embedding function returned {} vectors for {} texts",
+        vecs.len(),
+        uniq.len()
+    );
+    Ok(texts
+        .iter()
+        .map(|t| vecs[pos[t.as_str()]].clone())
+        .collect())
 }
 
 /// Cosine similarity of each (a, b, category) pair.
@@ -129,7 +137,9 @@ pub fn pair_similarities(
 ) -> anyhow::Result<Vec<f32>> {
     let texts: Vec<&String> = pairs.iter().flat_map(|(a, b, _)| [a, b]).collect();
     let v = embed_unique(embed, &texts)?;
-    Ok((0..pairs.len()).map(|i| cosine(&v[2 * i], &v[2 * i + 1])).collect())
+    Ok((0..pairs.len())
+        .map(|i| cosine(&v[2 * i], &v[2 * i + 1]))
+        .collect())
 }
 
 /// Normalisation accuracy at 1 and at 5 of `queries` (text, index of the right candidate)
@@ -243,7 +253,13 @@ mod tests {
         let mut s = 0.0;
         for p in pos {
             for n in neg {
-                s += if p > n { 1.0 } else if p == n { 0.5 } else { 0.0 };
+                s += if p > n {
+                    1.0
+                } else if p == n {
+                    0.5
+                } else {
+                    0.0
+                };
             }
         }
         let brute = s / (pos.len() * neg.len()) as f64;
@@ -255,7 +271,10 @@ mod tests {
         let sims = [0.9, 0.8, 0.5, 0.6, 0.1, 0.2];
         let cats = [0u8, 0, 1, 1, 3, 3];
         let r = category_aucs(&sims, &cats);
-        assert_eq!(r.aucs.keys().cloned().collect::<Vec<_>>(), vec!["0v1", "0v3", "1v3"]);
+        assert_eq!(
+            r.aucs.keys().cloned().collect::<Vec<_>>(),
+            vec!["0v1", "0v3", "1v3"]
+        );
         assert_eq!(r.mean, 1.0);
     }
 
@@ -264,11 +283,21 @@ mod tests {
         // 2-d "embedding": first letter decides direction
         let mut embed = |t: &[String]| -> anyhow::Result<Vec<Vec<f32>>> {
             Ok(t.iter()
-                .map(|s| if s.starts_with('a') { vec![1.0, 0.1] } else { vec![0.1, 1.0] })
+                .map(|s| {
+                    if s.starts_with('a') {
+                        vec![1.0, 0.1]
+                    } else {
+                        vec![0.1, 1.0]
+                    }
+                })
                 .collect())
         };
         let cands = vec!["apple".to_string(), "banana".to_string()];
-        let q = vec![("apfel".to_string(), 0), ("bnn".to_string(), 1), ("avocado".to_string(), 1)];
+        let q = vec![
+            ("apfel".to_string(), 0),
+            ("bnn".to_string(), 1),
+            ("avocado".to_string(), 1),
+        ];
         let (a1, a5) = normalization_accuracy(&mut embed, &q, &cands).unwrap();
         assert!((a1 - 2.0 / 3.0).abs() < 1e-12);
         assert_eq!(a5, 1.0);

@@ -87,17 +87,19 @@ impl TrainConfig {
     /// The configuration of a preset.
     pub fn preset(p: Preset) -> Self {
         let base = TrainConfig {
-            steps: 300,
+            steps: 400,
             tree_pairs: 32,
             synonym_concepts: 16,
             grad_accum: 1,
+            // a few hundred steps instead of the paper's epoch over millions of pairs: a higher
+            // peak rate than its 2e-5
             optimizer: AdamWConfig {
-                lr: 5e-5,
+                lr: 1e-4,
                 ..Default::default()
             },
             warmup_frac: 0.06,
             clip_norm: 1.0,
-            max_len: 48,
+            max_len: 32,
             chunk: 32,
             hidden_dropout: None,
             attention_dropout: None,
@@ -107,9 +109,9 @@ impl TrainConfig {
             heldout_permille: 100,
             max_concepts_per_system: 0,
             eval: EvalSizes {
-                pairs_per_category: 250,
-                max_queries: 300,
-                max_candidates: 3000,
+                pairs_per_category: 200,
+                max_queries: 200,
+                max_candidates: 1000,
             },
             checkpoint_every: 50,
             max_train_secs: Some(12 * 60),
@@ -162,7 +164,10 @@ impl TrainConfig {
             max_queries: 0,
             max_candidates: 0,
         };
-        format!("{:016x}", data::fnv1a64(serde_json::to_string(&c).unwrap_or_default().as_bytes()))
+        format!(
+            "{:016x}",
+            data::fnv1a64(serde_json::to_string(&c).unwrap_or_default().as_bytes())
+        )
     }
 }
 
@@ -272,7 +277,11 @@ fn data_stats(c: &Corpus) -> Vec<DataStats> {
             heldout: h.heldout.iter().filter(|x| **x).count(),
             edges: h.edges(),
             train_concepts: c.train_concepts[i].len(),
-            synonym_concepts: c.synonym_concepts.iter().filter(|(hi, _)| *hi as usize == i).count(),
+            synonym_concepts: c
+                .synonym_concepts
+                .iter()
+                .filter(|(hi, _)| *hi as usize == i)
+                .count(),
             tree_batches: trainable.contains(&i),
         })
         .collect()
@@ -343,7 +352,8 @@ pub fn train(args: &HiprbertArgs, opts: &RunOptions) -> anyhow::Result<TrainRepo
     let cfg = TrainConfig::load(args.preset, args.config.as_deref())?;
     let store = Store::open(&args.data_dir.join("store"))
         .with_context(|| format!("opening the store in {}", args.data_dir.display()))?;
-    let hierarchies = data::load_hierarchies(&store, cfg.heldout_permille, cfg.max_concepts_per_system)?;
+    let hierarchies =
+        data::load_hierarchies(&store, cfg.heldout_permille, cfg.max_concepts_per_system)?;
     drop(store);
     let corpus = Corpus::new(hierarchies);
     anyhow::ensure!(
@@ -359,7 +369,9 @@ pub fn train(args: &HiprbertArgs, opts: &RunOptions) -> anyhow::Result<TrainRepo
     let hidden_p = cfg
         .hidden_dropout
         .unwrap_or(model.config.inner.hidden_dropout_prob as f32);
-    let attention_p = cfg.attention_dropout.unwrap_or(model.config.attention_dropout);
+    let attention_p = cfg
+        .attention_dropout
+        .unwrap_or(model.config.attention_dropout);
 
     let ckpt_dir = args.out.join("checkpoint");
     std::fs::create_dir_all(&ckpt_dir)?;
@@ -409,14 +421,18 @@ pub fn train(args: &HiprbertArgs, opts: &RunOptions) -> anyhow::Result<TrainRepo
     let mut stopped_by_time = false;
     let mut window = (Instant::now(), 0u64, 0u64);
     while state.step < cfg.steps {
-        if cfg.max_train_secs.is_some_and(|m| state.train_secs >= m as f64) {
+        if cfg
+            .max_train_secs
+            .is_some_and(|m| state.train_secs >= m as f64)
+        {
             stopped_by_time = true;
             break;
         }
         let t0 = Instant::now();
         let (mut tl, mut sl) = (0f32, 0f32);
         for _ in 0..cfg.grad_accum.max(1) {
-            let (a, b, grads, ex, tk) = micro_batch(&model, &tok, &corpus, &cfg, &mut rng, hidden_p, attention_p)?;
+            let (a, b, grads, ex, tk) =
+                micro_batch(&model, &tok, &corpus, &cfg, &mut rng, hidden_p, attention_p)?;
             acc.add(&params, &grads)?;
             tl += a / cfg.grad_accum.max(1) as f32;
             sl += b / cfg.grad_accum.max(1) as f32;
@@ -440,11 +456,20 @@ pub fn train(args: &HiprbertArgs, opts: &RunOptions) -> anyhow::Result<TrainRepo
             window.2 as f64 / dt
         ));
         if cfg.log_every > 0 && state.step % cfg.log_every == 0 {
-            tracing::info!(step = state.step, tree = tl, syn = sl, grad_norm = norm, lr, ex_per_s = window.1 as f64 / dt, "train");
+            tracing::info!(
+                step = state.step,
+                tree = tl,
+                syn = sl,
+                grad_norm = norm,
+                lr,
+                ex_per_s = window.1 as f64 / dt,
+                "train"
+            );
             window = (Instant::now(), 0, 0);
         }
         let last = state.step == cfg.steps;
-        if last || (cfg.checkpoint_every > 0 && state.step % cfg.checkpoint_every == 0)
+        if last
+            || (cfg.checkpoint_every > 0 && state.step % cfg.checkpoint_every == 0)
             || opts.stop_after == Some(state.step)
         {
             state.rng = RngState::capture(&rng);
@@ -452,7 +477,15 @@ pub fn train(args: &HiprbertArgs, opts: &RunOptions) -> anyhow::Result<TrainRepo
         }
         if opts.stop_after == Some(state.step) {
             bar.abandon();
-            return Ok(report(cfg, state, stopped_by_time, session, stats, base_eval, Vec::new()));
+            return Ok(report(
+                cfg,
+                state,
+                stopped_by_time,
+                session,
+                stats,
+                base_eval,
+                Vec::new(),
+            ));
         }
     }
     bar.finish();
@@ -465,7 +498,15 @@ pub fn train(args: &HiprbertArgs, opts: &RunOptions) -> anyhow::Result<TrainRepo
     } else {
         evaluate_tensors(&model, &tok, &eval_sets)?
     };
-    let r = report(cfg, state, stopped_by_time, session, stats, base_eval, trained_eval);
+    let r = report(
+        cfg,
+        state,
+        stopped_by_time,
+        session,
+        stats,
+        base_eval,
+        trained_eval,
+    );
     super::output::write_model_folder(args, &model, &r)?;
     std::fs::remove_dir_all(&ckpt_dir).ok();
     Ok(r)

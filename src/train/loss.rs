@@ -158,8 +158,10 @@ pub fn synonym_loss(
     let pos = Tensor::from_vec(pos, (m, m), &dev)?.to_dtype(dt)?;
     let neg = Tensor::from_vec(neg, (m, m), &dev)?.to_dtype(dt)?;
     let (a, b, base) = (cfg.ms_alpha, cfg.ms_beta, cfg.ms_base);
-    let pos_term = ((((sim.affine(-a, a * base))?.exp()? * pos)?.sum(D::Minus1)? + 1.0)?.log()? / a)?;
-    let neg_term = ((((sim.affine(b, -b * base))?.exp()? * neg)?.sum(D::Minus1)? + 1.0)?.log()? / b)?;
+    let pos_term =
+        ((((sim.affine(-a, a * base))?.exp()? * pos)?.sum(D::Minus1)? + 1.0)?.log()? / a)?;
+    let neg_term =
+        ((((sim.affine(b, -b * base))?.exp()? * neg)?.sum(D::Minus1)? + 1.0)?.log()? / b)?;
     // anchors without mined pairs contribute exactly 0, so sum / n_anchors is their mean
     let loss = ((pos_term + neg_term)?.sum_all()? / n_anchors as f64)?;
     Ok((loss, n_pos, n_neg))
@@ -208,7 +210,10 @@ mod tests {
             max_g = max_g.max(grad[i].abs());
         }
         assert!(max_g > 1e-4, "gradient is zero");
-        assert!(max_err < 1e-6 * (1.0 + max_g) * 100.0, "fd error {max_err} (max grad {max_g})");
+        assert!(
+            max_err < 1e-6 * (1.0 + max_g) * 100.0,
+            "fd error {max_err} (max grad {max_g})"
+        );
     }
 
     #[test]
@@ -240,8 +245,14 @@ mod tests {
         let dev = Device::Cpu;
         let good = Tensor::new(&[0.9f32, 0.7, 0.5, 0.1], &dev).unwrap();
         let bad = Tensor::new(&[0.1f32, 0.5, 0.7, 0.9], &dev).unwrap();
-        let lg = tree_loss(&good, &cats, &cfg).unwrap().to_scalar::<f32>().unwrap();
-        let lb = tree_loss(&bad, &cats, &cfg).unwrap().to_scalar::<f32>().unwrap();
+        let lg = tree_loss(&good, &cats, &cfg)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        let lb = tree_loss(&bad, &cats, &cfg)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
         assert!(lg < lb, "{lg} !< {lb}");
         let single = tree_loss(&good, &[1, 1, 1, 1], &cfg).unwrap();
         assert_eq!(single.to_scalar::<f32>().unwrap(), 0.0);

@@ -37,4 +37,6 @@ pub mod optim;
 pub mod output;
 
 pub use eval::{category_aucs, roc_auc};
-pub use hiprbert::{run_hiprbert, train, HiprbertArgs, Preset, RunOptions, TrainConfig, TrainReport};
+pub use hiprbert::{
+    run_hiprbert, train, HiprbertArgs, Preset, RunOptions, TrainConfig, TrainReport,
+};

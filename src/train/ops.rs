@@ -75,7 +75,11 @@ impl Dropout {
         let n = x.elem_count();
         let mut mask = Vec::with_capacity(n);
         for _ in 0..n {
-            mask.push(if self.rng.gen::<f32>() < keep { scale } else { 0.0 });
+            mask.push(if self.rng.gen::<f32>() < keep {
+                scale
+            } else {
+                0.0
+            });
         }
         let mask = Tensor::from_vec(mask, x.shape(), x.device())?.to_dtype(x.dtype())?;
         x.mul(&mask)
@@ -97,7 +101,9 @@ impl Dropout {
 /// Additive attention mask (B, 1, 1, L): 0 where `mask` is 1, a large negative number where 0.
 pub fn additive_mask(mask: &Tensor, dtype: DType) -> Result<Tensor> {
     let m = mask.to_dtype(dtype)?;
-    ((m.ones_like()? - m)? * -1e9f64)?.unsqueeze(1)?.unsqueeze(1)
+    ((m.ones_like()? - m)? * -1e9f64)?
+        .unsqueeze(1)?
+        .unsqueeze(1)
 }
 
 #[cfg(test)]
@@ -149,7 +155,13 @@ mod tests {
         let loss = (ours * w).unwrap().sum_all().unwrap();
         let g = loss.backward().unwrap();
         let gx = g.get(x.as_tensor()).expect("gradient reaches the input");
-        let s = gx.abs().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap();
+        let s = gx
+            .abs()
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
         assert!(s > 0.0);
     }
 

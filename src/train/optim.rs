@@ -62,7 +62,10 @@ impl GradAccumulator {
     /// An empty accumulator for `params`.
     pub fn new(params: &[(String, Var)]) -> Self {
         Self {
-            sums: params.iter().map(|(_, v)| vec![0.0; v.elem_count()]).collect(),
+            sums: params
+                .iter()
+                .map(|(_, v)| vec![0.0; v.elem_count()])
+                .collect(),
             count: 0,
         }
     }
@@ -111,7 +114,10 @@ pub fn clip_global_norm(grads: &mut [Vec<f32>], max_norm: f64) -> f64 {
         .sqrt();
     if max_norm > 0.0 && norm > max_norm {
         let s = (max_norm / (norm + 1e-6)) as f32;
-        grads.iter_mut().flat_map(|g| g.iter_mut()).for_each(|x| *x *= s);
+        grads
+            .iter_mut()
+            .flat_map(|g| g.iter_mut())
+            .for_each(|x| *x *= s);
     }
     norm
 }
@@ -134,8 +140,14 @@ impl AdamW {
         Self {
             config,
             step: 0,
-            m: params.iter().map(|(_, v)| vec![0.0; v.elem_count()]).collect(),
-            v: params.iter().map(|(_, v)| vec![0.0; v.elem_count()]).collect(),
+            m: params
+                .iter()
+                .map(|(_, v)| vec![0.0; v.elem_count()])
+                .collect(),
+            v: params
+                .iter()
+                .map(|(_, v)| vec![0.0; v.elem_count()])
+                .collect(),
         }
     }
 
@@ -152,8 +164,16 @@ impl AdamW {
         let eps = c.eps as f32;
         for (i, (name, var)) in params.iter().enumerate() {
             let dt = var.dtype();
-            let mut w: Vec<f32> = var.as_tensor().to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
-            let decay = if decays(name) { (lr * c.weight_decay) as f32 } else { 0.0 };
+            let mut w: Vec<f32> = var
+                .as_tensor()
+                .to_dtype(DType::F32)?
+                .flatten_all()?
+                .to_vec1()?;
+            let decay = if decays(name) {
+                (lr * c.weight_decay) as f32
+            } else {
+                0.0
+            };
             let (m, v, g) = (&mut self.m[i], &mut self.v[i], &grads[i]);
             for j in 0..w.len() {
                 m[j] = b1 * m[j] + (1.0 - b1) * g[j];
@@ -193,7 +213,11 @@ mod tests {
     fn adamw_minimises_a_quadratic() {
         let x = Var::from_vec(vec![3.0f32, -2.0], 2, &Device::Cpu).unwrap();
         let params = vec![("w".to_string(), x.clone())];
-        let cfg = AdamWConfig { lr: 0.1, weight_decay: 0.0, ..Default::default() };
+        let cfg = AdamWConfig {
+            lr: 0.1,
+            weight_decay: 0.0,
+            ..Default::default()
+        };
         let mut opt = AdamW::new(cfg, &params);
         let mut acc = GradAccumulator::new(&params);
         for _ in 0..300 {

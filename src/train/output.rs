@@ -19,7 +19,14 @@ fn copy_tree(from: &Path, to: &Path) -> anyhow::Result<()> {
         let e = e?;
         let name = e.file_name();
         let n = name.to_string_lossy();
-        if n == "model.safetensors" || n == "pytorch_model.bin" || n.starts_with('.') || n == "checkpoint" || n == "ontovec.json" || n == "MODEL_CARD.md" || n == "README.md" {
+        if n == "model.safetensors"
+            || n == "pytorch_model.bin"
+            || n.starts_with('.')
+            || n == "checkpoint"
+            || n == "ontovec.json"
+            || n == "MODEL_CARD.md"
+            || n == "README.md"
+        {
             continue;
         }
         let dst = to.join(&name);
@@ -56,7 +63,13 @@ fn mean_auc(r: &[SystemReport]) -> f64 {
 fn eval_json(r: &[SystemReport]) -> serde_json::Value {
     let mut m = serde_json::Map::new();
     for s in r {
-        let num = |x: f64| if x.is_finite() { serde_json::json!(x) } else { serde_json::Value::Null };
+        let num = |x: f64| {
+            if x.is_finite() {
+                serde_json::json!(x)
+            } else {
+                serde_json::Value::Null
+            }
+        };
         m.insert(
             s.system.clone(),
             serde_json::json!({
@@ -81,17 +94,35 @@ pub fn eval_table(base: &[SystemReport], trained: &[SystemReport]) -> String {
             continue;
         };
         let mut row = |metric: &str, x: f64, y: f64| {
-            let d = if x.is_finite() && y.is_finite() { format!("{:+.3}", y - x) } else { "–".into() };
-            let _ = writeln!(t, "| {} | {metric} | {} | {} | {d} |", b.system, fmt(x), fmt(y));
+            let d = if x.is_finite() && y.is_finite() {
+                format!("{:+.3}", y - x)
+            } else {
+                "–".into()
+            };
+            let _ = writeln!(
+                t,
+                "| {} | {metric} | {} | {} | {d} |",
+                b.system,
+                fmt(x),
+                fmt(y)
+            );
         };
         if let (Some(ba), Some(ta)) = (&b.aucs, &tr.aucs) {
             for (k, v) in &ba.aucs {
-                row(&format!("AUC {k}"), *v, ta.aucs.get(k).copied().unwrap_or(f64::NAN));
+                row(
+                    &format!("AUC {k}"),
+                    *v,
+                    ta.aucs.get(k).copied().unwrap_or(f64::NAN),
+                );
             }
             row("AUC mean", ba.mean, ta.mean);
         }
         if b.queries > 0 {
-            row(&format!("acc@1 ({} q / {} cand)", b.queries, b.candidates), b.acc1, tr.acc1);
+            row(
+                &format!("acc@1 ({} q / {} cand)", b.queries, b.candidates),
+                b.acc1,
+                tr.acc1,
+            );
             row("acc@5", b.acc5, tr.acc5);
         }
     }
@@ -99,14 +130,25 @@ pub fn eval_table(base: &[SystemReport], trained: &[SystemReport]) -> String {
 }
 
 /// Write model.safetensors, the copied base files, ontovec.json and MODEL_CARD.md to `args.out`.
-pub fn write_model_folder(args: &HiprbertArgs, model: &TrainBert, r: &TrainReport) -> anyhow::Result<()> {
+pub fn write_model_folder(
+    args: &HiprbertArgs,
+    model: &TrainBert,
+    r: &TrainReport,
+) -> anyhow::Result<()> {
     let out = &args.out;
     copy_tree(&args.base, out)?;
     let tmp = out.join("model.safetensors.tmp");
     model.save(&tmp)?;
     std::fs::rename(&tmp, out.join("model.safetensors"))?;
-    let name = out.file_name().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
-    let base = args.base.file_name().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
+    let name = out
+        .file_name()
+        .map(|s| s.to_string_lossy().to_string())
+        .unwrap_or_default();
+    let base = args
+        .base
+        .file_name()
+        .map(|s| s.to_string_lossy().to_string())
+        .unwrap_or_default();
     let base = if base == "model" {
         // pip wheels keep the HF folder as `<package>/model`: name the package instead
         args.base
@@ -148,8 +190,14 @@ pub fn write_model_folder(args: &HiprbertArgs, model: &TrainBert, r: &TrainRepor
             "config": r.config,
         },
     });
-    write_atomic(&out.join("ontovec.json"), serde_json::to_string_pretty(&manifest)?.as_bytes())?;
-    write_atomic(&out.join("MODEL_CARD.md"), model_card(&name, &base, r).as_bytes())?;
+    write_atomic(
+        &out.join("ontovec.json"),
+        serde_json::to_string_pretty(&manifest)?.as_bytes(),
+    )?;
+    write_atomic(
+        &out.join("MODEL_CARD.md"),
+        model_card(&name, &base, r).as_bytes(),
+    )?;
     Ok(())
 }
 
@@ -165,13 +213,22 @@ fn model_card(name: &str, base: &str, r: &TrainReport) -> String {
          plus a synonym multi-similarity loss with in-batch hard-pair mining. Mean pooling, \
          unit-normalised, cosine similarity.\n"
     );
-    let _ = writeln!(s, "## Data (held-out {}‰ of concepts by hash, never seen in training)\n", c.heldout_permille);
+    let _ = writeln!(
+        s,
+        "## Data (held-out {}‰ of concepts by hash, never seen in training)\n",
+        c.heldout_permille
+    );
     let _ = writeln!(s, "| system | concepts | held out | edges | training concepts | synonym concepts | tree batches |\n|---|---|---|---|---|---|---|");
     for d in &r.data {
         let _ = writeln!(
             s,
             "| {} | {} | {} | {} | {} | {} | {} |",
-            d.system, d.concepts, d.heldout, d.edges, d.train_concepts, d.synonym_concepts,
+            d.system,
+            d.concepts,
+            d.heldout,
+            d.edges,
+            d.train_concepts,
+            d.synonym_concepts,
             if d.tree_batches { "yes" } else { "no" }
         );
     }
@@ -188,7 +245,11 @@ fn model_card(name: &str, base: &str, r: &TrainReport) -> String {
         r.examples, r.tokens, r.train_secs,
         r.examples as f64 / r.train_secs.max(1e-9), r.tokens as f64 / r.train_secs.max(1e-9),
     );
-    let _ = writeln!(s, "Full configuration:\n\n```json\n{}\n```\n", serde_json::to_string_pretty(c).unwrap_or_default());
+    let _ = writeln!(
+        s,
+        "Full configuration:\n\n```json\n{}\n```\n",
+        serde_json::to_string_pretty(c).unwrap_or_default()
+    );
     let _ = writeln!(s, "## Held-out evaluation (base vs trained, same run)\n");
     let _ = writeln!(
         s,
@@ -197,6 +258,11 @@ fn model_card(name: &str, base: &str, r: &TrainReport) -> String {
          Rows where the trained model loses are reported as they are.\n"
     );
     s.push_str(&eval_table(&r.base_eval, &r.trained_eval));
-    let _ = writeln!(s, "\nMean AUC over systems: base {} → trained {}.", fmt(mean_auc(&r.base_eval)), fmt(mean_auc(&r.trained_eval)));
+    let _ = writeln!(
+        s,
+        "\nMean AUC over systems: base {} → trained {}.",
+        fmt(mean_auc(&r.base_eval)),
+        fmt(mean_auc(&r.trained_eval))
+    );
     s
 }
