@@ -82,8 +82,5 @@ fn kill9_during_ingest_never_loses_or_exposes_partial_releases() {
         }
     }
     eprintln!("kill -9 cycles: {killed} killed mid-ingest, {finished} finished before the kill");
-    assert!(
-        killed >= 10,
-        "most cycles must really interrupt an ingest ({killed})"
-    );
+    assert!(killed >= 10, "most cycles must really interrupt an ingest ({killed})");
 }
