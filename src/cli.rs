@@ -94,6 +94,12 @@ pub enum Command {
         #[command(subcommand)]
         what: EvalCommand,
     },
+    /// Train an embedding model from the loaded terminologies.
+    Train {
+        /// Which recipe.
+        #[command(subcommand)]
+        what: TrainCommand,
+    },
     /// Benchmarks that need whole processes or generated files.
     Bench {
         /// What to measure.
@@ -139,6 +145,29 @@ pub enum EvalCommand {
     },
 }
 
+/// Training recipes.
+#[derive(Debug, Subcommand)]
+pub enum TrainCommand {
+    /// HiPrBERT: hierarchy-aware fine-tuning of a BERT encoder (arXiv 2307.00266).
+    Hiprbert {
+        /// Base model folder (HF BERT layout: config.json, tokenizer.json, model.safetensors).
+        #[arg(long, default_value = "models/all-MiniLM-L6-v2")]
+        base: PathBuf,
+        /// Data directory whose store holds the ontologies to train on.
+        #[arg(long, env = "ONTOVEC_DATA_DIR", default_value = "data/ontovec")]
+        data_dir: PathBuf,
+        /// Output model folder, e.g. models/hiprbert-minilm (resumes from its checkpoint).
+        #[arg(long)]
+        out: PathBuf,
+        /// quick (≤ 20 min on 2 cores) or full.
+        #[arg(long, default_value = "quick")]
+        preset: crate::train::Preset,
+        /// JSON file overriding preset fields (see `TrainConfig`).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
 /// Benchmarks.
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
@@ -175,6 +204,22 @@ pub fn run() -> Result<()> {
             crate::bench::ingest(rows, &work)
         }
         Command::Eval { what } => crate::eval_cli::run(what),
+        Command::Train {
+            what:
+                TrainCommand::Hiprbert {
+                    base,
+                    data_dir,
+                    out,
+                    preset,
+                    config,
+                },
+        } => crate::train::run_hiprbert(crate::train::HiprbertArgs {
+            base,
+            data_dir,
+            out,
+            preset,
+            config,
+        }),
         Command::Openapi => {
             print!("{}", crate::api::openapi::yaml());
             Ok(())

@@ -18,3 +18,4 @@ pub mod progress;
 pub mod search;
 pub mod server;
 pub mod store;
+pub mod train;

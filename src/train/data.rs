@@ -1,0 +1,768 @@
+//! Training and evaluation data built from the store: distance-categorised term pairs from
+//! every loaded hierarchy, synonym groups, and a held-out split by concept.
+//!
+//! ## Distance categories (HiPrBERT, arXiv 2307.00266)
+//! For two concepts `a`, `b` of one system, let `r(a, b)` be the smallest `max(d(a,c), d(b,c))`
+//! over common ancestors `c` (a concept is its own ancestor at distance 0), looking at most two
+//! hierarchy steps up:
+//! * **0** — same concept: two names of one concept (for PheCODE also the descriptions of the
+//!   ICD codes that map to the phecode, the paper's "two ICD descriptions mapping to the same
+//!   phecode");
+//! * **1** — `r = 1`: parent/child or siblings;
+//! * **2** — `r = 2`: they meet only at the parent's level (grandparent/grandchild, uncle,
+//!   cousins — e.g. phecodes 250.1 and 250.2 under 250);
+//! * **3** — anything else in the same system ("random in the same tree").
+//!
+//! Systems without hierarchy edges but with typed relations (RxNorm's `has_ingredient`,
+//! `tradename_of`, ...) use those relations, undirected: direct neighbours are category 1 and
+//! two-hop neighbours category 2.
+//!
+//! ## Held-out split
+//! A concept is held out when `fnv1a64(system ‖ 0 ‖ code) mod 1000 < heldout_permille` — stable
+//! across runs, machines and releases. Training never samples a held-out concept, and never a
+//! *string* that is a name of any held-out concept in any system (PheCODE reuses ICD
+//! descriptions, so without that a held-out string could reach the trainer through another
+//! system). Every evaluation uses pairs anchored on held-out concepts ([`build_eval`]).
+
+use crate::store::model::TermKind;
+use crate::store::Store;
+use rand::seq::SliceRandom;
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use std::collections::{HashMap, HashSet};
+
+/// One concept as the data builder needs it.
+#[derive(Debug, Clone, Default)]
+pub struct ConceptInput {
+    /// Code in its system.
+    pub code: String,
+    /// Preferred name.
+    pub preferred: String,
+    /// Names with the same meaning (synonyms, abbreviations, ICD inclusion terms, ...).
+    pub synonyms: Vec<String>,
+    /// Further strings that denote the concept for the tree loss but are not synonyms
+    /// (for PheCODE: descriptions of the ICD codes mapped to it).
+    pub members: Vec<String>,
+    /// Codes of hierarchy parents.
+    pub parents: Vec<String>,
+    /// Codes of concepts linked by typed (non-hierarchical) relations.
+    pub links: Vec<String>,
+}
+
+/// A system's concepts with names and structure, indexed densely.
+#[derive(Debug, Clone)]
+pub struct Hierarchy {
+    /// System name (`ICD10CM`, `HPO`, `PHECODE`, ...).
+    pub system: String,
+    /// Codes.
+    pub codes: Vec<String>,
+    /// Preferred names (never filtered: evaluation candidates).
+    pub preferred: Vec<String>,
+    /// Names usable in training pairs: synonyms first, then member strings.
+    pub names: Vec<Vec<String>>,
+    /// How many leading entries of `names[i]` are true synonyms.
+    pub n_synonyms: Vec<usize>,
+    /// True synonyms (preferred first) before any held-out filtering: evaluation queries.
+    pub all_synonyms: Vec<Vec<String>>,
+    /// Hierarchy parents.
+    pub parents: Vec<Vec<u32>>,
+    /// Hierarchy children.
+    pub children: Vec<Vec<u32>>,
+    /// Typed-relation neighbours (only when the system has no hierarchy edges).
+    pub links: Vec<Vec<u32>>,
+    /// Held-out flag per concept.
+    pub heldout: Vec<bool>,
+}
+
+/// 64-bit FNV-1a: a fixed, documented hash (std's hasher is not guaranteed stable).
+pub fn fnv1a64(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h ^= *b as u64;
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+/// Whether (system, code) is in the held-out split at `permille` / 1000.
+pub fn is_heldout(system: &str, code: &str, permille: u32) -> bool {
+    let mut key = Vec::with_capacity(system.len() + code.len() + 1);
+    key.extend_from_slice(system.as_bytes());
+    key.push(0);
+    key.extend_from_slice(code.as_bytes());
+    fnv1a64(&key) % 1000 < permille as u64
+}
+
+fn push_unique(out: &mut Vec<String>, seen: &mut HashSet<String>, s: &str) {
+    let s = s.trim();
+    if !s.is_empty() && seen.insert(s.to_lowercase()) {
+        out.push(s.to_string());
+    }
+}
+
+impl Hierarchy {
+    /// Index `concepts` of `system`; relations to unknown codes are dropped.
+    pub fn build(system: &str, concepts: Vec<ConceptInput>, heldout_permille: u32) -> Self {
+        let index: HashMap<String, u32> = concepts
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.code.clone(), i as u32))
+            .collect();
+        let n = concepts.len();
+        let mut h = Hierarchy {
+            system: system.to_string(),
+            codes: Vec::with_capacity(n),
+            preferred: Vec::with_capacity(n),
+            names: Vec::with_capacity(n),
+            n_synonyms: Vec::with_capacity(n),
+            all_synonyms: Vec::with_capacity(n),
+            parents: vec![Vec::new(); n],
+            children: vec![Vec::new(); n],
+            links: vec![Vec::new(); n],
+            heldout: Vec::with_capacity(n),
+        };
+        let mut any_hier = false;
+        for (i, c) in concepts.iter().enumerate() {
+            let mut names = Vec::new();
+            let mut seen = HashSet::new();
+            push_unique(&mut names, &mut seen, &c.preferred);
+            for s in &c.synonyms {
+                push_unique(&mut names, &mut seen, s);
+            }
+            let n_syn = names.len();
+            h.all_synonyms.push(names.clone());
+            for s in &c.members {
+                push_unique(&mut names, &mut seen, s);
+            }
+            h.codes.push(c.code.clone());
+            h.preferred.push(if c.preferred.is_empty() {
+                names.first().cloned().unwrap_or_default()
+            } else {
+                c.preferred.clone()
+            });
+            h.names.push(names);
+            h.n_synonyms.push(n_syn);
+            h.heldout
+                .push(is_heldout(system, &c.code, heldout_permille));
+            for p in &c.parents {
+                if let Some(&j) = index.get(p) {
+                    if j as usize != i && !h.parents[i].contains(&j) {
+                        h.parents[i].push(j);
+                        h.children[j as usize].push(i as u32);
+                        any_hier = true;
+                    }
+                }
+            }
+        }
+        if !any_hier {
+            for (i, c) in concepts.iter().enumerate() {
+                for l in &c.links {
+                    if let Some(&j) = index.get(l) {
+                        if j as usize != i && !h.links[i].contains(&j) {
+                            h.links[i].push(j);
+                            h.links[j as usize].push(i as u32);
+                        }
+                    }
+                }
+            }
+        }
+        h
+    }
+
+    /// Number of concepts.
+    pub fn len(&self) -> usize {
+        self.codes.len()
+    }
+
+    /// True when the system has no concepts.
+    pub fn is_empty(&self) -> bool {
+        self.codes.is_empty()
+    }
+
+    /// Hierarchy or link edges in total (each counted once).
+    pub fn edges(&self) -> usize {
+        self.parents.iter().map(|p| p.len()).sum::<usize>()
+            + self.links.iter().map(|l| l.len()).sum::<usize>() / 2
+    }
+
+    fn ancestors2(&self, a: u32) -> Vec<(u32, u8)> {
+        let mut out = vec![(a, 0u8)];
+        for &p in &self.parents[a as usize] {
+            out.push((p, 1));
+            for &g in &self.parents[p as usize] {
+                out.push((g, 2));
+            }
+        }
+        out
+    }
+
+    /// Distance category of two concepts (see the module docs): 0..=3.
+    pub fn category(&self, a: u32, b: u32) -> u8 {
+        if a == b {
+            return 0;
+        }
+        let aa = self.ancestors2(a);
+        let ab = self.ancestors2(b);
+        let mut best = 3u8;
+        for &(x, da) in &aa {
+            for &(y, db) in &ab {
+                if x == y {
+                    best = best.min(da.max(db));
+                }
+            }
+        }
+        if best < 3 {
+            return best;
+        }
+        let la = &self.links[a as usize];
+        if la.contains(&b) {
+            return 1;
+        }
+        if la.iter().any(|&m| self.links[m as usize].contains(&b)) {
+            return 2;
+        }
+        3
+    }
+
+    fn walk(&self, a: u32, ups: usize, downs: usize, rng: &mut ChaCha8Rng) -> Option<u32> {
+        let mut x = a;
+        for _ in 0..ups {
+            x = *self.parents[x as usize].choose(rng)?;
+        }
+        for _ in 0..downs {
+            x = *self.children[x as usize].choose(rng)?;
+        }
+        Some(x)
+    }
+
+    /// A partner of `a` in category `cat` ∈ 1..=3 accepted by `ok`, or `None` after a few
+    /// tries.
+    pub fn sample_partner(
+        &self,
+        a: u32,
+        cat: u8,
+        rng: &mut ChaCha8Rng,
+        ok: &dyn Fn(u32) -> bool,
+    ) -> Option<u32> {
+        const PATTERNS_1: [(usize, usize); 3] = [(1, 0), (0, 1), (1, 1)];
+        const PATTERNS_2: [(usize, usize); 5] = [(2, 0), (0, 2), (2, 1), (1, 2), (2, 2)];
+        for _ in 0..12 {
+            let b = match cat {
+                1 | 2 if !self.links[a as usize].is_empty() => {
+                    let m = *self.links[a as usize].choose(rng)?;
+                    if cat == 1 {
+                        Some(m)
+                    } else {
+                        self.links[m as usize].choose(rng).copied()
+                    }
+                }
+                1 => {
+                    let (u, d) = *PATTERNS_1.choose(rng)?;
+                    self.walk(a, u, d, rng)
+                }
+                2 => {
+                    let (u, d) = *PATTERNS_2.choose(rng)?;
+                    self.walk(a, u, d, rng)
+                }
+                _ => Some(rng.gen_range(0..self.len() as u32)),
+            };
+            if let Some(b) = b {
+                if b != a && ok(b) && self.category(a, b) == cat {
+                    return Some(b);
+                }
+            }
+        }
+        None
+    }
+}
+
+/// Every hierarchy loaded from the store, with the held-out strings removed from training names.
+#[derive(Debug, Clone)]
+pub struct Corpus {
+    /// One entry per system with structure.
+    pub hierarchies: Vec<Hierarchy>,
+    /// Per hierarchy: training concept indices with at least one name.
+    pub train_concepts: Vec<Vec<u32>>,
+    /// Per hierarchy: training concepts with ≥ 2 names (category 0 anchors).
+    pub train_multi: Vec<Vec<u32>>,
+    /// (hierarchy, concept) of training concepts with ≥ 2 true synonyms.
+    pub synonym_concepts: Vec<(u32, u32)>,
+    /// Training names per hierarchy and concept after removing held-out strings.
+    pub train_names: Vec<Vec<Vec<String>>>,
+    /// Leading true synonyms among `train_names`.
+    pub train_n_syn: Vec<Vec<usize>>,
+}
+
+impl Corpus {
+    /// Split `hierarchies` into training material (see the module docs for the rules).
+    pub fn new(hierarchies: Vec<Hierarchy>) -> Self {
+        let mut held: HashSet<String> = HashSet::new();
+        for h in &hierarchies {
+            for (i, names) in h.names.iter().enumerate() {
+                if h.heldout[i] {
+                    held.extend(names.iter().map(|s| s.to_lowercase()));
+                    held.extend(h.all_synonyms[i].iter().map(|s| s.to_lowercase()));
+                }
+            }
+        }
+        let mut c = Corpus {
+            train_concepts: Vec::new(),
+            train_multi: Vec::new(),
+            synonym_concepts: Vec::new(),
+            train_names: Vec::new(),
+            train_n_syn: Vec::new(),
+            hierarchies: Vec::new(),
+        };
+        for (hi, h) in hierarchies.iter().enumerate() {
+            let mut names_h = Vec::with_capacity(h.len());
+            let mut nsyn_h = Vec::with_capacity(h.len());
+            let (mut tc, mut tm) = (Vec::new(), Vec::new());
+            for i in 0..h.len() {
+                let (mut kept, mut nsyn) = (Vec::new(), 0);
+                if !h.heldout[i] {
+                    for (k, s) in h.names[i].iter().enumerate() {
+                        if !held.contains(&s.to_lowercase()) {
+                            kept.push(s.clone());
+                            if k < h.n_synonyms[i] {
+                                nsyn += 1;
+                            }
+                        }
+                    }
+                }
+                if !kept.is_empty() {
+                    tc.push(i as u32);
+                }
+                if kept.len() >= 2 {
+                    tm.push(i as u32);
+                }
+                if nsyn >= 2 {
+                    c.synonym_concepts.push((hi as u32, i as u32));
+                }
+                names_h.push(kept);
+                nsyn_h.push(nsyn);
+            }
+            c.train_concepts.push(tc);
+            c.train_multi.push(tm);
+            c.train_names.push(names_h);
+            c.train_n_syn.push(nsyn_h);
+        }
+        c.hierarchies = hierarchies;
+        c
+    }
+
+    /// Hierarchies the tree loss can use (structure and training concepts).
+    pub fn trainable(&self) -> Vec<usize> {
+        (0..self.hierarchies.len())
+            .filter(|&i| self.hierarchies[i].edges() > 0 && self.train_concepts[i].len() >= 8)
+            .collect()
+    }
+
+    /// A batch of `n` categorised pairs from hierarchy `hi`, categories balanced 0,1,2,3,...
+    /// Returns (text a, text b, category).
+    pub fn tree_batch(
+        &self,
+        hi: usize,
+        n: usize,
+        rng: &mut ChaCha8Rng,
+    ) -> Vec<(String, String, u8)> {
+        let h = &self.hierarchies[hi];
+        let names = &self.train_names[hi];
+        let usable = |b: u32| !names[b as usize].is_empty();
+        let mut out = Vec::with_capacity(n);
+        let mut slot = 0usize;
+        let mut failures = 0;
+        while out.len() < n && failures < 50 * n.max(1) {
+            let cat = (slot % 4) as u8;
+            slot += 1;
+            let pair = if cat == 0 {
+                self.train_multi[hi].choose(rng).and_then(|&a| {
+                    let two: Vec<&String> = names[a as usize].choose_multiple(rng, 2).collect();
+                    (two.len() == 2).then(|| (two[0].clone(), two[1].clone()))
+                })
+            } else {
+                self.train_concepts[hi].choose(rng).and_then(|&a| {
+                    h.sample_partner(a, cat, rng, &usable).map(|b| {
+                        (
+                            names[a as usize].choose(rng).cloned().unwrap_or_default(),
+                            names[b as usize].choose(rng).cloned().unwrap_or_default(),
+                        )
+                    })
+                })
+            };
+            match pair {
+                Some((x, y)) => out.push((x, y, cat)),
+                None => {
+                    failures += 1;
+                }
+            }
+        }
+        out
+    }
+
+    /// A batch of `k` distinct concepts with two different true synonyms each: (text, label).
+    pub fn synonym_batch(&self, k: usize, rng: &mut ChaCha8Rng) -> Vec<(String, u32)> {
+        let picked: Vec<&(u32, u32)> = self.synonym_concepts.choose_multiple(rng, k).collect();
+        let mut out = Vec::with_capacity(2 * picked.len());
+        for (label, &&(hi, ci)) in picked.iter().enumerate() {
+            let syn = &self.train_names[hi as usize][ci as usize]
+                [..self.train_n_syn[hi as usize][ci as usize]];
+            for s in syn.choose_multiple(rng, 2) {
+                out.push((s.clone(), label as u32));
+            }
+        }
+        out
+    }
+
+    /// Pick the hierarchy of the next tree batch, with probability ∝ sqrt(training concepts)
+    /// so ICD-10-CM does not drown the small trees.
+    pub fn pick_hierarchy(&self, rng: &mut ChaCha8Rng) -> Option<usize> {
+        let t = self.trainable();
+        let w: Vec<f64> = t
+            .iter()
+            .map(|&i| (self.train_concepts[i].len() as f64).sqrt())
+            .collect();
+        let total: f64 = w.iter().sum();
+        if t.is_empty() || total <= 0.0 {
+            return None;
+        }
+        let mut x = rng.gen_range(0.0..total);
+        for (i, wi) in t.iter().zip(w) {
+            if x < wi {
+                return Some(*i);
+            }
+            x -= wi;
+        }
+        t.last().copied()
+    }
+}
+
+/// Evaluation material of one system, all anchored on held-out concepts.
+#[derive(Debug, Clone, Default)]
+pub struct SystemEval {
+    /// System name.
+    pub system: String,
+    /// (text a, text b, category) pairs.
+    pub pairs: Vec<(String, String, u8)>,
+    /// Normalisation queries: (held-out synonym, index of its concept in `candidates`).
+    pub queries: Vec<(String, usize)>,
+    /// Candidate preferred names.
+    pub candidates: Vec<String>,
+}
+
+/// Sizes of the evaluation sets.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct EvalSizes {
+    /// Pairs per category per system.
+    pub pairs_per_category: usize,
+    /// Normalisation queries per system.
+    pub max_queries: usize,
+    /// Candidate concepts per system (held-out targets always included); 0 = all.
+    pub max_candidates: usize,
+}
+
+/// Deterministic held-out evaluation sets (fixed seed, independent of the training seed).
+pub fn build_eval(corpus: &Corpus, sizes: &EvalSizes) -> Vec<SystemEval> {
+    use rand::SeedableRng;
+    let mut out = Vec::new();
+    for h in &corpus.hierarchies {
+        let mut rng = ChaCha8Rng::seed_from_u64(fnv1a64(h.system.as_bytes()) ^ 0x0e7a1);
+        let held: Vec<u32> = (0..h.len() as u32)
+            .filter(|&i| h.heldout[i as usize])
+            .collect();
+        if held.is_empty() {
+            continue;
+        }
+        let any = |_: u32| true;
+        let mut se = SystemEval {
+            system: h.system.clone(),
+            ..Default::default()
+        };
+        if h.edges() > 0 {
+            let multi: Vec<u32> = held
+                .iter()
+                .copied()
+                .filter(|&i| h.names[i as usize].len() >= 2)
+                .collect();
+            for cat in 0..4u8 {
+                let mut got = 0;
+                let mut tries = 0;
+                while got < sizes.pairs_per_category && tries < sizes.pairs_per_category * 20 {
+                    tries += 1;
+                    let pair = if cat == 0 {
+                        multi.choose(&mut rng).map(|&a| {
+                            let two: Vec<&String> =
+                                h.names[a as usize].choose_multiple(&mut rng, 2).collect();
+                            (two[0].clone(), two[1].clone())
+                        })
+                    } else {
+                        let a = *held.choose(&mut rng).unwrap_or(&0);
+                        h.sample_partner(a, cat, &mut rng, &any).map(|b| {
+                            (
+                                h.names[a as usize]
+                                    .choose(&mut rng)
+                                    .cloned()
+                                    .unwrap_or_default(),
+                                h.names[b as usize]
+                                    .choose(&mut rng)
+                                    .cloned()
+                                    .unwrap_or_default(),
+                            )
+                        })
+                    };
+                    if let Some((x, y)) = pair {
+                        if !x.is_empty() && !y.is_empty() {
+                            se.pairs.push((x, y, cat));
+                            got += 1;
+                        }
+                    }
+                }
+            }
+        }
+        // normalisation: held-out non-preferred synonyms → their concept's preferred name
+        let mut queries: Vec<(String, u32)> = Vec::new();
+        for &i in &held {
+            for s in h.all_synonyms[i as usize].iter().skip(1) {
+                if s.to_lowercase() != h.preferred[i as usize].to_lowercase() {
+                    queries.push((s.clone(), i));
+                }
+            }
+        }
+        queries.shuffle(&mut rng);
+        queries.truncate(sizes.max_queries);
+        if !queries.is_empty() {
+            let mut cand: Vec<u32> = if sizes.max_candidates == 0 || h.len() <= sizes.max_candidates
+            {
+                (0..h.len() as u32).collect()
+            } else {
+                let mut c: Vec<u32> = queries.iter().map(|q| q.1).collect();
+                let targets: HashSet<u32> = c.iter().copied().collect();
+                let mut rest: Vec<u32> = (0..h.len() as u32)
+                    .filter(|i| !targets.contains(i))
+                    .collect();
+                rest.shuffle(&mut rng);
+                let room = sizes.max_candidates.saturating_sub(targets.len());
+                c.extend(rest.into_iter().take(room));
+                c
+            };
+            cand.sort_unstable();
+            cand.dedup();
+            let pos: HashMap<u32, usize> = cand.iter().enumerate().map(|(p, &c)| (c, p)).collect();
+            se.candidates = cand
+                .iter()
+                .map(|&c| h.preferred[c as usize].clone())
+                .collect();
+            se.queries = queries.into_iter().map(|(s, c)| (s, pos[&c])).collect();
+        }
+        if !se.pairs.is_empty() || !se.queries.is_empty() {
+            out.push(se);
+        }
+    }
+    out
+}
+
+/// Term kinds treated as synonyms: the store's equivalent kinds plus ICD inclusion terms.
+pub fn is_synonym_kind(kind: TermKind) -> bool {
+    kind.is_equivalent() || kind == TermKind::Inclusion
+}
+
+/// Read every active release of the store into [`Hierarchy`]s. `max_concepts` caps very large
+/// systems (0 = no cap) by keeping the concepts with the smallest code hash, so the cap is a
+/// uniform, reproducible sample.
+pub fn load_hierarchies(
+    store: &Store,
+    heldout_permille: u32,
+    max_concepts: usize,
+) -> anyhow::Result<Vec<Hierarchy>> {
+    let mut out = Vec::new();
+    for rel in store.sources()? {
+        let system = rel.system.clone();
+        let mut concepts: Vec<ConceptInput> = Vec::new();
+        for row in store.terms_of_release(rel.rid) {
+            let (_, t) = row?;
+            if concepts.last().map(|c| c.code != t.code).unwrap_or(true) {
+                concepts.push(ConceptInput {
+                    code: t.code.clone(),
+                    ..Default::default()
+                });
+            }
+            let c = concepts.last_mut().expect("pushed above");
+            if t.kind == TermKind::Preferred && c.preferred.is_empty() {
+                c.preferred = t.text;
+            } else if is_synonym_kind(t.kind) {
+                c.synonyms.push(t.text);
+            }
+        }
+        if max_concepts > 0 && concepts.len() > max_concepts {
+            let mut keyed: Vec<(u64, ConceptInput)> = concepts
+                .into_iter()
+                .map(|c| (fnv1a64(format!("{system}\0{}", c.code).as_bytes()), c))
+                .collect();
+            keyed.sort_by_key(|(k, _)| *k);
+            keyed.truncate(max_concepts);
+            concepts = keyed.into_iter().map(|(_, c)| c).collect();
+        }
+        let mut any_parent = false;
+        for c in concepts.iter_mut() {
+            c.parents = store.parents(&system, &c.code)?;
+            any_parent |= !c.parents.is_empty();
+        }
+        if !any_parent {
+            for c in concepts.iter_mut() {
+                c.links = store
+                    .relations(&system, &c.code)?
+                    .into_iter()
+                    .map(|r| r.code)
+                    .collect();
+            }
+        }
+        if system.starts_with("PHECODE") {
+            // the ICD descriptions mapped to a phecode denote it (category 0)
+            let mut cache: HashMap<(String, String), Option<String>> = HashMap::new();
+            for c in concepts.iter_mut() {
+                for m in store.mappings(&system, &c.code, None)? {
+                    if m.target.system == system {
+                        continue;
+                    }
+                    let key = (m.target.system.clone(), m.target.code.clone());
+                    let text = match cache.get(&key) {
+                        Some(t) => t.clone(),
+                        None => {
+                            let t = store
+                                .concept(&key.0, &key.1)?
+                                .map(|r| r.concept.preferred_term);
+                            cache.insert(key, t.clone());
+                            t
+                        }
+                    };
+                    if let Some(t) = text {
+                        c.members.push(t);
+                    }
+                }
+            }
+        }
+        let h = Hierarchy::build(&system, concepts, heldout_permille);
+        tracing::info!(system = %system, concepts = h.len(), edges = h.edges(), "hierarchy loaded");
+        out.push(h);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    /// R → A, B; A → A1, A2; B → B1; A1 → A1x
+    fn tree() -> Hierarchy {
+        let c = |code: &str, parents: &[&str], syn: &[&str]| ConceptInput {
+            code: code.into(),
+            preferred: format!("name {code}"),
+            synonyms: syn.iter().map(|s| s.to_string()).collect(),
+            parents: parents.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        };
+        Hierarchy::build(
+            "T",
+            vec![
+                c("R", &[], &[]),
+                c("A", &["R"], &["alpha"]),
+                c("B", &["R"], &[]),
+                c("A1", &["A"], &["a one", "A ONE"]),
+                c("A2", &["A"], &[]),
+                c("B1", &["B"], &[]),
+                c("A1x", &["A1"], &[]),
+            ],
+            0,
+        )
+    }
+
+    #[test]
+    fn categories_follow_the_tree() {
+        let h = tree();
+        let i = |c: &str| h.codes.iter().position(|x| x == c).unwrap() as u32;
+        assert_eq!(h.category(i("A1"), i("A1")), 0);
+        assert_eq!(h.category(i("A1"), i("A")), 1); // parent
+        assert_eq!(h.category(i("A"), i("A1")), 1); // child
+        assert_eq!(h.category(i("A1"), i("A2")), 1); // sibling
+        assert_eq!(h.category(i("A1"), i("R")), 2); // grandparent
+        assert_eq!(h.category(i("A1"), i("B")), 2); // uncle
+        assert_eq!(h.category(i("A1"), i("B1")), 2); // cousin
+        assert_eq!(h.category(i("A1x"), i("B1")), 3); // meet three steps up
+        assert_eq!(h.category(i("A1x"), i("A2")), 2); // A2 is the grandparent's child
+                                                      // names are de-duplicated case-insensitively
+        assert_eq!(h.names[i("A1") as usize], vec!["name A1", "a one"]);
+    }
+
+    #[test]
+    fn sampled_partners_have_the_asked_category() {
+        let h = tree();
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        for a in 0..h.len() as u32 {
+            for cat in 1..=3u8 {
+                if let Some(b) = h.sample_partner(a, cat, &mut rng, &|_| true) {
+                    assert_eq!(h.category(a, b), cat);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn heldout_split_is_stable_and_near_its_rate() {
+        assert_eq!(fnv1a64(b"a"), 0xaf63dc4c8601ec8c); // the published FNV-1a test vector
+        let n = (0..10_000)
+            .filter(|i| is_heldout("ICD10CM", &format!("X{i}"), 100))
+            .count();
+        assert!((900..1100).contains(&n), "{n}");
+        assert!(!is_heldout("X", "Y", 0));
+        assert!(is_heldout("X", "Y", 1000));
+    }
+
+    #[test]
+    fn training_never_sees_heldout_strings() {
+        let c = |code: &str, syn: &[&str]| ConceptInput {
+            code: code.into(),
+            preferred: code.into(),
+            synonyms: syn.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        };
+        // find a held-out code and a training code at 50%
+        let held = (0..100)
+            .map(|i| format!("H{i}"))
+            .find(|c| is_heldout("S", c, 500))
+            .unwrap();
+        let kept = (0..100)
+            .map(|i| format!("K{i}"))
+            .find(|c| !is_heldout("S", c, 500))
+            .unwrap();
+        let h = Hierarchy::build(
+            "S",
+            vec![
+                c(&held, &["shared name"]),
+                c(&kept, &["Shared Name", "own"]),
+            ],
+            500,
+        );
+        let corpus = Corpus::new(vec![h]);
+        let ki = corpus.hierarchies[0]
+            .codes
+            .iter()
+            .position(|x| *x == kept)
+            .unwrap();
+        let hi = 1 - ki;
+        assert!(corpus.train_names[0][hi].is_empty());
+        assert_eq!(
+            corpus.train_names[0][ki],
+            vec![kept.clone(), "own".to_string()]
+        );
+        let sets = build_eval(
+            &corpus,
+            &EvalSizes {
+                pairs_per_category: 10,
+                max_queries: 10,
+                max_candidates: 0,
+            },
+        );
+        assert_eq!(sets.len(), 1);
+        assert!(sets[0].queries.iter().all(|(q, _)| q == "shared name"));
+    }
+}

@@ -1,0 +1,121 @@
+//! Tokenisation and batched inference for training and evaluation.
+//!
+//! The all-MiniLM `tokenizer.json` pads every input to 128 tokens; we turn padding off and
+//! pad per length-sorted chunk ourselves ([`super::bert::embed_sequences`]), and truncate to the
+//! training `max_len`. Evaluation runs candle's `BertModel` (fused kernels, no autograd graph)
+//! on the current weights: the same computation as the trainer's forward, proven equal in tests,
+//! and what the server will run.
+
+use candle_core::{DType, Device, Tensor};
+use candle_transformers::models::bert::BertModel;
+use std::path::Path;
+use tokenizers::{Tokenizer, TruncationParams};
+
+/// A tokenizer that returns unpadded id sequences truncated to `max_len` tokens.
+pub struct TermTokenizer {
+    inner: Tokenizer,
+}
+
+impl TermTokenizer {
+    /// Load `tokenizer.json` and set truncation to `max_len`, padding off.
+    pub fn load(path: &Path, max_len: usize) -> anyhow::Result<Self> {
+        let mut inner =
+            Tokenizer::from_file(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        inner.with_padding(None);
+        inner
+            .with_truncation(Some(TruncationParams {
+                max_length: max_len,
+                ..Default::default()
+            }))
+            .map_err(|e| anyhow::anyhow!("truncation: {e}"))?;
+        Ok(Self { inner })
+    }
+
+    /// Wrap an existing tokenizer (tests build one in memory).
+    pub fn from_tokenizer(mut inner: Tokenizer, max_len: usize) -> anyhow::Result<Self> {
+        inner.with_padding(None);
+        inner
+            .with_truncation(Some(TruncationParams {
+                max_length: max_len,
+                ..Default::default()
+            }))
+            .map_err(|e| anyhow::anyhow!("truncation: {e}"))?;
+        Ok(Self { inner })
+    }
+
+    /// Token ids (with special tokens) of each text.
+    pub fn encode(&self, texts: &[String]) -> anyhow::Result<Vec<Vec<u32>>> {
+        let enc = self
+            .inner
+            .encode_batch(texts.to_vec(), true)
+            .map_err(|e| anyhow::anyhow!("tokenize: {e}"))?;
+        Ok(enc.into_iter().map(|e| e.get_ids().to_vec()).collect())
+    }
+}
+
+/// An inference-only encoder: `BertModel` + mean pooling + L2 normalisation.
+pub struct InferenceEncoder {
+    model: BertModel,
+    pad_id: u32,
+    /// Sequences per forward call.
+    pub batch: usize,
+}
+
+impl InferenceEncoder {
+    /// Build from tensors in the HF layout (e.g. [`super::bert::TrainBert::tensors`]).
+    pub fn from_tensors(
+        config: &super::bert::BertConfig,
+        tensors: std::collections::HashMap<String, Tensor>,
+    ) -> anyhow::Result<Self> {
+        let tensors = tensors
+            .into_iter()
+            .map(|(k, t)| {
+                Ok((
+                    k,
+                    if t.dtype() == DType::F32 {
+                        t.detach()
+                    } else {
+                        t
+                    },
+                ))
+            })
+            .collect::<candle_core::Result<_>>()?;
+        let vb = candle_nn::VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu);
+        Ok(Self {
+            model: BertModel::load(vb, &config.inner)?,
+            pad_id: config.inner.pad_token_id as u32,
+            batch: 64,
+        })
+    }
+
+    /// Embed token sequences: sorted by length, batched, returned in input order.
+    pub fn embed_ids(&self, seqs: &[Vec<u32>]) -> anyhow::Result<Vec<Vec<f32>>> {
+        let mut order: Vec<usize> = (0..seqs.len()).collect();
+        order.sort_by_key(|&i| seqs[i].len());
+        let mut out = vec![Vec::new(); seqs.len()];
+        for group in order.chunks(self.batch.max(1)) {
+            let refs: Vec<&[u32]> = group.iter().map(|&i| seqs[i].as_slice()).collect();
+            let (ids, mask) = super::bert::pad_batch(&refs, self.pad_id)?;
+            let states = self.model.forward(&ids, &ids.zeros_like()?, Some(&mask))?;
+            let pooled = super::ops::l2_normalize(&super::ops::mean_pool(&states, &mask)?)?;
+            let rows: Vec<Vec<f32>> = pooled.to_vec2()?;
+            for (&i, r) in group.iter().zip(rows) {
+                out[i] = r;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Tokenise and embed texts.
+    pub fn embed_texts(
+        &self,
+        tok: &TermTokenizer,
+        texts: &[String],
+    ) -> anyhow::Result<Vec<Vec<f32>>> {
+        let mut out = Vec::with_capacity(texts.len());
+        for chunk in texts.chunks(4096) {
+            out.extend(self.embed_ids(&tok.encode(chunk)?)?);
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,268 @@
+//! The trained model folder: what the server loads as a terms model.
+//!
+//! `model.safetensors` (HF tensor names as in the base), everything else of the base copied
+//! (config.json, tokenizer files, modules.json, 1_Pooling/, ...), the manifest `ontovec.json`
+//! and a `MODEL_CARD.md` with data, configuration, time and the base-vs-trained table.
+
+use super::bert::TrainBert;
+use super::eval::SystemReport;
+use super::hiprbert::{write_atomic, HiprbertArgs, TrainReport};
+use std::fmt::Write as _;
+use std::path::Path;
+
+/// Version string recorded in manifests.
+pub const TRAINED_BY: &str = concat!("ontovec hiprbert ", env!("CARGO_PKG_VERSION"));
+
+fn copy_tree(from: &Path, to: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for e in std::fs::read_dir(from)? {
+        let e = e?;
+        let name = e.file_name();
+        let n = name.to_string_lossy();
+        if n == "model.safetensors"
+            || n == "pytorch_model.bin"
+            || n.starts_with('.')
+            || n == "checkpoint"
+            || n == "ontovec.json"
+            || n == "MODEL_CARD.md"
+            || n == "README.md"
+        {
+            continue;
+        }
+        let dst = to.join(&name);
+        if e.file_type()?.is_dir() {
+            copy_tree(&e.path(), &dst)?;
+        } else {
+            std::fs::copy(e.path(), dst)?;
+        }
+    }
+    Ok(())
+}
+
+fn fmt(x: f64) -> String {
+    if x.is_finite() {
+        format!("{x:.3}")
+    } else {
+        "–".into()
+    }
+}
+
+fn mean_auc(r: &[SystemReport]) -> f64 {
+    let v: Vec<f64> = r
+        .iter()
+        .filter_map(|s| s.aucs.as_ref().map(|a| a.mean))
+        .filter(|x| x.is_finite())
+        .collect();
+    if v.is_empty() {
+        f64::NAN
+    } else {
+        v.iter().sum::<f64>() / v.len() as f64
+    }
+}
+
+fn eval_json(r: &[SystemReport]) -> serde_json::Value {
+    let mut m = serde_json::Map::new();
+    for s in r {
+        let num = |x: f64| {
+            if x.is_finite() {
+                serde_json::json!(x)
+            } else {
+                serde_json::Value::Null
+            }
+        };
+        m.insert(
+            s.system.clone(),
+            serde_json::json!({
+                "auc": s.aucs.as_ref().map(|a| a.aucs.iter().map(|(k, v)| (k.clone(), num(*v))).collect::<serde_json::Map<_, _>>()),
+                "auc_mean": s.aucs.as_ref().map(|a| num(a.mean)),
+                "acc1": num(s.acc1),
+                "acc5": num(s.acc5),
+                "pairs_per_category": s.pairs_per_category,
+                "queries": s.queries,
+                "candidates": s.candidates,
+            }),
+        );
+    }
+    serde_json::Value::Object(m)
+}
+
+/// The markdown table comparing base and trained, one row per system and metric.
+pub fn eval_table(base: &[SystemReport], trained: &[SystemReport]) -> String {
+    let mut t = String::from("| system | metric | base | trained | Δ |\n|---|---|---|---|---|\n");
+    for b in base {
+        let Some(tr) = trained.iter().find(|t| t.system == b.system) else {
+            continue;
+        };
+        let mut row = |metric: &str, x: f64, y: f64| {
+            let d = if x.is_finite() && y.is_finite() {
+                format!("{:+.3}", y - x)
+            } else {
+                "–".into()
+            };
+            let _ = writeln!(
+                t,
+                "| {} | {metric} | {} | {} | {d} |",
+                b.system,
+                fmt(x),
+                fmt(y)
+            );
+        };
+        if let (Some(ba), Some(ta)) = (&b.aucs, &tr.aucs) {
+            for (k, v) in &ba.aucs {
+                row(
+                    &format!("AUC {k}"),
+                    *v,
+                    ta.aucs.get(k).copied().unwrap_or(f64::NAN),
+                );
+            }
+            row("AUC mean", ba.mean, ta.mean);
+        }
+        if b.queries > 0 {
+            row(
+                &format!("acc@1 ({} q / {} cand)", b.queries, b.candidates),
+                b.acc1,
+                tr.acc1,
+            );
+            row("acc@5", b.acc5, tr.acc5);
+        }
+    }
+    t
+}
+
+/// Write model.safetensors, the copied base files, ontovec.json and MODEL_CARD.md to `args.out`.
+pub fn write_model_folder(
+    args: &HiprbertArgs,
+    model: &TrainBert,
+    r: &TrainReport,
+) -> anyhow::Result<()> {
+    let out = &args.out;
+    copy_tree(&args.base, out)?;
+    let tmp = out.join("model.safetensors.tmp");
+    model.save(&tmp)?;
+    std::fs::rename(&tmp, out.join("model.safetensors"))?;
+    let name = out
+        .file_name()
+        .map(|s| s.to_string_lossy().to_string())
+        .unwrap_or_default();
+    let base = args
+        .base
+        .file_name()
+        .map(|s| s.to_string_lossy().to_string())
+        .unwrap_or_default();
+    let base = if base == "model" {
+        // pip wheels keep the HF folder as `<package>/model`: name the package instead
+        args.base
+            .parent()
+            .and_then(|p| p.file_name())
+            .map(|s| s.to_string_lossy().to_string())
+            .unwrap_or(base)
+    } else {
+        base
+    };
+    let max_len = std::fs::read_to_string(args.base.join("sentence_bert_config.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .and_then(|v| v.get("max_seq_length").and_then(|x| x.as_u64()))
+        .unwrap_or(r.config.max_len as u64);
+    let manifest = serde_json::json!({
+        "name": name,
+        "kind": "terms",
+        "base": base,
+        "pooling": "mean",
+        "dim": model.config.inner.hidden_size,
+        "max_len": max_len,
+        "trained_by": TRAINED_BY,
+        "default": true,
+        "eval": {
+            "split": format!("held-out concepts: fnv1a64(system\\0code) % 1000 < {}", r.config.heldout_permille),
+            "mean_auc": { "base": mean_auc(&r.base_eval), "trained": mean_auc(&r.trained_eval) },
+            "base": eval_json(&r.base_eval),
+            "trained": eval_json(&r.trained_eval),
+        },
+        "training": {
+            "steps": r.steps,
+            "stopped_by_time_budget": r.stopped_by_time,
+            "examples": r.examples,
+            "tokens": r.tokens,
+            "train_secs": r.train_secs,
+            "examples_per_sec": r.examples as f64 / r.train_secs.max(1e-9),
+            "tokens_per_sec": r.tokens as f64 / r.train_secs.max(1e-9),
+            "config": r.config,
+        },
+    });
+    write_atomic(
+        &out.join("ontovec.json"),
+        serde_json::to_string_pretty(&manifest)?.as_bytes(),
+    )?;
+    write_atomic(
+        &out.join("MODEL_CARD.md"),
+        model_card(&name, &base, r).as_bytes(),
+    )?;
+    Ok(())
+}
+
+fn model_card(name: &str, base: &str, r: &TrainReport) -> String {
+    let c = &r.config;
+    let mut s = String::new();
+    let _ = writeln!(s, "# {name}\n");
+    let _ = writeln!(
+        s,
+        "A terms embedding model trained by `{TRAINED_BY}` from `{base}` with the HiPrBERT recipe \
+         (arXiv 2307.00266): a tree multi-similarity loss over ordered distance categories \
+         (0 same concept, 1 parent/child/sibling, 2 two steps apart, 3 unrelated in the same tree) \
+         plus a synonym multi-similarity loss with in-batch hard-pair mining. Mean pooling, \
+         unit-normalised, cosine similarity.\n"
+    );
+    let _ = writeln!(
+        s,
+        "## Data (held-out {}‰ of concepts by hash, never seen in training)\n",
+        c.heldout_permille
+    );
+    let _ = writeln!(s, "| system | concepts | held out | edges | training concepts | synonym concepts | tree batches |\n|---|---|---|---|---|---|---|");
+    for d in &r.data {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} | {} | {} |",
+            d.system,
+            d.concepts,
+            d.heldout,
+            d.edges,
+            d.train_concepts,
+            d.synonym_concepts,
+            if d.tree_batches { "yes" } else { "no" }
+        );
+    }
+    let _ = writeln!(s, "\n## Training\n");
+    let _ = writeln!(
+        s,
+        "{} optimizer steps{} of {} micro-batch(es) × ({} tree pairs + {} synonym concepts × 2 names); \
+         AdamW lr {:.1e} (warm-up {:.0}%, linear decay), weight decay {}, clip {}; max_len {}; seed {}.\n\
+         {} strings, {} tokens in {:.0} s: {:.1} strings/s, {:.0} tokens/s on this machine.\n",
+        r.steps,
+        if r.stopped_by_time { format!(" (stopped by the {} s time budget; {} planned)", c.max_train_secs.unwrap_or(0), c.steps) } else { String::new() },
+        c.grad_accum, c.tree_pairs, c.synonym_concepts, c.optimizer.lr, c.warmup_frac * 100.0,
+        c.optimizer.weight_decay, c.clip_norm, c.max_len, c.seed,
+        r.examples, r.tokens, r.train_secs,
+        r.examples as f64 / r.train_secs.max(1e-9), r.tokens as f64 / r.train_secs.max(1e-9),
+    );
+    let _ = writeln!(
+        s,
+        "Full configuration:\n\n```json\n{}\n```\n",
+        serde_json::to_string_pretty(c).unwrap_or_default()
+    );
+    let _ = writeln!(s, "## Held-out evaluation (base vs trained, same run)\n");
+    let _ = writeln!(
+        s,
+        "AUC iv j: probability that a category-i pair is more similar than a category-j pair. \
+         acc@k: a held-out synonym's nearest preferred names (cosine, brute force) include its concept's. \
+         Rows where the trained model loses are reported as they are.\n"
+    );
+    s.push_str(&eval_table(&r.base_eval, &r.trained_eval));
+    let _ = writeln!(
+        s,
+        "\nMean AUC over systems: base {} → trained {}.",
+        fmt(mean_auc(&r.base_eval)),
+        fmt(mean_auc(&r.trained_eval))
+    );
+    s
+}
