@@ -28,7 +28,7 @@ serve: build
 # every test target. Tests themselves never touch the network.
 test:
 	bash scripts/fetch-data.sh --model-only
-	$(CARGO) test --all-targets
+	$(CARGO) test
 
 lint:
 	$(CARGO) fmt --check

@@ -13,6 +13,9 @@ fn ingest_cmd(data: &std::path::Path, release: &str, files: &[std::path::PathBuf
     c.arg("ingest")
         .arg("--data-dir")
         .arg(data)
+        // Store only: the crash properties are about releases, not embeddings.
+        .arg("--models-dir")
+        .arg(data.join("no-models"))
         .args(["--format", "umls-rrf", "--release", release])
         .args(files)
         .env("ONTOVEC_LOG", "error")
