@@ -196,7 +196,7 @@ fn one_step_gives_every_parameter_a_gradient_and_changes_it() {
     write_store(dir.path());
     let store = Store::open(&dir.path().join("store")).unwrap();
     let corpus = Corpus::new(load_hierarchies(&store, 100, 0).unwrap());
-    assert!(corpus.trainable().len() >= 1);
+    assert!(!corpus.trainable().is_empty());
     assert!(!corpus.synonym_concepts.is_empty());
     let tok = TermTokenizer::from_tokenizer(tokenizer(), 16).unwrap();
     let model =
