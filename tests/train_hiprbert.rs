@@ -412,7 +412,7 @@ fn killed_process_resumes_to_the_same_model() {
     let cfg = dir.path().join("long.json");
     std::fs::write(
         &cfg,
-        r#"{"steps": 60, "tree_pairs": 8, "synonym_concepts": 4, "max_len": 16, "chunk": 8,
+        r#"{"steps": 120, "tree_pairs": 8, "synonym_concepts": 4, "max_len": 16, "chunk": 8,
             "checkpoint_every": 5, "heldout_permille": 200, "max_train_secs": null,
             "optimizer": {"lr": 0.001}, "eval": {"pairs_per_category": 5, "max_queries": 5, "max_candidates": 0}}"#,
     )
@@ -444,6 +444,7 @@ fn killed_process_resumes_to_the_same_model() {
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     let finished_before_kill = out.join("model.safetensors").exists();
+    assert!(!finished_before_kill, "the run finished before it could be killed");
     let status = run().wait().unwrap();
     assert!(status.success());
 
