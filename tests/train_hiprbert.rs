@@ -398,3 +398,87 @@ fn run_writes_a_loadable_model_and_resumes_after_a_stop() {
     let err = train(&c, &RunOptions::default()).unwrap_err().to_string();
     assert!(err.contains("another configuration"), "{err}");
 }
+
+/// The real process, killed with SIGKILL after it wrote a checkpoint, resumes to the same model
+/// as an uninterrupted run.
+#[cfg(unix)]
+#[test]
+fn killed_process_resumes_to_the_same_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let base = dir.path().join("tiny-base");
+    write_store(&data);
+    write_base(&base);
+    let cfg = dir.path().join("long.json");
+    std::fs::write(
+        &cfg,
+        r#"{"steps": 120, "tree_pairs": 8, "synonym_concepts": 4, "max_len": 16, "chunk": 8,
+            "checkpoint_every": 5, "heldout_permille": 200, "max_train_secs": null,
+            "optimizer": {"lr": 0.001}, "eval": {"pairs_per_category": 5, "max_queries": 5, "max_candidates": 0}}"#,
+    )
+    .unwrap();
+    let out = dir.path().join("models/killed");
+    let run = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_ontovec"))
+            .args(["train", "hiprbert", "--base"])
+            .arg(&base)
+            .arg("--data-dir")
+            .arg(&data)
+            .arg("--out")
+            .arg(&out)
+            .arg("--config")
+            .arg(&cfg)
+            .env("ONTOVEC_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let mut child = run();
+    let ckpt = out.join("checkpoint/checkpoint.safetensors");
+    let t0 = std::time::Instant::now();
+    while !ckpt.exists() && t0.elapsed().as_secs() < 120 {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(ckpt.exists(), "no checkpoint within 2 minutes");
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let finished_before_kill = out.join("model.safetensors").exists();
+    assert!(!finished_before_kill, "the run finished before it could be killed");
+    let status = run().wait().unwrap();
+    assert!(status.success());
+
+    let reference = dir.path().join("models/reference");
+    train(
+        &HiprbertArgs {
+            base: base.clone(),
+            data_dir: data.clone(),
+            out: reference.clone(),
+            preset: Preset::Quick,
+            config: Some(cfg.clone()),
+        },
+        &RunOptions::default(),
+    )
+    .unwrap();
+    let a = read_weights(&reference.join("model.safetensors"));
+    let b = read_weights(&out.join("model.safetensors"));
+    for (k, ta) in &a {
+        if ta.dtype() != DType::F32 {
+            continue;
+        }
+        let d = (ta - &b[k])
+            .unwrap()
+            .abs()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .max(0)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert!(
+            d < 1e-6,
+            "{k} differs by {d} (finished before kill: {finished_before_kill})"
+        );
+    }
+}

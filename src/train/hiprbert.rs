@@ -21,9 +21,14 @@ use std::time::Instant;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Preset {
-    /// About 12 minutes of training plus evaluation on 2 cores (≤ 20 minutes in all).
+    /// At most 12 minutes of training (400 steps of 96 strings, or fewer when the time budget
+    /// ends it) plus evaluation: 14 minutes in all measured on 2 shared cores.
     Quick,
-    /// The recommended run (several hours on 2 cores; see the module's `full` preset).
+    /// The recommended run: 2,000 steps of 4 × 96 strings (768k strings, batches of 128 tree
+    /// pairs + 64 synonym concepts, about the paper's 256), full-size evaluation. Expected
+    /// time on 2 cores: about 5 h at the 45 strings/s measured on a quiet machine, 11 h at the
+    /// 19 strings/s measured while other jobs shared the cores (see the report in
+    /// `MODEL_CARD.md`; `RAYON_NUM_THREADS=1` helps on a busy machine).
     Full,
 }
 
@@ -120,8 +125,8 @@ impl TrainConfig {
         match p {
             Preset::Quick => base,
             Preset::Full => TrainConfig {
-                // paper batch 256 pairs: 4 × (32 tree pairs + 32 synonym names)
-                steps: 4000,
+                // about the paper's batch of 256: 4 × (32 tree pairs + 16 synonym concepts)
+                steps: 2000,
                 grad_accum: 4,
                 optimizer: AdamWConfig {
                     lr: 3e-5,

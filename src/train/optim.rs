@@ -175,11 +175,11 @@ impl AdamW {
                 0.0
             };
             let (m, v, g) = (&mut self.m[i], &mut self.v[i], &grads[i]);
-            for j in 0..w.len() {
-                m[j] = b1 * m[j] + (1.0 - b1) * g[j];
-                v[j] = b2 * v[j] + (1.0 - b2) * g[j] * g[j];
-                let denom = (v[j] * inv_bc2).sqrt() + eps;
-                w[j] -= step_size * m[j] / denom + decay * w[j];
+            for (((w, m), v), &g) in w.iter_mut().zip(m.iter_mut()).zip(v.iter_mut()).zip(g) {
+                *m = b1 * *m + (1.0 - b1) * g;
+                *v = b2 * *v + (1.0 - b2) * g * g;
+                let denom = (*v * inv_bc2).sqrt() + eps;
+                *w -= step_size * *m / denom + decay * *w;
             }
             let t = Tensor::from_vec(w, var.shape(), var.device())?.to_dtype(dt)?;
             var.set(&t)?;
