@@ -444,7 +444,10 @@ fn killed_process_resumes_to_the_same_model() {
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     let finished_before_kill = out.join("model.safetensors").exists();
-    assert!(!finished_before_kill, "the run finished before it could be killed");
+    assert!(
+        !finished_before_kill,
+        "the run finished before it could be killed"
+    );
     let status = run().wait().unwrap();
     assert!(status.success());
 
