@@ -21,8 +21,8 @@
 //! * [`eval`] — ROC AUCs per category pair and normalisation accuracy (pure functions);
 //! * [`hiprbert`] — the run: presets, loop, progress; [`output`] — the model folder.
 //!
-//! Speed (all-MiniLM-L6-v2, 96 strings of 11 tokens on average per step, forward + both losses
-//! + backward + clipping + AdamW, tokenisation excluded; `tests/train_bench.rs` against
+//! Speed (all-MiniLM-L6-v2, 96 strings of 11 tokens on average per step: forward, both losses,
+//! backward, clipping and AdamW, tokenisation excluded; `tests/train_bench.rs` against
 //! `scripts/bench_train_reference.py` on the same workload, side by side on the shared 2-core
 //! machine): candle 41 strings/s (459 tokens/s) vs PyTorch 2.15 132 strings/s with 2 threads
 //! (ratio 0.31); with 1 thread while another build used the other core, candle 40 vs PyTorch 81
