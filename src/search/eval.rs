@@ -219,11 +219,11 @@ pub fn read_pairs(path: &Path) -> Result<Vec<RelPair>> {
     Ok(out)
 }
 
-/// ROC AUC that a random positive scores above a random negative (ties count half); 0.5 when
-/// either side is empty. O((n+m) log(n+m)) via ranks.
+/// ROC AUC that a random positive scores above a random negative (ties count half); NaN when
+/// either side is empty (callers skip such pairs). O((n+m) log(n+m)) via ranks.
 pub fn roc_auc(pos: &[f32], neg: &[f32]) -> f64 {
     if pos.is_empty() || neg.is_empty() {
-        return 0.5;
+        return f64::NAN;
     }
     let mut all: Vec<(f32, bool)> = pos
         .iter()

@@ -35,33 +35,9 @@ pub mod nan_as_null {
 /// The category pairs reported, closer category first.
 pub const CATEGORY_PAIRS: [(u8, u8); 6] = [(0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3)];
 
-/// ROC AUC of scores `pos` (should be higher) against `neg`: P(pos > neg) + ½ P(pos = neg).
-/// Returns NaN when either side is empty.
-pub fn roc_auc(pos: &[f32], neg: &[f32]) -> f64 {
-    if pos.is_empty() || neg.is_empty() {
-        return f64::NAN;
-    }
-    let mut all: Vec<(f32, bool)> = pos
-        .iter()
-        .map(|&s| (s, true))
-        .chain(neg.iter().map(|&s| (s, false)))
-        .collect();
-    all.sort_by(|a, b| a.0.total_cmp(&b.0));
-    // rank-sum with average ranks for ties
-    let mut rank_sum_pos = 0f64;
-    let mut i = 0;
-    while i < all.len() {
-        let mut j = i;
-        while j + 1 < all.len() && all[j + 1].0 == all[i].0 {
-            j += 1;
-        }
-        let avg_rank = (i + j) as f64 / 2.0 + 1.0;
-        rank_sum_pos += avg_rank * all[i..=j].iter().filter(|x| x.1).count() as f64;
-        i = j + 1;
-    }
-    let (n, m) = (pos.len() as f64, neg.len() as f64);
-    (rank_sum_pos - n * (n + 1.0) / 2.0) / (n * m)
-}
+/// ROC AUC that a random positive scores above a random negative (ties count half; NaN when a
+/// side is empty). One implementation serves training and `ontovec eval`.
+pub use crate::search::eval::roc_auc;
 
 /// AUCs for every category pair present, keyed `"0v1"` etc., and their mean.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
