@@ -13,7 +13,7 @@ use crate::ontology::{LoadError, Sink};
 use crate::progress::Progress;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 /// Concepts buffered in memory before a flush to sled.
@@ -476,31 +476,6 @@ fn rfc3339(secs: u64) -> String {
         (rem % 3600) / 60,
         rem % 60
     )
-}
-
-/// Codes of a release that appear as relation endpoints but are not concepts (dangling), up to
-/// `limit`; used by tests and diagnostics.
-pub fn dangling_relation_codes(store: &Store, rid: u64, limit: usize) -> StoreResult<Vec<String>> {
-    let mut out = HashSet::new();
-    for k in store.inner.rel.scan_prefix(rid.to_be_bytes()).keys() {
-        let k = k?;
-        let body = &k[8..];
-        if let Some(pos) = body.iter().position(|&b| b == 0) {
-            let from = String::from_utf8_lossy(&body[..pos]).into_owned();
-            if store
-                .inner
-                .concepts
-                .get(keys::concept_key(rid, &from))?
-                .is_none()
-            {
-                out.insert(from);
-                if out.len() >= limit {
-                    break;
-                }
-            }
-        }
-    }
-    Ok(out.into_iter().collect())
 }
 
 #[cfg(test)]
