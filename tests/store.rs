@@ -161,23 +161,100 @@ fn traversal_depths_cycles_and_mappings_both_ways() {
     }
 }
 
+/// Write what schema version 1 stored for one small release (one sled key per record, no
+/// reverse mapping index), with raw sled and bincode as that version did.
+fn write_version_1_store(dir: &std::path::Path) {
+    use ontovec::store::model::{Counts, ReleaseInfo, ReleaseState};
+    use ontovec::store::{MapVal, TermRow};
+    let db = sled::open(dir).unwrap();
+    let rid: u64 = 5;
+    let concepts = db.open_tree("concepts").unwrap();
+    let terms = db.open_tree("terms").unwrap();
+    let mut n = 0u64;
+    for (code, name) in [("A", "root"), ("B", "middle"), ("C", "leaf")] {
+        let mut c = Concept::new(code, name);
+        c.add_term(Term::new(format!("{name} synonym"), TermKind::Synonym));
+        let key = [&rid.to_be_bytes()[..], code.as_bytes()].concat();
+        concepts.insert(key, enc(&c)).unwrap();
+        for t in &c.terms {
+            let row = TermRow {
+                code: code.into(),
+                text: t.text.clone(),
+                kind: t.kind,
+            };
+            terms
+                .insert(((rid << 40) | n).to_be_bytes(), enc(&row))
+                .unwrap();
+            n += 1;
+        }
+    }
+    let rel = db.open_tree("rel").unwrap();
+    let rel_rev = db.open_tree("rel_rev").unwrap();
+    for (a, b) in [("B", "A"), ("C", "B")] {
+        let k = |x: &str, y: &str| {
+            [
+                &rid.to_be_bytes()[..],
+                x.as_bytes(),
+                b"\0is_a\0",
+                y.as_bytes(),
+            ]
+            .concat()
+        };
+        rel.insert(k(a, b), &[][..]).unwrap();
+        rel_rev.insert(k(b, a), &[][..]).unwrap();
+    }
+    let val = MapVal {
+        relation: "maps_to".into(),
+        source: "unit".into(),
+    };
+    let body = b"TEST\0C\0OTHER\0X1".to_vec();
+    db.open_tree("map")
+        .unwrap()
+        .insert([&rid.to_be_bytes()[..], &body].concat(), enc(&val))
+        .unwrap();
+    db.open_tree("map_idx")
+        .unwrap()
+        .insert([&body[..], b"\0", &rid.to_be_bytes()].concat(), &[][..])
+        .unwrap();
+    let info = ReleaseInfo {
+        rid,
+        system: "TEST".into(),
+        release: "r1".into(),
+        format: "test".into(),
+        state: ReleaseState::Active,
+        counts: Counts {
+            concepts: 3,
+            terms: n,
+            relations: 2,
+            mappings: 1,
+        },
+        loaded_at: "2026-11-01T00:00:00Z".into(),
+        warnings: vec![],
+    };
+    db.open_tree("releases")
+        .unwrap()
+        .insert(rid.to_be_bytes(), enc(&info))
+        .unwrap();
+    db.open_tree("active")
+        .unwrap()
+        .insert("TEST", &rid.to_be_bytes())
+        .unwrap();
+    let meta = db.open_tree("meta").unwrap();
+    meta.insert("schema_version", 1u32.to_be_bytes().to_vec())
+        .unwrap();
+    meta.insert("seq", 1u64.to_be_bytes().to_vec()).unwrap();
+    db.flush().unwrap();
+}
+
+/// bincode, as the store encodes records.
+fn enc<T: serde::Serialize>(v: &T) -> Vec<u8> {
+    bincode::serialize(v).unwrap()
+}
+
 #[test]
 fn migration_upgrades_a_version_1_store() {
     let dir = tempfile::tempdir().unwrap();
-    {
-        let store = Store::open(dir.path()).unwrap();
-        write_small(&store, "r1", false).unwrap();
-    }
-    // Make it what version 1 wrote: no reverse mapping index.
-    {
-        let db = sled::open(dir.path()).unwrap();
-        db.open_tree("map_rev").unwrap().clear().unwrap();
-        db.open_tree("meta")
-            .unwrap()
-            .insert("schema_version", 1u32.to_be_bytes().to_vec())
-            .unwrap();
-        db.flush().unwrap();
-    }
+    write_version_1_store(dir.path());
     match Store::open(dir.path()) {
         Err(StoreError::NeedsMigration { found: 1, .. }) => {}
         Err(e) => panic!("expected NeedsMigration, got {e}"),
@@ -186,8 +263,38 @@ fn migration_upgrades_a_version_1_store() {
     let m = migrate::migrate(dir.path()).unwrap();
     assert_eq!((m.from, m.to), (Some(1), SCHEMA_VERSION));
     let store = Store::open(dir.path()).unwrap();
+    let c = store.concept("TEST", "C").unwrap().unwrap().concept;
+    assert_eq!(c.preferred_term, "leaf");
+    assert_eq!(store.parents("TEST", "C").unwrap(), vec!["B".to_string()]);
+    assert_eq!(store.children("TEST", "A").unwrap(), vec!["B".to_string()]);
+    let anc: Vec<String> = store
+        .traverse("TEST", "C", true)
+        .unwrap()
+        .into_iter()
+        .map(|(c, _)| c)
+        .collect();
+    assert_eq!(anc, vec!["B", "A"]);
+    let fwd = store.mappings("TEST", "C", None).unwrap();
+    assert_eq!(fwd.len(), 1);
+    assert_eq!(fwd[0].target, ConceptRef::new("OTHER", "X1"));
     let rev = store.mappings("OTHER", "X1", None).unwrap();
-    assert_eq!(rev.len(), 1, "reverse index rebuilt by the migration");
+    assert_eq!(rev.len(), 1, "reverse direction works after the upgrade");
+    assert_eq!(rev[0].target, ConceptRef::new("TEST", "C"));
+    // term ids survive: the concept's terms are found by id and belong to it
+    let ids = store.term_ids_of_concept("TEST", "C").unwrap();
+    assert_eq!(ids.len(), 2);
+    for id in ids {
+        assert_eq!(store.term(id).unwrap().unwrap().code, "C");
+    }
+    assert_eq!(store.terms_of_release(5).count(), 6);
+    // the old per-record trees are gone
+    let names: Vec<Vec<u8>> = store.db().tree_names().iter().map(|n| n.to_vec()).collect();
+    assert!(!names.contains(&b"concepts".to_vec()));
+    assert!(!names.contains(&b"map_idx".to_vec()));
+    // migrating again is a no-op
+    drop(store);
+    let m = migrate::migrate(dir.path()).unwrap();
+    assert_eq!((m.from, m.to), (Some(SCHEMA_VERSION), SCHEMA_VERSION));
 }
 
 #[test]

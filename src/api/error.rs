@@ -119,7 +119,9 @@ impl From<StoreError> for ApiError {
                 e.to_string(),
             ),
             StoreError::Aborted(m) => ApiError::bad_request(m.clone()),
-            StoreError::Sled(_) | StoreError::Corrupt { .. } => ApiError::internal(e.to_string()),
+            StoreError::Sled(_) | StoreError::Corrupt { .. } | StoreError::Staging(_) => {
+                ApiError::internal(e.to_string())
+            }
         }
     }
 }

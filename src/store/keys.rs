@@ -19,18 +19,9 @@ pub fn read_u32(b: &[u8]) -> u32 {
     u32::from_be_bytes(a)
 }
 
-/// `rid ‖ code`: key of a concept.
-pub fn concept_key(rid: u64, code: &str) -> Vec<u8> {
-    let mut k = Vec::with_capacity(8 + code.len());
-    k.extend_from_slice(&rid.to_be_bytes());
-    k.extend_from_slice(code.as_bytes());
-    k
-}
-
-/// `rid ‖ a ‖ 0 ‖ rel ‖ 0 ‖ b`: key of a relation (forward: a = from; reverse: a = to).
-pub fn rel_key(rid: u64, a: &str, rel: &str, b: &str) -> Vec<u8> {
-    let mut k = Vec::with_capacity(10 + a.len() + rel.len() + b.len());
-    k.extend_from_slice(&rid.to_be_bytes());
+/// `a ‖ 0 ‖ rel ‖ 0 ‖ b`: key of a relation in the `Rel` (a = from) or `RelRev` (a = to) table.
+pub fn rel_body(a: &str, rel: &str, b: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(2 + a.len() + rel.len() + b.len());
     k.extend_from_slice(a.as_bytes());
     k.push(0);
     k.extend_from_slice(rel.as_bytes());
@@ -39,16 +30,15 @@ pub fn rel_key(rid: u64, a: &str, rel: &str, b: &str) -> Vec<u8> {
     k
 }
 
-/// `rid ‖ a ‖ 0`: prefix of all relations of `a`.
-pub fn rel_prefix(rid: u64, a: &str) -> Vec<u8> {
-    let mut k = Vec::with_capacity(9 + a.len());
-    k.extend_from_slice(&rid.to_be_bytes());
+/// `a ‖ 0`: prefix of all relation keys of `a`.
+pub fn rel_body_prefix(a: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(1 + a.len());
     k.extend_from_slice(a.as_bytes());
     k.push(0);
     k
 }
 
-/// Split the part of a relation key after `rid ‖ a ‖ 0` into (rel, b).
+/// Split the part of a relation key after `a ‖ 0` into (rel, b).
 pub fn rel_tail(tail: &[u8]) -> Option<(&str, &str)> {
     let pos = tail.iter().position(|&b| b == 0)?;
     let rel = std::str::from_utf8(&tail[..pos]).ok()?;
@@ -56,43 +46,22 @@ pub fn rel_tail(tail: &[u8]) -> Option<(&str, &str)> {
     Some((rel, b))
 }
 
-/// `rid ‖ from_sys 0 from_code 0 to_sys 0 to_code`: primary key of a mapping.
-pub fn map_key(rid: u64, from_sys: &str, from_code: &str, to_sys: &str, to_code: &str) -> Vec<u8> {
-    let mut k = rid.to_be_bytes().to_vec();
-    join4(&mut k, from_sys, from_code, to_sys, to_code);
-    k
-}
-
-/// `a_sys 0 a_code 0 b_sys 0 b_code 0 rid`: key of the mapping lookup indexes.
-pub fn map_idx_key(a_sys: &str, a_code: &str, b_sys: &str, b_code: &str, rid: u64) -> Vec<u8> {
-    let mut k = Vec::with_capacity(a_sys.len() + a_code.len() + b_sys.len() + b_code.len() + 12);
+/// `a_sys 0 a_code 0 b_sys 0 b_code`: key of a mapping in the `Map` (a = from) or `MapRev`
+/// (a = to) table.
+pub fn map_body(a_sys: &str, a_code: &str, b_sys: &str, b_code: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(a_sys.len() + a_code.len() + b_sys.len() + b_code.len() + 3);
     join4(&mut k, a_sys, a_code, b_sys, b_code);
-    k.push(0);
-    k.extend_from_slice(&rid.to_be_bytes());
     k
 }
 
-/// `sys 0 code 0`: prefix of the index entries of one concept.
-pub fn map_idx_prefix(sys: &str, code: &str) -> Vec<u8> {
+/// `sys 0 code 0`: prefix of the mapping keys of one concept.
+pub fn map_body_prefix(sys: &str, code: &str) -> Vec<u8> {
     let mut k = Vec::with_capacity(sys.len() + code.len() + 2);
     k.extend_from_slice(sys.as_bytes());
     k.push(0);
     k.extend_from_slice(code.as_bytes());
     k.push(0);
     k
-}
-
-/// Parse an index key's tail after the `sys 0 code 0` prefix into (other_sys, other_code, rid).
-pub fn map_idx_tail(tail: &[u8]) -> Option<(&str, &str, u64)> {
-    if tail.len() < 9 {
-        return None;
-    }
-    let (body, rid) = tail.split_at(tail.len() - 8);
-    let body = body.strip_suffix(&[0])?;
-    let pos = body.iter().position(|&b| b == 0)?;
-    let sys = std::str::from_utf8(&body[..pos]).ok()?;
-    let code = std::str::from_utf8(&body[pos + 1..]).ok()?;
-    Some((sys, code, read_u64(rid)))
 }
 
 fn join4(k: &mut Vec<u8>, a: &str, b: &str, c: &str, d: &str) {
@@ -125,19 +94,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn map_idx_roundtrip() {
-        let k = map_idx_key("ICD10CM", "E11.9", "PHECODE", "250.2", 7);
-        let p = map_idx_prefix("ICD10CM", "E11.9");
+    fn map_roundtrip() {
+        let k = map_body("ICD10CM", "E11.9", "PHECODE", "250.2");
+        let p = map_body_prefix("ICD10CM", "E11.9");
         assert!(k.starts_with(&p));
-        assert_eq!(map_idx_tail(&k[p.len()..]), Some(("PHECODE", "250.2", 7)));
+        assert_eq!(split4(&k), Some(("ICD10CM", "E11.9", "PHECODE", "250.2")));
+        assert!(!map_body("ICD10CM", "E11.90", "X", "1").starts_with(&p));
     }
 
     #[test]
     fn rel_roundtrip() {
-        let k = rel_key(3, "E11.9", "is_a", "E11");
-        let p = rel_prefix(3, "E11.9");
+        let k = rel_body("E11.9", "is_a", "E11");
+        let p = rel_body_prefix("E11.9");
         assert_eq!(rel_tail(&k[p.len()..]), Some(("is_a", "E11")));
         // a code that extends another must not match its prefix
-        assert!(!rel_key(3, "E11.90", "is_a", "E11").starts_with(&p));
+        assert!(!rel_body("E11.90", "is_a", "E11").starts_with(&p));
     }
 }

@@ -3,7 +3,10 @@
 //! that the two agree. `ontovec migrate` applies the missing steps; `serve` refuses a store that
 //! needs one, and any binary refuses a store newer than itself.
 
-use super::{keys, Store, StoreError, StoreResult, SCHEMA_VERSION};
+use super::model::{Concept, ReleaseState};
+use super::spool::{Spool, SPOOL_BYTES};
+use super::table::{Table, TableWriter};
+use super::{decode, encode, keys, Store, StoreError, StoreResult, StoredConcept, SCHEMA_VERSION};
 
 /// A migration step.
 pub struct Step {
@@ -27,15 +30,26 @@ pub const STEPS: &[Step] = &[
         file: "0002_reverse_mapping_index.md",
         apply: build_map_rev,
     },
+    Step {
+        version: 3,
+        file: "0003_release_tables.md",
+        apply: to_release_tables,
+    },
+];
+
+/// Trees of schema versions 1–2 (one sled key per record), replaced by `blocks` in version 3.
+const LEGACY_TREES: [&str; 7] = [
+    "concepts", "terms", "rel", "rel_rev", "map", "map_idx", "map_rev",
 ];
 
 /// Version 2: build the reverse mapping index `map_rev` from the forward index `map_idx`, so a
 /// crosswalk can be followed from its target side (ICD10CM E11 → UMLS C0011860).
 fn build_map_rev(store: &Store) -> StoreResult<()> {
-    let i = &store.inner;
+    let map_idx = store.inner.db.open_tree("map_idx")?;
+    let map_rev = store.inner.db.open_tree("map_rev")?;
     let mut batch = sled::Batch::default();
     let mut n = 0usize;
-    for k in i.map_idx.iter().keys() {
+    for k in map_idx.iter().keys() {
         let k = k?;
         if k.len() < 9 {
             continue;
@@ -45,17 +59,116 @@ fn build_map_rev(store: &Store) -> StoreResult<()> {
             continue;
         };
         if let Some((fs, fc, ts, tc)) = keys::split4(body) {
-            batch.insert(
-                keys::map_idx_key(ts, tc, fs, fc, keys::read_u64(rid)),
-                &[][..],
-            );
+            // version-2 key: to_sys 0 to_code 0 from_sys 0 from_code 0 rid
+            let mut key = keys::map_body(ts, tc, fs, fc);
+            key.push(0);
+            key.extend_from_slice(rid);
+            batch.insert(key, &[][..]);
             n += 1;
         }
         if n.is_multiple_of(50_000) {
-            i.map_rev.apply_batch(std::mem::take(&mut batch))?;
+            map_rev.apply_batch(std::mem::take(&mut batch))?;
         }
     }
-    i.map_rev.apply_batch(batch)?;
+    map_rev.apply_batch(batch)?;
+    Ok(())
+}
+
+/// Version 3: rewrite every active release from one sled key per record into sorted release
+/// tables (`blocks`), then drop the old trees. Idempotent: a release's blocks are rewritten from
+/// scratch on a re-run, and the old trees are dropped only after a marker records that every
+/// release was converted and flushed.
+fn to_release_tables(store: &Store) -> StoreResult<()> {
+    let db = &store.inner.db;
+    if store.inner.meta.get("v3_tables_written")?.is_some() {
+        return drop_legacy(store);
+    }
+    let t = |n: &str| db.open_tree(n);
+    let (concepts, terms, rel, rel_rev, map) = (
+        t("concepts")?,
+        t("terms")?,
+        t("rel")?,
+        t("rel_rev")?,
+        t("map")?,
+    );
+    let tree = store.inner.tables.tree().clone();
+    for info in store.releases()? {
+        if info.state != ReleaseState::Active {
+            continue; // purged at the next open
+        }
+        let rid = info.rid;
+        let prefix = rid.to_be_bytes();
+        store.inner.tables.purge(rid)?;
+        tracing::info!(rid, system = %info.system, "converting release to release tables");
+        let mut w = TableWriter::new(&tree, rid, Table::Concepts);
+        let mut n = 0u64;
+        for kv in concepts.scan_prefix(prefix) {
+            let (k, v) = kv?;
+            let c: Concept = decode("concepts", &v)?;
+            let first_term = (rid << 40) | n;
+            n += c.terms.len() as u64;
+            w.push(
+                &k[8..],
+                &encode(&StoredConcept {
+                    first_term,
+                    concept: c,
+                }),
+            )?;
+        }
+        w.finish()?;
+        let mut w = TableWriter::new(&tree, rid, Table::Terms);
+        for kv in terms.range((rid << 40).to_be_bytes()..((rid + 1) << 40).to_be_bytes()) {
+            let (k, v) = kv?;
+            w.push(&k, &v)?;
+        }
+        w.finish()?;
+        for (old, table) in [(&rel, Table::Rel), (&rel_rev, Table::RelRev)] {
+            let mut w = TableWriter::new(&tree, rid, table);
+            for k in old.scan_prefix(prefix).keys() {
+                w.push(&k?[8..], &[])?;
+            }
+            w.finish()?;
+        }
+        let staging = store.staging_dir().join(format!("migrate-{rid}"));
+        let mut rev = Spool::new(&staging, "map_rev", SPOOL_BYTES);
+        let mut systems = std::collections::BTreeSet::new();
+        let mut w = TableWriter::new(&tree, rid, Table::Map);
+        for kv in map.scan_prefix(prefix) {
+            let (k, v) = kv?;
+            let Some((fs, fc, ts, tc)) = keys::split4(&k[8..]) else {
+                continue;
+            };
+            systems.insert([b"F", fs.as_bytes()].concat());
+            systems.insert([b"T", ts.as_bytes()].concat());
+            rev.push(keys::map_body(ts, tc, fs, fc), v.to_vec())?;
+            w.push(&k[8..], &v)?;
+        }
+        w.finish()?;
+        let mut w = TableWriter::new(&tree, rid, Table::MapRev);
+        let mut m = rev.into_sorted()?;
+        while let Some((k, v)) = m.next_record()? {
+            w.push(&k, &v)?;
+        }
+        w.finish()?;
+        let _ = std::fs::remove_dir_all(&staging);
+        let mut w = TableWriter::new(&tree, rid, Table::MapSystems);
+        for s in systems {
+            w.push(&s, &[])?;
+        }
+        w.finish()?;
+    }
+    db.flush()?;
+    store.inner.meta.insert("v3_tables_written", &[1u8][..])?;
+    db.flush()?;
+    drop_legacy(store)
+}
+
+fn drop_legacy(store: &Store) -> StoreResult<()> {
+    for name in LEGACY_TREES {
+        store.inner.db.drop_tree(name)?;
+    }
+    store.inner.meta.remove("v3_tables_written")?;
+    store.inner.db.flush()?;
     Ok(())
 }
 

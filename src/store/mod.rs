@@ -2,28 +2,30 @@
 //! releases, jobs, notes and embeddings. Search indexes are derived from it.
 //!
 //! ## Layout (one sled tree each)
-//! | tree        | key                                                  | value              |
-//! |-------------|------------------------------------------------------|--------------------|
-//! | `meta`      | `schema_version`, `seq`, `next_rid`                  | u32/u64 big-endian |
-//! | `releases`  | rid                                                  | [`ReleaseInfo`]    |
-//! | `active`    | system                                               | rid                |
-//! | `concepts`  | rid ‖ code                                           | [`Concept`]        |
-//! | `terms`     | term_id = rid << 40 ‖ n                              | [`TermRow`]        |
-//! | `rel`       | rid ‖ from ‖ 0 ‖ rel ‖ 0 ‖ to                         | —                  |
-//! | `rel_rev`   | rid ‖ to ‖ 0 ‖ rel ‖ 0 ‖ from                         | —                  |
-//! | `map`       | rid ‖ from_sys 0 from_code 0 to_sys 0 to_code        | [`MapVal`]         |
-//! | `map_idx`   | from_sys 0 from_code 0 to_sys 0 to_code 0 rid        | —                  |
-//! | `map_rev`   | to_sys 0 to_code 0 from_sys 0 from_code 0 rid        | — (schema ≥ 2)     |
+//! | tree        | key                                 | value                          |
+//! |-------------|-------------------------------------|--------------------------------|
+//! | `meta`      | `schema_version`, `seq`             | u32/u64 big-endian             |
+//! | `releases`  | rid                                 | [`ReleaseInfo`]                |
+//! | `active`    | system                              | rid                            |
+//! | `blocks`    | rid ‖ table ‖ first key of block    | a block of sorted entries      |
 //!
-//! Every key of a release starts with (or ends with) its release id, so a release is written
-//! invisibly and made visible by one transaction that points `active[system]` at it
+//! A release's data lives in immutable sorted tables ([`table`]): `Concepts` (code →
+//! [`StoredConcept`]), `Terms` (term id = rid << 40 ‖ n → [`TermRow`]), `Rel`/`RelRev`
+//! (`from 0 rel 0 to` / `to 0 rel 0 from`), `Map`/`MapRev` (`sys 0 code 0 sys 0 code` →
+//! [`MapVal`]) and `MapSystems`. Loading stages records in external-sort spools ([`spool`]) and
+//! writes each table once, in key order, at commit ([`writer`]).
+//!
+//! Every block key starts with its release id, so a release is written invisibly and made
+//! visible by one transaction that points `active[system]` at it
 //! ([`writer::ReleaseWriter::commit`]). Releases left `loading` by a crash, and superseded ones,
-//! are purged at start-up ([`Store::open`]).
+//! are purged at start-up ([`Store::open`]), as is the staging directory.
 
 pub mod keys;
 pub mod migrate;
 pub mod model;
 pub mod read;
+pub mod spool;
+pub mod table;
 pub mod writer;
 
 use model::{ReleaseInfo, ReleaseState, TermKind};
@@ -34,7 +36,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// Schema version written by this binary. See `migrations/` and [`migrate`].
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// Failures of the store.
 #[derive(Debug, thiserror::Error)]
@@ -74,6 +76,9 @@ pub enum StoreError {
         /// Version this binary writes.
         current: u32,
     },
+    /// Staging files of a release being written could not be written or read (disk full, ...).
+    #[error("staging error: {0}")]
+    Staging(String),
     /// A transaction was aborted for a reason given.
     #[error("{0}")]
     Aborted(String),
@@ -91,6 +96,16 @@ pub struct TermRow {
     pub text: String,
     /// Its role.
     pub kind: TermKind,
+}
+
+/// Value of the `Concepts` table: the concept and the id of its first term (its terms have
+/// consecutive ids, in the order of `concept.terms`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredConcept {
+    /// Term id of `concept.terms[0]`.
+    pub first_term: u64,
+    /// The concept.
+    pub concept: model::Concept,
 }
 
 /// Value of a mapping entry.
@@ -114,13 +129,9 @@ pub(crate) struct Inner {
     pub(crate) meta: sled::Tree,
     pub(crate) releases: sled::Tree,
     pub(crate) active: sled::Tree,
-    pub(crate) concepts: sled::Tree,
-    pub(crate) terms: sled::Tree,
-    pub(crate) rel: sled::Tree,
-    pub(crate) rel_rev: sled::Tree,
-    pub(crate) map: sled::Tree,
-    pub(crate) map_idx: sled::Tree,
-    pub(crate) map_rev: sled::Tree,
+    pub(crate) tables: table::Tables,
+    /// Mapping systems of each release (`MapSystems` table), cached: releases are immutable.
+    pub(crate) map_systems: RwLock<HashMap<u64, std::sync::Arc<MapSystems>>>,
     /// Cache of `active`: system → rid. Updated under the commit lock.
     pub(crate) active_cache: RwLock<HashMap<String, u64>>,
     /// Serialises release commits and GC.
@@ -182,13 +193,8 @@ impl Store {
             meta: t("meta")?,
             releases: t("releases")?,
             active: t("active")?,
-            concepts: t("concepts")?,
-            terms: t("terms")?,
-            rel: t("rel")?,
-            rel_rev: t("rel_rev")?,
-            map: t("map")?,
-            map_idx: t("map_idx")?,
-            map_rev: t("map_rev")?,
+            tables: table::Tables::new(t("blocks")?),
+            map_systems: RwLock::new(HashMap::new()),
             path: dir.to_path_buf(),
             db,
             active_cache: RwLock::new(HashMap::new()),
@@ -204,6 +210,11 @@ impl Store {
     /// The sled database (for subsystems that keep their own trees: embeddings, notes, jobs).
     pub fn db(&self) -> &sled::Db {
         &self.inner.db
+    }
+
+    /// Directory where releases being written stage their sort runs.
+    pub fn staging_dir(&self) -> PathBuf {
+        self.inner.path.join("staging")
     }
 
     /// Directory of the store.
@@ -285,6 +296,11 @@ impl Store {
 
     /// Purge releases that are not active (crash leftovers and superseded ones).
     fn recover(&self) -> StoreResult<()> {
+        let staging = self.staging_dir();
+        if staging.exists() {
+            tracing::info!(dir = %staging.display(), "removing staging files of an interrupted load");
+            let _ = std::fs::remove_dir_all(&staging);
+        }
         for r in self.releases()? {
             if r.state != ReleaseState::Active {
                 tracing::info!(rid = r.rid, system = %r.system, release = %r.release, state = ?r.state,
@@ -298,69 +314,19 @@ impl Store {
     /// Delete every key of a release and its record. Idempotent; safe after a crash mid-way.
     pub fn purge_release(&self, rid: u64) -> StoreResult<()> {
         let _g = self.inner.commit_lock.lock();
-        let prefix = rid.to_be_bytes();
-        let i = &self.inner;
-        for tree in [&i.concepts, &i.rel, &i.rel_rev] {
-            purge_prefix(tree, &prefix)?;
-        }
-        purge_range(&i.terms, rid << 40, (rid + 1) << 40)?;
-        // mappings: the secondary indexes are found through the primary entries.
-        let mut batch_idx = sled::Batch::default();
-        let mut batch_rev = sled::Batch::default();
-        let mut n = 0usize;
-        for kv in i.map.scan_prefix(prefix) {
-            let (k, _) = kv?;
-            let body = &k[8..];
-            if let Some((from_sys, from_code, to_sys, to_code)) = keys::split4(body) {
-                batch_idx.remove(keys::map_idx_key(from_sys, from_code, to_sys, to_code, rid));
-                batch_rev.remove(keys::map_idx_key(to_sys, to_code, from_sys, from_code, rid));
-                n += 1;
-            }
-            if n >= 10_000 {
-                i.map_idx.apply_batch(std::mem::take(&mut batch_idx))?;
-                i.map_rev.apply_batch(std::mem::take(&mut batch_rev))?;
-                n = 0;
-            }
-        }
-        i.map_idx.apply_batch(batch_idx)?;
-        i.map_rev.apply_batch(batch_rev)?;
-        purge_prefix(&i.map, &prefix)?;
-        i.releases.remove(prefix)?;
-        i.db.flush()?;
+        self.inner.tables.purge(rid)?;
+        self.inner.releases.remove(rid.to_be_bytes())?;
+        self.inner.map_systems.write().remove(&rid);
+        self.inner.db.flush()?;
         Ok(())
     }
 }
 
-fn purge_prefix(tree: &sled::Tree, prefix: &[u8]) -> StoreResult<()> {
-    loop {
-        let mut batch = sled::Batch::default();
-        let mut n = 0;
-        for kv in tree.scan_prefix(prefix).keys().take(10_000) {
-            batch.remove(kv?);
-            n += 1;
-        }
-        if n == 0 {
-            return Ok(());
-        }
-        tree.apply_batch(batch)?;
-    }
-}
-
-fn purge_range(tree: &sled::Tree, start: u64, end: u64) -> StoreResult<()> {
-    loop {
-        let mut batch = sled::Batch::default();
-        let mut n = 0;
-        for k in tree
-            .range(start.to_be_bytes()..end.to_be_bytes())
-            .keys()
-            .take(10_000)
-        {
-            batch.remove(k?);
-            n += 1;
-        }
-        if n == 0 {
-            return Ok(());
-        }
-        tree.apply_batch(batch)?;
-    }
+/// Systems on either side of a release's mappings.
+#[derive(Debug, Default)]
+pub struct MapSystems {
+    /// Systems of mapping sources.
+    pub from: std::collections::HashSet<String>,
+    /// Systems of mapping targets.
+    pub to: std::collections::HashSet<String>,
 }

@@ -3,8 +3,10 @@
 
 use super::keys;
 use super::model::{Concept, ConceptRef, ReleaseInfo, HIERARCHY_RELS};
-use super::{decode, MapVal, Store, StoreResult, TermRow};
+use super::table::Table;
+use super::{decode, MapSystems, MapVal, Store, StoreResult, StoredConcept, TermRow};
 use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
 
 /// Upper bound on the nodes a traversal returns (UMLS hierarchies can be huge).
 pub const MAX_TRAVERSAL: usize = 10_000;
@@ -50,16 +52,26 @@ impl Store {
         let Some(rid) = self.active_rid(system) else {
             return Ok(None);
         };
-        let Some(v) = self.inner.concepts.get(keys::concept_key(rid, code))? else {
+        let Some(stored) = self.stored_concept(rid, code)? else {
             return Ok(None);
         };
-        let concept: Concept = decode("concepts", &v)?;
         let release = self.release(rid)?.map(|r| r.release).unwrap_or_default();
         Ok(Some(ConceptRecord {
             system: system.to_string(),
             release,
-            concept,
+            concept: stored.concept,
         }))
+    }
+
+    fn stored_concept(&self, rid: u64, code: &str) -> StoreResult<Option<StoredConcept>> {
+        match self
+            .inner
+            .tables
+            .get(rid, Table::Concepts, code.as_bytes())?
+        {
+            Some(v) => Ok(Some(decode("concepts", &v)?)),
+            None => Ok(None),
+        }
     }
 
     /// Whether `system` has an active release.
@@ -69,15 +81,15 @@ impl Store {
 
     fn neighbours(
         &self,
-        tree: &sled::Tree,
+        table: Table,
         rid: u64,
         code: &str,
         filter: &dyn Fn(&str) -> bool,
     ) -> StoreResult<Vec<(String, String)>> {
-        let prefix = keys::rel_prefix(rid, code);
+        let prefix = keys::rel_body_prefix(code);
         let mut out = Vec::new();
-        for k in tree.scan_prefix(&prefix).keys() {
-            let k = k?;
+        for kv in self.inner.tables.scan(rid, table, &prefix)? {
+            let (k, _) = kv?;
             if let Some((rel, other)) = keys::rel_tail(&k[prefix.len()..]) {
                 if filter(rel) {
                     out.push((rel.to_string(), other.to_string()));
@@ -101,13 +113,9 @@ impl Store {
         let Some(rid) = self.active_rid(system) else {
             return Ok(Vec::new());
         };
-        let tree = if up {
-            &self.inner.rel
-        } else {
-            &self.inner.rel_rev
-        };
+        let table = if up { Table::Rel } else { Table::RelRev };
         let mut out: Vec<String> = self
-            .neighbours(tree, rid, code, &|r| HIERARCHY_RELS.contains(&r))?
+            .neighbours(table, rid, code, &|r| HIERARCHY_RELS.contains(&r))?
             .into_iter()
             .map(|(_, c)| c)
             .collect();
@@ -142,14 +150,14 @@ impl Store {
         };
         let typed = |r: &str| !HIERARCHY_RELS.contains(&r);
         let mut out = Vec::new();
-        for (rel, c) in self.neighbours(&self.inner.rel, rid, code, &typed)? {
+        for (rel, c) in self.neighbours(Table::Rel, rid, code, &typed)? {
             out.push(RelationView {
                 rel,
                 code: c,
                 direction: "out",
             });
         }
-        for (rel, c) in self.neighbours(&self.inner.rel_rev, rid, code, &typed)? {
+        for (rel, c) in self.neighbours(Table::RelRev, rid, code, &typed)? {
             out.push(RelationView {
                 rel,
                 code: c,
@@ -167,39 +175,63 @@ impl Store {
         code: &str,
         target: Option<&str>,
     ) -> StoreResult<Vec<MappingView>> {
-        let active: HashSet<u64> = self.active_rids().into_values().collect();
-        let prefix = keys::map_idx_prefix(system, code);
+        let mut active: Vec<u64> = self.active_rids().into_values().collect();
+        active.sort_unstable();
+        let prefix = keys::map_body_prefix(system, code);
         let mut out = Vec::new();
-        for (tree, forward) in [(&self.inner.map_idx, true), (&self.inner.map_rev, false)] {
-            for k in tree.scan_prefix(&prefix).keys() {
-                let k = k?;
-                let Some((osys, ocode, rid)) = keys::map_idx_tail(&k[prefix.len()..]) else {
-                    continue;
-                };
-                if !active.contains(&rid) || target.is_some_and(|t| t != osys) {
+        for rid in active {
+            let systems = self.map_systems(rid)?;
+            for (table, forward) in [(Table::Map, true), (Table::MapRev, false)] {
+                // Skip releases whose mappings never have this system on the queried side.
+                let side = if forward { &systems.from } else { &systems.to };
+                if !side.contains(system) {
                     continue;
                 }
-                let pk = if forward {
-                    keys::map_key(rid, system, code, osys, ocode)
-                } else {
-                    keys::map_key(rid, osys, ocode, system, code)
-                };
-                let Some(v) = self.inner.map.get(pk)? else {
-                    continue;
-                };
-                let val: MapVal = decode("map", &v)?;
-                let view = MappingView {
-                    target: ConceptRef::new(osys, ocode),
-                    relation: val.relation,
-                    source: val.source,
-                    direction: if forward { "forward" } else { "reverse" },
-                };
-                if !out.contains(&view) {
-                    out.push(view);
+                for kv in self.inner.tables.scan(rid, table, &prefix)? {
+                    let (k, v) = kv?;
+                    let Some((_, _, osys, ocode)) = keys::split4(&k) else {
+                        continue;
+                    };
+                    if target.is_some_and(|t| t != osys) {
+                        continue;
+                    }
+                    let val: MapVal = decode("map", &v)?;
+                    let view = MappingView {
+                        target: ConceptRef::new(osys, ocode),
+                        relation: val.relation,
+                        source: val.source,
+                        direction: if forward { "forward" } else { "reverse" },
+                    };
+                    if !out.contains(&view) {
+                        out.push(view);
+                    }
                 }
             }
         }
         Ok(out)
+    }
+
+    /// Systems on each side of a release's mappings (cached; releases are immutable).
+    pub fn map_systems(&self, rid: u64) -> StoreResult<Arc<MapSystems>> {
+        if let Some(m) = self.inner.map_systems.read().get(&rid) {
+            return Ok(m.clone());
+        }
+        let mut m = MapSystems::default();
+        for kv in self.inner.tables.scan(rid, Table::MapSystems, b"")? {
+            let (k, _) = kv?;
+            let Some((&side, sys)) = k.split_first() else {
+                continue;
+            };
+            let sys = String::from_utf8_lossy(sys).into_owned();
+            if side == b'F' {
+                m.from.insert(sys);
+            } else {
+                m.to.insert(sys);
+            }
+        }
+        let m = Arc::new(m);
+        self.inner.map_systems.write().insert(rid, m.clone());
+        Ok(m)
     }
 
     /// The active releases (one per system), sorted by system.
@@ -226,7 +258,12 @@ impl Store {
 
     /// One term by id (any release still stored).
     pub fn term(&self, term_id: u64) -> StoreResult<Option<TermRow>> {
-        match self.inner.terms.get(term_id.to_be_bytes())? {
+        let rid = keys::term_rid(term_id);
+        match self
+            .inner
+            .tables
+            .get(rid, Table::Terms, &term_id.to_be_bytes())?
+        {
             Some(v) => Ok(Some(decode("terms", &v)?)),
             None => Ok(None),
         }
@@ -237,45 +274,43 @@ impl Store {
         &self,
         rid: u64,
     ) -> impl Iterator<Item = StoreResult<(u64, TermRow)>> + '_ {
-        self.inner
-            .terms
-            .range((rid << 40).to_be_bytes()..((rid + 1) << 40).to_be_bytes())
-            .map(|kv| {
-                let (k, v) = kv?;
-                Ok((keys::read_u64(&k), decode("terms", &v)?))
-            })
+        let scan = self.inner.tables.scan(rid, Table::Terms, b"");
+        let (scan, err) = match scan {
+            Ok(s) => (Some(s), None),
+            Err(e) => (None, Some(Err(e))),
+        };
+        err.into_iter().chain(scan.into_iter().flatten().map(|kv| {
+            let (k, v) = kv?;
+            Ok((keys::read_u64(&k), decode("terms", &v)?))
+        }))
     }
 
-    /// Term ids of one concept (for concept vectors). Term ids are assigned in concept-key
-    /// (code byte) order at commit, so a concept's terms are one contiguous run found by binary
-    /// search over the release's term ids: O(log n) point reads.
+    /// Term ids of one concept (for concept vectors): a concept's terms have consecutive ids
+    /// starting at the id recorded with the concept.
     pub fn term_ids_of_concept(&self, system: &str, code: &str) -> StoreResult<Vec<u64>> {
         let Some(rid) = self.active_rid(system) else {
             return Ok(Vec::new());
         };
-        let Some(info) = self.release(rid)? else {
+        let Some(stored) = self.stored_concept(rid, code)? else {
             return Ok(Vec::new());
         };
-        let base = rid << 40;
-        let code_at = |i: u64| -> StoreResult<String> {
-            Ok(self.term(base | i)?.map(|t| t.code).unwrap_or_default())
-        };
-        // lower bound of `code` in [0, n)
-        let (mut lo, mut hi) = (0u64, info.counts.terms);
-        while lo < hi {
-            let mid = lo + (hi - lo) / 2;
-            if code_at(mid)?.as_bytes() < code.as_bytes() {
-                lo = mid + 1;
-            } else {
-                hi = mid;
-            }
-        }
-        let mut out = Vec::new();
-        let mut i = lo;
-        while i < info.counts.terms && code_at(i)? == code {
-            out.push(base | i);
-            i += 1;
-        }
-        Ok(out)
+        let n = stored.concept.terms.len() as u64;
+        Ok((stored.first_term..stored.first_term + n).collect())
+    }
+
+    /// Every concept of a release in code order.
+    pub fn concepts_of_release(
+        &self,
+        rid: u64,
+    ) -> StoreResult<impl Iterator<Item = StoreResult<Concept>>> {
+        Ok(self
+            .inner
+            .tables
+            .scan(rid, Table::Concepts, b"")?
+            .map(|kv| {
+                let (_, v) = kv?;
+                let s: StoredConcept = decode("concepts", &v)?;
+                Ok(s.concept)
+            }))
     }
 }

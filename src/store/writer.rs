@@ -1,37 +1,41 @@
-//! Writing a release: invisible while loading, visible all at once on commit.
+//! Writing a release: staged off to the side while loading, visible all at once on commit.
 //!
-//! A [`ReleaseWriter`] is the [`Sink`] loaders write into. It buffers concept fragments (bounded:
-//! flushed every [`PENDING_LIMIT`] concepts, merging with what an earlier flush stored), writes
-//! relations and mappings in batches, and on [`ReleaseWriter::commit`] assigns term ids, counts,
-//! checks the hierarchy for cycles, and flips `active[system]` in one transaction. Dropping the
-//! writer without committing (an error, a cancelled job) purges everything it wrote.
+//! A [`ReleaseWriter`] is the [`Sink`] loaders write into. Nothing goes to sled while a source is
+//! parsed: concepts, relations and mappings are appended to [`Spool`]s — external sorts with a
+//! fixed memory budget that spill sorted runs under `<store>/staging/<rid>/`. On
+//! [`ReleaseWriter::commit`] each spool is merged into one sorted stream and written as a
+//! release table ([`super::table`]) in large sequential batches: concept fragments with the same
+//! code are merged, term ids are assigned in code order, duplicates are dropped, the hierarchy is
+//! checked for cycles, and `active[system]` is flipped in one transaction. Memory stays bounded
+//! by the spool budgets whatever the size of the input, and sled receives a few big sorted blocks
+//! instead of millions of small random inserts. Dropping the writer without committing (an
+//! error, a cancelled job) removes everything it staged or wrote.
 
 use super::keys;
 use super::model::{Concept, Counts, Mapping, Relation, ReleaseInfo, ReleaseState, HIERARCHY_RELS};
-use super::{decode, encode, MapVal, Store, StoreError, StoreResult, TermRow};
+use super::spool::{Merged, Spool, SPOOL_BYTES};
+use super::table::{Table, TableWriter};
+use super::{decode, encode, MapVal, Store, StoreError, StoreResult, StoredConcept, TermRow};
 use crate::ontology::{LoadError, Sink};
 use crate::progress::Progress;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
+use std::path::PathBuf;
 use std::sync::Arc;
-
-/// Concepts buffered in memory before a flush to sled.
-pub const PENDING_LIMIT: usize = 20_000;
-const BATCH_LIMIT: usize = 50_000;
 
 /// Writes one release; see the module docs.
 pub struct ReleaseWriter {
     store: Store,
     info: ReleaseInfo,
     replace: bool,
-    pending: HashMap<String, Concept>,
-    rel_batch: sled::Batch,
-    rel_rev_batch: sled::Batch,
-    map_batch: sled::Batch,
-    idx_batch: sled::Batch,
-    rev_batch: sled::Batch,
-    batched: usize,
+    staging: PathBuf,
+    concepts: Spool,
+    rel: Spool,
+    rel_rev: Spool,
+    map: Spool,
+    map_rev: Spool,
+    map_systems: BTreeSet<Vec<u8>>,
     progress: Option<Arc<Progress>>,
     committed: bool,
 }
@@ -74,17 +78,19 @@ impl ReleaseWriter {
             .releases
             .insert(rid.to_be_bytes(), encode(&info))?;
         store.inner.db.flush()?;
+        let staging = store.staging_dir().join(rid.to_string());
+        let spool = |name: &'static str, share: usize| Spool::new(&staging, name, share);
         Ok(Self {
             store: store.clone(),
             info,
             replace,
-            pending: HashMap::new(),
-            rel_batch: Default::default(),
-            rel_rev_batch: Default::default(),
-            map_batch: Default::default(),
-            idx_batch: Default::default(),
-            rev_batch: Default::default(),
-            batched: 0,
+            concepts: spool("concepts", SPOOL_BYTES),
+            rel: spool("rel", SPOOL_BYTES / 2),
+            rel_rev: spool("rel_rev", SPOOL_BYTES / 2),
+            map: spool("map", SPOOL_BYTES / 2),
+            map_rev: spool("map_rev", SPOOL_BYTES / 2),
+            staging,
+            map_systems: BTreeSet::new(),
             progress: None,
             committed: false,
         })
@@ -106,46 +112,28 @@ impl ReleaseWriter {
         &self.info.system
     }
 
-    fn flush_pending(&mut self) -> StoreResult<()> {
-        let tree = &self.store.inner.concepts;
-        let mut batch = sled::Batch::default();
-        for (code, mut c) in self.pending.drain() {
-            let key = keys::concept_key(self.info.rid, &code);
-            if let Some(old) = tree.get(&key)? {
-                let mut old: Concept = decode("concepts", &old)?;
-                old.merge(c);
-                c = old;
-            }
-            batch.insert(key, encode(&c));
-        }
-        tree.apply_batch(batch)?;
-        Ok(())
-    }
-
-    fn flush_batches(&mut self) -> StoreResult<()> {
-        let i = &self.store.inner;
-        i.rel.apply_batch(std::mem::take(&mut self.rel_batch))?;
-        i.rel_rev
-            .apply_batch(std::mem::take(&mut self.rel_rev_batch))?;
-        i.map.apply_batch(std::mem::take(&mut self.map_batch))?;
-        i.map_idx.apply_batch(std::mem::take(&mut self.idx_batch))?;
-        i.map_rev.apply_batch(std::mem::take(&mut self.rev_batch))?;
-        self.batched = 0;
-        Ok(())
-    }
-
     fn phase(&self, name: &str, total: u64) {
         if let Some(p) = &self.progress {
             p.phase(name, total);
         }
     }
 
+    fn done(&self, n: u64) -> StoreResult<()> {
+        if let Some(p) = &self.progress {
+            p.set_done(n);
+            if p.is_cancelled() {
+                return Err(StoreError::Aborted("cancelled".into()));
+            }
+        }
+        Ok(())
+    }
+
     /// Finish the release and make it visible atomically. Returns the release as committed.
     pub fn commit(mut self) -> StoreResult<ReleaseInfo> {
-        self.flush_pending()?;
-        self.flush_batches()?;
-        self.finalize_terms()?;
-        self.check_cycles()?;
+        self.write_concepts()?;
+        let graph = self.write_relations()?;
+        self.write_mappings()?;
+        self.check_cycles(graph);
         self.phase("committing", 0);
         let rid = self.info.rid;
         let i = self.store.inner.clone();
@@ -192,6 +180,7 @@ impl ReleaseWriter {
         self.committed = true;
         self.info = info.clone();
         drop(_g);
+        let _ = std::fs::remove_dir_all(&self.staging);
         if let Some(old_rid) = old {
             if old_rid != rid {
                 self.store.purge_release(old_rid)?;
@@ -200,138 +189,145 @@ impl ReleaseWriter {
         Ok(info)
     }
 
-    /// Assign term ids, fix concepts without a preferred term, and count.
-    fn finalize_terms(&mut self) -> StoreResult<()> {
+    /// Merge concept fragments, assign term ids in code order, write the concept and term tables.
+    fn write_concepts(&mut self) -> StoreResult<()> {
         let rid = self.info.rid;
-        let i = self.store.inner.clone();
-        self.phase("indexing terms", 0);
+        let spool = std::mem::replace(&mut self.concepts, Spool::new(&self.staging, "x", 0));
+        self.phase("writing concepts", spool.pushed);
+        let mut merged = spool.into_sorted()?;
+        let tree = self.store.inner.tables.tree().clone();
+        let mut concepts_w = TableWriter::new(&tree, rid, Table::Concepts);
+        let mut terms_w = TableWriter::new(&tree, rid, Table::Terms);
         let mut n: u64 = 0;
-        let mut concepts = 0u64;
-        let mut dropped = 0u64;
-        let mut term_batch = sled::Batch::default();
-        let mut concept_batch = sled::Batch::default();
-        let mut in_batch = 0usize;
-        for kv in i.concepts.scan_prefix(rid.to_be_bytes()) {
-            let (k, v) = kv?;
-            let mut c: Concept = decode("concepts", &v)?;
+        let (mut concepts, mut dropped, mut fragments) = (0u64, 0u64, 0u64);
+        while let Some((key, val)) = merged.next_record()? {
+            let mut c: Concept = decode("staging", &val)?;
+            fragments += 1;
+            while merged.peek_key() == Some(key.as_slice()) {
+                if let Some((_, v)) = merged.next_record()? {
+                    c.merge(decode("staging", &v)?);
+                    fragments += 1;
+                }
+            }
             if c.preferred_term.is_empty() {
                 match c.terms.first() {
-                    Some(t) => {
-                        c.preferred_term = t.text.clone();
-                        concept_batch.insert(k.clone(), encode(&c));
-                    }
+                    Some(t) => c.preferred_term = t.text.clone(),
                     None => {
-                        concept_batch.remove(k);
                         dropped += 1;
                         continue;
                     }
                 }
             }
-            concepts += 1;
-            for t in &c.terms {
+            let stored = StoredConcept {
+                first_term: (rid << 40) | n,
+                concept: c,
+            };
+            concepts_w.push(&key, &encode(&stored))?;
+            for t in &stored.concept.terms {
                 let id = (rid << 40) | n;
                 n += 1;
                 let row = TermRow {
-                    code: c.code.clone(),
+                    code: stored.concept.code.clone(),
                     text: t.text.clone(),
                     kind: t.kind,
                 };
-                term_batch.insert(&id.to_be_bytes(), encode(&row));
-                in_batch += 1;
+                terms_w.push(&id.to_be_bytes(), &encode(&row))?;
             }
-            if in_batch >= BATCH_LIMIT {
-                i.terms.apply_batch(std::mem::take(&mut term_batch))?;
-                i.concepts.apply_batch(std::mem::take(&mut concept_batch))?;
-                in_batch = 0;
-            }
-            if let Some(p) = &self.progress {
-                p.set_done(concepts);
+            concepts += 1;
+            if concepts.is_multiple_of(4096) {
+                self.done(fragments)?;
             }
         }
-        i.terms.apply_batch(term_batch)?;
-        i.concepts.apply_batch(concept_batch)?;
+        concepts_w.finish()?;
+        terms_w.finish()?;
         if dropped > 0 {
             self.info.warnings.push(format!(
                 "{dropped} codes had attributes (e.g. semantic types) but no names and were not stored"
             ));
         }
-        let prefix = rid.to_be_bytes();
-        self.info.counts = Counts {
-            concepts,
-            terms: n,
-            relations: i.rel.scan_prefix(prefix).count() as u64,
-            mappings: i.map.scan_prefix(prefix).count() as u64,
-        };
+        self.info.counts.concepts = concepts;
+        self.info.counts.terms = n;
+        Ok(())
+    }
+
+    /// Write the relation tables (duplicates dropped); returns the hierarchy for the cycle check.
+    fn write_relations(&mut self) -> StoreResult<Graph> {
+        let rid = self.info.rid;
+        let tree = self.store.inner.tables.tree().clone();
+        let fwd = std::mem::replace(&mut self.rel, Spool::new(&self.staging, "x", 0));
+        let rev = std::mem::replace(&mut self.rel_rev, Spool::new(&self.staging, "x", 0));
+        self.phase("writing relations", fwd.pushed + rev.pushed);
+        let mut graph = Graph::default();
+        let mut done = 0u64;
+        let mut w = TableWriter::new(&tree, rid, Table::Rel);
+        let mut m = fwd.into_sorted()?;
+        while let Some((k, _)) = next_distinct(&mut m)? {
+            if let Some((from, rel, to)) = split_rel(&k) {
+                if HIERARCHY_RELS.contains(&rel) {
+                    graph.edge(from, to);
+                }
+            }
+            w.push(&k, &[])?;
+            done += 1;
+            if done.is_multiple_of(65_536) {
+                self.done(done)?;
+            }
+        }
+        self.info.counts.relations = w.finish()?;
+        let mut w = TableWriter::new(&tree, rid, Table::RelRev);
+        let mut m = rev.into_sorted()?;
+        while let Some((k, _)) = next_distinct(&mut m)? {
+            w.push(&k, &[])?;
+            done += 1;
+            if done.is_multiple_of(65_536) {
+                self.done(done)?;
+            }
+        }
+        w.finish()?;
+        Ok(graph)
+    }
+
+    /// Write the mapping tables (duplicates dropped, the first value wins).
+    fn write_mappings(&mut self) -> StoreResult<()> {
+        let rid = self.info.rid;
+        let tree = self.store.inner.tables.tree().clone();
+        let fwd = std::mem::replace(&mut self.map, Spool::new(&self.staging, "x", 0));
+        let rev = std::mem::replace(&mut self.map_rev, Spool::new(&self.staging, "x", 0));
+        self.phase("writing mappings", fwd.pushed + rev.pushed);
+        let mut done = 0u64;
+        for (spool, table) in [(fwd, Table::Map), (rev, Table::MapRev)] {
+            let mut w = TableWriter::new(&tree, rid, table);
+            let mut m = spool.into_sorted()?;
+            while let Some((k, v)) = next_distinct(&mut m)? {
+                w.push(&k, &v)?;
+                done += 1;
+                if done.is_multiple_of(65_536) {
+                    self.done(done)?;
+                }
+            }
+            let n = w.finish()?;
+            if table == Table::Map {
+                self.info.counts.mappings = n;
+            }
+        }
+        let mut w = TableWriter::new(&tree, rid, Table::MapSystems);
+        for s in &self.map_systems {
+            w.push(s, &[])?;
+        }
+        w.finish()?;
         Ok(())
     }
 
     /// Find hierarchy cycles (tolerated, reported as a warning) with an iterative DFS.
-    fn check_cycles(&mut self) -> StoreResult<()> {
-        self.phase("checking hierarchy", self.info.counts.relations);
-        let rid = self.info.rid;
-        let tree = self.store.inner.rel.clone();
-        let parents_of = |code: &str| -> StoreResult<Vec<String>> {
-            let prefix = keys::rel_prefix(rid, code);
-            let mut out = Vec::new();
-            for k in tree.scan_prefix(&prefix).keys() {
-                let k = k?;
-                if let Some((rel, to)) = keys::rel_tail(&k[prefix.len()..]) {
-                    if HIERARCHY_RELS.contains(&rel) {
-                        out.push(to.to_string());
-                    }
-                }
-            }
-            Ok(out)
-        };
-        // state: 1 = on stack, 2 = finished
-        let mut state: HashMap<String, u8> = HashMap::new();
-        let mut cycles = 0u64;
-        let mut examples: Vec<String> = Vec::new();
-        let mut last: Option<String> = None;
-        for k in tree.scan_prefix(rid.to_be_bytes()).keys() {
-            let k = k?;
-            let body = &k[8..];
-            let Some(pos) = body.iter().position(|&b| b == 0) else {
-                continue;
-            };
-            let from = String::from_utf8_lossy(&body[..pos]).into_owned();
-            if last.as_deref() == Some(from.as_str()) || state.contains_key(&from) {
-                continue;
-            }
-            last = Some(from.clone());
-            let mut stack: Vec<(String, Vec<String>)> = vec![(from.clone(), parents_of(&from)?)];
-            state.insert(from, 1);
-            while let Some((node, children)) = stack.last_mut() {
-                match children.pop() {
-                    Some(next) => match state.get(&next) {
-                        Some(1) => {
-                            cycles += 1;
-                            if examples.len() < 5 {
-                                examples.push(format!("{node} -> {next}"));
-                            }
-                        }
-                        Some(_) => {}
-                        None => {
-                            let ps = parents_of(&next)?;
-                            state.insert(next.clone(), 1);
-                            stack.push((next, ps));
-                        }
-                    },
-                    None => {
-                        let done = node.clone();
-                        state.insert(done, 2);
-                        stack.pop();
-                    }
-                }
-            }
-        }
+    fn check_cycles(&mut self, graph: Graph) {
+        self.phase("checking hierarchy", graph.edges.len() as u64);
+        let (cycles, examples) = graph.cycles();
         if cycles > 0 {
             self.info.warnings.push(format!(
                 "hierarchy has {cycles} cycle edge(s) (tolerated; traversals stop at visited nodes), e.g. {}",
                 examples.join(", ")
             ));
         }
-        Ok(())
     }
 
     /// Record a warning on the release.
@@ -342,9 +338,113 @@ impl ReleaseWriter {
     }
 }
 
+/// Next record whose key differs from the previous one (the first of equal keys wins).
+fn next_distinct(m: &mut Merged) -> StoreResult<Option<(Vec<u8>, Vec<u8>)>> {
+    let Some((k, v)) = m.next_record()? else {
+        return Ok(None);
+    };
+    while m.peek_key() == Some(k.as_slice()) {
+        m.next_record()?;
+    }
+    Ok(Some((k, v)))
+}
+
+/// Split a relation key `from 0 rel 0 to`.
+fn split_rel(k: &[u8]) -> Option<(&[u8], &str, &[u8])> {
+    let a = k.iter().position(|&b| b == 0)?;
+    let rest = &k[a + 1..];
+    let b = rest.iter().position(|&b| b == 0)?;
+    let rel = std::str::from_utf8(&rest[..b]).ok()?;
+    Some((&k[..a], rel, &rest[b + 1..]))
+}
+
+/// The hierarchy as compact integer edges (child → parent), for the cycle check.
+#[derive(Default)]
+struct Graph {
+    ids: HashMap<Box<[u8]>, u32>,
+    edges: Vec<(u32, u32)>,
+}
+
+impl Graph {
+    fn id(&mut self, code: &[u8]) -> u32 {
+        if let Some(&i) = self.ids.get(code) {
+            return i;
+        }
+        let i = self.ids.len() as u32;
+        self.ids.insert(code.into(), i);
+        i
+    }
+
+    fn edge(&mut self, child: &[u8], parent: &[u8]) {
+        let (c, p) = (self.id(child), self.id(parent));
+        self.edges.push((c, p));
+    }
+
+    fn name(&self, id: u32) -> String {
+        self.ids
+            .iter()
+            .find(|(_, &v)| v == id)
+            .map(|(k, _)| String::from_utf8_lossy(k).into_owned())
+            .unwrap_or_default()
+    }
+
+    /// Number of back edges found by a DFS over child → parent edges, and a few examples.
+    fn cycles(mut self) -> (u64, Vec<String>) {
+        let n = self.ids.len();
+        self.edges.sort_unstable();
+        let mut start = vec![0usize; n + 1];
+        for &(c, _) in &self.edges {
+            start[c as usize + 1] += 1;
+        }
+        for i in 0..n {
+            start[i + 1] += start[i];
+        }
+        // state: 0 = new, 1 = on stack, 2 = finished
+        let mut state = vec![0u8; n];
+        let mut cycles = 0u64;
+        let mut examples: Vec<(u32, u32)> = Vec::new();
+        let mut stack: Vec<(u32, usize)> = Vec::new();
+        for root in 0..n as u32 {
+            if state[root as usize] != 0 {
+                continue;
+            }
+            state[root as usize] = 1;
+            stack.push((root, start[root as usize]));
+            while let Some(&mut (node, ref mut next)) = stack.last_mut() {
+                if *next < start[node as usize + 1] {
+                    let parent = self.edges[*next].1;
+                    *next += 1;
+                    match state[parent as usize] {
+                        0 => {
+                            state[parent as usize] = 1;
+                            stack.push((parent, start[parent as usize]));
+                        }
+                        1 => {
+                            cycles += 1;
+                            if examples.len() < 5 {
+                                examples.push((node, parent));
+                            }
+                        }
+                        _ => {}
+                    }
+                } else {
+                    state[node as usize] = 2;
+                    stack.pop();
+                }
+            }
+        }
+        let examples = examples
+            .into_iter()
+            .map(|(a, b)| format!("{} -> {}", self.name(a), self.name(b)))
+            .collect();
+        (cycles, examples)
+    }
+}
+
 impl Drop for ReleaseWriter {
     fn drop(&mut self) {
         if !self.committed {
+            let _ = std::fs::remove_dir_all(&self.staging);
             if let Err(e) = self.store.purge_release(self.info.rid) {
                 tracing::error!(rid = self.info.rid, error = %e, "could not purge aborted release; it will be purged at next start");
             }
@@ -364,32 +464,20 @@ impl Sink for ReleaseWriter {
                 concept.code
             )));
         }
-        match self.pending.get_mut(&concept.code) {
-            Some(c) => c.merge(concept),
-            None => {
-                self.pending.insert(concept.code.clone(), concept);
-            }
-        }
-        if self.pending.len() >= PENDING_LIMIT {
-            self.flush_pending().map_err(store_err)?;
-        }
-        Ok(())
+        let key = concept.code.as_bytes().to_vec();
+        self.concepts.push(key, encode(&concept)).map_err(store_err)
     }
 
     fn relation(&mut self, r: Relation) -> Result<(), LoadError> {
-        if !valid_code(&r.from) || !valid_code(&r.to) || r.rel.contains('\0') {
+        if !valid_code(&r.from) || !valid_code(&r.to) || r.rel.contains('\0') || r.rel.is_empty() {
             return Err(LoadError::Store(format!("invalid relation {r:?}")));
         }
-        let rid = self.info.rid;
-        self.rel_batch
-            .insert(keys::rel_key(rid, &r.from, &r.rel, &r.to), &[][..]);
-        self.rel_rev_batch
-            .insert(keys::rel_key(rid, &r.to, &r.rel, &r.from), &[][..]);
-        self.batched += 1;
-        if self.batched >= BATCH_LIMIT {
-            self.flush_batches().map_err(store_err)?;
-        }
-        Ok(())
+        self.rel
+            .push(keys::rel_body(&r.from, &r.rel, &r.to), Vec::new())
+            .map_err(store_err)?;
+        self.rel_rev
+            .push(keys::rel_body(&r.to, &r.rel, &r.from), Vec::new())
+            .map_err(store_err)
     }
 
     fn mapping(&mut self, m: Mapping) -> Result<(), LoadError> {
@@ -398,23 +486,28 @@ impl Sink for ReleaseWriter {
                 return Err(LoadError::Store(format!("invalid mapping {m:?}")));
             }
         }
-        let rid = self.info.rid;
         let (fs, fc, ts, tc) = (&m.from.system, &m.from.code, &m.to.system, &m.to.code);
-        let val = MapVal {
+        let val = encode(&MapVal {
             relation: m.relation,
             source: m.source,
-        };
-        self.map_batch
-            .insert(keys::map_key(rid, fs, fc, ts, tc), encode(&val));
-        self.idx_batch
-            .insert(keys::map_idx_key(fs, fc, ts, tc, rid), &[][..]);
-        self.rev_batch
-            .insert(keys::map_idx_key(ts, tc, fs, fc, rid), &[][..]);
-        self.batched += 1;
-        if self.batched >= BATCH_LIMIT {
-            self.flush_batches().map_err(store_err)?;
+        });
+        for (side, sys) in [(b'F', fs), (b'T', ts)] {
+            if !self
+                .map_systems
+                .iter()
+                .any(|s| s[0] == side && &s[1..] == sys.as_bytes())
+            {
+                let mut k = vec![side];
+                k.extend_from_slice(sys.as_bytes());
+                self.map_systems.insert(k);
+            }
         }
-        Ok(())
+        self.map
+            .push(keys::map_body(fs, fc, ts, tc), val.clone())
+            .map_err(store_err)?;
+        self.map_rev
+            .push(keys::map_body(ts, tc, fs, fc), val)
+            .map_err(store_err)
     }
 
     fn warning(&mut self, message: String) {
