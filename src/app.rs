@@ -40,6 +40,11 @@ impl AppConfig {
         self.data_dir.join("store")
     }
 
+    /// Where the derived search indexes live (rebuildable from the store).
+    pub fn indexes_dir(&self) -> PathBuf {
+        self.data_dir.join("indexes")
+    }
+
     /// Where uploads are staged.
     pub fn uploads_dir(&self) -> PathBuf {
         self.data_dir.join("uploads")

@@ -76,9 +76,22 @@ pub enum Command {
         /// Where to write the held-out terms as a gold TSV (mention, system, code).
         #[arg(long)]
         gold_out: Option<PathBuf>,
+        /// Only load the store; leave the derived indexes to `ontovec reindex` or the next
+        /// `serve` (useful when loading several releases in a row).
+        #[arg(long, env = "ONTOVEC_SKIP_INDEX")]
+        skip_index: bool,
         /// Input files.
         #[arg(required = true)]
         files: Vec<PathBuf>,
+    },
+    /// Bring the derived indexes (lexical, vectors) up to date with the store, or rebuild them.
+    Reindex {
+        /// Data directory options.
+        #[command(flatten)]
+        data: DataArgs,
+        /// Delete the indexes first and rebuild them from the store.
+        #[arg(long)]
+        rebuild: bool,
     },
     /// Upgrade the store's schema to this binary's version.
     Migrate {
@@ -246,6 +259,7 @@ pub fn run() -> Result<()> {
             if_absent,
             hold_out,
             gold_out,
+            skip_index,
             files,
         } => {
             let mut cfg = AppConfig::new(&data.data_dir);
@@ -262,7 +276,11 @@ pub fn run() -> Result<()> {
             let progress = Progress::new();
             let stop = Arc::new(AtomicBool::new(false));
             let bar = spawn_bar(progress.clone(), stop.clone());
-            let outcome = app.ingest(&req, progress);
+            let outcome = if skip_index {
+                crate::ingest::ingest_release(&app.store, &req, progress)
+            } else {
+                app.ingest(&req, progress)
+            };
             stop.store(true, Ordering::Relaxed);
             let _ = bar.join();
             match outcome {
@@ -278,6 +296,31 @@ pub fn run() -> Result<()> {
                 }
                 Err(e) => bail!("ingest failed: {e}"),
             }
+        }
+        Command::Reindex { data, rebuild } => {
+            let mut cfg = AppConfig::new(&data.data_dir);
+            cfg.models_dir = data.models_dir;
+            if rebuild {
+                let dir = cfg.indexes_dir();
+                if dir.exists() {
+                    std::fs::remove_dir_all(&dir)
+                        .with_context(|| format!("removing {}", dir.display()))?;
+                }
+            }
+            let app = App::open(cfg).context("opening the store")?;
+            let progress = Progress::new();
+            let stop = Arc::new(AtomicBool::new(false));
+            let bar = spawn_bar(progress.clone(), stop.clone());
+            let t = std::time::Instant::now();
+            let outcome = app.sync_indexes(Some(&progress));
+            stop.store(true, Ordering::Relaxed);
+            let _ = bar.join();
+            outcome.context("indexing")?;
+            println!(
+                "{}",
+                serde_json::json!({ "seconds": t.elapsed().as_secs_f64() })
+            );
+            Ok(())
         }
         Command::Serve {
             data,

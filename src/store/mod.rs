@@ -183,9 +183,16 @@ impl Store {
     /// Open the trees without any version check (used by `migrate`).
     pub fn open_raw(dir: &Path) -> StoreResult<Self> {
         std::fs::create_dir_all(dir).map_err(|e| StoreError::Sled(sled::Error::Io(e)))?;
+        // sled's page cache. Release tables are a few large blocks and the OS page cache holds
+        // the rest, so a small cache costs little on reads and bounds memory during bulk loads
+        // (measured: 256 MB → 64 MB cut peak RSS of a 2M-row load without slowing it).
+        let cache_mb = std::env::var("ONTOVEC_SLED_CACHE_MB")
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(64);
         let db = sled::Config::new()
             .path(dir)
-            .cache_capacity(256 * 1024 * 1024)
+            .cache_capacity(cache_mb * 1024 * 1024)
             .mode(sled::Mode::HighThroughput)
             .open()?;
         let t = |name: &str| db.open_tree(name);

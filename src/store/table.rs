@@ -13,8 +13,22 @@
 
 use super::{StoreError, StoreResult};
 
-/// Target size of one block (bytes of encoded entries).
+/// Default target size of one block (bytes of encoded entries).
 pub const BLOCK_BYTES: usize = 16 * 1024;
+
+/// Block size in use: [`BLOCK_BYTES`] unless `ONTOVEC_BLOCK_KB` says otherwise (a tuning knob
+/// for benchmarks; readers handle any block size).
+pub fn block_bytes() -> usize {
+    static B: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *B.get_or_init(|| {
+        std::env::var("ONTOVEC_BLOCK_KB")
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok())
+            .filter(|&kb| (1..=1024).contains(&kb))
+            .map(|kb| kb * 1024)
+            .unwrap_or(BLOCK_BYTES)
+    })
+}
 /// Blocks written per sled batch.
 const BLOCKS_PER_BATCH: usize = 64;
 
@@ -140,7 +154,7 @@ impl TableWriter {
         Self {
             tree: tree.clone(),
             prefix: table_prefix(rid, table),
-            block: Vec::with_capacity(BLOCK_BYTES + 1024),
+            block: Vec::with_capacity(block_bytes() + 1024),
             first_key: Vec::new(),
             last_key: Vec::new(),
             has_entries: false,
@@ -179,7 +193,7 @@ impl TableWriter {
         self.last_key.extend_from_slice(key);
         self.has_entries = true;
         self.entries += 1;
-        if self.block.len() >= BLOCK_BYTES {
+        if self.block.len() >= block_bytes() {
             self.end_block()?;
         }
         Ok(())
@@ -193,7 +207,7 @@ impl TableWriter {
         k.extend_from_slice(&self.prefix);
         k.extend_from_slice(&self.first_key);
         self.batch.insert(k, std::mem::take(&mut self.block));
-        self.block = Vec::with_capacity(BLOCK_BYTES + 1024);
+        self.block = Vec::with_capacity(block_bytes() + 1024);
         self.in_batch += 1;
         if self.in_batch >= BLOCKS_PER_BATCH {
             self.tree.apply_batch(std::mem::take(&mut self.batch))?;
