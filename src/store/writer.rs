@@ -133,7 +133,7 @@ impl ReleaseWriter {
         self.write_concepts()?;
         let graph = self.write_relations()?;
         self.write_mappings()?;
-        self.check_cycles(graph);
+        self.check_cycles(graph)?;
         self.phase("committing", 0);
         let rid = self.info.rid;
         let i = self.store.inner.clone();
@@ -319,15 +319,41 @@ impl ReleaseWriter {
     }
 
     /// Find hierarchy cycles (tolerated, reported as a warning) with an iterative DFS.
-    fn check_cycles(&mut self, graph: Graph) {
+    fn check_cycles(&mut self, mut graph: Graph) -> StoreResult<()> {
         self.phase("checking hierarchy", graph.edges.len() as u64);
-        let (cycles, examples) = graph.cycles();
+        let (cycles, pairs) = graph.cycles();
+        drop(graph);
         if cycles > 0 {
+            // Name the example edges: one pass over the relation table.
+            let mut examples = Vec::new();
+            let scan = self
+                .store
+                .inner
+                .tables
+                .scan(self.info.rid, Table::Rel, b"")?;
+            for kv in scan {
+                let (k, _) = kv?;
+                if let Some((from, rel, to)) = split_rel(&k) {
+                    if HIERARCHY_RELS.contains(&rel)
+                        && pairs.contains(&(code_hash(from), code_hash(to)))
+                    {
+                        examples.push(format!(
+                            "{} -> {}",
+                            String::from_utf8_lossy(from),
+                            String::from_utf8_lossy(to)
+                        ));
+                    }
+                }
+                if examples.len() >= pairs.len() {
+                    break;
+                }
+            }
             self.info.warnings.push(format!(
                 "hierarchy has {cycles} cycle edge(s) (tolerated; traversals stop at visited nodes), e.g. {}",
                 examples.join(", ")
             ));
         }
+        Ok(())
     }
 
     /// Record a warning on the release.
@@ -358,21 +384,26 @@ fn split_rel(k: &[u8]) -> Option<(&[u8], &str, &[u8])> {
     Some((&k[..a], rel, &rest[b + 1..]))
 }
 
-/// The hierarchy as compact integer edges (child → parent), for the cycle check.
+/// The hierarchy as compact integer edges (child → parent), for the cycle check. Codes are
+/// kept as 64-bit hashes, not strings, so memory is ~24 bytes per concept plus 8 per edge
+/// (a collision could only hide or invent a cycle warning, never change stored data).
 #[derive(Default)]
 struct Graph {
-    ids: HashMap<Box<[u8]>, u32>,
+    ids: HashMap<u64, u32>,
     edges: Vec<(u32, u32)>,
+}
+
+fn code_hash(code: &[u8]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    code.hash(&mut h);
+    h.finish()
 }
 
 impl Graph {
     fn id(&mut self, code: &[u8]) -> u32 {
-        if let Some(&i) = self.ids.get(code) {
-            return i;
-        }
-        let i = self.ids.len() as u32;
-        self.ids.insert(code.into(), i);
-        i
+        let next = self.ids.len() as u32;
+        *self.ids.entry(code_hash(code)).or_insert(next)
     }
 
     fn edge(&mut self, child: &[u8], parent: &[u8]) {
@@ -380,16 +411,8 @@ impl Graph {
         self.edges.push((c, p));
     }
 
-    fn name(&self, id: u32) -> String {
-        self.ids
-            .iter()
-            .find(|(_, &v)| v == id)
-            .map(|(k, _)| String::from_utf8_lossy(k).into_owned())
-            .unwrap_or_default()
-    }
-
-    /// Number of back edges found by a DFS over child → parent edges, and a few examples.
-    fn cycles(mut self) -> (u64, Vec<String>) {
+    /// Back edges found by a DFS over child → parent edges, and up to five of them as hashes.
+    fn cycles(&mut self) -> (u64, Vec<(u64, u64)>) {
         let n = self.ids.len();
         self.edges.sort_unstable();
         let mut start = vec![0usize; n + 1];
@@ -433,9 +456,18 @@ impl Graph {
                 }
             }
         }
+        if examples.is_empty() {
+            return (cycles, Vec::new());
+        }
+        let mut hash_of = HashMap::new();
+        for (&h, &i) in &self.ids {
+            if examples.iter().any(|&(a, b)| a == i || b == i) {
+                hash_of.insert(i, h);
+            }
+        }
         let examples = examples
             .into_iter()
-            .map(|(a, b)| format!("{} -> {}", self.name(a), self.name(b)))
+            .map(|(a, b)| (hash_of[&a], hash_of[&b]))
             .collect();
         (cycles, examples)
     }
