@@ -76,7 +76,10 @@ async fn malformed_notes_fail_with_location_and_leave_nothing() {
     )
     .unwrap();
     let e = app
-        .ingest_notes(&req(Format::NotesJsonl, &[f.clone()]), Progress::new())
+        .ingest_notes(
+            &req(Format::NotesJsonl, std::slice::from_ref(&f)),
+            Progress::new(),
+        )
         .unwrap_err()
         .to_string();
     assert!(e.starts_with("bad.jsonl:3:"), "{e}");
@@ -87,7 +90,10 @@ async fn malformed_notes_fail_with_location_and_leave_nothing() {
     )
     .unwrap();
     let e = app
-        .ingest_notes(&req(Format::NotesJsonl, &[f.clone()]), Progress::new())
+        .ingest_notes(
+            &req(Format::NotesJsonl, std::slice::from_ref(&f)),
+            Progress::new(),
+        )
         .unwrap_err()
         .to_string();
     assert!(e.starts_with("bad.jsonl:2:") && e.contains("twice"), "{e}");

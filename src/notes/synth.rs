@@ -370,19 +370,16 @@ impl Generator {
                 self.mention(c, rng)
             })
             .collect();
+        let pmh = if chronic.is_empty() {
+            String::new()
+        } else {
+            format!(" with PMH of {}", chronic.join(", "))
+        };
+        let verb = SECTIONS_HPI.choose(rng).unwrap_or(&"presented with");
+        let prefix = MENTION_PREFIX.choose(rng).unwrap_or(&"");
+        let what = self.mention(principal, rng);
         s.push_str(&format!(
-            "HISTORY OF PRESENT ILLNESS: {age} y/o {sex}{} who {} {}.",
-            if chronic.is_empty() {
-                String::new()
-            } else {
-                format!(" with PMH of {}", chronic.join(", "))
-            },
-            SECTIONS_HPI.choose(rng).unwrap_or(&"presented with"),
-            format!(
-                "{}{}",
-                MENTION_PREFIX.choose(rng).unwrap_or(&""),
-                self.mention(principal, rng)
-            )
+            "HISTORY OF PRESENT ILLNESS: {age} y/o {sex}{pmh} who {verb} {prefix}{what}."
         ));
         if let Some(f) = self.findings.choose(rng) {
             s.push_str(&format!(" Also reports {}.", f.to_lowercase()));

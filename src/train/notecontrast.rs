@@ -145,7 +145,7 @@ impl NoteContrastConfig {
             test_permille: 150,
             dev_permille: 100,
             rare_max_train: 10,
-            max_notes: 3000,
+            max_notes: 1500,
             max_tokens: 8192,
             checkpoint_every: 100,
             max_train_secs: Some(8 * 60),
@@ -336,6 +336,17 @@ fn note_vectors(
         let weights: Vec<usize> = w.iter().map(|x| x.body).collect();
         out.push(windows::pool(&vecs, &weights));
         bar.inc(1);
+        if bar.position().is_multiple_of(250) {
+            tracing::info!(
+                notes = bar.position(),
+                windows = wins,
+                tokens_per_s = format!(
+                    "{:.0}",
+                    tokens as f64 / t0.elapsed().as_secs_f64().max(1e-9)
+                ),
+                "embedding note windows"
+            );
+        }
         bar.set_message(format!(
             "{wins} windows, {:.0} tokens/s",
             tokens as f64 / t0.elapsed().as_secs_f64().max(1e-9)
@@ -722,7 +733,7 @@ pub fn train(args: &Args, stop_after: Option<u64>) -> anyhow::Result<Report> {
         bar.set_message(format!(
             "seq {ls:.3} code {lc:.3} mlm {lm:.3} |g| {norm:.2} lr {lr:.1e}"
         ));
-        if cfg.log_every > 0 && state.step % cfg.log_every == 0 {
+        if cfg.log_every > 0 && state.step.is_multiple_of(cfg.log_every) {
             tracing::info!(
                 step = state.step,
                 seq = ls,
@@ -735,7 +746,7 @@ pub fn train(args: &Args, stop_after: Option<u64>) -> anyhow::Result<Report> {
             );
         }
         if state.step == cfg.steps
-            || (cfg.checkpoint_every > 0 && state.step % cfg.checkpoint_every == 0)
+            || (cfg.checkpoint_every > 0 && state.step.is_multiple_of(cfg.checkpoint_every))
             || stop_after == Some(state.step)
         {
             state.rng = RngState::capture(&rng);
