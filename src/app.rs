@@ -61,6 +61,8 @@ pub struct App {
     pub jobs: JobManager,
     /// Search engine (indexes + encoders).
     pub search: Option<Arc<SearchEngine>>,
+    /// Notes: store, indexes, coding (NoteContrast).
+    pub notes: Arc<crate::notes::Notes>,
     ingest_lock: parking_lot::Mutex<()>,
 }
 
@@ -76,6 +78,9 @@ pub enum OpenError {
     /// The indexes could not be opened.
     #[error(transparent)]
     Search(#[from] crate::search::engine::EngineError),
+    /// The notes subsystem could not be opened.
+    #[error(transparent)]
+    Notes(#[from] crate::notes::NotesError),
 }
 
 impl App {
@@ -91,12 +96,19 @@ impl App {
             &config.models_dir,
             EngineConfig::default(),
         )?);
+        let notes = crate::notes::Notes::open(
+            &store,
+            registry.clone(),
+            &config.models_dir,
+            &config.data_dir,
+        )?;
         let search = SearchEngine::open(store.clone(), registry, &config.data_dir)?;
         Ok(Arc::new(Self {
             config,
             store,
             jobs,
             search: Some(Arc::new(search)),
+            notes: Arc::new(notes),
             ingest_lock: parking_lot::Mutex::new(()),
         }))
     }
@@ -107,7 +119,42 @@ impl App {
             s.sync(progress)
                 .map_err(|e| IngestError::Invalid(format!("indexing failed: {e}")))?;
         }
+        self.notes
+            .sync(progress)
+            .map_err(|e| IngestError::Invalid(format!("indexing notes failed: {e}")))?;
         Ok(())
+    }
+
+    /// Load notes (`notes-jsonl`, `mimic-notes-csv`) all-or-nothing, then index them.
+    pub fn ingest_notes(
+        &self,
+        req: &IngestRequest,
+        progress: Arc<Progress>,
+    ) -> Result<crate::notes::ingest::NotesLoadResult, IngestError> {
+        let started = std::time::Instant::now();
+        let mut batch = self.notes.store.begin()?;
+        let mut r = crate::notes::ingest::load(req.format, &req.files, &mut batch, &progress)?;
+        let n = batch.commit()?;
+        tracing::info!(notes = n, codes = r.codes, "notes committed");
+        self.notes
+            .sync(Some(&progress))
+            .map_err(|e| IngestError::Invalid(format!("indexing notes failed: {e}")))?;
+        r.seconds = started.elapsed().as_secs_f64();
+        Ok(r)
+    }
+
+    fn run_ingest(
+        &self,
+        req: &IngestRequest,
+        progress: Arc<Progress>,
+    ) -> Result<serde_json::Value, IngestError> {
+        if req.format.is_notes() {
+            let r = self.ingest_notes(req, progress)?;
+            return Ok(serde_json::to_value(&r).unwrap_or_default());
+        }
+        let r = ingest::ingest_release(&self.store, req, progress.clone())?;
+        self.sync_indexes(Some(&progress))?;
+        Ok(serde_json::to_value(&r).unwrap_or_default())
     }
 
     /// Run an ingest to completion on this thread (CLI path). Ingests run one at a time.
@@ -137,12 +184,9 @@ impl App {
             .spawn(move || {
                 let _g = app.ingest_lock.lock();
                 let _ = app.jobs.start(&job);
-                let outcome = ingest::ingest_release(&app.store, &req, progress.clone())
-                    .and_then(|r| app.sync_indexes(Some(&progress)).map(|_| r));
+                let outcome = app.run_ingest(&req, progress.clone());
                 let _ = match outcome {
-                    Ok(r) => app
-                        .jobs
-                        .succeed(&job, serde_json::to_value(&r).unwrap_or_default()),
+                    Ok(r) => app.jobs.succeed(&job, r),
                     Err(e) => app.jobs.fail(&job, job_error(&e)),
                 };
                 if let Some(dir) = cleanup {

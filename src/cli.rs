@@ -113,6 +113,31 @@ pub enum Command {
         #[command(subcommand)]
         what: TrainCommand,
     },
+    /// Write a synthetic corpus of coded clinical notes (notes-jsonl) from the ICD-10-CM and HPO
+    /// releases in the store and the clinosim modules. The notes are synthetic, not real.
+    SynthNotes {
+        /// Notes to write.
+        #[arg(long, default_value_t = 2000)]
+        n: usize,
+        /// Seed (the output is deterministic for a seed and store).
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Output file (notes-jsonl).
+        #[arg(long)]
+        out: PathBuf,
+        /// Data directory whose store holds ICD10CM (and HPO).
+        #[arg(long, env = "ONTOVEC_DATA_DIR", default_value = "data/ontovec")]
+        data_dir: PathBuf,
+        /// clinosim download (modules/disease/reference_data/*.yaml).
+        #[arg(long, default_value = "data/downloads/notes/clinosim")]
+        clinosim: PathBuf,
+        /// ICD-10-CM codes in the label pool besides clinosim's.
+        #[arg(long, default_value_t = 300)]
+        pool: usize,
+        /// Share of long notes (> 4,000 tokens).
+        #[arg(long, default_value_t = 0.05)]
+        long_share: f64,
+    },
     /// Benchmarks that need whole processes or generated files.
     Bench {
         /// What to measure.
@@ -179,6 +204,26 @@ pub enum TrainCommand {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// NoteContrast (arXiv 2412.11477): a code-sequence transformer (MLM) aligned with a
+    /// windowed note encoder by symmetric InfoNCE; writes a notes model and a codes model.
+    Notecontrast {
+        /// Note encoder to start from (a terms model folder, e.g. the HiPrBERT model).
+        #[arg(long, default_value = "models/all-MiniLM-L6-v2")]
+        base: PathBuf,
+        /// Data directory whose store holds the notes and the ICD releases.
+        #[arg(long, env = "ONTOVEC_DATA_DIR", default_value = "data/ontovec")]
+        data_dir: PathBuf,
+        /// Output notes model folder, e.g. models/notecontrast (the codes model goes to
+        /// `<out>-codes`); resumes from its checkpoint.
+        #[arg(long)]
+        out: PathBuf,
+        /// quick (≤ 20 min on 2 cores) or full.
+        #[arg(long, default_value = "quick")]
+        preset: crate::train::Preset,
+        /// JSON file overriding preset fields (see `NoteContrastConfig`).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
 }
 
 /// Benchmarks.
@@ -217,6 +262,46 @@ pub fn run() -> Result<()> {
             crate::bench::ingest(rows, &work)
         }
         Command::Eval { what } => crate::eval_cli::run(what),
+        Command::SynthNotes {
+            n,
+            seed,
+            out,
+            data_dir,
+            clinosim,
+            pool,
+            long_share,
+        } => {
+            let store = crate::store::Store::open(&data_dir.join("store"))
+                .with_context(|| format!("opening the store in {}", data_dir.display()))?;
+            let cfg = crate::notes::synth::SynthConfig {
+                n,
+                seed,
+                pool,
+                long_share: long_share.clamp(0.0, 1.0),
+            };
+            let codes = crate::notes::synth::generate(&store, &clinosim, &cfg, &out)?;
+            eprintln!(
+                "wrote {n} synthetic notes with {codes} distinct ICD-10-CM codes to {}",
+                out.display()
+            );
+            Ok(())
+        }
+        Command::Train {
+            what:
+                TrainCommand::Notecontrast {
+                    base,
+                    data_dir,
+                    out,
+                    preset,
+                    config,
+                },
+        } => crate::train::notecontrast::run(crate::train::notecontrast::Args {
+            base,
+            data_dir,
+            out,
+            preset,
+            config,
+        }),
         Command::Train {
             what:
                 TrainCommand::Hiprbert {
@@ -276,6 +361,14 @@ pub fn run() -> Result<()> {
             let progress = Progress::new();
             let stop = Arc::new(AtomicBool::new(false));
             let bar = spawn_bar(progress.clone(), stop.clone());
+            if req.format.is_notes() {
+                let outcome = app.ingest_notes(&req, progress);
+                stop.store(true, Ordering::Relaxed);
+                let _ = bar.join();
+                let r = outcome.map_err(|e| anyhow::anyhow!("ingest failed: {e}"))?;
+                println!("{}", serde_json::to_string_pretty(&r)?);
+                return Ok(());
+            }
             let outcome = if skip_index {
                 crate::ingest::ingest_release(&app.store, &req, progress)
             } else {

@@ -13,6 +13,7 @@ pub mod encoder;
 pub mod eval_cli;
 pub mod ingest;
 pub mod jobs;
+pub mod notes;
 pub mod ontology;
 pub mod progress;
 pub mod search;

@@ -264,3 +264,37 @@ impl From<crate::search::engine::EngineError> for ApiError {
         }
     }
 }
+
+impl From<crate::store::notes::InsertError> for ApiError {
+    fn from(e: crate::store::notes::InsertError) -> Self {
+        use crate::store::notes::{InsertError, NoteConflict};
+        match e {
+            InsertError::Conflict(NoteConflict::Exists(id))
+            | InsertError::Conflict(NoteConflict::DuplicateInBatch(id)) => ApiError::new(
+                StatusCode::CONFLICT,
+                "note_exists",
+                format!("a note with id '{id}' already exists"),
+            )
+            .with_details(json!({"id": id})),
+            InsertError::Store(s) => s.into(),
+        }
+    }
+}
+
+impl From<crate::notes::NotesError> for ApiError {
+    fn from(e: crate::notes::NotesError) -> Self {
+        use crate::notes::NotesError as E;
+        match e {
+            E::Store(s) => s.into(),
+            E::Encoder(x) => x.into(),
+            E::Search(crate::search::SearchError::InvalidQuery(m)) => ApiError::bad_request(m),
+            E::Search(x) => ApiError::internal(x.to_string()),
+            E::NoModel => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "encoder_unavailable",
+                e.to_string(),
+            ),
+            E::Model(m) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "encoder_unavailable", m),
+        }
+    }
+}

@@ -18,10 +18,10 @@ use utoipa::ToSchema;
 #[allow(dead_code)]
 pub struct IngestForm {
     /// One of `umls-rrf`, `rxnorm-rrf`, `loinc-csv`, `phecode-csv`, `icd10cm-xml`, `icd9cm-txt`,
-    /// `icd9cm-csv`, `obo`.
+    /// `icd9cm-csv`, `obo`, `notes-jsonl`, `mimic-notes-csv` (NOTEEVENTS.csv + DIAGNOSES_ICD.csv).
     format: String,
-    /// Release label, 1-64 of `[A-Za-z0-9._-]`.
-    release: String,
+    /// Release label, 1-64 of `[A-Za-z0-9._-]` (optional for note formats).
+    release: Option<String>,
     /// System name override (default: the format's, or an OBO file's `ontology:` header).
     system: Option<String>,
     /// `true` to replace an existing release with the same label.
@@ -165,7 +165,12 @@ pub async fn ingest(
         .ok_or_else(|| ApiError::bad_request("missing form field 'format'"))?
         .parse()
         .map_err(ApiError::bad_request)?;
-    let release = release.ok_or_else(|| ApiError::bad_request("missing form field 'release'"))?;
+    let release = match (release, format.is_notes()) {
+        (Some(r), _) => r,
+        // notes are not versioned releases; the label is optional and only logged
+        (None, true) => "notes".to_string(),
+        (None, false) => return Err(ApiError::bad_request("missing form field 'release'")),
+    };
     if files.is_empty() {
         return Err(ApiError::bad_request("no 'file' part in the upload"));
     }
@@ -183,9 +188,11 @@ pub async fn ingest(
         hold_out: None,
     };
     // Early, cheap checks so clients get 400/409 now rather than a failed job.
-    let sys = crate::ingest::resolve_system(&req)?;
-    if !req.replace {
-        crate::store::writer::check_not_exists(&app.store, &sys, &req.release)?;
+    if !req.format.is_notes() {
+        let sys = crate::ingest::resolve_system(&req)?;
+        if !req.replace {
+            crate::store::writer::check_not_exists(&app.store, &sys, &req.release)?;
+        }
     }
     let dir = guard.0.take();
     let job_id = app.submit_ingest(req, dir)?;

@@ -4,6 +4,7 @@
 
 pub mod error;
 pub mod ingest;
+pub mod notes;
 pub mod ontology;
 pub mod openapi;
 pub mod search;
@@ -156,6 +157,11 @@ pub fn router(state: AppState) -> Router {
     let writes = Router::new()
         .route("/v1/ingest", post(ingest::ingest))
         .layer(DefaultBodyLimit::disable())
+        .merge(
+            Router::new()
+                .route("/v1/notes", post(notes::create))
+                .layer(DefaultBodyLimit::max(MAX_JSON_BODY + (64 << 10))),
+        )
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     let request_id = HeaderName::from_static("x-request-id");
     Router::new()
@@ -186,6 +192,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/relatedness", post(search::relatedness))
         .route("/v1/similar", post(search::similar))
         .route("/v1/embed", post(search::embed))
+        .route("/v1/notes/{id}", get(notes::get))
+        .route("/v1/notes/search", post(notes::search))
+        .route("/v1/notes/code", post(notes::code))
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
         .merge(writes)
         .merge(openapi::docs_router())

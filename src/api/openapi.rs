@@ -27,11 +27,16 @@ use utoipa_swagger_ui::SwaggerUi;
         super::search::relatedness,
         super::search::similar,
         super::search::embed,
+        super::notes::create,
+        super::notes::get,
+        super::notes::search,
+        super::notes::code,
     ),
     tags(
         (name = "service", description = "Liveness, readiness, metrics"),
         (name = "ontologies", description = "Releases, concepts, hierarchies, crosswalks, ingest"),
         (name = "search", description = "Hybrid search, normalization, relatedness, embeddings"),
+        (name = "notes", description = "Clinical notes: storage, hybrid note search, ICD coding (NoteContrast)"),
     )
 )]
 pub struct ApiDoc;

@@ -337,6 +337,20 @@ impl EngineHandle {
         rx.recv().map_err(|_| stopped())?
     }
 
+    /// Embeds already-tokenized texts from synchronous code, waiting for queue room (like
+    /// [`Self::embed_blocking`]); for callers that build their own token sequences (note windows).
+    pub fn embed_ids_blocking(
+        &self,
+        token_ids: Vec<Vec<u32>>,
+    ) -> Result<Vec<Vec<f32>>, EncoderError> {
+        if token_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        self.enqueue(token_ids, ReplyTx::Blocking(tx), true)?;
+        rx.recv().map_err(|_| stopped())?
+    }
+
     fn check_room(&self, n: usize) -> Result<(), EncoderError> {
         let sh = &self.inner.shared;
         let queued = sh.queued_texts.load(Ordering::Relaxed);

@@ -23,6 +23,7 @@
 pub mod keys;
 pub mod migrate;
 pub mod model;
+pub mod notes;
 pub mod read;
 pub mod spool;
 pub mod table;

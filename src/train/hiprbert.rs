@@ -176,7 +176,7 @@ impl TrainConfig {
     }
 }
 
-fn merge(into: &mut serde_json::Value, from: serde_json::Value) {
+pub(crate) fn merge(into: &mut serde_json::Value, from: serde_json::Value) {
     match (into, from) {
         (serde_json::Value::Object(a), serde_json::Value::Object(b)) => {
             for (k, v) in b {

@@ -36,11 +36,15 @@
 
 pub mod bert;
 pub mod checkpoint;
+pub mod codeseq;
+pub mod coding_eval;
 pub mod data;
 pub mod embed;
 pub mod eval;
 pub mod hiprbert;
 pub mod loss;
+pub mod notecontrast;
+pub mod notecontrast_output;
 pub mod ops;
 pub mod optim;
 pub mod output;

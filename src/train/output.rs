@@ -13,7 +13,7 @@ use std::path::Path;
 /// Version string recorded in manifests.
 pub const TRAINED_BY: &str = concat!("ontovec hiprbert ", env!("CARGO_PKG_VERSION"));
 
-fn copy_tree(from: &Path, to: &Path) -> anyhow::Result<()> {
+pub(crate) fn copy_tree(from: &Path, to: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(to)?;
     for e in std::fs::read_dir(from)? {
         let e = e?;

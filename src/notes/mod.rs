@@ -1,0 +1,378 @@
+//! Clinical notes (NoteContrast): loading, storage, lexical and vector indexes, hybrid note
+//! search and ICD coding of notes.
+//!
+//! * [`ingest`] — `notes-jsonl` and MIMIC-III (`NOTEEVENTS.csv` + `DIAGNOSES_ICD.csv`) loaders;
+//! * [`windows`] — long notes as overlapping encoder windows, and how they are pooled;
+//! * [`index`] — tantivy BM25 over note texts;
+//! * [`coding`] — the trained coding model's files and ranking;
+//! * [`bm25`] — a small in-memory BM25 (the lexical coding baseline of the evaluation);
+//! * [`synth`] — the synthetic corpus generator (`ontovec synth-notes`).
+//!
+//! Notes live in their own sled trees ([`crate::store::notes`]). Derived state lives under
+//! `<data-dir>/indexes/notes/`: `lexical/` (tantivy; its commit records the next nid it holds)
+//! and `<model>.usearch` (note vectors keyed by nid; its saved sequence is the next nid it
+//! holds). [`Notes::sync`] appends what the store has beyond that, so restarts and new loads
+//! only index new notes.
+//!
+//! The note encoder is the default `notes` model when one is served (a NoteContrast model:
+//! window pooling then its learned projection), else the default `terms` model (window pooling
+//! only: the untrained baseline).
+
+pub mod bm25;
+pub mod coding;
+pub mod index;
+pub mod ingest;
+pub mod synth;
+pub mod windows;
+
+use crate::encoder::tokenize::TextTokenizer;
+use crate::encoder::{EncoderError, EngineHandle, ModelKind, Registry};
+use crate::progress::Progress;
+use crate::search::fusion::{fuse, FusionMethod};
+use crate::search::{Hit, SearchError, VectorIndex};
+use crate::store::notes::{NoteStore, StoredNote};
+use crate::store::{Store, StoreError};
+use coding::CodingModel;
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use windows::WindowConfig;
+
+/// Failures of note operations (mapped to HTTP in `api/error.rs`).
+#[derive(Debug, thiserror::Error)]
+pub enum NotesError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// An index failed.
+    #[error(transparent)]
+    Search(#[from] SearchError),
+    /// The encoder failed or is overloaded.
+    #[error(transparent)]
+    Encoder(#[from] EncoderError),
+    /// No model can encode notes.
+    #[error("no notes or terms model is loaded")]
+    NoModel,
+    /// A model folder's coding files are unreadable.
+    #[error("coding model: {0}")]
+    Model(String),
+}
+
+/// A note found by search.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct NoteHit {
+    /// Note id.
+    pub id: String,
+    /// Fused score (weighted min-max of BM25 and cosine), or the single side's score.
+    pub score: f32,
+    /// `weighted` (hybrid), `bm25` or `cosine`.
+    pub score_kind: String,
+    /// Up to ~240 characters of the note around the first query word found.
+    pub snippet: String,
+}
+
+/// The notes subsystem of a running instance.
+pub struct Notes {
+    /// The notes trees.
+    pub store: NoteStore,
+    registry: Arc<Registry>,
+    models_dir: PathBuf,
+    dir: PathBuf,
+    lexical: index::NotesLexical,
+    vectors: Mutex<HashMap<String, Arc<VectorIndex>>>,
+    coders: HashMap<String, Arc<CodingModel>>,
+    tokenizers: Mutex<HashMap<String, Arc<TextTokenizer>>>,
+    sync_lock: Mutex<()>,
+}
+
+impl Notes {
+    /// Open the notes trees and indexes, and the coding files of every served notes model.
+    pub fn open(
+        store: &Store,
+        registry: Arc<Registry>,
+        models_dir: &Path,
+        data_dir: &Path,
+    ) -> Result<Self, NotesError> {
+        let dir = data_dir.join("indexes").join("notes");
+        std::fs::create_dir_all(&dir).map_err(SearchError::Io)?;
+        let lexical = match index::NotesLexical::open(&dir.join("lexical")) {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(error = %e, "notes lexical index unusable; rebuilding");
+                let _ = std::fs::remove_dir_all(dir.join("lexical"));
+                index::NotesLexical::open(&dir.join("lexical"))?
+            }
+        };
+        let mut coders = HashMap::new();
+        for info in registry.list() {
+            if info.kind == ModelKind::Notes {
+                if let Some(c) =
+                    CodingModel::load(&models_dir.join(&info.name)).map_err(NotesError::Model)?
+                {
+                    tracing::info!(model = %info.name, codes = c.codes().len(), "loaded coding model");
+                    coders.insert(info.name.clone(), Arc::new(c));
+                }
+            }
+        }
+        Ok(Self {
+            store: NoteStore::open(store)?,
+            registry,
+            models_dir: models_dir.to_path_buf(),
+            dir,
+            lexical,
+            vectors: Mutex::new(HashMap::new()),
+            coders,
+            tokenizers: Mutex::new(HashMap::new()),
+            sync_lock: Mutex::new(()),
+        })
+    }
+
+    /// The model that encodes notes: the default `notes` model, else the default `terms` model.
+    pub fn note_model(&self) -> Option<String> {
+        self.registry
+            .default_name(ModelKind::Notes)
+            .or_else(|| self.registry.default_name(ModelKind::Terms))
+            .map(str::to_string)
+    }
+
+    /// The coding model of the note model, if it is a trained NoteContrast model.
+    pub fn coder(&self) -> Option<(String, Arc<CodingModel>)> {
+        let m = self.note_model()?;
+        self.coders.get(&m).map(|c| (m, c.clone()))
+    }
+
+    fn handle(&self, model: &str) -> Result<&EngineHandle, NotesError> {
+        Ok(self.registry.get(Some(model), ModelKind::Notes)?)
+    }
+
+    fn window_config(&self, model: &str) -> Result<WindowConfig, NotesError> {
+        if let Some(c) = self.coders.get(model) {
+            return Ok(c.manifest.window);
+        }
+        Ok(WindowConfig::for_max_len(
+            self.handle(model)?.manifest().max_len,
+        ))
+    }
+
+    fn long_tokenizer(&self, model: &str) -> Result<Arc<TextTokenizer>, NotesError> {
+        if let Some(t) = self.tokenizers.lock().get(model) {
+            return Ok(t.clone());
+        }
+        let t = Arc::new(TextTokenizer::load(&self.models_dir.join(model), 1 << 22)?);
+        self.tokenizers.lock().insert(model.to_string(), t.clone());
+        Ok(t)
+    }
+
+    /// The windows of a text for `model` (token ids with specials, body sizes).
+    fn windows(&self, model: &str, text: &str) -> Result<Vec<windows::Window>, NotesError> {
+        let ids = self.long_tokenizer(model)?.encode(text)?;
+        let (w, _cut) = windows::split(&ids, &self.window_config(model)?);
+        Ok(w)
+    }
+
+    fn finish(&self, model: &str, vecs: &[Vec<f32>], w: &[windows::Window]) -> Vec<f32> {
+        let weights: Vec<usize> = w.iter().map(|x| x.body).collect();
+        let pooled = windows::pool(vecs, &weights);
+        match self.coders.get(model) {
+            Some(c) => c.project(&pooled),
+            None => pooled,
+        }
+    }
+
+    /// Embed a note (or a query) from synchronous code, waiting for queue room.
+    pub fn embed_blocking(&self, model: &str, text: &str) -> Result<Vec<f32>, NotesError> {
+        let w = self.windows(model, text)?;
+        let h = self.handle(model)?;
+        let ids: Vec<Vec<u32>> = w.iter().map(|x| x.ids.clone()).collect();
+        let vecs = h.embed_ids_blocking(ids)?;
+        Ok(self.finish(model, &vecs, &w))
+    }
+
+    /// Embed a note (or a query) from async code; 429 when the encoder queue is full.
+    pub async fn embed(&self, model: &str, text: String) -> Result<Vec<f32>, NotesError> {
+        let tok = self.long_tokenizer(model)?;
+        let cfg = self.window_config(model)?;
+        let ids = tokio::task::spawn_blocking(move || tok.encode(&text))
+            .await
+            .map_err(|e| EncoderError::Inference(format!("tokenizer task failed: {e}")))??;
+        let (w, _) = windows::split(&ids, &cfg);
+        let h = self.handle(model)?;
+        let rx = h.try_submit(w.iter().map(|x| x.ids.clone()).collect())?;
+        let vecs = rx
+            .await
+            .map_err(|_| EncoderError::Inference("encoder stopped".into()))??;
+        Ok(self.finish(model, &vecs, &w))
+    }
+
+    fn vector_index(&self, model: &str) -> Result<Arc<VectorIndex>, NotesError> {
+        if let Some(v) = self.vectors.lock().get(model) {
+            return Ok(v.clone());
+        }
+        let dim = self
+            .coders
+            .get(model)
+            .map_or_else(|| self.handle(model).map(|h| h.dim()), |c| Ok(c.dim()))?;
+        let idx = Arc::new(VectorIndex::open_or_create(
+            &self.dir.join(format!("{model}.usearch")),
+            dim,
+        )?);
+        self.vectors.lock().insert(model.to_string(), idx.clone());
+        Ok(idx)
+    }
+
+    /// Index notes the store has beyond what the indexes hold (lexical, then vectors with the
+    /// note model).
+    pub fn sync(&self, progress: Option<&Progress>) -> Result<(), NotesError> {
+        let _g = self.sync_lock.lock();
+        let next = self.store.next_nid()?;
+        let from = self.lexical.next_nid();
+        if from > next {
+            tracing::warn!("notes lexical index is ahead of the store; rebuilding");
+            self.lexical.clear()?;
+        }
+        let from = self.lexical.next_nid();
+        if from < next {
+            if let Some(p) = progress {
+                p.phase("indexing notes (lexical)", next - from);
+            }
+            for n in self.store.iter_from(from) {
+                let n = n?;
+                self.lexical.add(n.nid, &n.note.text)?;
+                if let Some(p) = progress {
+                    p.add_done(1);
+                }
+            }
+            self.lexical.commit(next)?;
+        }
+        let Some(model) = self.note_model() else {
+            return Ok(());
+        };
+        let index = self.vector_index(&model)?;
+        let mut from = index.seq();
+        if from > next {
+            index.remove_range(0..u64::MAX)?;
+            from = 0;
+        }
+        if from < next {
+            if let Some(p) = progress {
+                p.phase(&format!("embedding notes with {model}"), next - from);
+            }
+            let started = std::time::Instant::now();
+            let mut batch = Vec::with_capacity(64);
+            let mut done = 0u64;
+            for n in self.store.iter_from(from) {
+                let n = n?;
+                batch.push((n.nid, self.embed_blocking(&model, &n.note.text)?));
+                done += 1;
+                if batch.len() >= 64 {
+                    index.upsert(&std::mem::take(&mut batch))?;
+                }
+                if let Some(p) = progress {
+                    p.add_done(1);
+                    if p.is_cancelled() {
+                        break;
+                    }
+                }
+            }
+            index.upsert(&batch)?;
+            index.save(next)?;
+            tracing::info!(
+                notes = done,
+                secs = format!("{:.1}", started.elapsed().as_secs_f64()),
+                "embedded notes"
+            );
+        }
+        Ok(())
+    }
+
+    /// Hybrid search over notes: BM25 and (when `qvec` is given) cosine, fused.
+    /// An empty `lexical_query` skips the lexical side; `query` picks the snippets.
+    pub fn search(
+        &self,
+        lexical_query: &str,
+        query: &str,
+        k: usize,
+        qvec: Option<&[f32]>,
+    ) -> Result<Vec<NoteHit>, NotesError> {
+        let fetch = (k * 4).clamp(50, 1000);
+        let lexical = if lexical_query.is_empty() {
+            Vec::new()
+        } else {
+            self.lexical.search(lexical_query, fetch)?
+        };
+        let vector: Vec<Hit> = match (qvec, self.note_model()) {
+            (Some(v), Some(m)) => {
+                let idx = self.vector_index(&m)?;
+                if idx.is_empty() {
+                    Vec::new()
+                } else {
+                    idx.search(v, fetch, None)?
+                }
+            }
+            _ => Vec::new(),
+        };
+        let kind = match (lexical.is_empty(), vector.is_empty()) {
+            (false, true) => "bm25",
+            (true, false) => "cosine",
+            _ => "weighted",
+        };
+        let fused = fuse(
+            &lexical,
+            &vector,
+            FusionMethod::Weighted { alpha: 0.5 },
+            fetch,
+        );
+        let raw: HashMap<u64, f32> = match kind {
+            "bm25" => lexical.iter().map(|h| (h.term_id, h.score)).collect(),
+            "cosine" => vector.iter().map(|h| (h.term_id, h.score)).collect(),
+            _ => HashMap::new(),
+        };
+        let mut out = Vec::with_capacity(k);
+        for h in fused.into_iter().take(k) {
+            let Some(StoredNote { note, .. }) = self.store.get_nid(h.term_id)? else {
+                continue;
+            };
+            out.push(NoteHit {
+                snippet: snippet(&note.text, query),
+                id: note.id,
+                score: raw.get(&h.term_id).copied().unwrap_or(h.score),
+                score_kind: kind.to_string(),
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// Up to ~240 characters of `text` around the first word of `query` it contains.
+pub fn snippet(text: &str, query: &str) -> String {
+    let lower = text.to_lowercase();
+    let pos = query
+        .split_whitespace()
+        .filter(|w| w.len() >= 3)
+        .filter_map(|w| lower.find(&w.to_lowercase()))
+        .min()
+        .unwrap_or(0);
+    // `lower` can differ in byte length from `text` for some scripts: clamp to a boundary.
+    let mut start = pos.saturating_sub(80).min(text.len());
+    while !text.is_char_boundary(start) {
+        start -= 1;
+    }
+    let mut end = (start + 240).min(text.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let s = text[start..end]
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut out = String::new();
+    if start > 0 {
+        out.push('…');
+    }
+    out.push_str(&s);
+    if end < text.len() {
+        out.push('…');
+    }
+    out
+}

@@ -1,0 +1,398 @@
+//! Clinical notes in the store (NoteContrast): their own sled trees, kept apart from the
+//! terminology releases.
+//!
+//! ## Layout
+//! | tree            | key              | value                                   |
+//! |-----------------|------------------|-----------------------------------------|
+//! | `notes`         | note id (UTF-8)  | [`StoredNote`] (bincode)                 |
+//! | `note_nids`     | nid (u64 BE)     | note id                                 |
+//! | `notes_meta`    | `next_nid`, `seq`, `committing` | u64 BE                    |
+//! | `notes_staging` | note id          | [`StoredNote`] of the batch being loaded |
+//!
+//! Every note gets a dense, monotonic number (`nid`): the derived indexes (tantivy, usearch) key
+//! notes by it, and catch up by reading `note_nids` from the last nid they hold.
+//!
+//! ## All or nothing
+//! A load streams its notes into `notes_staging` (bounded memory; duplicate ids within the batch
+//! and ids already stored are refused there, so the caller can name the file and line). Nothing
+//! of it is visible until [`NoteBatch::commit`]: it writes the `committing` marker and flushes,
+//! moves the staged notes into `notes`/`note_nids` in sled batches, bumps `seq`, removes the
+//! marker and flushes again. A crash before the marker leaves only staging rows, which
+//! [`NoteStore::open`] drops; a crash after it is rolled forward at open. A batch dropped without
+//! commit (a parse error) clears its staging rows. Notes are append-only: an id cannot be loaded
+//! twice (409 over HTTP), so indexes never need deletions.
+
+use super::model::ConceptRef;
+use super::{decode, encode, keys, Store, StoreError, StoreResult};
+use parking_lot::{Mutex, MutexGuard};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// Longest note id, in bytes.
+pub const MAX_ID_BYTES: usize = 256;
+
+/// A note as loaded or posted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Note {
+    /// Caller's id (unique in the store).
+    pub id: String,
+    /// The note text.
+    pub text: String,
+    /// Codes assigned to the note, in order (time / sequence number).
+    pub codes: Vec<ConceptRef>,
+    /// Free-form metadata as a JSON object text (`patient`, `time`, `category`, ...).
+    pub meta_json: String,
+}
+
+impl Note {
+    /// Metadata as JSON (an empty object when absent or unreadable).
+    pub fn meta(&self) -> serde_json::Value {
+        serde_json::from_str(&self.meta_json)
+            .unwrap_or_else(|_| serde_json::Value::Object(Default::default()))
+    }
+}
+
+/// A stored note: the note and its number.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredNote {
+    /// Dense, monotonic note number (index key).
+    pub nid: u64,
+    /// The note.
+    pub note: Note,
+}
+
+/// Why a note could not be added to a batch.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NoteConflict {
+    /// The id appears twice in the same load.
+    #[error("note id '{0}' appears twice in this load")]
+    DuplicateInBatch(String),
+    /// The id is already stored.
+    #[error("a note with id '{0}' already exists")]
+    Exists(String),
+}
+
+/// The notes trees of a store. Cheap to clone.
+#[derive(Clone)]
+pub struct NoteStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: sled::Db,
+    notes: sled::Tree,
+    nids: sled::Tree,
+    meta: sled::Tree,
+    staging: sled::Tree,
+    write: Mutex<()>,
+}
+
+const NEXT_NID: &str = "next_nid";
+const SEQ: &str = "seq";
+const COMMITTING: &str = "committing";
+
+fn read_meta(tree: &sled::Tree, key: &str) -> StoreResult<u64> {
+    Ok(tree.get(key)?.map(|v| keys::read_u64(&v)).unwrap_or(0))
+}
+
+impl NoteStore {
+    /// Open the notes trees of `store`, rolling a commit that a crash interrupted forward and
+    /// dropping staging rows of a load that never committed.
+    pub fn open(store: &Store) -> StoreResult<Self> {
+        let db = store.db().clone();
+        let inner = Inner {
+            notes: db.open_tree("notes")?,
+            nids: db.open_tree("note_nids")?,
+            meta: db.open_tree("notes_meta")?,
+            staging: db.open_tree("notes_staging")?,
+            write: Mutex::new(()),
+            db,
+        };
+        let s = NoteStore {
+            inner: Arc::new(inner),
+        };
+        if s.inner.meta.get(COMMITTING)?.is_some() {
+            tracing::info!("rolling an interrupted notes commit forward");
+            s.move_staged()?;
+        } else if !s.inner.staging.is_empty() {
+            tracing::info!("dropping notes of a load that never committed");
+            s.inner.staging.clear()?;
+            s.inner.db.flush()?;
+        }
+        Ok(s)
+    }
+
+    /// Number of stored notes.
+    pub fn len(&self) -> usize {
+        self.inner.notes.len()
+    }
+
+    /// Whether no note is stored.
+    pub fn is_empty(&self) -> bool {
+        self.inner.notes.is_empty()
+    }
+
+    /// Bumped by every commit; derived indexes record the value they reflect.
+    pub fn seq(&self) -> StoreResult<u64> {
+        read_meta(&self.inner.meta, SEQ)
+    }
+
+    /// The nid the next note will get (= one past the highest nid stored).
+    pub fn next_nid(&self) -> StoreResult<u64> {
+        read_meta(&self.inner.meta, NEXT_NID)
+    }
+
+    /// A note by id.
+    pub fn get(&self, id: &str) -> StoreResult<Option<StoredNote>> {
+        match self.inner.notes.get(id.as_bytes())? {
+            Some(v) => Ok(Some(decode("notes", &v)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// A note by number.
+    pub fn get_nid(&self, nid: u64) -> StoreResult<Option<StoredNote>> {
+        match self.inner.nids.get(nid.to_be_bytes())? {
+            Some(id) => match self.inner.notes.get(&id)? {
+                Some(v) => Ok(Some(decode("notes", &v)?)),
+                None => Ok(None),
+            },
+            None => Ok(None),
+        }
+    }
+
+    /// Stored notes with `nid >= from`, in nid order.
+    pub fn iter_from(&self, from: u64) -> impl Iterator<Item = StoreResult<StoredNote>> + '_ {
+        self.inner.nids.range(from.to_be_bytes()..).map(move |kv| {
+            let (_, id) = kv?;
+            let v = self
+                .inner
+                .notes
+                .get(&id)?
+                .ok_or_else(|| StoreError::Corrupt {
+                    tree: "note_nids",
+                    message: format!(
+                        "nid points at missing note {}",
+                        String::from_utf8_lossy(&id)
+                    ),
+                })?;
+            decode("notes", &v)
+        })
+    }
+
+    /// Start a load. Loads (and single inserts) run one at a time; the batch holds the lock.
+    pub fn begin(&self) -> StoreResult<NoteBatch<'_>> {
+        let guard = self.inner.write.lock();
+        self.inner.staging.clear()?;
+        let next = self.next_nid()?;
+        Ok(NoteBatch {
+            store: self,
+            _guard: guard,
+            next_nid: next,
+            added: 0,
+            committed: false,
+        })
+    }
+
+    /// Insert one note (all-or-nothing, durable when this returns).
+    pub fn insert(&self, note: Note) -> Result<StoredNote, InsertError> {
+        let mut b = self.begin()?;
+        let nid = b.add(note.clone())?;
+        b.commit()?;
+        Ok(StoredNote { nid, note })
+    }
+
+    fn move_staged(&self) -> StoreResult<()> {
+        let i = &self.inner;
+        let mut notes = sled::Batch::default();
+        let mut nids = sled::Batch::default();
+        let mut n = 0usize;
+        let mut max_nid = None;
+        for kv in i.staging.iter() {
+            let (k, v) = kv?;
+            let s: StoredNote = decode("notes_staging", &v)?;
+            max_nid = max_nid.max(Some(s.nid));
+            nids.insert(s.nid.to_be_bytes().to_vec(), k.clone());
+            notes.insert(k, v);
+            n += 1;
+            if n.is_multiple_of(2000) {
+                i.notes.apply_batch(std::mem::take(&mut notes))?;
+                i.nids.apply_batch(std::mem::take(&mut nids))?;
+            }
+        }
+        i.notes.apply_batch(notes)?;
+        i.nids.apply_batch(nids)?;
+        if let Some(m) = max_nid {
+            let next = read_meta(&i.meta, NEXT_NID)?.max(m + 1);
+            i.meta.insert(NEXT_NID, next.to_be_bytes().to_vec())?;
+        }
+        let seq = read_meta(&i.meta, SEQ)? + 1;
+        i.meta.insert(SEQ, seq.to_be_bytes().to_vec())?;
+        i.meta.remove(COMMITTING)?;
+        i.db.flush()?;
+        i.staging.clear()?;
+        i.db.flush()?;
+        Ok(())
+    }
+}
+
+/// Failure of a single insert.
+#[derive(Debug, thiserror::Error)]
+pub enum InsertError {
+    /// The id is taken.
+    #[error(transparent)]
+    Conflict(#[from] NoteConflict),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<sled::Error> for InsertError {
+    fn from(e: sled::Error) -> Self {
+        InsertError::Store(e.into())
+    }
+}
+
+/// A load in progress (see the module docs). Dropping it without [`Self::commit`] discards it.
+pub struct NoteBatch<'a> {
+    store: &'a NoteStore,
+    _guard: MutexGuard<'a, ()>,
+    next_nid: u64,
+    added: u64,
+    committed: bool,
+}
+
+impl NoteBatch<'_> {
+    /// Stage one note; returns its nid. Refuses ids seen in this batch or already stored.
+    pub fn add(&mut self, note: Note) -> Result<u64, InsertError> {
+        let i = &self.store.inner;
+        let key = note.id.as_bytes().to_vec();
+        if i.notes.contains_key(&key)? {
+            return Err(NoteConflict::Exists(note.id).into());
+        }
+        if i.staging.contains_key(&key)? {
+            return Err(NoteConflict::DuplicateInBatch(note.id).into());
+        }
+        let nid = self.next_nid;
+        self.next_nid += 1;
+        i.staging.insert(key, encode(&StoredNote { nid, note }))?;
+        self.added += 1;
+        Ok(nid)
+    }
+
+    /// Notes staged so far.
+    pub fn len(&self) -> u64 {
+        self.added
+    }
+
+    /// Whether nothing was staged.
+    pub fn is_empty(&self) -> bool {
+        self.added == 0
+    }
+
+    /// Make the staged notes visible and durable at once; returns how many.
+    pub fn commit(mut self) -> StoreResult<u64> {
+        let i = &self.store.inner;
+        if self.added > 0 {
+            i.meta.insert(COMMITTING, 1u64.to_be_bytes().to_vec())?;
+            i.db.flush()?;
+            self.store.move_staged()?;
+        }
+        self.committed = true;
+        Ok(self.added)
+    }
+}
+
+impl Drop for NoteBatch<'_> {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = self.store.inner.staging.clear();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn note(id: &str) -> Note {
+        Note {
+            id: id.into(),
+            text: format!("text of {id}"),
+            codes: vec![ConceptRef::new("ICD10CM", "E11.9")],
+            meta_json: "{}".into(),
+        }
+    }
+
+    #[test]
+    fn batches_are_all_or_nothing_and_ids_unique() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let ns = NoteStore::open(&store).unwrap();
+        {
+            let mut b = ns.begin().unwrap();
+            b.add(note("a")).unwrap();
+            assert!(matches!(
+                b.add(note("a")),
+                Err(InsertError::Conflict(NoteConflict::DuplicateInBatch(_)))
+            ));
+            // dropped: nothing visible
+        }
+        assert!(ns.is_empty());
+        let mut b = ns.begin().unwrap();
+        b.add(note("a")).unwrap();
+        b.add(note("b")).unwrap();
+        assert_eq!(b.commit().unwrap(), 2);
+        assert_eq!(ns.len(), 2);
+        assert_eq!(ns.seq().unwrap(), 1);
+        assert!(matches!(
+            ns.insert(note("b")),
+            Err(InsertError::Conflict(NoteConflict::Exists(_)))
+        ));
+        let c = ns.insert(note("c")).unwrap();
+        assert_eq!(c.nid, 2);
+        let ids: Vec<String> = ns
+            .iter_from(1)
+            .map(|n| n.unwrap().note.id)
+            .collect::<Vec<_>>();
+        assert_eq!(ids, vec!["b", "c"]);
+        assert_eq!(ns.get_nid(0).unwrap().unwrap().note.id, "a");
+    }
+
+    #[test]
+    fn interrupted_commit_rolls_forward_and_stale_staging_is_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            let ns = NoteStore::open(&store).unwrap();
+            let s = StoredNote {
+                nid: 0,
+                note: note("x"),
+            };
+            // a commit that died after its marker
+            ns.inner.staging.insert("x", encode(&s)).unwrap();
+            ns.inner
+                .meta
+                .insert(COMMITTING, 1u64.to_be_bytes().to_vec())
+                .unwrap();
+            store.flush().unwrap();
+        }
+        {
+            let store = Store::open(dir.path()).unwrap();
+            let ns = NoteStore::open(&store).unwrap();
+            assert_eq!(ns.get("x").unwrap().unwrap().nid, 0);
+            assert_eq!(ns.next_nid().unwrap(), 1);
+            // a load that died before committing
+            let s = StoredNote {
+                nid: 1,
+                note: note("y"),
+            };
+            ns.inner.staging.insert("y", encode(&s)).unwrap();
+            store.flush().unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        let ns = NoteStore::open(&store).unwrap();
+        assert!(ns.get("y").unwrap().is_none());
+        assert_eq!(ns.len(), 1);
+    }
+}

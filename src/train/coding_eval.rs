@@ -1,0 +1,231 @@
+//! ICD-coding metrics over a score matrix (notes × codes), as pure functions.
+//!
+//! * micro-F1 / macro-F1 of set prediction `score ≥ threshold`, the threshold chosen on the dev
+//!   split to maximise micro-F1 (candidates: every distinct dev score quantile);
+//!   macro-F1 averages over the codes with at least one gold note in the split;
+//! * micro-AUC (all note–code pairs pooled) and macro-AUC (mean over codes with both positive
+//!   and negative notes), via [`crate::search::eval::roc_auc`];
+//! * P@k: share of the top k that are gold; recall@k: share of a note's gold codes in its top k;
+//! * the same restricted to *rare* codes (given as a set): macro-F1 and recall@k over rare gold
+//!   codes only.
+
+use crate::search::eval::roc_auc;
+use std::collections::HashSet;
+
+/// Scores of one method on one split: `scores[i][c]` for note `i`, code `c`.
+pub struct Split<'a> {
+    /// Score matrix.
+    pub scores: &'a [Vec<f32>],
+    /// Gold code indices per note.
+    pub gold: &'a [Vec<usize>],
+}
+
+/// Metrics of one method.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct CodingMetrics {
+    /// Threshold tuned on dev.
+    pub threshold: f32,
+    /// Micro-F1.
+    pub micro_f1: f64,
+    /// Macro-F1 over codes with gold notes.
+    pub macro_f1: f64,
+    /// Micro ROC AUC.
+    pub micro_auc: f64,
+    /// Macro ROC AUC.
+    pub macro_auc: f64,
+    /// Precision at 5.
+    pub p_at_5: f64,
+    /// Precision at 8.
+    pub p_at_8: f64,
+    /// Recall at 8.
+    pub recall_at_8: f64,
+    /// Recall at 20.
+    pub recall_at_20: f64,
+    /// Macro-F1 over rare codes with gold notes.
+    pub rare_macro_f1: f64,
+    /// Recall at 8 of rare gold codes.
+    pub rare_recall_at_8: f64,
+    /// Recall at 20 of rare gold codes.
+    pub rare_recall_at_20: f64,
+}
+
+fn top(scores: &[f32], k: usize) -> Vec<usize> {
+    let mut idx: Vec<usize> = (0..scores.len()).collect();
+    idx.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
+    idx.truncate(k);
+    idx
+}
+
+fn f1(tp: f64, fp: f64, fn_: f64) -> f64 {
+    if tp == 0.0 {
+        0.0
+    } else {
+        2.0 * tp / (2.0 * tp + fp + fn_)
+    }
+}
+
+/// Micro-F1 at a threshold.
+pub fn micro_f1(s: &Split<'_>, th: f32) -> f64 {
+    let (mut tp, mut fp, mut fn_) = (0f64, 0f64, 0f64);
+    for (row, gold) in s.scores.iter().zip(s.gold) {
+        let g: HashSet<usize> = gold.iter().copied().collect();
+        for (c, &x) in row.iter().enumerate() {
+            match (x >= th, g.contains(&c)) {
+                (true, true) => tp += 1.0,
+                (true, false) => fp += 1.0,
+                (false, true) => fn_ += 1.0,
+                _ => {}
+            }
+        }
+    }
+    f1(tp, fp, fn_)
+}
+
+/// The threshold maximising micro-F1 on `dev` (scanned over 200 quantiles of its scores).
+pub fn tune_threshold(dev: &Split<'_>) -> f32 {
+    let mut all: Vec<f32> = dev.scores.iter().flatten().copied().collect();
+    if all.is_empty() {
+        return 0.5;
+    }
+    all.sort_by(|a, b| a.total_cmp(b));
+    let mut best = (f64::NEG_INFINITY, all[all.len() - 1]);
+    for q in 0..200 {
+        // focus on the upper tail, where a few positives per note live
+        let frac = 1.0 - (q as f64 / 200.0).powi(3) * 0.5;
+        let i = ((all.len() - 1) as f64 * frac) as usize;
+        let th = all[i.min(all.len() - 1)];
+        let f = micro_f1(dev, th);
+        if f > best.0 {
+            best = (f, th);
+        }
+    }
+    best.1
+}
+
+/// All metrics of a method on `test`, with the threshold tuned on `dev`.
+pub fn evaluate(dev: &Split<'_>, test: &Split<'_>, rare: &HashSet<usize>) -> CodingMetrics {
+    let th = tune_threshold(dev);
+    let v = test.scores.first().map(|r| r.len()).unwrap_or(0);
+    let n = test.scores.len().max(1) as f64;
+    let (mut p5, mut p8, mut r8, mut r20) = (0.0, 0.0, 0.0, 0.0);
+    let (mut rr8, mut rr20, mut rare_gold) = (0.0, 0.0, 0.0);
+    let mut tp = vec![0f64; v];
+    let mut fp = vec![0f64; v];
+    let mut fn_ = vec![0f64; v];
+    let mut pos: Vec<Vec<f32>> = vec![Vec::new(); v];
+    let mut neg: Vec<Vec<f32>> = vec![Vec::new(); v];
+    let (mut all_pos, mut all_neg) = (Vec::new(), Vec::new());
+    for (row, gold) in test.scores.iter().zip(test.gold) {
+        let g: HashSet<usize> = gold.iter().copied().collect();
+        let t20 = top(row, 20);
+        let hit = |k: usize| t20.iter().take(k).filter(|c| g.contains(c)).count() as f64;
+        p5 += hit(5) / 5.0;
+        p8 += hit(8) / 8.0;
+        if !g.is_empty() {
+            r8 += hit(8) / g.len() as f64;
+            r20 += hit(20) / g.len() as f64;
+        }
+        for &c in gold.iter().filter(|c| rare.contains(c)) {
+            rare_gold += 1.0;
+            if t20.iter().take(8).any(|&x| x == c) {
+                rr8 += 1.0;
+            }
+            if t20.contains(&c) {
+                rr20 += 1.0;
+            }
+        }
+        for (c, &x) in row.iter().enumerate() {
+            let is_gold = g.contains(&c);
+            match (x >= th, is_gold) {
+                (true, true) => tp[c] += 1.0,
+                (true, false) => fp[c] += 1.0,
+                (false, true) => fn_[c] += 1.0,
+                _ => {}
+            }
+            if is_gold {
+                pos[c].push(x);
+                all_pos.push(x);
+            } else {
+                neg[c].push(x);
+                all_neg.push(x);
+            }
+        }
+    }
+    let gold_codes: Vec<usize> = (0..v).filter(|&c| tp[c] + fn_[c] > 0.0).collect();
+    let mean = |xs: &[f64]| {
+        if xs.is_empty() {
+            f64::NAN
+        } else {
+            xs.iter().sum::<f64>() / xs.len() as f64
+        }
+    };
+    let f1s: Vec<f64> = gold_codes
+        .iter()
+        .map(|&c| f1(tp[c], fp[c], fn_[c]))
+        .collect();
+    let rare_f1s: Vec<f64> = gold_codes
+        .iter()
+        .filter(|c| rare.contains(c))
+        .map(|&c| f1(tp[c], fp[c], fn_[c]))
+        .collect();
+    let aucs: Vec<f64> = (0..v)
+        .map(|c| roc_auc(&pos[c], &neg[c]))
+        .filter(|a| a.is_finite())
+        .collect();
+    let (stp, sfp, sfn) = (
+        tp.iter().sum::<f64>(),
+        fp.iter().sum::<f64>(),
+        fn_.iter().sum::<f64>(),
+    );
+    CodingMetrics {
+        threshold: th,
+        micro_f1: f1(stp, sfp, sfn),
+        macro_f1: mean(&f1s),
+        micro_auc: roc_auc(&all_pos, &all_neg),
+        macro_auc: mean(&aucs),
+        p_at_5: p5 / n,
+        p_at_8: p8 / n,
+        recall_at_8: r8 / n,
+        recall_at_20: r20 / n,
+        rare_macro_f1: mean(&rare_f1s),
+        rare_recall_at_8: if rare_gold > 0.0 {
+            rr8 / rare_gold
+        } else {
+            f64::NAN
+        },
+        rare_recall_at_20: if rare_gold > 0.0 {
+            rr20 / rare_gold
+        } else {
+            f64::NAN
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn perfect_scores_give_perfect_metrics() {
+        let scores = vec![vec![0.9, 0.1, 0.2], vec![0.1, 0.8, 0.7]];
+        let gold = vec![vec![0], vec![1, 2]];
+        let s = Split {
+            scores: &scores,
+            gold: &gold,
+        };
+        let rare: HashSet<usize> = [2].into_iter().collect();
+        let m = evaluate(&s, &s, &rare);
+        assert!((m.micro_f1 - 1.0).abs() < 1e-9, "{m:?}");
+        assert!((m.macro_auc - 1.0).abs() < 1e-9);
+        assert!((m.recall_at_8 - 1.0).abs() < 1e-9);
+        assert!((m.rare_recall_at_8 - 1.0).abs() < 1e-9);
+        let bad = vec![vec![0.1, 0.9, 0.9], vec![0.9, 0.1, 0.1]];
+        let b = Split {
+            scores: &bad,
+            gold: &gold,
+        };
+        let mb = evaluate(&b, &b, &rare);
+        // inverted scores: the best threshold takes everything (F1 2/3), AUC is 0
+        assert!(mb.micro_f1 < m.micro_f1 && mb.micro_auc < 0.5, "{mb:?}");
+    }
+}

@@ -1,0 +1,160 @@
+//! The two folders a NoteContrast run writes, both served by the registry:
+//! * `<out>` (kind `notes`): the note encoder (the base folder, weights unchanged: its
+//!   transformer is frozen), the projection head and the code vectors
+//!   ([`crate::notes::coding`]), the dev-tuned threshold, the evaluation and a model card;
+//! * `<out>-codes` (kind `codes`): the code-sequence BERT with a word-level tokenizer of
+//!   `SYSTEM:CODE` tokens.
+
+use super::bert::TrainBert;
+use super::hiprbert::write_atomic;
+use super::notecontrast::{codes_dir, eval_table, Args, Report};
+use crate::notes::coding::{CodingManifest, CodingModel};
+use crate::notes::windows::WindowConfig;
+use crate::store::model::ConceptRef;
+use candle_core::{Tensor, Var};
+use std::fmt::Write as _;
+
+/// `trained_by` of both folders.
+pub const TRAINED_BY: &str = concat!("ontovec notecontrast ", env!("CARGO_PKG_VERSION"));
+
+fn folder_name(p: &std::path::Path) -> String {
+    p.file_name()
+        .map(|s| s.to_string_lossy().to_string())
+        .unwrap_or_default()
+}
+
+/// Write both folders.
+#[allow(clippy::too_many_arguments)]
+pub fn write(
+    args: &Args,
+    code: &TrainBert,
+    head_w: &Var,
+    head_b: &Var,
+    code_vectors: &Tensor,
+    vocab: &[ConceptRef],
+    window: &WindowConfig,
+    threshold: f32,
+    r: &Report,
+) -> anyhow::Result<()> {
+    let out = &args.out;
+    let cdir = codes_dir(out);
+    let (name, cname) = (folder_name(out), folder_name(&cdir));
+    let base = folder_name(&args.base);
+    let eval = serde_json::to_value(&r.eval)?;
+    // notes model
+    super::output::copy_tree(&args.base, out)?;
+    std::fs::copy(
+        args.base.join("model.safetensors"),
+        out.join("model.safetensors.tmp"),
+    )?;
+    std::fs::rename(
+        out.join("model.safetensors.tmp"),
+        out.join("model.safetensors"),
+    )?;
+    CodingModel::write(
+        out,
+        &head_w.as_tensor().detach(),
+        &head_b.as_tensor().detach(),
+        vocab,
+        code_vectors,
+    )?;
+    let systems: Vec<String> = {
+        let mut s: Vec<String> = vocab.iter().map(|c| c.system.clone()).collect();
+        s.sort();
+        s.dedup();
+        s
+    };
+    let coding = CodingManifest {
+        window: *window,
+        codes_model: cname.clone(),
+        threshold,
+        systems,
+    };
+    let manifest = serde_json::json!({
+        "name": name, "kind": "notes", "base": base, "pooling": "mean",
+        "max_len": window.window, "trained_by": TRAINED_BY, "default": true,
+        "eval": {"test": eval, "data": r.data},
+        "notecontrast": coding,
+        "training": {"steps": r.steps, "stopped_by_time_budget": r.stopped_by_time,
+            "train_secs": r.train_secs, "session_secs": r.session_secs, "config": r.config},
+    });
+    write_atomic(
+        &out.join("ontovec.json"),
+        serde_json::to_string_pretty(&manifest)?.as_bytes(),
+    )?;
+    write_atomic(
+        &out.join("MODEL_CARD.md"),
+        card(&name, &cname, &base, r).as_bytes(),
+    )?;
+    // codes model
+    std::fs::create_dir_all(&cdir)?;
+    write_atomic(&cdir.join("config.json"), code.config.to_json().as_bytes())?;
+    code.save(&cdir.join("model.safetensors.tmp"))?;
+    std::fs::rename(
+        cdir.join("model.safetensors.tmp"),
+        cdir.join("model.safetensors"),
+    )?;
+    let tokens: Vec<String> = vocab
+        .iter()
+        .map(|c| super::codeseq::token(&c.system, &c.code))
+        .collect();
+    super::codeseq::write_tokenizer(&cdir.join("tokenizer.json"), &tokens)?;
+    let cmanifest = serde_json::json!({
+        "name": cname, "kind": "codes", "base": format!("{name} (code-sequence encoder)"),
+        "pooling": "mean", "max_len": r.config.max_codes, "trained_by": TRAINED_BY,
+        "default": true, "eval": {"test": eval},
+    });
+    write_atomic(
+        &cdir.join("ontovec.json"),
+        serde_json::to_string_pretty(&cmanifest)?.as_bytes(),
+    )?;
+    Ok(())
+}
+
+fn card(name: &str, cname: &str, base: &str, r: &Report) -> String {
+    let c = &r.config;
+    let mut s = String::new();
+    let _ = writeln!(s, "# {name} (+ {cname})\n");
+    let _ = writeln!(
+        s,
+        "NoteContrast (arXiv 2412.11477) rebuilt in candle by `{TRAINED_BY}`. **Trained and \
+         evaluated on synthetic notes** (`ontovec synth-notes`) unless the store held real ones.\n\n\
+         * Note encoder: `{base}` over overlapping windows, token-weighted mean of the window \
+         vectors, then a learned linear projection (the transformer is frozen).\n\
+         * Code encoder `{cname}`: a {}-layer BERT over code tokens, embeddings initialised from \
+         the code descriptions, MLM with {:.0}% masking.\n\
+         * Loss: {} × symmetric InfoNCE (note ↔ code sequence) + {} × note ↔ single-code InfoNCE \
+         + {} × MLM; learnable temperatures (init {}).\n",
+        c.code_layers,
+        c.mlm_rate * 100.0,
+        c.w_seq,
+        c.w_code,
+        c.w_mlm,
+        c.init_temperature
+    );
+    let _ = writeln!(
+        s,
+        "{} steps of {} notes ({:.0} s{}), seed {}.\n\nData: {}\n",
+        r.steps,
+        c.batch_notes,
+        r.train_secs,
+        if r.stopped_by_time {
+            ", stopped by the time budget"
+        } else {
+            ""
+        },
+        c.seed,
+        r.data
+    );
+    let _ = writeln!(s, "## Held-out test split (same run)\n");
+    let _ = writeln!(
+        s,
+        "Thresholds tuned on dev for micro-F1. `bm25`: the note against code descriptions, \
+         inclusion terms and synonyms; `zero_shot_base`: pooled base-encoder note vector vs the \
+         base encoder's description embedding; `untrained`: this architecture at step 0; \
+         `trained`: after training. Rare codes: 1–{} training notes.\n",
+        c.rare_max_train
+    );
+    s.push_str(&eval_table(&r.eval));
+    s
+}

@@ -1,0 +1,304 @@
+//! Notes end to end on the MIMIC-III-layout fixture (`ontologies/notes/mimic/`): ingest through
+//! the same code path as the CLI and HTTP, the note endpoints, all-or-nothing loads with
+//! file:line errors, then NoteContrast training on the fixture with a tiny model and coding with
+//! the trained model served from `models/`.
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use ontovec::api::{router, AppState};
+use ontovec::app::{App, AppConfig};
+use ontovec::ingest::IngestRequest;
+use ontovec::ontology::{Format, InputFile};
+use ontovec::progress::Progress;
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tower::ServiceExt;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn req(format: Format, files: &[PathBuf]) -> IngestRequest {
+    IngestRequest {
+        format,
+        release: "fixture".into(),
+        system: None,
+        files: files.iter().map(InputFile::from_path).collect(),
+        replace: false,
+        hold_out: None,
+    }
+}
+
+fn open(data: &Path, models: &Path) -> Arc<App> {
+    let mut cfg = AppConfig::new(data);
+    cfg.models_dir = models.to_path_buf();
+    App::open(cfg).unwrap()
+}
+
+async fn call(
+    app: &axum::Router,
+    method: &str,
+    uri: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let mut b = Request::builder().method(method).uri(uri);
+    let body = match body {
+        Some(v) => {
+            b = b.header("content-type", "application/json");
+            Body::from(v.to_string())
+        }
+        None => Body::empty(),
+    };
+    let resp = app.clone().oneshot(b.body(body).unwrap()).await.unwrap();
+    let status = resp.status();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+fn mimic_files() -> Vec<PathBuf> {
+    let d = root().join("ontologies/notes/mimic");
+    vec![d.join("NOTEEVENTS.csv"), d.join("DIAGNOSES_ICD.csv")]
+}
+
+#[tokio::test]
+async fn malformed_notes_fail_with_location_and_leave_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let app = open(&tmp.path().join("data"), &tmp.path().join("none"));
+    let f = tmp.path().join("bad.jsonl");
+    std::fs::write(
+        &f,
+        "{\"id\":\"a\",\"text\":\"ok\",\"codes\":[{\"system\":\"ICD9CM\",\"code\":\"4019\"}]}\n\n{\"id\":\"b\",\"text\":\"\"}\n",
+    )
+    .unwrap();
+    let e = app
+        .ingest_notes(
+            &req(Format::NotesJsonl, std::slice::from_ref(&f)),
+            Progress::new(),
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(e.starts_with("bad.jsonl:3:"), "{e}");
+    assert!(app.notes.store.is_empty());
+    std::fs::write(
+        &f,
+        "{\"id\":\"a\",\"text\":\"x\"}\n{\"id\":\"a\",\"text\":\"y\"}\n",
+    )
+    .unwrap();
+    let e = app
+        .ingest_notes(
+            &req(Format::NotesJsonl, std::slice::from_ref(&f)),
+            Progress::new(),
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(e.starts_with("bad.jsonl:2:") && e.contains("twice"), "{e}");
+    assert!(app.notes.store.is_empty());
+    std::fs::write(&f, "{\"id\":\"a\",\"text\":\"first note\"}\n").unwrap();
+    app.ingest_notes(&req(Format::NotesJsonl, &[f]), Progress::new())
+        .unwrap();
+    assert_eq!(app.notes.store.len(), 1);
+}
+
+#[tokio::test]
+async fn mimic_fixture_ingest_api_train_and_code() {
+    let tmp = tempfile::tempdir().unwrap();
+    let models = tmp.path().join("models");
+    let base = models.join("tiny");
+    ontovec::encoder::testing::write_tiny_bert(&base, &Default::default()).unwrap();
+    let data = tmp.path().join("data");
+    let app = open(&data, &models);
+    app.ingest(
+        &req(
+            Format::Icd9cmCsv,
+            &[root().join("ontologies/icd9cm/icd9dx2015.csv")],
+        ),
+        Progress::new(),
+    )
+    .unwrap();
+    let r = app
+        .ingest_notes(&req(Format::MimicNotesCsv, &mimic_files()), Progress::new())
+        .unwrap();
+    assert_eq!(r.notes, 33, "32 discharge summaries + 1 without admission");
+    assert!(
+        r.warnings.iter().any(|w| w.contains("ISERROR")),
+        "{:?}",
+        r.warnings
+    );
+    let r2 = app.ingest_notes(&req(Format::MimicNotesCsv, &mimic_files()), Progress::new());
+    assert!(r2.unwrap_err().to_string().contains("already exists"));
+
+    let api = router(AppState::with_app(app.clone()));
+    let (s, v) = call(&api, "GET", "/v1/notes/100", None).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let codes: Vec<&str> = v["codes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        codes,
+        ["486", "414.01", "428.0"],
+        "ICD-9 dots restored, SEQ_NUM order"
+    );
+    assert_eq!(v["meta"]["patient"], "1000");
+    assert_eq!(
+        call(&api, "GET", "/v1/notes/nope", None).await.0,
+        StatusCode::NOT_FOUND
+    );
+    let (s, v) = call(
+        &api,
+        "POST",
+        "/v1/notes/search",
+        Some(json!({"query": "pacemaker", "k": 3, "mode": "lexical"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let hits = v["results"].as_array().unwrap();
+    assert!(
+        !hits.is_empty()
+            && hits[0]["snippet"]
+                .as_str()
+                .unwrap()
+                .to_lowercase()
+                .contains("pacemaker"),
+        "{v}"
+    );
+    let (s, _) = call(
+        &api,
+        "POST",
+        "/v1/notes/search",
+        Some(json!({"query": "pacemaker", "k": 3})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, v) = call(&api, "POST", "/v1/notes", Some(json!({"id": "n1", "text": "CHF exacerbation", "codes": [{"system": "icd9cm", "code": "4280"}]}))).await;
+    assert_eq!((s, v["id"].as_str()), (StatusCode::CREATED, Some("n1")));
+    let (s, v) = call(
+        &api,
+        "POST",
+        "/v1/notes",
+        Some(json!({"id": "n1", "text": "again"})),
+    )
+    .await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (StatusCode::CONFLICT, Some("note_exists"))
+    );
+    let (s, v) = call(&api, "POST", "/v1/notes", Some(json!({"text": "  "}))).await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_request"))
+    );
+    let (s, v) = call(&api, "GET", "/v1/notes/n1", None).await;
+    assert_eq!(
+        (s, v["codes"][0]["code"].as_str()),
+        (StatusCode::OK, Some("428.0"))
+    );
+    let (s, v) = call(
+        &api,
+        "POST",
+        "/v1/notes/code",
+        Some(json!({"text": "heart failure", "k": 3})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["method"], "zero_shot");
+    let (s, _) = call(
+        &api,
+        "POST",
+        "/v1/notes/code",
+        Some(json!({"text": "x", "k": 0})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    drop(api);
+    drop(app);
+
+    // NoteContrast on the fixture, tiny model, a few steps
+    let cfg = tmp.path().join("nc.json");
+    std::fs::write(
+        &cfg,
+        json!({"steps": 6, "batch_notes": 8, "negatives": 4, "code_layers": 1, "code_heads": 4,
+               "test_permille": 250, "dev_permille": 250, "max_train_secs": null, "checkpoint_every": 3})
+        .to_string(),
+    )
+    .unwrap();
+    let args = ontovec::train::notecontrast::Args {
+        base: base.clone(),
+        data_dir: data.clone(),
+        out: models.join("nc"),
+        preset: ontovec::train::Preset::Quick,
+        config: Some(cfg),
+    };
+    // killed after 3 steps, then resumed from the checkpoint
+    assert!(ontovec::train::notecontrast::train(&args, Some(3)).is_err());
+    let r = ontovec::train::notecontrast::train(&args, None).unwrap();
+    assert_eq!(r.steps, 6);
+    for m in ["bm25", "zero_shot_base", "untrained", "trained"] {
+        assert!(r.eval[m].micro_auc.is_finite(), "{m}: {:?}", r.eval[m]);
+    }
+    assert!(models.join("nc/notecontrast.safetensors").is_file());
+    assert!(models.join("nc-codes/tokenizer.json").is_file());
+
+    let app = open(&data, &models);
+    let api = router(AppState::with_app(app.clone()));
+    let (_, v) = call(&api, "GET", "/v1/models", None).await;
+    let kinds: Vec<(&str, &str)> = v["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["name"].as_str().unwrap(), m["kind"].as_str().unwrap()))
+        .collect();
+    assert!(
+        kinds.contains(&("nc", "notes")) && kinds.contains(&("nc-codes", "codes")),
+        "{kinds:?}"
+    );
+    let (s, v) = call(
+        &api,
+        "POST",
+        "/v1/notes/code",
+        Some(json!({"text": "patient with CHF and HTN", "k": 5, "system": "ICD9CM"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["method"], "notecontrast");
+    assert_eq!(v["codes"].as_array().unwrap().len(), 5);
+    assert!(v["codes"][0]["preferred_term"].is_string());
+    let (s, _) = call(
+        &api,
+        "POST",
+        "/v1/notes/code",
+        Some(json!({"text": "x", "system": "ICD10CM"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    // the codes model embeds code sequences through the ordinary embed endpoint
+    let (s, v) = call(
+        &api,
+        "POST",
+        "/v1/embed",
+        Some(json!({"texts": ["ICD9CM:428.0 ICD9CM:401.9"], "model": "nc-codes"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    // notes were embedded with the trained notes model at start-up sync
+    app.sync_indexes(None).unwrap();
+    let (s, v) = call(
+        &api,
+        "POST",
+        "/v1/notes/search",
+        Some(json!({"query": "pneumonia", "mode": "vector", "k": 2})),
+    )
+    .await;
+    assert_eq!(
+        (s, v["results"].as_array().map(|r| r.len())),
+        (StatusCode::OK, Some(2)),
+        "{v}"
+    );
+}
