@@ -169,7 +169,13 @@ impl LexicalIndex {
         };
         let threads = options.writer_threads.max(1);
         let budget = options.memory_budget.max(threads * (15 << 20));
-        let writer = index.writer_with_num_threads(threads, budget)?;
+        let writer: IndexWriter = index.writer_with_num_threads(threads, budget)?;
+        // Segments stop merging at 1M terms: a merge's memory grows with the segments it
+        // merges, so this bounds the indexer's memory for any number of terms at the cost of a
+        // few more segments to search (one per ~1M terms).
+        let mut policy = tantivy::merge_policy::LogMergePolicy::default();
+        policy.set_max_docs_before_merge(1_000_000);
+        writer.set_merge_policy(Box::new(policy));
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
