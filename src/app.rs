@@ -20,8 +20,14 @@ pub struct AppConfig {
     pub models_dir: PathBuf,
     /// Largest accepted upload per ingest request, in bytes.
     pub max_upload_bytes: u64,
+    /// Largest total of uploads staged on disk at once (all in-flight ingests together).
+    pub max_staged_bytes: u64,
     /// Bearer token required for writes, when set.
     pub auth_token: Option<String>,
+    /// Deadline of one HTTP request (upload streaming excepted); past it the answer is 503.
+    pub request_timeout: std::time::Duration,
+    /// Origins allowed to call the API from browsers (CORS); `*` for any, empty for none.
+    pub cors_origins: Vec<String>,
 }
 
 impl AppConfig {
@@ -31,7 +37,10 @@ impl AppConfig {
             data_dir: data_dir.into(),
             models_dir: PathBuf::from("models"),
             max_upload_bytes: 16 << 30,
+            max_staged_bytes: 32 << 30,
             auth_token: None,
+            request_timeout: std::time::Duration::from_secs(30),
+            cors_origins: Vec::new(),
         }
     }
 
@@ -176,6 +185,16 @@ impl App {
         req: IngestRequest,
         cleanup: Option<PathBuf>,
     ) -> StoreResult<String> {
+        self.submit_ingest_guarded(req, cleanup.map(RemoveOnDrop))
+    }
+
+    /// [`Self::submit_ingest`] with any guard value, dropped when the job ends whatever its
+    /// outcome (the HTTP layer passes its staged upload, which frees disk and upload budget).
+    pub fn submit_ingest_guarded<G: Send + 'static>(
+        self: &Arc<Self>,
+        req: IngestRequest,
+        guard: G,
+    ) -> StoreResult<String> {
         let (id, progress) = self.jobs.create("ingest")?;
         let app = self.clone();
         let job = id.clone();
@@ -189,9 +208,7 @@ impl App {
                     Ok(r) => app.jobs.succeed(&job, r),
                     Err(e) => app.jobs.fail(&job, job_error(&e)),
                 };
-                if let Some(dir) = cleanup {
-                    let _ = std::fs::remove_dir_all(dir);
-                }
+                drop(guard);
             })
             .map_err(|e| crate::store::StoreError::Aborted(format!("cannot start job: {e}")))?;
         Ok(id)
@@ -200,6 +217,16 @@ impl App {
     /// The data directory.
     pub fn data_dir(&self) -> &Path {
         &self.config.data_dir
+    }
+}
+
+/// Removes a directory tree when dropped.
+#[derive(Debug)]
+pub struct RemoveOnDrop(pub PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 

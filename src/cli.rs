@@ -49,6 +49,17 @@ pub enum Command {
         /// Largest ingest upload in bytes.
         #[arg(long, env = "ONTOVEC_MAX_UPLOAD_BYTES", default_value_t = 16 << 30)]
         max_upload_bytes: u64,
+        /// Largest total of uploads staged on disk at once by all in-flight ingests (507 past it).
+        #[arg(long, env = "ONTOVEC_MAX_STAGED_BYTES", default_value_t = 32 << 30)]
+        max_staged_bytes: u64,
+        /// Deadline of one request in milliseconds (uploads excepted); past it: 503 `deadline_exceeded`.
+        #[arg(long, env = "ONTOVEC_REQUEST_TIMEOUT_MS", default_value_t = 30_000,
+              value_parser = clap::value_parser!(u64).range(1..))]
+        request_timeout_ms: u64,
+        /// Origin allowed to call the API from a browser (CORS), e.g. https://app.example.org;
+        /// repeat or separate with commas; `*` allows any. None by default.
+        #[arg(long = "cors-origin", env = "ONTOVEC_CORS_ORIGINS", value_delimiter = ',')]
+        cors_origins: Vec<String>,
     },
     /// Ingest a terminology release from files.
     Ingest {
@@ -420,14 +431,24 @@ pub fn run() -> Result<()> {
             addr,
             auth_token,
             max_upload_bytes,
+            max_staged_bytes,
+            request_timeout_ms,
+            cors_origins,
         } => {
             if !addr.ip().is_loopback() && auth_token.is_none() {
                 bail!("refusing to listen on non-loopback {addr} without --auth-token (writes would be open to the network)");
             }
+            if auth_token.as_deref().is_some_and(|t| t.trim().is_empty()) {
+                bail!("--auth-token must not be empty");
+            }
+            crate::api::cors_layer(&cors_origins).map_err(anyhow::Error::msg)?;
             let mut cfg = AppConfig::new(&data.data_dir);
             cfg.models_dir = data.models_dir;
             cfg.auth_token = auth_token;
             cfg.max_upload_bytes = max_upload_bytes;
+            cfg.max_staged_bytes = max_staged_bytes;
+            cfg.request_timeout = std::time::Duration::from_millis(request_timeout_ms);
+            cfg.cors_origins = cors_origins;
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;

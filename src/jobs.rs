@@ -55,7 +55,7 @@ pub struct JobStatus {
     /// Failure, when failed.
     pub error: Option<JobError>,
     /// Outcome (counts), when succeeded.
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub result: Option<serde_json::Value>,
     /// Creation time (RFC 3339).
     pub created_at: String,
