@@ -28,6 +28,9 @@ pub struct AppConfig {
     pub request_timeout: std::time::Duration,
     /// Origins allowed to call the API from browsers (CORS); `*` for any, empty for none.
     pub cors_origins: Vec<String>,
+    /// Texts that interactive requests may have waiting in the encoder at once; past it they
+    /// get 429 at once instead of queueing (the latency bound under overload).
+    pub max_inflight_texts: usize,
 }
 
 impl AppConfig {
@@ -41,6 +44,7 @@ impl AppConfig {
             auth_token: None,
             request_timeout: std::time::Duration::from_secs(30),
             cors_origins: Vec::new(),
+            max_inflight_texts: 64,
         }
     }
 

@@ -42,6 +42,10 @@ struct StateInner {
     request_timeout: Duration,
     cors_origins: Vec<String>,
     uploads: Arc<ingest::UploadBudget>,
+    /// Texts of interactive requests (search, normalize, relatedness, embed) waiting for or in
+    /// the encoder; each request holds as many permits as it has distinct texts.
+    embed_permits: Arc<tokio::sync::Semaphore>,
+    max_inflight_texts: usize,
 }
 
 impl AppState {
@@ -63,6 +67,8 @@ impl AppState {
                 request_timeout: cfg.request_timeout,
                 cors_origins: cfg.cors_origins.clone(),
                 uploads: Arc::new(ingest::UploadBudget::new(cfg.max_staged_bytes)),
+                embed_permits: Arc::new(tokio::sync::Semaphore::new(cfg.max_inflight_texts.max(1))),
+                max_inflight_texts: cfg.max_inflight_texts.max(1),
             }),
         }
     }
@@ -86,6 +92,31 @@ impl AppState {
             .get()
             .cloned()
             .ok_or_else(ApiError::not_ready)
+    }
+
+    /// Admit `n` texts of an interactive request to the encoder, or answer 429 (with
+    /// Retry-After) at once when the texts already admitted would make it wait too long. A
+    /// request larger than the whole allowance is admitted alone (when nothing else waits).
+    pub fn admit_texts(&self, n: usize) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
+        let want = n.clamp(1, self.inner.max_inflight_texts) as u32;
+        self.inner
+            .embed_permits
+            .clone()
+            .try_acquire_many_owned(want)
+            .map_err(|_| {
+                metrics::counter!("ontovec_embed_rejected_total").increment(1);
+                let mut e = ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "overloaded",
+                    format!(
+                        "the encoder already has {} texts of other requests to embed; retry shortly",
+                        self.inner.max_inflight_texts
+                            - self.inner.embed_permits.available_permits()
+                    ),
+                );
+                e.retry_after = Some(1);
+                e
+            })
     }
 
     /// The Prometheus handle.
@@ -244,10 +275,7 @@ pub fn cors_layer(origins: &[String]) -> Result<Option<CorsLayer>, String> {
                 header::AUTHORIZATION,
                 HeaderName::from_static("x-request-id"),
             ])
-            .expose_headers([
-                HeaderName::from_static("x-request-id"),
-                header::RETRY_AFTER,
-            ])
+            .expose_headers([HeaderName::from_static("x-request-id"), header::RETRY_AFTER])
             .max_age(Duration::from_secs(3600)),
     ))
 }

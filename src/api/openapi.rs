@@ -111,11 +111,7 @@ impl Modify for CommonResponses {
                 if op.request_body.is_some() {
                     add_error(op, StatusCode::BAD_REQUEST, "Invalid request");
                     add_error(op, StatusCode::PAYLOAD_TOO_LARGE, "Request body too large");
-                    add_error(
-                        op,
-                        StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                        "Wrong Content-Type",
-                    );
+                    add_error(op, StatusCode::UNSUPPORTED_MEDIA_TYPE, "Wrong Content-Type");
                 }
                 if op.parameters.as_ref().is_some_and(|p| !p.is_empty()) {
                     add_error(op, StatusCode::BAD_REQUEST, "Invalid parameter");

@@ -223,17 +223,19 @@ fn fusion(p: &Option<FusionParams>) -> Result<FusionMethod, ApiError> {
 
 /// Embed query texts through the batching engine (async; 429 when the queue is full).
 async fn embed_queries(
+    st: &AppState,
     eng: &SearchEngine,
     model: Option<&str>,
     texts: Vec<String>,
 ) -> Result<Vec<Vec<f32>>, ApiError> {
     let handle = eng.registry().get(model, ModelKind::Terms)?;
-    embed_unique(&handle, texts).await
+    embed_unique(st, handle, texts).await
 }
 
 /// Embed each distinct text once (a batch repeating a mention costs one slot in the queue),
 /// answering one vector per input text in order.
 async fn embed_unique(
+    st: &AppState,
     handle: &crate::encoder::engine::EngineHandle,
     texts: Vec<String>,
 ) -> Result<Vec<Vec<f32>>, ApiError> {
@@ -248,6 +250,9 @@ async fn embed_unique(
             })
         })
         .collect();
+    // Admission: held until the vectors are back; refused at once (429) when the texts of
+    // requests already waiting would make this one wait too long.
+    let _permit = st.admit_texts(unique.len())?;
     if unique.len() == texts.len() {
         return Ok(handle.embed(texts).await?);
     }
@@ -255,11 +260,19 @@ async fn embed_unique(
     Ok(slots.into_iter().map(|i| vecs[i].clone()).collect())
 }
 
-async fn run_search(eng: Arc<SearchEngine>, q: Query) -> Result<Vec<Found>, ApiError> {
+async fn run_search(
+    st: &AppState,
+    eng: Arc<SearchEngine>,
+    q: Query,
+) -> Result<Vec<Found>, ApiError> {
+    if let Some(m) = &q.model {
+        // A named model must exist, even when the mode would not use it.
+        eng.terms_model(Some(m))?;
+    }
     let qvec = match q.mode {
         Mode::Hybrid | Mode::Vector if eng.registry().default_name(ModelKind::Terms).is_some() => {
             Some(
-                embed_queries(&eng, q.model.as_deref(), vec![q.text.clone()])
+                embed_queries(st, &eng, q.model.as_deref(), vec![q.text.clone()])
                     .await?
                     .remove(0),
             )
@@ -294,7 +307,7 @@ pub async fn search(
         model: req.model,
         fusion: fusion(&req.fusion)?,
     };
-    let results = run_search(engine(&st)?, q).await?;
+    let results = run_search(&st, engine(&st)?, q).await?;
     Ok(ApiJson(SearchResponse {
         results,
         took_ms: t.elapsed().as_secs_f64() * 1000.0,
@@ -358,9 +371,12 @@ pub async fn normalize(
     let k = check_k(req.k, 5)?;
     let mode = req.mode.unwrap_or_default();
     let eng = engine(&st)?;
+    if let Some(m) = &req.model {
+        eng.terms_model(Some(m))?;
+    }
     let vecs = match mode {
         Mode::Hybrid | Mode::Vector if eng.registry().default_name(ModelKind::Terms).is_some() => {
-            Some(embed_queries(&eng, req.model.as_deref(), req.mentions.clone()).await?)
+            Some(embed_queries(&st, &eng, req.model.as_deref(), req.mentions.clone()).await?)
         }
         _ => None,
     };
@@ -488,7 +504,7 @@ pub async fn relatedness(
     let mut text_vecs = if texts.is_empty() {
         Vec::new()
     } else {
-        embed_queries(&eng, Some(&model), texts).await?
+        embed_queries(&st, &eng, Some(&model), texts).await?
     }
     .into_iter();
     let mut sides: Vec<Option<Vec<f32>>> = Vec::new();
@@ -619,7 +635,7 @@ pub async fn embed(
         Some(name) => eng.registry().get(Some(name), ModelKind::Terms)?,
         None => eng.registry().get(None, ModelKind::Terms)?,
     };
-    let embeddings = embed_unique(&handle, req.texts).await?;
+    let embeddings = embed_unique(&st, handle, req.texts).await?;
     Ok(ApiJson(EmbedResponse {
         model: handle.manifest().name.clone(),
         dim: handle.dim(),
