@@ -94,6 +94,9 @@ pub enum OpenError {
     /// The notes subsystem could not be opened.
     #[error(transparent)]
     Notes(#[from] crate::notes::NotesError),
+    /// The store lost acknowledged commits (see [`crate::integrity`]).
+    #[error(transparent)]
+    Integrity(#[from] crate::integrity::IntegrityError),
 }
 
 impl App {
@@ -102,6 +105,7 @@ impl App {
     /// [`App::sync_indexes`] (the server does it in the background, the CLI in the foreground).
     pub fn open(config: AppConfig) -> Result<Arc<Self>, OpenError> {
         let store = Store::open(&config.store_dir())?;
+        crate::integrity::check(&config.data_dir, &store)?;
         let jobs = JobManager::open(&store)?;
         // Uploads of jobs that died with the previous process are useless now.
         let _ = std::fs::remove_dir_all(config.uploads_dir());
@@ -156,18 +160,28 @@ impl App {
         Ok(r)
     }
 
+    /// One ingest job's work. Once the release is committed the job records its result (a crash
+    /// during the index catch-up then leaves a succeeded job; see [`JobManager::open`]) and the
+    /// commit is recorded for the integrity check.
     fn run_ingest(
         &self,
         req: &IngestRequest,
         progress: Arc<Progress>,
+        job: Option<&str>,
     ) -> Result<serde_json::Value, IngestError> {
         if req.format.is_notes() {
             let r = self.ingest_notes(req, progress)?;
+            self.record_commit()?;
             return Ok(serde_json::to_value(&r).unwrap_or_default());
         }
         let r = ingest::ingest_release(&self.store, req, progress.clone())?;
+        let value = serde_json::to_value(&r).unwrap_or_default();
+        if let Some(job) = job {
+            let _ = self.jobs.committed(job, value.clone());
+        }
+        self.record_commit()?;
         self.sync_indexes(Some(&progress))?;
-        Ok(serde_json::to_value(&r).unwrap_or_default())
+        Ok(value)
     }
 
     /// Run an ingest to completion on this thread (CLI path). Ingests run one at a time.
@@ -178,6 +192,7 @@ impl App {
     ) -> Result<IngestResult, IngestError> {
         let _g = self.ingest_lock.lock();
         let r = ingest::ingest_release(&self.store, req, progress.clone())?;
+        self.record_commit()?;
         self.sync_indexes(Some(&progress))?;
         Ok(r)
     }
@@ -207,7 +222,7 @@ impl App {
             .spawn(move || {
                 let _g = app.ingest_lock.lock();
                 let _ = app.jobs.start(&job);
-                let outcome = app.run_ingest(&req, progress.clone());
+                let outcome = app.run_ingest(&req, progress.clone(), Some(&job));
                 let _ = match outcome {
                     Ok(r) => app.jobs.succeed(&job, r),
                     Err(e) => app.jobs.fail(&job, job_error(&e)),
@@ -216,6 +231,13 @@ impl App {
             })
             .map_err(|e| crate::store::StoreError::Aborted(format!("cannot start job: {e}")))?;
         Ok(id)
+    }
+
+    /// Record the store's sequence as acknowledged (after a commit; see [`crate::integrity`]).
+    pub fn record_commit(&self) -> Result<(), IngestError> {
+        let seq = self.store.seq()?;
+        crate::integrity::record(&self.config.data_dir, seq)
+            .map_err(|e| IngestError::Invalid(format!("release stored, but {e}")))
     }
 
     /// The data directory.
