@@ -125,7 +125,8 @@ fn kill9_during_embedding_never_loses_data_and_indexes_catch_up() {
         seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
         // Most kill points fall in the embedding phase (after the store part), some before.
         let lo = store_ms * 8 / 10;
-        let delay = lo + (seed >> 33) % (full_ms.saturating_sub(lo) + 1);
+        let hi = full_ms * 9 / 10;
+        let delay = lo + (seed >> 33) % (hi.saturating_sub(lo) + 1);
         let release = format!("r{i}");
         let mut child = ingest_cmd(&data, &models, &release, &syn.files)
             .spawn()

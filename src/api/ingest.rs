@@ -25,8 +25,8 @@ pub struct IngestForm {
     /// Input format (`mimic-notes-csv`: NOTEEVENTS.csv + DIAGNOSES_ICD.csv).
     #[schema(schema_with = format_schema)]
     format: String,
-    /// Release label, 1-64 of `[A-Za-z0-9._-]` (optional for note formats).
-    #[schema(pattern = r"^[A-Za-z0-9._-]{1,64}$", nullable = false)]
+    /// Release label, 1-64 of `[A-Za-z0-9._-]` (note formats accept and ignore it when absent).
+    #[schema(pattern = r"^[A-Za-z0-9._-]{1,64}$", value_type = String)]
     release: Option<String>,
     /// System name override, 1-32 of `[A-Za-z0-9_-]`, stored upper-cased (default: the
     /// format's, or an OBO file's `ontology:` header; a file without one answers 422).
