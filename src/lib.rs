@@ -12,6 +12,7 @@ pub mod cli;
 pub mod encoder;
 pub mod eval_cli;
 pub mod ingest;
+pub mod integrity;
 pub mod jobs;
 pub mod notes;
 pub mod ontology;

@@ -22,7 +22,7 @@ pub async fn serve_listener(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
     tracing::info!(addr = %listener.local_addr()?, "listening");
-    let state = AppState::new(cfg.auth_token.clone());
+    let state = AppState::from_config(&cfg);
     let opener = state.clone();
     let open = tokio::task::spawn_blocking(move || App::open(cfg));
     let app_handle = tokio::spawn(async move {

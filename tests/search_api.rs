@@ -251,12 +251,12 @@ async fn search_normalize_relatedness_end_to_end() {
         (
             "/v1/search",
             br#"{"query": "x", "model": "nope"}"#.to_vec(),
-            StatusCode::BAD_REQUEST,
+            StatusCode::NOT_FOUND,
         ),
         (
             "/v1/search",
             br#"{"query": "x", "systems": ["NOPE"]}"#.to_vec(),
-            StatusCode::BAD_REQUEST,
+            StatusCode::NOT_FOUND,
         ),
         (
             "/v1/search",

@@ -223,7 +223,7 @@ impl From<crate::encoder::EncoderError> for ApiError {
         use crate::encoder::EncoderError as E;
         match &e {
             E::UnknownModel(_) => {
-                ApiError::new(StatusCode::BAD_REQUEST, "unknown_model", e.to_string())
+                ApiError::new(StatusCode::NOT_FOUND, "unknown_model", e.to_string())
             }
             E::Overloaded { retry_after_ms } => {
                 let mut err =
@@ -249,7 +249,7 @@ impl From<crate::search::engine::EngineError> for ApiError {
             E::Store(x) => x.into(),
             E::Invalid(m) => ApiError::bad_request(m),
             E::UnknownSystem(s) => ApiError::new(
-                StatusCode::BAD_REQUEST,
+                StatusCode::NOT_FOUND,
                 "unknown_system",
                 format!("no release of system {s} is loaded"),
             )

@@ -10,25 +10,42 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use serde::Serialize;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use tokio::io::AsyncWriteExt;
 use utoipa::ToSchema;
 
 /// Form fields of an ingest upload (for the OpenAPI document).
-#[derive(Debug, ToSchema)]
+/// Unknown fields are refused (400), as the schema's `additionalProperties: false` says.
+#[derive(Debug, ToSchema, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub struct IngestForm {
-    /// One of `umls-rrf`, `rxnorm-rrf`, `loinc-csv`, `phecode-csv`, `icd10cm-xml`, `icd9cm-txt`,
-    /// `icd9cm-csv`, `obo`, `notes-jsonl`, `mimic-notes-csv` (NOTEEVENTS.csv + DIAGNOSES_ICD.csv).
+    /// Input format (`mimic-notes-csv`: NOTEEVENTS.csv + DIAGNOSES_ICD.csv).
+    #[schema(schema_with = format_schema)]
     format: String,
-    /// Release label, 1-64 of `[A-Za-z0-9._-]` (optional for note formats).
+    /// Release label, 1-64 of `[A-Za-z0-9._-]` (note formats accept and ignore it when absent).
+    #[schema(pattern = r"^[A-Za-z0-9._-]{1,64}$", value_type = String)]
     release: Option<String>,
-    /// System name override (default: the format's, or an OBO file's `ontology:` header).
+    /// System name override, 1-32 of `[A-Za-z0-9_-]`, stored upper-cased (default: the
+    /// format's, or an OBO file's `ontology:` header; a file without one answers 422).
+    #[schema(pattern = r"^[A-Za-z0-9_-]{1,32}$", nullable = false)]
     system: Option<String>,
-    /// `true` to replace an existing release with the same label.
+    /// `true` to replace an existing release with the same label (default `false`).
+    #[schema(nullable = false)]
     replace: Option<bool>,
     /// The release's files (repeat the part for multi-file releases).
-    #[schema(value_type = Vec<String>, format = Binary)]
+    #[schema(value_type = Vec<String>, format = Binary, min_items = 1)]
     file: Vec<Vec<u8>>,
+}
+
+/// The `format` field: one of the loaders' names.
+fn format_schema() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(Format::ALL.iter().map(|f| f.name())))
+        .build()
 }
 
 /// Answer of an accepted ingest.
@@ -36,6 +53,80 @@ pub struct IngestForm {
 pub struct JobCreated {
     /// Id to poll at `/v1/jobs/{job_id}`.
     pub job_id: String,
+}
+
+/// Bytes of uploads staged on disk by all in-flight ingests together, against a cap
+/// (`--max-staged-bytes`): a burst of large uploads gets 507 instead of filling the disk.
+#[derive(Debug)]
+pub struct UploadBudget {
+    cap: u64,
+    used: AtomicU64,
+}
+
+impl UploadBudget {
+    /// A budget of `cap` bytes.
+    pub fn new(cap: u64) -> Self {
+        Self {
+            cap,
+            used: AtomicU64::new(0),
+        }
+    }
+
+    /// Take `n` bytes, or refuse when that would pass the cap.
+    pub fn try_take(&self, n: u64) -> bool {
+        self.used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| {
+                u.checked_add(n).filter(|t| *t <= self.cap)
+            })
+            .is_ok()
+    }
+
+    /// Give back `n` bytes.
+    pub fn give(&self, n: u64) {
+        let _ = self
+            .used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| {
+                Some(u.saturating_sub(n))
+            });
+    }
+
+    /// Bytes currently staged.
+    pub fn used(&self) -> u64 {
+        self.used.load(Ordering::Acquire)
+    }
+}
+
+/// A staged upload: its directory and the budget it holds, both released when dropped (on an
+/// early error, or when the ingest job that owns it ends).
+struct Staged {
+    dir: PathBuf,
+    bytes: u64,
+    budget: Arc<UploadBudget>,
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+        self.budget.give(self.bytes);
+    }
+}
+
+/// A failure to write the staged upload, with the cause spelled out (disk full, read-only).
+fn staging_error(e: std::io::Error) -> ApiError {
+    use std::io::ErrorKind as K;
+    match e.kind() {
+        K::StorageFull | K::QuotaExceeded | K::FileTooLarge => ApiError::new(
+            StatusCode::INSUFFICIENT_STORAGE,
+            "insufficient_storage",
+            format!("the server's data directory is full; the upload was discarded ({e})"),
+        ),
+        K::ReadOnlyFilesystem | K::PermissionDenied => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "storage_read_only",
+            format!("the server cannot write to its data directory ({e})"),
+        ),
+        _ => ApiError::internal(format!("cannot stage the upload: {e}")),
+    }
 }
 
 /// Keep only a safe base name of a client-given file name (no directories, no traversal).
@@ -72,30 +163,30 @@ fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
 /// parses and stores them; poll the job for progress. A failed job leaves nothing behind.
 #[utoipa::path(post, path = "/v1/ingest", tag = "ontologies",
     request_body(content = IngestForm, content_type = "multipart/form-data"),
-    responses((status = 202, body = JobCreated), (status = 400, body = ErrorBody),
-        (status = 401, body = ErrorBody), (status = 409, body = ErrorBody), (status = 413, body = ErrorBody)))]
+    security(("bearer" = [])),
+    responses((status = 202, description = "Accepted; poll the job", body = JobCreated),
+        (status = 400, description = "Invalid form or files", body = ErrorBody),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 409, description = "This release is already loaded", body = ErrorBody),
+        (status = 413, description = "Upload too large", body = ErrorBody),
+        (status = 422, description = "The files name no system (OBO without an `ontology:` header)", body = ErrorBody),
+        (status = 507, description = "No room to stage the upload", body = ErrorBody)))]
 pub async fn ingest(
     State(st): State<AppState>,
     ApiMultipart(mut multipart): ApiMultipart,
 ) -> Result<(StatusCode, Json<JobCreated>), ApiError> {
     let app = st.app()?;
-    let staging = app
-        .config
-        .uploads_dir()
-        .join(uuid::Uuid::new_v4().simple().to_string());
-    // Remove the staging directory on every early return.
-    struct Cleanup(Option<std::path::PathBuf>);
-    impl Drop for Cleanup {
-        fn drop(&mut self) {
-            if let Some(p) = self.0.take() {
-                let _ = std::fs::remove_dir_all(p);
-            }
-        }
-    }
-    let mut guard = Cleanup(Some(staging.clone()));
-    tokio::fs::create_dir_all(&staging)
+    let mut staged = Staged {
+        dir: app
+            .config
+            .uploads_dir()
+            .join(uuid::Uuid::new_v4().simple().to_string()),
+        bytes: 0,
+        budget: st.inner.uploads.clone(),
+    };
+    tokio::fs::create_dir_all(&staged.dir)
         .await
-        .map_err(|e| ApiError::internal(format!("cannot create upload directory: {e}")))?;
+        .map_err(staging_error)?;
     let (mut format, mut release, mut system, mut replace) = (None, None, None, false);
     let mut files = Vec::new();
     let mut total: u64 = 0;
@@ -104,30 +195,46 @@ pub async fn ingest(
         let name = field.name().unwrap_or("").to_string();
         match name.as_str() {
             "file" | "files" | "file[]" => {
-                let client_name = field.file_name().unwrap_or("upload").to_string();
+                let Some(client_name) = field.file_name().map(str::to_string) else {
+                    return Err(ApiError::bad_request(format!(
+                        "form field '{name}' must be a file part (with a filename)"
+                    )));
+                };
                 let safe = safe_file_name(&client_name).ok_or_else(|| {
                     ApiError::bad_request(format!("unusable file name {client_name:?}"))
                 })?;
-                let path = staging.join(format!("{:03}-{safe}", files.len()));
+                let path = staged.dir.join(format!("{:03}-{safe}", files.len()));
                 let mut out = tokio::fs::File::create(&path)
                     .await
-                    .map_err(|e| ApiError::internal(format!("cannot stage upload: {e}")))?;
+                    .map_err(staging_error)?;
                 while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
-                    total += chunk.len() as u64;
+                    let n = chunk.len() as u64;
+                    total += n;
                     if total > cap {
                         return Err(ApiError::new(
                             StatusCode::PAYLOAD_TOO_LARGE,
                             "body_too_large",
                             format!("upload exceeds the limit of {cap} bytes"),
-                        ));
+                        )
+                        .with_details(serde_json::json!({"limit_bytes": cap})));
                     }
-                    out.write_all(&chunk)
-                        .await
-                        .map_err(|e| ApiError::internal(format!("cannot stage upload: {e}")))?;
+                    if !staged.budget.try_take(n) {
+                        let mut e = ApiError::new(
+                            StatusCode::INSUFFICIENT_STORAGE,
+                            "insufficient_storage",
+                            format!(
+                                "uploads staged by in-flight ingests would pass the server's cap of {} bytes; retry when they finish",
+                                staged.budget.cap
+                            ),
+                        )
+                        .with_details(serde_json::json!({"limit_bytes": staged.budget.cap}));
+                        e.retry_after = Some(30);
+                        return Err(e);
+                    }
+                    staged.bytes += n;
+                    out.write_all(&chunk).await.map_err(staging_error)?;
                 }
-                out.flush()
-                    .await
-                    .map_err(|e| ApiError::internal(format!("cannot stage upload: {e}")))?;
+                out.flush().await.map_err(staging_error)?;
                 files.push(InputFile { path, name: safe });
             }
             "format" | "release" | "system" | "replace" => {
@@ -135,20 +242,19 @@ pub async fn ingest(
                 if text.len() > 256 {
                     return Err(ApiError::bad_request(format!("field '{name}' is too long")));
                 }
-                let text = text.trim().to_string();
                 match name.as_str() {
                     "format" => format = Some(text),
                     "release" => release = Some(text),
-                    "system" if !text.is_empty() => system = Some(text),
+                    "system" => system = Some(text),
                     "replace" => {
-                        replace = match text.as_str() {
-                            "true" | "1" | "yes" => true,
-                            "false" | "0" | "no" | "" => false,
-                            other => {
-                                return Err(ApiError::bad_request(format!(
-                                    "field 'replace' must be true or false, got {other:?}"
-                                )))
-                            }
+                        replace = if text.eq_ignore_ascii_case("true") {
+                            true
+                        } else if text.eq_ignore_ascii_case("false") {
+                            false
+                        } else {
+                            return Err(ApiError::bad_request(format!(
+                                "field 'replace' must be true or false, got {text:?}"
+                            )));
                         }
                     }
                     _ => {}
@@ -174,6 +280,11 @@ pub async fn ingest(
     if files.is_empty() {
         return Err(ApiError::bad_request("no 'file' part in the upload"));
     }
+    if system.as_ref().is_some_and(|s| s.trim() != s) {
+        return Err(ApiError::bad_request(
+            "field 'system' must be 1-32 letters, digits, '_' or '-', without spaces",
+        ));
+    }
     if !crate::ingest::valid_release(&release) {
         return Err(ApiError::bad_request(format!(
             "invalid release label '{release}': use 1-64 letters, digits, '.', '_' or '-'"
@@ -187,21 +298,40 @@ pub async fn ingest(
         replace,
         hold_out: None,
     };
-    // Early, cheap checks so clients get 400/409 now rather than a failed job.
+    // Early, cheap checks so clients get 400/409/422 now rather than a failed job. A system
+    // name the client gave is a form field (400 when invalid); one read from the files is
+    // their content (422 when they do not name one).
     if !req.format.is_notes() {
-        let sys = crate::ingest::resolve_system(&req)?;
+        let sys = crate::ingest::resolve_system(&req).map_err(|e| match e {
+            crate::ingest::IngestError::Invalid(m) if req.system.is_none() => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "system_unknown",
+                format!("{m}; give the `system` field"),
+            ),
+            crate::ingest::IngestError::Load(l) => {
+                let loc = l
+                    .location()
+                    .map(|(f, n)| serde_json::json!({"file": f, "line": n}));
+                ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid_input_file",
+                    l.to_string(),
+                )
+                .with_details(loc.unwrap_or_else(|| serde_json::json!({})))
+            }
+            other => other.into(),
+        })?;
         if !req.replace {
             crate::store::writer::check_not_exists(&app.store, &sys, &req.release)?;
         }
     }
-    let dir = guard.0.take();
-    let job_id = app.submit_ingest(req, dir)?;
+    let job_id = app.submit_ingest_guarded(req, staged)?;
     Ok((StatusCode::ACCEPTED, Json(JobCreated { job_id })))
 }
 
 /// Status and progress of a job.
 #[utoipa::path(get, path = "/v1/jobs/{job_id}", tag = "ontologies",
-    params(("job_id" = String, Path, description = "Job id from /v1/ingest")),
+    params(("job_id" = String, Path, description = "Job id from /v1/ingest", max_length = 64)),
     responses((status = 200, body = JobStatus), (status = 404, body = ErrorBody)))]
 pub async fn job(
     State(st): State<AppState>,

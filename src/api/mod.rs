@@ -10,17 +10,18 @@ pub mod openapi;
 pub mod search;
 pub mod service;
 
-use crate::app::App;
+use crate::app::{App, AppConfig};
 use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderName, Request};
+use axum::http::{header, HeaderName, HeaderValue, Method, Request, StatusCode};
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use error::ApiError;
 use metrics_exporter_prometheus::PrometheusHandle;
 use std::sync::{Arc, OnceLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
+use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
@@ -38,23 +39,43 @@ struct StateInner {
     app: OnceLock<Arc<App>>,
     metrics: PrometheusHandle,
     auth_token: Option<String>,
+    request_timeout: Duration,
+    cors_origins: Vec<String>,
+    uploads: Arc<ingest::UploadBudget>,
+    /// Texts of interactive requests (search, normalize, relatedness, embed) waiting for or in
+    /// the encoder; each request holds as many permits as it has distinct texts.
+    embed_permits: Arc<tokio::sync::Semaphore>,
+    max_inflight_texts: usize,
 }
 
 impl AppState {
-    /// State with no application yet.
+    /// State with no application yet and default HTTP settings.
     pub fn new(auth_token: Option<String>) -> Self {
+        let mut cfg = AppConfig::new("");
+        cfg.auth_token = auth_token;
+        Self::from_config(&cfg)
+    }
+
+    /// State with no application yet, HTTP settings (token, deadline, CORS, upload budget)
+    /// taken from `cfg`.
+    pub fn from_config(cfg: &AppConfig) -> Self {
         Self {
             inner: Arc::new(StateInner {
                 app: OnceLock::new(),
                 metrics: metrics_handle(),
-                auth_token,
+                auth_token: cfg.auth_token.clone(),
+                request_timeout: cfg.request_timeout,
+                cors_origins: cfg.cors_origins.clone(),
+                uploads: Arc::new(ingest::UploadBudget::new(cfg.max_staged_bytes)),
+                embed_permits: Arc::new(tokio::sync::Semaphore::new(cfg.max_inflight_texts.max(1))),
+                max_inflight_texts: cfg.max_inflight_texts.max(1),
             }),
         }
     }
 
     /// State with an opened application.
     pub fn with_app(app: Arc<App>) -> Self {
-        let s = Self::new(app.config.auth_token.clone());
+        let s = Self::from_config(&app.config);
         s.set_app(app);
         s
     }
@@ -71,6 +92,31 @@ impl AppState {
             .get()
             .cloned()
             .ok_or_else(ApiError::not_ready)
+    }
+
+    /// Admit `n` texts of an interactive request to the encoder, or answer 429 (with
+    /// Retry-After) at once when the texts already admitted would make it wait too long. A
+    /// request larger than the whole allowance is admitted alone (when nothing else waits).
+    pub fn admit_texts(&self, n: usize) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
+        let want = n.clamp(1, self.inner.max_inflight_texts) as u32;
+        self.inner
+            .embed_permits
+            .clone()
+            .try_acquire_many_owned(want)
+            .map_err(|_| {
+                metrics::counter!("ontovec_embed_rejected_total").increment(1);
+                let mut e = ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "overloaded",
+                    format!(
+                        "the encoder already has {} texts of other requests to embed; retry shortly",
+                        self.inner.max_inflight_texts
+                            - self.inner.embed_permits.available_permits()
+                    ),
+                );
+                e.retry_after = Some(1);
+                e
+            })
     }
 
     /// The Prometheus handle.
@@ -126,30 +172,112 @@ async fn track_metrics(req: Request<axum::body::Body>, next: Next) -> Response {
     resp
 }
 
+/// Bytes of a refused upload read before answering 401.
+const UNAUTHORIZED_DRAIN: usize = 1 << 20;
+
+/// Compare secrets in time independent of where they differ.
+fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 async fn require_token(
     axum::extract::State(st): axum::extract::State<AppState>,
     req: Request<axum::body::Body>,
     next: Next,
 ) -> Result<Response, ApiError> {
     if let Some(token) = &st.inner.auth_token {
+        // RFC 7235: the scheme name is case-insensitive.
         let given = req
             .headers()
-            .get(axum::http::header::AUTHORIZATION)
+            .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        if given != Some(token.as_str()) {
-            return Err(ApiError::new(
-                axum::http::StatusCode::UNAUTHORIZED,
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, t)| t.trim());
+        if !given.is_some_and(|g| same_secret(g.as_bytes(), token.as_bytes())) {
+            // Read (and drop) a small body first: clients that send the whole upload before
+            // reading the answer (most fetch implementations) then see the 401, not a reset.
+            let _ = axum::body::to_bytes(req.into_body(), UNAUTHORIZED_DRAIN).await;
+            let mut resp = ApiError::new(
+                StatusCode::UNAUTHORIZED,
                 "unauthorized",
                 "this endpoint writes data and needs `Authorization: Bearer <token>`",
-            ));
+            )
+            .into_response();
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"ontovec\""),
+            );
+            return Ok(resp);
         }
     }
     Ok(next.run(req).await)
 }
 
+/// Per-request deadline: past it the client gets a 503 `deadline_exceeded` (with Retry-After)
+/// instead of waiting on; work already handed to the blocking pool finishes on its own.
+async fn deadline(
+    axum::extract::State(st): axum::extract::State<AppState>,
+    req: Request<axum::body::Body>,
+    next: Next,
+) -> Response {
+    let limit = st.inner.request_timeout;
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(resp) => resp,
+        Err(_) => {
+            metrics::counter!("ontovec_http_deadline_exceeded_total").increment(1);
+            let mut e = ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "deadline_exceeded",
+                format!(
+                    "the request did not finish within {} ms; retry later or ask for less",
+                    limit.as_millis()
+                ),
+            )
+            .with_details(serde_json::json!({"timeout_ms": limit.as_millis() as u64}));
+            e.retry_after = Some(1);
+            e.into_response()
+        }
+    }
+}
+
 async fn fallback() -> ApiError {
     ApiError::not_found("no such endpoint")
+}
+
+/// Parse `--cors-origin` values: `*` for any origin, else each must be a valid header value
+/// such as `https://app.example.org`.
+pub fn cors_layer(origins: &[String]) -> Result<Option<CorsLayer>, String> {
+    if origins.is_empty() {
+        return Ok(None);
+    }
+    let allow = if origins.iter().any(|o| o.trim() == "*") {
+        AllowOrigin::any()
+    } else {
+        let mut list = Vec::with_capacity(origins.len());
+        for o in origins {
+            let o = o.trim().trim_end_matches('/');
+            if !(o.starts_with("http://") || o.starts_with("https://")) {
+                return Err(format!(
+                    "CORS origin {o:?} must look like https://host[:port] (or be *)"
+                ));
+            }
+            list.push(HeaderValue::from_str(o).map_err(|_| format!("bad CORS origin {o:?}"))?);
+        }
+        AllowOrigin::list(list)
+    };
+    Ok(Some(
+        CorsLayer::new()
+            .allow_origin(allow)
+            .allow_methods([Method::GET, Method::POST])
+            .allow_headers([
+                header::CONTENT_TYPE,
+                header::AUTHORIZATION,
+                HeaderName::from_static("x-request-id"),
+            ])
+            .expose_headers([HeaderName::from_static("x-request-id"), header::RETRY_AFTER])
+            .max_age(Duration::from_secs(3600)),
+    ))
 }
 
 /// Build the full router.
@@ -164,7 +292,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     let request_id = HeaderName::from_static("x-request-id");
-    Router::new()
+    let r = Router::new()
         .route("/health", get(service::health))
         .route("/ready", get(service::ready))
         .route("/metrics", get(service::metrics))
@@ -196,12 +324,23 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/notes/search", post(notes::search))
         .route("/v1/notes/code", post(notes::code))
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
+        // Uploads (`writes`) stream for as long as the client sends: no deadline there.
+        .route_layer(middleware::from_fn_with_state(state.clone(), deadline))
         .merge(writes)
         .merge(openapi::docs_router())
         .fallback(fallback)
         .layer(middleware::from_fn(track_metrics))
         .layer(TraceLayer::new_for_http())
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
-        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
-        .with_state(state)
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid));
+    // Origins were validated when the configuration was parsed; a bad one here means none.
+    let cors = cors_layer(&state.inner.cors_origins).unwrap_or_else(|e| {
+        tracing::error!(error = %e, "CORS disabled");
+        None
+    });
+    let r = match cors {
+        Some(c) => r.layer(c),
+        None => r,
+    };
+    r.with_state(state)
 }

@@ -113,11 +113,18 @@ pub struct ConceptView {
     pub relations: Vec<RelationItem>,
 }
 
+/// No system name is longer than 64 bytes and no code longer than 256: such a reference names
+/// nothing (404) and is not looked up.
 fn check_ref(system: &str, code: &str) -> Result<(), ApiError> {
-    if system.is_empty() || system.len() > 64 || code.is_empty() || code.len() > 256 {
-        return Err(ApiError::bad_request(
-            "system and code must be 1-64 and 1-256 characters",
+    if system.is_empty() || system.len() > 64 {
+        return Err(ApiError::new(
+            axum::http::StatusCode::NOT_FOUND,
+            "unknown_system",
+            "no release of this system is loaded",
         ));
+    }
+    if code.is_empty() || code.len() > 256 {
+        return Err(ApiError::not_found("no concept has this code"));
     }
     Ok(())
 }
@@ -138,7 +145,7 @@ fn unknown(store: &Store, system: &str, code: &str) -> ApiError {
 
 /// Look up one concept.
 #[utoipa::path(get, path = "/v1/systems/{system}/concepts/{code}", tag = "ontologies",
-    params(("system" = String, Path, description = "System, e.g. ICD10CM"), ("code" = String, Path, description = "Code, e.g. E11.9")),
+    params(("system" = String, Path, description = "System, e.g. ICD10CM", max_length = 64), ("code" = String, Path, description = "Code, e.g. E11.9", max_length = 256)),
     responses((status = 200, body = ConceptView), (status = 404, body = ErrorBody), (status = 400, body = ErrorBody)))]
 pub async fn concept(
     State(st): State<AppState>,
@@ -257,7 +264,7 @@ async fn traverse(
 
 /// All ancestors of a concept with their depth (cycle-safe, bounded).
 #[utoipa::path(get, path = "/v1/systems/{system}/concepts/{code}/ancestors", tag = "ontologies",
-    params(("system" = String, Path, description = "System"), ("code" = String, Path, description = "Code")),
+    params(("system" = String, Path, description = "System", max_length = 64), ("code" = String, Path, description = "Code", max_length = 256)),
     responses((status = 200, body = TraversalResponse), (status = 404, body = ErrorBody)))]
 pub async fn ancestors(
     State(st): State<AppState>,
@@ -268,7 +275,7 @@ pub async fn ancestors(
 
 /// All descendants of a concept with their depth (cycle-safe, bounded).
 #[utoipa::path(get, path = "/v1/systems/{system}/concepts/{code}/descendants", tag = "ontologies",
-    params(("system" = String, Path, description = "System"), ("code" = String, Path, description = "Code")),
+    params(("system" = String, Path, description = "System", max_length = 64), ("code" = String, Path, description = "Code", max_length = 256)),
     responses((status = 200, body = TraversalResponse), (status = 404, body = ErrorBody)))]
 pub async fn descendants(
     State(st): State<AppState>,
@@ -279,6 +286,7 @@ pub async fn descendants(
 
 /// Filter of the mappings endpoint.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct MappingsQuery {
     /// Only mappings whose other side is in this system (e.g. `PHECODE`).
     pub target: Option<String>,
@@ -310,7 +318,7 @@ pub struct MappingsResponse {
 
 /// Crosswalks of a concept in both directions (ICD→PheCODE, GEMs, UMLS xrefs).
 #[utoipa::path(get, path = "/v1/systems/{system}/concepts/{code}/mappings", tag = "ontologies",
-    params(("system" = String, Path, description = "System"), ("code" = String, Path, description = "Code"), MappingsQuery),
+    params(("system" = String, Path, description = "System", max_length = 64), ("code" = String, Path, description = "Code", max_length = 256), MappingsQuery),
     responses((status = 200, body = MappingsResponse), (status = 404, body = ErrorBody)))]
 pub async fn mappings(
     State(st): State<AppState>,

@@ -6,7 +6,6 @@ use super::{blocking, AppState};
 use crate::encoder::ModelKind;
 use crate::search::engine::{cosine, Found, Mode, Query, SearchEngine};
 use crate::search::fusion::FusionMethod;
-use crate::store::model::ConceptRef;
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -16,32 +15,126 @@ use utoipa::ToSchema;
 pub const MAX_K: usize = 1000;
 /// Largest batch of texts or mentions.
 pub const MAX_BATCH: usize = 1024;
-/// Largest query/text length in bytes.
-pub const MAX_TEXT_BYTES: usize = 4096;
+/// Largest query/text length in characters (Unicode scalar values, as JSON Schema counts).
+pub const MAX_TEXT_CHARS: usize = 4096;
+/// Largest number of systems in a filter.
+pub const MAX_SYSTEMS: usize = 64;
+
+/// White space, spelled out: Unicode White_Space plus the information separators U+001C..U+001F
+/// (which Python counts as space). `\s` means different sets in different regex engines (ASCII
+/// only, Unicode, ECMA with U+FEFF), so the schema lists the characters instead.
+const SPACE_RANGES: &[(char, char)] = &[
+    ('\t', '\r'),
+    ('\u{1c}', ' '),
+    ('\u{85}', '\u{85}'),
+    ('\u{a0}', '\u{a0}'),
+    ('\u{1680}', '\u{1680}'),
+    ('\u{2000}', '\u{200a}'),
+    ('\u{2028}', '\u{2029}'),
+    ('\u{202f}', '\u{202f}'),
+    ('\u{205f}', '\u{205f}'),
+    ('\u{3000}', '\u{3000}'),
+];
+
+/// Whether `c` is white space in the sense of [`SPACE_RANGES`].
+pub fn is_space(c: char) -> bool {
+    SPACE_RANGES.iter().any(|(a, b)| (*a..=*b).contains(&c))
+}
+
+/// The JSON Schema pattern of a text: some character that is not white space.
+pub fn text_pattern() -> String {
+    let mut p = String::from("[^");
+    for (a, b) in SPACE_RANGES {
+        p.push_str(&format!("\\u{:04x}", *a as u32));
+        if a != b {
+            p.push_str(&format!("-\\u{:04x}", *b as u32));
+        }
+    }
+    p.push(']');
+    p
+}
+
+/// Schema of one query/mention/text: 1..4096 characters, not only white space.
+fn text_schema() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .min_length(Some(1))
+        .max_length(Some(MAX_TEXT_CHARS))
+        .pattern(Some(text_pattern()))
+        .build()
+}
+
+/// A count (`k`): JSON Schema's `integer` includes numbers such as `5.0`, so accept those too.
+fn de_count<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
+    use serde::de::Error;
+    match Option::<serde_json::Number>::deserialize(d)? {
+        None => Ok(None),
+        Some(n) => {
+            if let Some(u) = n.as_u64() {
+                return Ok(Some(usize::try_from(u).unwrap_or(usize::MAX)));
+            }
+            match n.as_f64() {
+                Some(f) if f.fract() == 0.0 && f >= 0.0 => Ok(Some(if f > usize::MAX as f64 {
+                    usize::MAX
+                } else {
+                    f as usize
+                })),
+                _ => Err(D::Error::custom(format!(
+                    "expected a non-negative integer, got {n}"
+                ))),
+            }
+        }
+    }
+}
+
+/// Schema of a list of 1..1024 texts.
+fn text_list_schema() -> utoipa::openapi::Array {
+    utoipa::openapi::ArrayBuilder::new()
+        .items(text_schema())
+        .min_items(Some(1))
+        .max_items(Some(MAX_BATCH))
+        .build()
+}
+
+/// How hybrid search fuses its two ranked lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FusionName {
+    /// Reciprocal rank fusion.
+    Rrf,
+    /// Alpha-weighted sum of min-max-normalised scores.
+    Weighted,
+}
 
 /// Fusion settings for hybrid search.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FusionParams {
-    /// `rrf` (reciprocal rank fusion) or `weighted` (alpha-weighted min-max-normalised scores).
-    pub method: Option<String>,
-    /// RRF constant (default 60).
-    pub rrf_k: Option<f32>,
-    /// Weight of the vector side in weighted fusion, 0..1.
-    pub alpha: Option<f32>,
+    /// `rrf` (reciprocal rank fusion) or `weighted` (default: alpha-weighted min-max-normalised scores).
+    pub method: Option<FusionName>,
+    /// RRF constant (default 60), in (0, 10000].
+    #[schema(exclusive_minimum = 0, maximum = 10000)]
+    pub rrf_k: Option<f64>,
+    /// Weight of the vector side in weighted fusion, 0..1 (default 0.6).
+    #[schema(minimum = 0, maximum = 1)]
+    pub alpha: Option<f64>,
 }
 
 /// `POST /v1/search` body.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SearchRequest {
-    /// Free text (1..4096 bytes).
+    /// Free text (1..4096 characters, not only white space).
+    #[schema(schema_with = text_schema)]
     pub query: String,
     /// Concepts wanted (1..1000, default 10).
+    #[schema(minimum = 1, maximum = 1000)]
+    #[serde(default, deserialize_with = "de_count")]
     pub k: Option<usize>,
     /// `hybrid` (default), `lexical`, `vector` or `exact`.
     pub mode: Option<Mode>,
-    /// Only these systems.
+    /// Only these systems (1..64 names; a system with no loaded release is a 404).
+    #[schema(min_items = 1, max_items = 64)]
     pub systems: Option<Vec<String>>,
     /// Terms model (default: the default terms model).
     pub model: Option<String>,
@@ -63,16 +156,17 @@ fn engine(st: &AppState) -> Result<Arc<SearchEngine>, ApiError> {
 }
 
 fn check_text(field: &str, text: &str) -> Result<(), ApiError> {
-    if text.trim().is_empty() {
+    if text.chars().all(is_space) {
         return Err(ApiError::bad_request(format!(
-            "'{field}' must not be empty"
+            "'{field}' must hold something other than white space"
         )));
     }
-    if text.len() > MAX_TEXT_BYTES {
+    let n = text.chars().count();
+    if n > MAX_TEXT_CHARS {
         return Err(ApiError::bad_request(format!(
-            "'{field}' is {} bytes; the limit is {MAX_TEXT_BYTES}",
-            text.len()
-        )));
+            "'{field}' is {n} characters long; the limit is {MAX_TEXT_CHARS}"
+        ))
+        .with_details(serde_json::json!({"field": field, "limit_chars": MAX_TEXT_CHARS})));
     }
     Ok(())
 }
@@ -87,12 +181,14 @@ fn check_k(k: Option<usize>, default: usize) -> Result<usize, ApiError> {
     Ok(k)
 }
 
+/// A filter lists 1..64 systems. Names are not checked here: one with no loaded release
+/// (empty or overlong ones included) answers 404 `unknown_system` from the engine.
 fn check_systems(systems: &Option<Vec<String>>) -> Result<(), ApiError> {
     if let Some(s) = systems {
-        if s.is_empty() || s.len() > 64 || s.iter().any(|x| x.is_empty() || x.len() > 64) {
-            return Err(ApiError::bad_request(
-                "'systems' must list 1-64 system names",
-            ));
+        if s.is_empty() || s.len() > MAX_SYSTEMS {
+            return Err(ApiError::bad_request(format!(
+                "'systems' must list 1 to {MAX_SYSTEMS} system names"
+            )));
         }
     }
     Ok(())
@@ -105,42 +201,78 @@ fn fusion(p: &Option<FusionParams>) -> Result<FusionMethod, ApiError> {
     let Some(p) = p else {
         return Ok(DEFAULT_FUSION);
     };
-    match p.method.as_deref().unwrap_or("weighted") {
-        "rrf" => {
-            let k = p.rrf_k.unwrap_or(60.0);
-            if !(k.is_finite() && k > 0.0 && k <= 10_000.0) {
-                return Err(ApiError::bad_request("rrf_k must be in (0, 10000]"));
-            }
-            Ok(FusionMethod::Rrf { k })
-        }
-        "weighted" => {
-            let alpha = p.alpha.unwrap_or(0.6);
-            if !(0.0..=1.0).contains(&alpha) {
-                return Err(ApiError::bad_request("alpha must be in [0, 1]"));
-            }
-            Ok(FusionMethod::Weighted { alpha })
-        }
-        other => Err(ApiError::bad_request(format!(
-            "fusion method must be 'rrf' or 'weighted', got {other:?}"
-        ))),
+    // Every given field is checked, whichever method it belongs to.
+    let k = p.rrf_k.unwrap_or(60.0);
+    if !(k.is_finite() && k > 0.0 && k <= 10_000.0) {
+        return Err(ApiError::bad_request("rrf_k must be in (0, 10000]"));
     }
+    let alpha = p.alpha.unwrap_or(0.6);
+    if !(0.0..=1.0).contains(&alpha) {
+        return Err(ApiError::bad_request("alpha must be in [0, 1]"));
+    }
+    Ok(match p.method.unwrap_or(FusionName::Weighted) {
+        // A tiny positive constant stays positive in f32.
+        FusionName::Rrf => FusionMethod::Rrf {
+            k: (k as f32).max(f32::MIN_POSITIVE),
+        },
+        FusionName::Weighted => FusionMethod::Weighted {
+            alpha: alpha as f32,
+        },
+    })
 }
 
 /// Embed query texts through the batching engine (async; 429 when the queue is full).
 async fn embed_queries(
+    st: &AppState,
     eng: &SearchEngine,
     model: Option<&str>,
     texts: Vec<String>,
 ) -> Result<Vec<Vec<f32>>, ApiError> {
     let handle = eng.registry().get(model, ModelKind::Terms)?;
-    Ok(handle.embed(texts).await?)
+    embed_unique(st, handle, texts).await
 }
 
-async fn run_search(eng: Arc<SearchEngine>, q: Query) -> Result<Vec<Found>, ApiError> {
+/// Embed each distinct text once (a batch repeating a mention costs one slot in the queue),
+/// answering one vector per input text in order.
+async fn embed_unique(
+    st: &AppState,
+    handle: &crate::encoder::engine::EngineHandle,
+    texts: Vec<String>,
+) -> Result<Vec<Vec<f32>>, ApiError> {
+    let mut slot_of: std::collections::HashMap<&str, usize> = Default::default();
+    let mut unique: Vec<String> = Vec::new();
+    let slots: Vec<usize> = texts
+        .iter()
+        .map(|t| {
+            *slot_of.entry(t.as_str()).or_insert_with(|| {
+                unique.push(t.clone());
+                unique.len() - 1
+            })
+        })
+        .collect();
+    // Admission: held until the vectors are back; refused at once (429) when the texts of
+    // requests already waiting would make this one wait too long.
+    let _permit = st.admit_texts(unique.len())?;
+    if unique.len() == texts.len() {
+        return Ok(handle.embed(texts).await?);
+    }
+    let vecs = handle.embed(unique).await?;
+    Ok(slots.into_iter().map(|i| vecs[i].clone()).collect())
+}
+
+async fn run_search(
+    st: &AppState,
+    eng: Arc<SearchEngine>,
+    q: Query,
+) -> Result<Vec<Found>, ApiError> {
+    if let Some(m) = &q.model {
+        // A named model must exist, even when the mode would not use it.
+        eng.terms_model(Some(m))?;
+    }
     let qvec = match q.mode {
         Mode::Hybrid | Mode::Vector if eng.registry().default_name(ModelKind::Terms).is_some() => {
             Some(
-                embed_queries(&eng, q.model.as_deref(), vec![q.text.clone()])
+                embed_queries(st, &eng, q.model.as_deref(), vec![q.text.clone()])
                     .await?
                     .remove(0),
             )
@@ -159,7 +291,7 @@ async fn run_search(eng: Arc<SearchEngine>, q: Query) -> Result<Vec<Found>, ApiE
 
 /// Hybrid lexical + vector search over all terms, deduplicated to concepts.
 #[utoipa::path(post, path = "/v1/search", tag = "search", request_body = SearchRequest,
-    responses((status = 200, body = SearchResponse), (status = 400, body = ErrorBody), (status = 429, body = ErrorBody)))]
+    responses((status = 200, body = SearchResponse), (status = 400, body = ErrorBody), (status = 429, body = ErrorBody), (status = 404, body = ErrorBody, description = "Unknown model, system or concept")))]
 pub async fn search(
     State(st): State<AppState>,
     ApiJson(req): ApiJson<SearchRequest>,
@@ -175,7 +307,7 @@ pub async fn search(
         model: req.model,
         fusion: fusion(&req.fusion)?,
     };
-    let results = run_search(engine(&st)?, q).await?;
+    let results = run_search(&st, engine(&st)?, q).await?;
     Ok(ApiJson(SearchResponse {
         results,
         took_ms: t.elapsed().as_secs_f64() * 1000.0,
@@ -186,11 +318,15 @@ pub async fn search(
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NormalizeRequest {
-    /// Mentions to normalise (1..1024).
+    /// Mentions to normalise (1..1024, each 1..4096 characters).
+    #[schema(schema_with = text_list_schema)]
     pub mentions: Vec<String>,
-    /// Candidates per mention (default 5).
+    /// Candidates per mention (1..1000, default 5).
+    #[schema(minimum = 1, maximum = 1000)]
+    #[serde(default, deserialize_with = "de_count")]
     pub k: Option<usize>,
-    /// Only these systems.
+    /// Only these systems (1..64 names).
+    #[schema(min_items = 1, max_items = 64)]
     pub systems: Option<Vec<String>>,
     /// Terms model.
     pub model: Option<String>,
@@ -218,7 +354,7 @@ pub struct NormalizeResponse {
 
 /// Map each mention to its top-k candidate concepts (batched embedding).
 #[utoipa::path(post, path = "/v1/normalize", tag = "search", request_body = NormalizeRequest,
-    responses((status = 200, body = NormalizeResponse), (status = 400, body = ErrorBody), (status = 429, body = ErrorBody)))]
+    responses((status = 200, body = NormalizeResponse), (status = 400, body = ErrorBody), (status = 429, body = ErrorBody), (status = 404, body = ErrorBody, description = "Unknown model, system or concept")))]
 pub async fn normalize(
     State(st): State<AppState>,
     ApiJson(req): ApiJson<NormalizeRequest>,
@@ -235,9 +371,12 @@ pub async fn normalize(
     let k = check_k(req.k, 5)?;
     let mode = req.mode.unwrap_or_default();
     let eng = engine(&st)?;
+    if let Some(m) = &req.model {
+        eng.terms_model(Some(m))?;
+    }
     let vecs = match mode {
         Mode::Hybrid | Mode::Vector if eng.registry().default_name(ModelKind::Terms).is_some() => {
-            Some(embed_queries(&eng, req.model.as_deref(), req.mentions.clone()).await?)
+            Some(embed_queries(&st, &eng, req.model.as_deref(), req.mentions.clone()).await?)
         }
         _ => None,
     };
@@ -275,12 +414,30 @@ pub async fn normalize(
 #[serde(untagged)]
 pub enum Side {
     /// Free text.
-    Text {
-        /// The text.
-        text: String,
-    },
+    Text(TextSide),
     /// A concept (its vector is the mean of its equivalent terms' vectors).
-    Concept(ConceptRef),
+    Concept(ConceptSide),
+}
+
+/// A text side of a relatedness pair.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TextSide {
+    /// The text (1..4096 characters, not only white space).
+    #[schema(schema_with = text_schema)]
+    pub text: String,
+}
+
+/// A concept side of a relatedness pair (404 when the concept does not exist).
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConceptSide {
+    /// System, e.g. `HPO`.
+    #[schema(example = "HPO")]
+    pub system: String,
+    /// Code, e.g. `HP:0001250`.
+    #[schema(example = "HP:0001250")]
+    pub code: String,
 }
 
 /// A pair to score.
@@ -297,6 +454,7 @@ pub struct Pair {
 #[serde(deny_unknown_fields)]
 pub struct RelatednessRequest {
     /// Pairs (1..1024).
+    #[schema(min_items = 1, max_items = 1024)]
     pub pairs: Vec<Pair>,
     /// Terms model.
     pub model: Option<String>,
@@ -327,13 +485,8 @@ pub async fn relatedness(
     }
     for p in &req.pairs {
         for s in [&p.a, &p.b] {
-            match s {
-                Side::Text { text } => check_text("text", text)?,
-                Side::Concept(c) => {
-                    if c.system.is_empty() || c.code.is_empty() || c.code.len() > 256 {
-                        return Err(ApiError::bad_request("concept sides need system and code"));
-                    }
-                }
+            if let Side::Text(t) = s {
+                check_text("text", &t.text)?;
             }
         }
     }
@@ -344,21 +497,21 @@ pub async fn relatedness(
         .iter()
         .flat_map(|p| [&p.a, &p.b])
         .filter_map(|s| match s {
-            Side::Text { text } => Some(text.clone()),
+            Side::Text(t) => Some(t.text.clone()),
             Side::Concept(_) => None,
         })
         .collect();
     let mut text_vecs = if texts.is_empty() {
         Vec::new()
     } else {
-        embed_queries(&eng, Some(&model), texts).await?
+        embed_queries(&st, &eng, Some(&model), texts).await?
     }
     .into_iter();
     let mut sides: Vec<Option<Vec<f32>>> = Vec::new();
     for p in &req.pairs {
         for s in [&p.a, &p.b] {
             sides.push(match s {
-                Side::Text { .. } => text_vecs.next(),
+                Side::Text(_) => text_vecs.next(),
                 Side::Concept(_) => None,
             });
         }
@@ -371,7 +524,7 @@ pub async fn relatedness(
             vecs.push(match (side, v) {
                 (_, Some(v)) => v,
                 (Side::Concept(c), None) => eng.concept_vector(&m, &c.system, &c.code)?,
-                (Side::Text { .. }, None) => Vec::new(),
+                (Side::Text(_), None) => Vec::new(),
             });
         }
         Ok(vecs.chunks(2).map(|c| cosine(&c[0], &c[1])).collect())
@@ -389,12 +542,17 @@ pub async fn relatedness(
 #[serde(deny_unknown_fields)]
 pub struct SimilarRequest {
     /// System of the concept.
+    #[schema(example = "ICD10CM")]
     pub system: String,
-    /// Code of the concept.
+    /// Code of the concept (404 when it does not exist).
+    #[schema(example = "E11.9")]
     pub code: String,
-    /// Concepts wanted (default 10).
+    /// Concepts wanted (1..1000, default 10).
+    #[schema(minimum = 1, maximum = 1000)]
+    #[serde(default, deserialize_with = "de_count")]
     pub k: Option<usize>,
-    /// Only these systems.
+    /// Only these systems (1..64 names).
+    #[schema(min_items = 1, max_items = 64)]
     pub systems: Option<Vec<String>>,
     /// Terms model.
     pub model: Option<String>,
@@ -410,10 +568,6 @@ pub async fn similar(
     let t = std::time::Instant::now();
     let k = check_k(req.k, 10)?;
     check_systems(&req.systems)?;
-    if req.code.is_empty() || req.code.len() > 256 || req.system.is_empty() || req.system.len() > 64
-    {
-        return Err(ApiError::bad_request("system and code are required"));
-    }
     let eng = engine(&st)?;
     let model = eng.terms_model(req.model.as_deref())?;
     let results = blocking(move || -> Result<Vec<Found>, ApiError> {
@@ -443,7 +597,8 @@ pub async fn similar(
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EmbedRequest {
-    /// Texts (1..1024, each ≤ 4096 bytes).
+    /// Texts (1..1024, each 1..4096 characters).
+    #[schema(schema_with = text_list_schema)]
     pub texts: Vec<String>,
     /// Model (default terms model).
     pub model: Option<String>,
@@ -462,7 +617,7 @@ pub struct EmbedResponse {
 
 /// Embed texts with a model.
 #[utoipa::path(post, path = "/v1/embed", tag = "search", request_body = EmbedRequest,
-    responses((status = 200, body = EmbedResponse), (status = 400, body = ErrorBody), (status = 429, body = ErrorBody)))]
+    responses((status = 200, body = EmbedResponse), (status = 400, body = ErrorBody), (status = 429, body = ErrorBody), (status = 404, body = ErrorBody, description = "Unknown model, system or concept")))]
 pub async fn embed(
     State(st): State<AppState>,
     ApiJson(req): ApiJson<EmbedRequest>,
@@ -480,7 +635,7 @@ pub async fn embed(
         Some(name) => eng.registry().get(Some(name), ModelKind::Terms)?,
         None => eng.registry().get(None, ModelKind::Terms)?,
     };
-    let embeddings = handle.embed(req.texts).await?;
+    let embeddings = embed_unique(&st, handle, req.texts).await?;
     Ok(ApiJson(EmbedResponse {
         model: handle.manifest().name.clone(),
         dim: handle.dim(),

@@ -53,8 +53,9 @@ use tantivy::schema::{
 };
 use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
 
-/// Longest accepted query, in bytes.
-pub const MAX_QUERY_BYTES: usize = 2048;
+/// Longest accepted query, in bytes: the HTTP API's 4096 characters of up to 4 bytes each. Only
+/// the first words and trigrams are used (below), so the cost stays bounded.
+pub const MAX_QUERY_BYTES: usize = 4 * 4096;
 /// Distinct query words used.
 pub const MAX_QUERY_WORDS: usize = 32;
 /// Distinct query trigrams used.

@@ -1,6 +1,8 @@
 //! `ontovec bench ...`: benchmarks that need whole processes (peak RSS) or real files, reported
 //! side by side with a reference measured in the same run on the same machine.
 
+pub mod load;
+
 use crate::ontology::synthetic;
 use anyhow::{bail, Context, Result};
 use std::path::Path;

@@ -1,0 +1,92 @@
+# Sourced by scripts/contract.sh and scripts/sdk.sh: build ontovec, ingest the fixture
+# ontologies (ontologies/) into a scratch data directory with the base model, and run a server
+# on a free 127.0.0.1 port until the calling script exits.
+#
+# After `live_server_start`: $ONTOVEC_URL, $ONTOVEC_TOKEN (bearer token for writes), $SCRATCH.
+# Environment: ONTOVEC_PROFILE=release to test a release build (default: debug, which `cargo
+# test` has already built), PYTHON (default python3).
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+PY="${PYTHON:-python3}"
+CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/ontovec"
+MODEL="$ROOT/models/all-MiniLM-L6-v2"
+
+live_server_build() {
+  local profile="${ONTOVEC_PROFILE:-debug}" flag=()
+  [[ "$profile" == release ]] && flag=(--release)
+  (cd "$ROOT" && cargo build --quiet "${flag[@]}" --bin ontovec)
+  local target="${CARGO_TARGET_DIR:-$ROOT/target}"
+  BIN="$target/$profile/ontovec"
+  [[ -x "$BIN" ]] || { echo "no binary at $BIN" >&2; return 1; }
+}
+
+# A venv under the cache directory with the given PyPI packages (pinned by the caller).
+py_venv() { # name pkg==ver...
+  local name="$1"; shift
+  VENV="$CACHE/venv-$name"
+  local stamp="$VENV/.installed" want="$*"
+  if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$want" ]]; then
+    rm -rf "$VENV"
+    "$PY" -m venv "$VENV"
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check "$@"
+    printf '%s' "$want" >"$stamp"
+  fi
+}
+
+free_port() {
+  "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+live_server_stop() {
+  if [[ -n "${SERVER_PID:-}" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
+    kill -TERM "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+  fi
+  [[ -n "${SCRATCH:-}" ]] && rm -rf "$SCRATCH"
+}
+
+live_server_start() {
+  [[ -f "$MODEL/model.safetensors" ]] || {
+    echo "missing $MODEL: run scripts/fetch-data.sh --model-only" >&2
+    return 1
+  }
+  live_server_build
+  SCRATCH="$(mktemp -d "${TMPDIR:-/tmp}/ontovec-live.XXXXXX")"
+  trap live_server_stop EXIT
+  local data="$SCRATCH/data" models="$SCRATCH/models" fx="$ROOT/ontologies"
+  # Only the base model: the contract must not depend on what else sits in models/.
+  mkdir -p "$models" && ln -s "$MODEL" "$models/all-MiniLM-L6-v2"
+  ingest() {
+    "$BIN" ingest --data-dir "$data" --models-dir "$models" "$@" >/dev/null 2>>"$SCRATCH/ingest.log" ||
+      { echo "fixture ingest failed: $*" >&2; tail -20 "$SCRATCH/ingest.log" >&2; return 1; }
+  }
+  export ONTOVEC_LOG=warn
+  ingest --format icd10cm-xml --release 2026 "$fx/icd10cm/icd10cm-tabular-sample.xml"
+  ingest --format obo --release 2025 --system HPO "$fx/obo/hpo-sample.obo"
+  ingest --format phecode-csv --release 1.2 --system PHECODE \
+    "$fx/phecode/phecode_definitions1.2.csv" "$fx/phecode/Phecode_map_v1_2_icd9_icd10cm_sample.csv"
+  ingest --format icd9cm-txt --release v32 "$fx"/icd9cm/*.txt
+  ingest --format loinc-csv --release sample --system LOINC "$fx"/loinc/*.csv
+  ingest --format rxnorm-rrf --release sample --system RXNORM "$fx"/rxnorm/*.RRF
+  ingest --format umls-rrf --release sample "$fx"/umls/*.RRF
+  local port
+  port="$(free_port)"
+  ONTOVEC_URL="http://127.0.0.1:$port"
+  ONTOVEC_TOKEN="live-$(date +%s)-$$"
+  ONTOVEC_LOG="${ONTOVEC_SERVER_LOG:-info,tantivy=warn,sled=warn}" \
+    "$BIN" serve --data-dir "$data" --models-dir "$models" --addr "127.0.0.1:$port" \
+    --auth-token "$ONTOVEC_TOKEN" >"$SCRATCH/server.log" 2>&1 &
+  SERVER_PID=$!
+  for _ in $(seq 1 600); do
+    if curl -fs "$ONTOVEC_URL/ready" >/dev/null 2>&1 &&
+      grep -q "indexes caught up" "$SCRATCH/server.log"; then
+      echo "server ready at $ONTOVEC_URL (pid $SERVER_PID, data $data)"
+      return 0
+    fi
+    kill -0 "$SERVER_PID" 2>/dev/null || break
+    sleep 0.2
+  done
+  echo "server did not become ready:" >&2
+  tail -40 "$SCRATCH/server.log" >&2
+  return 1
+}
