@@ -175,7 +175,7 @@ fn serve(data: &Path, models: &Path, log: &Path) -> (std::process::Child, String
         .local_addr()
         .unwrap()
         .port();
-    let child = Command::new(BIN)
+    let mut child = Command::new(BIN)
         .arg("serve")
         .arg("--data-dir")
         .arg(data)
@@ -199,6 +199,8 @@ fn serve(data: &Path, models: &Path, log: &Path) -> (std::process::Child, String
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+    let _ = child.kill();
+    let _ = child.wait();
     panic!(
         "server did not catch up: {}",
         std::fs::read_to_string(log).unwrap_or_default()

@@ -138,13 +138,14 @@ pub fn spawn_server(data_dir: &Path, models_dir: &Path, extra: &[String]) -> Res
         .arg("--addr")
         .arg(format!("127.0.0.1:{port}"))
         .args(extra)
-        .env("ONTOVEC_LOG", "warn")
+        .env("ONTOVEC_LOG", "warn,ontovec::server=info")
+        .env("NO_COLOR", "1")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).context("server log")?)
         .spawn()
         .context("starting the server")?;
     let pid = child.id();
-    let spawned = Spawned {
+    let mut spawned = Spawned {
         child,
         target: Target {
             url: url.clone(),
@@ -158,11 +159,17 @@ pub fn spawn_server(data_dir: &Path, models_dir: &Path, extra: &[String]) -> Res
         if t.elapsed() > Duration::from_secs(600) {
             bail!("server not ready after 10 min (log: {})", log.display());
         }
-        let ok = ["lexical", "vector"].iter().all(|m| {
-            post_search(&agent, &spawned.target, "seizure", m)
+        if let Ok(Some(status)) = spawned.child.try_wait() {
+            bail!("the server exited ({status}); see {}", log.display());
+        }
+        // Measure only once the indexes have caught up with the store (no background work).
+        let caught_up = std::fs::read_to_string(&log)
+            .map(|l| l.contains("indexes caught up"))
+            .unwrap_or(false);
+        let ok = caught_up
+            && post_search(&agent, &spawned.target, "seizure", "lexical")
                 .map(|(s, _)| s == 200)
-                .unwrap_or(false)
-        });
+                .unwrap_or(false);
         if ok {
             break;
         }
