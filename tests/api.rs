@@ -222,6 +222,25 @@ fn upload_names_cannot_traverse() {
 }
 
 #[test]
+fn openapi_operation_ids_are_unique() {
+    // Generators key clients by operationId: a duplicate silently merges two endpoints.
+    let doc: Value =
+        serde_json::to_value(<ontovec::api::openapi::ApiDoc as utoipa::OpenApi>::openapi())
+            .unwrap();
+    let mut seen = std::collections::BTreeMap::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            if let Some(id) = op["operationId"].as_str() {
+                if let Some(prev) = seen.insert(id.to_string(), format!("{method} {path}")) {
+                    panic!("operationId {id} used by {prev} and {method} {path}");
+                }
+            }
+        }
+    }
+    assert!(seen.len() >= 16);
+}
+
+#[test]
 fn openapi_yaml_matches_the_code() {
     let committed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.yaml"))
         .expect("openapi.yaml at the repo root");

@@ -59,7 +59,7 @@ fn notes_err(e: crate::notes::NotesError) -> ApiError {
 }
 
 /// Store one note (bulk loads: `POST /v1/ingest` with `notes-jsonl` or `mimic-notes-csv`).
-#[utoipa::path(post, path = "/v1/notes", tag = "notes", request_body = NoteRequest,
+#[utoipa::path(post, path = "/v1/notes", operation_id = "note_create", tag = "notes", request_body = NoteRequest,
     responses((status = 201, body = NoteCreated), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 409, body = ErrorBody), (status = 413, body = ErrorBody)))]
 pub async fn create(
@@ -104,7 +104,7 @@ pub async fn create(
 }
 
 /// A stored note by id.
-#[utoipa::path(get, path = "/v1/notes/{id}", tag = "notes",
+#[utoipa::path(get, path = "/v1/notes/{id}", operation_id = "note_get", tag = "notes",
     params(("id" = String, Path, description = "Note id")),
     responses((status = 200, body = NoteResponse), (status = 404, body = ErrorBody)))]
 pub async fn get(
@@ -157,7 +157,7 @@ fn check_k(k: Option<usize>, default: usize) -> Result<usize, ApiError> {
 }
 
 /// Hybrid search over notes: BM25 over note texts fused with the note encoder's cosine.
-#[utoipa::path(post, path = "/v1/notes/search", tag = "notes", request_body = NoteSearchRequest,
+#[utoipa::path(post, path = "/v1/notes/search", operation_id = "note_search", tag = "notes", request_body = NoteSearchRequest,
     responses((status = 200, body = NoteSearchResponse), (status = 400, body = ErrorBody), (status = 429, body = ErrorBody)))]
 pub async fn search(
     State(st): State<AppState>,
@@ -245,7 +245,7 @@ pub struct CodeResponse {
 
 /// Rank ICD codes for a note: the trained NoteContrast model's note vector against its code
 /// vectors, or, without one, the terms encoder's pooled note vector against code names.
-#[utoipa::path(post, path = "/v1/notes/code", tag = "notes", request_body = CodeRequest,
+#[utoipa::path(post, path = "/v1/notes/code", operation_id = "note_code", tag = "notes", request_body = CodeRequest,
     responses((status = 200, body = CodeResponse), (status = 400, body = ErrorBody),
         (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn code(
