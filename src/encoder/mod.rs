@@ -28,8 +28,10 @@
 pub mod bench;
 pub mod bert;
 pub mod engine;
+pub mod gemm;
 pub mod manifest;
 pub mod model;
+pub mod ops;
 pub mod pooling;
 pub mod registry;
 pub mod testing;
