@@ -30,6 +30,8 @@ pub const NR: usize = 32;
 pub const MR: usize = 12;
 /// Inputs per block: a `KC × NR` panel slice (32 KiB) stays in L1 while every row tile uses it.
 pub const KC: usize = 256;
+/// Row tiles processed together against each panel slice (192 rows).
+const MC_TILES: usize = 16;
 /// Products smaller than this many multiply-adds run on the calling thread only.
 const PARALLEL_MIN_MACS: usize = 1 << 17;
 
@@ -294,7 +296,7 @@ unsafe impl Sync for SendPtr {}
 
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
-    use super::{ops, Epilogue, PackedLinear, SendPtr, KC, MR, NR};
+    use super::{ops, Epilogue, PackedLinear, SendPtr, KC, MC_TILES, MR, NR};
     use std::arch::x86_64::*;
 
     /// Computes output column panels `p0..p1` for all `m` rows.
@@ -320,35 +322,39 @@ mod avx512 {
             let kc = KC.min(k - kb);
             let first = kb == 0;
             let last = kb + kc == k;
-            for p in p0..p1 {
-                let col0 = p * NR;
-                let cols = NR.min(n - col0);
-                let panel = lin.w.as_ptr().add(kb * panels_n * NR + p * kc * NR);
-                let bias = lin.bias.as_ptr().add(col0);
-                for ti in 0..tiles {
-                    let r0 = ti * MR;
-                    let rows = MR.min(m - r0);
-                    let t = Tile {
-                        a: packed_a.as_ptr().add(ti * k * MR + kb * MR),
-                        b: panel,
-                        kc,
-                        c: out.0.add(r0 * n + col0),
-                        ldc: n,
-                        cols,
-                        bias: if first { bias } else { std::ptr::null() },
-                    };
-                    let epi = if last {
-                        match epi {
-                            Epilogue::Residual(r) => Epilogue::Residual(&r[r0 * n + col0..]),
-                            e => e,
+            // Row tiles in groups of MC_TILES: a group's packed rows for this input block
+            // (≤ 192 KiB) stay in L2 while every panel passes over them.
+            for g in (0..tiles).step_by(MC_TILES) {
+                for p in p0..p1 {
+                    let col0 = p * NR;
+                    let cols = NR.min(n - col0);
+                    let panel = lin.w.as_ptr().add(kb * panels_n * NR + p * kc * NR);
+                    let bias = lin.bias.as_ptr().add(col0);
+                    for ti in g..tiles.min(g + MC_TILES) {
+                        let r0 = ti * MR;
+                        let rows = MR.min(m - r0);
+                        let t = Tile {
+                            a: packed_a.as_ptr().add(ti * k * MR + kb * MR),
+                            b: panel,
+                            kc,
+                            c: out.0.add(r0 * n + col0),
+                            ldc: n,
+                            cols,
+                            bias: if first { bias } else { std::ptr::null() },
+                        };
+                        let epi = if last {
+                            match epi {
+                                Epilogue::Residual(r) => Epilogue::Residual(&r[r0 * n + col0..]),
+                                e => e,
+                            }
+                        } else {
+                            Epilogue::None
+                        };
+                        if ti == g {
+                            dispatch::<true>(rows, &t, epi);
+                        } else {
+                            dispatch::<false>(rows, &t, epi);
                         }
-                    } else {
-                        Epilogue::None
-                    };
-                    if ti == 0 {
-                        dispatch::<true>(rows, &t, epi);
-                    } else {
-                        dispatch::<false>(rows, &t, epi);
                     }
                 }
             }
