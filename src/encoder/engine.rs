@@ -71,7 +71,9 @@ pub struct EngineStats {
     pub texts: u64,
     /// Real tokens processed.
     pub tokens: u64,
-    /// Tokens processed including padding (`tokens / padded_tokens` is the padding efficiency).
+    /// `texts × longest` summed over batches: what a padded forward would compute. The packed
+    /// forward computes only `tokens`; `tokens / padded_tokens` shows how well bucketing would
+    /// have done.
     pub padded_tokens: u64,
     /// Time spent in forward passes and pooling, in nanoseconds.
     pub busy_ns: u64,

@@ -8,8 +8,9 @@
 //!   from `vocab.txt`. Padding is always switched off (the engine pads per batch) and truncation
 //!   is set to the model's maximum length.
 //! * [`bert`] — [`Encoder`]: config + weights → [`model::Bert`] (CPU, F32; the same maths as
-//!   candle_transformers' `BertModel`, laid out for CPU speed), one forward pass per padded
-//!   batch, masked pooling and L2 normalisation in [`pooling`].
+//!   candle_transformers' `BertModel`, laid out for CPU speed: texts packed without padding,
+//!   [`gemm`] products on pre-packed weights, [`ops`] for attention/LayerNorm/GELU), one
+//!   forward pass per batch, pooling and L2 normalisation in [`pooling`].
 //! * [`engine`] — [`EngineHandle`]: a bounded queue in front of a dedicated model thread.
 //!   Callers tokenize on their own thread (or the tokio blocking pool for large requests), the
 //!   model thread drains a window of queued sequences, sorts it by token length (length
@@ -28,8 +29,10 @@
 pub mod bench;
 pub mod bert;
 pub mod engine;
+pub mod gemm;
 pub mod manifest;
 pub mod model;
+pub mod ops;
 pub mod pooling;
 pub mod registry;
 pub mod testing;

@@ -1,27 +1,27 @@
 //! Pooling of token vectors into one vector per text, and L2 normalisation.
 //!
-//! Batches are right-padded, so a text's mask is simply its first `len` positions; pooling works
-//! on the flat `[batch, seq, hidden]` output copied once out of candle, which avoids building
-//! mask tensors for a handful of reductions.
+//! The model returns the token rows of a batch packed without padding (`[Σ len, hidden]`, text
+//! `i` owning rows `offsets[i]..offsets[i+1]`), so a text's mask is simply its own rows.
 
 use super::Pooling;
 
-/// Pools a flat `[lens.len(), seq, hidden]` row-major buffer; `lens[i]` is text `i`'s number of
-/// real (non-padding) tokens, `1 ≤ lens[i] ≤ seq`.
+/// Pools a packed row-major `[Σ len, hidden]` buffer; text `i` owns rows
+/// `offsets[i]..offsets[i+1]` (each range non-empty).
 pub fn pool(
     hidden_states: &[f32],
-    seq: usize,
+    offsets: &[usize],
     hidden: usize,
-    lens: &[usize],
     pooling: Pooling,
 ) -> Vec<Vec<f32>> {
-    debug_assert_eq!(hidden_states.len(), lens.len() * seq * hidden);
-    lens.iter()
-        .enumerate()
-        .map(|(i, &len)| {
-            let len = len.clamp(1, seq);
-            let base = i * seq * hidden;
-            let rows = &hidden_states[base..base + len * hidden];
+    debug_assert_eq!(
+        hidden_states.len(),
+        offsets.last().copied().unwrap_or(0) * hidden
+    );
+    offsets
+        .windows(2)
+        .map(|w| {
+            let len = (w[1] - w[0]).max(1);
+            let rows = &hidden_states[w[0] * hidden..(w[0] + len) * hidden];
             match pooling {
                 Pooling::Cls => rows[..hidden].to_vec(),
                 Pooling::Mean => {
@@ -63,19 +63,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn pooling_respects_the_mask() {
-        // two texts, seq 3, hidden 2; text 0 has 2 tokens, text 1 has 3.
-        let h = [1., 2., 3., 4., 100., 100., 1., 1., 2., 2., 6., 0.];
+    fn pooling_uses_each_texts_own_rows() {
+        // two packed texts, hidden 2; text 0 has 2 tokens, text 1 has 3.
+        let h = [1., 2., 3., 4., 1., 1., 2., 2., 6., 0.];
+        let off = [0, 2, 5];
         assert_eq!(
-            pool(&h, 3, 2, &[2, 3], Pooling::Mean),
+            pool(&h, &off, 2, Pooling::Mean),
             vec![vec![2., 3.], vec![3., 1.]]
         );
         assert_eq!(
-            pool(&h, 3, 2, &[2, 3], Pooling::Max),
+            pool(&h, &off, 2, Pooling::Max),
             vec![vec![3., 4.], vec![6., 2.]]
         );
         assert_eq!(
-            pool(&h, 3, 2, &[2, 3], Pooling::Cls),
+            pool(&h, &off, 2, Pooling::Cls),
             vec![vec![1., 2.], vec![1., 1.]]
         );
     }
