@@ -282,7 +282,7 @@ unsafe fn attend_avx512(
     use std::arch::x86_64::*;
     let h = s.hidden;
     let d = h / s.heads;
-    if d % 16 != 0 {
+    if !d.is_multiple_of(16) {
         return attend_inline(qkv, start, len, head, s, scratch, out);
     }
     let ld = 3 * h;
@@ -304,7 +304,7 @@ unsafe fn attend_avx512(
     let (kt, pp) = (kt.as_ptr(), p.as_mut_ptr());
     let blocks = lp / 16;
     // Lanes of the last block that hold real keys.
-    let tail: __mmask16 = if len % 16 == 0 {
+    let tail: __mmask16 = if len.is_multiple_of(16) {
         0xffff
     } else {
         ((1u32 << (len % 16)) - 1) as u16
@@ -405,6 +405,9 @@ pub fn attention(qkv: &[f32], offsets: &[usize], s: AttnShape, ctx: &mut [f32]) 
     let run = |&(i, hd): &(usize, usize), scratch: &mut AttnScratch| {
         let (start, len) = (offsets[i], offsets[i + 1] - offsets[i]);
         let base = start * h + hd * d;
+        // Capture the whole Send wrapper, not just its raw-pointer field (edition-2021
+        // closures capture disjoint fields, and a bare `*mut f32` is not Send).
+        #[allow(clippy::redundant_locals)]
         let ptr = ptr;
         assert!(base + (len - 1) * h + d <= ptr.1);
         // SAFETY: rows start..start+len, columns hd·d..hd·d+d of `ctx` (in bounds, checked
