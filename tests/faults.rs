@@ -409,7 +409,20 @@ fn read_only_data_dir_is_a_clear_error() {
     for e in walk(&data) {
         mode(&e, if e.is_dir() { 0o555 } else { 0o444 }).unwrap();
     }
-    let mut cmd = Command::new(BIN);
+    // `nobody` may not reach the build's binary or the checkout (e.g. a target dir under
+    // /root), so it runs copies placed in the world-readable temp dir.
+    let (bin, input) = if root {
+        let bin = dir.path().join("ontovec-bin");
+        std::fs::copy(BIN, &bin).unwrap();
+        mode(&bin, 0o755).unwrap();
+        let input = dir.path().join("hpo.obo");
+        std::fs::copy(&hpo, &input).unwrap();
+        mode(&input, 0o644).unwrap();
+        (bin, input)
+    } else {
+        (PathBuf::from(BIN), hpo.clone())
+    };
+    let mut cmd = Command::new(&bin);
     cmd.args([
         "ingest",
         "--format",
@@ -423,7 +436,7 @@ fn read_only_data_dir_is_a_clear_error() {
     .arg(&data)
     .arg("--models-dir")
     .arg(dir.path().join("none"))
-    .arg(&hpo)
+    .arg(&input)
     .env("ONTOVEC_LOG", "error")
     .env("NO_COLOR", "1");
     if root {
