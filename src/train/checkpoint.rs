@@ -73,6 +73,49 @@ pub struct TrainState {
     pub loss_log: Vec<(u64, f32, f32)>,
 }
 
+/// Resume from the checkpoint in `dir` when there is one (refusing one written under another
+/// configuration), else start a fresh state seeded with `seed`. Shared by every trainer.
+pub fn resume_or_start(
+    dir: &Path,
+    params: &[(String, Var)],
+    opt: &mut AdamW,
+    fingerprint: String,
+    seed: u64,
+) -> anyhow::Result<TrainState> {
+    use rand::SeedableRng;
+    match load(dir, params, opt)? {
+        Some(s) => {
+            anyhow::ensure!(
+                s.config_fingerprint == fingerprint,
+                "{} holds a checkpoint of another configuration; remove it or use the same config",
+                dir.display()
+            );
+            tracing::info!(step = s.step, "resuming from checkpoint");
+            Ok(s)
+        }
+        None => Ok(TrainState {
+            step: 0,
+            examples: 0,
+            tokens: 0,
+            train_secs: 0.0,
+            rng: RngState::capture(&ChaCha8Rng::seed_from_u64(seed)),
+            config_fingerprint: fingerprint,
+            loss_log: Vec::new(),
+        }),
+    }
+}
+
+/// The CLI progress bar of training loops: `n` steps labelled `msg`.
+pub fn progress_bar(n: u64, msg: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(n);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar.set_message(msg.to_string());
+    bar
+}
+
 fn f32_bytes(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }

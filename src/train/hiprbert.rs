@@ -12,7 +12,7 @@ use super::ops::Dropout;
 use super::optim::{clip_global_norm, lr_at, AdamW, AdamWConfig, GradAccumulator};
 use crate::store::Store;
 use anyhow::Context;
-use rand::{Rng, SeedableRng};
+use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -394,33 +394,11 @@ pub fn train(args: &HiprbertArgs, opts: &RunOptions) -> anyhow::Result<TrainRepo
     let params = model.params().to_vec();
     let mut opt = AdamW::new(cfg.optimizer.clone(), &params);
     let fingerprint = cfg.fingerprint();
-    let mut state = match checkpoint::load(&ckpt_dir, &params, &mut opt)? {
-        Some(s) => {
-            anyhow::ensure!(
-                s.config_fingerprint == fingerprint,
-                "{} holds a checkpoint of another configuration; remove it or use the same config",
-                ckpt_dir.display()
-            );
-            tracing::info!(step = s.step, "resuming from checkpoint");
-            s
-        }
-        None => TrainState {
-            step: 0,
-            examples: 0,
-            tokens: 0,
-            train_secs: 0.0,
-            rng: RngState::capture(&ChaCha8Rng::seed_from_u64(cfg.seed)),
-            config_fingerprint: fingerprint,
-            loss_log: Vec::new(),
-        },
-    };
+    let mut state =
+        checkpoint::resume_or_start(&ckpt_dir, &params, &mut opt, fingerprint, cfg.seed)?;
     let mut rng = state.rng.restore()?;
     let warmup = (cfg.steps as f64 * cfg.warmup_frac).round() as u64;
-    let bar = indicatif::ProgressBar::new(cfg.steps);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} {msg}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
+    let bar = checkpoint::progress_bar(cfg.steps, "");
     bar.set_position(state.step);
     let mut acc = GradAccumulator::new(&params);
     let mut stopped_by_time = false;

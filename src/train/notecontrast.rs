@@ -29,7 +29,7 @@
 //! and the untrained NoteContrast model (step 0), same run; see [`super::coding_eval`].
 
 use super::bert::TrainBert;
-use super::checkpoint::{self, RngState, TrainState};
+use super::checkpoint::{self, progress_bar, RngState};
 use super::codeseq::{self, FIRST_CODE};
 use super::coding_eval::{self, CodingMetrics, Split};
 use super::hiprbert::{write_atomic, Preset};
@@ -45,7 +45,7 @@ use crate::store::Store;
 use anyhow::Context;
 use candle_core::{DType, Device, Tensor, Var};
 use rand::seq::SliceRandom;
-use rand::{Rng, SeedableRng};
+use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -371,16 +371,6 @@ fn note_vectors(
     Ok(out)
 }
 
-fn progress_bar(n: u64, msg: &str) -> indicatif::ProgressBar {
-    let bar = indicatif::ProgressBar::new(n);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} {msg}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
-    bar.set_message(msg.to_string());
-    bar
-}
-
 /// The trainable pieces.
 struct Model {
     code: TrainBert,
@@ -680,26 +670,8 @@ pub fn train(args: &Args, stop_after: Option<u64>) -> anyhow::Result<Report> {
     let params = model.params();
     let mut opt = AdamW::new(cfg.optimizer.clone(), &params);
     let fingerprint = cfg.fingerprint();
-    let mut state = match checkpoint::load(&ckpt_dir, &params, &mut opt)? {
-        Some(s) => {
-            anyhow::ensure!(
-                s.config_fingerprint == fingerprint,
-                "{} holds a checkpoint of another configuration; remove it or use the same config",
-                ckpt_dir.display()
-            );
-            tracing::info!(step = s.step, "resuming from checkpoint");
-            s
-        }
-        None => TrainState {
-            step: 0,
-            examples: 0,
-            tokens: 0,
-            train_secs: 0.0,
-            rng: RngState::capture(&ChaCha8Rng::seed_from_u64(cfg.seed)),
-            config_fingerprint: fingerprint,
-            loss_log: Vec::new(),
-        },
-    };
+    let mut state =
+        checkpoint::resume_or_start(&ckpt_dir, &params, &mut opt, fingerprint, cfg.seed)?;
     let mut rng = state.rng.restore()?;
     let warmup = (cfg.steps as f64 * cfg.warmup_frac).round() as u64;
     let bar = progress_bar(cfg.steps, "training");
