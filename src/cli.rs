@@ -4,13 +4,11 @@
 use crate::app::{App, AppConfig};
 use crate::ingest::IngestRequest;
 use crate::ontology::{Format, InputFile};
-use crate::progress::{spawn_bar, Progress};
+use crate::progress::with_bar;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 
 /// ontovec: embedding database and semantic search server for medical terminologies.
 #[derive(Debug, Parser)]
@@ -466,24 +464,19 @@ pub fn run() -> Result<()> {
                 replace,
                 hold_out: hold_out.zip(gold_out),
             };
-            let progress = Progress::new();
-            let stop = Arc::new(AtomicBool::new(false));
-            let bar = spawn_bar(progress.clone(), stop.clone());
             if req.format.is_notes() {
-                let outcome = app.ingest_notes(&req, progress);
-                stop.store(true, Ordering::Relaxed);
-                let _ = bar.join();
+                let outcome = with_bar(|progress| app.ingest_notes(&req, progress));
                 let r = outcome.map_err(|e| anyhow::anyhow!("ingest failed: {e}"))?;
                 println!("{}", serde_json::to_string_pretty(&r)?);
                 return Ok(());
             }
-            let outcome = if skip_index {
-                crate::ingest::ingest_release(&app.store, &req, progress)
-            } else {
-                app.ingest(&req, progress)
-            };
-            stop.store(true, Ordering::Relaxed);
-            let _ = bar.join();
+            let outcome = with_bar(|progress| {
+                if skip_index {
+                    crate::ingest::ingest_release(&app.store, &req, progress)
+                } else {
+                    app.ingest(&req, progress)
+                }
+            });
             match outcome {
                 Ok(r) => {
                     println!("{}", serde_json::to_string_pretty(&r)?);
@@ -509,13 +502,8 @@ pub fn run() -> Result<()> {
                 }
             }
             let app = App::open(cfg).context("opening the store")?;
-            let progress = Progress::new();
-            let stop = Arc::new(AtomicBool::new(false));
-            let bar = spawn_bar(progress.clone(), stop.clone());
             let t = std::time::Instant::now();
-            let outcome = app.sync_indexes(Some(&progress));
-            stop.store(true, Ordering::Relaxed);
-            let _ = bar.join();
+            let outcome = with_bar(|progress| app.sync_indexes(Some(&progress)));
             outcome.context("indexing")?;
             println!(
                 "{}",

@@ -78,6 +78,18 @@ impl Progress {
     }
 }
 
+/// Run `f` with a fresh [`Progress`] drawn as a bar on stderr, removing the bar when `f`
+/// returns; for CLI commands.
+pub fn with_bar<T>(f: impl FnOnce(Arc<Progress>) -> T) -> T {
+    let progress = Progress::new();
+    let stop = Arc::new(AtomicBool::new(false));
+    let bar = spawn_bar(progress.clone(), stop.clone());
+    let out = f(progress);
+    stop.store(true, Ordering::Relaxed);
+    let _ = bar.join();
+    out
+}
+
 /// Draw an indicatif progress bar for `progress` on stderr until `stop` is set; for CLI commands.
 pub fn spawn_bar(progress: Arc<Progress>, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
