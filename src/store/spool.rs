@@ -79,6 +79,14 @@ impl Spool {
         Ok(())
     }
 
+    /// Move everything pushed so far into the returned spool, leaving this one empty (same
+    /// directory, name and budget). For the end of loading: the empty spool would spill runs
+    /// under the same file names, so it must not be pushed to while the returned one is read.
+    pub fn take(&mut self) -> Spool {
+        let empty = Spool::new(&self.dir, self.name, self.budget);
+        std::mem::replace(self, empty)
+    }
+
     /// Number of run files written so far.
     pub fn runs(&self) -> usize {
         self.runs.len()

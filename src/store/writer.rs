@@ -192,7 +192,7 @@ impl ReleaseWriter {
     /// Merge concept fragments, assign term ids in code order, write the concept and term tables.
     fn write_concepts(&mut self) -> StoreResult<()> {
         let rid = self.info.rid;
-        let spool = std::mem::replace(&mut self.concepts, Spool::new(&self.staging, "x", 0));
+        let spool = self.concepts.take();
         self.phase("writing concepts", spool.pushed);
         let mut merged = spool.into_sorted()?;
         let tree = self.store.inner.tables.tree().clone();
@@ -252,70 +252,58 @@ impl ReleaseWriter {
 
     /// Write the relation tables (duplicates dropped); returns the hierarchy for the cycle check.
     fn write_relations(&mut self) -> StoreResult<Graph> {
-        let rid = self.info.rid;
-        let tree = self.store.inner.tables.tree().clone();
-        let fwd = std::mem::replace(&mut self.rel, Spool::new(&self.staging, "x", 0));
-        let rev = std::mem::replace(&mut self.rel_rev, Spool::new(&self.staging, "x", 0));
+        let (fwd, rev) = (self.rel.take(), self.rel_rev.take());
         self.phase("writing relations", fwd.pushed + rev.pushed);
         let mut graph = Graph::default();
         let mut done = 0u64;
-        let mut w = TableWriter::new(&tree, rid, Table::Rel);
-        let mut m = fwd.into_sorted()?;
-        while let Some((k, _)) = next_distinct(&mut m)? {
-            if let Some((from, rel, to)) = split_rel(&k) {
+        let relations = self.write_table(fwd, Table::Rel, &mut done, |k| {
+            if let Some((from, rel, to)) = split_rel(k) {
                 if HIERARCHY_RELS.contains(&rel) {
                     graph.edge(from, to);
                 }
             }
-            w.push(&k, &[])?;
-            done += 1;
-            if done.is_multiple_of(65_536) {
-                self.done(done)?;
-            }
-        }
-        self.info.counts.relations = w.finish()?;
-        let mut w = TableWriter::new(&tree, rid, Table::RelRev);
-        let mut m = rev.into_sorted()?;
-        while let Some((k, _)) = next_distinct(&mut m)? {
-            w.push(&k, &[])?;
-            done += 1;
-            if done.is_multiple_of(65_536) {
-                self.done(done)?;
-            }
-        }
-        w.finish()?;
+        })?;
+        self.info.counts.relations = relations;
+        self.write_table(rev, Table::RelRev, &mut done, |_| {})?;
         Ok(graph)
     }
 
     /// Write the mapping tables (duplicates dropped, the first value wins).
     fn write_mappings(&mut self) -> StoreResult<()> {
-        let rid = self.info.rid;
-        let tree = self.store.inner.tables.tree().clone();
-        let fwd = std::mem::replace(&mut self.map, Spool::new(&self.staging, "x", 0));
-        let rev = std::mem::replace(&mut self.map_rev, Spool::new(&self.staging, "x", 0));
+        let (fwd, rev) = (self.map.take(), self.map_rev.take());
         self.phase("writing mappings", fwd.pushed + rev.pushed);
         let mut done = 0u64;
-        for (spool, table) in [(fwd, Table::Map), (rev, Table::MapRev)] {
-            let mut w = TableWriter::new(&tree, rid, table);
-            let mut m = spool.into_sorted()?;
-            while let Some((k, v)) = next_distinct(&mut m)? {
-                w.push(&k, &v)?;
-                done += 1;
-                if done.is_multiple_of(65_536) {
-                    self.done(done)?;
-                }
-            }
-            let n = w.finish()?;
-            if table == Table::Map {
-                self.info.counts.mappings = n;
-            }
-        }
-        let mut w = TableWriter::new(&tree, rid, Table::MapSystems);
+        self.info.counts.mappings = self.write_table(fwd, Table::Map, &mut done, |_| {})?;
+        self.write_table(rev, Table::MapRev, &mut done, |_| {})?;
+        let tree = self.store.inner.tables.tree();
+        let mut w = TableWriter::new(tree, self.info.rid, Table::MapSystems);
         for s in &self.map_systems {
             w.push(s, &[])?;
         }
         w.finish()?;
         Ok(())
+    }
+
+    /// Write the distinct records of `spool` (the first of equal keys wins) as `table`, calling
+    /// `each` on every key and counting progress in `done`. Returns the entries written.
+    fn write_table(
+        &self,
+        spool: Spool,
+        table: Table,
+        done: &mut u64,
+        mut each: impl FnMut(&[u8]),
+    ) -> StoreResult<u64> {
+        let mut w = TableWriter::new(self.store.inner.tables.tree(), self.info.rid, table);
+        let mut m = spool.into_sorted()?;
+        while let Some((k, v)) = next_distinct(&mut m)? {
+            each(&k);
+            w.push(&k, &v)?;
+            *done += 1;
+            if done.is_multiple_of(65_536) {
+                self.done(*done)?;
+            }
+        }
+        w.finish()
     }
 
     /// Find hierarchy cycles (tolerated, reported as a warning) with an iterative DFS.
