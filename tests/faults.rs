@@ -37,6 +37,22 @@ fn ingest_cmd(data: &Path, models: &Path, release: &str, files: &[PathBuf]) -> C
     c
 }
 
+/// `ingest --format obo --system HPO` of `file` as `release` with the binary `bin` (quiet logs,
+/// no colours).
+fn hpo_ingest_cmd(bin: &Path, data: &Path, models: &Path, release: &str, file: &Path) -> Command {
+    let mut c = Command::new(bin);
+    c.args(["ingest", "--format", "obo", "--release", release])
+        .args(["--system", "HPO"])
+        .arg("--data-dir")
+        .arg(data)
+        .arg("--models-dir")
+        .arg(models)
+        .arg(file)
+        .env("ONTOVEC_LOG", "error")
+        .env("NO_COLOR", "1");
+    c
+}
+
 fn cfg(data: &Path, models: &Path) -> AppConfig {
     let mut c = AppConfig::new(data);
     c.models_dir = models.to_path_buf();
@@ -234,22 +250,7 @@ fn corrupted_index_files_are_rebuilt_with_a_log_line() {
     let models = tiny_models(dir.path());
     let data = dir.path().join("data");
     let hpo = Path::new(env!("CARGO_MANIFEST_DIR")).join("ontologies/obo/hpo-sample.obo");
-    let st = Command::new(BIN)
-        .args([
-            "ingest",
-            "--format",
-            "obo",
-            "--release",
-            "1",
-            "--system",
-            "HPO",
-        ])
-        .arg("--data-dir")
-        .arg(&data)
-        .arg("--models-dir")
-        .arg(&models)
-        .arg(&hpo)
-        .env("ONTOVEC_LOG", "error")
+    let st = hpo_ingest_cmd(Path::new(BIN), &data, &models, "1", &hpo)
         .status()
         .unwrap();
     assert!(st.success());
@@ -288,23 +289,7 @@ fn corrupted_store_is_refused_not_silently_emptied() {
     let data = dir.path().join("data");
     let hpo = Path::new(env!("CARGO_MANIFEST_DIR")).join("ontologies/obo/hpo-sample.obo");
     let ingest = |data: &Path| {
-        Command::new(BIN)
-            .args([
-                "ingest",
-                "--format",
-                "obo",
-                "--release",
-                "1",
-                "--system",
-                "HPO",
-            ])
-            .arg("--data-dir")
-            .arg(data)
-            .arg("--models-dir")
-            .arg(dir.path().join("none"))
-            .arg(&hpo)
-            .env("ONTOVEC_LOG", "error")
-            .env("NO_COLOR", "1")
+        hpo_ingest_cmd(Path::new(BIN), data, &dir.path().join("none"), "1", &hpo)
             .output()
             .unwrap()
     };
@@ -383,22 +368,7 @@ fn read_only_data_dir_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let hpo = Path::new(env!("CARGO_MANIFEST_DIR")).join("ontologies/obo/hpo-sample.obo");
-    let st = Command::new(BIN)
-        .args([
-            "ingest",
-            "--format",
-            "obo",
-            "--release",
-            "1",
-            "--system",
-            "HPO",
-        ])
-        .arg("--data-dir")
-        .arg(&data)
-        .arg("--models-dir")
-        .arg(dir.path().join("none"))
-        .arg(&hpo)
-        .env("ONTOVEC_LOG", "error")
+    let st = hpo_ingest_cmd(Path::new(BIN), &data, &dir.path().join("none"), "1", &hpo)
         .status()
         .unwrap();
     assert!(st.success());
@@ -422,23 +392,7 @@ fn read_only_data_dir_is_a_clear_error() {
     } else {
         (PathBuf::from(BIN), hpo.clone())
     };
-    let mut cmd = Command::new(&bin);
-    cmd.args([
-        "ingest",
-        "--format",
-        "obo",
-        "--release",
-        "2",
-        "--system",
-        "HPO",
-    ])
-    .arg("--data-dir")
-    .arg(&data)
-    .arg("--models-dir")
-    .arg(dir.path().join("none"))
-    .arg(&input)
-    .env("ONTOVEC_LOG", "error")
-    .env("NO_COLOR", "1");
+    let mut cmd = hpo_ingest_cmd(&bin, &data, &dir.path().join("none"), "2", &input);
     if root {
         cmd.uid(65534).gid(65534);
     }
