@@ -44,6 +44,7 @@ pub mod eval;
 pub mod hiprbert;
 pub mod loss;
 pub mod notecontrast;
+pub mod notecontrast_data;
 pub mod notecontrast_output;
 pub mod ops;
 pub mod optim;
