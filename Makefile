@@ -6,7 +6,7 @@ ADDR ?= 127.0.0.1:8080
 CARGO ?= cargo
 BIN := target/release/ontovec
 
-.PHONY: run data fetch ingest serve build test contract sdk bench eval lint openapi clean-data
+.PHONY: run data fetch ingest serve build test contract sdk bench eval notes lint openapi clean-data
 
 run: data serve
 
@@ -52,6 +52,10 @@ bench: build
 
 eval: build fetch
 	bash scripts/eval-dev.sh data/eval
+
+# NoteContrast on synthetic notes: synth-notes, ingest, train (quick preset); after `make data`.
+notes: build
+	bash scripts/notes-quick.sh $(DATA_DIR)
 
 clean-data:
 	rm -rf $(DATA_DIR)

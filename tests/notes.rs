@@ -240,7 +240,14 @@ async fn mimic_fixture_ingest_api_train_and_code() {
     assert!(ontovec::train::notecontrast::train(&args, Some(3)).is_err());
     let r = ontovec::train::notecontrast::train(&args, None).unwrap();
     assert_eq!(r.steps, 6);
-    for m in ["bm25", "zero_shot_base", "untrained", "trained"] {
+    for m in [
+        "bm25",
+        "zero_shot_base",
+        "zero_shot_segments",
+        "untrained",
+        "trained_pooled",
+        "trained",
+    ] {
         assert!(r.eval[m].micro_auc.is_finite(), "{m}: {:?}", r.eval[m]);
     }
     assert!(models.join("nc/notecontrast.safetensors").is_file());
@@ -268,6 +275,7 @@ async fn mimic_fixture_ingest_api_train_and_code() {
     .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["method"], "notecontrast");
+    assert_eq!(v["score_kind"], "segment_attention");
     assert_eq!(v["codes"].as_array().unwrap().len(), 5);
     assert!(v["codes"][0]["preferred_term"].is_string());
     let (s, _) = call(

@@ -222,7 +222,7 @@ pub struct CodeResult {
     pub code: String,
     /// Preferred name (from the store; empty when the system is not loaded).
     pub preferred_term: String,
-    /// Cosine between the note and the code.
+    /// Score of the code for the note (see `score_kind`).
     pub score: f32,
     /// Whether the score passes the model's dev-tuned threshold (set prediction).
     pub predicted: bool,
@@ -239,7 +239,8 @@ pub struct CodeResponse {
     pub method: String,
     /// Threshold behind `predicted` (null for zero-shot ranking).
     pub threshold: Option<f32>,
-    /// Always `cosine`.
+    /// `segment_attention` (a trained model that attends over note segments: a gated soft
+    /// maximum of segment–code cosines) or `cosine` (pooled note vector vs code vector).
     pub score_kind: String,
 }
 
@@ -265,7 +266,6 @@ pub async fn code(
     let model = notes
         .note_model()
         .ok_or_else(|| notes_err(crate::notes::NotesError::NoModel))?;
-    let v = notes.embed(&model, req.text).await.map_err(notes_err)?;
     let store = app.store.clone();
     if let Some((name, coder)) = notes.coder() {
         if let Some(s) = &system {
@@ -276,10 +276,19 @@ pub async fn code(
                 )));
             }
         }
+        let (v, segments) = notes
+            .embed_for_coding(&model, req.text)
+            .await
+            .map_err(notes_err)?;
+        let score_kind = if coder.segment_config().is_some() && !segments.is_empty() {
+            "segment_attention"
+        } else {
+            "cosine"
+        };
         let codes = blocking(move || -> Result<Vec<CodeResult>, ApiError> {
             let th = coder.manifest.threshold;
             coder
-                .rank(&v, system.as_deref(), k)
+                .rank_segments(&segments, &v, system.as_deref(), k)
                 .into_iter()
                 .map(|s| {
                     let preferred_term = store
@@ -303,10 +312,11 @@ pub async fn code(
             model: name,
             method: "notecontrast".into(),
             threshold: th,
-            score_kind: "cosine".into(),
+            score_kind: score_kind.into(),
         }));
     }
     // zero-shot: the terms encoder's pooled note vector against the code names it indexed
+    let v = notes.embed(&model, req.text).await.map_err(notes_err)?;
     let eng = app.search.clone().ok_or_else(ApiError::not_ready)?;
     let systems: Vec<String> = match system {
         Some(s) => vec![s],

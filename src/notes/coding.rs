@@ -9,9 +9,20 @@
 //! * `ontovec.json` → `notecontrast`: window settings, the codes model's name, and the decision
 //!   threshold tuned on the dev split for set prediction.
 //!
-//! Ranking is a dot product of the projected, unit-norm note vector with every code vector
-//! (brute force: V is a few thousand), optionally restricted to one system.
+//! Two scorings, picked by the manifest:
+//! * **segments** (models that carry `seg.*` and `gate.*` tensors and a `segments` setting):
+//!   the note is cut into segments ([`super::segments`]), each segment vector `s_j` gets its own
+//!   projection `z_j = normalise(W_s s_j + b_s)` and a gate `g_j = log σ(w_g · s_j + b_g)` (the
+//!   model learns to silence negated, resolved and incidental mentions), and code `c` scores
+//!   `τ · log Σ_j exp((z_j · u_c + g_j) / τ)` — a soft maximum over the segments (label-wise
+//!   attention; τ from the manifest);
+//! * **pooled** (older models): the projected, unit-norm pooled note vector against every code
+//!   vector.
+//!
+//! Both are brute force over the code vectors (V is a few thousand), optionally restricted to
+//! one system.
 
+use super::segments::SegmentConfig;
 use super::windows::WindowConfig;
 use crate::store::model::ConceptRef;
 use candle_core::{Device, Tensor};
@@ -35,6 +46,35 @@ pub struct CodingManifest {
     pub threshold: f32,
     /// Systems of the code vocabulary.
     pub systems: Vec<String>,
+    /// Segment settings when the model scores codes by attending over segments.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segments: Option<SegmentConfig>,
+    /// Temperature τ of the soft maximum over segments.
+    #[serde(default = "default_attn_temperature")]
+    pub attn_temperature: f32,
+}
+
+fn default_attn_temperature() -> f32 {
+    0.05
+}
+
+/// The segment side of a coding model: per-segment projection and gate.
+#[derive(Debug, Clone)]
+pub struct SegmentHead {
+    w: Vec<f32>,
+    b: Vec<f32>,
+    gate_w: Vec<f32>,
+    gate_b: f32,
+}
+
+/// The tensors of a coding model, as the trainer hands them over.
+pub struct CodingTensors<'a> {
+    /// Note projection (d×d) and bias (d).
+    pub head: (&'a Tensor, &'a Tensor),
+    /// Unit code vectors (V×d).
+    pub code_vectors: &'a Tensor,
+    /// Segment projection (d×d), bias (d), gate weight (d), gate bias (1).
+    pub segments: Option<[&'a Tensor; 4]>,
 }
 
 /// A loaded coding model.
@@ -47,6 +87,7 @@ pub struct CodingModel {
     head_b: Vec<f32>,
     codes: Vec<ConceptRef>,
     vectors: Vec<f32>,
+    segment_head: Option<SegmentHead>,
 }
 
 /// A code scored for a note.
@@ -102,6 +143,26 @@ impl CodingModel {
         if codes.len() != v_rows {
             return Err(read_err(&cpath, "code list and code vectors disagree"));
         }
+        let segment_head = match manifest.segments {
+            None => None,
+            Some(_) => {
+                let (sw, sb, gw, gb) = (
+                    get("seg.weight")?,
+                    get("seg.bias")?,
+                    get("gate.weight")?,
+                    get("gate.bias")?,
+                );
+                if sw.dims() != [dim, dim] || sb.dims() != [dim] || gw.dims() != [dim] {
+                    return Err(read_err(&wpath, "segment head and code vectors disagree"));
+                }
+                Some(SegmentHead {
+                    w: flat(&sw)?,
+                    b: flat(&sb)?,
+                    gate_w: flat(&gw)?,
+                    gate_b: flat(&gb)?.first().copied().unwrap_or(0.0),
+                })
+            }
+        };
         Ok(Some(Self {
             manifest,
             dim,
@@ -109,24 +170,122 @@ impl CodingModel {
             head_b: flat(&hb)?,
             codes,
             vectors: flat(&cv)?,
+            segment_head,
         }))
     }
 
+    /// Build from tensors in memory (the trainer evaluates exactly what it will write).
+    pub fn from_tensors(
+        manifest: CodingManifest,
+        codes: Vec<ConceptRef>,
+        t: &CodingTensors<'_>,
+    ) -> anyhow::Result<Self> {
+        let flat = |x: &Tensor| -> anyhow::Result<Vec<f32>> { Ok(x.flatten_all()?.to_vec1()?) };
+        let (_, dim) = t.code_vectors.dims2()?;
+        let segment_head = match (&manifest.segments, t.segments) {
+            (Some(_), Some([sw, sb, gw, gb])) => Some(SegmentHead {
+                w: flat(sw)?,
+                b: flat(sb)?,
+                gate_w: flat(gw)?,
+                gate_b: flat(gb)?.first().copied().unwrap_or(0.0),
+            }),
+            (None, _) => None,
+            (Some(_), None) => anyhow::bail!("segment scoring without segment tensors"),
+        };
+        Ok(Self {
+            manifest,
+            dim,
+            head_w: flat(t.head.0)?,
+            head_b: flat(t.head.1)?,
+            codes,
+            vectors: flat(t.code_vectors)?,
+            segment_head,
+        })
+    }
+
     /// Write the coding files of a model folder (the trainer's side of [`Self::load`]).
-    pub fn write(
-        dir: &Path,
-        head_w: &Tensor,
-        head_b: &Tensor,
-        codes: &[ConceptRef],
-        code_vectors: &Tensor,
-    ) -> anyhow::Result<()> {
+    pub fn write(dir: &Path, codes: &[ConceptRef], t: &CodingTensors<'_>) -> anyhow::Result<()> {
         let mut m = HashMap::new();
-        m.insert("head.weight".to_string(), head_w.clone());
-        m.insert("head.bias".to_string(), head_b.clone());
-        m.insert("code_vectors".to_string(), code_vectors.clone());
+        m.insert("head.weight".to_string(), t.head.0.clone());
+        m.insert("head.bias".to_string(), t.head.1.clone());
+        m.insert("code_vectors".to_string(), t.code_vectors.clone());
+        if let Some([sw, sb, gw, gb]) = t.segments {
+            m.insert("seg.weight".to_string(), sw.clone());
+            m.insert("seg.bias".to_string(), sb.clone());
+            m.insert("gate.weight".to_string(), gw.clone());
+            m.insert("gate.bias".to_string(), gb.clone());
+        }
         candle_core::safetensors::save(&m, dir.join(WEIGHTS_FILE))?;
         std::fs::write(dir.join(CODES_FILE), serde_json::to_vec(codes)?)?;
         Ok(())
+    }
+
+    /// Segment settings when this model scores by attending over segments.
+    pub fn segment_config(&self) -> Option<SegmentConfig> {
+        self.segment_head.as_ref().and(self.manifest.segments)
+    }
+
+    /// Scores of every code for a note given its unit segment vectors (segment scoring; see
+    /// the module docs). Falls back to `pooled` (already projected) when the model has no
+    /// segment head or the note has no segments.
+    pub fn score_all(&self, segments: &[Vec<f32>], pooled: &[f32]) -> Vec<f32> {
+        let d = self.dim;
+        let Some(h) = self.segment_head.as_ref().filter(|_| !segments.is_empty()) else {
+            return self
+                .vectors
+                .chunks_exact(d)
+                .map(|v| dot(v, pooled))
+                .collect();
+        };
+        let tau = self.manifest.attn_temperature.max(1e-4);
+        let z: Vec<Vec<f32>> = segments.iter().map(|s| project(&h.w, &h.b, s)).collect();
+        let g: Vec<f32> = segments
+            .iter()
+            .map(|s| log_sigmoid(dot(&h.gate_w, s) + h.gate_b))
+            .collect();
+        let mut vals = vec![0f32; z.len()];
+        self.vectors
+            .chunks_exact(d)
+            .map(|u| {
+                for ((v, zj), gj) in vals.iter_mut().zip(&z).zip(&g) {
+                    *v = (dot(zj, u) + gj) / tau;
+                }
+                let m = vals.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                tau * (m + vals.iter().map(|v| (v - m).exp()).sum::<f32>().ln())
+            })
+            .collect()
+    }
+
+    /// Codes ranked for a note from its segment vectors (see [`Self::score_all`]).
+    pub fn rank_segments(
+        &self,
+        segments: &[Vec<f32>],
+        pooled: &[f32],
+        system: Option<&str>,
+        k: usize,
+    ) -> Vec<ScoredCode> {
+        let all = self.score_all(segments, pooled);
+        self.top(all.into_iter().enumerate(), system, k)
+    }
+
+    fn top(
+        &self,
+        scores: impl Iterator<Item = (usize, f32)>,
+        system: Option<&str>,
+        k: usize,
+    ) -> Vec<ScoredCode> {
+        let mut scored: Vec<(usize, f32)> = scores
+            .filter(|(i, _)| system.is_none_or(|s| self.codes[*i].system == s))
+            .collect();
+        scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        scored.truncate(k);
+        scored
+            .into_iter()
+            .map(|(i, score)| ScoredCode {
+                code: self.codes[i].clone(),
+                score,
+            })
+            .collect()
     }
 
     /// Vector size.
@@ -146,22 +305,21 @@ impl CodingModel {
 
     /// Codes ranked for a projected note vector, best first; `system` restricts the vocabulary.
     pub fn rank(&self, note: &[f32], system: Option<&str>, k: usize) -> Vec<ScoredCode> {
-        let mut scored: Vec<(usize, f32)> = self
-            .vectors
-            .chunks_exact(self.dim)
-            .enumerate()
-            .filter(|(i, _)| system.is_none_or(|s| self.codes[*i].system == s))
-            .map(|(i, v)| (i, v.iter().zip(note).map(|(a, b)| a * b).sum()))
-            .collect();
-        scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        scored.truncate(k);
-        scored
-            .into_iter()
-            .map(|(i, score)| ScoredCode {
-                code: self.codes[i].clone(),
-                score,
-            })
-            .collect()
+        let all = self.vectors.chunks_exact(self.dim).map(|v| dot(v, note));
+        self.top(all.enumerate(), system, k)
+    }
+}
+
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// `log σ(x)`, stable for large |x|.
+pub fn log_sigmoid(x: f32) -> f32 {
+    if x >= 0.0 {
+        -(-x).exp().ln_1p()
+    } else {
+        x - x.exp().ln_1p()
     }
 }
 
@@ -197,13 +355,20 @@ mod tests {
             ConceptRef::new("ICD10CM", "I10"),
             ConceptRef::new("ICD9CM", "401.9"),
         ];
-        CodingModel::write(dir.path(), &eye, &b, &codes, &cv).unwrap();
+        let t = CodingTensors {
+            head: (&eye, &b),
+            code_vectors: &cv,
+            segments: None,
+        };
+        CodingModel::write(dir.path(), &codes, &t).unwrap();
         assert!(CodingModel::load(dir.path()).unwrap().is_none());
         let m = CodingManifest {
             window: WindowConfig::for_max_len(128),
             codes_model: "x-codes".into(),
             threshold: 0.5,
             systems: vec!["ICD10CM".into()],
+            segments: None,
+            attn_temperature: 0.05,
         };
         std::fs::write(
             dir.path().join("ontovec.json"),
@@ -217,5 +382,58 @@ mod tests {
         assert_eq!(r[1].code.code, "401.9");
         let r = c.rank(&v, Some("ICD9CM"), 5);
         assert_eq!(r.len(), 1);
+    }
+
+    #[test]
+    fn segment_scoring_is_a_gated_soft_maximum() {
+        let dir = tempfile::tempdir().unwrap();
+        let dev = Device::Cpu;
+        let eye = Tensor::eye(2, candle_core::DType::F32, &dev).unwrap();
+        let zero = Tensor::zeros(2, candle_core::DType::F32, &dev).unwrap();
+        let cv = Tensor::new(&[[1f32, 0.], [0., 1.], [0.6, 0.8]], &dev).unwrap();
+        // the gate silences segments along the second axis
+        let gw = Tensor::new(&[0f32, -50.], &dev).unwrap();
+        let gb = Tensor::new(&[10f32], &dev).unwrap();
+        let codes = vec![
+            ConceptRef::new("ICD10CM", "E11.9"),
+            ConceptRef::new("ICD10CM", "I10"),
+            ConceptRef::new("ICD10CM", "E78.5"),
+        ];
+        let t = CodingTensors {
+            head: (&eye, &zero),
+            code_vectors: &cv,
+            segments: Some([&eye, &zero, &gw, &gb]),
+        };
+        let m = CodingManifest {
+            window: WindowConfig::for_max_len(128),
+            codes_model: "x-codes".into(),
+            threshold: 0.5,
+            systems: vec!["ICD10CM".into()],
+            segments: Some(SegmentConfig::default()),
+            attn_temperature: 0.05,
+        };
+        CodingModel::write(dir.path(), &codes, &t).unwrap();
+        std::fs::write(
+            dir.path().join("ontovec.json"),
+            serde_json::json!({"kind": "notes", "notecontrast": m}).to_string(),
+        )
+        .unwrap();
+        let c = CodingModel::load(dir.path()).unwrap().unwrap();
+        assert!(c.segment_config().is_some());
+        let mem = CodingModel::from_tensors(m, codes, &t).unwrap();
+        let segs = vec![vec![1.0, 0.0], vec![0.0, 1.0]];
+        let s = c.score_all(&segs, &[0.0, 1.0]);
+        assert_eq!(s, mem.score_all(&segs, &[0.0, 1.0]));
+        // E11.9 matches the open segment fully; I10 only matches the gated one
+        assert!((s[0] - 1.0).abs() < 0.01, "{s:?}");
+        assert!(s[1] < 0.05, "{s:?}");
+        assert!(s[2] > 0.55 && s[2] < 0.65, "{s:?}");
+        let r = c.rank_segments(&segs, &[0.0, 1.0], None, 1);
+        assert_eq!(r[0].code.code, "E11.9");
+        // no segments: the pooled vector decides
+        assert_eq!(
+            c.rank_segments(&[], &[0.0, 1.0], None, 1)[0].code.code,
+            "I10"
+        );
     }
 }

@@ -3,6 +3,7 @@
 //!
 //! * [`ingest`] — `notes-jsonl` and MIMIC-III (`NOTEEVENTS.csv` + `DIAGNOSES_ICD.csv`) loaders;
 //! * [`windows`] — long notes as overlapping encoder windows, and how they are pooled;
+//! * [`segments`] — notes as sentences, list items and header lines: what coding attends over;
 //! * [`index`] — tantivy BM25 over note texts;
 //! * [`coding`] — the trained coding model's files and ranking;
 //! * [`bm25`] — a small in-memory BM25 (the lexical coding baseline of the evaluation);
@@ -22,6 +23,7 @@ pub mod bm25;
 pub mod coding;
 pub mod index;
 pub mod ingest;
+pub mod segments;
 pub mod synth;
 pub mod windows;
 
@@ -203,6 +205,38 @@ impl Notes {
             .await
             .map_err(|_| EncoderError::Inference("encoder stopped".into()))??;
         Ok(self.finish(model, &vecs, &w))
+    }
+
+    /// Embed a note for coding: its (projected) note vector and, when the model's coder scores
+    /// codes over segments ([`segments`]), the unit vectors of its segments — one encoder
+    /// submission for both; 429 when the encoder queue is full.
+    pub async fn embed_for_coding(
+        &self,
+        model: &str,
+        text: String,
+    ) -> Result<(Vec<f32>, Vec<Vec<f32>>), NotesError> {
+        let seg_cfg = self.coders.get(model).and_then(|c| c.segment_config());
+        let tok = self.long_tokenizer(model)?;
+        let cfg = self.window_config(model)?;
+        let (w, segs) = tokio::task::spawn_blocking(move || -> Result<_, EncoderError> {
+            let ids = tok.encode(&text)?;
+            let (w, _) = windows::split(&ids, &cfg);
+            let segs = match seg_cfg {
+                Some(sc) => segments::split(&text, &tok, &sc)?.0,
+                None => Vec::new(),
+            };
+            Ok((w, segs))
+        })
+        .await
+        .map_err(|e| EncoderError::Inference(format!("tokenizer task failed: {e}")))??;
+        let h = self.handle(model)?;
+        let ids: Vec<Vec<u32>> = w.iter().chain(&segs).map(|x| x.ids.clone()).collect();
+        let rx = h.try_submit(ids)?;
+        let mut vecs = rx
+            .await
+            .map_err(|_| EncoderError::Inference("encoder stopped".into()))??;
+        let seg_vecs = vecs.split_off(w.len());
+        Ok((self.finish(model, &vecs, &w), seg_vecs))
     }
 
     fn vector_index(&self, model: &str) -> Result<Arc<VectorIndex>, NotesError> {

@@ -45,6 +45,7 @@ pub mod hiprbert;
 pub mod loss;
 pub mod notecontrast;
 pub mod notecontrast_data;
+mod notecontrast_model;
 pub mod notecontrast_output;
 pub mod ops;
 pub mod optim;

@@ -9,13 +9,23 @@
 //!   to the identity) and unit norm. The encoder's transformer is **frozen** in both presets:
 //!   window embeddings are computed once (and cached in the checkpoint folder); fine-tuning it
 //!   through 8k-token notes does not fit a CPU budget (see README).
+//! * **Coding side** (our departure from the paper, which compares one note vector with one code
+//!   vector): the note's segments ([`crate::notes::segments`]: sentences, list items, header
+//!   lines), each embedded by the same frozen encoder, get their own learned projection and a
+//!   learned gate `log σ(w·s + b)`, and a code scores the gated soft maximum of its cosines with
+//!   the segments (temperature `attn_temperature`; [`crate::notes::coding`]). A pooled vector
+//!   has to stand for every condition of a note at once, negated and resolved ones included;
+//!   attending over segments lets a rare condition named in one sentence win, and the gate
+//!   learns to silence negated and historical mentions. `segments: null` trains the pooled
+//!   scoring instead; the evaluation reports both.
 //! * **Code side**: [`super::codeseq`], a small BERT over code tokens (description-initialised),
 //!   trained end to end by the trainer's differentiable forward ([`super::bert::TrainBert`]).
 //! * **Loss** = `w_seq · L_seq + w_code · L_code + w_mlm · L_mlm`:
 //!   `L_seq` the paper's symmetric InfoNCE between a batch's notes and their code sequences
 //!   (logit scale `exp(s)` learnable, init 1/0.07, capped at 100); `L_code` (our addition) a
-//!   multi-positive InfoNCE between each note and single codes (the batch's codes plus random
-//!   negatives; its own learnable scale), because coding ranks single codes against a note and
+//!   multi-positive InfoNCE between each note (segment-attention scores) and single codes (the
+//!   batch's codes plus random negatives; its own learnable scale), because coding ranks single
+//!   codes against a note and
 //!   the sequence loss alone never shows the model one code at a time; `L_mlm` the code
 //!   encoder's MLM (20% masking). Defaults 1 / 1 / 0.5: the MLM term regularises the code
 //!   encoder and is halved so the alignment terms lead.
@@ -25,28 +35,27 @@
 //!   presets and `--config` overrides.
 //!
 //! Evaluation (held-out notes, split by patient): the trained model against BM25 of the note
-//! over code descriptions, the base encoder zero-shot (pooled note vs description embedding)
-//! and the untrained NoteContrast model (step 0), same run; see [`super::coding_eval`].
+//! over code descriptions, the base encoder zero-shot (pooled note vector, and segments with
+//! open gates, against description embeddings) and the untrained NoteContrast model (step 0),
+//! same run; see [`super::coding_eval`].
 
-use super::bert::TrainBert;
 use super::checkpoint::{self, progress_bar, RngState};
 use super::codeseq::{self, FIRST_CODE};
 use super::coding_eval::{self, CodingMetrics, Split};
 use super::hiprbert::{write_atomic, Preset};
-use super::notecontrast_data::{load_data, note_vectors, Data};
-use super::ops::{l2_normalize, Dropout};
+use super::notecontrast_data::{load_data, note_features};
+use super::notecontrast_model::{coding_manifest, matrix, step, Model, SegmentVars};
 use super::optim::{clip_global_norm, lr_at, AdamW, AdamWConfig, GradAccumulator};
 use crate::encoder::tokenize::TextTokenizer;
 use crate::encoder::Encoder;
 use crate::notes::bm25::Bm25;
+use crate::notes::coding::{CodingModel, CodingTensors};
+use crate::notes::segments::SegmentConfig;
 use crate::notes::windows::WindowConfig;
 use crate::store::Store;
 use anyhow::Context;
 use candle_core::{DType, Device, Tensor, Var};
-use rand::seq::SliceRandom;
-use rand::Rng;
-use rand_chacha::ChaCha8Rng;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -116,6 +125,10 @@ pub struct NoteContrastConfig {
     pub max_train_secs: Option<u64>,
     /// Log every this many steps.
     pub log_every: u64,
+    /// Code scoring by attention over note segments (`null`: the pooled note vector only).
+    pub segments: Option<SegmentConfig>,
+    /// Temperature of the soft maximum over segments.
+    pub attn_temperature: f32,
 }
 
 impl NoteContrastConfig {
@@ -149,6 +162,8 @@ impl NoteContrastConfig {
             checkpoint_every: 100,
             max_train_secs: Some(8 * 60),
             log_every: 50,
+            segments: Some(SegmentConfig::default()),
+            attn_temperature: 0.05,
         };
         match p {
             Preset::Quick => base,
@@ -188,158 +203,6 @@ impl NoteContrastConfig {
             super::data::fnv1a64(serde_json::to_string(&c).unwrap_or_default().as_bytes())
         )
     }
-}
-
-/// The trainable pieces.
-struct Model {
-    code: TrainBert,
-    head_w: Var,
-    head_b: Var,
-    scale_seq: Var,
-    scale_code: Var,
-    mlm_bias: Var,
-}
-
-impl Model {
-    fn params(&self) -> Vec<(String, Var)> {
-        let mut p = self.code.params().to_vec();
-        p.push(("note_head.weight".into(), self.head_w.clone()));
-        p.push(("note_head.bias".into(), self.head_b.clone()));
-        p.push(("logit_scale.seq".into(), self.scale_seq.clone()));
-        p.push(("logit_scale.code".into(), self.scale_code.clone()));
-        p.push(("mlm.bias".into(), self.mlm_bias.clone()));
-        p
-    }
-
-    /// Projected unit note vectors (B, d) from pooled vectors.
-    fn notes(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        l2_normalize(
-            &x.matmul(&self.head_w.as_tensor().t()?)?
-                .broadcast_add(self.head_b.as_tensor())?,
-        )
-    }
-
-    /// Unit vectors of every vocabulary code (eval mode), (V, d).
-    fn code_vectors(&self, v: usize) -> candle_core::Result<Tensor> {
-        let mut parts = Vec::new();
-        let all: Vec<Vec<u32>> = (0..v).map(|i| vec![FIRST_CODE + i as u32]).collect();
-        for chunk in all.chunks(512) {
-            parts.push(codeseq::embed(&self.code, chunk, None)?);
-        }
-        Tensor::cat(&parts, 0)
-    }
-}
-
-fn matrix(rows: &[Vec<f32>]) -> candle_core::Result<Tensor> {
-    let d = rows.first().map(|r| r.len()).unwrap_or(0);
-    Tensor::from_vec(
-        rows.iter().flatten().copied().collect::<Vec<f32>>(),
-        (rows.len(), d),
-        &Device::Cpu,
-    )
-}
-
-fn scores(notes: &Tensor, codes: &Tensor) -> anyhow::Result<Vec<Vec<f32>>> {
-    Ok(notes.matmul(&codes.t()?)?.to_vec2()?)
-}
-
-/// Symmetric InfoNCE over a (B, B) logit matrix whose diagonal holds the positives.
-fn info_nce(logits: &Tensor) -> candle_core::Result<Tensor> {
-    let b = logits.dims()[0];
-    let diag: Vec<u32> = (0..b as u32).collect();
-    let a = codeseq::cross_entropy(logits, &diag)?;
-    let c = codeseq::cross_entropy(&logits.t()?.contiguous()?, &diag)?;
-    (a + c)? / 2.0
-}
-
-/// One step's losses and gradients.
-fn step(
-    m: &Model,
-    d: &Data,
-    x: &[Vec<f32>],
-    cfg: &NoteContrastConfig,
-    rng: &mut ChaCha8Rng,
-) -> anyhow::Result<(f32, f32, f32, candle_core::backprop::GradStore)> {
-    let b = cfg.batch_notes.min(d.train.len());
-    let batch: Vec<usize> = d.train.choose_multiple(rng, b).copied().collect();
-    let xs: Vec<Vec<f32>> = batch.iter().map(|&i| x[i].clone()).collect();
-    let z = m.notes(&matrix(&xs)?)?;
-    let seqs: Vec<Vec<u32>> = batch
-        .iter()
-        .map(|&i| {
-            d.items[i]
-                .codes
-                .iter()
-                .take(cfg.max_codes)
-                .map(|&c| FIRST_CODE + c as u32)
-                .collect()
-        })
-        .collect();
-    let mut drop = Dropout::new(rng.gen(), cfg.dropout, cfg.dropout);
-    let y = codeseq::embed(&m.code, &seqs, Some(&mut drop))?;
-    let scale_seq = m.scale_seq.as_tensor().exp()?;
-    let l_seq = info_nce(&z.matmul(&y.t()?)?.broadcast_mul(&scale_seq)?)?;
-    // note vs single codes: the batch's codes + random negatives
-    let mut cand: Vec<usize> = Vec::new();
-    let mut at: HashMap<usize, usize> = HashMap::new();
-    for &i in &batch {
-        for &c in &d.items[i].codes {
-            at.entry(c).or_insert_with(|| {
-                cand.push(c);
-                cand.len() - 1
-            });
-        }
-    }
-    for _ in 0..cfg.negatives {
-        let c = rng.gen_range(0..d.vocab.len());
-        at.entry(c).or_insert_with(|| {
-            cand.push(c);
-            cand.len() - 1
-        });
-    }
-    let single: Vec<Vec<u32>> = cand.iter().map(|&c| vec![FIRST_CODE + c as u32]).collect();
-    let u = codeseq::embed(&m.code, &single, Some(&mut drop))?;
-    let logits = z
-        .matmul(&u.t()?)?
-        .broadcast_mul(&m.scale_code.as_tensor().exp()?)?;
-    let (rows, cols) = logits.dims2()?;
-    let max = logits.max_keepdim(1)?.detach();
-    let sh = logits.broadcast_sub(&max)?;
-    let logp = sh.broadcast_sub(&sh.exp()?.sum_keepdim(1)?.log()?)?;
-    let mut picks = Vec::new();
-    for (r, &i) in batch.iter().enumerate() {
-        for &c in &d.items[i].codes {
-            picks.push((r * cols + at[&c]) as u32);
-        }
-    }
-    let n = picks.len();
-    let l_code = logp
-        .reshape(rows * cols)?
-        .index_select(&Tensor::from_vec(picks, n, &Device::Cpu)?, 0)?
-        .mean_all()?
-        .neg()?;
-    let mut total = ((l_seq.clone() * cfg.w_seq)? + (l_code.clone() * cfg.w_code)?)?;
-    let mut mlm = 0f32;
-    if cfg.w_mlm > 0.0 {
-        if let Some(l) = codeseq::mlm_loss(
-            &m.code,
-            &m.mlm_bias,
-            &seqs,
-            cfg.mlm_rate,
-            rng,
-            Some(&mut drop),
-        )? {
-            mlm = l.to_scalar::<f32>()?;
-            total = (total + (l * cfg.w_mlm)?)?;
-        }
-    }
-    let grads = total.backward()?;
-    Ok((
-        l_seq.to_scalar::<f32>()?,
-        l_code.to_scalar::<f32>()?,
-        mlm,
-        grads,
-    ))
 }
 
 /// What a run produced.
@@ -426,12 +289,15 @@ pub fn train(args: &Args, stop_after: Option<u64>) -> anyhow::Result<Report> {
     let tok = TextTokenizer::load(&args.base, 1 << 22)?;
     let ckpt_dir = args.out.join("checkpoint");
     std::fs::create_dir_all(&ckpt_dir)?;
-    let x = note_vectors(
+    let mut scfg = cfg.segments.unwrap_or_default();
+    scfg.max_tokens = cfg.max_tokens;
+    let feats = note_features(
         &enc,
         &tok,
         &wcfg,
+        &scfg,
         &d.items,
-        &ckpt_dir.join("note_vectors.safetensors"),
+        &ckpt_dir.join("note_features.safetensors"),
     )?;
     let desc_vecs = enc.embed_texts(&d.descriptions, 64, true)?;
     let dim = enc.dim();
@@ -451,36 +317,57 @@ pub fn train(args: &Args, stop_after: Option<u64>) -> anyhow::Result<Report> {
         scale_seq: Var::from_vec(vec![(1.0 / cfg.init_temperature).ln() as f32], 1, &dev)?,
         scale_code: Var::from_vec(vec![(1.0 / cfg.init_temperature).ln() as f32], 1, &dev)?,
         mlm_bias: Var::zeros(d.vocab.len() + FIRST_CODE as usize, DType::F32, &dev)?,
+        seg: match cfg.segments {
+            None => None,
+            Some(_) => Some(SegmentVars {
+                w: Var::from_tensor(&Tensor::eye(dim, DType::F32, &dev)?)?,
+                b: Var::zeros(dim, DType::F32, &dev)?,
+                gate_w: Var::zeros(dim, DType::F32, &dev)?,
+                // σ(4) ≈ 0.98: every segment open at the start
+                gate_b: Var::from_vec(vec![4f32], 1, &dev)?,
+                tau: cfg.attn_temperature as f64,
+            }),
+        },
     };
     let gold = |idx: &[usize]| -> Vec<Vec<usize>> {
         idx.iter().map(|&i| d.items[i].codes.clone()).collect()
     };
     let (gold_dev, gold_test) = (gold(&d.dev), gold(&d.test));
-    let pick = |m: &[Vec<f32>], idx: &[usize]| -> Vec<Vec<f32>> {
-        idx.iter().map(|&i| m[i].clone()).collect()
+    // scores of the dev and test notes by a coding model: (segments, pooled only)
+    let coder_scores = |c: &CodingModel, idx: &[usize]| -> (Vec<Vec<f32>>, Vec<Vec<f32>>) {
+        idx.iter()
+            .map(|&i| {
+                let z = c.project(&feats.pooled[i]);
+                (c.score_all(&feats.segments[i], &z), c.score_all(&[], &z))
+            })
+            .unzip()
     };
-    let eval_model = |m: &Model| -> anyhow::Result<(CodingMetrics, Tensor)> {
-        let cv = m.code_vectors(d.vocab.len())?;
-        let sd = scores(&m.notes(&matrix(&pick(&x, &d.dev))?)?, &cv)?;
-        let st = scores(&m.notes(&matrix(&pick(&x, &d.test))?)?, &cv)?;
-        let met = coding_eval::evaluate(
+    let metrics = |dev_s: &[Vec<f32>], test_s: &[Vec<f32>]| {
+        coding_eval::evaluate(
             &Split {
-                scores: &sd,
+                scores: dev_s,
                 gold: &gold_dev,
             },
             &Split {
-                scores: &st,
+                scores: test_s,
                 gold: &gold_test,
             },
             &d.rare,
-        );
-        Ok((met, cv))
+        )
+    };
+    // (segment-scored metrics, pooled-only metrics, code vectors)
+    let eval_model = |m: &Model| -> anyhow::Result<(CodingMetrics, CodingMetrics, Tensor)> {
+        let cv = m.code_vectors(d.vocab.len())?;
+        let c = m.coder(&cfg, &wcfg, &d.vocab, &cv, 0.0)?;
+        let (sd, pd) = coder_scores(&c, &d.dev);
+        let (st, pt) = coder_scores(&c, &d.test);
+        Ok((metrics(&sd, &st), metrics(&pd, &pt), cv))
     };
     let untrained_path = ckpt_dir.join("untrained_eval.json");
     let untrained: CodingMetrics = match std::fs::read_to_string(&untrained_path) {
         Ok(t) => serde_json::from_str(&t)?,
         Err(_) => {
-            let (m, _) = eval_model(&model)?;
+            let (m, _, _) = eval_model(&model)?;
             write_atomic(&untrained_path, serde_json::to_string(&m)?.as_bytes())?;
             m
         }
@@ -507,7 +394,7 @@ pub fn train(args: &Args, stop_after: Option<u64>) -> anyhow::Result<Report> {
             break;
         }
         let t0 = Instant::now();
-        let (ls, lc, lm, grads) = step(&model, &d, &x, &cfg, &mut rng)?;
+        let (ls, lc, lm, grads) = step(&model, &d, &feats, &cfg, &mut rng)?;
         acc.add(&params, &grads)?;
         let mut g = acc.take_mean();
         let norm = clip_global_norm(&mut g, cfg.clip_norm);
@@ -551,41 +438,44 @@ pub fn train(args: &Args, stop_after: Option<u64>) -> anyhow::Result<Report> {
     bar.finish();
 
     // evaluation: trained, untrained (step 0), zero-shot base encoder, BM25
-    let (trained, code_vectors) = eval_model(&model)?;
+    let (trained, trained_pooled, code_vectors) = eval_model(&model)?;
     let desc = matrix(&desc_vecs)?;
-    let zs_dev = scores(&matrix(&pick(&x, &d.dev))?, &desc)?;
-    let zs_test = scores(&matrix(&pick(&x, &d.test))?, &desc)?;
-    let zero_shot = coding_eval::evaluate(
-        &Split {
-            scores: &zs_dev,
-            gold: &gold_dev,
-        },
-        &Split {
-            scores: &zs_test,
-            gold: &gold_test,
-        },
-        &d.rare,
-    );
+    // zero-shot: identity heads, open gates, description vectors as code vectors
+    let zero_shot = |segmented: bool| -> anyhow::Result<CodingMetrics> {
+        let eye = Tensor::eye(dim, DType::F32, &dev)?;
+        let zero = Tensor::zeros(dim, DType::F32, &dev)?;
+        let open = Tensor::new(&[30f32], &dev)?;
+        let mut zcfg = cfg.clone();
+        zcfg.segments = Some(scfg);
+        let c = CodingModel::from_tensors(
+            coding_manifest(&zcfg, &wcfg, &d.vocab, 0.0),
+            d.vocab.clone(),
+            &CodingTensors {
+                head: (&eye, &zero),
+                code_vectors: &desc,
+                segments: Some([&eye, &zero, &zero, &open]),
+            },
+        )?;
+        let ((sd, pd), (st, pt)) = (coder_scores(&c, &d.dev), coder_scores(&c, &d.test));
+        Ok(if segmented {
+            metrics(&sd, &st)
+        } else {
+            metrics(&pd, &pt)
+        })
+    };
     let bm = Bm25::new(&bm25_docs);
     let bm_scores = |idx: &[usize]| -> Vec<Vec<f32>> {
         idx.iter().map(|&i| bm.scores(&d.items[i].text)).collect()
     };
     let (bd, bt) = (bm_scores(&d.dev), bm_scores(&d.test));
-    let bm25 = coding_eval::evaluate(
-        &Split {
-            scores: &bd,
-            gold: &gold_dev,
-        },
-        &Split {
-            scores: &bt,
-            gold: &gold_test,
-        },
-        &d.rare,
-    );
     let mut eval = BTreeMap::new();
-    eval.insert("bm25".to_string(), bm25);
-    eval.insert("zero_shot_base".to_string(), zero_shot);
+    eval.insert("bm25".to_string(), metrics(&bd, &bt));
+    eval.insert("zero_shot_base".to_string(), zero_shot(false)?);
+    eval.insert("zero_shot_segments".to_string(), zero_shot(true)?);
     eval.insert("untrained".to_string(), untrained);
+    if cfg.segments.is_some() {
+        eval.insert("trained_pooled".to_string(), trained_pooled);
+    }
     eval.insert("trained".to_string(), trained.clone());
     let report = Report {
         config: cfg.clone(),
@@ -599,18 +489,28 @@ pub fn train(args: &Args, stop_after: Option<u64>) -> anyhow::Result<Report> {
             "rare_definition": format!("1-{} training notes", cfg.rare_max_train),
             "split": "by meta.patient (else note id): fnv1a64 % 1000 < test_permille → test, next dev_permille → dev",
             "window": wcfg,
+            "segments": cfg.segments.map(|_| scfg),
         }),
         eval,
     };
+    let seg = model.seg.as_ref().map(|sv| {
+        [
+            sv.w.as_tensor(),
+            sv.b.as_tensor(),
+            sv.gate_w.as_tensor(),
+            sv.gate_b.as_tensor(),
+        ]
+    });
     super::notecontrast_output::write(
         args,
         &model.code,
-        &model.head_w,
-        &model.head_b,
-        &code_vectors,
+        &CodingTensors {
+            head: (model.head_w.as_tensor(), model.head_b.as_tensor()),
+            code_vectors: &code_vectors,
+            segments: seg,
+        },
         &d.vocab,
-        &wcfg,
-        trained.threshold,
+        coding_manifest(&cfg, &wcfg, &d.vocab, trained.threshold),
         &report,
     )?;
     std::fs::remove_dir_all(&ckpt_dir).ok();
@@ -627,7 +527,14 @@ pub fn eval_table(eval: &BTreeMap<String, CodingMetrics>) -> String {
         }
     };
     let mut s = String::from("| method | micro-F1 | macro-F1 | micro-AUC | macro-AUC | P@5 | P@8 | R@8 | R@20 | rare macro-F1 | rare R@8 | rare R@20 |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n");
-    for name in ["bm25", "zero_shot_base", "untrained", "trained"] {
+    for name in [
+        "bm25",
+        "zero_shot_base",
+        "zero_shot_segments",
+        "untrained",
+        "trained_pooled",
+        "trained",
+    ] {
         if let Some(m) = eval.get(name) {
             s.push_str(&format!(
                 "| {name} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",

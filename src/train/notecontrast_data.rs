@@ -1,11 +1,13 @@
 //! Data for NoteContrast training ([`super::notecontrast`]): notes from the store with their
 //! codes mapped to the code vocabulary, the patient-level train/dev/test split, and the note
-//! window embeddings (computed once with the frozen encoder and cached).
+//! note features: window-pooled and segment embeddings, computed once with the frozen encoder
+//! and cached.
 
 use super::checkpoint::progress_bar;
 use super::notecontrast::NoteContrastConfig;
 use crate::encoder::tokenize::TextTokenizer;
 use crate::encoder::Encoder;
+use crate::notes::segments::{self, SegmentConfig};
 use crate::notes::windows::{self, WindowConfig};
 use crate::store::model::ConceptRef;
 use crate::store::notes::NoteStore;
@@ -128,69 +130,133 @@ pub(crate) fn load_data(store: &Store, cfg: &NoteContrastConfig) -> anyhow::Resu
     })
 }
 
-/// Pooled window embeddings of every note (cached in `cache` between sessions).
-pub(crate) fn note_vectors(
+/// What the frozen note encoder makes of every note: the pooled window vector (the note
+/// vector of search and of the sequence loss) and the unit vectors of its segments (what coding
+/// attends over).
+pub(crate) struct NoteFeatures {
+    /// Pooled window vector per note.
+    pub(crate) pooled: Vec<Vec<f32>>,
+    /// Segment vectors per note (at least one: a note without segments gets its pooled vector).
+    pub(crate) segments: Vec<Vec<Vec<f32>>>,
+}
+
+const CACHE_KEYS: [&str; 3] = ["note_vectors", "segment_vectors", "segment_counts"];
+
+fn load_cache(cache: &Path, n: usize) -> Option<NoteFeatures> {
+    let t = candle_core::safetensors::load(cache, &Device::Cpu).ok()?;
+    let [p, s, c] = CACHE_KEYS.map(|k| t.get(k));
+    let (p, s, c) = (p?, s?, c?);
+    if p.dims()[0] != n {
+        return None;
+    }
+    let pooled: Vec<Vec<f32>> = p.to_vec2().ok()?;
+    let counts: Vec<u32> = c.to_vec1().ok()?;
+    let mut rows = s.to_vec2::<f32>().ok()?.into_iter();
+    let segments = counts
+        .iter()
+        .map(|&k| rows.by_ref().take(k as usize).collect())
+        .collect();
+    Some(NoteFeatures { pooled, segments })
+}
+
+fn save_cache(cache: &Path, f: &NoteFeatures) -> anyhow::Result<()> {
+    let d = f.pooled.first().map(|v| v.len()).unwrap_or(0);
+    let flat = |rows: &mut dyn Iterator<Item = &Vec<f32>>| -> (Vec<f32>, usize) {
+        let mut n = 0;
+        let v = rows
+            .inspect(|_| n += 1)
+            .flat_map(|r| r.iter().copied())
+            .collect();
+        (v, n)
+    };
+    let (p, np) = flat(&mut f.pooled.iter());
+    let (s, ns) = flat(&mut f.segments.iter().flatten());
+    let counts: Vec<u32> = f.segments.iter().map(|s| s.len() as u32).collect();
+    let nc = counts.len();
+    let mut m = HashMap::new();
+    m.insert(
+        CACHE_KEYS[0].to_string(),
+        Tensor::from_vec(p, (np, d), &Device::Cpu)?,
+    );
+    m.insert(
+        CACHE_KEYS[1].to_string(),
+        Tensor::from_vec(s, (ns, d), &Device::Cpu)?,
+    );
+    m.insert(
+        CACHE_KEYS[2].to_string(),
+        Tensor::from_vec(counts, nc, &Device::Cpu)?,
+    );
+    candle_core::safetensors::save(&m, cache)?;
+    Ok(())
+}
+
+/// Window-pooled and segment embeddings of every note (cached in `cache` between sessions).
+pub(crate) fn note_features(
     enc: &Encoder,
     tok: &TextTokenizer,
     wcfg: &WindowConfig,
+    scfg: &SegmentConfig,
     items: &[Item],
     cache: &Path,
-) -> anyhow::Result<Vec<Vec<f32>>> {
-    if let Ok(t) = candle_core::safetensors::load(cache, &Device::Cpu) {
-        if let Some(v) = t.get("note_vectors") {
-            if v.dims()[0] == items.len() {
-                return Ok(v.to_vec2()?);
-            }
-        }
+) -> anyhow::Result<NoteFeatures> {
+    if let Some(f) = load_cache(cache, items.len()) {
+        return Ok(f);
     }
-    let bar = progress_bar(items.len() as u64, "embedding note windows");
+    let bar = progress_bar(items.len() as u64, "embedding notes");
     let t0 = Instant::now();
-    let mut out = Vec::with_capacity(items.len());
-    let (mut wins, mut tokens) = (0usize, 0usize);
-    for it in items {
-        let ids = tok.encode(&it.text)?;
-        let (w, _) = windows::split(&ids, wcfg);
+    let mut out = NoteFeatures {
+        pooled: Vec::with_capacity(items.len()),
+        segments: Vec::with_capacity(items.len()),
+    };
+    let (mut wins, mut segs, mut tokens) = (0usize, 0usize, 0usize);
+    let embed = |w: &[windows::Window]| -> anyhow::Result<Vec<Vec<f32>>> {
         let mut vecs = Vec::with_capacity(w.len());
-        for chunk in w.chunks(16) {
+        for chunk in w.chunks(32) {
             let b: Vec<&[u32]> = chunk.iter().map(|x| x.ids.as_slice()).collect();
             vecs.extend(enc.embed_ids(&b)?);
         }
-        wins += w.len();
-        tokens += w.iter().map(|x| x.ids.len()).sum::<usize>();
+        Ok(vecs)
+    };
+    for it in items {
+        let ids = tok.encode(&it.text)?;
+        let (w, _) = windows::split(&ids, wcfg);
+        let vecs = embed(&w)?;
         let weights: Vec<usize> = w.iter().map(|x| x.body).collect();
-        out.push(windows::pool(&vecs, &weights));
+        let pooled = windows::pool(&vecs, &weights);
+        let (sw, _) = segments::split(&it.text, tok, scfg)?;
+        let mut sv = embed(&sw)?;
+        if sv.is_empty() {
+            sv.push(pooled.clone());
+        }
+        wins += w.len();
+        segs += sw.len();
+        tokens += w.iter().chain(&sw).map(|x| x.ids.len()).sum::<usize>();
+        out.pooled.push(pooled);
+        out.segments.push(sv);
         bar.inc(1);
+        let rate = tokens as f64 / t0.elapsed().as_secs_f64().max(1e-9);
         if bar.position().is_multiple_of(250) {
             tracing::info!(
                 notes = bar.position(),
                 windows = wins,
-                tokens_per_s = format!(
-                    "{:.0}",
-                    tokens as f64 / t0.elapsed().as_secs_f64().max(1e-9)
-                ),
-                "embedding note windows"
+                segments = segs,
+                tokens_per_s = format!("{rate:.0}"),
+                "embedding notes"
             );
         }
         bar.set_message(format!(
-            "{wins} windows, {:.0} tokens/s",
-            tokens as f64 / t0.elapsed().as_secs_f64().max(1e-9)
+            "{wins} windows, {segs} segments, {rate:.0} tokens/s"
         ));
     }
     bar.finish();
-    let d = out.first().map(|v| v.len()).unwrap_or(0);
-    let flat: Vec<f32> = out.iter().flatten().copied().collect();
-    let mut m = HashMap::new();
-    m.insert(
-        "note_vectors".to_string(),
-        Tensor::from_vec(flat, (out.len(), d), &Device::Cpu)?,
-    );
-    candle_core::safetensors::save(&m, cache)?;
+    save_cache(cache, &out)?;
     tracing::info!(
         notes = items.len(),
         windows = wins,
+        segments = segs,
         tokens,
         secs = format!("{:.0}", t0.elapsed().as_secs_f64()),
-        "note windows embedded"
+        "notes embedded"
     );
     Ok(out)
 }

@@ -8,10 +8,8 @@
 use super::bert::TrainBert;
 use super::hiprbert::write_atomic;
 use super::notecontrast::{codes_dir, eval_table, Args, Report};
-use crate::notes::coding::{CodingManifest, CodingModel};
-use crate::notes::windows::WindowConfig;
+use crate::notes::coding::{CodingManifest, CodingModel, CodingTensors};
 use crate::store::model::ConceptRef;
-use candle_core::{Tensor, Var};
 use std::fmt::Write as _;
 
 /// `trained_by` of both folders.
@@ -24,16 +22,12 @@ fn folder_name(p: &std::path::Path) -> String {
 }
 
 /// Write both folders.
-#[allow(clippy::too_many_arguments)]
 pub fn write(
     args: &Args,
     code: &TrainBert,
-    head_w: &Var,
-    head_b: &Var,
-    code_vectors: &Tensor,
+    tensors: &CodingTensors<'_>,
     vocab: &[ConceptRef],
-    window: &WindowConfig,
-    threshold: f32,
+    mut coding: CodingManifest,
     r: &Report,
 ) -> anyhow::Result<()> {
     let out = &args.out;
@@ -51,25 +45,9 @@ pub fn write(
         out.join("model.safetensors.tmp"),
         out.join("model.safetensors"),
     )?;
-    CodingModel::write(
-        out,
-        &head_w.as_tensor().detach(),
-        &head_b.as_tensor().detach(),
-        vocab,
-        code_vectors,
-    )?;
-    let systems: Vec<String> = {
-        let mut s: Vec<String> = vocab.iter().map(|c| c.system.clone()).collect();
-        s.sort();
-        s.dedup();
-        s
-    };
-    let coding = CodingManifest {
-        window: *window,
-        codes_model: cname.clone(),
-        threshold,
-        systems,
-    };
+    CodingModel::write(out, vocab, tensors)?;
+    coding.codes_model = cname.clone();
+    let window = coding.window;
     let manifest = serde_json::json!({
         "name": name, "kind": "notes", "base": base, "pooling": "mean",
         "max_len": window.window, "trained_by": TRAINED_BY, "default": true,
@@ -121,10 +99,21 @@ fn card(name: &str, cname: &str, base: &str, r: &Report) -> String {
          evaluated on synthetic notes** (`ontovec synth-notes`) unless the store held real ones.\n\n\
          * Note encoder: `{base}` over overlapping windows, token-weighted mean of the window \
          vectors, then a learned linear projection (the transformer is frozen).\n\
+         * Coding: {}.\n\
          * Code encoder `{cname}`: a {}-layer BERT over code tokens, embeddings initialised from \
          the code descriptions, MLM with {:.0}% masking.\n\
          * Loss: {} × symmetric InfoNCE (note ↔ code sequence) + {} × note ↔ single-code InfoNCE \
          + {} × MLM; learnable temperatures (init {}).\n",
+        if c.segments.is_some() {
+            format!(
+                "attention over the note's segments (sentences, list items, header lines, \
+                 each embedded by `{base}`): per-segment projection and learned gate, a code \
+                 scores the gated soft maximum (τ = {}) of its cosines with the segments",
+                c.attn_temperature
+            )
+        } else {
+            "the projected pooled note vector against each code vector".to_string()
+        },
         c.code_layers,
         c.mlm_rate * 100.0,
         c.w_seq,
@@ -151,8 +140,10 @@ fn card(name: &str, cname: &str, base: &str, r: &Report) -> String {
         s,
         "Thresholds tuned on dev for micro-F1. `bm25`: the note against code descriptions, \
          inclusion terms and synonyms; `zero_shot_base`: pooled base-encoder note vector vs the \
-         base encoder's description embedding; `untrained`: this architecture at step 0; \
-         `trained`: after training. Rare codes: 1–{} training notes.\n",
+         base encoder's description embedding; `zero_shot_segments`: the same over segments with open \
+         gates; `untrained`: this architecture at step 0; `trained_pooled`: the trained model \
+         scoring with the pooled note vector only; `trained`: after training, as served. Rare \
+         codes: 1–{} training notes.\n",
         c.rare_max_train
     );
     s.push_str(&eval_table(&r.eval));

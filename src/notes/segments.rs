@@ -1,0 +1,208 @@
+//! Note segments: the units ICD coding attends over.
+//!
+//! A pooled note vector (see [`super::windows`]) averages every condition of a note together
+//! with its negated, resolved and incidental mentions, so one vector has to stand for up to six
+//! codes at once and the specific words of a rare condition are diluted. Coding therefore reads a
+//! note as a list of short segments — sentences, list items, header lines — each embedded by
+//! the note encoder on its own, and scores a code by attending over them (label-wise attention
+//! in the spirit of LAAT/PLM-ICD, over sentence vectors instead of token states; see
+//! [`super::coding`]).
+//!
+//! **Splitting.** Boundaries are sentence ends (`.`, `;`, `?`, `!` followed by white space),
+//! blank lines, and line breaks that start a list item (`1.`, `-`, `*`, `•`) or a section
+//! header (`WORDS:`) or follow a line ending in `.`/`:`/`;`; any other line break is a wrapped
+//! line (MIMIC-III notes are hard-wrapped) and reads as a space. Pieces of fewer than
+//! [`SegmentConfig::min_words`] words (a bare `1.`, a header such as `PAST MEDICAL HISTORY:`)
+//! are joined to the following piece, so a list item keeps its header as context. A segment
+//! longer than [`SegmentConfig::max_len`] tokens is cut into consecutive chunks; a note is read
+//! up to [`SegmentConfig::max_tokens`] body tokens.
+
+use crate::encoder::tokenize::TextTokenizer;
+use crate::encoder::EncoderError;
+use serde::{Deserialize, Serialize};
+
+use super::windows::Window;
+
+/// Segment settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SegmentConfig {
+    /// Tokens per segment at most, `[CLS]` and `[SEP]` included.
+    pub max_len: usize,
+    /// Pieces with fewer words are joined to the next piece.
+    pub min_words: usize,
+    /// Body tokens of a note read at most.
+    pub max_tokens: usize,
+}
+
+impl Default for SegmentConfig {
+    fn default() -> Self {
+        Self {
+            max_len: 64,
+            min_words: 4,
+            max_tokens: 8192,
+        }
+    }
+}
+
+fn starts_block(line: &str) -> bool {
+    let t = line.trim_start();
+    if t.starts_with(['-', '*', '•']) {
+        return true;
+    }
+    let digits = t.chars().take_while(|c| c.is_ascii_digit()).count();
+    if digits > 0 && t[digits..].starts_with(['.', ')']) {
+        return true;
+    }
+    // a section header: upper-case words up to a colon
+    match t.find(':') {
+        Some(i) if i > 1 => t[..i]
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c == ' ' || c == '/' || c == '&'),
+        _ => false,
+    }
+}
+
+/// The text pieces of a note, before tokenisation (see the module docs).
+pub fn pieces(text: &str, min_words: usize) -> Vec<String> {
+    let mut raw: Vec<String> = Vec::new();
+    let mut cur = String::new();
+    let lines: Vec<&str> = text.lines().collect();
+    for (li, line) in lines.iter().enumerate() {
+        let line = line.trim();
+        if line.is_empty() {
+            push_piece(&mut raw, &mut cur);
+            continue;
+        }
+        let mut chars = line.char_indices().peekable();
+        let mut start = 0;
+        while let Some((i, c)) = chars.next() {
+            if matches!(c, '.' | ';' | '?' | '!') {
+                // a list marker ("1.") or a bare number is no sentence end
+                let has_word = line[start..i].chars().any(char::is_alphabetic);
+                if let Some(&(_, n)) = chars.peek() {
+                    if n.is_whitespace() && has_word {
+                        append(&mut cur, &line[start..i + 1]);
+                        push_piece(&mut raw, &mut cur);
+                        start = i + 1;
+                    }
+                }
+            }
+        }
+        append(&mut cur, &line[start..]);
+        let next_starts = lines
+            .get(li + 1)
+            .is_none_or(|n| n.trim().is_empty() || starts_block(n));
+        if next_starts || line.ends_with(['.', ':', ';']) {
+            push_piece(&mut raw, &mut cur);
+        }
+    }
+    push_piece(&mut raw, &mut cur);
+    // join short pieces to the next one
+    let mut out: Vec<String> = Vec::new();
+    let mut carry = String::new();
+    for p in raw {
+        append(&mut carry, &p);
+        if carry.split_whitespace().count() >= min_words {
+            out.push(std::mem::take(&mut carry));
+        }
+    }
+    if !carry.is_empty() {
+        match out.last_mut() {
+            Some(last) => append(last, &carry),
+            None => out.push(carry),
+        }
+    }
+    out
+}
+
+fn append(cur: &mut String, s: &str) {
+    let s = s.trim();
+    if s.is_empty() {
+        return;
+    }
+    if !cur.is_empty() {
+        cur.push(' ');
+    }
+    cur.push_str(s);
+}
+
+fn push_piece(out: &mut Vec<String>, cur: &mut String) {
+    if !cur.trim().is_empty() {
+        out.push(std::mem::take(cur));
+    }
+    cur.clear();
+}
+
+/// Tokenised segments of a note (token ids with specials; `body` = body tokens) and whether the
+/// note was cut at `max_tokens`. `tok` must not truncate below `max_tokens` (a long-text
+/// tokenizer, as for windows).
+pub fn split(
+    text: &str,
+    tok: &TextTokenizer,
+    cfg: &SegmentConfig,
+) -> Result<(Vec<Window>, bool), EncoderError> {
+    let per = cfg.max_len.saturating_sub(2).max(1);
+    let mut out = Vec::new();
+    let mut budget = cfg.max_tokens;
+    for p in pieces(text, cfg.min_words) {
+        let ids = tok.encode(&p)?;
+        if ids.len() < 3 {
+            continue;
+        }
+        let (cls, sep) = (ids[0], ids[ids.len() - 1]);
+        for chunk in ids[1..ids.len() - 1].chunks(per) {
+            if budget == 0 {
+                return Ok((out, true));
+            }
+            let chunk = &chunk[..chunk.len().min(budget)];
+            budget -= chunk.len();
+            let mut w = Vec::with_capacity(chunk.len() + 2);
+            w.push(cls);
+            w.extend_from_slice(chunk);
+            w.push(sep);
+            out.push(Window {
+                ids: w,
+                body: chunk.len(),
+            });
+        }
+    }
+    Ok((out, false))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sentences_items_and_headers() {
+        let text = "CHIEF COMPLAINT: Chest pain\n\nHISTORY: 72 y/o male sent in by the PCP for chest pain. Also reports chronic cough.\n\nPAST MEDICAL HISTORY:\n1. type 2 diabetes mellitus without complications\n- remote history of gout, resolved\n\nREVIEW OF SYSTEMS: No evidence of pneumonia. Denies fever.\n";
+        let p = pieces(text, 4);
+        assert_eq!(
+            p,
+            vec![
+                "CHIEF COMPLAINT: Chest pain",
+                "HISTORY: 72 y/o male sent in by the PCP for chest pain.",
+                "Also reports chronic cough.",
+                "PAST MEDICAL HISTORY: 1. type 2 diabetes mellitus without complications",
+                "- remote history of gout, resolved",
+                // a short last piece joins the one before
+                "REVIEW OF SYSTEMS: No evidence of pneumonia. Denies fever.",
+            ]
+        );
+    }
+
+    #[test]
+    fn wrapped_lines_read_as_one_sentence() {
+        let text = "Patient is a 64 year old woman with a history of\nhypertension who presents with\nchest pain. She denies fever.";
+        let p = pieces(text, 3);
+        assert_eq!(
+            p,
+            vec![
+                "Patient is a 64 year old woman with a history of hypertension who presents with chest pain.",
+                "She denies fever.",
+            ]
+        );
+        assert!(pieces("", 4).is_empty());
+        assert_eq!(pieces("ok.", 4), vec!["ok."]);
+    }
+}
