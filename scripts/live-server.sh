@@ -1,6 +1,7 @@
 # Sourced by scripts/contract.sh and scripts/sdk.sh: build ontovec, ingest the fixture
-# ontologies (ontologies/) into a scratch data directory with the base model, and run a server
-# on a free 127.0.0.1 port until the calling script exits.
+# ontologies (ontologies/) and then the MIMIC-III-layout notes fixture (ontologies/notes/mimic/,
+# 33 notes with ids 100-133) into a scratch data directory with the base model, and run a
+# server on a free 127.0.0.1 port until the calling script exits.
 #
 # After `live_server_start`: $ONTOVEC_URL, $ONTOVEC_TOKEN (bearer token for writes), $SCRATCH.
 # Environment: ONTOVEC_PROFILE=release to test a release build (default: debug, which `cargo
@@ -69,6 +70,8 @@ live_server_start() {
   ingest --format loinc-csv --release sample --system LOINC "$fx"/loinc/*.csv
   ingest --format rxnorm-rrf --release sample --system RXNORM "$fx"/rxnorm/*.RRF
   ingest --format umls-rrf --release sample "$fx"/umls/*.RRF
+  # Notes after the ICD releases, so that note search and ICD coding work on real notes.
+  ingest --format mimic-notes-csv --release fixture "$fx"/notes/mimic/*.csv
   local port
   port="$(free_port)"
   ONTOVEC_URL="http://127.0.0.1:$port"

@@ -104,6 +104,131 @@ async fn malformed_notes_fail_with_location_and_leave_nothing() {
     assert_eq!(app.notes.store.len(), 1);
 }
 
+/// The note endpoints check exactly what their OpenAPI schemas state (the contract test,
+/// scripts/contract.sh, fuzzes the same rules against a live server).
+#[tokio::test]
+async fn note_requests_are_checked_as_their_schemas_say() {
+    let tmp = tempfile::tempdir().unwrap();
+    let models = tmp.path().join("models");
+    ontovec::encoder::testing::write_tiny_bert(&models.join("tiny"), &Default::default()).unwrap();
+    let app = open(&tmp.path().join("data"), &models);
+    app.ingest(
+        &req(
+            Format::Icd9cmCsv,
+            &[root().join("ontologies/icd9cm/icd9dx2015.csv")],
+        ),
+        Progress::new(),
+    )
+    .unwrap();
+    let api = router(AppState::with_app(app.clone()));
+    let post = |uri: &'static str, body: Value| {
+        let api = api.clone();
+        async move { call(&api, "POST", uri, Some(body)).await.0 }
+    };
+    let (ok, bad) = (StatusCode::CREATED, StatusCode::BAD_REQUEST);
+    // text: not only white space (U+001C counts as space), 4 Mi characters, 4 MiB of UTF-8
+    assert_eq!(
+        post("/v1/notes", json!({"text": "\u{1c} \u{3000}"})).await,
+        bad
+    );
+    assert_eq!(
+        post("/v1/notes", json!({"text": "x".repeat(4_194_305)})).await,
+        bad
+    );
+    assert_eq!(
+        post("/v1/notes", json!({"text": "é".repeat(2_100_000)})).await,
+        StatusCode::PAYLOAD_TOO_LARGE
+    );
+    // ids: 1-256 characters (not bytes), no control characters
+    let long_id = "é".repeat(256);
+    assert_eq!(
+        post("/v1/notes", json!({"id": long_id, "text": "a"})).await,
+        ok
+    );
+    assert_eq!(
+        call(
+            &api,
+            "GET",
+            &format!("/v1/notes/{}", "%C3%A9".repeat(256)),
+            None
+        )
+        .await
+        .0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        post("/v1/notes", json!({"id": "é".repeat(257), "text": "a"})).await,
+        bad
+    );
+    assert_eq!(
+        post("/v1/notes", json!({"id": "a\u{85}", "text": "a"})).await,
+        bad
+    );
+    assert_eq!(
+        call(&api, "GET", &format!("/v1/notes/{}", "a".repeat(257)), None)
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
+    // codes: system 1-32 of [A-Za-z0-9_-] as given; code 1-64 characters, not blank
+    let code = |system: &str, code: &str| json!({"text": "a", "codes": [{"system": system, "code": code}]});
+    assert_eq!(post("/v1/notes", code("icd9cm", &"é".repeat(64))).await, ok);
+    assert_eq!(post("/v1/notes", code(" ICD9CM", "4019")).await, bad);
+    assert_eq!(
+        post(
+            "/v1/notes",
+            code("ICD9CM", &format!("4019{}", " ".repeat(61)))
+        )
+        .await,
+        bad
+    );
+    assert_eq!(post("/v1/notes", code("ICD9CM", " \u{2003}")).await, bad);
+    assert_eq!(
+        post(
+            "/v1/notes",
+            json!({"text": "a", "codes": [{"system": "X", "code": "1", "extra": 1}]})
+        )
+        .await,
+        bad
+    );
+    assert_eq!(
+        post("/v1/notes", json!({"text": "a", "meta": null})).await,
+        ok
+    );
+    assert_eq!(
+        post("/v1/notes", json!({"text": "a", "meta": "x"})).await,
+        bad
+    );
+    // search: no `exact` mode, `k` may be written 5.0, the query follows /v1/search's rules
+    let search = |body: Value| post("/v1/notes/search", body);
+    assert_eq!(
+        search(json!({"query": "a", "k": 5.0, "mode": "lexical"})).await,
+        StatusCode::OK
+    );
+    assert_eq!(search(json!({"query": "a", "mode": "exact"})).await, bad);
+    assert_eq!(search(json!({"query": "\u{3000}"})).await, bad);
+    assert_eq!(
+        search(json!({"query": "é".repeat(4096), "mode": "lexical"})).await,
+        StatusCode::OK
+    );
+    assert_eq!(search(json!({"query": "é".repeat(4097)})).await, bad);
+    // coding: systems by their exact names; one that is not loaded is a 404
+    let code_req = |body: Value| post("/v1/notes/code", body);
+    assert_eq!(
+        code_req(json!({"text": "heart failure", "k": 3.0, "system": "ICD9CM"})).await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        code_req(json!({"text": "heart failure", "system": "icd9cm"})).await,
+        bad
+    );
+    assert_eq!(
+        code_req(json!({"text": "heart failure", "system": "ICD10CM"})).await,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(code_req(json!({"text": "x", "k": 1001})).await, bad);
+}
+
 #[tokio::test]
 async fn mimic_fixture_ingest_api_train_and_code() {
     let tmp = tempfile::tempdir().unwrap();
@@ -285,7 +410,7 @@ async fn mimic_fixture_ingest_api_train_and_code() {
         Some(json!({"text": "x", "system": "ICD10CM"})),
     )
     .await;
-    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(s, StatusCode::NOT_FOUND, "the model has no ICD10CM codes");
     // the codes model embeds code sequences through the ordinary embed endpoint
     let (s, v) = call(
         &api,

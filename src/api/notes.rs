@@ -1,35 +1,152 @@
 //! Note endpoints (NoteContrast): add and read notes, hybrid note search, ICD coding of a note.
-//! Validation and shaping only; the work is in [`crate::notes`].
+//! Validation and shaping only; the work is in [`crate::notes`]. The request schemas state
+//! every rule the handlers check (the contract test, `scripts/contract.sh`, holds them to it).
 
 use super::error::{ApiError, ApiJson, ApiPath, ErrorBody};
+use super::search::{
+    check_text, de_count, is_space, nonblank_text_schema, space_class, text_schema,
+};
 use super::{blocking, AppState};
-use crate::notes::ingest::{normalize_code, validate_note};
+use crate::notes::ingest::{normalize_code, validate_note, MAX_CODES, MAX_TEXT_BYTES};
 use crate::notes::NoteHit;
 use crate::search::engine::{Mode, Query};
 use crate::store::model::ConceptRef;
-use crate::store::notes::Note;
+use crate::store::notes::{Note, MAX_ID_CHARS};
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
+use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::ToSchema;
 
 /// Largest `k` for note search and coding.
 pub const MAX_K: usize = 1000;
-/// Longest search query, in bytes.
-pub const MAX_QUERY_BYTES: usize = 4096;
+/// Longest note text, in characters; its UTF-8 must also fit in [`MAX_TEXT_BYTES`] (else 413).
+pub const MAX_NOTE_CHARS: usize = MAX_TEXT_BYTES;
+/// Longest code of a note, in characters.
+pub const MAX_CODE_CHARS: usize = crate::notes::ingest::MAX_CODE_CHARS;
+
+/// Control characters (Unicode `Cc`) as the inside of a JSON Schema character class.
+const CONTROL_CLASS: &str = "\\u0000-\\u001f\\u007f-\\u009f";
+
+/// Schema of a note text: 1..4 Mi characters, not only white space.
+fn note_text_schema() -> utoipa::openapi::Object {
+    nonblank_text_schema(MAX_NOTE_CHARS)
+}
+
+/// Schema of a note id: 1..256 characters, no control characters.
+fn note_id_schema() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .min_length(Some(1))
+        .max_length(Some(MAX_ID_CHARS))
+        .pattern(Some(format!("^[^{CONTROL_CLASS}]*$")))
+}
+
+/// Schema of the optional `id` of `POST /v1/notes`.
+fn optional_id_schema() -> utoipa::openapi::Object {
+    note_id_schema()
+        .schema_type(utoipa::openapi::schema::SchemaType::from_iter([
+            Type::String,
+            Type::Null,
+        ]))
+        .description(Some("Id (default: a new UUID): 1-256 characters without control characters, unique (409 when taken)."))
+        .build()
+}
+
+/// Schema of a code on a note: 1..64 characters, some not white space, no control characters.
+fn note_code_schema() -> utoipa::openapi::Object {
+    let space = space_class();
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .min_length(Some(1))
+        .max_length(Some(MAX_CODE_CHARS))
+        .pattern(Some(format!(
+            "^[^{CONTROL_CLASS}]*[^{CONTROL_CLASS}{space}][^{CONTROL_CLASS}]*$"
+        )))
+        .build()
+}
+
+/// A note text: what [`note_text_schema`] says (400), and at most [`MAX_TEXT_BYTES`] of UTF-8
+/// (413, like a body over the limit).
+fn check_note_text(text: &str) -> Result<(), ApiError> {
+    if text.chars().all(is_space) {
+        return Err(ApiError::bad_request(
+            "'text' must hold something other than white space",
+        ));
+    }
+    let n = text.chars().count();
+    if n > MAX_NOTE_CHARS {
+        return Err(ApiError::bad_request(format!(
+            "'text' is {n} characters long; the limit is {MAX_NOTE_CHARS}"
+        ))
+        .with_details(serde_json::json!({"field": "text", "limit_chars": MAX_NOTE_CHARS})));
+    }
+    if text.len() > MAX_TEXT_BYTES {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!(
+                "'text' is {} bytes of UTF-8; the limit is {MAX_TEXT_BYTES}",
+                text.len()
+            ),
+        )
+        .with_details(serde_json::json!({"field": "text", "limit_bytes": MAX_TEXT_BYTES})));
+    }
+    Ok(())
+}
+
+/// A code on a posted note, checked as [`NoteCode`]'s schema says before it is normalised.
+fn check_note_code(c: &NoteCode) -> Result<ConceptRef, ApiError> {
+    let sys_ok = (1..=32).contains(&c.system.len())
+        && c.system
+            .chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '_' | '-'));
+    if !sys_ok {
+        return Err(ApiError::bad_request(format!(
+            "invalid system name {:?}: use 1-32 letters, digits, '_' or '-'",
+            c.system
+        )));
+    }
+    let n = c.code.chars().count();
+    if n == 0
+        || n > MAX_CODE_CHARS
+        || c.code.chars().any(char::is_control)
+        || c.code.chars().all(is_space)
+    {
+        return Err(ApiError::bad_request(format!(
+            "code {:?} of {} must be 1-{MAX_CODE_CHARS} characters, not only white space, without control characters",
+            c.code, c.system
+        )));
+    }
+    normalize_code(&c.system, &c.code).map_err(ApiError::bad_request)
+}
+
+/// A code assigned to a posted note.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NoteCode {
+    /// System: 1-32 letters, digits, `_` or `-` (stored upper-case).
+    #[schema(example = "ICD10CM", pattern = "^[A-Za-z0-9_-]{1,32}$")]
+    pub system: String,
+    /// Code (ICD-9-CM/ICD-10-CM codes without their dot get it: `4280` → `428.0`).
+    #[schema(example = "E11.9", schema_with = note_code_schema)]
+    pub code: String,
+}
 
 /// `POST /v1/notes` body.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NoteRequest {
-    /// Id (default: a new UUID). 1-256 bytes, unique.
+    /// Id (default: a new UUID): 1-256 characters without control characters, unique (409 when taken).
+    #[schema(schema_with = optional_id_schema)]
     pub id: Option<String>,
-    /// The note text (≤ 4 MiB).
+    /// The note text: 1..4,194,304 characters, not only white space (413 past 4 MiB of UTF-8).
+    #[schema(schema_with = note_text_schema)]
     pub text: String,
-    /// Codes assigned to the note, in order.
-    pub codes: Option<Vec<ConceptRef>>,
+    /// Codes assigned to the note, in order (at most 512).
+    #[schema(max_items = 512)]
+    pub codes: Option<Vec<NoteCode>>,
     /// Free-form metadata object (`patient`, `time`, ...).
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub meta: Option<serde_json::Value>,
 }
 
@@ -60,8 +177,11 @@ fn notes_err(e: crate::notes::NotesError) -> ApiError {
 
 /// Store one note (bulk loads: `POST /v1/ingest` with `notes-jsonl` or `mimic-notes-csv`).
 #[utoipa::path(post, path = "/v1/notes", operation_id = "note_create", tag = "notes", request_body = NoteRequest,
+    security(("bearer" = [])),
     responses((status = 201, body = NoteCreated), (status = 400, body = ErrorBody),
-        (status = 401, body = ErrorBody), (status = 409, body = ErrorBody), (status = 413, body = ErrorBody)))]
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 409, description = "A note with this id exists", body = ErrorBody),
+        (status = 413, description = "Body or text too large", body = ErrorBody)))]
 pub async fn create(
     State(st): State<AppState>,
     ApiJson(req): ApiJson<NoteRequest>,
@@ -70,19 +190,18 @@ pub async fn create(
     let id = req
         .id
         .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+    check_note_text(&req.text)?;
     validate_note(&id, &req.text).map_err(ApiError::bad_request)?;
     let codes = req.codes.unwrap_or_default();
-    if codes.len() > crate::notes::ingest::MAX_CODES {
+    if codes.len() > MAX_CODES {
         return Err(ApiError::bad_request(format!(
-            "at most {} codes per note",
-            crate::notes::ingest::MAX_CODES
+            "at most {MAX_CODES} codes per note"
         )));
     }
     let codes = codes
         .iter()
-        .map(|c| normalize_code(&c.system, &c.code))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(ApiError::bad_request)?;
+        .map(check_note_code)
+        .collect::<Result<Vec<_>, _>>()?;
     let meta_json = match req.meta {
         None | Some(serde_json::Value::Null) => "{}".to_string(),
         Some(v @ serde_json::Value::Object(_)) => v.to_string(),
@@ -105,13 +224,18 @@ pub async fn create(
 
 /// A stored note by id.
 #[utoipa::path(get, path = "/v1/notes/{id}", operation_id = "note_get", tag = "notes",
-    params(("id" = String, Path, description = "Note id")),
+    params(("id" = String, Path, description = "Note id (1-256 characters without control characters)", min_length = 1, max_length = 256,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$")),
     responses((status = 200, body = NoteResponse), (status = 404, body = ErrorBody)))]
 pub async fn get(
     State(st): State<AppState>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<ApiJson<NoteResponse>, ApiError> {
     let app = st.app()?;
+    // An id no note can have names nothing: 404 without a lookup.
+    if validate_note(&id, "x").is_err() {
+        return Err(ApiError::not_found("no note has this id"));
+    }
     let found = blocking(move || app.notes.store.get(&id).map(|n| (id, n))).await??;
     match found {
         (_, Some(s)) => Ok(ApiJson(NoteResponse {
@@ -129,12 +253,28 @@ pub async fn get(
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NoteSearchRequest {
-    /// Free text (1..4096 bytes).
+    /// Free text (1..4096 characters, not only white space).
+    #[schema(schema_with = text_schema)]
     pub query: String,
     /// Notes wanted (1..1000, default 10).
+    #[schema(minimum = 1, maximum = 1000)]
+    #[serde(default, deserialize_with = "de_count")]
     pub k: Option<usize>,
     /// `hybrid` (default), `lexical` or `vector`.
-    pub mode: Option<Mode>,
+    pub mode: Option<NoteSearchMode>,
+}
+
+/// How note search ranks (no `exact` mode for notes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum NoteSearchMode {
+    /// BM25 and the note encoder's cosine, fused.
+    #[default]
+    Hybrid,
+    /// BM25 only.
+    Lexical,
+    /// The note encoder's cosine only.
+    Vector,
 }
 
 /// Note search answer.
@@ -164,18 +304,13 @@ pub async fn search(
     ApiJson(req): ApiJson<NoteSearchRequest>,
 ) -> Result<ApiJson<NoteSearchResponse>, ApiError> {
     let t = std::time::Instant::now();
-    if req.query.trim().is_empty() || req.query.len() > MAX_QUERY_BYTES {
-        return Err(ApiError::bad_request(format!(
-            "'query' must be 1-{MAX_QUERY_BYTES} bytes"
-        )));
-    }
+    check_text("query", &req.query)?;
     let k = check_k(req.k, 10)?;
-    let mode = req.mode.unwrap_or_default();
-    if mode == Mode::Exact {
-        return Err(ApiError::bad_request(
-            "note search supports hybrid, lexical or vector",
-        ));
-    }
+    let mode = match req.mode.unwrap_or_default() {
+        NoteSearchMode::Hybrid => Mode::Hybrid,
+        NoteSearchMode::Lexical => Mode::Lexical,
+        NoteSearchMode::Vector => Mode::Vector,
+    };
     let notes = st.app()?.notes.clone();
     let model = notes.note_model();
     let qvec = match (mode, &model) {
@@ -205,12 +340,42 @@ pub async fn search(
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CodeRequest {
-    /// The note text (≤ 4 MiB).
+    /// The note text: 1..4,194,304 characters, not only white space (413 past 4 MiB of UTF-8).
+    #[schema(schema_with = note_text_schema)]
     pub text: String,
     /// Codes wanted (1..1000, default 8).
+    #[schema(minimum = 1, maximum = 1000)]
+    #[serde(default, deserialize_with = "de_count")]
     pub k: Option<usize>,
-    /// `ICD10CM` or `ICD9CM` (default: every system of the model's vocabulary).
-    pub system: Option<String>,
+    /// Only codes of this system (default: every system of the model's vocabulary; 404 when
+    /// the model or the store has none).
+    pub system: Option<IcdSystem>,
+}
+
+/// An ICD system notes are coded in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
+pub enum IcdSystem {
+    /// ICD-10-CM.
+    #[serde(rename = "ICD10CM")]
+    Icd10cm,
+    /// ICD-9-CM.
+    #[serde(rename = "ICD9CM")]
+    Icd9cm,
+}
+
+impl IcdSystem {
+    /// The system's name in the store.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IcdSystem::Icd10cm => "ICD10CM",
+            IcdSystem::Icd9cm => "ICD9CM",
+        }
+    }
+}
+
+fn unknown_system(system: &str, message: String) -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "unknown_system", message)
+        .with_details(serde_json::json!({"system": system}))
 }
 
 /// One predicted code.
@@ -248,20 +413,17 @@ pub struct CodeResponse {
 /// vectors, or, without one, the terms encoder's pooled note vector against code names.
 #[utoipa::path(post, path = "/v1/notes/code", operation_id = "note_code", tag = "notes", request_body = CodeRequest,
     responses((status = 200, body = CodeResponse), (status = 400, body = ErrorBody),
-        (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
+        (status = 404, description = "The model or the store has no codes of the system asked for", body = ErrorBody),
+        (status = 429, body = ErrorBody),
+        (status = 503, description = "No model can encode notes, not ready yet, or the request deadline passed", body = ErrorBody)))]
 pub async fn code(
     State(st): State<AppState>,
     ApiJson(req): ApiJson<CodeRequest>,
 ) -> Result<ApiJson<CodeResponse>, ApiError> {
     let app = st.app()?;
-    validate_note("x", &req.text).map_err(ApiError::bad_request)?;
+    check_note_text(&req.text)?;
     let k = check_k(req.k, 8)?;
-    let system = match &req.system {
-        Some(s) => Some(
-            crate::ingest::normalize_system(s).map_err(|e| ApiError::bad_request(e.to_string()))?,
-        ),
-        None => None,
-    };
+    let system = req.system.map(|s| s.as_str().to_string());
     let notes = app.notes.clone();
     let model = notes
         .note_model()
@@ -270,10 +432,13 @@ pub async fn code(
     if let Some((name, coder)) = notes.coder() {
         if let Some(s) = &system {
             if !coder.manifest.systems.contains(s) {
-                return Err(ApiError::bad_request(format!(
-                    "model {name} codes {}; it has no {s} codes",
-                    coder.manifest.systems.join(", ")
-                )));
+                return Err(unknown_system(
+                    s,
+                    format!(
+                        "model {name} codes {}; it has no {s} codes",
+                        coder.manifest.systems.join(", ")
+                    ),
+                ));
             }
         }
         let (v, segments) = notes
@@ -327,9 +492,12 @@ pub async fn code(
             .collect(),
     };
     if systems.is_empty() {
-        return Err(ApiError::bad_request(
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_system",
             "no ICD system is loaded; ingest ICD-10-CM or ICD-9-CM first",
-        ));
+        )
+        .with_details(serde_json::json!({"systems": ["ICD10CM", "ICD9CM"]})));
     }
     let m = model.clone();
     let found = blocking(move || {

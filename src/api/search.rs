@@ -41,31 +41,40 @@ pub fn is_space(c: char) -> bool {
     SPACE_RANGES.iter().any(|(a, b)| (*a..=*b).contains(&c))
 }
 
-/// The JSON Schema pattern of a text: some character that is not white space.
-pub fn text_pattern() -> String {
-    let mut p = String::from("[^");
+/// The white space of [`SPACE_RANGES`] as the inside of a JSON Schema character class.
+pub fn space_class() -> String {
+    let mut p = String::new();
     for (a, b) in SPACE_RANGES {
         p.push_str(&format!("\\u{:04x}", *a as u32));
         if a != b {
             p.push_str(&format!("-\\u{:04x}", *b as u32));
         }
     }
-    p.push(']');
     p
 }
 
-/// Schema of one query/mention/text: 1..4096 characters, not only white space.
-fn text_schema() -> utoipa::openapi::Object {
+/// The JSON Schema pattern of a text: some character that is not white space.
+pub fn text_pattern() -> String {
+    format!("[^{}]", space_class())
+}
+
+/// Schema of a text of 1..`max_chars` characters, not only white space.
+pub(super) fn nonblank_text_schema(max_chars: usize) -> utoipa::openapi::Object {
     utoipa::openapi::ObjectBuilder::new()
         .schema_type(utoipa::openapi::schema::Type::String)
         .min_length(Some(1))
-        .max_length(Some(MAX_TEXT_CHARS))
+        .max_length(Some(max_chars))
         .pattern(Some(text_pattern()))
         .build()
 }
 
+/// Schema of one query/mention/text: 1..4096 characters, not only white space.
+pub(super) fn text_schema() -> utoipa::openapi::Object {
+    nonblank_text_schema(MAX_TEXT_CHARS)
+}
+
 /// A count (`k`): JSON Schema's `integer` includes numbers such as `5.0`, so accept those too.
-fn de_count<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
+pub(super) fn de_count<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
     use serde::de::Error;
     match Option::<serde_json::Number>::deserialize(d)? {
         None => Ok(None),
@@ -155,7 +164,8 @@ fn engine(st: &AppState) -> Result<Arc<SearchEngine>, ApiError> {
     st.app()?.search.clone().ok_or_else(ApiError::not_ready)
 }
 
-fn check_text(field: &str, text: &str) -> Result<(), ApiError> {
+/// A query/mention/text: 1..4096 characters, not only white space (what [`text_schema`] says).
+pub(super) fn check_text(field: &str, text: &str) -> Result<(), ApiError> {
     if text.chars().all(is_space) {
         return Err(ApiError::bad_request(format!(
             "'{field}' must hold something other than white space"

@@ -22,7 +22,7 @@ use crate::ontology::input::{CsvInput, LineReader, PROGRESS_EVERY};
 use crate::ontology::{icd10cm, icd9cm, Format, InputFile, LoadError};
 use crate::progress::Progress;
 use crate::store::model::ConceptRef;
-use crate::store::notes::{InsertError, Note, NoteBatch, MAX_ID_BYTES};
+use crate::store::notes::{InsertError, Note, NoteBatch, MAX_ID_CHARS};
 use serde::Deserialize;
 use std::collections::HashMap;
 
@@ -30,6 +30,8 @@ use std::collections::HashMap;
 pub const MAX_TEXT_BYTES: usize = 4 << 20;
 /// Most codes on one note.
 pub const MAX_CODES: usize = 512;
+/// Longest code (after trimming), in characters.
+pub const MAX_CODE_CHARS: usize = 64;
 
 /// What a notes load produced.
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
@@ -50,9 +52,12 @@ pub struct NotesLoadResult {
 pub fn normalize_code(system: &str, code: &str) -> Result<ConceptRef, String> {
     let sys = crate::ingest::normalize_system(system).map_err(|e| e.to_string())?;
     let code = code.trim();
-    if code.is_empty() || code.len() > 64 || code.chars().any(|c| c.is_control()) {
+    if code.is_empty()
+        || code.chars().count() > MAX_CODE_CHARS
+        || code.chars().any(|c| c.is_control())
+    {
         return Err(format!(
-            "code {code:?} of {sys} must be 1-64 characters without control characters"
+            "code {code:?} of {sys} must be 1-{MAX_CODE_CHARS} characters without control characters"
         ));
     }
     let code = match sys.as_str() {
@@ -65,9 +70,9 @@ pub fn normalize_code(system: &str, code: &str) -> Result<ConceptRef, String> {
 
 /// Check a note's id and text (the rules shared by loaders and `POST /v1/notes`).
 pub fn validate_note(id: &str, text: &str) -> Result<(), String> {
-    if id.is_empty() || id.len() > MAX_ID_BYTES || id.chars().any(|c| c.is_control()) {
+    if id.is_empty() || id.chars().count() > MAX_ID_CHARS || id.chars().any(|c| c.is_control()) {
         return Err(format!(
-            "note id must be 1-{MAX_ID_BYTES} bytes without control characters"
+            "note id must be 1-{MAX_ID_CHARS} characters without control characters"
         ));
     }
     if text.trim().is_empty() {

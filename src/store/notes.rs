@@ -28,8 +28,8 @@ use parking_lot::{Mutex, MutexGuard};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
-/// Longest note id, in bytes.
-pub const MAX_ID_BYTES: usize = 256;
+/// Longest note id, in characters (Unicode scalar values, as JSON Schema counts).
+pub const MAX_ID_CHARS: usize = 256;
 
 /// A note as loaded or posted.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
