@@ -375,6 +375,13 @@ async fn mimic_fixture_ingest_api_train_and_code() {
     ] {
         assert!(r.eval[m].micro_auc.is_finite(), "{m}: {:?}", r.eval[m]);
     }
+    // the coder's label space is every code of the store's ICD-9-CM, not only the notes' codes
+    let (space, seen) = (
+        r.data["label_space"].as_u64().unwrap(),
+        r.data["codes"].as_u64().unwrap(),
+    );
+    assert!(space > seen, "label space {space} vs {seen} codes in notes");
+    assert!(r.eval_all_codes["trained"].micro_auc.is_finite());
     assert!(models.join("nc/notecontrast.safetensors").is_file());
     assert!(models.join("nc-codes/tokenizer.json").is_file());
 

@@ -87,7 +87,15 @@ pub struct CodingModel {
     head_b: Vec<f32>,
     codes: Vec<ConceptRef>,
     vectors: Vec<f32>,
+    /// The code vectors transposed (d × V), for the segment × code product.
+    vectors_t: Tensor,
     segment_head: Option<SegmentHead>,
+}
+
+fn transposed(vectors: &[f32], dim: usize) -> candle_core::Result<Tensor> {
+    Tensor::from_slice(vectors, (vectors.len() / dim.max(1), dim), &Device::Cpu)?
+        .t()?
+        .contiguous()
 }
 
 /// A code scored for a note.
@@ -163,13 +171,15 @@ impl CodingModel {
                 })
             }
         };
+        let vectors = flat(&cv)?;
         Ok(Some(Self {
             manifest,
             dim,
             head_w: flat(&hw)?,
             head_b: flat(&hb)?,
             codes,
-            vectors: flat(&cv)?,
+            vectors_t: transposed(&vectors, dim).map_err(|e| read_err(&wpath, e))?,
+            vectors,
             segment_head,
         }))
     }
@@ -192,13 +202,15 @@ impl CodingModel {
             (None, _) => None,
             (Some(_), None) => anyhow::bail!("segment scoring without segment tensors"),
         };
+        let vectors = flat(t.code_vectors)?;
         Ok(Self {
             manifest,
             dim,
             head_w: flat(t.head.0)?,
             head_b: flat(t.head.1)?,
             codes,
-            vectors: flat(t.code_vectors)?,
+            vectors_t: transposed(&vectors, dim)?,
+            vectors,
             segment_head,
         })
     }
@@ -238,21 +250,37 @@ impl CodingModel {
                 .collect();
         };
         let tau = self.manifest.attn_temperature.max(1e-4);
-        let z: Vec<Vec<f32>> = segments.iter().map(|s| project(&h.w, &h.b, s)).collect();
+        let z: Vec<f32> = segments
+            .iter()
+            .flat_map(|s| project(&h.w, &h.b, s))
+            .collect();
         let g: Vec<f32> = segments
             .iter()
             .map(|s| log_sigmoid(dot(&h.gate_w, s) + h.gate_b))
             .collect();
-        let mut vals = vec![0f32; z.len()];
-        self.vectors
-            .chunks_exact(d)
-            .map(|u| {
-                for ((v, zj), gj) in vals.iter_mut().zip(&z).zip(&g) {
-                    *v = (dot(zj, u) + gj) / tau;
-                }
-                let m = vals.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                tau * (m + vals.iter().map(|v| (v - m).exp()).sum::<f32>().ln())
-            })
+        // segment × code cosines in one matrix product (V is up to ~100k codes)
+        let sims = Tensor::from_vec(z, (segments.len(), d), &Device::Cpu)
+            .and_then(|z| z.matmul(&self.vectors_t))
+            .and_then(|m| m.flatten_all())
+            .and_then(|m| m.to_vec1::<f32>())
+            // cannot fail: z is segments × d by construction and vectors_t is d × V
+            .unwrap_or_default();
+        let v = self.codes.len();
+        let mut best = vec![f32::NEG_INFINITY; v];
+        for (row, gj) in sims.chunks_exact(v).zip(&g) {
+            for (b, x) in best.iter_mut().zip(row) {
+                *b = b.max((x + gj) / tau);
+            }
+        }
+        let mut sum = vec![0f32; v];
+        for (row, gj) in sims.chunks_exact(v).zip(&g) {
+            for ((s, x), b) in sum.iter_mut().zip(row).zip(&best) {
+                *s += ((x + gj) / tau - b).exp();
+            }
+        }
+        best.iter()
+            .zip(&sum)
+            .map(|(b, s)| tau * (b + s.ln()))
             .collect()
     }
 

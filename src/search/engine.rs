@@ -551,6 +551,32 @@ pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
     }
 }
 
+/// The embedding cache tree of a store (see the module docs), for readers outside the engine
+/// (the NoteContrast trainer reuses the served model's vectors of code descriptions).
+pub fn embedding_cache(store: &Store) -> Result<sled::Tree, sled::Error> {
+    store.db().open_tree("emb")
+}
+
+/// The cached embedding of `text` by `model`, if any.
+pub fn cached_embedding(
+    cache: &sled::Tree,
+    model: &str,
+    text: &str,
+) -> Result<Option<Vec<f32>>, sled::Error> {
+    Ok(cache.get(emb_key(model, text))?.map(|v| bytes_to_f32(&v)))
+}
+
+/// Store `vector` as the embedding of `text` by `model`.
+pub fn cache_embedding(
+    cache: &sled::Tree,
+    model: &str,
+    text: &str,
+    vector: &[f32],
+) -> Result<(), sled::Error> {
+    cache.insert(emb_key(model, text), f32_to_bytes(vector))?;
+    Ok(())
+}
+
 fn emb_key(model: &str, text: &str) -> Vec<u8> {
     let mut k = Vec::with_capacity(model.len() + 1 + text.len());
     k.extend_from_slice(model.as_bytes());

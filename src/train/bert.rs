@@ -320,17 +320,29 @@ impl TrainBert {
         &self,
         ids: &Tensor,
         mask: &Tensor,
+        dropout: Option<&mut Dropout>,
+    ) -> Result<Tensor> {
+        let (b, l) = ids.dims2()?;
+        let words = self.word.index_select(&ids.flatten_all()?, 0)?.reshape((
+            b,
+            l,
+            self.config.inner.hidden_size,
+        ))?;
+        self.forward_embeds(&words, mask, dropout)
+    }
+
+    /// [`Self::forward`] from input embeddings (B, L, H) instead of token ids (position and
+    /// token-type embeddings are still added).
+    pub fn forward_embeds(
+        &self,
+        words: &Tensor,
+        mask: &Tensor,
         mut dropout: Option<&mut Dropout>,
     ) -> Result<Tensor> {
         let c = &self.config.inner;
-        let (b, l) = ids.dims2()?;
-        let h = c.hidden_size;
+        let (b, l, h) = words.dims3()?;
         let heads = c.num_attention_heads;
         let hd = h / heads;
-        let words = self
-            .word
-            .index_select(&ids.flatten_all()?, 0)?
-            .reshape((b, l, h))?;
         let pos = self.position.narrow(0, 0, l)?;
         let tt = self.token_type.narrow(0, 0, 1)?;
         let x = words.broadcast_add(&pos)?.broadcast_add(&tt)?;

@@ -129,6 +129,16 @@ pub fn embed(
     model.embed(&ids, &mask, dropout)
 }
 
+/// Unit embeddings (N, H) of single codes given by input embeddings `inputs` (N, H) instead
+/// of tokens: how a code outside the trained vocabulary is encoded, from its description
+/// embedding — exactly what its token would have started from (see the module docs).
+pub fn embed_inputs(model: &TrainBert, inputs: &Tensor) -> Result<Tensor> {
+    let n = inputs.dims2()?.0;
+    let mask = Tensor::ones((n, 1), DType::U32, inputs.device())?;
+    let states = model.forward_embeds(&inputs.unsqueeze(1)?, &mask, None)?;
+    ops::l2_normalize(&ops::mean_pool(&states, &mask)?)
+}
+
 /// Masked-language-modelling loss over `seqs`: 20% of code positions (at least one per
 /// sequence of two or more codes) are chosen; of those 80% become `[MASK]`, 10% a random code,
 /// 10% stay. Cross-entropy of the original code at chosen positions, logits tied to the input
@@ -246,6 +256,31 @@ mod tests {
         crate::encoder::pooling::l2_normalize(&mut c);
         let cos: f32 = v.iter().zip(&c).map(|(a, b)| a * b).sum();
         assert!(cos > 0.9, "cos {cos}");
+    }
+
+    #[test]
+    fn a_code_from_its_input_embedding_equals_its_token() {
+        let h = 32;
+        let desc: Vec<Vec<f32>> = (0..5).map(|i| unit(i, h)).collect();
+        let m = init(&desc, h, 2, 4, 16, 1).unwrap();
+        let by_token = embed(&m, &[vec![FIRST_CODE + 2]], None).unwrap();
+        let word = m
+            .tensors()
+            .into_iter()
+            .find(|(k, _)| k.ends_with("embeddings.word_embeddings.weight"))
+            .unwrap()
+            .1;
+        let row = word.narrow(0, FIRST_CODE as usize + 2, 1).unwrap();
+        let by_input = embed_inputs(&m, &row).unwrap();
+        let diff: f32 = (by_token - by_input)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .to_scalar()
+            .unwrap();
+        assert!(diff < 1e-5, "{diff}");
     }
 
     #[test]

@@ -43,7 +43,7 @@ use super::checkpoint::{self, progress_bar, RngState};
 use super::codeseq::{self, FIRST_CODE};
 use super::coding_eval::{self, CodingMetrics, Split};
 use super::hiprbert::{write_atomic, Preset};
-use super::notecontrast_data::{load_data, note_features};
+use super::notecontrast_data::{description_vectors, load_data, note_features};
 use super::notecontrast_model::{coding_manifest, matrix, step, Model, SegmentVars};
 use super::optim::{clip_global_norm, lr_at, AdamW, AdamWConfig, GradAccumulator};
 use crate::encoder::tokenize::TextTokenizer;
@@ -52,6 +52,7 @@ use crate::notes::bm25::Bm25;
 use crate::notes::coding::{CodingModel, CodingTensors};
 use crate::notes::segments::SegmentConfig;
 use crate::notes::windows::WindowConfig;
+use crate::store::model::ConceptRef;
 use crate::store::Store;
 use anyhow::Context;
 use candle_core::{DType, Device, Tensor, Var};
@@ -129,6 +130,10 @@ pub struct NoteContrastConfig {
     pub segments: Option<SegmentConfig>,
     /// Temperature of the soft maximum over segments.
     pub attn_temperature: f32,
+    /// Label space of the written coder: every code of the store's ICD systems (`true`; codes
+    /// no note carries are encoded from their description embeddings) or only the codes the
+    /// notes carry.
+    pub all_codes: bool,
 }
 
 impl NoteContrastConfig {
@@ -164,6 +169,7 @@ impl NoteContrastConfig {
             log_every: 50,
             segments: Some(SegmentConfig::default()),
             attn_temperature: 0.05,
+            all_codes: true,
         };
         match p {
             Preset::Quick => base,
@@ -222,6 +228,10 @@ pub struct Report {
     pub data: serde_json::Value,
     /// Metrics on the test split per method.
     pub eval: BTreeMap<String, CodingMetrics>,
+    /// The same over the whole label space (every code of the store's systems; empty when
+    /// `all_codes` is off or the notes use every code already).
+    #[serde(default)]
+    pub eval_all_codes: BTreeMap<String, CodingMetrics>,
 }
 
 /// `ontovec train notecontrast`.
@@ -235,6 +245,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         codes_dir(&args.out).display()
     );
     eprintln!("{}", eval_table(&r.eval));
+    if !r.eval_all_codes.is_empty() {
+        eprintln!(
+            "over every code of the store's systems ({} codes):\n{}",
+            r.data["label_space"],
+            eval_table(&r.eval_all_codes)
+        );
+    }
     Ok(())
 }
 
@@ -254,24 +271,6 @@ pub fn train(args: &Args, stop_after: Option<u64>) -> anyhow::Result<Report> {
     let store = Store::open(&args.data_dir.join("store"))
         .with_context(|| format!("opening the store in {}", args.data_dir.display()))?;
     let d = load_data(&store, &cfg)?;
-    let bm25_docs: Vec<String> = d
-        .vocab
-        .iter()
-        .zip(&d.descriptions)
-        .map(|(c, desc)| {
-            let mut s = desc.clone();
-            if let Ok(Some(r)) = store.concept(&c.system, &c.code) {
-                for t in r.concept.terms.iter().filter(|t| {
-                    t.kind.is_equivalent() || t.kind == crate::store::model::TermKind::Inclusion
-                }) {
-                    s.push_str(" ; ");
-                    s.push_str(&t.text);
-                }
-            }
-            s
-        })
-        .collect();
-    drop(store);
     tracing::info!(
         notes = d.items.len(),
         train = d.train.len(),
@@ -279,6 +278,7 @@ pub fn train(args: &Args, stop_after: Option<u64>) -> anyhow::Result<Report> {
         test = d.test.len(),
         codes = d.vocab.len(),
         rare = d.rare.len(),
+        other_codes = d.extra.len(),
         "notecontrast data"
     );
 
@@ -299,7 +299,14 @@ pub fn train(args: &Args, stop_after: Option<u64>) -> anyhow::Result<Report> {
         &d.items,
         &ckpt_dir.join("note_features.safetensors"),
     )?;
-    let desc_vecs = enc.embed_texts(&d.descriptions, 64, true)?;
+    let served_as = args
+        .base
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    let desc_vecs = description_vectors(&store, &served_as, &enc, &d.descriptions)?;
+    let extra_desc_vecs = description_vectors(&store, &served_as, &enc, &d.extra_descriptions)?;
+    drop(store);
     let dim = enc.dim();
 
     let dev = Device::Cpu;
@@ -441,35 +448,44 @@ pub fn train(args: &Args, stop_after: Option<u64>) -> anyhow::Result<Report> {
     let (trained, trained_pooled, code_vectors) = eval_model(&model)?;
     let desc = matrix(&desc_vecs)?;
     // zero-shot: identity heads, open gates, description vectors as code vectors
-    let zero_shot = |segmented: bool| -> anyhow::Result<CodingMetrics> {
-        let eye = Tensor::eye(dim, DType::F32, &dev)?;
-        let zero = Tensor::zeros(dim, DType::F32, &dev)?;
-        let open = Tensor::new(&[30f32], &dev)?;
-        let mut zcfg = cfg.clone();
-        zcfg.segments = Some(scfg);
-        let c = CodingModel::from_tensors(
-            coding_manifest(&zcfg, &wcfg, &d.vocab, 0.0),
-            d.vocab.clone(),
-            &CodingTensors {
-                head: (&eye, &zero),
-                code_vectors: &desc,
-                segments: Some([&eye, &zero, &zero, &open]),
-            },
-        )?;
-        let ((sd, pd), (st, pt)) = (coder_scores(&c, &d.dev), coder_scores(&c, &d.test));
-        Ok(if segmented {
-            metrics(&sd, &st)
-        } else {
-            metrics(&pd, &pt)
-        })
-    };
-    let bm = Bm25::new(&bm25_docs);
+    let zero_shot_codes =
+        |segmented: bool, codes: &[ConceptRef], desc: &Tensor| -> anyhow::Result<CodingMetrics> {
+            let eye = Tensor::eye(dim, DType::F32, &dev)?;
+            let zero = Tensor::zeros(dim, DType::F32, &dev)?;
+            let open = Tensor::new(&[30f32], &dev)?;
+            let mut zcfg = cfg.clone();
+            zcfg.segments = Some(scfg);
+            let c = CodingModel::from_tensors(
+                coding_manifest(&zcfg, &wcfg, codes, 0.0),
+                codes.to_vec(),
+                &CodingTensors {
+                    head: (&eye, &zero),
+                    code_vectors: desc,
+                    segments: Some([&eye, &zero, &zero, &open]),
+                },
+            )?;
+            let ((sd, pd), (st, pt)) = (coder_scores(&c, &d.dev), coder_scores(&c, &d.test));
+            Ok(if segmented {
+                metrics(&sd, &st)
+            } else {
+                metrics(&pd, &pt)
+            })
+        };
+    let zero_shot = |segmented: bool| zero_shot_codes(segmented, &d.vocab, &desc);
+    let zero_shot_over = |codes: &[ConceptRef], desc: &Tensor| zero_shot_codes(true, codes, desc);
+    let v = d.vocab.len();
+    let bm = Bm25::new(&d.bm25_docs);
     let bm_scores = |idx: &[usize]| -> Vec<Vec<f32>> {
         idx.iter().map(|&i| bm.scores(&d.items[i].text)).collect()
     };
     let (bd, bt) = (bm_scores(&d.dev), bm_scores(&d.test));
+    let corpus_only =
+        |m: &[Vec<f32>]| -> Vec<Vec<f32>> { m.iter().map(|r| r[..v].to_vec()).collect() };
     let mut eval = BTreeMap::new();
-    eval.insert("bm25".to_string(), metrics(&bd, &bt));
+    eval.insert(
+        "bm25".to_string(),
+        metrics(&corpus_only(&bd), &corpus_only(&bt)),
+    );
     eval.insert("zero_shot_base".to_string(), zero_shot(false)?);
     eval.insert("zero_shot_segments".to_string(), zero_shot(true)?);
     eval.insert("untrained".to_string(), untrained);
@@ -477,6 +493,32 @@ pub fn train(args: &Args, stop_after: Option<u64>) -> anyhow::Result<Report> {
         eval.insert("trained_pooled".to_string(), trained_pooled);
     }
     eval.insert("trained".to_string(), trained.clone());
+
+    // the whole label space: every code of the store's systems, the ones no note carries
+    // encoded from their description embeddings by the trained code encoder
+    let mut all_codes = d.vocab.clone();
+    all_codes.extend(d.extra.iter().cloned());
+    let mut full_vectors = vec![code_vectors.clone()];
+    for chunk in extra_desc_vecs.chunks(4096) {
+        full_vectors.push(codeseq::embed_inputs(&model.code, &matrix(chunk)?)?);
+    }
+    let full_vectors = Tensor::cat(&full_vectors, 0)?;
+    let mut eval_all_codes = BTreeMap::new();
+    let mut full_threshold = trained.threshold;
+    if !d.extra.is_empty() {
+        let c = model.coder(&cfg, &wcfg, &all_codes, &full_vectors, 0.0)?;
+        let ((sd, _), (st, _)) = (coder_scores(&c, &d.dev), coder_scores(&c, &d.test));
+        let m = metrics(&sd, &st);
+        full_threshold = m.threshold;
+        eval_all_codes.insert("trained".to_string(), m);
+        let mut all_desc = desc_vecs.clone();
+        all_desc.extend(extra_desc_vecs.iter().cloned());
+        eval_all_codes.insert(
+            "zero_shot_segments".to_string(),
+            zero_shot_over(&all_codes, &matrix(&all_desc)?)?,
+        );
+        eval_all_codes.insert("bm25".to_string(), metrics(&bd, &bt));
+    }
     let report = Report {
         config: cfg.clone(),
         steps: state.step,
@@ -486,12 +528,14 @@ pub fn train(args: &Args, stop_after: Option<u64>) -> anyhow::Result<Report> {
         data: serde_json::json!({
             "notes": d.items.len(), "train": d.train.len(), "dev": d.dev.len(), "test": d.test.len(),
             "codes": d.vocab.len(), "rare_codes": d.rare.len(),
+            "label_space": all_codes.len(),
             "rare_definition": format!("1-{} training notes", cfg.rare_max_train),
             "split": "by meta.patient (else note id): fnv1a64 % 1000 < test_permille → test, next dev_permille → dev",
             "window": wcfg,
             "segments": cfg.segments.map(|_| scfg),
         }),
         eval,
+        eval_all_codes,
     };
     let seg = model.seg.as_ref().map(|sv| {
         [
@@ -506,11 +550,11 @@ pub fn train(args: &Args, stop_after: Option<u64>) -> anyhow::Result<Report> {
         &model.code,
         &CodingTensors {
             head: (model.head_w.as_tensor(), model.head_b.as_tensor()),
-            code_vectors: &code_vectors,
+            code_vectors: &full_vectors,
             segments: seg,
         },
-        &d.vocab,
-        coding_manifest(&cfg, &wcfg, &d.vocab, trained.threshold),
+        &all_codes,
+        coding_manifest(&cfg, &wcfg, &all_codes, full_threshold),
         &report,
     )?;
     std::fs::remove_dir_all(&ckpt_dir).ok();

@@ -32,6 +32,27 @@ pub(crate) struct Data {
     pub(crate) vocab: Vec<ConceptRef>,
     pub(crate) descriptions: Vec<String>,
     pub(crate) rare: HashSet<usize>,
+    /// Codes of the same systems that no note carries (when the label space is the store's
+    /// systems), with their descriptions; coded through the code encoder from their
+    /// description embeddings, after `vocab` in every score vector.
+    pub(crate) extra: Vec<ConceptRef>,
+    pub(crate) extra_descriptions: Vec<String>,
+    /// BM25 document of every code (`vocab` then `extra`): description, equivalent names and
+    /// inclusion terms.
+    pub(crate) bm25_docs: Vec<String>,
+}
+
+fn bm25_doc(c: &crate::store::model::Concept) -> String {
+    let mut s = c.preferred_term.clone();
+    for t in c
+        .terms
+        .iter()
+        .filter(|t| t.kind.is_equivalent() || t.kind == crate::store::model::TermKind::Inclusion)
+    {
+        s.push_str(" ; ");
+        s.push_str(&t.text);
+    }
+    s
 }
 
 pub(crate) fn load_data(store: &Store, cfg: &NoteContrastConfig) -> anyhow::Result<Data> {
@@ -110,15 +131,40 @@ pub(crate) fn load_data(store: &Store, cfg: &NoteContrastConfig) -> anyhow::Resu
     let rare = (0..vocab.len())
         .filter(|&c| (1..=cfg.rare_max_train).contains(&counts[c]))
         .collect();
-    let descriptions = vocab
-        .iter()
-        .map(|c| {
-            Ok(store
-                .concept(&c.system, &c.code)?
-                .map(|r| r.concept.preferred_term)
-                .unwrap_or_else(|| c.code.clone()))
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let mut descriptions = Vec::with_capacity(vocab.len());
+    let mut bm25_docs = Vec::with_capacity(vocab.len());
+    for c in &vocab {
+        match store.concept(&c.system, &c.code)? {
+            Some(r) => {
+                descriptions.push(r.concept.preferred_term.clone());
+                bm25_docs.push(bm25_doc(&r.concept));
+            }
+            None => {
+                descriptions.push(c.code.clone());
+                bm25_docs.push(c.code.clone());
+            }
+        }
+    }
+    let (mut extra, mut extra_descriptions) = (Vec::new(), Vec::new());
+    if cfg.all_codes {
+        let mut systems: Vec<&str> = vocab.iter().map(|c| c.system.as_str()).collect();
+        systems.dedup();
+        for system in systems {
+            let Some(rid) = store.active_rid(system) else {
+                continue;
+            };
+            for c in store.concepts_of_release(rid)? {
+                let c = c?;
+                let r = ConceptRef::new(system, &c.code);
+                if pos.contains_key(&r) {
+                    continue;
+                }
+                extra_descriptions.push(c.preferred_term.clone());
+                bm25_docs.push(bm25_doc(&c));
+                extra.push(r);
+            }
+        }
+    }
     Ok(Data {
         items,
         train,
@@ -127,7 +173,52 @@ pub(crate) fn load_data(store: &Store, cfg: &NoteContrastConfig) -> anyhow::Resu
         vocab,
         descriptions,
         rare,
+        extra,
+        extra_descriptions,
+        bm25_docs,
     })
+}
+
+/// Embeddings of `texts` by `enc` (served under the name `model`): from the search engine's
+/// embedding cache where it holds them (a served terms model has embedded every code name of
+/// the store), the rest embedded here (progress bar) and added to the cache.
+pub(crate) fn description_vectors(
+    store: &Store,
+    model: &str,
+    enc: &Encoder,
+    texts: &[String],
+) -> anyhow::Result<Vec<Vec<f32>>> {
+    use crate::search::engine::{cache_embedding, cached_embedding, embedding_cache};
+    let cache = embedding_cache(store)?;
+    let mut out: Vec<Option<Vec<f32>>> = Vec::with_capacity(texts.len());
+    let mut missing = Vec::new();
+    for (i, t) in texts.iter().enumerate() {
+        let v = cached_embedding(&cache, model, t)?.filter(|v| v.len() == enc.dim());
+        if v.is_none() {
+            missing.push(i);
+        }
+        out.push(v);
+    }
+    tracing::info!(
+        texts = texts.len(),
+        cached = texts.len() - missing.len(),
+        model,
+        "code description embeddings"
+    );
+    if !missing.is_empty() {
+        let bar = progress_bar(missing.len() as u64, "embedding code descriptions");
+        for chunk in missing.chunks(1024) {
+            let batch: Vec<&str> = chunk.iter().map(|&i| texts[i].as_str()).collect();
+            let vecs = enc.embed_texts(&batch, 64, true)?;
+            for (&i, v) in chunk.iter().zip(vecs) {
+                cache_embedding(&cache, model, &texts[i], &v)?;
+                out[i] = Some(v);
+            }
+            bar.inc(chunk.len() as u64);
+        }
+        bar.finish();
+    }
+    Ok(out.into_iter().map(Option::unwrap_or_default).collect())
 }
 
 /// What the frozen note encoder makes of every note: the pooled window vector (the note

@@ -51,7 +51,7 @@ pub fn write(
     let manifest = serde_json::json!({
         "name": name, "kind": "notes", "base": base, "pooling": "mean",
         "max_len": window.window, "trained_by": TRAINED_BY, "default": true,
-        "eval": {"test": eval, "data": r.data},
+        "eval": {"test": eval, "test_all_codes": r.eval_all_codes, "data": r.data},
         "notecontrast": coding,
         "training": {"steps": r.steps, "stopped_by_time_budget": r.stopped_by_time,
             "train_secs": r.train_secs, "session_secs": r.session_secs, "config": r.config},
@@ -147,5 +147,16 @@ fn card(name: &str, cname: &str, base: &str, r: &Report) -> String {
         c.rare_max_train
     );
     s.push_str(&eval_table(&r.eval));
+    if !r.eval_all_codes.is_empty() {
+        let _ = writeln!(
+            s,
+            "\n## The same over every code of the store's systems ({} codes)\n\nThe table above \
+             ranks the codes that occur in the notes; this one ranks every code of the systems \
+             (the served label space; codes no note carries are encoded from their description \
+             embeddings by the trained code encoder).\n",
+            r.data["label_space"]
+        );
+        s.push_str(&eval_table(&r.eval_all_codes));
+    }
     s
 }
