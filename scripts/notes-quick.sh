@@ -26,7 +26,8 @@ if [[ ! -s "$notes" ]]; then
 fi
 marker="$DATA_DIR/.loaded-synth-seed1-n$N" # notes carry ids, not releases: load them once
 if [[ ! -e "$marker" ]]; then
-  "$BIN" ingest --data-dir "$DATA_DIR" --format notes-jsonl --release "synth-seed1-n$N" "$notes"
+  # --skip-index: the server embeds the notes at start with the notes model trained below
+  "$BIN" ingest --data-dir "$DATA_DIR" --format notes-jsonl --release "synth-seed1-n$N" --skip-index "$notes"
   touch "$marker"
 fi
 "$BIN" train notecontrast --base "$BASE" --data-dir "$DATA_DIR" --out "$OUT" --preset quick

@@ -149,13 +149,26 @@ impl App {
         progress: Arc<Progress>,
     ) -> Result<crate::notes::ingest::NotesLoadResult, IngestError> {
         let started = std::time::Instant::now();
-        let mut batch = self.notes.store.begin()?;
-        let mut r = crate::notes::ingest::load(req.format, &req.files, &mut batch, &progress)?;
-        let n = batch.commit()?;
-        tracing::info!(notes = n, codes = r.codes, "notes committed");
+        let mut r = self.load_notes(req, &progress)?;
         self.notes
             .sync(Some(&progress))
             .map_err(|e| IngestError::Invalid(format!("indexing notes failed: {e}")))?;
+        r.seconds = started.elapsed().as_secs_f64();
+        Ok(r)
+    }
+
+    /// Load notes all-or-nothing without indexing them (`ingest --skip-index`: the server
+    /// indexes them at start, with whichever notes model it serves then).
+    pub fn load_notes(
+        &self,
+        req: &IngestRequest,
+        progress: &Arc<Progress>,
+    ) -> Result<crate::notes::ingest::NotesLoadResult, IngestError> {
+        let started = std::time::Instant::now();
+        let mut batch = self.notes.store.begin()?;
+        let mut r = crate::notes::ingest::load(req.format, &req.files, &mut batch, progress)?;
+        let n = batch.commit()?;
+        tracing::info!(notes = n, codes = r.codes, "notes committed");
         r.seconds = started.elapsed().as_secs_f64();
         Ok(r)
     }

@@ -465,7 +465,13 @@ pub fn run() -> Result<()> {
                 hold_out: hold_out.zip(gold_out),
             };
             if req.format.is_notes() {
-                let outcome = with_bar(|progress| app.ingest_notes(&req, progress));
+                let outcome = with_bar(|progress| {
+                    if skip_index {
+                        app.load_notes(&req, &progress)
+                    } else {
+                        app.ingest_notes(&req, progress)
+                    }
+                });
                 let r = outcome.map_err(|e| anyhow::anyhow!("ingest failed: {e}"))?;
                 println!("{}", serde_json::to_string_pretty(&r)?);
                 return Ok(());

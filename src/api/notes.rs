@@ -313,6 +313,11 @@ pub async fn search(
     };
     let notes = st.app()?.notes.clone();
     let model = notes.note_model();
+    // the query takes one text of the encoder's admission allowance (429 when it is spent)
+    let _permit = match (mode, &model) {
+        (Mode::Lexical, _) | (_, None) => None,
+        _ => Some(st.admit_texts(1)?),
+    };
     let qvec = match (mode, &model) {
         (Mode::Lexical, _) => None,
         (_, Some(m)) => Some(notes.embed(m, req.query.clone()).await.map_err(notes_err)?),
@@ -424,6 +429,9 @@ pub async fn code(
     check_note_text(&req.text)?;
     let k = check_k(req.k, 8)?;
     let system = req.system.map(|s| s.as_str().to_string());
+    // a note takes about one encoder text per 200 bytes (segments and windows) of the
+    // admission allowance: 429 at once when other requests hold it
+    let _permit = st.admit_texts(1 + req.text.len() / 200)?;
     let notes = app.notes.clone();
     let model = notes
         .note_model()
