@@ -37,6 +37,18 @@ fn open(data: &Path, models: &Path) -> Arc<App> {
     App::open(cfg).unwrap()
 }
 
+/// Load the ICD-9-CM fixture (the notes fixture's codes).
+fn load_icd9(app: &App) {
+    app.ingest(
+        &req(
+            Format::Icd9cmCsv,
+            &[root().join("ontologies/icd9cm/icd9dx2015.csv")],
+        ),
+        Progress::new(),
+    )
+    .unwrap();
+}
+
 async fn call(
     app: &axum::Router,
     method: &str,
@@ -112,14 +124,7 @@ async fn note_requests_are_checked_as_their_schemas_say() {
     let models = tmp.path().join("models");
     ontovec::encoder::testing::write_tiny_bert(&models.join("tiny"), &Default::default()).unwrap();
     let app = open(&tmp.path().join("data"), &models);
-    app.ingest(
-        &req(
-            Format::Icd9cmCsv,
-            &[root().join("ontologies/icd9cm/icd9dx2015.csv")],
-        ),
-        Progress::new(),
-    )
-    .unwrap();
+    load_icd9(&app);
     let api = router(AppState::with_app(app.clone()));
     let post = |uri: &'static str, body: Value| {
         let api = api.clone();
@@ -237,14 +242,7 @@ async fn mimic_fixture_ingest_api_train_and_code() {
     ontovec::encoder::testing::write_tiny_bert(&base, &Default::default()).unwrap();
     let data = tmp.path().join("data");
     let app = open(&data, &models);
-    app.ingest(
-        &req(
-            Format::Icd9cmCsv,
-            &[root().join("ontologies/icd9cm/icd9dx2015.csv")],
-        ),
-        Progress::new(),
-    )
-    .unwrap();
+    load_icd9(&app);
     let r = app
         .ingest_notes(&req(Format::MimicNotesCsv, &mimic_files()), Progress::new())
         .unwrap();
@@ -365,14 +363,7 @@ async fn mimic_fixture_ingest_api_train_and_code() {
     assert!(ontovec::train::notecontrast::train(&args, Some(3)).is_err());
     let r = ontovec::train::notecontrast::train(&args, None).unwrap();
     assert_eq!(r.steps, 6);
-    for m in [
-        "bm25",
-        "zero_shot_base",
-        "zero_shot_segments",
-        "untrained",
-        "trained_pooled",
-        "trained",
-    ] {
+    for m in ontovec::train::notecontrast::METHODS {
         assert!(r.eval[m].micro_auc.is_finite(), "{m}: {:?}", r.eval[m]);
     }
     // the coder's label space is every code of the store's ICD-9-CM, not only the notes' codes

@@ -561,6 +561,16 @@ pub fn train(args: &Args, stop_after: Option<u64>) -> anyhow::Result<Report> {
     Ok(report)
 }
 
+/// The methods of the evaluation, in table order (`trained_pooled` only with segment scoring).
+pub const METHODS: [&str; 6] = [
+    "bm25",
+    "zero_shot_base",
+    "zero_shot_segments",
+    "untrained",
+    "trained_pooled",
+    "trained",
+];
+
 /// The test-split table: one row per method.
 pub fn eval_table(eval: &BTreeMap<String, CodingMetrics>) -> String {
     let f = |x: f64| {
@@ -571,14 +581,7 @@ pub fn eval_table(eval: &BTreeMap<String, CodingMetrics>) -> String {
         }
     };
     let mut s = String::from("| method | micro-F1 | macro-F1 | micro-AUC | macro-AUC | P@5 | P@8 | R@8 | R@20 | rare macro-F1 | rare R@8 | rare R@20 |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n");
-    for name in [
-        "bm25",
-        "zero_shot_base",
-        "zero_shot_segments",
-        "untrained",
-        "trained_pooled",
-        "trained",
-    ] {
+    for name in METHODS {
         if let Some(m) = eval.get(name) {
             s.push_str(&format!(
                 "| {name} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
