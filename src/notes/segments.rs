@@ -15,8 +15,10 @@
 //! [`SegmentConfig::min_words`] words (a bare `1.`, a header such as `PAST MEDICAL HISTORY:`)
 //! are joined to the following piece, so a list item keeps its header as context. A segment
 //! longer than [`SegmentConfig::max_len`] tokens is cut into consecutive chunks; a note is read
-//! up to [`SegmentConfig::max_tokens`] body tokens.
+//! up to [`SegmentConfig::max_tokens`] body tokens. Optionally ([`SegmentConfig`]) abbreviations
+//! are spelled out and the clauses of affirmative segments are added as segments of their own.
 
+use super::abbrev;
 use crate::encoder::tokenize::TextTokenizer;
 use crate::encoder::EncoderError;
 use serde::{Deserialize, Serialize};
@@ -32,6 +34,14 @@ pub struct SegmentConfig {
     pub min_words: usize,
     /// Body tokens of a note read at most.
     pub max_tokens: usize,
+    /// Spell out clinical abbreviations before embedding ([`super::abbrev`]).
+    #[serde(default)]
+    pub expand_abbreviations: bool,
+    /// Also embed the clauses of an affirmative segment (split at `, ; and for`) as segments of
+    /// their own, so a sentence naming three conditions offers each one alone (segments with a
+    /// negation or history cue are not split: a clause would lose its cue).
+    #[serde(default)]
+    pub clauses: bool,
 }
 
 impl Default for SegmentConfig {
@@ -40,6 +50,8 @@ impl Default for SegmentConfig {
             max_len: 64,
             min_words: 4,
             max_tokens: 8192,
+            expand_abbreviations: true,
+            clauses: true,
         }
     }
 }
@@ -144,8 +156,15 @@ pub fn split(
     let per = cfg.max_len.saturating_sub(2).max(1);
     let mut out = Vec::new();
     let mut budget = cfg.max_tokens;
+    let prepare = |p: &str| {
+        if cfg.expand_abbreviations {
+            abbrev::expand(p)
+        } else {
+            p.to_string()
+        }
+    };
     for p in pieces(text, cfg.min_words) {
-        let ids = tok.encode(&p)?;
+        let ids = tok.encode(&prepare(&p))?;
         if ids.len() < 3 {
             continue;
         }
@@ -165,8 +184,78 @@ pub fn split(
                 body: chunk.len(),
             });
         }
+        // clauses are extra views of text already read: they do not count against the budget
+        if cfg.clauses {
+            for c in clauses(&p) {
+                let ids = tok.encode(&prepare(&c))?;
+                if ids.len() >= 3 && ids.len() <= cfg.max_len.max(3) {
+                    let body = ids.len() - 2;
+                    out.push(Window { ids, body });
+                }
+            }
+        }
     }
     Ok((out, false))
+}
+
+/// Words that make a segment negated, hypothetical or historical (NegEx-style cues).
+const CUES: &[&str] = &[
+    "no",
+    "not",
+    "denies",
+    "denied",
+    "deny",
+    "without",
+    "negative",
+    "neg",
+    "rule",
+    "ruled",
+    "r/o",
+    "history",
+    "hx",
+    "resolved",
+    "doubt",
+    "unlikely",
+    "suspicion",
+    "free",
+    "absent",
+    "never",
+    "prior",
+    "remote",
+    "previous",
+    "family",
+];
+
+/// The clauses of an affirmative segment (split at `,` `;` ` and ` ` for `), when there are at
+/// least two and the segment carries no cue of [`CUES`]; each clause keeps a word of three
+/// letters or more.
+pub fn clauses(piece: &str) -> Vec<String> {
+    let lower = piece.to_lowercase();
+    let has_cue = lower
+        .split(|c: char| !(c.is_alphanumeric() || c == '/'))
+        .any(|w| CUES.contains(&w));
+    if has_cue {
+        return Vec::new();
+    }
+    let mut parts = vec![piece.to_string()];
+    for sep in [",", ";", " and ", " for "] {
+        parts = parts
+            .iter()
+            .flat_map(|p| p.split(sep).map(str::to_string).collect::<Vec<_>>())
+            .collect();
+    }
+    let parts: Vec<String> = parts
+        .into_iter()
+        .map(|p| p.trim().trim_end_matches('.').trim().to_string())
+        .filter(|p| {
+            p.split(|c: char| !c.is_alphabetic())
+                .any(|w| w.chars().count() >= 3)
+        })
+        .collect();
+    if parts.len() < 2 {
+        return Vec::new();
+    }
+    parts
 }
 
 #[cfg(test)]
@@ -189,6 +278,18 @@ mod tests {
                 "REVIEW OF SYSTEMS: No evidence of pneumonia. Denies fever.",
             ]
         );
+    }
+
+    #[test]
+    fn affirmative_segments_offer_their_clauses() {
+        assert_eq!(
+            clauses("72 y/o with HTN and DM2 admitted for acute on chronic CHF."),
+            vec!["72 y/o with HTN", "DM2 admitted", "acute on chronic CHF"]
+        );
+        // a cue keeps the segment whole; one clause is no split
+        assert!(clauses("No evidence of pneumonia, DVT or PE.").is_empty());
+        assert!(clauses("remote history of gout and CKD").is_empty());
+        assert!(clauses("Essential hypertension.").is_empty());
     }
 
     #[test]

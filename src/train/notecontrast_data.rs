@@ -156,7 +156,8 @@ pub(crate) fn load_data(store: &Store, cfg: &NoteContrastConfig) -> anyhow::Resu
             for c in store.concepts_of_release(rid)? {
                 let c = c?;
                 let r = ConceptRef::new(system, &c.code);
-                if pos.contains_key(&r) {
+                // chapter and block ranges ("H25-H28") are hierarchy nodes, not codes
+                if pos.contains_key(&r) || c.code.contains('-') {
                     continue;
                 }
                 extra_descriptions.push(c.preferred_term.clone());
