@@ -179,6 +179,36 @@ struct AttnScratch {
     p: Vec<f32>,
 }
 
+impl AttnScratch {
+    /// Lay out one head of one sequence: its keys (the `d` columns from `key_col` of rows
+    /// `start..start + len`, row stride `ld`) transposed into `kt` as `[d, lp]`, and `p` as
+    /// `lp` zeroed scores, where `lp` = `len` rounded up to 16 (zero-padded) so the scores of
+    /// one query against all keys are whole-vector loops even for short texts. Returns `lp`.
+    #[inline(always)]
+    fn prepare(
+        &mut self,
+        qkv: &[f32],
+        start: usize,
+        len: usize,
+        ld: usize,
+        key_col: usize,
+        d: usize,
+    ) -> usize {
+        let lp = len.div_ceil(16) * 16;
+        self.kt.clear();
+        self.kt.resize(d * lp, 0.0);
+        for j in 0..len {
+            let k = &qkv[(start + j) * ld + key_col..][..d];
+            for (c, &v) in k.iter().enumerate() {
+                self.kt[c * lp + j] = v;
+            }
+        }
+        self.p.clear();
+        self.p.resize(lp, 0.0);
+        lp
+    }
+}
+
 #[inline(always)]
 fn attend_inline(
     qkv: &[f32],
@@ -194,21 +224,8 @@ fn attend_inline(
     let ld = 3 * h;
     let scale = 1.0 / (d as f32).sqrt();
     let col = head * d;
-    // K of this head transposed to [d, lp] (lp = len rounded up to 16, zero-padded), so the
-    // scores of one query against all keys are whole-vector loops even for short texts.
-    let lp = len.div_ceil(16) * 16;
-    let kt = &mut scratch.kt;
-    kt.clear();
-    kt.resize(d * lp, 0.0);
-    for j in 0..len {
-        let k = &qkv[(start + j) * ld + h + col..][..d];
-        for (c, &v) in k.iter().enumerate() {
-            kt[c * lp + j] = v;
-        }
-    }
-    let p = &mut scratch.p;
-    p.clear();
-    p.resize(lp, 0.0);
+    let lp = scratch.prepare(qkv, start, len, ld, h + col, d);
+    let (kt, p) = (&scratch.kt, &mut scratch.p);
     for i in 0..len {
         let q = &qkv[(start + i) * ld + col..][..d];
         p.iter_mut().for_each(|v| *v = 0.0);
@@ -288,20 +305,8 @@ unsafe fn attend_avx512(
     let ld = 3 * h;
     let scale = 1.0 / (d as f32).sqrt();
     let col = head * d;
-    let lp = len.div_ceil(16) * 16;
-    let kt = &mut scratch.kt;
-    kt.clear();
-    kt.resize(d * lp, 0.0);
-    for j in 0..len {
-        let k = &qkv[(start + j) * ld + h + col..][..d];
-        for (c, &v) in k.iter().enumerate() {
-            kt[c * lp + j] = v;
-        }
-    }
-    let p = &mut scratch.p;
-    p.clear();
-    p.resize(lp, 0.0);
-    let (kt, pp) = (kt.as_ptr(), p.as_mut_ptr());
+    let lp = scratch.prepare(qkv, start, len, ld, h + col, d);
+    let (kt, pp) = (scratch.kt.as_ptr(), scratch.p.as_mut_ptr());
     let blocks = lp / 16;
     // Lanes of the last block that hold real keys.
     let tail: __mmask16 = if len.is_multiple_of(16) {
