@@ -169,7 +169,7 @@ impl SearchEngine {
             let idx = VectorIndex::open_or_create(&path, info.dim)?;
             vectors.insert(info.name.clone(), Arc::new(idx));
         }
-        let emb = store.db().open_tree("emb")?;
+        let emb = embedding_cache(&store)?;
         Ok(Self {
             store,
             registry,
@@ -324,29 +324,10 @@ impl SearchEngine {
     /// Embeddings of `texts` with `model`, from the cache where present; computes and stores
     /// the rest (length-sorted batches inside the encoder).
     pub fn embed_cached(&self, model: &str, texts: &[&str]) -> Result<Vec<Vec<f32>>, EngineError> {
-        let mut out: Vec<Option<Vec<f32>>> = Vec::with_capacity(texts.len());
-        let mut missing: Vec<usize> = Vec::new();
-        for (i, t) in texts.iter().enumerate() {
-            match self.emb.get(emb_key(model, t))? {
-                Some(v) => out.push(Some(bytes_to_f32(&v))),
-                None => {
-                    out.push(None);
-                    missing.push(i);
-                }
-            }
-        }
-        if !missing.is_empty() {
+        embed_through_cache(&self.emb, model, texts, None, |todo| {
             let handle = self.registry.get(Some(model), ModelKind::Terms)?;
-            let todo: Vec<String> = missing.iter().map(|&i| texts[i].to_string()).collect();
-            let vecs = handle.embed_blocking(&todo)?;
-            let mut batch = sled::Batch::default();
-            for (&i, v) in missing.iter().zip(vecs) {
-                batch.insert(emb_key(model, texts[i]), f32_to_bytes(&v));
-                out[i] = Some(v);
-            }
-            self.emb.apply_batch(batch)?;
-        }
-        Ok(out.into_iter().map(|v| v.unwrap_or_default()).collect())
+            Ok(handle.embed_blocking(todo)?)
+        })
     }
 
     /// Resolve the terms model to use.
@@ -551,30 +532,45 @@ pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
     }
 }
 
-/// The embedding cache tree of a store (see the module docs), for readers outside the engine
-/// (the NoteContrast trainer reuses the served model's vectors of code descriptions).
+/// The embedding cache tree of a store (see the module docs).
 pub fn embedding_cache(store: &Store) -> Result<sled::Tree, sled::Error> {
     store.db().open_tree("emb")
 }
 
-/// The cached embedding of `text` by `model`, if any.
-pub fn cached_embedding(
+/// Embeddings of `texts` by `model`: from the embedding cache `cache` where it holds a vector
+/// (of `dim` values, when given), the rest from `embed`, called once with every missing text,
+/// and added to the cache. The search engine and the NoteContrast trainer (which reuses the
+/// served model's vectors of code descriptions) both go through here.
+pub fn embed_through_cache<E: From<sled::Error>>(
     cache: &sled::Tree,
     model: &str,
-    text: &str,
-) -> Result<Option<Vec<f32>>, sled::Error> {
-    Ok(cache.get(emb_key(model, text))?.map(|v| bytes_to_f32(&v)))
-}
-
-/// Store `vector` as the embedding of `text` by `model`.
-pub fn cache_embedding(
-    cache: &sled::Tree,
-    model: &str,
-    text: &str,
-    vector: &[f32],
-) -> Result<(), sled::Error> {
-    cache.insert(emb_key(model, text), f32_to_bytes(vector))?;
-    Ok(())
+    texts: &[&str],
+    dim: Option<usize>,
+    embed: impl FnOnce(&[&str]) -> Result<Vec<Vec<f32>>, E>,
+) -> Result<Vec<Vec<f32>>, E> {
+    let mut out: Vec<Option<Vec<f32>>> = Vec::with_capacity(texts.len());
+    let mut missing: Vec<usize> = Vec::new();
+    for (i, t) in texts.iter().enumerate() {
+        let v = cache
+            .get(emb_key(model, t))?
+            .map(|v| bytes_to_f32(&v))
+            .filter(|v| dim.is_none_or(|d| v.len() == d));
+        if v.is_none() {
+            missing.push(i);
+        }
+        out.push(v);
+    }
+    if !missing.is_empty() {
+        let todo: Vec<&str> = missing.iter().map(|&i| texts[i]).collect();
+        let vecs = embed(&todo)?;
+        let mut batch = sled::Batch::default();
+        for (&i, v) in missing.iter().zip(vecs) {
+            batch.insert(emb_key(model, texts[i]), f32_to_bytes(&v));
+            out[i] = Some(v);
+        }
+        cache.apply_batch(batch)?;
+    }
+    Ok(out.into_iter().map(Option::unwrap_or_default).collect())
 }
 
 fn emb_key(model: &str, text: &str) -> Vec<u8> {

@@ -189,37 +189,28 @@ pub(crate) fn description_vectors(
     enc: &Encoder,
     texts: &[String],
 ) -> anyhow::Result<Vec<Vec<f32>>> {
-    use crate::search::engine::{cache_embedding, cached_embedding, embedding_cache};
+    use crate::search::engine::{embed_through_cache, embedding_cache};
     let cache = embedding_cache(store)?;
-    let mut out: Vec<Option<Vec<f32>>> = Vec::with_capacity(texts.len());
-    let mut missing = Vec::new();
-    for (i, t) in texts.iter().enumerate() {
-        let v = cached_embedding(&cache, model, t)?.filter(|v| v.len() == enc.dim());
-        if v.is_none() {
-            missing.push(i);
-        }
-        out.push(v);
-    }
-    tracing::info!(
-        texts = texts.len(),
-        cached = texts.len() - missing.len(),
-        model,
-        "code description embeddings"
-    );
-    if !missing.is_empty() {
-        let bar = progress_bar(missing.len() as u64, "embedding code descriptions");
-        for chunk in missing.chunks(1024) {
-            let batch: Vec<&str> = chunk.iter().map(|&i| texts[i].as_str()).collect();
-            let vecs = enc.embed_texts(&batch, 64, true)?;
-            for (&i, v) in chunk.iter().zip(vecs) {
-                cache_embedding(&cache, model, &texts[i], &v)?;
-                out[i] = Some(v);
-            }
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let mut embedded = 0;
+    let out = embed_through_cache(&cache, model, &refs, Some(enc.dim()), |todo| {
+        embedded = todo.len();
+        let bar = progress_bar(todo.len() as u64, "embedding code descriptions");
+        let mut out = Vec::with_capacity(todo.len());
+        for chunk in todo.chunks(1024) {
+            out.extend(enc.embed_texts(chunk, 64, true)?);
             bar.inc(chunk.len() as u64);
         }
         bar.finish();
-    }
-    Ok(out.into_iter().map(Option::unwrap_or_default).collect())
+        Ok::<_, anyhow::Error>(out)
+    })?;
+    tracing::info!(
+        texts = texts.len(),
+        cached = texts.len() - embedded,
+        model,
+        "code description embeddings"
+    );
+    Ok(out)
 }
 
 /// What the frozen note encoder makes of every note: the pooled window vector (the note
