@@ -461,7 +461,7 @@ pub async fn code(
         let codes = blocking(move || -> Result<Vec<CodeResult>, ApiError> {
             let th = coder.manifest.threshold;
             coder
-                .rank_segments(&segments, &v, system.as_deref(), k)
+                .rank(&segments, &v, system.as_deref(), k)
                 .into_iter()
                 .map(|s| {
                     let preferred_term = store

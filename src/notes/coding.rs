@@ -133,11 +133,6 @@ impl CodingModel {
                 .ok_or_else(|| read_err(&wpath, format!("missing tensor {n}")))
         };
         let (hw, hb, cv) = (get("head.weight")?, get("head.bias")?, get("code_vectors")?);
-        let flat = |x: &Tensor| -> Result<Vec<f32>, String> {
-            x.flatten_all()
-                .and_then(|f| f.to_vec1::<f32>())
-                .map_err(|e| read_err(&wpath, e))
-        };
         let dims = hw.dims().to_vec();
         let (v_rows, dim) = cv.dims2().map_err(|e| read_err(&wpath, e))?;
         if dims != [dim, dim] || hb.dims() != [dim] {
@@ -151,37 +146,29 @@ impl CodingModel {
         if codes.len() != v_rows {
             return Err(read_err(&cpath, "code list and code vectors disagree"));
         }
-        let segment_head = match manifest.segments {
+        let seg = match manifest.segments {
             None => None,
             Some(_) => {
-                let (sw, sb, gw, gb) = (
+                let seg = [
                     get("seg.weight")?,
                     get("seg.bias")?,
                     get("gate.weight")?,
                     get("gate.bias")?,
-                );
-                if sw.dims() != [dim, dim] || sb.dims() != [dim] || gw.dims() != [dim] {
+                ];
+                if seg[0].dims() != [dim, dim] || seg[1].dims() != [dim] || seg[2].dims() != [dim] {
                     return Err(read_err(&wpath, "segment head and code vectors disagree"));
                 }
-                Some(SegmentHead {
-                    w: flat(&sw)?,
-                    b: flat(&sb)?,
-                    gate_w: flat(&gw)?,
-                    gate_b: flat(&gb)?.first().copied().unwrap_or(0.0),
-                })
+                Some(seg)
             }
         };
-        let vectors = flat(&cv)?;
-        Ok(Some(Self {
-            manifest,
-            dim,
-            head_w: flat(&hw)?,
-            head_b: flat(&hb)?,
-            codes,
-            vectors_t: transposed(&vectors, dim).map_err(|e| read_err(&wpath, e))?,
-            vectors,
-            segment_head,
-        }))
+        let t = CodingTensors {
+            head: (&hw, &hb),
+            code_vectors: &cv,
+            segments: seg.as_ref().map(|[a, b, c, d]| [a, b, c, d]),
+        };
+        Self::from_tensors(manifest, codes, &t)
+            .map(Some)
+            .map_err(|e| read_err(&wpath, e))
     }
 
     /// Build from tensors in memory (the trainer evaluates exactly what it will write).
@@ -284,25 +271,19 @@ impl CodingModel {
             .collect()
     }
 
-    /// Codes ranked for a note from its segment vectors (see [`Self::score_all`]).
-    pub fn rank_segments(
+    /// Codes ranked for a note, best first, from its segment vectors and projected note vector
+    /// (see [`Self::score_all`]); `system` restricts the vocabulary.
+    pub fn rank(
         &self,
         segments: &[Vec<f32>],
         pooled: &[f32],
         system: Option<&str>,
         k: usize,
     ) -> Vec<ScoredCode> {
-        let all = self.score_all(segments, pooled);
-        self.top(all.into_iter().enumerate(), system, k)
-    }
-
-    fn top(
-        &self,
-        scores: impl Iterator<Item = (usize, f32)>,
-        system: Option<&str>,
-        k: usize,
-    ) -> Vec<ScoredCode> {
-        let mut scored: Vec<(usize, f32)> = scores
+        let mut scored: Vec<(usize, f32)> = self
+            .score_all(segments, pooled)
+            .into_iter()
+            .enumerate()
             .filter(|(i, _)| system.is_none_or(|s| self.codes[*i].system == s))
             .collect();
         scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
@@ -329,12 +310,6 @@ impl CodingModel {
     /// Apply the note head to a pooled note vector: `normalise(W x + b)`.
     pub fn project(&self, pooled: &[f32]) -> Vec<f32> {
         project(&self.head_w, &self.head_b, pooled)
-    }
-
-    /// Codes ranked for a projected note vector, best first; `system` restricts the vocabulary.
-    pub fn rank(&self, note: &[f32], system: Option<&str>, k: usize) -> Vec<ScoredCode> {
-        let all = self.vectors.chunks_exact(self.dim).map(|v| dot(v, note));
-        self.top(all.enumerate(), system, k)
     }
 }
 
@@ -405,10 +380,10 @@ mod tests {
         .unwrap();
         let c = CodingModel::load(dir.path()).unwrap().unwrap();
         let v = c.project(&[0.0, 2.0]);
-        let r = c.rank(&v, None, 2);
+        let r = c.rank(&[], &v, None, 2);
         assert_eq!(r[0].code.code, "I10");
         assert_eq!(r[1].code.code, "401.9");
-        let r = c.rank(&v, Some("ICD9CM"), 5);
+        let r = c.rank(&[], &v, Some("ICD9CM"), 5);
         assert_eq!(r.len(), 1);
     }
 
@@ -456,12 +431,9 @@ mod tests {
         assert!((s[0] - 1.0).abs() < 0.01, "{s:?}");
         assert!(s[1] < 0.05, "{s:?}");
         assert!(s[2] > 0.55 && s[2] < 0.65, "{s:?}");
-        let r = c.rank_segments(&segs, &[0.0, 1.0], None, 1);
+        let r = c.rank(&segs, &[0.0, 1.0], None, 1);
         assert_eq!(r[0].code.code, "E11.9");
         // no segments: the pooled vector decides
-        assert_eq!(
-            c.rank_segments(&[], &[0.0, 1.0], None, 1)[0].code.code,
-            "I10"
-        );
+        assert_eq!(c.rank(&[], &[0.0, 1.0], None, 1)[0].code.code, "I10");
     }
 }

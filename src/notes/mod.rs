@@ -195,18 +195,7 @@ impl Notes {
 
     /// Embed a note (or a query) from async code; 429 when the encoder queue is full.
     pub async fn embed(&self, model: &str, text: String) -> Result<Vec<f32>, NotesError> {
-        let tok = self.long_tokenizer(model)?;
-        let cfg = self.window_config(model)?;
-        let ids = tokio::task::spawn_blocking(move || tok.encode(&text))
-            .await
-            .map_err(|e| EncoderError::Inference(format!("tokenizer task failed: {e}")))??;
-        let (w, _) = windows::split(&ids, &cfg);
-        let h = self.handle(model)?;
-        let rx = h.try_submit(w.iter().map(|x| x.ids.clone()).collect())?;
-        let vecs = rx
-            .await
-            .map_err(|_| EncoderError::Inference("encoder stopped".into()))??;
-        Ok(self.finish(model, &vecs, &w))
+        Ok(self.embed_parts(model, text, None).await?.0)
     }
 
     /// Embed a note for coding: its (projected) note vector and, when the model's coder scores
@@ -218,6 +207,17 @@ impl Notes {
         text: String,
     ) -> Result<(Vec<f32>, Vec<Vec<f32>>), NotesError> {
         let seg_cfg = self.coders.get(model).and_then(|c| c.segment_config());
+        self.embed_parts(model, text, seg_cfg).await
+    }
+
+    /// The note vector of `text` and, with `seg_cfg`, its segment vectors (tokenised off the
+    /// async threads, embedded in one submission).
+    async fn embed_parts(
+        &self,
+        model: &str,
+        text: String,
+        seg_cfg: Option<segments::SegmentConfig>,
+    ) -> Result<(Vec<f32>, Vec<Vec<f32>>), NotesError> {
         let tok = self.long_tokenizer(model)?;
         let cfg = self.window_config(model)?;
         let (w, segs) = tokio::task::spawn_blocking(move || -> Result<_, EncoderError> {

@@ -340,14 +340,15 @@ pub fn train(args: &Args, stop_after: Option<u64>) -> anyhow::Result<Report> {
         idx.iter().map(|&i| d.items[i].codes.clone()).collect()
     };
     let (gold_dev, gold_test) = (gold(&d.dev), gold(&d.test));
-    // scores of the dev and test notes by a coding model: (segments, pooled only)
-    let coder_scores = |c: &CodingModel, idx: &[usize]| -> (Vec<Vec<f32>>, Vec<Vec<f32>>) {
+    // scores of notes `idx` by a coding model, over their segments or (`segmented` false) by
+    // the pooled note vector only
+    let coder_scores = |c: &CodingModel, idx: &[usize], segmented: bool| -> Vec<Vec<f32>> {
         idx.iter()
             .map(|&i| {
-                let z = c.project(&feats.pooled[i]);
-                (c.score_all(&feats.segments[i], &z), c.score_all(&[], &z))
+                let segs: &[Vec<f32>] = if segmented { &feats.segments[i] } else { &[] };
+                c.score_all(segs, &c.project(&feats.pooled[i]))
             })
-            .unzip()
+            .collect()
     };
     let metrics = |dev_s: &[Vec<f32>], test_s: &[Vec<f32>]| {
         coding_eval::evaluate(
@@ -362,13 +363,18 @@ pub fn train(args: &Args, stop_after: Option<u64>) -> anyhow::Result<Report> {
             &d.rare,
         )
     };
+    // dev-tuned test metrics of a coding model
+    let coder_metrics = |c: &CodingModel, segmented: bool| {
+        metrics(
+            &coder_scores(c, &d.dev, segmented),
+            &coder_scores(c, &d.test, segmented),
+        )
+    };
     // (segment-scored metrics, pooled-only metrics, code vectors)
     let eval_model = |m: &Model| -> anyhow::Result<(CodingMetrics, CodingMetrics, Tensor)> {
         let cv = m.code_vectors(d.vocab.len())?;
         let c = m.coder(&cfg, &wcfg, &d.vocab, &cv, 0.0)?;
-        let (sd, pd) = coder_scores(&c, &d.dev);
-        let (st, pt) = coder_scores(&c, &d.test);
-        Ok((metrics(&sd, &st), metrics(&pd, &pt), cv))
+        Ok((coder_metrics(&c, true), coder_metrics(&c, false), cv))
     };
     let untrained_path = ckpt_dir.join("untrained_eval.json");
     let untrained: CodingMetrics = match std::fs::read_to_string(&untrained_path) {
@@ -448,7 +454,7 @@ pub fn train(args: &Args, stop_after: Option<u64>) -> anyhow::Result<Report> {
     let (trained, trained_pooled, code_vectors) = eval_model(&model)?;
     let desc = matrix(&desc_vecs)?;
     // zero-shot: identity heads, open gates, description vectors as code vectors
-    let zero_shot_codes =
+    let zero_shot =
         |segmented: bool, codes: &[ConceptRef], desc: &Tensor| -> anyhow::Result<CodingMetrics> {
             let eye = Tensor::eye(dim, DType::F32, &dev)?;
             let zero = Tensor::zeros(dim, DType::F32, &dev)?;
@@ -464,15 +470,8 @@ pub fn train(args: &Args, stop_after: Option<u64>) -> anyhow::Result<Report> {
                     segments: Some([&eye, &zero, &zero, &open]),
                 },
             )?;
-            let ((sd, pd), (st, pt)) = (coder_scores(&c, &d.dev), coder_scores(&c, &d.test));
-            Ok(if segmented {
-                metrics(&sd, &st)
-            } else {
-                metrics(&pd, &pt)
-            })
+            Ok(coder_metrics(&c, segmented))
         };
-    let zero_shot = |segmented: bool| zero_shot_codes(segmented, &d.vocab, &desc);
-    let zero_shot_over = |codes: &[ConceptRef], desc: &Tensor| zero_shot_codes(true, codes, desc);
     let v = d.vocab.len();
     let bm = Bm25::new(&d.bm25_docs);
     let bm_scores = |idx: &[usize]| -> Vec<Vec<f32>> {
@@ -486,8 +485,14 @@ pub fn train(args: &Args, stop_after: Option<u64>) -> anyhow::Result<Report> {
         "bm25".to_string(),
         metrics(&corpus_only(&bd), &corpus_only(&bt)),
     );
-    eval.insert("zero_shot_base".to_string(), zero_shot(false)?);
-    eval.insert("zero_shot_segments".to_string(), zero_shot(true)?);
+    eval.insert(
+        "zero_shot_base".to_string(),
+        zero_shot(false, &d.vocab, &desc)?,
+    );
+    eval.insert(
+        "zero_shot_segments".to_string(),
+        zero_shot(true, &d.vocab, &desc)?,
+    );
     eval.insert("untrained".to_string(), untrained);
     if cfg.segments.is_some() {
         eval.insert("trained_pooled".to_string(), trained_pooled);
@@ -507,15 +512,14 @@ pub fn train(args: &Args, stop_after: Option<u64>) -> anyhow::Result<Report> {
     let mut full_threshold = trained.threshold;
     if !d.extra.is_empty() {
         let c = model.coder(&cfg, &wcfg, &all_codes, &full_vectors, 0.0)?;
-        let ((sd, _), (st, _)) = (coder_scores(&c, &d.dev), coder_scores(&c, &d.test));
-        let m = metrics(&sd, &st);
+        let m = coder_metrics(&c, true);
         full_threshold = m.threshold;
         eval_all_codes.insert("trained".to_string(), m);
         let mut all_desc = desc_vecs.clone();
         all_desc.extend(extra_desc_vecs.iter().cloned());
         eval_all_codes.insert(
             "zero_shot_segments".to_string(),
-            zero_shot_over(&all_codes, &matrix(&all_desc)?)?,
+            zero_shot(true, &all_codes, &matrix(&all_desc)?)?,
         );
         eval_all_codes.insert("bm25".to_string(), metrics(&bd, &bt));
     }
@@ -537,22 +541,10 @@ pub fn train(args: &Args, stop_after: Option<u64>) -> anyhow::Result<Report> {
         eval,
         eval_all_codes,
     };
-    let seg = model.seg.as_ref().map(|sv| {
-        [
-            sv.w.as_tensor(),
-            sv.b.as_tensor(),
-            sv.gate_w.as_tensor(),
-            sv.gate_b.as_tensor(),
-        ]
-    });
     super::notecontrast_output::write(
         args,
         &model.code,
-        &CodingTensors {
-            head: (model.head_w.as_tensor(), model.head_b.as_tensor()),
-            code_vectors: &full_vectors,
-            segments: seg,
-        },
+        &model.tensors(&full_vectors),
         &all_codes,
         coding_manifest(&cfg, &wcfg, &all_codes, full_threshold),
         &report,

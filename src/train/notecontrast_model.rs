@@ -111,23 +111,27 @@ impl Model {
         cv: &Tensor,
         threshold: f32,
     ) -> anyhow::Result<CodingModel> {
-        let seg = self.seg.as_ref().map(|sv| {
-            [
-                sv.w.as_tensor(),
-                sv.b.as_tensor(),
-                sv.gate_w.as_tensor(),
-                sv.gate_b.as_tensor(),
-            ]
-        });
         CodingModel::from_tensors(
             coding_manifest(cfg, wcfg, vocab, threshold),
             vocab.to_vec(),
-            &CodingTensors {
-                head: (self.head_w.as_tensor(), self.head_b.as_tensor()),
-                code_vectors: cv,
-                segments: seg,
-            },
+            &self.tensors(cv),
         )
+    }
+
+    /// The coding tensors of these parameters with code vectors `cv` (evaluated and written).
+    pub(super) fn tensors<'a>(&'a self, cv: &'a Tensor) -> CodingTensors<'a> {
+        CodingTensors {
+            head: (self.head_w.as_tensor(), self.head_b.as_tensor()),
+            code_vectors: cv,
+            segments: self.seg.as_ref().map(|sv| {
+                [
+                    sv.w.as_tensor(),
+                    sv.b.as_tensor(),
+                    sv.gate_w.as_tensor(),
+                    sv.gate_b.as_tensor(),
+                ]
+            }),
+        }
     }
 
     /// Projected unit note vectors (B, d) from pooled vectors.
