@@ -181,11 +181,31 @@ pub struct EvalTarget {
 /// Evaluations.
 #[derive(Debug, Subcommand)]
 pub enum EvalCommand {
-    /// acc@1, acc@5, MRR of normalisation for lexical, vector and hybrid variants.
+    /// acc@1, acc@5, MRR of normalisation for lexical, vector and hybrid variants (one table
+    /// per gold file).
     Normalize {
-        /// Gold TSV: mention, system, code.
+        /// Gold TSV: mention, system, code (repeat for several dev sets).
+        #[arg(long, required = true)]
+        gold: Vec<PathBuf>,
+        /// Also print the weighted-fusion alpha sweep and RRF k=10.
         #[arg(long)]
-        gold: PathBuf,
+        sweep: bool,
+        /// Where to run.
+        #[command(flatten)]
+        target: EvalTarget,
+    },
+    /// Fit the learned hybrid's weights (src/search/fusion_weights.json) on gold files, print
+    /// acc@1 on the check files and the feature ablation.
+    FitFusion {
+        /// Gold TSVs to fit on (repeat).
+        #[arg(long, required = true)]
+        gold: Vec<PathBuf>,
+        /// Gold TSVs to report on, never fitted (repeat).
+        #[arg(long)]
+        check: Vec<PathBuf>,
+        /// Where to write the weights.
+        #[arg(long, default_value = "src/search/fusion_weights.json")]
+        out: PathBuf,
         /// Where to run.
         #[command(flatten)]
         target: EvalTarget,

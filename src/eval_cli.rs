@@ -17,21 +17,117 @@ fn open(t: &EvalTarget) -> Result<Arc<App>> {
     Ok(app)
 }
 
+const RRF60: FusionMethod = FusionMethod::Rrf { k: 60.0 };
+
+fn header(path: &std::path::Path, n: usize) {
+    println!("\nnormalization, {}: {n} gold mentions", path.display());
+    println!("| variant | acc@1 | acc@5 | MRR |");
+    println!("|---|---|---|---|");
+}
+
+fn row(name: &str, s: eval::NormScores) {
+    println!("| {name} | {:.3} | {:.3} | {:.3} |", s.acc1, s.acc5, s.mrr);
+}
+
+/// Feature groups of the ablation table: (name, feature indexes into `hybrid::FEATURES`).
+const GROUPS: &[(&str, &[usize])] = &[
+    ("vector (v_cos, v_gap, v_rr)", &[0, 1, 2]),
+    ("lexical scores (l_rel, l_rr)", &[3, 4]),
+    ("exact / code (exact, exact_pref, code)", &[5, 6, 7]),
+    ("near-exact (overlap_f1)", &[8]),
+    ("aggregation (log_terms, v_pref, v_related_kind)", &[9, 10, 11]),
+    ("agreement (both, both_first)", &[12, 13]),
+    ("bridges (bridge_cos, bridge_exact)", &[14, 15]),
+];
+
+fn fit_fusion(
+    gold: &[std::path::PathBuf],
+    check: &[std::path::PathBuf],
+    out: &std::path::Path,
+    target: &EvalTarget,
+) -> Result<()> {
+    use crate::search::learn::{acc_at_1, fit, FitOptions, QueryData};
+    let app = open(target)?;
+    let eng = app.search.clone().context("no search engine")?;
+    let m = target.model.as_deref();
+    let load = |paths: &[std::path::PathBuf]| -> Result<Vec<(String, Vec<QueryData>)>> {
+        let mut sets = Vec::new();
+        for p in paths {
+            let g = read_gold(p)?;
+            let vecs = eval::embed_mentions(&eng, &g, m)?;
+            sets.push((p.display().to_string(), eval::learned_data(&eng, &g, m, &vecs)?));
+        }
+        Ok(sets)
+    };
+    let fit_sets = load(gold)?;
+    let check_sets = load(check)?;
+    // Every fit set weighs the same, whatever its size: small sets are repeated.
+    let largest = fit_sets.iter().map(|s| s.1.len()).max().unwrap_or(0);
+    let mut data: Vec<QueryData> = Vec::new();
+    for (_, d) in &fit_sets {
+        let reps = (largest / d.len().max(1)).max(1);
+        for _ in 0..reps {
+            data.extend(d.iter().cloned());
+        }
+    }
+    let names: Vec<&str> = fit_sets.iter().map(|s| s.0.as_str()).collect();
+    let fitted_on = format!("ontovec eval fit-fusion on {}", names.join(", "));
+    let w = fit(&data, &FitOptions::default(), &fitted_on);
+    println!("weights: {:?}", w.features.iter().zip(&w.w).collect::<Vec<_>>());
+    println!("calibration: {:?}", w.calib);
+    let all: Vec<&(String, Vec<QueryData>)> = fit_sets.iter().chain(&check_sets).collect();
+    println!("\n| set | fitted on it | acc@1 (learned) |");
+    println!("|---|---|---|");
+    for (i, (name, d)) in all.iter().enumerate() {
+        let fitted = if i < fit_sets.len() { "yes" } else { "no" };
+        println!("| {name} | {fitted} | {:.3} |", acc_at_1(&w, d));
+    }
+    // Ablation: refit without each group, acc@1 on the check sets (fit sets if none).
+    let report: Vec<&(String, Vec<QueryData>)> = if check_sets.is_empty() {
+        fit_sets.iter().collect()
+    } else {
+        check_sets.iter().collect()
+    };
+    println!(
+        "\nablation (refit without the group; acc@1 on {}):",
+        report.iter().map(|r| r.0.as_str()).collect::<Vec<_>>().join(", ")
+    );
+    println!("| without | {} |", report.iter().map(|r| r.0.as_str()).collect::<Vec<_>>().join(" | "));
+    println!("|---|{}", "---|".repeat(report.len()));
+    let line = |name: &str, w: &crate::search::hybrid::Weights| {
+        let cells: Vec<String> = report.iter().map(|r| format!("{:.3}", acc_at_1(w, &r.1))).collect();
+        println!("| {name} | {} |", cells.join(" | "));
+    };
+    line("(nothing: all features)", &w);
+    for (name, idx) in GROUPS {
+        let mut opt = FitOptions::default();
+        for i in *idx {
+            opt.mask[*i] = false;
+        }
+        line(name, &fit(&data, &opt, ""));
+    }
+    let json = serde_json::to_string_pretty(&w)?;
+    std::fs::write(out, json + "\n").with_context(|| format!("writing {}", out.display()))?;
+    println!("\nwrote {}", out.display());
+    Ok(())
+}
+
 /// Run an evaluation command.
 pub fn run(cmd: EvalCommand) -> Result<()> {
     match cmd {
-        EvalCommand::Normalize { gold, target } => {
-            let gold = read_gold(&gold)?;
-            println!("normalization, {} gold mentions", gold.len());
-            println!("| variant | acc@1 | acc@5 | MRR |");
-            println!("|---|---|---|---|");
-            let row = |name: &str, s: eval::NormScores| {
-                println!("| {name} | {:.3} | {:.3} | {:.3} |", s.acc1, s.acc5, s.mrr);
-            };
+        EvalCommand::Normalize {
+            gold,
+            sweep,
+            target,
+        } => {
             if let Some(url) = &target.url {
-                for mode in ["lexical", "vector", "hybrid"] {
-                    let ranked = eval::rank_remote(url, &gold, mode, target.model.as_deref())?;
-                    row(mode, score_rankings(&gold, &ranked));
+                for path in &gold {
+                    let gold = read_gold(path)?;
+                    header(path, gold.len());
+                    for mode in ["lexical", "vector", "hybrid"] {
+                        let ranked = eval::rank_remote(url, &gold, mode, target.model.as_deref())?;
+                        row(mode, score_rankings(&gold, &ranked));
+                    }
                 }
                 return Ok(());
             }
@@ -39,36 +135,58 @@ pub fn run(cmd: EvalCommand) -> Result<()> {
             let eng = app.search.clone().context("no search engine")?;
             let m = target.model.as_deref();
             let mut variants: Vec<(String, Mode, FusionMethod)> = vec![
-                (
-                    "lexical".into(),
-                    Mode::Lexical,
-                    FusionMethod::Rrf { k: 60.0 },
-                ),
-                ("vector".into(), Mode::Vector, FusionMethod::Rrf { k: 60.0 }),
-                (
-                    "hybrid rrf k=60".into(),
-                    Mode::Hybrid,
-                    FusionMethod::Rrf { k: 60.0 },
-                ),
+                ("lexical".into(), Mode::Lexical, RRF60),
+                ("vector".into(), Mode::Vector, RRF60),
+                ("hybrid rrf k=60".into(), Mode::Hybrid, RRF60),
             ];
-            variants.push((
-                "hybrid rrf k=10".into(),
-                Mode::Hybrid,
-                FusionMethod::Rrf { k: 10.0 },
-            ));
-            for alpha in [0.3f32, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95] {
+            if sweep {
                 variants.push((
-                    format!("hybrid weighted alpha={alpha}"),
+                    "hybrid rrf k=10".into(),
                     Mode::Hybrid,
-                    FusionMethod::Weighted { alpha },
+                    FusionMethod::Rrf { k: 10.0 },
                 ));
+                for alpha in [0.3f32, 0.5, 0.6, 0.7, 0.8, 0.95] {
+                    variants.push((
+                        format!("hybrid weighted alpha={alpha}"),
+                        Mode::Hybrid,
+                        FusionMethod::Weighted { alpha },
+                    ));
+                }
             }
-            for (name, mode, fusion) in variants {
-                let ranked = eval::rank_local(&eng, &gold, mode, fusion, m)?;
-                row(&name, score_rankings(&gold, &ranked));
+            variants.extend([
+                (
+                    "old hybrid (weighted alpha=0.9, old default)".into(),
+                    Mode::Hybrid,
+                    FusionMethod::Weighted { alpha: 0.9 },
+                ),
+                (
+                    "new hybrid without bridges".into(),
+                    Mode::Hybrid,
+                    FusionMethod::Learned { bridges: false },
+                ),
+                (
+                    "**new hybrid (learned, default)**".into(),
+                    Mode::Hybrid,
+                    FusionMethod::Learned { bridges: true },
+                ),
+            ]);
+            for path in &gold {
+                let gold = read_gold(path)?;
+                header(path, gold.len());
+                let vecs = eval::embed_mentions(&eng, &gold, m)?;
+                for (name, mode, fusion) in &variants {
+                    let ranked = eval::rank_local(&eng, &gold, *mode, *fusion, m, Some(&vecs))?;
+                    row(name, score_rankings(&gold, &ranked));
+                }
             }
             Ok(())
         }
+        EvalCommand::FitFusion {
+            gold,
+            check,
+            out,
+            target,
+        } => fit_fusion(&gold, &check, &out, &target),
         EvalCommand::Relatedness { pairs, target } => {
             let pairs = read_pairs(&pairs)?;
             let scores: Vec<f32> = if let Some(url) = &target.url {

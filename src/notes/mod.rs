@@ -4,7 +4,8 @@
 //! * [`ingest`] — `notes-jsonl` and MIMIC-III (`NOTEEVENTS.csv` + `DIAGNOSES_ICD.csv`) loaders;
 //! * [`windows`] — long notes as overlapping encoder windows, and how they are pooled;
 //! * [`segments`] — notes as sentences, list items and header lines: what coding attends over;
-//! * [`abbrev`] — clinical abbreviations spelled out before segments are embedded;
+//! * abbreviations are spelled out before segments are embedded with the table search uses
+//!   for queries ([`crate::search::abbrev`]);
 //! * [`index`] — tantivy BM25 over note texts;
 //! * [`coding`] — the trained coding model's files and ranking;
 //! * [`bm25`] — a small in-memory BM25 (the lexical coding baseline of the evaluation);
@@ -20,7 +21,6 @@
 //! window pooling then its learned projection), else the default `terms` model (window pooling
 //! only: the untrained baseline).
 
-pub mod abbrev;
 pub mod bm25;
 pub mod coding;
 pub mod index;

@@ -18,7 +18,7 @@
 //! up to [`SegmentConfig::max_tokens`] body tokens. Optionally ([`SegmentConfig`]) abbreviations
 //! are spelled out and the clauses of affirmative segments are added as segments of their own.
 
-use super::abbrev;
+use crate::search::abbrev;
 use crate::encoder::tokenize::TextTokenizer;
 use crate::encoder::EncoderError;
 use serde::{Deserialize, Serialize};
@@ -34,7 +34,7 @@ pub struct SegmentConfig {
     pub min_words: usize,
     /// Body tokens of a note read at most.
     pub max_tokens: usize,
-    /// Spell out clinical abbreviations before embedding ([`super::abbrev`]).
+    /// Spell out clinical abbreviations before embedding ([`crate::search::abbrev`]).
     #[serde(default)]
     pub expand_abbreviations: bool,
     /// Also embed the clauses of an affirmative segment (split at `, ; and for`) as segments of

@@ -122,12 +122,19 @@ pub struct Found {
     pub matched_term: String,
     /// Score (see `score_kind`).
     pub score: f32,
-    /// `cosine` (vector), `bm25` (lexical), `rrf` or `weighted` (hybrid).
+    /// `cosine` (vector), `bm25` (lexical), `rrf`, `weighted` or `learned` (hybrid; `learned`
+    /// is a calibrated probability in [0, 1] that this is the concept meant).
     pub score_kind: String,
     /// 1-based rank of the best term on the lexical side, if it was there.
     pub lexical_rank: Option<usize>,
     /// 1-based rank of the best term on the vector side, if it was there.
     pub vector_rank: Option<usize>,
+    /// What put it there: `lexical`, `vector`, `exact` (a term equals the query), `code` (the
+    /// query is its code), `via:SYSTEM:CODE` (a cross-system bridge: the query equals a term of
+    /// that concept and this one matches its preferred name). Learned hybrid only; empty
+    /// otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub evidence: Vec<String>,
 }
 
 /// The engine.
@@ -184,6 +191,26 @@ impl SearchEngine {
     /// The model registry.
     pub fn registry(&self) -> &Arc<Registry> {
         &self.registry
+    }
+
+    /// The lexical index.
+    pub(super) fn lexical(&self) -> &LexicalIndex {
+        &self.lexical
+    }
+
+    /// The text a query is searched (and embedded) as: abbreviations, shorthand and numbers
+    /// rewritten by [`super::abbrev::expand_query`]. Callers embed this, not the raw query.
+    pub fn query_text(text: &str) -> std::borrow::Cow<'_, str> {
+        super::abbrev::query_text(text)
+    }
+
+    /// A text's vector from the embedding cache only (no encoder call).
+    pub(super) fn cached_vector(
+        &self,
+        model: &str,
+        text: &str,
+    ) -> Result<Option<Vec<f32>>, EngineError> {
+        Ok(self.emb.get(emb_key(model, text))?.map(|v| bytes_to_f32(&v)))
     }
 
     /// Bring every index up to the store's active releases. Incremental: only releases added or
@@ -395,6 +422,24 @@ impl SearchEngine {
             .systems
             .as_ref()
             .map(|v| v.iter().map(|s| s.to_ascii_uppercase()).collect());
+        let text = Self::query_text(&q.text);
+        if let (Mode::Hybrid, FusionMethod::Learned { bridges }) = (q.mode, q.fusion) {
+            let model = match qvec {
+                Some(_) => Some(self.terms_model(q.model.as_deref())?),
+                None => None,
+            };
+            let lq = super::hybrid::LearnedQuery {
+                original: &q.text,
+                text: &text,
+                qvec,
+                model: model.as_deref(),
+                systems: systems_upper.as_deref(),
+                allowed: allowed.as_ref(),
+                fetch: (q.k * 2).clamp(30, 2000),
+                bridges,
+            };
+            return self.learned_search(&lq, q.k);
+        }
         let lexical = match q.mode {
             Mode::Vector => Vec::new(),
             Mode::Exact => self
@@ -402,7 +447,7 @@ impl SearchEngine {
                 .search(&q.text, fetch, systems_upper.as_deref(), true)?,
             _ => self
                 .lexical
-                .search(&q.text, fetch, systems_upper.as_deref(), false)?,
+                .search(&text, fetch, systems_upper.as_deref(), false)?,
         };
         let vector = match (q.mode, qvec) {
             (Mode::Hybrid | Mode::Vector, Some(v)) => {
@@ -423,7 +468,7 @@ impl SearchEngine {
             Mode::Hybrid => (
                 fuse(&lexical, &vector, q.fusion, fetch),
                 match q.fusion {
-                    FusionMethod::Rrf { .. } => "rrf",
+                    FusionMethod::Rrf { .. } | FusionMethod::Learned { .. } => "rrf",
                     FusionMethod::Weighted { .. } => "weighted",
                 },
             ),
@@ -464,6 +509,50 @@ impl SearchEngine {
                 score_kind: kind.to_string(),
                 lexical_rank: h.lexical_rank,
                 vector_rank: h.vector_rank,
+                evidence: Vec::new(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// The learned hybrid ([`super::hybrid`]): candidates scored with the shipped weights,
+    /// best first, `k` of them.
+    pub fn learned_search(
+        &self,
+        lq: &super::hybrid::LearnedQuery,
+        k: usize,
+    ) -> Result<Vec<Found>, EngineError> {
+        let w = super::hybrid::shipped_weights();
+        let mut cands: Vec<(f32, super::hybrid::Candidate)> = self
+            .learned_candidates(lq)?
+            .into_iter()
+            .map(|c| (w.rank_score(&c.x), c))
+            .collect();
+        cands.sort_by(|a, b| {
+            b.0.total_cmp(&a.0)
+                .then(a.1.rid.cmp(&b.1.rid))
+                .then(a.1.code.cmp(&b.1.code))
+        });
+        let mut out = Vec::with_capacity(k.min(cands.len()));
+        for (s, c) in cands.into_iter().take(k) {
+            let Some(system) = self.store.system_of_rid(c.rid) else {
+                continue;
+            };
+            let preferred_term = self
+                .store
+                .concept(&system, &c.code)?
+                .map(|r| r.concept.preferred_term)
+                .unwrap_or_else(|| c.matched_term.clone());
+            out.push(Found {
+                system,
+                code: c.code,
+                preferred_term,
+                matched_term: c.matched_term,
+                score: w.probability(s),
+                score_kind: "learned".to_string(),
+                lexical_rank: c.lexical_rank,
+                vector_rank: c.vector_rank,
+                evidence: c.evidence,
             });
         }
         Ok(out)

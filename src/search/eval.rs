@@ -2,6 +2,8 @@
 //! running server (over HTTP), with the same metrics either way.
 //!
 //! * Normalisation gold: TSV `mention \t system \t code` (e.g. written by `ingest --hold-out`).
+//!   A code ending in `*` accepts that code or any code starting with it (`I21*`: any acute
+//!   myocardial infarction code; lay phrases rarely name one billable code).
 //!   Metrics: acc@1, acc@5 and MRR (reciprocal rank of the gold concept in the top 10, 0 when
 //!   absent).
 //! * Relatedness pairs: TSV `text_a \t text_b \t distance` with distance 0–3 (0 = same concept,
@@ -27,7 +29,20 @@ pub struct Gold {
     pub code: String,
 }
 
-/// Read a gold TSV (mention, system, code); `#` lines and a header starting with `mention` are
+impl Gold {
+    /// Whether a found concept is this gold one (`*`: prefix match, see module docs).
+    pub fn matches(&self, system: &str, code: &str) -> bool {
+        if system != self.system {
+            return false;
+        }
+        match self.code.strip_suffix('*') {
+            Some(prefix) => code.starts_with(prefix),
+            None => code == self.code,
+        }
+    }
+}
+
+/// Read a gold TSV (mention, system, code); `#` lines and a header line `mention<TAB>...` are
 /// skipped.
 pub fn read_gold(path: &Path) -> Result<Vec<Gold>> {
     let text =
@@ -36,6 +51,7 @@ pub fn read_gold(path: &Path) -> Result<Vec<Gold>> {
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty()
             || line.starts_with('#')
+            || line.starts_with("mention\t")
             || (i == 0 && line.starts_with("mention"))
         {
             continue;
@@ -77,7 +93,7 @@ pub fn score_rankings(gold: &[Gold], ranked: &[Vec<(String, String)>]) -> NormSc
         if let Some(pos) = r
             .iter()
             .take(10)
-            .position(|(s, c)| *s == g.system && *c == g.code)
+            .position(|(s, c)| g.matches(s, c))
         {
             if pos == 0 {
                 a1 += 1;
@@ -97,39 +113,99 @@ pub fn score_rankings(gold: &[Gold], ranked: &[Vec<(String, String)>]) -> NormSc
     }
 }
 
-/// Rank candidates for every gold mention in-process (restricted to the gold systems).
+/// The systems a gold set is restricted to (sorted, distinct).
+pub fn gold_systems(gold: &[Gold]) -> Vec<String> {
+    let mut systems: Vec<String> = gold.iter().map(|g| g.system.clone()).collect();
+    systems.sort();
+    systems.dedup();
+    systems
+}
+
+/// Query vectors of every gold mention (of the text search embeds, see
+/// [`SearchEngine::query_text`]), computed once and shared by the variants of an evaluation.
+pub fn embed_mentions(
+    eng: &SearchEngine,
+    gold: &[Gold],
+    model: Option<&str>,
+) -> Result<Vec<Vec<f32>>> {
+    let h = eng.registry().get(model, ModelKind::Terms)?;
+    let mut out = Vec::with_capacity(gold.len());
+    for chunk in gold.chunks(256) {
+        let texts: Vec<String> = chunk
+            .iter()
+            .map(|g| SearchEngine::query_text(&g.mention).into_owned())
+            .collect();
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        out.extend(h.embed_blocking(&refs)?);
+    }
+    Ok(out)
+}
+
+/// Rank candidates for every gold mention in-process (restricted to the gold systems), with
+/// query vectors from [`embed_mentions`] (needed for hybrid and vector modes).
 pub fn rank_local(
     eng: &SearchEngine,
     gold: &[Gold],
     mode: Mode,
     fusion: FusionMethod,
     model: Option<&str>,
+    vecs: Option<&[Vec<f32>]>,
 ) -> Result<Vec<Vec<(String, String)>>> {
-    let mut systems: Vec<String> = gold.iter().map(|g| g.system.clone()).collect();
-    systems.sort();
-    systems.dedup();
-    let needs_vec = matches!(mode, Mode::Hybrid | Mode::Vector);
+    let systems = gold_systems(gold);
     let mut out = Vec::with_capacity(gold.len());
-    for chunk in gold.chunks(256) {
-        let vecs = if needs_vec {
-            let h = eng.registry().get(model, ModelKind::Terms)?;
-            let texts: Vec<&str> = chunk.iter().map(|g| g.mention.as_str()).collect();
-            Some(h.embed_blocking(&texts)?)
-        } else {
-            None
+    for (i, g) in gold.iter().enumerate() {
+        let q = Query {
+            text: g.mention.clone(),
+            k: 10,
+            mode,
+            systems: Some(systems.clone()),
+            model: model.map(str::to_string),
+            fusion,
         };
-        for (i, g) in chunk.iter().enumerate() {
-            let q = Query {
-                text: g.mention.clone(),
-                k: 10,
-                mode,
-                systems: Some(systems.clone()),
-                model: model.map(str::to_string),
-                fusion,
-            };
-            let found = eng.search_with_vector(&q, vecs.as_ref().map(|v| v[i].as_slice()))?;
-            out.push(found.into_iter().map(|f| (f.system, f.code)).collect());
+        let v = match mode {
+            Mode::Hybrid | Mode::Vector => vecs.map(|v| v[i].as_slice()),
+            _ => None,
+        };
+        let found = eng.search_with_vector(&q, v)?;
+        out.push(found.into_iter().map(|f| (f.system, f.code)).collect());
+    }
+    Ok(out)
+}
+
+/// Learned-hybrid candidates of every gold mention with their features and gold flags (the
+/// training data of [`super::learn::fit`]).
+pub fn learned_data(
+    eng: &SearchEngine,
+    gold: &[Gold],
+    model: Option<&str>,
+    vecs: &[Vec<f32>],
+) -> Result<Vec<super::learn::QueryData>> {
+    let systems = gold_systems(gold);
+    let model = eng.terms_model(model)?;
+    let allowed: std::collections::HashSet<u64> = systems
+        .iter()
+        .filter_map(|s| eng.store().active_rid(s))
+        .collect();
+    let mut out = Vec::with_capacity(gold.len());
+    for (g, v) in gold.iter().zip(vecs) {
+        let text = SearchEngine::query_text(&g.mention);
+        let lq = super::hybrid::LearnedQuery {
+            original: &g.mention,
+            text: &text,
+            qvec: Some(v),
+            model: Some(&model),
+            systems: Some(&systems),
+            allowed: Some(&allowed),
+            fetch: 30,
+            bridges: true,
+        };
+        let mut d = super::learn::QueryData::default();
+        for c in eng.learned_candidates(&lq)? {
+            let system = eng.store().system_of_rid(c.rid).unwrap_or_default();
+            d.gold.push(g.matches(&system, &c.code));
+            d.x.push(c.x);
         }
+        out.push(d);
     }
     Ok(out)
 }
@@ -308,6 +384,9 @@ mod tests {
             code: c.into(),
         };
         let gold = vec![g("a"), g("b"), g("c")];
+        assert!(g("I21*").matches("S", "I21.9") && g("I21*").matches("S", "I21"));
+        assert!(!g("I21*").matches("S", "I22") && !g("I21*").matches("T", "I21"));
+        assert!(!g("I21").matches("S", "I21.9"));
         let r = |v: &[&str]| {
             v.iter()
                 .map(|c| ("S".to_string(), c.to_string()))

@@ -31,6 +31,12 @@ pub enum FusionMethod {
         /// Weight of the vector side, in [0, 1].
         alpha: f32,
     },
+    /// The learned concept-level hybrid of [`super::hybrid`] (run by the engine; [`fuse`]
+    /// treats it as RRF k=60).
+    Learned {
+        /// Follow cross-system bridges (exact matches in any system → their preferred names).
+        bridges: bool,
+    },
 }
 
 impl Default for FusionMethod {
@@ -97,6 +103,7 @@ pub fn fuse(lexical: &[Hit], vector: &[Hit], method: FusionMethod, k: usize) -> 
     }
 
     let score_of: Box<dyn Fn(&Entry) -> f32> = match method {
+        FusionMethod::Learned { .. } => return fuse(lexical, vector, FusionMethod::Rrf { k: 60.0 }, k),
         FusionMethod::Rrf { k: rrf_k } => {
             let c = if rrf_k.is_finite() {
                 rrf_k.max(0.0)

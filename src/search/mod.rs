@@ -13,12 +13,18 @@
 //!   system filter; queries are built programmatically, never parsed.
 //! - [`vector`]: cosine HNSW with upsert, release removal, filtered search and atomic saves.
 //! - [`fusion`]: reciprocal-rank and weighted (min-max normalised) fusion.
+//! - [`hybrid`]: the learned concept-level hybrid (features, bridges, calibrated scores) and
+//!   [`learn`], which fits its weights on dev sets.
+//! - [`abbrev`]: the abbreviation and shorthand table shared by queries and notes.
 
+pub mod abbrev;
 pub mod analyzer;
 pub mod engine;
 pub mod eval;
 pub mod fusion;
+pub mod hybrid;
 pub mod keyset;
+pub mod learn;
 pub mod lexical;
 pub mod vector;
 

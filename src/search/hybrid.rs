@@ -1,0 +1,425 @@
+//! The learned hybrid: candidate concepts from both indexes (and from cross-system bridges),
+//! aggregated over all of a concept's terms, described by a few features, and scored by a
+//! small linear model whose output is a calibrated probability that the concept is right.
+//!
+//! ## Candidates and evidence
+//! 1. Lexical hits (BM25 + trigrams + exact/code boosts) and vector hits (cosine) of the query,
+//!    after [`super::abbrev::expand_query`].
+//! 2. **Bridges** (cross-system evidence): when the query equals a term of some concept in *any*
+//!    system (the normalised whole string, e.g. HPO's synonym "Heart attack" of HP:0001658),
+//!    that concept's preferred name ("Myocardial infarction") is searched too, in the systems
+//!    the query is restricted to: its cached vector against the vector index and its exact key
+//!    against the lexical index. Up to [`MAX_BRIDGES`] bridges per query; a bridge name whose
+//!    vector is not in the embedding cache is used lexically only (no encoder call).
+//! 3. Every term hit is folded into its concept; a concept's features look at all of its terms
+//!    that were found (best term, how many matched, whether the best one is the preferred name).
+//!
+//! Each result lists the evidence that put it there (`lexical`, `vector`, `exact`, `code`,
+//! `via:SYSTEM:CODE`).
+//!
+//! ## Features ([`FEATURES`])
+//! Vector: best cosine, its gap to the query's best cosine, reciprocal concept rank. Lexical:
+//! best BM25 relative to the query's best, reciprocal concept rank. Exact and near-exact: the
+//! normalised whole string equals a term (any / the preferred one), the query is the code, word
+//! overlap F1 of the best-overlapping term. Aggregation: log of matching terms, best vector
+//! term is preferred / is a narrower-or-related kind. Agreement: found by both sides, first on
+//! both. Bridges: best cosine to a bridge name, exact match of a bridge name.
+//!
+//! ## Scoring
+//! `s = w · x` ranks; `p = σ(a·s + c)` is the reported score (`score_kind` `learned`), fitted
+//! so that p is the probability of being the gold concept on the dev sets: `min_score` means
+//! the same across queries. Weights live in `fusion_weights.json` next to this file, written by
+//! `ontovec eval fit-fusion` ([`super::learn`]).
+
+use super::analyzer;
+use super::engine::{EngineError, SearchEngine};
+use super::Hit;
+use crate::store::model::TermKind;
+use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, HashSet};
+use std::sync::OnceLock;
+
+/// Bridges (preferred names of exactly matching concepts) searched per query.
+pub const MAX_BRIDGES: usize = 2;
+/// Vector hits fetched per bridge.
+const BRIDGE_FETCH: usize = 20;
+
+/// Feature names, in the order of [`Candidate::x`].
+pub const FEATURES: &[&str] = &[
+    "v_cos",
+    "v_gap",
+    "v_rr",
+    "l_rel",
+    "l_rr",
+    "exact",
+    "exact_pref",
+    "code",
+    "overlap_f1",
+    "log_terms",
+    "v_pref",
+    "v_related_kind",
+    "both",
+    "both_first",
+    "bridge_cos",
+    "bridge_exact",
+];
+/// Number of features.
+pub const NF: usize = 16;
+
+/// A fitted linear model over [`FEATURES`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Weights {
+    /// Feature names (must equal [`FEATURES`]).
+    pub features: Vec<String>,
+    /// Ranking weights.
+    pub w: Vec<f32>,
+    /// Calibration `(a, c)`: probability = σ(a·s + c).
+    pub calib: (f32, f32),
+    /// What the weights were fitted on (free text).
+    #[serde(default)]
+    pub fitted_on: String,
+}
+
+impl Weights {
+    /// The ranking score of a feature vector.
+    pub fn rank_score(&self, x: &[f32; NF]) -> f32 {
+        self.w.iter().zip(x).map(|(w, x)| w * x).sum()
+    }
+
+    /// Calibrated probability of a ranking score.
+    pub fn probability(&self, s: f32) -> f32 {
+        let z = self.calib.0 * s + self.calib.1;
+        1.0 / (1.0 + (-z).exp())
+    }
+}
+
+/// The shipped weights (`src/search/fusion_weights.json`).
+pub fn shipped_weights() -> &'static Weights {
+    static W: OnceLock<Weights> = OnceLock::new();
+    W.get_or_init(|| {
+        let w: Weights = serde_json::from_str(include_str!("fusion_weights.json"))
+            .expect("fusion_weights.json is valid");
+        assert_eq!(w.features, FEATURES, "fusion_weights.json features");
+        assert_eq!(w.w.len(), NF);
+        w
+    })
+}
+
+/// One candidate concept with its features.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    /// Release id of the concept's system.
+    pub rid: u64,
+    /// Concept code.
+    pub code: String,
+    /// The best-matching term's text.
+    pub matched_term: String,
+    /// Features, in [`FEATURES`] order.
+    pub x: [f32; NF],
+    /// 1-based rank of the concept's best term on the lexical side.
+    pub lexical_rank: Option<usize>,
+    /// 1-based rank of the concept's best term on the vector side.
+    pub vector_rank: Option<usize>,
+    /// Evidence that put it there.
+    pub evidence: Vec<String>,
+}
+
+#[derive(Default)]
+struct Agg {
+    rid: u64,
+    code: String,
+    terms: HashSet<u64>,
+    v_best: Option<(f32, usize, String, TermKind)>,
+    l_best: Option<(f32, usize, String)>,
+    v_concept_rank: Option<usize>,
+    l_concept_rank: Option<usize>,
+    exact: bool,
+    exact_pref: bool,
+    code_match: bool,
+    overlap: f32,
+    bridge_cos: f32,
+    bridge_exact: bool,
+    via: Vec<String>,
+}
+
+fn word_set(text: &str) -> HashSet<String> {
+    analyzer::parts(text).into_iter().collect()
+}
+
+fn overlap_f1(q: &HashSet<String>, t: &HashSet<String>) -> f32 {
+    if q.is_empty() || t.is_empty() {
+        return 0.0;
+    }
+    let common = q.intersection(t).count() as f32;
+    if common == 0.0 {
+        return 0.0;
+    }
+    let (p, r) = (common / t.len() as f32, common / q.len() as f32);
+    2.0 * p * r / (p + r)
+}
+
+/// What the learned hybrid is asked.
+pub struct LearnedQuery<'a> {
+    /// The query as given.
+    pub original: &'a str,
+    /// The text searched ([`super::abbrev::query_text`]).
+    pub text: &'a str,
+    /// The query vector (of `text`), if a model is loaded.
+    pub qvec: Option<&'a [f32]>,
+    /// Terms model name.
+    pub model: Option<&'a str>,
+    /// Upper-cased system filter.
+    pub systems: Option<&'a [String]>,
+    /// Allowed release ids (the same filter as rids).
+    pub allowed: Option<&'a HashSet<u64>>,
+    /// Hits fetched per side.
+    pub fetch: usize,
+    /// Whether to follow bridges.
+    pub bridges: bool,
+}
+
+impl SearchEngine {
+    /// Candidate concepts of a query with their features (see module docs), unsorted.
+    pub fn learned_candidates(&self, q: &LearnedQuery) -> Result<Vec<Candidate>, EngineError> {
+        let lexical = self.lexical().search(q.text, q.fetch, q.systems, false)?;
+        let vector = match (q.qvec, q.model) {
+            (Some(v), Some(m)) => self.vector_hits(m, v, q.fetch, q.allowed)?,
+            _ => Vec::new(),
+        };
+        let keys: HashSet<String> = [analyzer::exact_key(q.text), analyzer::exact_key(q.original)]
+            .into_iter()
+            .filter(|k| !k.is_empty())
+            .collect();
+        let codes: HashSet<String> = analyzer::code_keys(q.original).into_iter().collect();
+        let qwords = word_set(q.text);
+
+        let mut aggs: HashMap<(u64, String), Agg> = HashMap::new();
+        let mut rows: HashMap<u64, Option<crate::store::TermRow>> = HashMap::new();
+        let mut row_of = |id: u64| -> Result<Option<crate::store::TermRow>, EngineError> {
+            if let Some(r) = rows.get(&id) {
+                return Ok(r.clone());
+            }
+            let r = self.store().term(id)?;
+            rows.insert(id, r.clone());
+            Ok(r)
+        };
+        let touch = |aggs: &mut HashMap<(u64, String), Agg>,
+                         id: u64,
+                         row: &crate::store::TermRow|
+         -> (u64, String) {
+            let key = (id >> super::RID_SHIFT, row.code.clone());
+            let a = aggs.entry(key.clone()).or_insert_with(|| Agg {
+                rid: key.0,
+                code: row.code.clone(),
+                ..Default::default()
+            });
+            if a.terms.insert(id) {
+                let tk = analyzer::exact_key(&row.text);
+                if keys.contains(&tk) {
+                    a.exact = true;
+                    a.exact_pref |= row.kind == TermKind::Preferred;
+                }
+                a.overlap = a.overlap.max(overlap_f1(&qwords, &word_set(&row.text)));
+                if !codes.is_empty() && analyzer::code_keys(&row.code).iter().any(|c| codes.contains(c))
+                {
+                    a.code_match = true;
+                }
+            }
+            key
+        };
+
+        let mut concept_rank = 0usize;
+        for (i, h) in vector.iter().enumerate() {
+            let Some(row) = row_of(h.term_id)? else { continue };
+            let key = touch(&mut aggs, h.term_id, &row);
+            let a = aggs.get_mut(&key).expect("just inserted");
+            if a.v_best.is_none() {
+                concept_rank += 1;
+                a.v_concept_rank = Some(concept_rank);
+                a.v_best = Some((h.score, i + 1, row.text.clone(), row.kind));
+            }
+        }
+        concept_rank = 0;
+        for (i, h) in lexical.iter().enumerate() {
+            let Some(row) = row_of(h.term_id)? else { continue };
+            let key = touch(&mut aggs, h.term_id, &row);
+            let a = aggs.get_mut(&key).expect("just inserted");
+            if a.l_best.is_none() {
+                concept_rank += 1;
+                a.l_concept_rank = Some(concept_rank);
+                a.l_best = Some((h.score, i + 1, row.text.clone()));
+            }
+        }
+
+        if q.bridges {
+            for (via, hits, exact_hits) in self.bridge_hits(q, &keys)? {
+                for h in hits {
+                    let Some(row) = row_of(h.term_id)? else { continue };
+                    let key = touch(&mut aggs, h.term_id, &row);
+                    let a = aggs.get_mut(&key).expect("just inserted");
+                    a.bridge_cos = a.bridge_cos.max(h.score);
+                    if !a.via.contains(&via) {
+                        a.via.push(via.clone());
+                    }
+                }
+                for h in exact_hits {
+                    let Some(row) = row_of(h.term_id)? else { continue };
+                    let key = touch(&mut aggs, h.term_id, &row);
+                    let a = aggs.get_mut(&key).expect("just inserted");
+                    a.bridge_exact = true;
+                    if !a.via.contains(&via) {
+                        a.via.push(via.clone());
+                    }
+                }
+            }
+        }
+
+        let v_top = vector.first().map_or(0.0, |h| h.score);
+        let v_floor = vector.last().map_or(0.0, |h| h.score);
+        let l_top = lexical.first().map_or(0.0, |h| h.score).max(f32::MIN_POSITIVE);
+        let mut out = Vec::with_capacity(aggs.len());
+        for a in aggs.into_values() {
+            let v = a.v_best.as_ref().map_or(v_floor, |b| b.0);
+            let kind = a.v_best.as_ref().map(|b| b.3);
+            let x = [
+                v,
+                v - v_top,
+                a.v_concept_rank.map_or(0.0, |r| 1.0 / r as f32),
+                a.l_best.as_ref().map_or(0.0, |b| (b.0 / l_top).clamp(0.0, 1.0)),
+                a.l_concept_rank.map_or(0.0, |r| 1.0 / r as f32),
+                f32::from(u8::from(a.exact)),
+                f32::from(u8::from(a.exact_pref)),
+                f32::from(u8::from(a.code_match)),
+                a.overlap,
+                (1.0 + a.terms.len() as f32).ln(),
+                f32::from(u8::from(matches!(
+                    kind,
+                    Some(TermKind::Preferred | TermKind::Short)
+                ))),
+                f32::from(u8::from(matches!(
+                    kind,
+                    Some(
+                        TermKind::Inclusion
+                            | TermKind::Narrow
+                            | TermKind::Broad
+                            | TermKind::Related
+                    )
+                ))),
+                f32::from(u8::from(a.v_best.is_some() && a.l_best.is_some())),
+                f32::from(u8::from(
+                    a.v_concept_rank == Some(1) && a.l_concept_rank == Some(1),
+                )),
+                a.bridge_cos,
+                f32::from(u8::from(a.bridge_exact)),
+            ];
+            let mut evidence = Vec::new();
+            if a.l_best.is_some() {
+                evidence.push("lexical".to_string());
+            }
+            if a.v_best.is_some() {
+                evidence.push("vector".to_string());
+            }
+            if a.exact {
+                evidence.push("exact".to_string());
+            }
+            if a.code_match {
+                evidence.push("code".to_string());
+            }
+            evidence.extend(a.via.iter().cloned());
+            let matched_term = match (&a.v_best, &a.l_best) {
+                (_, Some(l)) if a.exact || a.v_best.is_none() => l.2.clone(),
+                (Some(v), _) => v.2.clone(),
+                (None, Some(l)) => l.2.clone(),
+                (None, None) => String::new(),
+            };
+            out.push(Candidate {
+                rid: a.rid,
+                code: a.code,
+                matched_term,
+                x,
+                lexical_rank: a.l_best.as_ref().map(|b| b.1),
+                vector_rank: a.v_best.as_ref().map(|b| b.1),
+                evidence,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Bridges of a query: `(via label, vector hits of the bridge name's cached vector, exact
+    /// lexical hits of the name)` for concepts (any system) having a term equal to the query.
+    #[allow(clippy::type_complexity)]
+    fn bridge_hits(
+        &self,
+        q: &LearnedQuery,
+        keys: &HashSet<String>,
+    ) -> Result<Vec<(String, Vec<Hit>, Vec<Hit>)>, EngineError> {
+        let mut out = Vec::new();
+        let mut names_seen: HashSet<String> = keys.clone();
+        let exact = self.lexical().search(q.text, 8, None, true)?;
+        for h in exact {
+            if out.len() >= MAX_BRIDGES {
+                break;
+            }
+            let Some(row) = self.store().term(h.term_id)? else {
+                continue;
+            };
+            let rid = h.term_id >> super::RID_SHIFT;
+            let Some(system) = self.store().system_of_rid(rid) else {
+                continue;
+            };
+            // A code match is not a wording; only terms that equal the query bridge.
+            if !keys.contains(&analyzer::exact_key(&row.text)) {
+                continue;
+            }
+            let Some(rec) = self.store().concept(&system, &row.code)? else {
+                continue;
+            };
+            let name = rec.concept.preferred_term;
+            let name_key = analyzer::exact_key(&name);
+            if name_key.is_empty() || !names_seen.insert(name_key) {
+                continue;
+            }
+            let via = format!("via:{system}:{}", row.code);
+            let vhits = match (q.model, q.qvec.is_some()) {
+                (Some(m), true) => match self.cached_vector(m, &name)? {
+                    Some(v) => self.vector_hits(m, &v, BRIDGE_FETCH, q.allowed)?,
+                    None => Vec::new(),
+                },
+                _ => Vec::new(),
+            };
+            let lhits = self.lexical().search(&name, 8, q.systems, true)?;
+            out.push((via, vhits, lhits));
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overlap_is_f1_of_word_sets() {
+        let q = word_set("high blood pressure");
+        assert!((overlap_f1(&q, &word_set("High blood pressure")) - 1.0).abs() < 1e-6);
+        // 2 common of 3 query and 2 term words: p = 1, r = 2/3
+        let f = overlap_f1(&q, &word_set("blood pressure"));
+        assert!((f - 0.8).abs() < 1e-6, "{f}");
+        assert_eq!(overlap_f1(&q, &word_set("fracture")), 0.0);
+        assert_eq!(overlap_f1(&HashSet::new(), &q), 0.0);
+    }
+
+    #[test]
+    fn shipped_weights_load_and_calibrate() {
+        let w = shipped_weights();
+        assert_eq!(w.features.len(), NF);
+        let p = w.probability(0.0);
+        assert!((0.0..=1.0).contains(&p));
+        // exact matches of the preferred name must raise the score
+        let mut x = [0f32; NF];
+        let base = w.rank_score(&x);
+        x[5] = 1.0;
+        x[6] = 1.0;
+        assert!(w.rank_score(&x) > base);
+    }
+}
