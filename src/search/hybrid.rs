@@ -34,7 +34,7 @@
 use super::analyzer;
 use super::engine::{EngineError, SearchEngine};
 use super::Hit;
-use crate::store::model::TermKind;
+use crate::domain::model::TermKind;
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 use std::sync::OnceLock;
