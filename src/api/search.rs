@@ -302,8 +302,8 @@ async fn run_search(
                     q.model.as_deref(),
                     vec![SearchEngine::query_text(&q.text).into_owned()],
                 )
-                    .await?
-                    .remove(0),
+                .await?
+                .remove(0),
             )
         }
         Mode::Vector => {

@@ -94,7 +94,10 @@ const GROUPS: &[(&str, &[usize])] = &[
     ("lexical scores (l_rel, l_rr)", &[3, 4]),
     ("exact / code (exact, exact_pref, code)", &[5, 6, 7]),
     ("near-exact (overlap_f1)", &[8]),
-    ("aggregation (log_terms, v_pref, v_related_kind)", &[9, 10, 11]),
+    (
+        "aggregation (log_terms, v_pref, v_related_kind)",
+        &[9, 10, 11],
+    ),
     ("agreement (both, both_first)", &[12, 13]),
     ("bridges (bridge_cos, bridge_exact)", &[14, 15]),
 ];
@@ -114,7 +117,10 @@ fn fit_fusion(
         for p in paths {
             let g = read_gold(p)?;
             let vecs = eval::embed_mentions(&eng, &g, m)?;
-            sets.push((p.display().to_string(), eval::learned_data(&eng, &g, m, &vecs)?));
+            sets.push((
+                p.display().to_string(),
+                eval::learned_data(&eng, &g, m, &vecs)?,
+            ));
         }
         Ok(sets)
     };
@@ -132,7 +138,10 @@ fn fit_fusion(
     let names: Vec<&str> = fit_sets.iter().map(|s| s.0.as_str()).collect();
     let fitted_on = format!("ontovec eval fit-fusion on {}", names.join(", "));
     let w = fit(&data, &FitOptions::default(), &fitted_on);
-    println!("weights: {:?}", w.features.iter().zip(&w.w).collect::<Vec<_>>());
+    println!(
+        "weights: {:?}",
+        w.features.iter().zip(&w.w).collect::<Vec<_>>()
+    );
     println!("calibration: {:?}", w.calib);
     let all: Vec<&(String, Vec<QueryData>)> = fit_sets.iter().chain(&check_sets).collect();
     println!("\n| set | fitted on it | acc@1 (learned) |");
@@ -149,12 +158,26 @@ fn fit_fusion(
     };
     println!(
         "\nablation (refit without the group; acc@1 on {}):",
-        report.iter().map(|r| r.0.as_str()).collect::<Vec<_>>().join(", ")
+        report
+            .iter()
+            .map(|r| r.0.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
     );
-    println!("| without | {} |", report.iter().map(|r| r.0.as_str()).collect::<Vec<_>>().join(" | "));
+    println!(
+        "| without | {} |",
+        report
+            .iter()
+            .map(|r| r.0.as_str())
+            .collect::<Vec<_>>()
+            .join(" | ")
+    );
     println!("|---|{}", "---|".repeat(report.len()));
     let line = |name: &str, w: &crate::search::hybrid::Weights| {
-        let cells: Vec<String> = report.iter().map(|r| format!("{:.3}", acc_at_1(w, &r.1))).collect();
+        let cells: Vec<String> = report
+            .iter()
+            .map(|r| format!("{:.3}", acc_at_1(w, &r.1)))
+            .collect();
         println!("| {name} | {} |", cells.join(" | "));
     };
     line("(nothing: all features)", &w);

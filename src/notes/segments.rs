@@ -18,9 +18,9 @@
 //! up to [`SegmentConfig::max_tokens`] body tokens. Optionally ([`SegmentConfig`]) abbreviations
 //! are spelled out and the clauses of affirmative segments are added as segments of their own.
 
-use crate::search::abbrev;
 use crate::encoder::tokenize::TextTokenizer;
 use crate::encoder::EncoderError;
+use crate::search::abbrev;
 use serde::{Deserialize, Serialize};
 
 use super::windows::Window;

@@ -163,7 +163,9 @@ const SHORTHAND: &[(&str, &str)] = &[
 ];
 
 /// Words after which a number written as a word or roman numeral becomes digits.
-const NUMBERED: &[&str] = &["type", "stage", "grade", "class", "phase", "level", "category"];
+const NUMBERED: &[&str] = &[
+    "type", "stage", "grade", "class", "phase", "level", "category",
+];
 
 fn number_word(w: &str) -> Option<&'static str> {
     const WORDS: &[(&str, &str)] = &[
@@ -239,23 +241,20 @@ pub fn expand_query(query: &str) -> Option<String> {
             .get(i + 1)
             .map(|n| n.trim_matches(|c: char| !c.is_alphanumeric()));
         let lower = word.to_ascii_lowercase();
-        let replacement: Option<String> = if let Some((_, r)) =
-            SHORTHAND.iter().find(|(s, _)| *s == lower)
-        {
-            Some((*r).to_string())
-        } else if word == "L" || word == "R" {
-            Some(if word == "L" { "left" } else { "right" }.to_string())
-        } else if let Some(e) = query_abbreviation(word) {
-            Some(e.to_string())
-        } else if prev.is_some_and(|p| NUMBERED.contains(&p.to_ascii_lowercase().as_str())) {
-            number_word(word)
-                .filter(|d| *d != word)
-                .map(str::to_string)
-        } else if next.is_some_and(|n| n.eq_ignore_ascii_case("degree")) {
-            ordinal(word).map(str::to_string)
-        } else {
-            None
-        };
+        let replacement: Option<String> =
+            if let Some((_, r)) = SHORTHAND.iter().find(|(s, _)| *s == lower) {
+                Some((*r).to_string())
+            } else if word == "L" || word == "R" {
+                Some(if word == "L" { "left" } else { "right" }.to_string())
+            } else if let Some(e) = query_abbreviation(word) {
+                Some(e.to_string())
+            } else if prev.is_some_and(|p| NUMBERED.contains(&p.to_ascii_lowercase().as_str())) {
+                number_word(word).filter(|d| *d != word).map(str::to_string)
+            } else if next.is_some_and(|n| n.eq_ignore_ascii_case("degree")) {
+                ordinal(word).map(str::to_string)
+            } else {
+                None
+            };
         match replacement {
             Some(r) => {
                 changed = true;
@@ -304,17 +303,32 @@ mod tests {
         let q = |s: &str| expand_query(s);
         assert_eq!(q("DM2").as_deref(), Some("type 2 diabetes mellitus"));
         assert_eq!(q("htn").as_deref(), Some("hypertension"));
-        assert_eq!(q("T2DM with CKD").as_deref(), Some("type 2 diabetes mellitus with chronic kidney disease"));
-        assert_eq!(q("acute CHF").as_deref(), Some("acute congestive heart failure"));
-        assert_eq!(q("copd").as_deref(), Some("chronic obstructive pulmonary disease"));
+        assert_eq!(
+            q("T2DM with CKD").as_deref(),
+            Some("type 2 diabetes mellitus with chronic kidney disease")
+        );
+        assert_eq!(
+            q("acute CHF").as_deref(),
+            Some("acute congestive heart failure")
+        );
+        assert_eq!(
+            q("copd").as_deref(),
+            Some("chronic obstructive pulmonary disease")
+        );
         assert_eq!(q("MI").as_deref(), Some("myocardial infarction"));
         // "mi" in lower case is not trusted; "cap" is a word
         assert_eq!(q("mi"), None);
         assert_eq!(q("knee cap pain"), None);
         assert_eq!(q("s/p CABG").as_deref(), Some("status post CABG"));
-        assert_eq!(q("fx of L wrist").as_deref(), Some("fracture of left wrist"));
+        assert_eq!(
+            q("fx of L wrist").as_deref(),
+            Some("fracture of left wrist")
+        );
         assert_eq!(q("diabetes type two").as_deref(), Some("diabetes type 2"));
-        assert_eq!(q("CKD stage III").as_deref(), Some("chronic kidney disease stage 3"));
+        assert_eq!(
+            q("CKD stage III").as_deref(),
+            Some("chronic kidney disease stage 3")
+        );
         assert_eq!(q("2nd degree burn").as_deref(), Some("second degree burn"));
         assert_eq!(q("(HTN),").as_deref(), Some("(hypertension),"));
         // unknown abbreviations and plain text are searched as written

@@ -210,7 +210,10 @@ impl SearchEngine {
         model: &str,
         text: &str,
     ) -> Result<Option<Vec<f32>>, EngineError> {
-        Ok(self.emb.get(emb_key(model, text))?.map(|v| bytes_to_f32(&v)))
+        Ok(self
+            .emb
+            .get(emb_key(model, text))?
+            .map(|v| bytes_to_f32(&v)))
     }
 
     /// Bring every index up to the store's active releases. Incremental: only releases added or

@@ -90,11 +90,7 @@ pub struct NormScores {
 pub fn score_rankings(gold: &[Gold], ranked: &[Vec<(String, String)>]) -> NormScores {
     let (mut a1, mut a5, mut rr) = (0usize, 0usize, 0f64);
     for (g, r) in gold.iter().zip(ranked) {
-        if let Some(pos) = r
-            .iter()
-            .take(10)
-            .position(|(s, c)| g.matches(s, c))
-        {
+        if let Some(pos) = r.iter().take(10).position(|(s, c)| g.matches(s, c)) {
             if pos == 0 {
                 a1 += 1;
             }

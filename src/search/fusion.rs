@@ -103,7 +103,9 @@ pub fn fuse(lexical: &[Hit], vector: &[Hit], method: FusionMethod, k: usize) -> 
     }
 
     let score_of: Box<dyn Fn(&Entry) -> f32> = match method {
-        FusionMethod::Learned { .. } => return fuse(lexical, vector, FusionMethod::Rrf { k: 60.0 }, k),
+        FusionMethod::Learned { .. } => {
+            return fuse(lexical, vector, FusionMethod::Rrf { k: 60.0 }, k)
+        }
         FusionMethod::Rrf { k: rrf_k } => {
             let c = if rrf_k.is_finite() {
                 rrf_k.max(0.0)

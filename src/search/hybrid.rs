@@ -204,8 +204,8 @@ impl SearchEngine {
             Ok(r)
         };
         let touch = |aggs: &mut HashMap<(u64, String), Agg>,
-                         id: u64,
-                         row: &crate::store::TermRow|
+                     id: u64,
+                     row: &crate::store::TermRow|
          -> (u64, String) {
             let key = (id >> super::RID_SHIFT, row.code.clone());
             let a = aggs.entry(key.clone()).or_insert_with(|| Agg {
@@ -220,7 +220,10 @@ impl SearchEngine {
                     a.exact_pref |= row.kind == TermKind::Preferred;
                 }
                 a.overlap = a.overlap.max(overlap_f1(&qwords, &word_set(&row.text)));
-                if !codes.is_empty() && analyzer::code_keys(&row.code).iter().any(|c| codes.contains(c))
+                if !codes.is_empty()
+                    && analyzer::code_keys(&row.code)
+                        .iter()
+                        .any(|c| codes.contains(c))
                 {
                     a.code_match = true;
                 }
@@ -230,7 +233,9 @@ impl SearchEngine {
 
         let mut concept_rank = 0usize;
         for (i, h) in vector.iter().enumerate() {
-            let Some(row) = row_of(h.term_id)? else { continue };
+            let Some(row) = row_of(h.term_id)? else {
+                continue;
+            };
             let key = touch(&mut aggs, h.term_id, &row);
             let a = aggs.get_mut(&key).expect("just inserted");
             if a.v_best.is_none() {
@@ -241,7 +246,9 @@ impl SearchEngine {
         }
         concept_rank = 0;
         for (i, h) in lexical.iter().enumerate() {
-            let Some(row) = row_of(h.term_id)? else { continue };
+            let Some(row) = row_of(h.term_id)? else {
+                continue;
+            };
             let key = touch(&mut aggs, h.term_id, &row);
             let a = aggs.get_mut(&key).expect("just inserted");
             if a.l_best.is_none() {
@@ -254,7 +261,9 @@ impl SearchEngine {
         if q.bridges {
             for (via, hits, exact_hits) in self.bridge_hits(q, &keys)? {
                 for h in hits {
-                    let Some(row) = row_of(h.term_id)? else { continue };
+                    let Some(row) = row_of(h.term_id)? else {
+                        continue;
+                    };
                     let key = touch(&mut aggs, h.term_id, &row);
                     let a = aggs.get_mut(&key).expect("just inserted");
                     a.bridge_cos = a.bridge_cos.max(h.score);
@@ -263,7 +272,9 @@ impl SearchEngine {
                     }
                 }
                 for h in exact_hits {
-                    let Some(row) = row_of(h.term_id)? else { continue };
+                    let Some(row) = row_of(h.term_id)? else {
+                        continue;
+                    };
                     let key = touch(&mut aggs, h.term_id, &row);
                     let a = aggs.get_mut(&key).expect("just inserted");
                     a.bridge_exact = true;
@@ -276,7 +287,10 @@ impl SearchEngine {
 
         let v_top = vector.first().map_or(0.0, |h| h.score);
         let v_floor = vector.last().map_or(0.0, |h| h.score);
-        let l_top = lexical.first().map_or(0.0, |h| h.score).max(f32::MIN_POSITIVE);
+        let l_top = lexical
+            .first()
+            .map_or(0.0, |h| h.score)
+            .max(f32::MIN_POSITIVE);
         let mut out = Vec::with_capacity(aggs.len());
         for a in aggs.into_values() {
             let v = a.v_best.as_ref().map_or(v_floor, |b| b.0);
@@ -285,7 +299,9 @@ impl SearchEngine {
                 v,
                 v - v_top,
                 a.v_concept_rank.map_or(0.0, |r| 1.0 / r as f32),
-                a.l_best.as_ref().map_or(0.0, |b| (b.0 / l_top).clamp(0.0, 1.0)),
+                a.l_best
+                    .as_ref()
+                    .map_or(0.0, |b| (b.0 / l_top).clamp(0.0, 1.0)),
                 a.l_concept_rank.map_or(0.0, |r| 1.0 / r as f32),
                 f32::from(u8::from(a.exact)),
                 f32::from(u8::from(a.exact_pref)),

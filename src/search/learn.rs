@@ -174,7 +174,9 @@ mod tests {
         let mut data = Vec::new();
         let mut seed = 7u64;
         let mut rnd = || {
-            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             ((seed >> 33) as f32) / (1u64 << 31) as f32
         };
         for q in 0..200 {
