@@ -11,6 +11,7 @@ pub mod bench;
 pub mod cli;
 pub mod encoder;
 pub mod eval_cli;
+pub mod fhir;
 pub mod ingest;
 pub mod integrity;
 pub mod jobs;
