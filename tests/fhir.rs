@@ -26,10 +26,16 @@ fn app() -> (tempfile::TempDir, axum::Router) {
     let mut e11 = Concept::new("E11", "Type 2 diabetes mellitus");
     e11.add_term(Term::new("diabetes mellitus type II", TermKind::Inclusion));
     w.concept(e11).unwrap();
-    w.concept(Concept::new("E11.9", "Type 2 diabetes mellitus without complications"))
-        .unwrap();
-    w.concept(Concept::new("E11.65", "Type 2 diabetes mellitus with hyperglycemia"))
-        .unwrap();
+    w.concept(Concept::new(
+        "E11.9",
+        "Type 2 diabetes mellitus without complications",
+    ))
+    .unwrap();
+    w.concept(Concept::new(
+        "E11.65",
+        "Type 2 diabetes mellitus with hyperglycemia",
+    ))
+    .unwrap();
     w.concept(Concept::new("I21", "Acute myocardial infarction"))
         .unwrap();
     for c in ["E11.9", "E11.65"] {
@@ -113,7 +119,10 @@ async fn conformance_resources() {
     assert_eq!(v["resourceType"], "TerminologyCapabilities");
     assert_eq!(v["codeSystem"][0]["uri"], ICD10);
     assert_eq!(v["codeSystem"][0]["version"][0]["code"], "2026");
-    assert!(v["expansion"]["textFilter"].as_str().unwrap().contains("filterMode"));
+    assert!(v["expansion"]["textFilter"]
+        .as_str()
+        .unwrap()
+        .contains("filterMode"));
     let (s, v) = get(&app, "/fhir/metadata?mode=bogus").await;
     assert_eq!((s, issue(&v)), (StatusCode::BAD_REQUEST, "invalid"));
 
@@ -125,10 +134,16 @@ async fn conformance_resources() {
     assert_eq!(v["total"], 1);
     let (_, v) = get(&app, "/fhir/CodeSystem?url=http://loinc.org").await;
     assert_eq!(v["total"], 0);
-    assert!(v.get("entry").is_none(), "no empty arrays in FHIR JSON: {v}");
+    assert!(
+        v.get("entry").is_none(),
+        "no empty arrays in FHIR JSON: {v}"
+    );
     let (s, v) = get(&app, "/fhir/CodeSystem/ICD10CM").await;
     assert_eq!(s, StatusCode::OK);
-    assert_eq!((v["content"].as_str(), v["count"].as_u64()), (Some("not-present"), Some(4)));
+    assert_eq!(
+        (v["content"].as_str(), v["count"].as_u64()),
+        (Some("not-present"), Some(4))
+    );
     let (s, v) = get(&app, "/fhir/CodeSystem/NOPE").await;
     assert_eq!((s, issue(&v)), (StatusCode::NOT_FOUND, "not-found"));
     let (s, v) = get(&app, "/fhir/Patient/1").await;
@@ -138,43 +153,102 @@ async fn conformance_resources() {
 #[tokio::test]
 async fn lookup_validate_subsumes() {
     let (_d, app) = app();
-    let (s, v) = get(&app, &format!("/fhir/CodeSystem/$lookup?system={ICD10}&code=E11.9")).await;
+    let (s, v) = get(
+        &app,
+        &format!("/fhir/CodeSystem/$lookup?system={ICD10}&code=E11.9"),
+    )
+    .await;
     assert_eq!(s, StatusCode::OK, "{v}");
-    assert_eq!(pval(&v, "display"), "Type 2 diabetes mellitus without complications");
+    assert_eq!(
+        pval(&v, "display"),
+        "Type 2 diabetes mellitus without complications"
+    );
     assert_eq!(pval(&v, "version"), "2026");
-    let props: Vec<&Value> = v["parameter"].as_array().unwrap().iter().filter(|p| p["name"] == "property").collect();
-    assert!(props.iter().any(|p| p["part"][0]["valueCode"] == "parent" && p["part"][1]["valueCode"] == "E11"));
+    let props: Vec<&Value> = v["parameter"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["name"] == "property")
+        .collect();
+    assert!(props
+        .iter()
+        .any(|p| p["part"][0]["valueCode"] == "parent" && p["part"][1]["valueCode"] == "E11"));
     let body = json!({"resourceType": "Parameters", "parameter": [
         {"name": "coding", "valueCoding": {"system": ICD10, "code": "E11"}}]});
     let (s, v) = post(&app, "/fhir/CodeSystem/$lookup", &body).await;
     assert_eq!(s, StatusCode::OK);
-    let designations = v["parameter"].as_array().unwrap().iter().filter(|p| p["name"] == "designation").count();
+    let designations = v["parameter"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["name"] == "designation")
+        .count();
     assert_eq!(designations, 2, "{v}");
 
     // Unknown system, unknown code, unknown version, missing and unknown parameters.
-    let (s, v) = get(&app, "/fhir/CodeSystem/$lookup?system=http://example.org/x&code=1").await;
+    let (s, v) = get(
+        &app,
+        "/fhir/CodeSystem/$lookup?system=http://example.org/x&code=1",
+    )
+    .await;
     assert_eq!((s, issue(&v)), (StatusCode::NOT_FOUND, "not-found"));
-    let (s, v) = get(&app, "/fhir/CodeSystem/$lookup?system=http://loinc.org&code=1-8").await;
+    let (s, v) = get(
+        &app,
+        "/fhir/CodeSystem/$lookup?system=http://loinc.org&code=1-8",
+    )
+    .await;
     assert_eq!((s, issue(&v)), (StatusCode::NOT_FOUND, "not-found"));
-    let (s, v) = get(&app, &format!("/fhir/CodeSystem/$lookup?system={ICD10}&code=Z99.999")).await;
+    let (s, v) = get(
+        &app,
+        &format!("/fhir/CodeSystem/$lookup?system={ICD10}&code=Z99.999"),
+    )
+    .await;
     assert_eq!((s, issue(&v)), (StatusCode::NOT_FOUND, "not-found"));
-    let (s, v) = get(&app, &format!("/fhir/CodeSystem/$lookup?system={ICD10}&code=E11&version=1999")).await;
+    let (s, v) = get(
+        &app,
+        &format!("/fhir/CodeSystem/$lookup?system={ICD10}&code=E11&version=1999"),
+    )
+    .await;
     assert_eq!((s, issue(&v)), (StatusCode::NOT_FOUND, "not-found"));
     let (s, v) = get(&app, "/fhir/CodeSystem/$lookup?code=E11").await;
     assert_eq!((s, issue(&v)), (StatusCode::BAD_REQUEST, "required"));
-    let (s, v) = get(&app, &format!("/fhir/CodeSystem/$lookup?system={ICD10}&code=E11&colour=red")).await;
+    let (s, v) = get(
+        &app,
+        &format!("/fhir/CodeSystem/$lookup?system={ICD10}&code=E11&colour=red"),
+    )
+    .await;
     assert_eq!((s, issue(&v)), (StatusCode::BAD_REQUEST, "not-supported"));
-    let (s, v) = post(&app, "/fhir/CodeSystem/$lookup", &json!({"resourceType": "Patient"})).await;
+    let (s, v) = post(
+        &app,
+        "/fhir/CodeSystem/$lookup",
+        &json!({"resourceType": "Patient"}),
+    )
+    .await;
     assert_eq!((s, issue(&v)), (StatusCode::BAD_REQUEST, "structure"));
 
-    let (s, v) = get(&app, &format!("/fhir/CodeSystem/$validate-code?url={ICD10}&code=E11.9")).await;
+    let (s, v) = get(
+        &app,
+        &format!("/fhir/CodeSystem/$validate-code?url={ICD10}&code=E11.9"),
+    )
+    .await;
     assert_eq!((s, pval(&v, "result")), (StatusCode::OK, &json!(true)));
-    let (_, v) = get(&app, &format!("/fhir/CodeSystem/$validate-code?url={ICD10}&code=E11.999")).await;
+    let (_, v) = get(
+        &app,
+        &format!("/fhir/CodeSystem/$validate-code?url={ICD10}&code=E11.999"),
+    )
+    .await;
     assert_eq!(pval(&v, "result"), &json!(false));
-    assert!(pval(&v, "message").as_str().unwrap().contains("Unknown code"));
+    assert!(pval(&v, "message")
+        .as_str()
+        .unwrap()
+        .contains("Unknown code"));
     let (_, v) = get(&app, &format!("/fhir/CodeSystem/$validate-code?url={ICD10}&code=E11&display=diabetes%20mellitus%20type%20II")).await;
     assert_eq!(pval(&v, "result"), &json!(true));
-    let (_, v) = get(&app, &format!("/fhir/CodeSystem/$validate-code?url={ICD10}&code=E11&display=asthma")).await;
+    let (_, v) = get(
+        &app,
+        &format!("/fhir/CodeSystem/$validate-code?url={ICD10}&code=E11&display=asthma"),
+    )
+    .await;
     assert_eq!(pval(&v, "result"), &json!(false));
 
     for (a, b, want) in [
@@ -183,38 +257,76 @@ async fn lookup_validate_subsumes() {
         ("E11", "E11", "equivalent"),
         ("E11.9", "I21", "not-subsumed"),
     ] {
-        let (s, v) = get(&app, &format!("/fhir/CodeSystem/$subsumes?system={ICD10}&codeA={a}&codeB={b}")).await;
-        assert_eq!((s, pval(&v, "outcome")), (StatusCode::OK, &json!(want)), "{a} {b}");
+        let (s, v) = get(
+            &app,
+            &format!("/fhir/CodeSystem/$subsumes?system={ICD10}&codeA={a}&codeB={b}"),
+        )
+        .await;
+        assert_eq!(
+            (s, pval(&v, "outcome")),
+            (StatusCode::OK, &json!(want)),
+            "{a} {b}"
+        );
     }
-    let (s, v) = get(&app, &format!("/fhir/CodeSystem/$subsumes?system={ICD10}&codeA=E11&codeB=NOPE")).await;
+    let (s, v) = get(
+        &app,
+        &format!("/fhir/CodeSystem/$subsumes?system={ICD10}&codeA=E11&codeB=NOPE"),
+    )
+    .await;
     assert_eq!((s, issue(&v)), (StatusCode::NOT_FOUND, "not-found"));
 }
 
 #[tokio::test]
 async fn translate_and_expand() {
     let (_d, app) = app();
-    let (s, v) = get(&app, &format!("/fhir/ConceptMap/$translate?system={ICD10}&code=E11.9")).await;
+    let (s, v) = get(
+        &app,
+        &format!("/fhir/ConceptMap/$translate?system={ICD10}&code=E11.9"),
+    )
+    .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(pval(&v, "result"), &json!(true));
     let m = pval(&v, "match");
     assert_eq!(m["part"][0]["valueCode"], "wider");
     assert_eq!(m["part"][1]["valueCoding"]["code"], "250.2");
-    assert_eq!(m["part"][1]["valueCoding"]["system"], "https://phewascatalog.org/phecodes");
-    let (_, v) = get(&app, &format!("/fhir/ConceptMap/$translate?system={ICD10}&code=I21")).await;
+    assert_eq!(
+        m["part"][1]["valueCoding"]["system"],
+        "https://phewascatalog.org/phecodes"
+    );
+    let (_, v) = get(
+        &app,
+        &format!("/fhir/ConceptMap/$translate?system={ICD10}&code=I21"),
+    )
+    .await;
     assert_eq!(pval(&v, "result"), &json!(false));
-    let (s, v) = get(&app, &format!("/fhir/ConceptMap/$translate?system={ICD10}&code=E11.9&targetsystem=http://loinc.org")).await;
+    let (s, v) = get(
+        &app,
+        &format!(
+            "/fhir/ConceptMap/$translate?system={ICD10}&code=E11.9&targetsystem=http://loinc.org"
+        ),
+    )
+    .await;
     assert_eq!((s, issue(&v)), (StatusCode::NOT_FOUND, "not-found"));
 
     let isa = |q: &str| format!("/fhir/ValueSet/$expand?url={ICD10}?fhir_vs=isa/E11{q}");
     let (s, v) = get(&app, &isa("")).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["expansion"]["total"], 3);
-    let codes: Vec<&str> = v["expansion"]["contains"].as_array().unwrap().iter().map(|c| c["code"].as_str().unwrap()).collect();
+    let codes: Vec<&str> = v["expansion"]["contains"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["code"].as_str().unwrap())
+        .collect();
     assert_eq!(codes, ["E11", "E11.65", "E11.9"]);
     let (_, v) = get(&app, &isa("&count=1&offset=1")).await;
     assert_eq!(v["expansion"]["contains"][0]["code"], "E11.65");
     assert_eq!(v["expansion"]["contains"].as_array().unwrap().len(), 1);
-    let (_, v) = get(&app, &format!("/fhir/ValueSet/$expand?url={ICD10}?fhir_vs&count=2&offset=3")).await;
+    let (_, v) = get(
+        &app,
+        &format!("/fhir/ValueSet/$expand?url={ICD10}?fhir_vs&count=2&offset=3"),
+    )
+    .await;
     assert_eq!(v["expansion"]["total"], 4);
     assert_eq!(v["expansion"]["contains"].as_array().unwrap().len(), 1);
     // A text filter is a (here lexical: no model) search, with the score and side ranks.
@@ -228,15 +340,25 @@ async fn translate_and_expand() {
     let first = &v["expansion"]["contains"][0];
     assert_eq!(first["code"], "I21", "{v}");
     let ext = first["extension"].as_array().unwrap();
-    assert!(ext.iter().any(|e| e["url"] == "urn:ontovec:extension:lexical-rank" && e["valueInteger"] == 1));
+    assert!(ext
+        .iter()
+        .any(|e| e["url"] == "urn:ontovec:extension:lexical-rank" && e["valueInteger"] == 1));
 
     for (q, status, code) in [
         ("&count=5000", StatusCode::BAD_REQUEST, "too-costly"),
         ("&count=-1", StatusCode::BAD_REQUEST, "invalid"),
         ("&count=ten", StatusCode::BAD_REQUEST, "invalid"),
         ("&offset=-3", StatusCode::BAD_REQUEST, "invalid"),
-        ("&filter=x&filterMode=psychic", StatusCode::BAD_REQUEST, "invalid"),
-        ("&filter=x&offset=990&count=20", StatusCode::BAD_REQUEST, "too-costly"),
+        (
+            "&filter=x&filterMode=psychic",
+            StatusCode::BAD_REQUEST,
+            "invalid",
+        ),
+        (
+            "&filter=x&offset=990&count=20",
+            StatusCode::BAD_REQUEST,
+            "too-costly",
+        ),
         ("&sort=code", StatusCode::BAD_REQUEST, "not-supported"),
     ] {
         let (s, v) = get(&app, &isa(q)).await;
@@ -244,9 +366,21 @@ async fn translate_and_expand() {
     }
     for (url, status, code) in [
         (ICD10.to_string(), StatusCode::NOT_FOUND, "not-found"),
-        (format!("{ICD10}?fhir_vs=refset/1"), StatusCode::BAD_REQUEST, "not-supported"),
-        (format!("{ICD10}?fhir_vs=isa/NOPE"), StatusCode::NOT_FOUND, "not-found"),
-        ("http://loinc.org?fhir_vs".to_string(), StatusCode::NOT_FOUND, "not-found"),
+        (
+            format!("{ICD10}?fhir_vs=refset/1"),
+            StatusCode::BAD_REQUEST,
+            "not-supported",
+        ),
+        (
+            format!("{ICD10}?fhir_vs=isa/NOPE"),
+            StatusCode::NOT_FOUND,
+            "not-found",
+        ),
+        (
+            "http://loinc.org?fhir_vs".to_string(),
+            StatusCode::NOT_FOUND,
+            "not-found",
+        ),
     ] {
         let (s, v) = get(&app, &format!("/fhir/ValueSet/$expand?url={url}")).await;
         assert_eq!((s, issue(&v)), (status, code), "{url}");
@@ -264,11 +398,18 @@ async fn browser_page_is_served_from_the_binary() {
         ("/ui/app.js", "text/javascript; charset=utf-8"),
         ("/ui/app.css", "text/css; charset=utf-8"),
     ] {
-        let resp = app.clone().oneshot(Request::get(uri).body(Body::empty()).unwrap()).await.unwrap();
+        let resp = app
+            .clone()
+            .oneshot(Request::get(uri).body(Body::empty()).unwrap())
+            .await
+            .unwrap();
         assert_eq!(resp.status(), StatusCode::OK, "{uri}");
         assert_eq!(resp.headers()[header::CONTENT_TYPE], ct, "{uri}");
         let body = resp.into_body().collect().await.unwrap().to_bytes();
         let text = String::from_utf8(body.to_vec()).unwrap();
-        assert!(!text.contains("https://"), "{uri} must not load anything from elsewhere");
+        assert!(
+            !text.contains("https://"),
+            "{uri} must not load anything from elsewhere"
+        );
     }
 }

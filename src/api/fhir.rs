@@ -29,8 +29,14 @@ pub fn router() -> Router<AppState> {
             "/CodeSystem/$validate-code",
             get(validate_get).post(validate_post),
         )
-        .route("/CodeSystem/$subsumes", get(subsumes_get).post(subsumes_post))
-        .route("/ConceptMap/$translate", get(translate_get).post(translate_post))
+        .route(
+            "/CodeSystem/$subsumes",
+            get(subsumes_get).post(subsumes_post),
+        )
+        .route(
+            "/ConceptMap/$translate",
+            get(translate_get).post(translate_post),
+        )
         .route("/ValueSet/$expand", get(expand_get).post(expand_post))
         .fallback(unknown)
 }
@@ -119,7 +125,11 @@ fn query_params(q: Result<Query<Vec<(String, String)>>, QueryRejection>) -> Fhir
 fn body_params(body: Result<Bytes, BytesRejection>) -> FhirResult<Params> {
     match body {
         Ok(b) => Params::from_body(&b),
-        Err(e) => Err(FhirError::new(e.status().as_u16(), "too-costly", e.body_text())),
+        Err(e) => Err(FhirError::new(
+            e.status().as_u16(),
+            "too-costly",
+            e.body_text(),
+        )),
     }
 }
 
@@ -127,7 +137,10 @@ fn base_url(headers: &HeaderMap) -> String {
     let host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
-        .filter(|h| h.chars().all(|c| c.is_ascii_alphanumeric() || ".:-[]".contains(c)))
+        .filter(|h| {
+            h.chars()
+                .all(|c| c.is_ascii_alphanumeric() || ".:-[]".contains(c))
+        })
         .unwrap_or("localhost");
     format!("http://{host}/fhir")
 }
@@ -176,7 +189,12 @@ async fn code_systems(
         Err(e) => return outcome(e),
     };
     let base = base_url(&headers);
-    answer(with_store(&st, move |s| resources::code_system_bundle(s, &base, url.as_deref())).await)
+    answer(
+        with_store(&st, move |s| {
+            resources::code_system_bundle(s, &base, url.as_deref())
+        })
+        .await,
+    )
 }
 
 async fn code_system(State(st): State<AppState>, Path(id): Path<String>) -> Response {
@@ -194,7 +212,10 @@ macro_rules! op_handlers {
         ) -> Response {
             run_op(st, query_params(q), $op).await
         }
-        async fn $post(State(st): State<AppState>, body: Result<Bytes, BytesRejection>) -> Response {
+        async fn $post(
+            State(st): State<AppState>,
+            body: Result<Bytes, BytesRejection>,
+        ) -> Response {
             run_op(st, body_params(body), $op).await
         }
     };

@@ -49,5 +49,8 @@ async fn script() -> impl IntoResponse {
 }
 
 async fn style() -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/css; charset=utf-8"), NO_STORE], STYLE)
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8"), NO_STORE],
+        STYLE,
+    )
 }

@@ -79,12 +79,23 @@ pub fn plan(store: &Store, p: &Params) -> FhirResult<Plan> {
     p.check_known(
         "$expand",
         &[
-            "url", "valueSetVersion", "filter", "filterMode", "count", "offset", "activeOnly",
-            "includeDesignations", "displayLanguage", "date", "excludeNested",
+            "url",
+            "valueSetVersion",
+            "filter",
+            "filterMode",
+            "count",
+            "offset",
+            "activeOnly",
+            "includeDesignations",
+            "displayLanguage",
+            "date",
+            "excludeNested",
         ],
     )?;
     if p.0.iter().any(|(n, _)| n == "valueSet") {
-        return Err(FhirError::not_supported("expanding a posted ValueSet is not supported; give 'url'"));
+        return Err(FhirError::not_supported(
+            "expanding a posted ValueSet is not supported; give 'url'",
+        ));
     }
     let url = p
         .str("url")?
@@ -125,10 +136,17 @@ pub fn plan(store: &Store, p: &Params) -> FhirResult<Plan> {
         None => None,
         Some(code) => {
             if store.concept(&system, code)?.is_none() {
-                return Err(FhirError::not_found(format!("unknown code '{code}' in {sys_url}")));
+                return Err(FhirError::not_found(format!(
+                    "unknown code '{code}' in {sys_url}"
+                )));
             }
             let mut set: HashSet<String> = HashSet::from([code.clone()]);
-            set.extend(store.traverse(&system, code, false)?.into_iter().map(|(c, _)| c));
+            set.extend(
+                store
+                    .traverse(&system, code, false)?
+                    .into_iter()
+                    .map(|(c, _)| c),
+            );
             Some(set)
         }
     };
@@ -153,6 +171,27 @@ fn entry(plan: &Plan, code: &str, display: &str, inactive: bool) -> Value {
     e
 }
 
+/// One page of an unfiltered expansion being filled.
+struct Page<'a> {
+    plan: &'a Plan,
+    count: usize,
+    seen: usize,
+    contains: &'a mut Vec<Value>,
+}
+
+impl Page<'_> {
+    /// Offer a concept; true once the page is full.
+    fn push(&mut self, code: &str, display: &str, active: bool) -> bool {
+        if active || !self.plan.active_only {
+            self.seen += 1;
+            if self.seen > self.plan.offset && self.contains.len() < self.count {
+                self.contains.push(entry(self.plan, code, display, !active));
+            }
+        }
+        self.contains.len() >= self.count
+    }
+}
+
 fn ext_int(name: &str, v: Option<usize>) -> Option<Value> {
     v.map(|r| json!({"url": format!("urn:ontovec:extension:{name}"), "valueInteger": r}))
 }
@@ -166,10 +205,14 @@ pub fn finish(store: &Store, plan: &Plan, hits: Vec<Found>) -> FhirResult<Value>
         let count = plan.count.unwrap_or(DEFAULT_FILTER_COUNT);
         let mut kept = 0usize;
         for h in hits {
-            if h.system != plan.system || plan.members.as_ref().is_some_and(|m| !m.contains(&h.code)) {
+            if h.system != plan.system
+                || plan.members.as_ref().is_some_and(|m| !m.contains(&h.code))
+            {
                 continue;
             }
-            let inactive = store.concept(&h.system, &h.code)?.is_some_and(|r| !r.concept.active);
+            let inactive = store
+                .concept(&h.system, &h.code)?
+                .is_some_and(|r| !r.concept.active);
             if inactive && plan.active_only {
                 continue;
             }
@@ -179,29 +222,26 @@ pub fn finish(store: &Store, plan: &Plan, hits: Vec<Found>) -> FhirResult<Value>
             }
             let mut e = entry(plan, &h.code, &h.preferred_term, inactive);
             let score = (f64::from(h.score) * 1e6).round() / 1e6;
-            let mut ext = vec![json!({"url": "urn:ontovec:extension:search-score", "valueDecimal": score})];
+            let mut ext =
+                vec![json!({"url": "urn:ontovec:extension:search-score", "valueDecimal": score})];
             ext.extend(ext_int("lexical-rank", h.lexical_rank));
             ext.extend(ext_int("vector-rank", h.vector_rank));
             e["extension"] = Value::Array(ext);
             contains.push(e);
         }
     } else {
-        let (codes, n): (Box<dyn Iterator<Item = String>>, usize) = match &plan.members {
-            Some(m) => {
-                let mut v: Vec<String> = m.iter().cloned().collect();
-                v.sort();
-                let n = v.len();
-                (Box::new(v.into_iter()), n)
-            }
-            None => {
-                let n = store
-                    .sources()?
-                    .into_iter()
-                    .find(|r| r.system == plan.system)
-                    .map(|r| r.counts.concepts as usize)
-                    .unwrap_or(0);
-                (Box::new(std::iter::empty()), n)
-            }
+        let members: Option<Vec<String>> = plan.members.as_ref().map(|m| {
+            let mut v: Vec<String> = m.iter().cloned().collect();
+            v.sort();
+            v
+        });
+        let n = match &members {
+            Some(m) => m.len(),
+            None => store
+                .sources()?
+                .into_iter()
+                .find(|r| r.system == plan.system)
+                .map_or(0, |r| r.counts.concepts as usize),
         };
         if plan.count.is_none() && n > MAX_COUNT as usize {
             return Err(FhirError::too_costly(format!(
@@ -210,38 +250,38 @@ pub fn finish(store: &Store, plan: &Plan, hits: Vec<Found>) -> FhirResult<Value>
             )));
         }
         let count = plan.count.unwrap_or(n);
-        let mut seen = 0usize;
-        let mut push = |code: &str, display: &str, active: bool, contains: &mut Vec<Value>| {
-            if !active && plan.active_only {
-                return false;
-            }
-            seen += 1;
-            if seen > plan.offset && contains.len() < count {
-                contains.push(entry(plan, code, display, !active));
-            }
-            contains.len() >= count
+        let mut page = Page {
+            plan,
+            count,
+            seen: 0,
+            contains: &mut contains,
         };
-        if plan.members.is_some() {
-            for code in codes {
-                if let Some(r) = store.concept(&plan.system, &code)? {
-                    if push(&code, &r.concept.preferred_term, r.concept.active, &mut contains) {
-                        break;
+        match members {
+            Some(codes) => {
+                for code in codes {
+                    if let Some(r) = store.concept(&plan.system, &code)? {
+                        if page.push(&code, &r.concept.preferred_term, r.concept.active) {
+                            break;
+                        }
                     }
                 }
             }
-        } else if let Some(rid) = store.active_rid(&plan.system) {
-            for c in store.concepts_of_release(rid)? {
-                let c = c?;
-                if push(&c.code, &c.preferred_term, c.active, &mut contains) {
-                    break;
+            None => {
+                if let Some(rid) = store.active_rid(&plan.system) {
+                    for c in store.concepts_of_release(rid)? {
+                        let c = c?;
+                        if page.push(&c.code, &c.preferred_term, c.active) {
+                            break;
+                        }
+                    }
                 }
             }
         }
-        if !plan.active_only {
+        // The total is exact unless inactive concepts were left out or the descendants were
+        // cut at the traversal bound.
+        let truncated = plan.members.as_ref().is_some_and(|m| m.len() > MAX_TRAVERSAL);
+        if !plan.active_only && !truncated {
             total = Some(n);
-        }
-        if plan.members.as_ref().is_some_and(|m| m.len() >= MAX_TRAVERSAL) {
-            total = None;
         }
     }
     let mut params = vec![json!({"name": "offset", "valueInteger": plan.offset})];

@@ -54,7 +54,15 @@ fn kind_name(kind: crate::store::model::TermKind) -> String {
 pub fn lookup(store: &Store, p: &Params) -> FhirResult<Value> {
     p.check_known(
         "$lookup",
-        &["system", "code", "version", "coding", "date", "displayLanguage", "property"],
+        &[
+            "system",
+            "code",
+            "version",
+            "coding",
+            "date",
+            "displayLanguage",
+            "property",
+        ],
     )?;
     let (url, code, version, _) = p.concept("system", "code", "coding")?;
     let (system, release) = system_and_version(store, &url, version.as_deref())?;
@@ -80,7 +88,10 @@ pub fn lookup(store: &Store, p: &Params) -> FhirResult<Value> {
         ));
     }
     let prop = |code: &str, kind: &str, v: Value| {
-        param_parts("property", vec![param("code", "valueCode", code), param("value", kind, v)])
+        param_parts(
+            "property",
+            vec![param("code", "valueCode", code), param("value", kind, v)],
+        )
     };
     for parent in store.parents(&system, &code)? {
         out.push(prop("parent", "valueCode", parent.into()));
@@ -97,9 +108,23 @@ pub fn lookup(store: &Store, p: &Params) -> FhirResult<Value> {
 pub fn validate_code(store: &Store, p: &Params) -> FhirResult<Value> {
     p.check_known(
         "$validate-code",
-        &["url", "system", "code", "version", "display", "coding", "date", "abstract", "displayLanguage"],
+        &[
+            "url",
+            "system",
+            "code",
+            "version",
+            "display",
+            "coding",
+            "date",
+            "abstract",
+            "displayLanguage",
+        ],
     )?;
-    let system_param = if p.str("url")?.is_some() { "url" } else { "system" };
+    let system_param = if p.str("url")?.is_some() {
+        "url"
+    } else {
+        "system"
+    };
     let (url, code, version, display) = p.concept(system_param, "code", "coding")?;
     let (system, _) = system_and_version(store, &url, version.as_deref())?;
     if code.len() > 256 {
@@ -108,7 +133,11 @@ pub fn validate_code(store: &Store, p: &Params) -> FhirResult<Value> {
     let Some(rec) = store.concept(&system, &code)? else {
         return Ok(parameters(vec![
             param("result", "valueBoolean", false),
-            param("message", "valueString", format!("Unknown code '{code}' in {url}")),
+            param(
+                "message",
+                "valueString",
+                format!("Unknown code '{code}' in {url}"),
+            ),
         ]));
     };
     let c = rec.concept;
@@ -138,13 +167,20 @@ pub fn validate_code(store: &Store, p: &Params) -> FhirResult<Value> {
 /// `CodeSystem/$subsumes`: `equivalent`, `subsumes` (A is an ancestor of B), `subsumed-by`
 /// or `not-subsumed`, from the stored hierarchy.
 pub fn subsumes(store: &Store, p: &Params) -> FhirResult<Value> {
-    p.check_known("$subsumes", &["system", "version", "codeA", "codeB", "codingA", "codingB"])?;
+    p.check_known(
+        "$subsumes",
+        &["system", "version", "codeA", "codeB", "codingA", "codingB"],
+    )?;
     let side = |code: &str, coding: &str| -> FhirResult<(String, String)> {
         if let Some(c) = p.coding(coding)? {
-            let code = c.code.ok_or_else(|| FhirError::required(format!("'{coding}' needs a code")))?;
+            let code = c
+                .code
+                .ok_or_else(|| FhirError::required(format!("'{coding}' needs a code")))?;
             let sys = match (c.system, p.str("system")?) {
                 (Some(s), _) | (None, Some(s)) => s,
-                (None, None) => return Err(FhirError::required(format!("'{coding}' needs a system"))),
+                (None, None) => {
+                    return Err(FhirError::required(format!("'{coding}' needs a system")))
+                }
             };
             return Ok((sys, code));
         }
@@ -162,15 +198,25 @@ pub fn subsumes(store: &Store, p: &Params) -> FhirResult<Value> {
     let (sys_a, _) = system_and_version(store, &url_a, version.as_deref())?;
     let (sys_b, _) = system_and_version(store, &url_b, version.as_deref())?;
     if sys_a != sys_b {
-        return Err(FhirError::invalid("codeA and codeB must be in the same code system"));
+        return Err(FhirError::invalid(
+            "codeA and codeB must be in the same code system",
+        ));
     }
     concept_or_404(store, &url_a, &sys_a, &a)?;
     concept_or_404(store, &url_b, &sys_b, &b)?;
     let outcome = if a == b {
         "equivalent"
-    } else if store.traverse(&sys_a, &b, true)?.iter().any(|(c, _)| *c == a) {
+    } else if store
+        .traverse(&sys_a, &b, true)?
+        .iter()
+        .any(|(c, _)| *c == a)
+    {
         "subsumes"
-    } else if store.traverse(&sys_a, &a, true)?.iter().any(|(c, _)| *c == b) {
+    } else if store
+        .traverse(&sys_a, &a, true)?
+        .iter()
+        .any(|(c, _)| *c == b)
+    {
         "subsumed-by"
     } else {
         "not-subsumed"
@@ -194,7 +240,13 @@ pub fn equivalence(relation: &str, forward: bool) -> &'static str {
 pub fn concept_map_uri(source: &str) -> String {
     let slug: String = source
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
         .collect();
     format!("{URN}:conceptmap:{slug}")
 }
@@ -207,8 +259,17 @@ pub fn translate(store: &Store, p: &Params) -> FhirResult<Value> {
     p.check_known(
         "$translate",
         &[
-            "url", "conceptMap", "conceptMapVersion", "code", "system", "version", "source",
-            "coding", "target", "targetsystem", "reverse",
+            "url",
+            "conceptMap",
+            "conceptMapVersion",
+            "code",
+            "system",
+            "version",
+            "source",
+            "coding",
+            "target",
+            "targetsystem",
+            "reverse",
         ],
     )?;
     if p.str("url")?.is_some() || p.str("conceptMap")?.is_some() {
@@ -228,10 +289,15 @@ pub fn translate(store: &Store, p: &Params) -> FhirResult<Value> {
     let reverse = p.bool("reverse")?.unwrap_or(false);
     let found = store.mappings(&system, &code, target.as_deref())?;
     if found.is_empty() && store.concept(&system, &code)?.is_none() {
-        return Err(FhirError::not_found(format!("unknown code '{code}' in {url}")));
+        return Err(FhirError::not_found(format!(
+            "unknown code '{code}' in {url}"
+        )));
     }
     let mut matches = Vec::new();
-    for m in found.iter().filter(|m| !reverse || m.direction == "reverse") {
+    for m in found
+        .iter()
+        .filter(|m| !reverse || m.direction == "reverse")
+    {
         if matches.len() >= MAX_MATCHES {
             break;
         }

@@ -48,15 +48,17 @@ impl Params {
             )));
         }
         Ok(Self(
-            pairs.into_iter().map(|(k, v)| (k, PValue::Str(v))).collect(),
+            pairs
+                .into_iter()
+                .map(|(k, v)| (k, PValue::Str(v)))
+                .collect(),
         ))
     }
 
     /// From a POSTed `Parameters` resource (JSON bytes).
     pub fn from_body(body: &[u8]) -> FhirResult<Self> {
-        let v: Value = serde_json::from_slice(body).map_err(|e| {
-            FhirError::new(400, "structure", format!("the body is not JSON: {e}"))
-        })?;
+        let v: Value = serde_json::from_slice(body)
+            .map_err(|e| FhirError::new(400, "structure", format!("the body is not JSON: {e}")))?;
         if v.get("resourceType").and_then(Value::as_str) != Some("Parameters") {
             return Err(FhirError::new(
                 400,
@@ -116,9 +118,9 @@ impl Params {
     pub fn str(&self, name: &str) -> FhirResult<Option<String>> {
         match self.first(name) {
             None => Ok(None),
-            Some(PValue::Str(s)) if s.trim().is_empty() => Err(FhirError::invalid(format!(
-                "parameter '{name}' is empty"
-            ))),
+            Some(PValue::Str(s)) if s.trim().is_empty() => {
+                Err(FhirError::invalid(format!("parameter '{name}' is empty")))
+            }
             Some(PValue::Str(s)) if s.len() > 4096 => Err(FhirError::invalid(format!(
                 "parameter '{name}' is longer than 4096 bytes"
             ))),
@@ -194,10 +196,14 @@ impl Params {
             return Ok((system, code, c.version.or(self.str("version")?), c.display));
         }
         let code = self.str(code_name)?.ok_or_else(|| {
-            FhirError::required(format!("give '{code_name}' (with '{system_name}') or '{coding_name}'"))
+            FhirError::required(format!(
+                "give '{code_name}' (with '{system_name}') or '{coding_name}'"
+            ))
         })?;
         let system = self.str(system_name)?.ok_or_else(|| {
-            FhirError::required(format!("'{code_name}' needs '{system_name}' (the code system URL)"))
+            FhirError::required(format!(
+                "'{code_name}' needs '{system_name}' (the code system URL)"
+            ))
         })?;
         Ok((system, code, self.str("version")?, self.str("display")?))
     }
@@ -205,7 +211,11 @@ impl Params {
 
 fn value_of(name: &str, p: &Value) -> FhirResult<PValue> {
     let obj = p.as_object().ok_or_else(|| {
-        FhirError::new(400, "structure", "every Parameters.parameter must be an object")
+        FhirError::new(
+            400,
+            "structure",
+            "every Parameters.parameter must be an object",
+        )
     })?;
     for (k, v) in obj {
         let Some(kind) = k.strip_prefix("value") else {
@@ -214,7 +224,10 @@ fn value_of(name: &str, p: &Value) -> FhirResult<PValue> {
         let bad = || FhirError::invalid(format!("parameter '{name}': {k} has the wrong JSON type"));
         return match kind {
             "String" | "Code" | "Uri" | "Url" | "Canonical" | "Id" | "Markdown" | "DateTime"
-            | "Date" => v.as_str().map(|s| PValue::Str(s.to_string())).ok_or_else(bad),
+            | "Date" => v
+                .as_str()
+                .map(|s| PValue::Str(s.to_string()))
+                .ok_or_else(bad),
             "Integer" | "UnsignedInt" | "PositiveInt" => {
                 v.as_i64().map(PValue::Int).ok_or_else(bad)
             }
@@ -236,7 +249,9 @@ fn value_of(name: &str, p: &Value) -> FhirResult<PValue> {
             ))),
         };
     }
-    Err(FhirError::invalid(format!("parameter '{name}' has no value")))
+    Err(FhirError::invalid(format!(
+        "parameter '{name}' has no value"
+    )))
 }
 
 #[cfg(test)]
@@ -259,7 +274,10 @@ mod tests {
         .unwrap();
         for x in [p, q] {
             let (s, c, _, _) = x.concept("system", "code", "coding").unwrap();
-            assert_eq!((s.as_str(), c.as_str()), ("http://hl7.org/fhir/sid/icd-10-cm", "E11.9"));
+            assert_eq!(
+                (s.as_str(), c.as_str()),
+                ("http://hl7.org/fhir/sid/icd-10-cm", "E11.9")
+            );
             assert_eq!(x.int("count").unwrap(), Some(5));
             assert_eq!(x.bool("reverse").unwrap(), Some(true));
         }
@@ -276,7 +294,10 @@ mod tests {
             "not-supported"
         );
         let q = Params::from_query(vec![("code".into(), "X".into())]).unwrap();
-        assert_eq!(q.concept("system", "code", "coding").unwrap_err().code, "required");
+        assert_eq!(
+            q.concept("system", "code", "coding").unwrap_err().code,
+            "required"
+        );
         let c = Params::from_query(vec![("coding".into(), "http://loinc.org|1-8".into())])
             .unwrap()
             .concept("system", "code", "coding")

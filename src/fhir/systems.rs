@@ -14,10 +14,26 @@ pub const KNOWN: &[(&str, &str, &str)] = &[
         "http://www.nlm.nih.gov/research/umls/rxnorm",
         "RxNorm",
     ),
-    ("HPO", "http://purl.obolibrary.org/obo/hp.owl", "Human Phenotype Ontology"),
-    ("UMLS", "http://www.nlm.nih.gov/research/umls", "UMLS Metathesaurus"),
-    ("PHECODE", "https://phewascatalog.org/phecodes", "PheCODE 1.2"),
-    ("PHECODEX", "https://phewascatalog.org/phecodes_x", "phecodeX"),
+    (
+        "HPO",
+        "http://purl.obolibrary.org/obo/hp.owl",
+        "Human Phenotype Ontology",
+    ),
+    (
+        "UMLS",
+        "http://www.nlm.nih.gov/research/umls",
+        "UMLS Metathesaurus",
+    ),
+    (
+        "PHECODE",
+        "https://phewascatalog.org/phecodes",
+        "PheCODE 1.2",
+    ),
+    (
+        "PHECODEX",
+        "https://phewascatalog.org/phecodes_x",
+        "phecodeX",
+    ),
 ];
 
 /// Prefix of the URL of a system without a published URI.
@@ -98,7 +114,10 @@ mod tests {
             assert_eq!(system_of_url(u).as_deref(), Some(*s));
         }
         assert_eq!(url_of("MESH"), "urn:ontovec:system:MESH");
-        assert_eq!(system_of_url("urn:ontovec:system:mesh").as_deref(), Some("MESH"));
+        assert_eq!(
+            system_of_url("urn:ontovec:system:mesh").as_deref(),
+            Some("MESH")
+        );
         assert_eq!(system_of_url("http://example.org/x"), None);
         assert_eq!(resource_id("MY_SYS"), "MY-SYS");
     }
