@@ -42,7 +42,7 @@ fn concept_or_404(store: &Store, url: &str, system: &str, code: &str) -> FhirRes
         .ok_or_else(|| FhirError::not_found(format!("unknown code '{code}' in {url}")))
 }
 
-fn kind_name(kind: crate::store::model::TermKind) -> String {
+fn kind_name(kind: crate::domain::model::TermKind) -> String {
     serde_json::to_value(kind)
         .ok()
         .and_then(|v| v.as_str().map(str::to_string))

@@ -4,7 +4,7 @@
 
 use super::systems::{resource_id, title_of, url_of};
 use super::{FhirError, FhirResult, FHIR_VERSION};
-use crate::store::model::ReleaseInfo;
+use crate::domain::model::ReleaseInfo;
 use crate::store::writer::now_rfc3339;
 use crate::store::Store;
 use serde_json::{json, Value};
