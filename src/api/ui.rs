@@ -22,13 +22,11 @@ pub fn router() -> Router<AppState> {
         .route("/ui/app.css", get(style))
 }
 
-const NO_STORE: (header::HeaderName, &str) = (header::CACHE_CONTROL, "no-cache");
-
 async fn page() -> impl IntoResponse {
     (
         [
             (header::CONTENT_TYPE, "text/html; charset=utf-8"),
-            NO_STORE,
+            (header::CACHE_CONTROL, "no-cache"),
             (
                 header::CONTENT_SECURITY_POLICY,
                 "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'",
@@ -42,7 +40,7 @@ async fn script() -> impl IntoResponse {
     (
         [
             (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
-            NO_STORE,
+            (header::CACHE_CONTROL, "no-cache"),
         ],
         SCRIPT,
     )
@@ -50,7 +48,10 @@ async fn script() -> impl IntoResponse {
 
 async fn style() -> impl IntoResponse {
     (
-        [(header::CONTENT_TYPE, "text/css; charset=utf-8"), NO_STORE],
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
         STYLE,
     )
 }

@@ -279,7 +279,10 @@ pub fn finish(store: &Store, plan: &Plan, hits: Vec<Found>) -> FhirResult<Value>
         }
         // The total is exact unless inactive concepts were left out or the descendants were
         // cut at the traversal bound.
-        let truncated = plan.members.as_ref().is_some_and(|m| m.len() > MAX_TRAVERSAL);
+        let truncated = plan
+            .members
+            .as_ref()
+            .is_some_and(|m| m.len() > MAX_TRAVERSAL);
         if !plan.active_only && !truncated {
             total = Some(n);
         }
