@@ -12,7 +12,6 @@ use ontovec::ontology::Sink;
 use ontovec::service::app::{App, AppConfig};
 use ontovec::store::writer::ReleaseWriter;
 use serde_json::{json, Value};
-use std::sync::Arc;
 use tower::ServiceExt;
 
 const ICD10: &str = "http://hl7.org/fhir/sid/icd-10-cm";
@@ -54,7 +53,6 @@ fn app() -> (tempfile::TempDir, axum::Router) {
     })
     .unwrap();
     w.commit().unwrap();
-    let app = Arc::new(app);
     if let Some(s) = &app.search {
         s.sync(None).unwrap();
     }
