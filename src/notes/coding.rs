@@ -25,6 +25,7 @@
 use super::segments::SegmentConfig;
 use super::windows::WindowConfig;
 use crate::domain::model::ConceptRef;
+use crate::util::vector::dot;
 use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -311,10 +312,6 @@ impl CodingModel {
     pub fn project(&self, pooled: &[f32]) -> Vec<f32> {
         project(&self.head_w, &self.head_b, pooled)
     }
-}
-
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
 /// `log σ(x)`, stable for large |x|.

@@ -520,18 +520,6 @@ pub fn mean_normalized(vecs: &[Vec<f32>]) -> Vec<f32> {
     m
 }
 
-/// Cosine of two vectors (they are unit-norm already; this re-normalises defensively).
-pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
-    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
-    let na = a.iter().map(|x| x * x).sum::<f32>().sqrt();
-    let nb = b.iter().map(|x| x * x).sum::<f32>().sqrt();
-    if na == 0.0 || nb == 0.0 {
-        0.0
-    } else {
-        (dot / (na * nb)).clamp(-1.0, 1.0)
-    }
-}
-
 /// The embedding cache tree of a store (see the module docs).
 pub fn embedding_cache(store: &Store) -> Result<sled::Tree, sled::Error> {
     store.db().open_tree("emb")

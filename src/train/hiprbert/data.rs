@@ -26,6 +26,7 @@
 
 use crate::domain::model::TermKind;
 use crate::store::Store;
+use crate::util::hash::fnv1a64;
 use rand::seq::SliceRandom;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -72,16 +73,6 @@ pub struct Hierarchy {
     pub links: Vec<Vec<u32>>,
     /// Held-out flag per concept.
     pub heldout: Vec<bool>,
-}
-
-/// 64-bit FNV-1a: a fixed, documented hash (std's hasher is not guaranteed stable).
-pub fn fnv1a64(bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in bytes {
-        h ^= *b as u64;
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    h
 }
 
 /// Whether (system, code) is in the held-out split at `permille` / 1000.

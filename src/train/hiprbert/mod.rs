@@ -9,8 +9,8 @@
 //!
 //! This file holds the run's configuration (presets, arguments, report); the leaves import it:
 //! [`data`] (categorised pairs, synonym groups, held-out split from the store), [`loss`] (tree
-//! and synonym multi-similarity), [`eval`] (ROC AUCs per category pair, normalisation
-//! accuracy), [`train`] (the loop: accumulation, AdamW, clipping, seeded sampling,
+//! and synonym multi-similarity), [`eval`] (the per-system report of ROC AUCs per category
+//! pair and normalisation accuracy, measured by [`crate::eval`]), [`train`] (the loop: accumulation, AdamW, clipping, seeded sampling,
 //! checkpoints) and [`output`] (the model folder the server loads).
 
 pub mod data;
@@ -182,7 +182,7 @@ impl TrainConfig {
         };
         format!(
             "{:016x}",
-            data::fnv1a64(serde_json::to_string(&c).unwrap_or_default().as_bytes())
+            crate::util::hash::fnv1a64(serde_json::to_string(&c).unwrap_or_default().as_bytes())
         )
     }
 }
