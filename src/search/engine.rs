@@ -72,9 +72,7 @@ fn read_state(path: &Path) -> Option<IndexState> {
 }
 
 fn write_state(path: &Path, st: &IndexState) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, serde_json::to_vec(st).unwrap_or_default())?;
-    std::fs::rename(tmp, path)
+    crate::util::fs::write_atomic(path, &serde_json::to_vec(st).unwrap_or_default())
 }
 
 /// Search mode.

@@ -269,7 +269,8 @@ fn save_cache(cache: &Path, f: &NoteFeatures) -> anyhow::Result<()> {
         CACHE_KEYS[2].to_string(),
         Tensor::from_vec(counts, nc, &Device::Cpu)?,
     );
-    candle_core::safetensors::save(&m, cache)?;
+    // atomic: a session killed while writing must not leave a cache the next one trusts
+    crate::util::fs::write_atomic_with(cache, |tmp| candle_core::safetensors::save(&m, tmp))?;
     Ok(())
 }
 
