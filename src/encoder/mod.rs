@@ -35,6 +35,7 @@ pub mod model;
 pub mod ops;
 pub mod pooling;
 pub mod registry;
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod tokenize;
 
