@@ -1,9 +1,11 @@
-//! `ontovec eval ...`: runs the evaluations of [`crate::search::eval`] and prints markdown tables.
+//! `ontovec eval ...`: runs the term-search evaluations of [`crate::eval::terms`] and prints
+//! markdown tables.
 
 use super::args::DataArgs;
 use crate::encoder::ModelKind;
+use crate::eval::metrics::{category_aucs, category_counts, fmt_metric, RankScores};
+use crate::eval::terms::{self as eval, read_gold, read_pairs, score_rankings};
 use crate::search::engine::Mode;
-use crate::search::eval::{self, category_aucs, read_gold, read_pairs, score_rankings};
 use crate::search::fusion::FusionMethod;
 use crate::service::app::{App, AppConfig};
 use anyhow::{Context, Result};
@@ -64,8 +66,13 @@ pub fn run(cmd: EvalCommand) -> Result<()> {
             println!("normalization, {} gold mentions", gold.len());
             println!("| variant | acc@1 | acc@5 | MRR |");
             println!("|---|---|---|---|");
-            let row = |name: &str, s: eval::NormScores| {
-                println!("| {name} | {:.3} | {:.3} | {:.3} |", s.acc1, s.acc5, s.mrr);
+            let row = |name: &str, s: RankScores| {
+                println!(
+                    "| {name} | {} | {} | {} |",
+                    fmt_metric(s.acc1),
+                    fmt_metric(s.acc5),
+                    fmt_metric(s.mrr)
+                );
             };
             if let Some(url) = &target.url {
                 for mode in ["lexical", "vector", "hybrid"] {
@@ -142,29 +149,22 @@ pub fn run(cmd: EvalCommand) -> Result<()> {
                 let (va, vb) = (h.embed_blocking(&a)?, h.embed_blocking(&b)?);
                 va.iter()
                     .zip(&vb)
-                    .map(|(x, y)| crate::search::engine::cosine(x, y))
+                    .map(|(x, y)| crate::util::vector::cosine(x, y))
                     .collect()
             };
-            let r = category_aucs(&pairs, &scores);
-            println!("relatedness, pairs per distance 0..3: {:?}", r.counts);
+            let cats: Vec<u8> = pairs.iter().map(|p| p.distance).collect();
+            let r = category_aucs(&scores, &cats);
             println!(
-                "| {} | mean |",
-                r.aucs
-                    .iter()
-                    .map(|a| a.0.as_str())
-                    .collect::<Vec<_>>()
-                    .join(" | ")
+                "relatedness, pairs per distance 0..3: {:?}",
+                category_counts(&cats)
             );
-            println!("|{}---|", "---|".repeat(r.aucs.len()));
-            println!(
-                "| {} | {:.3} |",
-                r.aucs
-                    .iter()
-                    .map(|a| format!("{:.3}", a.1))
-                    .collect::<Vec<_>>()
-                    .join(" | "),
-                r.mean
-            );
+            let mut head: Vec<&str> = r.aucs.keys().map(String::as_str).collect();
+            let mut cells: Vec<String> = r.aucs.values().map(|a| fmt_metric(*a)).collect();
+            head.push("mean");
+            cells.push(fmt_metric(r.mean));
+            println!("| {} |", head.join(" | "));
+            println!("|{}", "---|".repeat(head.len()));
+            println!("| {} |", cells.join(" | "));
             Ok(())
         }
     }

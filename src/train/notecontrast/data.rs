@@ -109,7 +109,7 @@ pub(crate) fn load_data(store: &Store, cfg: &NoteContrastConfig) -> anyhow::Resu
     }
     let (mut train, mut dev, mut test) = (Vec::new(), Vec::new(), Vec::new());
     for (i, k) in keys.iter().enumerate() {
-        let h = (crate::train::hiprbert::data::fnv1a64(k.as_bytes()) % 1000) as u32;
+        let h = (crate::util::hash::fnv1a64(k.as_bytes()) % 1000) as u32;
         if h < cfg.test_permille {
             test.push(i);
         } else if h < cfg.test_permille + cfg.dev_permille {
@@ -269,7 +269,8 @@ fn save_cache(cache: &Path, f: &NoteFeatures) -> anyhow::Result<()> {
         CACHE_KEYS[2].to_string(),
         Tensor::from_vec(counts, nc, &Device::Cpu)?,
     );
-    candle_core::safetensors::save(&m, cache)?;
+    // atomic: a session killed while writing must not leave a cache the next one trusts
+    crate::util::fs::write_atomic_with(cache, |tmp| candle_core::safetensors::save(&m, tmp))?;
     Ok(())
 }
 

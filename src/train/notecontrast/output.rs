@@ -10,7 +10,7 @@ use super::{codes_dir, Args, Report};
 use crate::domain::model::ConceptRef;
 use crate::notes::coding::{CodingManifest, CodingModel, CodingTensors};
 use crate::train::common::bert::TrainBert;
-use crate::util::fs::write_atomic;
+use crate::util::fs::{write_atomic, write_atomic_with};
 use std::fmt::Write as _;
 
 /// `trained_by` of both folders.
@@ -38,14 +38,9 @@ pub fn write(
     let eval = serde_json::to_value(&r.eval)?;
     // notes model
     crate::train::hiprbert::output::copy_tree(&args.base, out)?;
-    std::fs::copy(
-        args.base.join("model.safetensors"),
-        out.join("model.safetensors.tmp"),
-    )?;
-    std::fs::rename(
-        out.join("model.safetensors.tmp"),
-        out.join("model.safetensors"),
-    )?;
+    write_atomic_with(&out.join("model.safetensors"), |tmp| {
+        std::fs::copy(args.base.join("model.safetensors"), tmp).map(drop)
+    })?;
     CodingModel::write(out, vocab, tensors)?;
     coding.codes_model = cname.clone();
     let window = coding.window;
@@ -68,11 +63,7 @@ pub fn write(
     // codes model
     std::fs::create_dir_all(&cdir)?;
     write_atomic(&cdir.join("config.json"), code.config.to_json().as_bytes())?;
-    code.save(&cdir.join("model.safetensors.tmp"))?;
-    std::fs::rename(
-        cdir.join("model.safetensors.tmp"),
-        cdir.join("model.safetensors"),
-    )?;
+    write_atomic_with(&cdir.join("model.safetensors"), |tmp| code.save(tmp))?;
     let tokens: Vec<String> = vocab
         .iter()
         .map(|c| crate::train::notecontrast::codeseq::token(&c.system, &c.code))
