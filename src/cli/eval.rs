@@ -58,14 +58,32 @@ fn open(t: &EvalTarget) -> Result<Arc<App>> {
     Ok(app)
 }
 
+/// The default terms model of a running server (`GET /v1/models`).
+fn remote_default_model(url: &str) -> Result<String> {
+    let mut resp = ureq::get(&format!("{}/v1/models", url.trim_end_matches('/'))).call()?;
+    let v: serde_json::Value = resp.body_mut().read_json()?;
+    v["models"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|m| m["kind"] == "terms" && m["default"] == true)
+        .and_then(|m| m["name"].as_str().map(str::to_string))
+        .context("the server lists no default terms model")
+}
+
 /// Run an evaluation command.
 pub fn run(cmd: EvalCommand) -> Result<()> {
     match cmd {
         EvalCommand::Normalize { gold, target } => {
             let gold = read_gold(&gold)?;
-            println!("normalization, {} gold mentions", gold.len());
-            println!("| variant | acc@1 | acc@5 | MRR |");
-            println!("|---|---|---|---|");
+            let header = |model: &str| {
+                println!(
+                    "normalization, {} gold mentions, terms model {model}",
+                    gold.len()
+                );
+                println!("| variant (model {model}) | acc@1 | acc@5 | MRR |");
+                println!("|---|---|---|---|");
+            };
             let row = |name: &str, s: RankScores| {
                 println!(
                     "| {name} | {} | {} | {} |",
@@ -75,15 +93,23 @@ pub fn run(cmd: EvalCommand) -> Result<()> {
                 );
             };
             if let Some(url) = &target.url {
+                let model = match &target.model {
+                    Some(m) => m.clone(),
+                    None => remote_default_model(url)?,
+                };
+                header(&model);
                 for mode in ["lexical", "vector", "hybrid"] {
-                    let ranked = eval::rank_remote(url, &gold, mode, target.model.as_deref())?;
+                    let ranked = eval::rank_remote(url, &gold, mode, Some(&model))?;
                     row(mode, score_rankings(&gold, &ranked));
                 }
                 return Ok(());
             }
             let app = open(&target)?;
             let eng = app.search.clone().context("no search engine")?;
-            let m = target.model.as_deref();
+            // name the model the table is about (the default terms model when none is given)
+            let model = eng.terms_model(target.model.as_deref())?;
+            header(&model);
+            let m = Some(model.as_str());
             let mut variants: Vec<(String, Mode, FusionMethod)> = vec![
                 (
                     "lexical".into(),
@@ -117,13 +143,15 @@ pub fn run(cmd: EvalCommand) -> Result<()> {
         }
         EvalCommand::Relatedness { pairs, target } => {
             let pairs = read_pairs(&pairs)?;
+            let mut model = target.model.clone().unwrap_or_default();
             let scores: Vec<f32> = if let Some(url) = &target.url {
+                if model.is_empty() {
+                    model = remote_default_model(url)?;
+                }
                 let mut out = Vec::with_capacity(pairs.len());
                 for chunk in pairs.chunks(512) {
                     let mut body = serde_json::json!({"pairs": chunk.iter().map(|p| serde_json::json!({"a": {"text": p.a}, "b": {"text": p.b}})).collect::<Vec<_>>()});
-                    if let Some(m) = &target.model {
-                        body["model"] = serde_json::Value::String(m.clone());
-                    }
+                    body["model"] = serde_json::Value::String(model.clone());
                     let mut resp =
                         ureq::post(&format!("{}/v1/relatedness", url.trim_end_matches('/')))
                             .send_json(&body)?;
@@ -144,6 +172,7 @@ pub fn run(cmd: EvalCommand) -> Result<()> {
                 let h = eng
                     .registry()
                     .get(target.model.as_deref(), ModelKind::Terms)?;
+                model = h.manifest().name.clone();
                 let a: Vec<&str> = pairs.iter().map(|p| p.a.as_str()).collect();
                 let b: Vec<&str> = pairs.iter().map(|p| p.b.as_str()).collect();
                 let (va, vb) = (h.embed_blocking(&a)?, h.embed_blocking(&b)?);
@@ -155,7 +184,7 @@ pub fn run(cmd: EvalCommand) -> Result<()> {
             let cats: Vec<u8> = pairs.iter().map(|p| p.distance).collect();
             let r = category_aucs(&scores, &cats);
             println!(
-                "relatedness, pairs per distance 0..3: {:?}",
+                "relatedness, terms model {model}, pairs per distance 0..3: {:?}",
                 category_counts(&cats)
             );
             let mut head: Vec<&str> = r.aucs.keys().map(String::as_str).collect();

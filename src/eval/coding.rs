@@ -3,7 +3,16 @@
 //!
 //! * micro-F1 / macro-F1 of set prediction `score ≥ threshold`, the threshold chosen on the dev
 //!   split to maximise micro-F1 (exactly: every distinct dev score is a candidate);
-//!   macro-F1 averages over the codes with at least one gold note in the split;
+//! * two macro-F1s: `macro_f1` averages the per-code F1 over the codes with at least one gold
+//!   note in the split (a code that is only ever a false positive does not count);
+//!   `macro_f1_label` is the standard label-wise mean over the whole candidate set, with one
+//!   convention for the empty code: a candidate with no gold note and no prediction has an
+//!   undefined F1 (0/0) and is **excluded**; every other candidate counts, false-positive-only
+//!   codes with F1 = 0;
+//! * a gold code outside the candidate set (an index past the score vector: a test code never
+//!   seen in training, when the candidates are the training codes) is a miss: a false negative
+//!   in micro-F1, 0 in `macro_f1`, a miss in recall@k; not a candidate, so not in
+//!   `macro_f1_label` or the AUCs;
 //! * micro-AUC (all note–code pairs pooled) and macro-AUC (mean over codes with both positive
 //!   and negative notes), via [`super::metrics::roc_auc`];
 //! * P@k: share of the top k that are gold; recall@k: share of a note's gold codes in its top k;
@@ -11,7 +20,7 @@
 //!   codes only.
 
 use super::metrics::{mean, roc_auc};
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
 /// Scores of one method on one split: `scores[i][c]` for note `i`, code `c`.
 pub struct Split<'a> {
@@ -30,6 +39,10 @@ pub struct CodingMetrics {
     pub micro_f1: f64,
     /// Macro-F1 over codes with gold notes.
     pub macro_f1: f64,
+    /// Macro-F1 label-wise over the candidate set; candidates with no gold and no prediction
+    /// excluded (module docs).
+    #[serde(default)]
+    pub macro_f1_label: f64,
     /// Micro ROC AUC.
     pub micro_auc: f64,
     /// Macro ROC AUC.
@@ -89,6 +102,7 @@ pub fn micro_f1(s: &Split<'_>, th: f32) -> f64 {
     let (mut tp, mut fp, mut fn_) = (0f64, 0f64, 0f64);
     for (row, gold) in s.scores.iter().zip(s.gold) {
         let g: HashSet<usize> = gold.iter().copied().collect();
+        fn_ += g.iter().filter(|&&c| c >= row.len()).count() as f64;
         for (c, &x) in row.iter().enumerate() {
             match (x >= th, g.contains(&c)) {
                 (true, true) => tp += 1.0,
@@ -149,8 +163,13 @@ pub fn evaluate(dev: &Split<'_>, test: &Split<'_>, rare: &HashSet<usize>) -> Cod
     let mut pos: Vec<Vec<f32>> = vec![Vec::new(); v];
     let mut neg: Vec<Vec<f32>> = vec![Vec::new(); v];
     let (mut all_pos, mut all_neg) = (Vec::new(), Vec::new());
+    // gold codes outside the candidate set: occurrences per code
+    let mut outside: BTreeMap<usize, f64> = BTreeMap::new();
     for (row, gold) in test.scores.iter().zip(test.gold) {
         let g: HashSet<usize> = gold.iter().copied().collect();
+        for &c in g.iter().filter(|&&c| c >= v) {
+            *outside.entry(c).or_default() += 1.0;
+        }
         let t20 = top(row, 20);
         p5 += precision_at_k(&t20, &g, 5);
         p8 += precision_at_k(&t20, &g, 8);
@@ -188,6 +207,11 @@ pub fn evaluate(dev: &Split<'_>, test: &Split<'_>, rare: &HashSet<usize>) -> Cod
     let f1s: Vec<f64> = gold_codes
         .iter()
         .map(|&c| f1(tp[c], fp[c], fn_[c]))
+        .chain(outside.values().map(|_| 0.0))
+        .collect();
+    let label_f1s: Vec<f64> = (0..v)
+        .filter(|&c| tp[c] + fp[c] + fn_[c] > 0.0)
+        .map(|c| f1(tp[c], fp[c], fn_[c]))
         .collect();
     let rare_f1s: Vec<f64> = gold_codes
         .iter()
@@ -201,12 +225,13 @@ pub fn evaluate(dev: &Split<'_>, test: &Split<'_>, rare: &HashSet<usize>) -> Cod
     let (stp, sfp, sfn) = (
         tp.iter().sum::<f64>(),
         fp.iter().sum::<f64>(),
-        fn_.iter().sum::<f64>(),
+        fn_.iter().sum::<f64>() + outside.values().sum::<f64>(),
     );
     CodingMetrics {
         threshold: th,
         micro_f1: f1(stp, sfp, sfn),
         macro_f1: mean(&f1s),
+        macro_f1_label: mean(&label_f1s),
         micro_auc: roc_auc(&all_pos, &all_neg),
         macro_auc: mean(&aucs),
         p_at_5: p5 / n,
@@ -267,5 +292,54 @@ mod tests {
         assert_eq!(top(&[0.1, 0.9, 0.5, 0.9], 3), vec![1, 3, 2]);
         assert_eq!(f1(0.0, 3.0, 1.0), 0.0);
         assert!((f1(2.0, 1.0, 1.0) - 2.0 / 3.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn macro_f1_both_definitions_by_hand() {
+        // the dev split puts the threshold at 1.0: a score of 1 is a prediction
+        let (dscores, dgold) = (vec![vec![1.0, 0.0, 0.0, 0.0]], vec![vec![0]]);
+        let dev = Split {
+            scores: &dscores,
+            gold: &dgold,
+        };
+        // code 0: gold twice, predicted twice (F1 1); code 1: predicted twice, never gold
+        // (F1 0); code 2: gold once, never predicted (F1 0); code 3: neither (0/0)
+        let scores = vec![
+            vec![1.0, 1.0, 0.0, 0.0],
+            vec![1.0, 0.0, 0.0, 0.0],
+            vec![0.0, 1.0, 0.0, 0.0],
+        ];
+        let gold = vec![vec![0], vec![0, 2], vec![]];
+        let test = Split {
+            scores: &scores,
+            gold: &gold,
+        };
+        let m = evaluate(&dev, &test, &HashSet::new());
+        assert_eq!(m.threshold, 1.0);
+        // gold codes {0, 2}: (1 + 0) / 2; label-wise {0, 1, 2} (3 excluded): (1 + 0 + 0) / 3
+        assert!((m.macro_f1 - 0.5).abs() < 1e-12, "{m:?}");
+        assert!((m.macro_f1_label - 1.0 / 3.0).abs() < 1e-12, "{m:?}");
+        // tp 2, fp 2, fn 1
+        assert!((m.micro_f1 - 4.0 / 7.0).abs() < 1e-12, "{m:?}");
+        assert!((micro_f1(&test, 1.0) - 4.0 / 7.0).abs() < 1e-12);
+
+        // a gold code past the candidates (never seen in training) is a miss: fn in
+        // micro-F1, a 0 in the gold-code macro-F1, absent from the label-wise one
+        let gold = vec![vec![0], vec![0, 2, 9], vec![]];
+        let test = Split {
+            scores: &scores,
+            gold: &gold,
+        };
+        let m = evaluate(&dev, &test, &HashSet::new());
+        assert!((m.macro_f1 - 1.0 / 3.0).abs() < 1e-12, "{m:?}");
+        assert!((m.macro_f1_label - 1.0 / 3.0).abs() < 1e-12, "{m:?}");
+        assert!((m.micro_f1 - 0.5).abs() < 1e-12, "{m:?}");
+        assert!((micro_f1(&test, 1.0) - 0.5).abs() < 1e-12);
+        // recall@8: the 4 candidates are all in every top 8, so note 1 finds 2 of its 3 gold
+        // codes; note 2 has none (counts 0, as before)
+        assert!(
+            (m.recall_at_8 - (1.0 + 2.0 / 3.0) / 3.0).abs() < 1e-12,
+            "{m:?}"
+        );
     }
 }

@@ -83,7 +83,7 @@ pub struct NoteContrastConfig {
     pub steps: u64,
     /// Notes per step.
     pub batch_notes: usize,
-    /// Random negative codes per step for `L_code`.
+    /// Random negative codes per step for `L_code` (drawn from the training notes' codes).
     pub negatives: usize,
     /// Code encoder layers.
     pub code_layers: usize,
@@ -132,8 +132,8 @@ pub struct NoteContrastConfig {
     /// Temperature of the soft maximum over segments.
     pub attn_temperature: f32,
     /// Label space of the written coder: every code of the store's ICD systems (`true`; codes
-    /// no note carries are encoded from their description embeddings) or only the codes the
-    /// notes carry.
+    /// no training note carries are encoded from their description embeddings) or only the
+    /// codes the training notes carry.
     pub all_codes: bool,
 }
 

@@ -302,6 +302,7 @@ pub fn train(args: &Args, stop_after: Option<u64>) -> anyhow::Result<Report> {
         );
         eval_all_codes.insert("bm25".to_string(), metrics(&bd, &bt));
     }
+    let (unseen_codes, unseen_occurrences) = d.unseen_gold(&d.test);
     let report = Report {
         config: cfg.clone(),
         steps: state.step,
@@ -311,6 +312,8 @@ pub fn train(args: &Args, stop_after: Option<u64>) -> anyhow::Result<Report> {
         data: serde_json::json!({
             "notes": d.items.len(), "train": d.train.len(), "dev": d.dev.len(), "test": d.test.len(),
             "codes": d.vocab.len(), "rare_codes": d.rare.len(),
+            "codes_from": "training split only (the code encoder's tokens and the random negatives)",
+            "test_gold_unseen_in_training": {"codes": unseen_codes, "occurrences": unseen_occurrences},
             "label_space": all_codes.len(),
             "rare_definition": format!("1-{} training notes", cfg.rare_max_train),
             "split": "by meta.patient (else note id): fnv1a64 % 1000 < test_permille → test, next dev_permille → dev",
@@ -325,6 +328,7 @@ pub fn train(args: &Args, stop_after: Option<u64>) -> anyhow::Result<Report> {
         &model.code,
         &model.tensors(&full_vectors),
         &all_codes,
+        &d.vocab,
         coding_manifest(&cfg, &wcfg, &all_codes, full_threshold),
         &report,
     )?;
