@@ -25,6 +25,7 @@ pub mod migrate;
 pub mod model;
 pub mod notes;
 pub mod read;
+pub mod resolve;
 pub mod spool;
 pub mod table;
 pub mod writer;
