@@ -3,8 +3,8 @@
 //! public files where `scripts/fetch-data.sh` puts them (`data/downloads/` in the repository;
 //! `make test` runs the fetch first, and a missing file fails the test).
 
+use ontovec::domain::model::{Concept, ConceptRef, Mapping, TermKind};
 use ontovec::ontology::{self, icd10cm, Format, InputFile, LoadError, LoadOptions, MemorySink};
-use ontovec::store::model::{Concept, ConceptRef, Mapping, TermKind};
 use std::collections::BTreeSet;
 use std::path::Path;
 

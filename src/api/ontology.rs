@@ -2,9 +2,9 @@
 
 use super::error::{ApiError, ApiPath, ApiQuery, ErrorBody};
 use super::{blocking, AppState};
-use crate::store::model::{ConceptRef, Counts, Term};
+use crate::domain::model::{ConceptRef, Counts, Term};
+use crate::service::codes::{self, CodeMatch};
 use crate::store::read::{ConceptRecord, MAX_TRAVERSAL};
-use crate::store::resolve::CodeMatch;
 use crate::store::Store;
 use axum::extract::State;
 use axum::Json;
@@ -134,14 +134,14 @@ fn check_ref(system: &str, code: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Resolve a requested code to its concept (see `Store::resolve_concept`): the record and the
+/// Resolve a requested code to its concept (see [`codes::resolve_concept`]): the record and the
 /// requested spelling when it differed; 404 when no code or several codes fit.
 fn resolve(
     store: &Store,
     system: &str,
     code: &str,
 ) -> Result<(ConceptRecord, Option<String>), ApiError> {
-    match store.resolve_concept(system, code)? {
+    match codes::resolve_concept(store, system, code)? {
         CodeMatch::Exact(rec) => Ok((rec, None)),
         CodeMatch::Normalized(rec) => Ok((rec, Some(code.to_string()))),
         CodeMatch::Ambiguous(candidates) => Err(ApiError::not_found(format!(

@@ -39,7 +39,7 @@ pub mod seventh;
 
 use super::input::{self, LineCountingBufRead};
 use super::{InputFile, LoadError, LoadOptions, Sink};
-use crate::store::model::{Concept, Relation, Term, TermKind};
+use crate::domain::model::{Concept, Relation, Term, TermKind};
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::Reader;
 use seventh::{Exclusion, SeventhDef};

@@ -16,7 +16,7 @@
 //! D and S do not apply to codes in category S06 with 6th character 7 - …, or 8 - …" removes
 //! those characters from the codes below the note's code with those 6th characters.
 
-use crate::store::model::Concept;
+use crate::domain::model::Concept;
 
 /// One `sevenChrDef`: the characters and their meanings, in file order.
 pub type SeventhDef = Vec<(String, String)>;
