@@ -21,6 +21,7 @@ pub mod bench;
 pub mod cli;
 pub mod domain;
 pub mod encoder;
+pub mod eval;
 pub mod notes;
 pub mod ontology;
 pub mod search;

@@ -12,6 +12,7 @@ pub mod input;
 pub mod loinc;
 pub mod obo;
 pub mod phecode;
+pub mod rrf;
 pub mod rxnorm;
 pub mod synthetic;
 pub mod umls;
