@@ -3,6 +3,7 @@
 //! blocking pool, and shape the answer. Errors map to HTTP in [`error`] only.
 
 pub mod error;
+pub mod fhir;
 pub mod ingest;
 pub mod notes;
 pub mod ontology;
@@ -10,6 +11,7 @@ pub mod openapi;
 pub mod search;
 pub mod server;
 pub mod status;
+pub mod ui;
 
 use crate::service::app::{App, AppConfig};
 use axum::extract::DefaultBodyLimit;
@@ -324,6 +326,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/notes/{id}", get(notes::get))
         .route("/v1/notes/search", post(notes::search))
         .route("/v1/notes/code", post(notes::code))
+        .nest("/fhir", fhir::router())
+        .merge(ui::router())
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
         // Uploads (`writes`) stream for as long as the client sends: no deadline there.
         .route_layer(middleware::from_fn_with_state(state.clone(), deadline))

@@ -161,7 +161,7 @@ pub struct SearchResponse {
     pub took_ms: f64,
 }
 
-fn engine(st: &AppState) -> Result<Arc<SearchEngine>, ApiError> {
+pub(crate) fn engine(st: &AppState) -> Result<Arc<SearchEngine>, ApiError> {
     st.app()?.search.clone().ok_or_else(ApiError::not_ready)
 }
 
@@ -277,7 +277,7 @@ async fn embed_unique(
     Ok(slots.into_iter().map(|i| vecs[i].clone()).collect())
 }
 
-async fn run_search(
+pub(crate) async fn run_search(
     st: &AppState,
     eng: Arc<SearchEngine>,
     q: Query,
