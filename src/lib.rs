@@ -22,6 +22,7 @@ pub mod bench;
 pub mod cli;
 pub mod domain;
 pub mod encoder;
+pub mod eval;
 pub mod fhir;
 pub mod notes;
 pub mod ontology;

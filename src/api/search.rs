@@ -4,8 +4,9 @@
 use super::error::{ApiError, ApiJson, ErrorBody};
 use super::{blocking, AppState};
 use crate::encoder::ModelKind;
-use crate::search::engine::{cosine, Found, Mode, Query, SearchEngine};
+use crate::search::engine::{Found, Mode, Query, SearchEngine};
 use crate::search::fusion::FusionMethod;
+use crate::util::vector::cosine;
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;

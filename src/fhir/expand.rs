@@ -9,8 +9,8 @@ use super::systems::{loaded, url_of};
 use super::{FhirError, FhirResult};
 use crate::search::engine::{Found, Mode};
 use crate::store::read::MAX_TRAVERSAL;
-use crate::store::writer::now_rfc3339;
 use crate::store::Store;
+use crate::util::time::now_rfc3339;
 use serde_json::{json, Value};
 use std::collections::HashSet;
 

@@ -5,8 +5,8 @@
 use super::systems::{resource_id, title_of, url_of};
 use super::{FhirError, FhirResult, FHIR_VERSION};
 use crate::domain::model::ReleaseInfo;
-use crate::store::writer::now_rfc3339;
 use crate::store::Store;
+use crate::util::time::now_rfc3339;
 use serde_json::{json, Value};
 
 /// Software version reported in conformance resources.

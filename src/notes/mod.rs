@@ -7,7 +7,6 @@
 //! * [`abbrev`] — clinical abbreviations spelled out before segments are embedded;
 //! * [`index`] — tantivy BM25 over note texts;
 //! * [`coding`] — the trained coding model's files and ranking;
-//! * [`bm25`] — a small in-memory BM25 (the lexical coding baseline of the evaluation);
 //! * [`synth`] — the synthetic corpus generator (`ontovec synth-notes`).
 //!
 //! Notes live in their own sled trees ([`crate::store::notes`]). Derived state lives under
@@ -21,7 +20,6 @@
 //! only: the untrained baseline).
 
 pub mod abbrev;
-pub mod bm25;
 pub mod coding;
 pub mod index;
 pub mod ingest;
