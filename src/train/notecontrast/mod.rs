@@ -55,7 +55,6 @@ use crate::eval::coding::CodingMetrics;
 use crate::notes::segments::SegmentConfig;
 use crate::train::common::optim::AdamWConfig;
 use crate::train::hiprbert::Preset;
-use anyhow::Context;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -191,13 +190,7 @@ impl NoteContrastConfig {
 
     /// Preset with a JSON file laid over it.
     pub fn load(p: Preset, file: Option<&Path>) -> anyhow::Result<Self> {
-        let mut v = serde_json::to_value(Self::preset(p))?;
-        if let Some(f) = file {
-            let o: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(f)?)
-                .with_context(|| format!("parsing {}", f.display()))?;
-            crate::train::hiprbert::merge(&mut v, o);
-        }
-        Ok(serde_json::from_value(v)?)
+        crate::train::common::config::with_overrides(Self::preset(p), file)
     }
 
     fn fingerprint(&self) -> String {
