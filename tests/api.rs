@@ -240,6 +240,37 @@ fn openapi_operation_ids_are_unique() {
     assert!(seen.len() >= 16);
 }
 
+#[tokio::test]
+async fn served_document_matches_the_auth_configuration() {
+    // With a token the writes declare bearer auth and may answer 401 (the committed
+    // openapi.yaml); without one a generated client must not be told to authenticate.
+    let writes = [("/v1/ingest", "post"), ("/v1/notes", "post")];
+    for (token, secured) in [(Some("s3cret".to_string()), true), (None, false)] {
+        let r = router(AppState::new(token));
+        let (s, doc) = call(&r, get("/openapi.json")).await;
+        assert_eq!(s, StatusCode::OK);
+        for (path, method) in writes {
+            let op = &doc["paths"][path][method];
+            assert!(op.is_object(), "{path}");
+            assert_eq!(op["security"].is_array(), secured, "{path}: {op}");
+            assert_eq!(op["responses"]["401"].is_object(), secured, "{path}");
+        }
+        assert_eq!(
+            doc["components"]["securitySchemes"]["bearer"].is_object(),
+            secured
+        );
+        // Reads never need the token.
+        assert!(doc["paths"]["/v1/search"]["post"]["security"].is_null());
+    }
+    let committed: Value = serde_json::to_value(ontovec::api::openapi::document(true)).unwrap();
+    let yaml = ontovec::api::openapi::yaml();
+    assert!(
+        yaml.contains("securitySchemes"),
+        "openapi.yaml is the token variant"
+    );
+    assert!(committed["paths"]["/v1/ingest"]["post"]["security"].is_array());
+}
+
 #[test]
 fn openapi_yaml_matches_the_code() {
     let committed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.yaml"))

@@ -1,10 +1,10 @@
 //! `POST /v1/ingest` (multipart upload streamed to disk, then a background job) and
 //! `GET /v1/jobs/{job_id}`.
 
-use super::error::{ApiError, ApiMultipart, ApiPath, ErrorBody};
+use super::error::{ApiError, ApiMultipart, ApiPath, ErrorBody, HttpError};
 use super::AppState;
 use crate::ontology::{Format, InputFile};
-use crate::service::ingest::IngestRequest;
+use crate::service::ingest::{resolve_system, IngestError, IngestRequest};
 use crate::service::jobs::JobStatus;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -115,18 +115,11 @@ impl Drop for Staged {
 fn staging_error(e: std::io::Error) -> ApiError {
     use std::io::ErrorKind as K;
     match e.kind() {
-        K::StorageFull | K::QuotaExceeded | K::FileTooLarge => ApiError::new(
-            StatusCode::INSUFFICIENT_STORAGE,
-            "insufficient_storage",
-            format!("the server's data directory is full; the upload was discarded ({e})"),
-        ),
-        K::ReadOnlyFilesystem | K::PermissionDenied => ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "storage_read_only",
-            format!("the server cannot write to its data directory ({e})"),
-        ),
-        _ => ApiError::internal(format!("cannot stage the upload: {e}")),
+        K::StorageFull | K::QuotaExceeded | K::FileTooLarge => HttpError::StorageFull(e),
+        K::ReadOnlyFilesystem | K::PermissionDenied => HttpError::StorageReadOnly(e),
+        _ => HttpError::Staging(e),
     }
+    .into()
 }
 
 /// Keep only a safe base name of a client-given file name (no directories, no traversal).
@@ -147,11 +140,7 @@ pub fn safe_file_name(raw: &str) -> Option<String> {
 
 fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
     if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
-            e.body_text(),
-        )
+        HttpError::MultipartTooLarge(e.body_text()).into()
     } else {
         ApiError::bad_request(format!("malformed multipart body: {}", e.body_text()))
     }
@@ -169,7 +158,7 @@ fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
         (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
         (status = 409, description = "This release is already loaded", body = ErrorBody),
         (status = 413, description = "Upload too large", body = ErrorBody),
-        (status = 422, description = "The files name no system (OBO without an `ontology:` header)", body = ErrorBody),
+        (status = 422, description = "The form is valid but its files are not: they do not parse as the format (`invalid_input_file`, with file and line), or they name no system and no `system` field does (`system_unknown`: an OBO file without an `ontology:` header)", body = ErrorBody),
         (status = 507, description = "No room to stage the upload", body = ErrorBody)))]
 pub async fn ingest(
     State(st): State<AppState>,
@@ -211,25 +200,13 @@ pub async fn ingest(
                     let n = chunk.len() as u64;
                     total += n;
                     if total > cap {
-                        return Err(ApiError::new(
-                            StatusCode::PAYLOAD_TOO_LARGE,
-                            "body_too_large",
-                            format!("upload exceeds the limit of {cap} bytes"),
-                        )
-                        .with_details(serde_json::json!({"limit_bytes": cap})));
+                        return Err(HttpError::UploadTooLarge { limit: cap }.into());
                     }
                     if !staged.budget.try_take(n) {
-                        let mut e = ApiError::new(
-                            StatusCode::INSUFFICIENT_STORAGE,
-                            "insufficient_storage",
-                            format!(
-                                "uploads staged by in-flight ingests would pass the server's cap of {} bytes; retry when they finish",
-                                staged.budget.cap
-                            ),
-                        )
-                        .with_details(serde_json::json!({"limit_bytes": staged.budget.cap}));
-                        e.retry_after = Some(30);
-                        return Err(e);
+                        return Err(HttpError::StagingCapReached {
+                            cap: staged.budget.cap,
+                        }
+                        .into());
                     }
                     staged.bytes += n;
                     out.write_all(&chunk).await.map_err(staging_error)?;
@@ -302,26 +279,14 @@ pub async fn ingest(
     // name the client gave is a form field (400 when invalid); one read from the files is
     // their content (422 when they do not name one).
     if !req.format.is_notes() {
-        let sys = crate::service::ingest::resolve_system(&req).map_err(|e| match e {
-            crate::service::ingest::IngestError::Invalid(m) if req.system.is_none() => {
-                ApiError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "system_unknown",
-                    format!("{m}; give the `system` field"),
-                )
+        let sys = resolve_system(&req).map_err(|e| -> ApiError {
+            match e {
+                IngestError::Invalid(_) if req.system.is_none() => {
+                    HttpError::UnreadableUpload(e).into()
+                }
+                IngestError::Load(_) => HttpError::UnreadableUpload(e).into(),
+                other => other.into(),
             }
-            crate::service::ingest::IngestError::Load(l) => {
-                let loc = l
-                    .location()
-                    .map(|(f, n)| serde_json::json!({"file": f, "line": n}));
-                ApiError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "invalid_input_file",
-                    l.to_string(),
-                )
-                .with_details(loc.unwrap_or_else(|| serde_json::json!({})))
-            }
-            other => other.into(),
         })?;
         if !req.replace {
             crate::store::writer::check_not_exists(&app.store, &sys, &req.release)?;
