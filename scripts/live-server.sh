@@ -75,8 +75,11 @@ live_server_prepare() {
   SCRATCH="$(mktemp -d "${TMPDIR:-/tmp}/ontovec-live.XXXXXX")"
   trap live_server_stop EXIT
   local data="$SCRATCH/data" models="$SCRATCH/models" fx="$ROOT/ontologies"
-  # Only the base model: the contract must not depend on what else sits in models/.
-  mkdir -p "$models" && ln -s "$MODEL" "$models/all-MiniLM-L6-v2"
+  # Only the base model: the contract must not depend on what else sits in models/. Hard links
+  # (a symlink where they cannot be made) keep the files even if models/ is re-fetched meanwhile.
+  mkdir -p "$models"
+  cp -rl "$(cd "$MODEL" && pwd -P)" "$models/all-MiniLM-L6-v2" 2>/dev/null ||
+    { rm -rf "$models/all-MiniLM-L6-v2"; ln -s "$MODEL" "$models/all-MiniLM-L6-v2"; }
   ingest() {
     "$BIN" ingest --data-dir "$data" --models-dir "$models" "$@" >/dev/null 2>>"$SCRATCH/ingest.log" ||
       { echo "fixture ingest failed: $*" >&2; tail -20 "$SCRATCH/ingest.log" >&2; return 1; }

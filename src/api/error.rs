@@ -52,9 +52,6 @@ pub enum HttpError {
         /// `--max-upload-bytes`.
         limit: u64,
     },
-    /// A multipart body the server stopped reading at its size limit (413).
-    #[error("{0}")]
-    MultipartTooLarge(String),
     /// Uploads staged by in-flight ingests would pass the cap (507 + `Retry-After`).
     #[error("uploads staged by in-flight ingests would pass the server's cap of {cap} bytes; retry when they finish")]
     StagingCapReached {
@@ -212,9 +209,6 @@ impl From<HttpError> for ApiError {
                 ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", message)
                     .with_details(json!({"limit_bytes": limit}))
             }
-            E::MultipartTooLarge(_) => {
-                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", message)
-            }
             E::StagingCapReached { cap } => {
                 let mut err = ApiError::new(
                     StatusCode::INSUFFICIENT_STORAGE,
@@ -350,6 +344,20 @@ impl From<axum::extract::multipart::MultipartRejection> for ApiError {
             "expected a multipart/form-data body: {}",
             r.body_text()
         ))
+    }
+}
+
+impl From<axum::extract::multipart::MultipartError> for ApiError {
+    fn from(e: axum::extract::multipart::MultipartError) -> Self {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                e.body_text(),
+            )
+        } else {
+            ApiError::bad_request(format!("malformed multipart body: {}", e.body_text()))
+        }
     }
 }
 

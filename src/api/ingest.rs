@@ -138,14 +138,6 @@ pub fn safe_file_name(raw: &str) -> Option<String> {
     }
 }
 
-fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
-    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        HttpError::MultipartTooLarge(e.body_text()).into()
-    } else {
-        ApiError::bad_request(format!("malformed multipart body: {}", e.body_text()))
-    }
-}
-
 /// Upload a release and start ingesting it.
 ///
 /// Files are streamed to a staging directory (never held in memory), then a background job
@@ -180,7 +172,7 @@ pub async fn ingest(
     let mut files = Vec::new();
     let mut total: u64 = 0;
     let cap = app.config.max_upload_bytes;
-    while let Some(mut field) = multipart.next_field().await.map_err(multipart_error)? {
+    while let Some(mut field) = multipart.next_field().await.map_err(ApiError::from)? {
         let name = field.name().unwrap_or("").to_string();
         match name.as_str() {
             "file" | "files" | "file[]" => {
@@ -196,7 +188,7 @@ pub async fn ingest(
                 let mut out = tokio::fs::File::create(&path)
                     .await
                     .map_err(staging_error)?;
-                while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
+                while let Some(chunk) = field.chunk().await.map_err(ApiError::from)? {
                     let n = chunk.len() as u64;
                     total += n;
                     if total > cap {
@@ -215,7 +207,7 @@ pub async fn ingest(
                 files.push(InputFile { path, name: safe });
             }
             "format" | "release" | "system" | "replace" => {
-                let text = field.text().await.map_err(multipart_error)?;
+                let text = field.text().await.map_err(ApiError::from)?;
                 if text.len() > 256 {
                     return Err(ApiError::bad_request(format!("field '{name}' is too long")));
                 }
@@ -257,7 +249,11 @@ pub async fn ingest(
     if files.is_empty() {
         return Err(ApiError::bad_request("no 'file' part in the upload"));
     }
-    if system.as_ref().is_some_and(|s| s.trim() != s) {
+    // The form's pattern holds for every format (note formats then ignore the field).
+    if system
+        .as_ref()
+        .is_some_and(|s| s.trim() != s || crate::domain::normalize_system(s).is_err())
+    {
         return Err(ApiError::bad_request(
             "field 'system' must be 1-32 letters, digits, '_' or '-', without spaces",
         ));

@@ -1,6 +1,12 @@
 //! The HTTP layer (axum): routing, shared state, middleware and the OpenAPI document.
-//! Handlers are thin: they validate, call the application core ([`crate::service::app::App`]) on the
-//! blocking pool, and shape the answer. Errors map to HTTP in [`error`] only.
+//!
+//! Handlers are thin: they parse and validate ([`validate`]), call one function of the
+//! application core — the search engine ([`crate::search::query`]), the notes subsystem
+//! ([`crate::notes::query`], [`crate::notes::predict`]), the store or the job runner
+//! ([`crate::service::app::App`]) — which embeds through the encoder's admission gate and does
+//! blocking work on the blocking pool, and shape the answer. Every error becomes a status in
+//! [`error`] and nowhere else: subsystem errors through their `From` impls, the HTTP layer's own
+//! refusals as [`error::HttpError`] variants.
 
 pub mod error;
 pub mod ingest;
