@@ -20,12 +20,17 @@ CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/ontovec"
 MODEL="$ROOT/models/all-MiniLM-L6-v2"
 
 live_server_build() {
-  # Debug: every target, as `cargo test` builds them (one feature set; `--bin ontovec` alone
-  # resolves dependency features without the dev-dependencies and would rebuild candle,
-  # tantivy, ... a second time). Release: the binary.
-  local profile="${ONTOVEC_PROFILE:-debug}" flag=(--all-targets)
-  [[ "$profile" == release ]] && flag=(--release --bin ontovec)
-  (cd "$ROOT" && cargo build --quiet "${flag[@]}")
+  # Debug: what `cargo test` builds (it builds the binary too, for the integration tests), so
+  # after `cargo test` this is a no-op; `cargo build --bin ontovec` alone would resolve
+  # dependency features without the dev-dependencies and rebuild candle, tantivy, ... a second
+  # time. Release: the binary.
+  local profile="${ONTOVEC_PROFILE:-debug}"
+  if [[ "$profile" == release ]]; then
+    (cd "$ROOT" && cargo build --quiet --release --bin ontovec)
+  else
+    (cd "$ROOT" && cargo test --quiet --no-run 2>/dev/null) ||
+      (cd "$ROOT" && cargo test --no-run) # again, to show why it failed
+  fi
   local target="${CARGO_TARGET_DIR:-$ROOT/target}"
   BIN="$target/$profile/ontovec"
   [[ -x "$BIN" ]] || { echo "no binary at $BIN" >&2; return 1; }
