@@ -207,12 +207,21 @@ async fn ingest_form_is_validated_and_auth_is_enforced() {
     // contract run: an empty system was accepted with mimic-notes-csv).
     for bad in ["", "a b", "x".repeat(33).as_str(), "É"] {
         let (ct6, b6) = multipart(
-            &[("format", "mimic-notes-csv"), ("system", bad)],
+            &[
+                ("format", "mimic-notes-csv"),
+                ("release", "1"),
+                ("system", bad),
+            ],
             &[("NOTEEVENTS.csv", b"")],
         );
         let (s, v) = call(&r, auth(b6, &ct6)).await;
         assert_eq!(s, StatusCode::BAD_REQUEST, "system {bad:?}: {v}");
     }
+    // `release` is required for note formats too, as the schema says.
+    let (ct7, b7) = multipart(&[("format", "notes-jsonl")], &[("notes.jsonl", b"")]);
+    let (s, v) = call(&r, auth(b7, &ct7)).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("release"));
 }
 
 #[tokio::test]

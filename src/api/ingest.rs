@@ -25,9 +25,10 @@ pub struct IngestForm {
     /// Input format (`mimic-notes-csv`: NOTEEVENTS.csv + DIAGNOSES_ICD.csv).
     #[schema(schema_with = format_schema)]
     format: String,
-    /// Release label, 1-64 of `[A-Za-z0-9._-]` (note formats accept and ignore it when absent).
-    #[schema(pattern = r"^[A-Za-z0-9._-]{1,64}$", value_type = String)]
-    release: Option<String>,
+    /// Release label, 1-64 of `[A-Za-z0-9._-]`, required for every format (note formats, which
+    /// are not versioned releases, only log it).
+    #[schema(pattern = r"^[A-Za-z0-9._-]{1,64}$")]
+    release: String,
     /// System name override, 1-32 of `[A-Za-z0-9_-]`, stored upper-cased (default: the
     /// format's, or an OBO file's `ontology:` header; a file without one answers 422).
     #[schema(pattern = r"^[A-Za-z0-9_-]{1,32}$", nullable = false)]
@@ -240,12 +241,9 @@ pub async fn ingest(
         .ok_or_else(|| ApiError::bad_request("missing form field 'format'"))?
         .parse()
         .map_err(ApiError::bad_request)?;
-    let release = match (release, format.is_notes()) {
-        (Some(r), _) => r,
-        // notes are not versioned releases; the label is optional and only logged
-        (None, true) => "notes".to_string(),
-        (None, false) => return Err(ApiError::bad_request("missing form field 'release'")),
-    };
+    // Required for every format, as the form's schema says (the contract run found note
+    // uploads without one accepted).
+    let release = release.ok_or_else(|| ApiError::bad_request("missing form field 'release'"))?;
     if files.is_empty() {
         return Err(ApiError::bad_request("no 'file' part in the upload"));
     }
