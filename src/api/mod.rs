@@ -9,6 +9,7 @@
 //! refusals as [`error::HttpError`] variants.
 
 pub mod error;
+pub mod fhir;
 pub mod ingest;
 pub mod notes;
 pub mod ontology;
@@ -16,6 +17,7 @@ pub mod openapi;
 pub mod search;
 pub mod server;
 pub mod status;
+pub mod ui;
 pub mod validate;
 
 use crate::service::app::{App, AppConfig};
@@ -289,6 +291,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/notes/{id}", get(notes::get))
         .route("/v1/notes/search", post(notes::search))
         .route("/v1/notes/code", post(notes::code))
+        .nest("/fhir", fhir::router())
+        .merge(ui::router())
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
         // Uploads (`writes`) stream for as long as the client sends: no deadline there.
         .route_layer(middleware::from_fn_with_state(state.clone(), deadline))

@@ -42,6 +42,7 @@ pub mod ops;
 pub mod pooling;
 pub mod registry;
 pub mod stats;
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod tokenize;
 
@@ -100,20 +101,5 @@ impl EncoderError {
 impl From<candle_core::Error> for EncoderError {
     fn from(e: candle_core::Error) -> Self {
         EncoderError::Inference(e.to_string())
-    }
-}
-
-/// Cosine similarity of two vectors (plain dot product divided by the norms; 0 for a zero vector).
-pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
-    let (mut dot, mut na, mut nb) = (0f32, 0f32, 0f32);
-    for (x, y) in a.iter().zip(b) {
-        dot += x * y;
-        na += x * x;
-        nb += y * y;
-    }
-    if na == 0.0 || nb == 0.0 {
-        0.0
-    } else {
-        dot / (na.sqrt() * nb.sqrt())
     }
 }

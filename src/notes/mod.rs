@@ -10,7 +10,6 @@
 //! * [`predict`] — ICD coding of one note for a caller: trained model or zero-shot, systems,
 //!   threshold;
 //! * [`query`] — note search for a caller: the query embedded (admitted) when the mode needs it;
-//! * [`bm25`] — a small in-memory BM25 (the lexical coding baseline of the evaluation);
 //! * [`synth`] — the synthetic corpus generator (`ontovec synth-notes`).
 //!
 //! Notes live in their own sled trees ([`crate::store::notes`]). Derived state lives under
@@ -24,7 +23,6 @@
 //! only: the untrained baseline).
 
 pub mod abbrev;
-pub mod bm25;
 pub mod coding;
 pub mod index;
 pub mod ingest;

@@ -20,7 +20,6 @@
 
 pub mod analyzer;
 pub mod engine;
-pub mod eval;
 pub mod fusion;
 pub mod keyset;
 pub mod lexical;

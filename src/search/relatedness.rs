@@ -1,8 +1,9 @@
 //! Relatedness: the cosine of two sides, each a free text (embedded for the caller) or a concept
 //! (the mean vector of its equivalent terms, [`SearchEngine::concept_vector`]).
 
-use super::engine::{cosine, EngineError, SearchEngine};
+use super::engine::{EngineError, SearchEngine};
 use super::query::on_blocking_pool;
+use crate::util::vector::cosine;
 use std::sync::Arc;
 
 /// One side of a relatedness pair.

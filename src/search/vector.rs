@@ -39,6 +39,7 @@
 
 use super::keyset::KeySet;
 use super::{release_range, Hit, SearchError};
+use crate::util::vector::cosine;
 use files::path_str;
 use parking_lot::{Condvar, Mutex, RwLock};
 use serde::{Deserialize, Serialize};
@@ -521,20 +522,5 @@ impl VectorIndex {
         hits.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.term_id.cmp(&b.term_id)));
         hits.truncate(k);
         Ok(hits)
-    }
-}
-
-/// Cosine similarity of two vectors (0 when either is zero), clamped to [-1, 1].
-pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
-    let (mut dot, mut na, mut nb) = (0f32, 0f32, 0f32);
-    for (x, y) in a.iter().zip(b) {
-        dot += x * y;
-        na += x * x;
-        nb += y * y;
-    }
-    if na == 0.0 || nb == 0.0 {
-        0.0
-    } else {
-        (dot / (na.sqrt() * nb.sqrt())).clamp(-1.0, 1.0)
     }
 }

@@ -8,13 +8,15 @@
 //! mean pooling) and train on whatever hierarchies the store holds.
 //!
 //! This file holds the run's configuration (presets, arguments, report); the leaves import it:
-//! [`data`] (categorised pairs, synonym groups, held-out split from the store), [`loss`] (tree
-//! and synonym multi-similarity), [`eval`] (ROC AUCs per category pair, normalisation
-//! accuracy), [`train`] (the loop: accumulation, AdamW, clipping, seeded sampling,
+//! [`hierarchy`] (one system's graph: distance categories, partner sampling, held-out split),
+//! [`data`] (the corpus of every hierarchy in the store, batches, evaluation sets), [`loss`] (tree
+//! and synonym multi-similarity), [`eval`] (the per-system report of ROC AUCs per category
+//! pair and normalisation accuracy, measured by [`crate::eval`]), [`train`] (the loop: accumulation, AdamW, clipping, seeded sampling,
 //! checkpoints) and [`output`] (the model folder the server loads).
 
 pub mod data;
 pub mod eval;
+pub mod hierarchy;
 pub mod loss;
 pub mod output;
 pub mod train;
@@ -182,7 +184,7 @@ impl TrainConfig {
         };
         format!(
             "{:016x}",
-            data::fnv1a64(serde_json::to_string(&c).unwrap_or_default().as_bytes())
+            crate::util::hash::fnv1a64(serde_json::to_string(&c).unwrap_or_default().as_bytes())
         )
     }
 }
