@@ -6,6 +6,11 @@
 "use strict";
 
 const $ = (sel, root = document) => root.querySelector(sel);
+// Answers can arrive after the user moved to another view: fill only what is still on the page.
+const fill = (sel, html) => {
+  const el = $(sel);
+  if (el) el.innerHTML = html;
+};
 const view = () => $("#view");
 let sources = null; // [{system, release, concepts}]
 let searchSeq = 0;
@@ -175,11 +180,11 @@ async function runSearch(initial = false) {
   if (system) body.systems = [system];
   try {
     const r = await api("POST", "/v1/search", body);
-    if (seq !== searchSeq) return;
+    if (seq !== searchSeq || !list.isConnected) return;
     $("#search-meta").textContent = `${r.results.length} concepts · ${r.took_ms.toFixed(1)} ms · ${mode}`;
     list.innerHTML = r.results.map(hitHtml).join("") || `<li class="muted">No match.</li>`;
   } catch (e) {
-    if (seq !== searchSeq) return;
+    if (seq !== searchSeq || !list.isConnected) return;
     list.innerHTML = `<li class="error">${esc(e.message)}</li>`;
   }
 }
@@ -239,9 +244,9 @@ async function renderConcept(system, code) {
   $("#view").focus();
   try {
     const r = await api("POST", "/v1/similar", { system: c.system, code: c.code, k: 10 });
-    $(".related").innerHTML = `<h2>Related concepts</h2><ol class="results">${r.results.map(hitHtml).join("")}</ol>`;
+    fill(".related", `<h2>Related concepts</h2><ol class="results">${r.results.map(hitHtml).join("")}</ol>`);
   } catch (e) {
-    $(".related").innerHTML = `<h2>Related concepts</h2><p class="muted">${esc(e.message)}</p>`;
+    fill(".related", `<h2>Related concepts</h2><p class="muted">${esc(e.message)}</p>`);
   }
 }
 
@@ -258,14 +263,14 @@ function renderNormalize() {
     if (!mentions.length) return;
     const body = { mentions, k: 3 };
     if ($("#norm-system").value) body.systems = [$("#norm-system").value];
-    $("#norm-out").innerHTML = `<p class="muted">Working…</p>`;
+    fill("#norm-out", `<p class="muted">Working…</p>`);
     try {
       const r = await api("POST", "/v1/normalize", body);
-      $("#norm-out").innerHTML = `<table><thead><tr><th>mention</th><th>candidates</th></tr></thead><tbody>${r.results
+      fill("#norm-out", `<table><thead><tr><th>mention</th><th>candidates</th></tr></thead><tbody>${r.results
         .map((x) => `<tr><td>${esc(x.mention)}</td><td>${x.candidates.map((c) => `${conceptLink(c.system, c.code, `${c.system} ${c.code}`)} ${esc(c.preferred_term)} <small class="muted">${c.score.toFixed(3)}</small>`).join("<br>")}</td></tr>`)
-        .join("")}</tbody></table>`;
+        .join("")}</tbody></table>`);
     } catch (e) {
-      $("#norm-out").innerHTML = `<p class="error">${esc(e.message)}</p>`;
+      fill("#norm-out", `<p class="error">${esc(e.message)}</p>`);
     }
   });
 }
@@ -278,9 +283,9 @@ function renderRelatedness() {
   const run = async () => {
     try {
       const r = await api("POST", "/v1/relatedness", { pairs: [{ a: { text: $("#rel-a").value }, b: { text: $("#rel-b").value } }] });
-      $("#rel-out").innerHTML = `${r.scores[0].toFixed(4)} <small class="muted">${esc(r.score_kind)} · ${esc(r.model)}</small>`;
+      fill("#rel-out", `${r.scores[0].toFixed(4)} <small class="muted">${esc(r.score_kind)} · ${esc(r.model)}</small>`);
     } catch (e) {
-      $("#rel-out").innerHTML = `<span class="error">${esc(e.message)}</span>`;
+      fill("#rel-out", `<span class="error">${esc(e.message)}</span>`);
     }
   };
   $("#rel-run").addEventListener("click", run);
@@ -296,7 +301,7 @@ function renderNote() {
   $("#note-run").addEventListener("click", async () => {
     const text = $("#note-text").value;
     if (!text.trim()) return;
-    $("#note-out").innerHTML = `<p class="muted">Coding…</p>`;
+    fill("#note-out", `<p class="muted">Coding…</p>`);
     try {
       const r = await api("POST", "/v1/notes/code", { text, k: 8, system: $("#note-system").value });
       const rows = r.codes
@@ -305,10 +310,10 @@ function renderNote() {
           return `<tr class="code-row${c.predicted ? " predicted" : ""}"><td>${conceptLink(c.system, c.code)}</td><td>${esc(c.preferred_term)}${ev ? `<ul class="evidence">${ev}</ul>` : ""}</td><td>${c.score.toFixed(3)}</td><td>${c.predicted ? "✓" : ""}</td></tr>`;
         })
         .join("");
-      $("#note-out").innerHTML = `<p class="muted">${esc(r.method)} · ${esc(r.model)}${r.threshold != null ? ` · threshold ${r.threshold.toFixed(3)}` : ""}</p>
-        <table><thead><tr><th>code</th><th>name / evidence</th><th>${esc(r.score_kind)}</th><th>predicted</th></tr></thead><tbody>${rows}</tbody></table>`;
+      fill("#note-out", `<p class="muted">${esc(r.method)} · ${esc(r.model)}${r.threshold != null ? ` · threshold ${r.threshold.toFixed(3)}` : ""}</p>
+        <table><thead><tr><th>code</th><th>name / evidence</th><th>${esc(r.score_kind)}</th><th>predicted</th></tr></thead><tbody>${rows}</tbody></table>`);
     } catch (e) {
-      $("#note-out").innerHTML = `<p class="error">${esc(e.message)}</p>`;
+      fill("#note-out", `<p class="error">${esc(e.message)}</p>`);
     }
   });
 }
