@@ -332,6 +332,46 @@ async fn ingest_form_is_validated_and_auth_is_enforced() {
     assert_eq!(call(&r, auth(b4, &ct4)).await.0, StatusCode::BAD_REQUEST);
     let (ct5, b5) = multipart(&[("format", "obo"), ("release", "1"), ("evil", "x")], &[]);
     assert_eq!(call(&r, auth(b5, &ct5)).await.0, StatusCode::BAD_REQUEST);
+    // The `system` pattern holds for note formats too, which ignore the field (found by the
+    // contract run: an empty system was accepted with mimic-notes-csv).
+    for bad in ["", "a b", "x".repeat(33).as_str(), "É"] {
+        let (ct6, b6) = multipart(
+            &[
+                ("format", "mimic-notes-csv"),
+                ("release", "1"),
+                ("system", bad),
+            ],
+            &[("NOTEEVENTS.csv", b"")],
+        );
+        let (s, v) = call(&r, auth(b6, &ct6)).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "system {bad:?}: {v}");
+    }
+    // `release` is required for note formats too, as the schema says.
+    let (ct7, b7) = multipart(&[("format", "notes-jsonl")], &[("notes.jsonl", b"")]);
+    let (s, v) = call(&r, auth(b7, &ct7)).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("release"));
+}
+
+#[tokio::test]
+async fn writes_are_open_without_a_token() {
+    // As README starts the server: no --auth-token, no 401 (and the served document says so,
+    // see served_document_matches_the_auth_configuration).
+    let dir = tempfile::tempdir().unwrap();
+    let r = router(AppState::with_app(App::open(cfg(dir.path())).unwrap()));
+    let req = Request::post("/v1/notes")
+        .header("content-type", "application/json")
+        .body(Body::from(r#"{"id": "n1", "text": "chest pain"}"#))
+        .unwrap();
+    let (s, v) = call(&r, req).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let (ct, body) = multipart(&[("format", "obo"), ("release", "1")], &[("x.obo", b"")]);
+    let req = Request::post("/v1/ingest")
+        .header("content-type", &ct)
+        .body(Body::from(body))
+        .unwrap();
+    let (s, v) = call(&r, req).await;
+    assert_ne!(s, StatusCode::UNAUTHORIZED, "{v}");
 }
 
 #[test]
@@ -367,6 +407,37 @@ fn openapi_operation_ids_are_unique() {
         }
     }
     assert!(seen.len() >= 16);
+}
+
+#[tokio::test]
+async fn served_document_matches_the_auth_configuration() {
+    // With a token the writes declare bearer auth and may answer 401 (the committed
+    // openapi.yaml); without one a generated client must not be told to authenticate.
+    let writes = [("/v1/ingest", "post"), ("/v1/notes", "post")];
+    for (token, secured) in [(Some("s3cret".to_string()), true), (None, false)] {
+        let r = router(AppState::new(token));
+        let (s, doc) = call(&r, get("/openapi.json")).await;
+        assert_eq!(s, StatusCode::OK);
+        for (path, method) in writes {
+            let op = &doc["paths"][path][method];
+            assert!(op.is_object(), "{path}");
+            assert_eq!(op["security"].is_array(), secured, "{path}: {op}");
+            assert_eq!(op["responses"]["401"].is_object(), secured, "{path}");
+        }
+        assert_eq!(
+            doc["components"]["securitySchemes"]["bearer"].is_object(),
+            secured
+        );
+        // Reads never need the token.
+        assert!(doc["paths"]["/v1/search"]["post"]["security"].is_null());
+    }
+    let committed: Value = serde_json::to_value(ontovec::api::openapi::document(true)).unwrap();
+    let yaml = ontovec::api::openapi::yaml();
+    assert!(
+        yaml.contains("securitySchemes"),
+        "openapi.yaml is the token variant"
+    );
+    assert!(committed["paths"]["/v1/ingest"]["post"]["security"].is_array());
 }
 
 #[test]

@@ -3,11 +3,12 @@
 //! Not part of `openapi.yaml`: FHIR clients read `/fhir/metadata` instead.
 
 use super::error::ApiError;
-use super::search::{engine, run_search, DEFAULT_FUSION};
+use super::search::engine;
 use super::{blocking, AppState};
 use crate::fhir::params::Params;
 use crate::fhir::{expand, ops, resources, FhirError, FhirResult, FHIR_JSON};
 use crate::search::engine::Query as SearchQuery;
+use crate::search::query::DEFAULT_FUSION;
 use crate::store::Store;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
@@ -262,9 +263,9 @@ async fn run_expand(st: AppState, p: FhirResult<Params>) -> Response {
                 Ok(e) => e,
                 Err(e) => return outcome(from_api(e)),
             };
-            match run_search(&st, eng, q).await {
+            match eng.search(q).await {
                 Ok(h) => h,
-                Err(e) => return outcome(from_api(e)),
+                Err(e) => return outcome(from_api(e.into())),
             }
         }
     };

@@ -1,6 +1,6 @@
 //! Browse endpoints: sources, concepts, hierarchy traversal and mappings.
 
-use super::error::{ApiError, ApiPath, ApiQuery, ErrorBody};
+use super::error::{ApiError, ApiPath, ApiQuery, ErrorBody, HttpError};
 use super::{blocking, AppState};
 use crate::domain::model::{ConceptRef, Counts, Term};
 use crate::service::codes::{self, CodeMatch};
@@ -122,11 +122,7 @@ pub struct ConceptView {
 /// nothing (404) and is not looked up.
 fn check_ref(system: &str, code: &str) -> Result<(), ApiError> {
     if system.is_empty() || system.len() > 64 {
-        return Err(ApiError::new(
-            axum::http::StatusCode::NOT_FOUND,
-            "unknown_system",
-            "no release of this system is loaded",
-        ));
+        return Err(HttpError::UnknownSystem(None).into());
     }
     if code.is_empty() || code.len() > 256 {
         return Err(ApiError::not_found("no concept has this code"));
@@ -157,15 +153,13 @@ fn resolve(
 
 fn unknown(store: &Store, system: &str, code: &str) -> ApiError {
     if store.has_system(system) {
-        ApiError::not_found(format!("no concept {code} in {system}"))
-            .with_details(serde_json::json!({"system": system, "code": code}))
+        HttpError::UnknownConcept {
+            system: system.to_string(),
+            code: code.to_string(),
+        }
+        .into()
     } else {
-        ApiError::new(
-            axum::http::StatusCode::NOT_FOUND,
-            "unknown_system",
-            format!("no release of system {system} is loaded"),
-        )
-        .with_details(serde_json::json!({"system": system}))
+        HttpError::UnknownSystem(Some(system.to_string())).into()
     }
 }
 

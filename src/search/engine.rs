@@ -57,6 +57,9 @@ pub enum EngineError {
     /// A concept named in the request does not exist.
     #[error("no concept {1} in {0}")]
     UnknownConcept(String, String),
+    /// A blocking-pool task failed (a panic; never expected).
+    #[error("search worker failed: {0}")]
+    Worker(String),
 }
 
 #[derive(Debug, Default, Serialize, Deserialize, PartialEq)]
