@@ -1,9 +1,11 @@
-//! `ontovec eval ...`: runs the evaluations of [`crate::search::eval`] and prints markdown tables.
+//! `ontovec eval ...`: runs the term-search evaluations of [`crate::eval::terms`] and prints
+//! markdown tables.
 
 use super::args::DataArgs;
 use crate::encoder::ModelKind;
+use crate::eval::metrics::{category_aucs, category_counts, fmt_metric, RankScores};
+use crate::eval::terms::{self as eval, read_gold, read_pairs, score_rankings};
 use crate::search::engine::Mode;
-use crate::search::eval::{self, category_aucs, read_gold, read_pairs, score_rankings};
 use crate::search::fusion::FusionMethod;
 use crate::service::app::{App, AppConfig};
 use anyhow::{Context, Result};
@@ -78,14 +80,77 @@ fn open(t: &EvalTarget) -> Result<Arc<App>> {
 
 const RRF60: FusionMethod = FusionMethod::Rrf { k: 60.0 };
 
-fn header(path: &std::path::Path, n: usize) {
-    println!("\nnormalization, {}: {n} gold mentions", path.display());
-    println!("| variant | acc@1 | acc@5 | MRR |");
+fn header(path: &std::path::Path, n: usize, model: &str) {
+    println!(
+        "\nnormalization, {}: {n} gold mentions, terms model {model}",
+        path.display()
+    );
+    println!("| variant (model {model}) | acc@1 | acc@5 | MRR |");
     println!("|---|---|---|---|");
 }
 
-fn row(name: &str, s: eval::NormScores) {
-    println!("| {name} | {:.3} | {:.3} | {:.3} |", s.acc1, s.acc5, s.mrr);
+fn row(name: &str, s: RankScores) {
+    println!(
+        "| {name} | {} | {} | {} |",
+        fmt_metric(s.acc1),
+        fmt_metric(s.acc5),
+        fmt_metric(s.mrr)
+    );
+}
+
+/// The default terms model of a running server (`GET /v1/models`).
+fn remote_default_model(url: &str) -> Result<String> {
+    let mut resp = ureq::get(&format!("{}/v1/models", url.trim_end_matches('/'))).call()?;
+    let v: serde_json::Value = resp.body_mut().read_json()?;
+    v["models"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|m| m["kind"] == "terms" && m["default"] == true)
+        .and_then(|m| m["name"].as_str().map(str::to_string))
+        .context("the server lists no default terms model")
+}
+
+/// The variants of the normalisation table: both sides alone, the old fixed fusions and the
+/// learned hybrid with and without bridges (`sweep`: also the alpha sweep and RRF k=10).
+fn variants(sweep: bool) -> Vec<(String, Mode, FusionMethod)> {
+    let mut v: Vec<(String, Mode, FusionMethod)> = vec![
+        ("lexical".into(), Mode::Lexical, RRF60),
+        ("vector".into(), Mode::Vector, RRF60),
+        ("old hybrid rrf k=60".into(), Mode::Hybrid, RRF60),
+    ];
+    if sweep {
+        v.push((
+            "hybrid rrf k=10".into(),
+            Mode::Hybrid,
+            FusionMethod::Rrf { k: 10.0 },
+        ));
+        for alpha in [0.3f32, 0.5, 0.6, 0.7, 0.8, 0.95] {
+            v.push((
+                format!("hybrid weighted alpha={alpha}"),
+                Mode::Hybrid,
+                FusionMethod::Weighted { alpha },
+            ));
+        }
+    }
+    v.extend([
+        (
+            "old hybrid weighted alpha=0.9 (old default)".into(),
+            Mode::Hybrid,
+            FusionMethod::Weighted { alpha: 0.9 },
+        ),
+        (
+            "new hybrid without bridges".into(),
+            Mode::Hybrid,
+            FusionMethod::Learned { bridges: false },
+        ),
+        (
+            "**new hybrid (learned, default)**".into(),
+            Mode::Hybrid,
+            FusionMethod::Learned { bridges: true },
+        ),
+    ]);
+    v
 }
 
 /// Feature groups of the ablation table: (name, feature indexes into `hybrid::FEATURES`).
@@ -108,7 +173,7 @@ fn fit_fusion(
     out: &std::path::Path,
     target: &EvalTarget,
 ) -> Result<()> {
-    use crate::search::learn::{acc_at_1, fit, FitOptions, QueryData};
+    use crate::eval::learn::{acc_at_1, fit, FitOptions, QueryData};
     let app = open(target)?;
     let eng = app.search.clone().context("no search engine")?;
     let m = target.model.as_deref();
@@ -203,11 +268,15 @@ pub fn run(cmd: EvalCommand) -> Result<()> {
             target,
         } => {
             if let Some(url) = &target.url {
+                let model = match &target.model {
+                    Some(m) => m.clone(),
+                    None => remote_default_model(url)?,
+                };
                 for path in &gold {
                     let gold = read_gold(path)?;
-                    header(path, gold.len());
+                    header(path, gold.len(), &model);
                     for mode in ["lexical", "vector", "hybrid"] {
-                        let ranked = eval::rank_remote(url, &gold, mode, target.model.as_deref())?;
+                        let ranked = eval::rank_remote(url, &gold, mode, Some(&model))?;
                         row(mode, score_rankings(&gold, &ranked));
                     }
                 }
@@ -215,46 +284,13 @@ pub fn run(cmd: EvalCommand) -> Result<()> {
             }
             let app = open(&target)?;
             let eng = app.search.clone().context("no search engine")?;
-            let m = target.model.as_deref();
-            let mut variants: Vec<(String, Mode, FusionMethod)> = vec![
-                ("lexical".into(), Mode::Lexical, RRF60),
-                ("vector".into(), Mode::Vector, RRF60),
-                ("hybrid rrf k=60".into(), Mode::Hybrid, RRF60),
-            ];
-            if sweep {
-                variants.push((
-                    "hybrid rrf k=10".into(),
-                    Mode::Hybrid,
-                    FusionMethod::Rrf { k: 10.0 },
-                ));
-                for alpha in [0.3f32, 0.5, 0.6, 0.7, 0.8, 0.95] {
-                    variants.push((
-                        format!("hybrid weighted alpha={alpha}"),
-                        Mode::Hybrid,
-                        FusionMethod::Weighted { alpha },
-                    ));
-                }
-            }
-            variants.extend([
-                (
-                    "old hybrid (weighted alpha=0.9, old default)".into(),
-                    Mode::Hybrid,
-                    FusionMethod::Weighted { alpha: 0.9 },
-                ),
-                (
-                    "new hybrid without bridges".into(),
-                    Mode::Hybrid,
-                    FusionMethod::Learned { bridges: false },
-                ),
-                (
-                    "**new hybrid (learned, default)**".into(),
-                    Mode::Hybrid,
-                    FusionMethod::Learned { bridges: true },
-                ),
-            ]);
+            // name the model the table is about (the default terms model when none is given)
+            let model = eng.terms_model(target.model.as_deref())?;
+            let m = Some(model.as_str());
+            let variants = variants(sweep);
             for path in &gold {
                 let gold = read_gold(path)?;
-                header(path, gold.len());
+                header(path, gold.len(), &model);
                 let vecs = eval::embed_mentions(&eng, &gold, m)?;
                 for (name, mode, fusion) in &variants {
                     let ranked = eval::rank_local(&eng, &gold, *mode, *fusion, m, Some(&vecs))?;
@@ -271,13 +307,15 @@ pub fn run(cmd: EvalCommand) -> Result<()> {
         } => fit_fusion(&gold, &check, &out, &target),
         EvalCommand::Relatedness { pairs, target } => {
             let pairs = read_pairs(&pairs)?;
+            let mut model = target.model.clone().unwrap_or_default();
             let scores: Vec<f32> = if let Some(url) = &target.url {
+                if model.is_empty() {
+                    model = remote_default_model(url)?;
+                }
                 let mut out = Vec::with_capacity(pairs.len());
                 for chunk in pairs.chunks(512) {
                     let mut body = serde_json::json!({"pairs": chunk.iter().map(|p| serde_json::json!({"a": {"text": p.a}, "b": {"text": p.b}})).collect::<Vec<_>>()});
-                    if let Some(m) = &target.model {
-                        body["model"] = serde_json::Value::String(m.clone());
-                    }
+                    body["model"] = serde_json::Value::String(model.clone());
                     let mut resp =
                         ureq::post(&format!("{}/v1/relatedness", url.trim_end_matches('/')))
                             .send_json(&body)?;
@@ -298,34 +336,28 @@ pub fn run(cmd: EvalCommand) -> Result<()> {
                 let h = eng
                     .registry()
                     .get(target.model.as_deref(), ModelKind::Terms)?;
+                model = h.manifest().name.clone();
                 let a: Vec<&str> = pairs.iter().map(|p| p.a.as_str()).collect();
                 let b: Vec<&str> = pairs.iter().map(|p| p.b.as_str()).collect();
                 let (va, vb) = (h.embed_blocking(&a)?, h.embed_blocking(&b)?);
                 va.iter()
                     .zip(&vb)
-                    .map(|(x, y)| crate::search::engine::cosine(x, y))
+                    .map(|(x, y)| crate::util::vector::cosine(x, y))
                     .collect()
             };
-            let r = category_aucs(&pairs, &scores);
-            println!("relatedness, pairs per distance 0..3: {:?}", r.counts);
+            let cats: Vec<u8> = pairs.iter().map(|p| p.distance).collect();
+            let r = category_aucs(&scores, &cats);
             println!(
-                "| {} | mean |",
-                r.aucs
-                    .iter()
-                    .map(|a| a.0.as_str())
-                    .collect::<Vec<_>>()
-                    .join(" | ")
+                "relatedness, terms model {model}, pairs per distance 0..3: {:?}",
+                category_counts(&cats)
             );
-            println!("|{}---|", "---|".repeat(r.aucs.len()));
-            println!(
-                "| {} | {:.3} |",
-                r.aucs
-                    .iter()
-                    .map(|a| format!("{:.3}", a.1))
-                    .collect::<Vec<_>>()
-                    .join(" | "),
-                r.mean
-            );
+            let mut head: Vec<&str> = r.aucs.keys().map(String::as_str).collect();
+            let mut cells: Vec<String> = r.aucs.values().map(|a| fmt_metric(*a)).collect();
+            head.push("mean");
+            cells.push(fmt_metric(r.mean));
+            println!("| {} |", head.join(" | "));
+            println!("|{}", "---|".repeat(head.len()));
+            println!("| {} |", cells.join(" | "));
             Ok(())
         }
     }

@@ -29,7 +29,7 @@
 //! `s = w · x` ranks; `p = σ(a·s + c)` is the reported score (`score_kind` `learned`), fitted
 //! so that p is the probability of being the gold concept on the dev sets: `min_score` means
 //! the same across queries. Weights live in `fusion_weights.json` next to this file, written by
-//! `ontovec eval fit-fusion` ([`super::learn`]).
+//! `ontovec eval fit-fusion` ([`crate::eval::learn`]).
 
 use super::analyzer;
 use super::engine::{EngineError, SearchEngine};

@@ -13,19 +13,23 @@
 //!   system filter; queries are built programmatically, never parsed.
 //! - [`vector`]: cosine HNSW with upsert, release removal, filtered search and atomic saves.
 //! - [`fusion`]: reciprocal-rank and weighted (min-max normalised) fusion.
-//! - [`hybrid`]: the learned concept-level hybrid (features, bridges, calibrated scores) and
-//!   [`learn`], which fits its weights on dev sets.
+//! - [`engine`]: [`engine::SearchEngine`], the indexes kept in step with the store, ranking.
+//! - [`query`]: what callers ask the engine (search, normalize, similar, embed): it embeds the
+//!   query itself, through the encoder's admission gate, then ranks on the blocking pool.
+//! - [`relatedness`]: cosine of text/concept pairs.
+//! - [`hybrid`]: the learned concept-level hybrid (features, bridges, calibrated scores); its
+//!   weights are fitted by [`crate::eval::learn`].
 //! - [`abbrev`]: the abbreviation and shorthand table shared by queries and notes.
 
 pub mod abbrev;
 pub mod analyzer;
 pub mod engine;
-pub mod eval;
 pub mod fusion;
 pub mod hybrid;
 pub mod keyset;
-pub mod learn;
 pub mod lexical;
+pub mod query;
+pub mod relatedness;
 pub mod vector;
 
 pub use fusion::{fuse, FusedHit, FusionMethod};

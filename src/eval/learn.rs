@@ -1,4 +1,4 @@
-//! Fitting the learned hybrid's weights ([`super::hybrid`]) on dev-set queries.
+//! Fitting the learned hybrid's weights ([`crate::search::hybrid`]) on dev-set queries.
 //!
 //! Two steps, both plain full-batch optimisation over a few thousand queries:
 //! 1. **Ranking** (`w`): a listwise softmax (conditional logit) over each query's candidates,
@@ -11,7 +11,7 @@
 //! `ontovec eval fit-fusion` collects the candidates, calls [`fit`], prints held-out metrics and
 //! the feature ablation, and writes `src/search/fusion_weights.json`.
 
-use super::hybrid::{Weights, FEATURES, NF};
+use crate::search::hybrid::{Weights, FEATURES, NF};
 
 /// One query's candidates: feature vectors and whether each is a gold concept.
 #[derive(Debug, Clone, Default)]
@@ -61,7 +61,7 @@ pub fn fit(data: &[QueryData], opt: &FitOptions, fitted_on: &str) -> Weights {
     let (b1, b2, eps) = (0.9f64, 0.999f64, 1e-8f64);
     let n = usable.len().max(1) as f64;
     for step in 1..=opt.steps {
-        let mut grad = vec![0f64; NF];
+        let mut grad = [0f64; NF];
         for q in &usable {
             let s: Vec<f64> = q.x.iter().map(|x| dot(&w, x)).collect();
             let mx = s.iter().copied().fold(f64::NEG_INFINITY, f64::max);
@@ -105,7 +105,9 @@ pub fn fit(data: &[QueryData], opt: &FitOptions, fitted_on: &str) -> Weights {
     }
 }
 
-/// Logistic regression of the gold flag on the ranking score (Newton's method).
+/// Logistic regression of the gold flag on the ranking score: Newton's method on the
+/// standardised score with step halving (the log-loss never increases) and a tiny ridge on the
+/// slope, so separable data cannot send it to infinity.
 fn calibrate(data: &[QueryData], w: &[f32]) -> (f32, f32) {
     let pts: Vec<(f64, f64)> = data
         .iter()
@@ -116,10 +118,32 @@ fn calibrate(data: &[QueryData], w: &[f32]) -> (f32, f32) {
             })
         })
         .collect();
+    if pts.is_empty() {
+        return (1.0, 0.0);
+    }
+    let n = pts.len() as f64;
+    let mean = pts.iter().map(|p| p.0).sum::<f64>() / n;
+    let sd = (pts.iter().map(|p| (p.0 - mean).powi(2)).sum::<f64>() / n)
+        .sqrt()
+        .max(1e-9);
+    let z: Vec<(f64, f64)> = pts.iter().map(|(s, y)| ((s - mean) / sd, *y)).collect();
+    const RIDGE: f64 = 1e-3;
+    let loss = |a: f64, c: f64| -> f64 {
+        let l: f64 = z
+            .iter()
+            .map(|(s, y)| {
+                let t = a * s + c;
+                // log(1 + e^t) - y t, stable
+                t.max(0.0) + (-t.abs()).exp().ln_1p() - y * t
+            })
+            .sum();
+        l / n + 0.5 * RIDGE * a * a
+    };
     let (mut a, mut c) = (1.0f64, 0.0f64);
-    for _ in 0..50 {
-        let (mut ga, mut gc, mut haa, mut hac, mut hcc) = (0.0, 0.0, 1e-6, 0.0, 1e-6);
-        for (s, y) in &pts {
+    let mut cur = loss(a, c);
+    for _ in 0..100 {
+        let (mut ga, mut gc, mut haa, mut hac, mut hcc) = (0.0, 0.0, 0.0, 0.0, 0.0);
+        for (s, y) in &z {
             let p = 1.0 / (1.0 + (-(a * s + c)).exp());
             let r = p - y;
             ga += r * s;
@@ -129,19 +153,33 @@ fn calibrate(data: &[QueryData], w: &[f32]) -> (f32, f32) {
             hac += h * s;
             hcc += h;
         }
+        let (ga, gc) = (ga / n + RIDGE * a, gc / n);
+        let (haa, hac, hcc) = (haa / n + RIDGE, hac / n, hcc / n + 1e-12);
         let det = haa * hcc - hac * hac;
-        if det.abs() < 1e-12 {
+        if det.abs() < 1e-18 {
             break;
         }
         let da = (hcc * ga - hac * gc) / det;
         let dc = (haa * gc - hac * ga) / det;
-        a -= da;
-        c -= dc;
-        if da.abs() + dc.abs() < 1e-9 {
+        let mut step = 1.0;
+        let mut next = loss(a - da, c - dc);
+        while next > cur && step > 1e-6 {
+            step *= 0.5;
+            next = loss(a - step * da, c - step * dc);
+        }
+        if next > cur {
+            break;
+        }
+        a -= step * da;
+        c -= step * dc;
+        let done = cur - next < 1e-12;
+        cur = next;
+        if done {
             break;
         }
     }
-    (a as f32, c as f32)
+    // σ(a·(s − mean)/sd + c) = σ((a/sd)·s + (c − a·mean/sd))
+    ((a / sd) as f32, (c - a * mean / sd) as f32)
 }
 
 /// acc@1 of `w` on `data` (a query with no gold candidate counts as a miss). Ties go to the
