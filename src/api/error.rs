@@ -419,6 +419,12 @@ impl From<crate::search::engine::EngineError> for ApiError {
             },
             E::Cache(x) => ApiError::internal(x.to_string()),
             E::Worker(m) => ApiError::internal(format!("search worker failed: {m}")),
+            E::NothingToSearch(q) => ApiError::new(
+                StatusCode::NOT_FOUND,
+                "nothing_to_search",
+                format!("the query {q:?} has no letter or digit: nothing to search"),
+            )
+            .with_details(json!({"query": q})),
         }
     }
 }

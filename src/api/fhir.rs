@@ -7,7 +7,7 @@ use super::search::engine;
 use super::{blocking, AppState};
 use crate::fhir::params::Params;
 use crate::fhir::{expand, ops, resources, FhirError, FhirResult, FHIR_JSON};
-use crate::search::engine::Query as SearchQuery;
+use crate::search::engine::{EngineError, Query as SearchQuery};
 use crate::search::query::DEFAULT_FUSION;
 use crate::store::Store;
 use axum::body::Bytes;
@@ -265,6 +265,8 @@ async fn run_expand(st: AppState, p: FhirResult<Params>) -> Response {
             };
             match eng.search(q).await {
                 Ok(h) => h,
+                // A filter with no letter or digit matches nothing: an empty expansion.
+                Err(EngineError::NothingToSearch(_)) => Vec::new(),
                 Err(e) => return outcome(from_api(e.into())),
             }
         }

@@ -3,7 +3,7 @@
 use super::error::{ApiError, ApiPath, ApiQuery, ErrorBody, HttpError};
 use super::{blocking, AppState};
 use crate::domain::model::{ConceptRef, Counts, Term};
-use crate::service::codes::{self, CodeMatch};
+use crate::store::codes::{self, CodeMatch};
 use crate::store::read::{ConceptRecord, MAX_TRAVERSAL};
 use crate::store::Store;
 use axum::extract::State;

@@ -2,6 +2,7 @@
 //! side by side with a reference measured in the same run on the same machine.
 
 pub mod load;
+pub mod normalize;
 
 use crate::ontology::synthetic;
 use anyhow::{bail, Context, Result};

@@ -1,4 +1,4 @@
-//! `ontovec bench ingest | load | overload`: benchmarks that need whole processes or files.
+//! `ontovec bench ingest | load | normalize | overload`: benchmarks that need whole processes or files.
 
 use anyhow::{bail, Result};
 use clap::{Args, Subcommand};
@@ -32,6 +32,8 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 400)]
         requests: usize,
     },
+    /// Mentions/s of `/v1/normalize` with batches of 1,000 distinct mentions.
+    Normalize(NormalizeBench),
     /// Many clients on semantic (vector) search at once: every answer must be 200 or 429 with
     /// Retry-After, RSS is sampled, and single requests right after must succeed at once.
     Overload {
@@ -45,6 +47,27 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 20.0)]
         seconds: f64,
     },
+}
+
+/// Mentions per second of `/v1/normalize` with large batches (one client; a warm-up batch
+/// first, then `requests` timed ones, every batch distinct mentions from gold TSVs).
+#[derive(Debug, Args, Clone)]
+pub struct NormalizeBench {
+    /// Where the server is.
+    #[command(flatten)]
+    pub server: BenchServer,
+    /// Gold TSVs whose first column gives the mentions (repeat).
+    #[arg(long = "mentions-from", required = true)]
+    pub mentions_from: Vec<PathBuf>,
+    /// Mentions per request.
+    #[arg(long, default_value_t = 1000)]
+    pub batch: usize,
+    /// Timed requests per mode.
+    #[arg(long, default_value_t = 3)]
+    pub requests: usize,
+    /// Search modes, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "lexical,hybrid")]
+    pub modes: Vec<String>,
 }
 
 /// The server a load benchmark talks to: a running one (`--url`), or one it starts over a data
@@ -103,6 +126,11 @@ pub fn run(what: BenchCommand) -> Result<()> {
         } => {
             let (t, _child) = server.target()?;
             crate::bench::load::load(&t, &modes, &concurrency, requests)
+        }
+        BenchCommand::Normalize(b) => {
+            let mentions = crate::bench::normalize::read_mentions(&b.mentions_from)?;
+            let (t, _child) = b.server.target()?;
+            crate::bench::normalize::normalize(&t, &mentions, b.batch, b.requests, &b.modes)
         }
         BenchCommand::Overload {
             server,

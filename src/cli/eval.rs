@@ -165,6 +165,7 @@ const GROUPS: &[(&str, &[usize])] = &[
     ),
     ("agreement (both, both_first)", &[12, 13]),
     ("bridges (bridge_cos, bridge_exact)", &[14, 15]),
+    ("grouping (block range / chapter)", &[16]),
 ];
 
 fn fit_fusion(

@@ -3,7 +3,7 @@
 //! Users write `s72001a`, `S72001A`, `S72.001 A`, `S00.00A` (placeholder left out), `25000`, or
 //! `hp:0001250`. [`spellings`] turns such a string into the canonical spellings it can denote in
 //! a system, most likely first; the store keeps those that exist (see
-//! `service::codes::resolve_concept`), so a lookup resolves only when exactly one code fits.
+//! `store::codes::resolve_concept`), so a lookup resolves only when exactly one code fits.
 //!
 //! * ICD-10-CM: upper case, no blanks, the dot after the category (`S72001A` → `S72.001A`); when
 //!   that is not a code, the placeholder `X`s are re-placed: the characters after the category

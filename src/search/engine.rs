@@ -60,6 +60,9 @@ pub enum EngineError {
     /// A blocking-pool task failed (a panic; never expected).
     #[error("search worker failed: {0}")]
     Worker(String),
+    /// The query (abbreviations spelled out) holds no letter or digit: nothing to search.
+    #[error("the query {0:?} has no letter or digit: nothing to search")]
+    NothingToSearch(String),
 }
 
 #[derive(Debug, Default, Serialize, Deserialize, PartialEq)]
@@ -203,6 +206,12 @@ impl SearchEngine {
     /// rewritten by [`super::abbrev::expand_query`]. Callers embed this, not the raw query.
     pub fn query_text(text: &str) -> std::borrow::Cow<'_, str> {
         super::abbrev::query_text(text)
+    }
+
+    /// Whether a query has anything to search: a letter or a digit once abbreviations are
+    /// spelled out (`"???"`, `"--"` have none).
+    pub fn searchable(text: &str) -> bool {
+        Self::query_text(text).chars().any(char::is_alphanumeric)
     }
 
     /// A text's vector from the embedding cache only (no encoder call).

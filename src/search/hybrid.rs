@@ -11,7 +11,10 @@
 //!    the query is restricted to: its cached vector against the vector index and its exact key
 //!    against the lexical index. Up to [`MAX_BRIDGES`] bridges per query; a bridge name whose
 //!    vector is not in the embedding cache is used lexically only (no encoder call).
-//! 3. Every term hit is folded into its concept; a concept's features look at all of its terms
+//! 3. **Codes**: a short query with a digit that is a code as users type it (`s72001a`,
+//!    `S00.00A`, `25000`) adds the one stored code it stands for in each system in scope
+//!    ([`crate::store::codes::resolve_concept`], the rule of concept lookups).
+//! 4. Every term hit is folded into its concept; a concept's features look at all of its terms
 //!    that were found (best term, how many matched, whether the best one is the preferred name).
 //!
 //! Each result lists the evidence that put it there (`lexical`, `vector`, `exact`, `code`,
@@ -23,7 +26,8 @@
 //! normalised whole string equals a term (any / the preferred one), the query is the code, word
 //! overlap F1 of the best-overlapping term. Aggregation: log of matching terms, best vector
 //! term is preferred / is a narrower-or-related kind. Agreement: found by both sides, first on
-//! both. Bridges: best cosine to a bridge name, exact match of a bridge name.
+//! both. Bridges: best cosine to a bridge name, exact match of a bridge name. Grouping: the
+//! code is a block range or a chapter (`I20-I25`, `9`).
 //!
 //! ## Scoring
 //! `s = w · x` ranks; `p = σ(a·s + c)` is the reported score (`score_kind` `learned`), fitted
@@ -43,6 +47,8 @@ use std::sync::OnceLock;
 pub const MAX_BRIDGES: usize = 2;
 /// Vector hits fetched per bridge.
 const BRIDGE_FETCH: usize = 20;
+/// Longest query tried as a typed code (`S72.001 A`, `HP:0001250`).
+const MAX_CODE_CHARS: usize = 16;
 
 /// Feature names, in the order of [`Candidate::x`].
 pub const FEATURES: &[&str] = &[
@@ -62,9 +68,10 @@ pub const FEATURES: &[&str] = &[
     "both_first",
     "bridge_cos",
     "bridge_exact",
+    "grouping",
 ];
 /// Number of features.
-pub const NF: usize = 16;
+pub const NF: usize = 17;
 
 /// A fitted linear model over [`FEATURES`].
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -140,6 +147,14 @@ struct Agg {
     bridge_cos: f32,
     bridge_exact: bool,
     via: Vec<String>,
+    /// The preferred name of a concept found by its code only.
+    code_term: Option<String>,
+}
+
+/// Whether a code names a grouping rather than a condition: a block range (`I20-I25`,
+/// `390-459`) or an ICD-10-CM chapter number (`9`). Queries rarely mean these.
+fn is_grouping(code: &str) -> bool {
+    code.contains('-') || (code.len() <= 2 && code.bytes().all(|b| b.is_ascii_digit()))
 }
 
 fn word_set(text: &str) -> HashSet<String> {
@@ -258,6 +273,18 @@ impl SearchEngine {
             }
         }
 
+        // A code as users type it (`s72001a`, `S00.00A`): the one stored code it stands for.
+        for (rid, rec) in self.code_concepts(q)? {
+            let code = rec.concept.code.clone();
+            let a = aggs.entry((rid, code.clone())).or_insert_with(|| Agg {
+                rid,
+                code,
+                ..Default::default()
+            });
+            a.code_match = true;
+            a.code_term = Some(rec.concept.preferred_term);
+        }
+
         if q.bridges {
             for (via, hits, exact_hits) in self.bridge_hits(q, &keys)? {
                 for h in hits {
@@ -327,6 +354,7 @@ impl SearchEngine {
                 )),
                 a.bridge_cos,
                 f32::from(u8::from(a.bridge_exact)),
+                f32::from(u8::from(is_grouping(&a.code))),
             ];
             let mut evidence = Vec::new();
             if a.l_best.is_some() {
@@ -346,7 +374,7 @@ impl SearchEngine {
                 (_, Some(l)) if a.exact || a.v_best.is_none() => l.2.clone(),
                 (Some(v), _) => v.2.clone(),
                 (None, Some(l)) => l.2.clone(),
-                (None, None) => String::new(),
+                (None, None) => a.code_term.clone().unwrap_or_default(),
             };
             out.push(Candidate {
                 rid: a.rid,
@@ -357,6 +385,35 @@ impl SearchEngine {
                 vector_rank: a.v_best.as_ref().map(|b| b.1),
                 evidence,
             });
+        }
+        Ok(out)
+    }
+
+    /// Concepts a code-like query (a digit, at most [`MAX_CODE_CHARS`] characters) names in the
+    /// systems in scope, as [`crate::store::codes::resolve_concept`] resolves a typed code:
+    /// exactly, or as the single stored code its spellings fit.
+    fn code_concepts(
+        &self,
+        q: &LearnedQuery,
+    ) -> Result<Vec<(u64, crate::store::read::ConceptRecord)>, EngineError> {
+        use crate::store::codes::{resolve_concept, CodeMatch};
+        let text = q.original.trim();
+        if text.chars().count() > MAX_CODE_CHARS || !text.chars().any(|c| c.is_ascii_digit()) {
+            return Ok(Vec::new());
+        }
+        let systems: Vec<String> = match q.systems {
+            Some(s) => s.to_vec(),
+            None => self.store().active_rids().into_keys().collect(),
+        };
+        let mut out = Vec::new();
+        for system in systems {
+            let Some(rid) = self.store().active_rid(&system) else {
+                continue;
+            };
+            match resolve_concept(self.store(), &system, text)? {
+                CodeMatch::Exact(rec) | CodeMatch::Normalized(rec) => out.push((rid, rec)),
+                CodeMatch::Ambiguous(_) | CodeMatch::NotFound => {}
+            }
         }
         Ok(out)
     }
@@ -423,6 +480,16 @@ mod tests {
         assert!((f - 0.8).abs() < 1e-6, "{f}");
         assert_eq!(overlap_f1(&q, &word_set("fracture")), 0.0);
         assert_eq!(overlap_f1(&HashSet::new(), &q), 0.0);
+    }
+
+    #[test]
+    fn groupings_are_ranges_and_chapters() {
+        for c in ["I20-I25", "390-459", "9", "19"] {
+            assert!(is_grouping(c), "{c}");
+        }
+        for c in ["I21", "E11.9", "HP:0001250", "250", "250.2", "CV_401"] {
+            assert!(!is_grouping(c), "{c}");
+        }
     }
 
     #[test]

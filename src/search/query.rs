@@ -119,8 +119,12 @@ impl SearchEngine {
         }
     }
 
-    /// Answer one query: embed it when its mode needs a vector, then rank.
+    /// Answer one query: embed it when its mode needs a vector, then rank. A query with no
+    /// letter or digit is [`EngineError::NothingToSearch`] (any vector of it would be noise).
     pub async fn search(self: &Arc<Self>, q: Query) -> Result<Vec<Found>, EngineError> {
+        if !Self::searchable(&q.text) {
+            return Err(EngineError::NothingToSearch(q.text));
+        }
         let qvec = self
             .query_vectors(q.mode, q.model.as_deref(), std::slice::from_ref(&q.text))
             .await?
@@ -131,6 +135,7 @@ impl SearchEngine {
 
     /// Candidates for each mention (one batched embedding for all of them): `template` gives
     /// `k`, mode, systems, model and fusion; candidates scoring below `min_score` are dropped.
+    /// A mention with no letter or digit gets no candidates (the batch goes on).
     pub async fn normalize(
         self: &Arc<Self>,
         mentions: Vec<String>,
@@ -141,24 +146,33 @@ impl SearchEngine {
             .query_vectors(template.mode, template.model.as_deref(), &mentions)
             .await?;
         let eng = Arc::clone(self);
+        // Mentions are ranked in parallel (rayon's pool, in order): a batch of 1,000 is bound
+        // by the index reads of its mentions, not by one thread.
         on_blocking_pool(move || {
-            let mut out = Vec::with_capacity(mentions.len());
-            for (i, mention) in mentions.into_iter().enumerate() {
-                let q = Query {
-                    text: mention.clone(),
-                    ..template.clone()
-                };
-                let v = vecs.as_ref().map(|v| v[i].as_slice());
-                let mut candidates = eng.search_with_vector(&q, v)?;
-                if let Some(min) = min_score {
-                    candidates.retain(|c| c.score >= min);
-                }
-                out.push(Normalized {
-                    mention,
-                    candidates,
-                });
-            }
-            Ok(out)
+            use rayon::prelude::*;
+            mentions
+                .into_par_iter()
+                .enumerate()
+                .map(|(i, mention)| {
+                    let q = Query {
+                        text: mention,
+                        ..template.clone()
+                    };
+                    let v = vecs.as_ref().map(|v| v[i].as_slice());
+                    let mut candidates = if Self::searchable(&q.text) {
+                        eng.search_with_vector(&q, v)?
+                    } else {
+                        Vec::new()
+                    };
+                    if let Some(min) = min_score {
+                        candidates.retain(|c| c.score >= min);
+                    }
+                    Ok(Normalized {
+                        mention: q.text,
+                        candidates,
+                    })
+                })
+                .collect()
         })
         .await
     }

@@ -18,8 +18,11 @@
 //! Every block key starts with its release id, so a release is written invisibly and made
 //! visible by one transaction that points `active[system]` at it
 //! ([`writer::ReleaseWriter::commit`]). Releases left `loading` by a crash, and superseded ones,
-//! are purged at start-up ([`Store::open`]), as is the staging directory.
+//! are purged at start-up ([`Store::open`]), as is the staging directory. A code as a user
+//! types it resolves to the stored code it stands for through [`codes`] (used by concept
+//! lookups and by search).
 
+pub mod codes;
 mod graph;
 pub mod keys;
 pub mod migrate;

@@ -2,9 +2,9 @@
 //! stand for (`s72001a` → `S72.001A`), or to several (ambiguous), or to none.
 //! The spellings come from [`crate::ontology::codes::spellings`]; the store says which exist.
 
+use super::read::ConceptRecord;
+use super::{Store, StoreResult};
 use crate::ontology::codes;
-use crate::store::read::ConceptRecord;
-use crate::store::{Store, StoreResult};
 
 /// The outcome of [`resolve_concept`].
 #[derive(Debug, Clone)]
