@@ -52,6 +52,9 @@ pub enum EvalCommand {
         /// Gold TSVs to report on, never fitted (repeat).
         #[arg(long)]
         check: Vec<PathBuf>,
+        /// Weigh every fit file the same (small ones repeated) instead of every query once.
+        #[arg(long)]
+        balance: bool,
         /// Where to write the weights.
         #[arg(long, default_value = "src/search/fusion_weights.json")]
         out: PathBuf,
@@ -171,6 +174,7 @@ const GROUPS: &[(&str, &[usize])] = &[
 fn fit_fusion(
     gold: &[std::path::PathBuf],
     check: &[std::path::PathBuf],
+    balance: bool,
     out: &std::path::Path,
     target: &EvalTarget,
 ) -> Result<()> {
@@ -192,17 +196,25 @@ fn fit_fusion(
     };
     let fit_sets = load(gold)?;
     let check_sets = load(check)?;
-    // Every fit set weighs the same, whatever its size: small sets are repeated.
+    // Each query once, or (`balance`) every fit set weighing the same: small sets repeated.
     let largest = fit_sets.iter().map(|s| s.1.len()).max().unwrap_or(0);
     let mut data: Vec<QueryData> = Vec::new();
     for (_, d) in &fit_sets {
-        let reps = (largest / d.len().max(1)).max(1);
+        let reps = if balance {
+            (largest / d.len().max(1)).max(1)
+        } else {
+            1
+        };
         for _ in 0..reps {
             data.extend(d.iter().cloned());
         }
     }
     let names: Vec<&str> = fit_sets.iter().map(|s| s.0.as_str()).collect();
-    let fitted_on = format!("ontovec eval fit-fusion on {}", names.join(", "));
+    let fitted_on = format!(
+        "ontovec eval fit-fusion{} on {}",
+        if balance { " --balance" } else { "" },
+        names.join(", ")
+    );
     let w = fit(&data, &FitOptions::default(), &fitted_on);
     println!(
         "weights: {:?}",
@@ -303,9 +315,10 @@ pub fn run(cmd: EvalCommand) -> Result<()> {
         EvalCommand::FitFusion {
             gold,
             check,
+            balance,
             out,
             target,
-        } => fit_fusion(&gold, &check, &out, &target),
+        } => fit_fusion(&gold, &check, balance, &out, &target),
         EvalCommand::Relatedness { pairs, target } => {
             let pairs = read_pairs(&pairs)?;
             let mut model = target.model.clone().unwrap_or_default();

@@ -33,6 +33,8 @@ pub struct FitOptions {
     pub l2: f64,
     /// Features to use (false → weight fixed at 0), for ablations.
     pub mask: [bool; NF],
+    /// Hold the [`PRIORS`] features at their hand-set weights instead of fitting them.
+    pub priors: bool,
 }
 
 impl Default for FitOptions {
@@ -42,9 +44,16 @@ impl Default for FitOptions {
             lr: 0.05,
             l2: 1e-4,
             mask: [true; NF],
+            priors: true,
         }
     }
 }
+
+/// Weights set by hand, not fitted: what the dev sets cannot teach. Held-out mentions are by
+/// construction no term of the index, so in them an exact match is always *another* concept's
+/// term (a fit learns a negative weight that real queries would pay for), and no dev mention
+/// is a typed code. An exact match of a term and a resolved code are what the user meant.
+pub const PRIORS: &[(&str, f64)] = &[("exact", 3.0), ("exact_pref", 1.0), ("code", 10.0)];
 
 fn dot(w: &[f64], x: &[f32; NF]) -> f64 {
     w.iter().zip(x).map(|(w, x)| w * f64::from(*x)).sum()
@@ -57,6 +66,19 @@ pub fn fit(data: &[QueryData], opt: &FitOptions, fitted_on: &str) -> Weights {
         .filter(|q| q.gold.iter().any(|g| *g) && q.x.len() > 1)
         .collect();
     let mut w = vec![0f64; NF];
+    let mut fixed = [false; NF];
+    if opt.priors {
+        for (name, value) in PRIORS {
+            if let Some(j) = FEATURES
+                .iter()
+                .position(|f| f == name)
+                .filter(|j| opt.mask[*j])
+            {
+                w[j] = *value;
+                fixed[j] = true;
+            }
+        }
+    }
     let (mut m, mut v) = (vec![0f64; NF], vec![0f64; NF]);
     let (b1, b2, eps) = (0.9f64, 0.999f64, 1e-8f64);
     let n = usable.len().max(1) as f64;
@@ -83,6 +105,9 @@ pub fn fit(data: &[QueryData], opt: &FitOptions, fitted_on: &str) -> Weights {
             }
         }
         for j in 0..NF {
+            if fixed[j] {
+                continue;
+            }
             let g = if opt.mask[j] {
                 grad[j] / n + opt.l2 * w[j]
             } else {

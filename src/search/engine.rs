@@ -528,49 +528,6 @@ impl SearchEngine {
         Ok(out)
     }
 
-    /// The learned hybrid ([`super::hybrid`]): candidates scored with the shipped weights,
-    /// best first, `k` of them.
-    pub fn learned_search(
-        &self,
-        lq: &super::hybrid::LearnedQuery,
-        k: usize,
-    ) -> Result<Vec<Found>, EngineError> {
-        let w = super::hybrid::shipped_weights();
-        let mut cands: Vec<(f32, super::hybrid::Candidate)> = self
-            .learned_candidates(lq)?
-            .into_iter()
-            .map(|c| (w.rank_score(&c.x), c))
-            .collect();
-        cands.sort_by(|a, b| {
-            b.0.total_cmp(&a.0)
-                .then(a.1.rid.cmp(&b.1.rid))
-                .then(a.1.code.cmp(&b.1.code))
-        });
-        let mut out = Vec::with_capacity(k.min(cands.len()));
-        for (s, c) in cands.into_iter().take(k) {
-            let Some(system) = self.store.system_of_rid(c.rid) else {
-                continue;
-            };
-            let preferred_term = self
-                .store
-                .concept(&system, &c.code)?
-                .map(|r| r.concept.preferred_term)
-                .unwrap_or_else(|| c.matched_term.clone());
-            out.push(Found {
-                system,
-                code: c.code,
-                preferred_term,
-                matched_term: c.matched_term,
-                score: w.probability(s),
-                score_kind: "learned".to_string(),
-                lexical_rank: c.lexical_rank,
-                vector_rank: c.vector_rank,
-                evidence: c.evidence,
-            });
-        }
-        Ok(out)
-    }
-
     /// The L2-normalised mean vector of a concept's equivalent terms (see module docs).
     pub fn concept_vector(
         &self,

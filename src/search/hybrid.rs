@@ -21,7 +21,8 @@
 //! `via:SYSTEM:CODE`).
 //!
 //! ## Features ([`FEATURES`])
-//! Vector: best cosine, its gap to the query's best cosine, reciprocal concept rank. Lexical:
+//! Vector: best cosine (of the query or of a bridge name, whichever is higher), its gap to the
+//! best such cosine of the query, reciprocal concept rank. Lexical:
 //! best BM25 relative to the query's best, reciprocal concept rank. Exact and near-exact: the
 //! normalised whole string equals a term (any / the preferred one), the query is the code, word
 //! overlap F1 of the best-overlapping term. Aggregation: log of matching terms, best vector
@@ -36,7 +37,7 @@
 //! `ontovec eval fit-fusion` ([`crate::eval::learn`]).
 
 use super::analyzer;
-use super::engine::{EngineError, SearchEngine};
+use super::engine::{EngineError, Found, SearchEngine};
 use super::Hit;
 use crate::domain::model::TermKind;
 use serde::{Deserialize, Serialize};
@@ -100,12 +101,22 @@ impl Weights {
     }
 }
 
-/// The shipped weights (`src/search/fusion_weights.json`).
+/// Environment variable naming a weights file to use instead of the shipped one (to evaluate
+/// a fit before it is shipped; read once per process).
+pub const WEIGHTS_ENV: &str = "ONTOVEC_FUSION_WEIGHTS";
+
+/// The weights in use: the file [`WEIGHTS_ENV`] names, else the shipped ones
+/// (`src/search/fusion_weights.json`, compiled in). A bad override file stops the process at
+/// the first hybrid query with a message, rather than silently using other weights.
 pub fn shipped_weights() -> &'static Weights {
     static W: OnceLock<Weights> = OnceLock::new();
     W.get_or_init(|| {
-        let w: Weights = serde_json::from_str(include_str!("fusion_weights.json"))
-            .expect("fusion_weights.json is valid");
+        let text = match std::env::var_os(WEIGHTS_ENV) {
+            Some(p) => std::fs::read_to_string(&p)
+                .unwrap_or_else(|e| panic!("{WEIGHTS_ENV}={}: {e}", p.to_string_lossy())),
+            None => include_str!("fusion_weights.json").to_string(),
+        };
+        let w: Weights = serde_json::from_str(&text).expect("fusion weights are valid JSON");
         assert_eq!(w.features, FEATURES, "fusion_weights.json features");
         assert_eq!(w.w.len(), NF);
         w
@@ -194,6 +205,45 @@ pub struct LearnedQuery<'a> {
 }
 
 impl SearchEngine {
+    /// The learned hybrid (this module): candidates scored with the shipped weights,
+    /// best first, `k` of them.
+    pub fn learned_search(&self, lq: &LearnedQuery, k: usize) -> Result<Vec<Found>, EngineError> {
+        let w = shipped_weights();
+        let mut cands: Vec<(f32, Candidate)> = self
+            .learned_candidates(lq)?
+            .into_iter()
+            .map(|c| (w.rank_score(&c.x), c))
+            .collect();
+        cands.sort_by(|a, b| {
+            b.0.total_cmp(&a.0)
+                .then(a.1.rid.cmp(&b.1.rid))
+                .then(a.1.code.cmp(&b.1.code))
+        });
+        let mut out = Vec::with_capacity(k.min(cands.len()));
+        for (s, c) in cands.into_iter().take(k) {
+            let Some(system) = self.store().system_of_rid(c.rid) else {
+                continue;
+            };
+            let preferred_term = self
+                .store()
+                .concept(&system, &c.code)?
+                .map(|r| r.concept.preferred_term)
+                .unwrap_or_else(|| c.matched_term.clone());
+            out.push(Found {
+                system,
+                code: c.code,
+                preferred_term,
+                matched_term: c.matched_term,
+                score: w.probability(s),
+                score_kind: "learned".to_string(),
+                lexical_rank: c.lexical_rank,
+                vector_rank: c.vector_rank,
+                evidence: c.evidence,
+            });
+        }
+        Ok(out)
+    }
+
     /// Candidate concepts of a query with their features (see module docs), unsorted.
     pub fn learned_candidates(&self, q: &LearnedQuery) -> Result<Vec<Candidate>, EngineError> {
         let lexical = self.lexical().search(q.text, q.fetch, q.systems, false)?;
@@ -312,15 +362,21 @@ impl SearchEngine {
             }
         }
 
-        let v_top = vector.first().map_or(0.0, |h| h.score);
         let v_floor = vector.last().map_or(0.0, |h| h.score);
+        // A bridge name is a paraphrase of the query (the query is one of its concept's
+        // terms), so its cosine counts as the query's own: a concept found only through a
+        // bridge competes on the vector features too.
+        let v_top = aggs
+            .values()
+            .map(|a| a.bridge_cos)
+            .fold(vector.first().map_or(0.0, |h| h.score), f32::max);
         let l_top = lexical
             .first()
             .map_or(0.0, |h| h.score)
             .max(f32::MIN_POSITIVE);
         let mut out = Vec::with_capacity(aggs.len());
         for a in aggs.into_values() {
-            let v = a.v_best.as_ref().map_or(v_floor, |b| b.0);
+            let v = a.v_best.as_ref().map_or(v_floor, |b| b.0).max(a.bridge_cos);
             let kind = a.v_best.as_ref().map(|b| b.3);
             let x = [
                 v,
