@@ -76,7 +76,10 @@ pub struct App {
     pub search: Option<Arc<SearchEngine>>,
     /// Notes: store, indexes, coding (NoteContrast).
     pub notes: Arc<crate::notes::Notes>,
+    /// One ingest at a time; held by ingest job threads and the CLI, never by a request.
     ingest_lock: parking_lot::Mutex<()>,
+    /// Indexer wake-ups, background thread count, shutdown ([`crate::background`]).
+    pub(crate) background: crate::background::Background,
 }
 
 /// Failure to open the application.
@@ -127,6 +130,7 @@ impl App {
             search: Some(Arc::new(search)),
             notes: Arc::new(notes),
             ingest_lock: parking_lot::Mutex::new(()),
+            background: Default::default(),
         }))
     }
 
@@ -230,13 +234,23 @@ impl App {
         let (id, progress) = self.jobs.create("ingest")?;
         let app = self.clone();
         let job = id.clone();
+        let worker = self.worker();
         std::thread::Builder::new()
             .name(format!("ingest-{}", &id[..8]))
             .spawn(move || {
+                let _alive = worker;
                 let _g = app.ingest_lock.lock();
+                if app.is_stopping() {
+                    // left queued: the next start reports it interrupted
+                    drop(guard);
+                    return;
+                }
                 let _ = app.jobs.start(&job);
                 let outcome = app.run_ingest(&req, progress.clone(), Some(&job));
                 let _ = match outcome {
+                    // stopped by shutdown: left running, so the next start reports it (succeeded
+                    // if its data was committed, the indexes then catch up; else interrupted)
+                    _ if progress.is_cancelled() => Ok(()),
                     Ok(r) => app.jobs.succeed(&job, r),
                     Err(e) => app.jobs.fail(&job, job_error(&e)),
                 };

@@ -4,7 +4,7 @@
 use crate::app::{App, AppConfig};
 use crate::ingest::IngestRequest;
 use crate::ontology::{Format, InputFile};
-use crate::progress::with_bar;
+use crate::progress::{with_bar, Progress};
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use std::net::SocketAddr;
@@ -466,6 +466,7 @@ pub fn run() -> Result<()> {
             };
             if req.format.is_notes() {
                 let outcome = with_bar(|progress| {
+                    interruptible(&progress);
                     if skip_index {
                         app.load_notes(&req, &progress)
                     } else {
@@ -477,6 +478,7 @@ pub fn run() -> Result<()> {
                 return Ok(());
             }
             let outcome = with_bar(|progress| {
+                interruptible(&progress);
                 if skip_index {
                     crate::ingest::ingest_release(&app.store, &req, progress)
                 } else {
@@ -509,7 +511,14 @@ pub fn run() -> Result<()> {
             }
             let app = App::open(cfg).context("opening the store")?;
             let t = std::time::Instant::now();
-            let outcome = with_bar(|progress| app.sync_indexes(Some(&progress)));
+            let (outcome, cancelled) = with_bar(|progress| {
+                interruptible(&progress);
+                (app.sync_indexes(Some(&progress)), progress.is_cancelled())
+            });
+            if cancelled {
+                app.store.flush()?;
+                bail!("interrupted; what was indexed is saved: run `ontovec reindex` (without --rebuild) to go on");
+            }
             outcome.context("indexing")?;
             println!(
                 "{}",
@@ -545,7 +554,16 @@ pub fn run() -> Result<()> {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;
-            rt.block_on(crate::server::serve(cfg, addr))
+            let r = rt.block_on(crate::server::serve(cfg, addr));
+            // blocking tasks stuck in dropped requests must not hold the exit
+            rt.shutdown_timeout(std::time::Duration::from_millis(200));
+            r
         }
     }
+}
+
+/// SIGTERM / Ctrl-C cancel `progress` (work stops at its next batch boundary and saves what it
+/// did); the process exits 4.5 s after the signal whatever still runs.
+fn interruptible(progress: &std::sync::Arc<Progress>) {
+    crate::background::cancel_on_signal(progress.clone(), std::time::Duration::from_millis(4500));
 }

@@ -297,6 +297,7 @@ pub fn router(state: AppState) -> Router {
         .route("/ready", get(service::ready))
         .route("/metrics", get(service::metrics))
         .route("/v1/sources", get(ontology::sources))
+        .route("/v1/jobs", get(ingest::jobs))
         .route("/v1/jobs/{job_id}", get(ingest::job))
         .route(
             "/v1/systems/{system}/concepts/{code}",

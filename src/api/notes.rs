@@ -155,6 +155,10 @@ pub struct NoteRequest {
 pub struct NoteCreated {
     /// The note's id.
     pub id: String,
+    /// Whether note search finds it yet. A note is stored (durable, readable by `GET`) before
+    /// it is indexed; the indexer adds it in the background (`GET /v1/notes/{id}` and `/ready`
+    /// tell when).
+    pub indexed: bool,
 }
 
 /// A stored note.
@@ -169,6 +173,8 @@ pub struct NoteResponse {
     /// Metadata.
     #[schema(value_type = Object)]
     pub meta: serde_json::Value,
+    /// Whether note search finds it yet (the indexer adds stored notes in the background).
+    pub indexed: bool,
 }
 
 fn notes_err(e: crate::notes::NotesError) -> ApiError {
@@ -214,12 +220,11 @@ pub async fn create(
         meta_json,
     };
     let notes = app.notes.clone();
-    blocking(move || -> Result<(), ApiError> {
-        notes.store.insert(note)?;
-        notes.sync(None).map_err(notes_err)
-    })
-    .await??;
-    Ok((StatusCode::CREATED, ApiJson(NoteCreated { id })))
+    // durable when insert returns; indexing is the indexer's (never this request's) work
+    let stored = blocking(move || notes.store.insert(note)).await??;
+    app.request_catch_up();
+    let indexed = stored.nid < app.notes.indexed_next().map_err(notes_err)?;
+    Ok((StatusCode::CREATED, ApiJson(NoteCreated { id, indexed })))
 }
 
 /// A stored note by id.
@@ -236,9 +241,11 @@ pub async fn get(
     if validate_note(&id, "x").is_err() {
         return Err(ApiError::not_found("no note has this id"));
     }
-    let found = blocking(move || app.notes.store.get(&id).map(|n| (id, n))).await??;
+    let notes = app.notes.clone();
+    let found = blocking(move || notes.store.get(&id).map(|n| (id, n))).await??;
     match found {
         (_, Some(s)) => Ok(ApiJson(NoteResponse {
+            indexed: s.nid < app.notes.indexed_next().map_err(notes_err)?,
             meta: s.note.meta(),
             id: s.note.id,
             text: s.note.text,

@@ -29,6 +29,7 @@ pub const BEARER: &str = "bearer";
         super::ontology::descendants,
         super::ontology::mappings,
         super::ingest::ingest,
+        super::ingest::jobs,
         super::ingest::job,
         super::search::models,
         super::search::search,

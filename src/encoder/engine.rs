@@ -17,9 +17,16 @@
 //!
 //! There is no batching delay: whatever queued while the model was busy forms the next window,
 //! so a lone query runs at once (the lean path) and load turns into larger, length-bucketed
-//! batches by itself. Capacity is counted in texts. [`EngineHandle::try_submit`] refuses at once
-//! when full (HTTP 429, with a back-off estimated from the measured time per token), while
-//! [`EngineHandle::embed_blocking`] (CLI, ingest) waits for room instead.
+//! batches by itself.
+//!
+//! Two priorities, two model threads sharing the weights: interactive requests (the async
+//! [`EngineHandle::try_submit`] family: queries, `/v1/embed`, note coding) go to the model
+//! thread; bulk work (the blocking calls: index catch-up, ingest, eval) goes to a separate bulk
+//! thread that runs at a lower OS priority (nice 10) with its own rayon pool. So a query never
+//! queues behind a bulk catch-up, and while both run the scheduler gives the query the CPU.
+//! Queue capacity (the 429 bound) counts interactive texts only; bulk callers wait for room
+//! among themselves. Bulk rounds take at most [`EngineConfig::bulk_window_tokens`] tokens, so
+//! cancellation and progress stay fine-grained.
 
 use super::bert::Encoder;
 use super::manifest::ModelManifest;
@@ -48,6 +55,11 @@ pub struct EngineConfig {
     /// Requests whose texts total at most this many bytes are tokenized on the caller's thread;
     /// larger ones go to the tokio blocking pool.
     pub inline_tokenize_bytes: usize,
+    /// Most tokens of bulk work (index catch-up, ingest) taken in one round of the bulk thread
+    /// (at least one text is always taken).
+    pub bulk_window_tokens: usize,
+    /// Threads of the bulk thread's own rayon pool (0: the machine's cores).
+    pub bulk_threads: usize,
 }
 
 impl Default for EngineConfig {
@@ -58,6 +70,8 @@ impl Default for EngineConfig {
             max_batch_seqs: 64,
             window_seqs: 256,
             inline_tokenize_bytes: 4096,
+            bulk_window_tokens: 8192,
+            bulk_threads: 0,
         }
     }
 }
@@ -149,6 +163,14 @@ struct Pending {
     reply: Arc<Reply>,
 }
 
+/// One priority class's queue and its counts.
+#[derive(Default)]
+struct Lane {
+    requests: VecDeque<Pending>,
+    texts: usize,
+    tokens: usize,
+}
+
 /// One text on its way through the model thread.
 struct Work {
     ids: Vec<u32>,
@@ -157,10 +179,25 @@ struct Work {
 }
 
 struct QueueState {
-    requests: VecDeque<Pending>,
-    texts: usize,
-    tokens: usize,
+    /// Queries and other requests someone is waiting on.
+    interactive: Lane,
+    /// Catch-up, ingest and other background embedding.
+    bulk: Lane,
     shutdown: bool,
+}
+
+impl QueueState {
+    fn lane(&mut self, bulk: bool) -> &mut Lane {
+        if bulk {
+            &mut self.bulk
+        } else {
+            &mut self.interactive
+        }
+    }
+
+    fn texts(&self) -> usize {
+        self.interactive.texts + self.bulk.texts
+    }
 }
 
 struct Shared {
@@ -218,9 +255,8 @@ impl EngineHandle {
     ) -> Result<Self, EncoderError> {
         let shared = Arc::new(Shared {
             state: Mutex::new(QueueState {
-                requests: VecDeque::new(),
-                texts: 0,
-                tokens: 0,
+                interactive: Lane::default(),
+                bulk: Lane::default(),
                 shutdown: false,
             }),
             work_ready: Condvar::new(),
@@ -232,16 +268,38 @@ impl EngineHandle {
         });
         let manifest = encoder.manifest().clone();
         let tokenizer = Arc::new(encoder.tokenizer().clone());
+        let encoder = Arc::new(encoder);
         let thread_shared = Arc::clone(&shared);
+        let interactive = Arc::clone(&encoder);
         std::thread::Builder::new()
             .name(format!("encoder-{}", manifest.name))
             .spawn(move || {
                 if let Some(gate) = gate {
                     let _ = gate.recv();
                 }
-                model_loop(encoder, thread_shared)
+                model_loop(&interactive, &thread_shared, false)
             })
             .map_err(|e| EncoderError::Inference(format!("cannot start model thread: {e}")))?;
+        let bulk_shared = Arc::clone(&shared);
+        let threads = shared.config.bulk_threads;
+        std::thread::Builder::new()
+            .name(format!("encoder-bulk-{}", manifest.name))
+            .spawn(move || {
+                lower_priority();
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .thread_name(|i| format!("encoder-bulk-{i}"))
+                    .start_handler(|_| lower_priority())
+                    .build();
+                match pool {
+                    Ok(pool) => pool.install(|| model_loop(&encoder, &bulk_shared, true)),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "no bulk thread pool; bulk work uses the global one");
+                        model_loop(&encoder, &bulk_shared, true)
+                    }
+                }
+            })
+            .map_err(|e| EncoderError::Inference(format!("cannot start bulk thread: {e}")))?;
         Ok(EngineHandle {
             inner: Arc::new(Inner {
                 shared,
@@ -355,10 +413,10 @@ impl EngineHandle {
 
     fn check_room(&self, n: usize) -> Result<(), EncoderError> {
         let sh = &self.inner.shared;
-        let queued = sh.queued_texts.load(Ordering::Relaxed);
+        let st = sh.state.lock();
+        let queued = st.interactive.texts;
         if queued > 0 && queued + n > sh.config.queue_capacity {
-            let tokens = sh.state.lock().tokens;
-            return Err(overloaded(sh, tokens));
+            return Err(overloaded(sh, st.interactive.tokens));
         }
         Ok(())
     }
@@ -387,27 +445,32 @@ impl EngineHandle {
         }
         let sh = &self.inner.shared;
         let mut st = sh.state.lock();
+        // blocking callers are the bulk lane (see module docs)
+        let bulk = wait_for_room;
         loop {
             if st.shutdown {
                 return Err(stopped());
             }
-            if st.texts == 0 || st.texts + n <= sh.config.queue_capacity {
+            let lane = st.lane(bulk);
+            if lane.texts == 0 || lane.texts + n <= sh.config.queue_capacity {
                 break;
             }
             if !wait_for_room {
-                return Err(overloaded(sh, st.tokens));
+                return Err(overloaded(sh, lane.tokens));
             }
             sh.space_ready.wait(&mut st);
         }
-        st.requests.push_back(Pending {
+        let lane = st.lane(bulk);
+        lane.requests.push_back(Pending {
             items: items.into(),
             reply,
         });
-        st.texts += n;
-        st.tokens += tokens;
-        sh.queued_texts.store(st.texts, Ordering::Relaxed);
+        lane.texts += n;
+        lane.tokens += tokens;
+        sh.queued_texts.store(st.texts(), Ordering::Relaxed);
         drop(st);
-        sh.work_ready.notify_one();
+        // both model threads wait on this condvar; only the lane's own one takes the work
+        sh.work_ready.notify_all();
         Ok(())
     }
 }
@@ -429,11 +492,23 @@ fn overloaded(sh: &Shared, queued_tokens: usize) -> EncoderError {
     }
 }
 
-/// Takes the next window of work, blocking until there is some; `None` on shutdown.
-fn next_window(sh: &Shared) -> Option<Vec<Work>> {
+/// The calling thread (and the threads it starts) at nice 10: the scheduler prefers the
+/// interactive work of the process when both want the CPU. Linux applies `setpriority` to the
+/// calling thread only; elsewhere this does nothing.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: setpriority only reads its integer arguments.
+    unsafe {
+        let _ = libc::setpriority(libc::PRIO_PROCESS, 0, 10);
+    }
+}
+
+/// Takes the next window of one lane's work, blocking until there is some; `None` on shutdown.
+/// A bulk round stays under the bulk token budget.
+fn next_window(sh: &Shared, bulk: bool) -> Option<Vec<Work>> {
     let cfg = &sh.config;
     let mut st = sh.state.lock();
-    while st.requests.is_empty() {
+    while st.lane(bulk).requests.is_empty() {
         if st.shutdown {
             return None;
         }
@@ -441,17 +516,32 @@ fn next_window(sh: &Shared) -> Option<Vec<Work>> {
     }
     let quantum = cfg.max_batch_seqs.max(1);
     let limit = cfg.window_seqs.max(1);
+    let token_limit = if bulk {
+        cfg.bulk_window_tokens.max(1)
+    } else {
+        usize::MAX
+    };
+    let lane = st.lane(bulk);
     let mut window = Vec::new();
     let mut taken_tokens = 0;
-    // Round-robin: a huge ingest request cannot starve a query queued behind it.
-    while window.len() < limit && !st.requests.is_empty() {
-        let rounds = st.requests.len();
+    // Round-robin: a huge request cannot starve another one queued behind it.
+    'fill: while window.len() < limit && !lane.requests.is_empty() {
+        let rounds = lane.requests.len();
         for _ in 0..rounds {
-            let Some(mut req) = st.requests.pop_front() else {
+            let Some(mut req) = lane.requests.pop_front() else {
                 break;
             };
             let take = quantum.min(limit - window.len()).min(req.items.len());
-            for (idx, ids) in req.items.drain(..take) {
+            let mut full = false;
+            for _ in 0..take {
+                let next_len = req.items.front().map_or(0, |(_, ids)| ids.len());
+                if !window.is_empty() && taken_tokens + next_len > token_limit {
+                    full = true;
+                    break;
+                }
+                let Some((idx, ids)) = req.items.pop_front() else {
+                    break;
+                };
                 taken_tokens += ids.len();
                 window.push(Work {
                     ids,
@@ -460,16 +550,22 @@ fn next_window(sh: &Shared) -> Option<Vec<Work>> {
                 });
             }
             if !req.items.is_empty() {
-                st.requests.push_back(req);
+                if full {
+                    // keep its turn: it is first again next round
+                    lane.requests.push_front(req);
+                    break 'fill;
+                }
+                lane.requests.push_back(req);
             }
             if window.len() >= limit {
                 break;
             }
         }
     }
-    st.texts -= window.len();
-    st.tokens -= taken_tokens;
-    sh.queued_texts.store(st.texts, Ordering::Relaxed);
+    lane.texts -= window.len();
+    lane.tokens -= taken_tokens;
+    let total = st.texts();
+    sh.queued_texts.store(total, Ordering::Relaxed);
     drop(st);
     sh.space_ready.notify_all();
     Some(window)
@@ -493,8 +589,8 @@ fn cut_batches(window: &[Work], max_tokens: usize, max_seqs: usize) -> Vec<std::
     out
 }
 
-fn model_loop(encoder: Encoder, sh: Arc<Shared>) {
-    while let Some(mut window) = next_window(&sh) {
+fn model_loop(encoder: &Encoder, sh: &Shared, bulk: bool) {
+    while let Some(mut window) = next_window(sh, bulk) {
         window.retain(|w| !w.reply.cancelled());
         window.sort_by_key(|w| w.ids.len());
         let cfg = &sh.config;
@@ -515,7 +611,8 @@ fn model_loop(encoder: Encoder, sh: Arc<Shared>) {
             s[2].fetch_add(real, Ordering::Relaxed);
             s[3].fetch_add(padded, Ordering::Relaxed);
             s[4].fetch_add(elapsed, Ordering::Relaxed);
-            if let Some(now) = elapsed.checked_div(padded) {
+            // the back-off estimate is for interactive requests: measured on their thread
+            if let Some(now) = elapsed.checked_div(padded).filter(|_| !bulk) {
                 let old = sh.ns_per_token.load(Ordering::Relaxed);
                 let ewma = if old == 0 { now } else { (old * 4 + now) / 5 };
                 sh.ns_per_token.store(ewma, Ordering::Relaxed);
@@ -551,6 +648,73 @@ mod tests {
             idx: 0,
             reply,
         }
+    }
+
+    fn pending(n: usize, len: usize) -> Pending {
+        let reply = Arc::new(Reply(Mutex::new(ReplyState {
+            out: vec![Vec::new(); n],
+            remaining: n,
+            tx: None,
+        })));
+        Pending {
+            items: (0..n).map(|i| (i, vec![1; len])).collect(),
+            reply,
+        }
+    }
+
+    fn shared(config: EngineConfig) -> Shared {
+        Shared {
+            state: Mutex::new(QueueState {
+                interactive: Lane::default(),
+                bulk: Lane::default(),
+                shutdown: false,
+            }),
+            work_ready: Condvar::new(),
+            space_ready: Condvar::new(),
+            config,
+            queued_texts: AtomicUsize::new(0),
+            ns_per_token: AtomicU64::new(0),
+            stats: Default::default(),
+        }
+    }
+
+    fn push(sh: &Shared, bulk: bool, p: Pending) {
+        let mut st = sh.state.lock();
+        let lane = st.lane(bulk);
+        lane.texts += p.items.len();
+        lane.tokens += p.items.iter().map(|(_, ids)| ids.len()).sum::<usize>();
+        lane.requests.push_back(p);
+    }
+
+    #[test]
+    fn lanes_are_taken_apart_and_bulk_rounds_are_bounded() {
+        let sh = shared(EngineConfig {
+            bulk_window_tokens: 1000,
+            ..EngineConfig::default()
+        });
+        // a catch-up's 500 texts of 100 tokens queued first, then one query
+        push(&sh, true, pending(500, 100));
+        push(&sh, false, pending(1, 7));
+        let w = next_window(&sh, false).unwrap();
+        assert_eq!(w.len(), 1, "the query's window holds only the query");
+        assert_eq!(w[0].ids.len(), 7);
+        // bulk rounds stay under the token budget
+        let w = next_window(&sh, true).unwrap();
+        assert_eq!(w.len(), 10);
+        push(&sh, false, pending(2, 5));
+        let w = next_window(&sh, false).unwrap();
+        assert_eq!(w.len(), 2);
+        assert!(w.iter().all(|x| x.ids.len() == 5));
+        assert_eq!(sh.state.lock().bulk.texts, 490);
+        // one text longer than the budget still goes, alone
+        let sh = shared(EngineConfig {
+            bulk_window_tokens: 10,
+            ..EngineConfig::default()
+        });
+        push(&sh, true, pending(3, 50));
+        assert_eq!(next_window(&sh, true).unwrap().len(), 1);
+        assert_eq!(sh.state.lock().bulk.texts, 2);
+        assert_eq!(sh.queued_texts.load(Ordering::Relaxed), 2);
     }
 
     #[test]
