@@ -245,9 +245,11 @@ fn twenty_writes(url: &str, tag: &str) -> (Duration, usize) {
     (worst, unindexed)
 }
 
+/// The number of field `key` in a log line (`key=123`).
 fn number_after(line: &str, key: &str) -> Option<u64> {
-    let rest = &line[line.find(key)? + key.len()..];
-    rest.trim_start_matches(['=', '"']).split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+    let pat = format!(" {key}=");
+    let rest = &line[line.find(&pat)? + pat.len()..];
+    rest.trim_start_matches('"').split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
 }
 
 #[test]
