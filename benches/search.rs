@@ -8,8 +8,8 @@
 //!
 //! Environment: `N` (default 50000), `BENCH=lexical|vector` (default both).
 
+use ontovec::domain::model::TermKind;
 use ontovec::search::{Hit, LexicalIndex, TermDoc, VectorIndex, VectorOptions};
-use ontovec::store::model::TermKind;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::HashSet;

@@ -5,9 +5,9 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use ontovec::api::{router, AppState};
-use ontovec::app::{App, AppConfig};
+use ontovec::domain::model::{Concept, ConceptRef, Mapping, Relation, Term, TermKind};
 use ontovec::ontology::Sink;
-use ontovec::store::model::{Concept, ConceptRef, Mapping, Relation, Term, TermKind};
+use ontovec::service::app::{App, AppConfig};
 use ontovec::store::writer::ReleaseWriter;
 use serde_json::Value;
 use std::sync::Arc;
@@ -257,7 +257,7 @@ async fn real_socket_serves_health_and_docs() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(ontovec::server::serve_listener(
+    let server = tokio::spawn(ontovec::api::server::serve_listener(
         cfg(dir.path()),
         listener,
         async move {

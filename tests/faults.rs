@@ -2,10 +2,10 @@
 //! files, a corrupted store, a read-only data directory. With tests/kill9.rs (20 kills during
 //! ingest) these make 50+ kill -9 cycles. A tiny random BERT keeps the embedding fast.
 
-use ontovec::app::{App, AppConfig};
+use ontovec::domain::model::ReleaseState;
 use ontovec::ontology::synthetic;
 use ontovec::search::vector::VectorIndex;
-use ontovec::store::model::ReleaseState;
+use ontovec::service::app::{App, AppConfig};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -62,7 +62,11 @@ fn cfg(data: &Path, models: &Path) -> AppConfig {
 /// Open the data directory as a restarted server would (store checks, index catch-up), and
 /// check: one complete visible release, no leftovers, and a vector index holding exactly the
 /// visible release's terms. Returns the visible release label.
-fn reopen_and_check(data: &Path, models: &Path, expected: ontovec::store::model::Counts) -> String {
+fn reopen_and_check(
+    data: &Path,
+    models: &Path,
+    expected: ontovec::domain::model::Counts,
+) -> String {
     let (label, term_ids) = {
         let app = App::open(cfg(data, models)).expect("store opens after kill -9");
         app.sync_indexes(None).expect("indexes catch up");

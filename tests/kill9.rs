@@ -2,8 +2,8 @@
 //! every kill the store must open, the acknowledged (last committed) release must be complete,
 //! and no partial release may ever be visible.
 
+use ontovec::domain::model::ReleaseState;
 use ontovec::ontology::synthetic;
-use ontovec::store::model::ReleaseState;
 use ontovec::store::Store;
 use std::process::{Command, Stdio};
 use std::time::Duration;

@@ -2,8 +2,8 @@
 //! against the hand-written fixtures in `ontologies/`, malformed variants of them written to a
 //! temporary directory, and arbitrary bytes (property tests).
 
+use ontovec::domain::model::{ConceptRef, Mapping, Relation, TermKind};
 use ontovec::ontology::{load, Format, InputFile, LoadError, LoadOptions, MemorySink};
-use ontovec::store::model::{ConceptRef, Mapping, Relation, TermKind};
 use proptest::prelude::*;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -591,7 +591,7 @@ fn loinc_spot_checks() {
     let g = &sink.concepts["2345-7"];
     assert_eq!(g.preferred_term, "Glucose [Mass/volume] in Serum or Plasma");
     assert_eq!(g.semantic_types, vec!["CHEM"]);
-    let kind = |c: &ontovec::store::model::Concept, text: &str| {
+    let kind = |c: &ontovec::domain::model::Concept, text: &str| {
         c.terms.iter().find(|t| t.text == text).map(|t| t.kind)
     };
     assert_eq!(kind(g, "Glucose SerPl-mCnc"), Some(TermKind::Short));

@@ -2,8 +2,8 @@
 //! fixtures in `ontologies/`, on malformed variants of them, on arbitrary bytes, and (ignored by
 //! default) on the real files under /work/dl/x.
 
+use ontovec::domain::model::{Concept, ConceptRef, Mapping, TermKind};
 use ontovec::ontology::{self, Format, InputFile, LoadError, LoadOptions, MemorySink};
-use ontovec::store::model::{Concept, ConceptRef, Mapping, TermKind};
 use std::path::{Path, PathBuf};
 
 fn fixture(rel: &str) -> InputFile {

@@ -7,10 +7,10 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use ontovec::api::{router, AppState};
-use ontovec::app::{App, AppConfig};
-use ontovec::ingest::IngestRequest;
 use ontovec::ontology::{Format, InputFile};
-use ontovec::progress::Progress;
+use ontovec::service::app::{App, AppConfig};
+use ontovec::service::ingest::IngestRequest;
+use ontovec::util::progress::Progress;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -363,7 +363,7 @@ async fn mimic_fixture_ingest_api_train_and_code() {
     assert!(ontovec::train::notecontrast::train(&args, Some(3)).is_err());
     let r = ontovec::train::notecontrast::train(&args, None).unwrap();
     assert_eq!(r.steps, 6);
-    for m in ontovec::train::notecontrast::METHODS {
+    for m in ontovec::train::notecontrast::eval::METHODS {
         assert!(r.eval[m].micro_auc.is_finite(), "{m}: {:?}", r.eval[m]);
     }
     // the coder's label space is every code of the store's ICD-9-CM, not only the notes' codes

@@ -1,9 +1,9 @@
 //! Search engine pieces: lexical (tantivy), vector (usearch) and fusion, through the public API.
 
+use ontovec::domain::model::TermKind;
 use ontovec::search::{
     fuse, FusionMethod, Hit, LexicalIndex, SearchError, TermDoc, VectorIndex, VectorOptions,
 };
-use ontovec::store::model::TermKind;
 use proptest::prelude::*;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;

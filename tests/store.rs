@@ -1,8 +1,8 @@
 //! Store behaviour: atomic releases, conflicts, replace, crash leftovers, traversal with cycles,
 //! crosswalks in both directions, schema versions and migration.
 
+use ontovec::domain::model::{Concept, ConceptRef, Mapping, Relation, Term, TermKind};
 use ontovec::ontology::Sink;
-use ontovec::store::model::{Concept, ConceptRef, Mapping, Relation, Term, TermKind};
 use ontovec::store::writer::ReleaseWriter;
 use ontovec::store::{migrate, Store, StoreError, SCHEMA_VERSION};
 
@@ -164,7 +164,7 @@ fn traversal_depths_cycles_and_mappings_both_ways() {
 /// Write what schema version 1 stored for one small release (one sled key per record, no
 /// reverse mapping index), with raw sled and bincode as that version did.
 fn write_version_1_store(dir: &std::path::Path) {
-    use ontovec::store::model::{Counts, ReleaseInfo, ReleaseState};
+    use ontovec::domain::model::{Counts, ReleaseInfo, ReleaseState};
     use ontovec::store::{MapVal, TermRow};
     let db = sled::open(dir).unwrap();
     let rid: u64 = 5;

@@ -11,12 +11,12 @@
 //! clipping, AdamW. Tokenisation is excluded on both sides.
 
 use ontovec::store::Store;
-use ontovec::train::bert::{embed_sequences, rowwise_cosine, TrainBert};
-use ontovec::train::data::{load_hierarchies, Corpus};
-use ontovec::train::embed::TermTokenizer;
-use ontovec::train::loss::{synonym_loss, tree_loss, LossConfig};
-use ontovec::train::ops::Dropout;
-use ontovec::train::optim::{clip_global_norm, AdamW, AdamWConfig, GradAccumulator};
+use ontovec::train::common::bert::{embed_sequences, rowwise_cosine, TrainBert};
+use ontovec::train::common::embed::TermTokenizer;
+use ontovec::train::common::ops::Dropout;
+use ontovec::train::common::optim::{clip_global_norm, AdamW, AdamWConfig, GradAccumulator};
+use ontovec::train::hiprbert::data::{load_hierarchies, Corpus};
+use ontovec::train::hiprbert::loss::{synonym_loss, tree_loss, LossConfig};
 use rand::{Rng, SeedableRng};
 use std::path::PathBuf;
 use std::time::Instant;
@@ -140,8 +140,11 @@ fn bench_forward_variants() {
         serde_json::from_str(&std::fs::read_to_string(&wl).unwrap()).unwrap();
     let ids: Vec<Vec<u32>> = serde_json::from_value(v["batches"][0]["ids"].clone()).unwrap();
     let model = TrainBert::load_dir(&base).unwrap();
-    let enc = ontovec::train::embed::InferenceEncoder::from_tensors(&model.config, model.tensors())
-        .unwrap();
+    let enc = ontovec::train::common::embed::InferenceEncoder::from_tensors(
+        &model.config,
+        model.tensors(),
+    )
+    .unwrap();
     let time = |name: &str, f: &dyn Fn()| {
         f();
         let t = Instant::now();

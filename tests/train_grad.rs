@@ -3,10 +3,10 @@
 //! differences, in f64, on a tiny random BERT. No model download, no network.
 
 use candle_core::{DType, Tensor};
-use ontovec::train::bert::{
+use ontovec::train::common::bert::{
     embed_sequences, random_weights, rowwise_cosine, BertConfig, TrainBert,
 };
-use ontovec::train::loss::{tree_loss, LossConfig};
+use ontovec::train::hiprbert::loss::{tree_loss, LossConfig};
 
 fn loss_of(model: &TrainBert, seqs: &[Vec<u32>], cats: &[u8]) -> Tensor {
     let emb = embed_sequences(model, seqs, 3, None).unwrap();

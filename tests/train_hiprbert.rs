@@ -4,17 +4,17 @@
 //! download, no network.
 
 use candle_core::{DType, Device, Tensor};
+use ontovec::domain::model::{Concept, ConceptRef, Mapping, Relation, Term, TermKind};
 use ontovec::ontology::Sink;
-use ontovec::store::model::{Concept, ConceptRef, Mapping, Relation, Term, TermKind};
 use ontovec::store::writer::ReleaseWriter;
 use ontovec::store::Store;
-use ontovec::train::bert::{
+use ontovec::train::common::bert::{
     embed_sequences, random_weights, rowwise_cosine, BertConfig, TrainBert,
 };
-use ontovec::train::data::{load_hierarchies, Corpus};
-use ontovec::train::embed::TermTokenizer;
-use ontovec::train::loss::{synonym_loss, tree_loss, LossConfig};
-use ontovec::train::optim::{AdamW, AdamWConfig, GradAccumulator};
+use ontovec::train::common::embed::TermTokenizer;
+use ontovec::train::common::optim::{AdamW, AdamWConfig, GradAccumulator};
+use ontovec::train::hiprbert::data::{load_hierarchies, Corpus};
+use ontovec::train::hiprbert::loss::{synonym_loss, tree_loss, LossConfig};
 use ontovec::train::{train, HiprbertArgs, Preset, RunOptions};
 use rand::SeedableRng;
 use std::collections::HashMap;
@@ -214,7 +214,7 @@ fn one_step_gives_every_parameter_a_gradient_and_changes_it() {
     texts.extend(tree.iter().map(|p| p.1.clone()));
     texts.extend(syn.iter().map(|s| s.0.clone()));
     let seqs = tok.encode(&texts).unwrap();
-    let mut drop = ontovec::train::ops::Dropout::new(9, 0.1, 0.1);
+    let mut drop = ontovec::train::common::ops::Dropout::new(9, 0.1, 0.1);
     let emb = embed_sequences(&model, &seqs, 8, Some(&mut drop)).unwrap();
     let n = tree.len();
     let sims =

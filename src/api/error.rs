@@ -1,7 +1,7 @@
 //! The one place where subsystem errors become HTTP responses, in the error shape of API.md:
 //! `{"error": {"code": "snake_case", "message": "...", "details": {...}}}`.
 
-use crate::ingest::IngestError;
+use crate::service::ingest::IngestError;
 use crate::store::StoreError;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::{header, HeaderValue, StatusCode};

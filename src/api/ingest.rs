@@ -3,9 +3,9 @@
 
 use super::error::{ApiError, ApiMultipart, ApiPath, ErrorBody};
 use super::AppState;
-use crate::ingest::IngestRequest;
-use crate::jobs::JobStatus;
 use crate::ontology::{Format, InputFile};
+use crate::service::ingest::IngestRequest;
+use crate::service::jobs::JobStatus;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
@@ -285,7 +285,7 @@ pub async fn ingest(
             "field 'system' must be 1-32 letters, digits, '_' or '-', without spaces",
         ));
     }
-    if !crate::ingest::valid_release(&release) {
+    if !crate::service::ingest::valid_release(&release) {
         return Err(ApiError::bad_request(format!(
             "invalid release label '{release}': use 1-64 letters, digits, '.', '_' or '-'"
         )));
@@ -302,13 +302,15 @@ pub async fn ingest(
     // name the client gave is a form field (400 when invalid); one read from the files is
     // their content (422 when they do not name one).
     if !req.format.is_notes() {
-        let sys = crate::ingest::resolve_system(&req).map_err(|e| match e {
-            crate::ingest::IngestError::Invalid(m) if req.system.is_none() => ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "system_unknown",
-                format!("{m}; give the `system` field"),
-            ),
-            crate::ingest::IngestError::Load(l) => {
+        let sys = crate::service::ingest::resolve_system(&req).map_err(|e| match e {
+            crate::service::ingest::IngestError::Invalid(m) if req.system.is_none() => {
+                ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "system_unknown",
+                    format!("{m}; give the `system` field"),
+                )
+            }
+            crate::service::ingest::IngestError::Load(l) => {
                 let loc = l
                     .location()
                     .map(|(f, n)| serde_json::json!({"file": f, "line": n}));

@@ -1,5 +1,5 @@
 //! The HTTP layer (axum): routing, shared state, middleware and the OpenAPI document.
-//! Handlers are thin: they validate, call the application core ([`crate::app::App`]) on the
+//! Handlers are thin: they validate, call the application core ([`crate::service::app::App`]) on the
 //! blocking pool, and shape the answer. Errors map to HTTP in [`error`] only.
 
 pub mod error;
@@ -8,9 +8,10 @@ pub mod notes;
 pub mod ontology;
 pub mod openapi;
 pub mod search;
-pub mod service;
+pub mod server;
+pub mod status;
 
-use crate::app::{App, AppConfig};
+use crate::service::app::{App, AppConfig};
 use axum::extract::DefaultBodyLimit;
 use axum::http::{header, HeaderName, HeaderValue, Method, Request, StatusCode};
 use axum::middleware::{self, Next};
@@ -293,9 +294,9 @@ pub fn router(state: AppState) -> Router {
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     let request_id = HeaderName::from_static("x-request-id");
     let r = Router::new()
-        .route("/health", get(service::health))
-        .route("/ready", get(service::ready))
-        .route("/metrics", get(service::metrics))
+        .route("/health", get(status::health))
+        .route("/ready", get(status::ready))
+        .route("/metrics", get(status::metrics))
         .route("/v1/sources", get(ontology::sources))
         .route("/v1/jobs", get(ingest::jobs))
         .route("/v1/jobs/{job_id}", get(ingest::job))

@@ -7,10 +7,10 @@ use super::search::{
     check_text, de_count, is_space, nonblank_text_schema, space_class, text_schema,
 };
 use super::{blocking, AppState};
+use crate::domain::model::ConceptRef;
 use crate::notes::ingest::{normalize_code, validate_note, MAX_CODES, MAX_TEXT_BYTES};
 use crate::notes::NoteHit;
 use crate::search::engine::{Mode, Query};
-use crate::store::model::ConceptRef;
 use crate::store::notes::{Note, MAX_ID_CHARS};
 use axum::extract::State;
 use axum::http::StatusCode;

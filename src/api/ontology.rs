@@ -2,7 +2,7 @@
 
 use super::error::{ApiError, ApiPath, ApiQuery, ErrorBody};
 use super::{blocking, AppState};
-use crate::store::model::{ConceptRef, Counts, Term};
+use crate::domain::model::{ConceptRef, Counts, Term};
 use crate::store::read::MAX_TRAVERSAL;
 use crate::store::Store;
 use axum::extract::State;

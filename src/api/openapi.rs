@@ -20,9 +20,9 @@ pub const BEARER: &str = "bearer";
 #[openapi(
     info(title = "ontovec", description = "Embedding database and semantic search server for medical terminologies."),
     paths(
-        super::service::health,
-        super::service::ready,
-        super::service::metrics,
+        super::status::health,
+        super::status::ready,
+        super::status::metrics,
         super::ontology::sources,
         super::ontology::concept,
         super::ontology::ancestors,

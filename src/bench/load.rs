@@ -138,7 +138,7 @@ pub fn spawn_server(data_dir: &Path, models_dir: &Path, extra: &[String]) -> Res
         .arg("--addr")
         .arg(format!("127.0.0.1:{port}"))
         .args(extra)
-        .env("ONTOVEC_LOG", "warn,ontovec::server=info")
+        .env("ONTOVEC_LOG", "warn,ontovec::api::server=info")
         .env("NO_COLOR", "1")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).context("server log")?)

@@ -24,7 +24,7 @@
 
 use super::segments::SegmentConfig;
 use super::windows::WindowConfig;
-use crate::store::model::ConceptRef;
+use crate::domain::model::ConceptRef;
 use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;

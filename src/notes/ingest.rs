@@ -18,11 +18,11 @@
 //! `V45.01`, `E888.9`). Rows flagged `ISERROR=1` are skipped (counted in the warnings); notes
 //! without an admission get no codes.
 
+use crate::domain::model::ConceptRef;
 use crate::ontology::input::{CsvInput, LineReader, PROGRESS_EVERY};
 use crate::ontology::{icd10cm, icd9cm, Format, InputFile, LoadError};
-use crate::progress::Progress;
-use crate::store::model::ConceptRef;
 use crate::store::notes::{InsertError, Note, NoteBatch, MAX_ID_CHARS};
+use crate::util::progress::Progress;
 use serde::Deserialize;
 use std::collections::HashMap;
 
@@ -50,7 +50,7 @@ pub struct NotesLoadResult {
 /// ICD-10-CM codes get their dot (`4019` → `401.9`, `E119` → `E11.9`). Errors are messages for
 /// the caller to locate.
 pub fn normalize_code(system: &str, code: &str) -> Result<ConceptRef, String> {
-    let sys = crate::ingest::normalize_system(system).map_err(|e| e.to_string())?;
+    let sys = crate::domain::normalize_system(system).map_err(|e| e.to_string())?;
     let code = code.trim();
     if code.is_empty()
         || code.chars().count() > MAX_CODE_CHARS

@@ -41,11 +41,11 @@ pub mod windows;
 
 use crate::encoder::tokenize::TextTokenizer;
 use crate::encoder::{EncoderError, EngineHandle, ModelKind, Registry};
-use crate::progress::Progress;
 use crate::search::fusion::{fuse, FusionMethod};
 use crate::search::{Hit, SearchError, VectorIndex};
 use crate::store::notes::{NoteStore, StoredNote};
 use crate::store::{Store, StoreError};
+use crate::util::progress::Progress;
 use coding::CodingModel;
 use parking_lot::Mutex;
 use std::collections::HashMap;

@@ -18,7 +18,7 @@
 //! trap for lexical coding), exam findings, an assessment and plan, and for about one note in
 //! twenty a long hospital course (> 4,000 tokens). Output is deterministic for a seed.
 
-use crate::store::model::TermKind;
+use crate::domain::model::TermKind;
 use crate::store::Store;
 use anyhow::Context;
 use rand::seq::SliceRandom;

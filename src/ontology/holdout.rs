@@ -5,7 +5,7 @@
 //! strings neither the lexical nor the vector index contains.
 
 use super::{LoadError, Sink};
-use crate::store::model::{Concept, Mapping, Relation, TermKind};
+use crate::domain::model::{Concept, Mapping, Relation, TermKind};
 use std::io::Write;
 
 /// Deterministic 64-bit FNV-1a hash (stable across runs and platforms).
@@ -91,8 +91,8 @@ impl<W: Write> Sink for HoldOutSink<'_, W> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::model::Term;
     use crate::ontology::MemorySink;
-    use crate::store::model::Term;
 
     #[test]
     fn holds_out_a_stable_fraction_and_writes_gold() {

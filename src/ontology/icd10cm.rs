@@ -33,7 +33,7 @@
 
 use super::input::{self, LineCountingBufRead};
 use super::{InputFile, LoadError, LoadOptions, Sink};
-use crate::store::model::{Concept, Relation, Term, TermKind};
+use crate::domain::model::{Concept, Relation, Term, TermKind};
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::Reader;
 use std::io::BufReader;

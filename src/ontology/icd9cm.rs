@@ -26,7 +26,7 @@
 
 use super::input::{self, CsvInput, Encoding, LineReader};
 use super::{InputFile, LoadError, LoadOptions, Sink};
-use crate::store::model::{Concept, ConceptRef, Mapping, Relation, Term, TermKind};
+use crate::domain::model::{Concept, ConceptRef, Mapping, Relation, Term, TermKind};
 use std::collections::BTreeSet;
 
 /// Insert the dot of an ICD-9-CM diagnosis code written without one: the category is 3

@@ -31,7 +31,7 @@
 
 use super::input::{CsvInput, PROGRESS_EVERY};
 use super::{InputFile, LoadError, LoadOptions, Sink};
-use crate::store::model::{Concept, Relation, Term, TermKind};
+use crate::domain::model::{Concept, Relation, Term, TermKind};
 
 /// The most `RELATEDNAMES2` entries kept per concept (real rows list up to several hundred).
 pub const MAX_RELATED: usize = 50;

@@ -26,7 +26,7 @@
 
 use super::input::{self, LineReader};
 use super::{InputFile, LoadError, LoadOptions, Sink};
-use crate::store::model::{Concept, ConceptRef, Mapping, Relation, Term, TermKind};
+use crate::domain::model::{Concept, ConceptRef, Mapping, Relation, Term, TermKind};
 
 /// The `ontology:` header of an OBO file, upper-cased, without directories or extension
 /// (`ontology: hp.obo` → `HP`). `None` when the header has no `ontology:` line.

@@ -25,7 +25,7 @@
 
 use super::input::{self, CsvInput};
 use super::{icd10cm, icd9cm, InputFile, LoadError, LoadOptions, Sink};
-use crate::store::model::{Concept, ConceptRef, Mapping, Relation};
+use crate::domain::model::{Concept, ConceptRef, Mapping, Relation};
 use std::collections::BTreeSet;
 
 /// Normalise a phecode: trim, and pad a numeric integer part to 3 digits (`8.5` → `008.5`).

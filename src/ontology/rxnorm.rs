@@ -42,7 +42,7 @@ use super::umls::{
     is_suppressed, normalize_sab, push_unique_text, read_row, Atom, ConsoRuns, REL_FIELDS,
 };
 use super::{InputFile, LoadError, LoadOptions, Sink};
-use crate::store::model::{Concept, ConceptRef, Mapping, Relation, Term, TermKind};
+use crate::domain::model::{Concept, ConceptRef, Mapping, Relation, Term, TermKind};
 use std::collections::HashSet;
 
 /// Term types in order of preference for the concept's preferred name.

@@ -53,7 +53,7 @@
 
 use super::input::{split_rrf, LineReader, PROGRESS_EVERY};
 use super::{InputFile, LoadError, LoadOptions, Sink};
-use crate::store::model::{Concept, ConceptRef, Mapping, Relation, Term, TermKind};
+use crate::domain::model::{Concept, ConceptRef, Mapping, Relation, Term, TermKind};
 use std::cmp::Ordering;
 use std::collections::HashSet;
 

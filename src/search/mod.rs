@@ -26,7 +26,7 @@ pub use fusion::{fuse, FusedHit, FusionMethod};
 pub use lexical::LexicalIndex;
 pub use vector::{VectorIndex, VectorOptions};
 
-use crate::store::model::TermKind;
+use crate::domain::model::TermKind;
 
 /// Number of low bits of a `term_id` that number terms inside a release; the bits above are the
 /// release id (`term_id >> RID_SHIFT == rid`).

@@ -3,10 +3,10 @@
 //! that the two agree. `ontovec migrate` applies the missing steps; `serve` refuses a store that
 //! needs one, and any binary refuses a store newer than itself.
 
-use super::model::{Concept, ReleaseState};
 use super::spool::{Spool, SPOOL_BYTES};
 use super::table::{Table, TableWriter};
 use super::{decode, encode, keys, Store, StoreError, StoreResult, StoredConcept, SCHEMA_VERSION};
+use crate::domain::model::{Concept, ReleaseState};
 
 /// A migration step.
 pub struct Step {

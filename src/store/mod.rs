@@ -22,14 +22,13 @@
 
 pub mod keys;
 pub mod migrate;
-pub mod model;
 pub mod notes;
 pub mod read;
 pub mod spool;
 pub mod table;
 pub mod writer;
 
-use model::{ReleaseInfo, ReleaseState, TermKind};
+use crate::domain::model::{self, ReleaseInfo, ReleaseState, TermKind};
 use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;

@@ -29,8 +29,8 @@
 //! commit (a parse error) clears its staging rows. Notes are append-only: an id cannot be loaded
 //! twice (409 over HTTP), so indexes never need deletions.
 
-use super::model::ConceptRef;
 use super::{decode, encode, keys, Store, StoreError, StoreResult};
+use crate::domain::model::ConceptRef;
 use sled::Transactional;
 use parking_lot::{Mutex, MutexGuard};
 use serde::{Deserialize, Serialize};

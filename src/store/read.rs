@@ -2,9 +2,9 @@
 //! and term iteration for the indexes. Readers only ever see active releases.
 
 use super::keys;
-use super::model::{Concept, ConceptRef, ReleaseInfo, HIERARCHY_RELS};
 use super::table::Table;
 use super::{decode, MapSystems, MapVal, Store, StoreResult, StoredConcept, TermRow};
+use crate::domain::model::{Concept, ConceptRef, ReleaseInfo, HIERARCHY_RELS};
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 

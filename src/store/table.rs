@@ -36,7 +36,7 @@ const BLOCKS_PER_BATCH: usize = 64;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
 pub enum Table {
-    /// code → stored concept (first term id + [`super::model::Concept`]).
+    /// code → stored concept (first term id + [`crate::domain::model::Concept`]).
     Concepts = 1,
     /// term id (8 bytes, big-endian) → [`super::TermRow`].
     Terms = 2,

@@ -12,12 +12,14 @@
 //! error, a cancelled job) removes everything it staged or wrote.
 
 use super::keys;
-use super::model::{Concept, Counts, Mapping, Relation, ReleaseInfo, ReleaseState, HIERARCHY_RELS};
 use super::spool::{Merged, Spool, SPOOL_BYTES};
 use super::table::{Table, TableWriter};
 use super::{decode, encode, MapVal, Store, StoreError, StoreResult, StoredConcept, TermRow};
-use crate::ontology::{LoadError, Sink};
-use crate::progress::Progress;
+use crate::domain::model::{
+    Concept, Counts, Mapping, Relation, ReleaseInfo, ReleaseState, HIERARCHY_RELS,
+};
+use crate::domain::sink::{LoadError, Sink};
+use crate::util::progress::Progress;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
 use std::collections::{BTreeSet, HashMap};

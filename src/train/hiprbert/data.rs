@@ -24,7 +24,7 @@
 //! descriptions, so without that a held-out string could reach the trainer through another
 //! system). Every evaluation uses pairs anchored on held-out concepts ([`build_eval`]).
 
-use crate::store::model::TermKind;
+use crate::domain::model::TermKind;
 use crate::store::Store;
 use rand::seq::SliceRandom;
 use rand::Rng;

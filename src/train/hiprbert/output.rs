@@ -4,9 +4,10 @@
 //! (config.json, tokenizer files, modules.json, 1_Pooling/, ...), the manifest `ontovec.json`
 //! and a `MODEL_CARD.md` with data, configuration, time and the base-vs-trained table.
 
-use super::bert::TrainBert;
-use super::eval::SystemReport;
-use super::hiprbert::{write_atomic, HiprbertArgs, TrainReport};
+use super::{HiprbertArgs, TrainReport};
+use crate::train::common::bert::TrainBert;
+use crate::train::hiprbert::eval::SystemReport;
+use crate::util::fs::write_atomic;
 use std::fmt::Write as _;
 use std::path::Path;
 

@@ -5,11 +5,12 @@
 //! * `<out>-codes` (kind `codes`): the code-sequence BERT with a word-level tokenizer of
 //!   `SYSTEM:CODE` tokens.
 
-use super::bert::TrainBert;
-use super::hiprbert::write_atomic;
-use super::notecontrast::{codes_dir, eval_table, Args, Report};
+use super::eval::eval_table;
+use super::{codes_dir, Args, Report};
+use crate::domain::model::ConceptRef;
 use crate::notes::coding::{CodingManifest, CodingModel, CodingTensors};
-use crate::store::model::ConceptRef;
+use crate::train::common::bert::TrainBert;
+use crate::util::fs::write_atomic;
 use std::fmt::Write as _;
 
 /// `trained_by` of both folders.
@@ -36,7 +37,7 @@ pub fn write(
     let base = folder_name(&args.base);
     let eval = serde_json::to_value(&r.eval)?;
     // notes model
-    super::output::copy_tree(&args.base, out)?;
+    crate::train::hiprbert::output::copy_tree(&args.base, out)?;
     std::fs::copy(
         args.base.join("model.safetensors"),
         out.join("model.safetensors.tmp"),
@@ -74,9 +75,9 @@ pub fn write(
     )?;
     let tokens: Vec<String> = vocab
         .iter()
-        .map(|c| super::codeseq::token(&c.system, &c.code))
+        .map(|c| crate::train::notecontrast::codeseq::token(&c.system, &c.code))
         .collect();
-    super::codeseq::write_tokenizer(&cdir.join("tokenizer.json"), &tokens)?;
+    crate::train::notecontrast::codeseq::write_tokenizer(&cdir.join("tokenizer.json"), &tokens)?;
     let cmanifest = serde_json::json!({
         "name": cname, "kind": "codes", "base": format!("{name} (code-sequence encoder)"),
         "pooling": "mean", "max_len": r.config.max_codes, "trained_by": TRAINED_BY,

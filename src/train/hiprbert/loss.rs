@@ -2,7 +2,7 @@
 //!
 //! **Tree multi-similarity loss.** A batch holds pairs of terms from one hierarchy, each with an
 //! ordered distance category `c ∈ {0,1,2,3}` (0 = same concept, 1 = parent/child/sibling,
-//! 2 = two steps apart, 3 = unrelated in the same tree; see [`super::data`]). HiPrBERT
+//! 2 = two steps apart, 3 = unrelated in the same tree; see [`crate::train::hiprbert::data`]). HiPrBERT
 //! (arXiv 2307.00266) asks that closer pairs score higher: for every pair of categories
 //! `i < j` present in the batch, pairs of category `i` must beat pairs of category `j` by a
 //! margin `λ`. We write that as a multi-similarity-style soft ranking term
@@ -180,7 +180,7 @@ mod tests {
     }
 
     fn normalize(x: &Tensor) -> Tensor {
-        crate::train::ops::l2_normalize(x).unwrap()
+        crate::train::common::ops::l2_normalize(x).unwrap()
     }
 
     /// Central finite differences against autograd, in f64.

@@ -3,11 +3,11 @@
 //! subsystems it calls.
 
 use crate::encoder::{EngineConfig, Registry};
-use crate::ingest::{self, IngestError, IngestRequest, IngestResult};
-use crate::jobs::{JobError, JobManager};
-use crate::progress::Progress;
 use crate::search::engine::SearchEngine;
+use crate::service::ingest::{self, IngestError, IngestRequest, IngestResult};
+use crate::service::jobs::{JobError, JobManager};
 use crate::store::{Store, StoreResult};
+use crate::util::progress::Progress;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -78,8 +78,8 @@ pub struct App {
     pub notes: Arc<crate::notes::Notes>,
     /// One ingest at a time; held by ingest job threads and the CLI, never by a request.
     ingest_lock: parking_lot::Mutex<()>,
-    /// Indexer wake-ups, background thread count, shutdown ([`crate::background`]).
-    pub(crate) background: crate::background::Background,
+    /// Indexer wake-ups, background thread count, shutdown ([`crate::service::background`]).
+    pub(crate) background: crate::service::background::Background,
 }
 
 /// Failure to open the application.
@@ -97,9 +97,9 @@ pub enum OpenError {
     /// The notes subsystem could not be opened.
     #[error(transparent)]
     Notes(#[from] crate::notes::NotesError),
-    /// The store lost acknowledged commits (see [`crate::integrity`]).
+    /// The store lost acknowledged commits (see [`crate::service::integrity`]).
     #[error(transparent)]
-    Integrity(#[from] crate::integrity::IntegrityError),
+    Integrity(#[from] crate::service::integrity::IntegrityError),
 }
 
 impl App {
@@ -108,7 +108,7 @@ impl App {
     /// [`App::sync_indexes`] (the server does it in the background, the CLI in the foreground).
     pub fn open(config: AppConfig) -> Result<Arc<Self>, OpenError> {
         let store = Store::open(&config.store_dir())?;
-        crate::integrity::check(&config.data_dir, &store)?;
+        crate::service::integrity::check(&config.data_dir, &store)?;
         let jobs = JobManager::open(&store)?;
         // Uploads of jobs that died with the previous process are useless now.
         let _ = std::fs::remove_dir_all(config.uploads_dir());
@@ -260,10 +260,10 @@ impl App {
         Ok(id)
     }
 
-    /// Record the store's sequence as acknowledged (after a commit; see [`crate::integrity`]).
+    /// Record the store's sequence as acknowledged (after a commit; see [`crate::service::integrity`]).
     pub fn record_commit(&self) -> Result<(), IngestError> {
         let seq = self.store.seq()?;
-        crate::integrity::record(&self.config.data_dir, seq)
+        crate::service::integrity::record(&self.config.data_dir, seq)
             .map_err(|e| IngestError::Invalid(format!("release stored, but {e}")))
     }
 

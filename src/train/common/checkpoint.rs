@@ -5,7 +5,7 @@
 //! Tensors are stored as `param/<name>`, `adam_m/<name>`, `adam_v/<name>`; the JSON
 //! [`TrainState`] rides in the safetensors metadata under `ontovec_train_state`.
 
-use super::optim::AdamW;
+use crate::train::common::optim::AdamW;
 use candle_core::{DType, Tensor, Var};
 use rand_chacha::ChaCha8Rng;
 use safetensors::tensor::{Dtype, TensorView};

@@ -1,13 +1,52 @@
 //! `ontovec eval ...`: runs the evaluations of [`crate::search::eval`] and prints markdown tables.
 
-use crate::app::{App, AppConfig};
-use crate::cli::{EvalCommand, EvalTarget};
+use super::args::DataArgs;
 use crate::encoder::ModelKind;
 use crate::search::engine::Mode;
 use crate::search::eval::{self, category_aucs, read_gold, read_pairs, score_rankings};
 use crate::search::fusion::FusionMethod;
+use crate::service::app::{App, AppConfig};
 use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+use std::path::PathBuf;
 use std::sync::Arc;
+
+/// Where an evaluation runs.
+#[derive(Debug, Args, Clone)]
+pub struct EvalTarget {
+    /// Data directory options (in-process evaluation).
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Evaluate a running server instead (e.g. http://127.0.0.1:8080).
+    #[arg(long)]
+    pub url: Option<String>,
+    /// Terms model (default model when absent).
+    #[arg(long)]
+    pub model: Option<String>,
+}
+
+/// Evaluations.
+#[derive(Debug, Subcommand)]
+pub enum EvalCommand {
+    /// acc@1, acc@5, MRR of normalisation for lexical, vector and hybrid variants.
+    Normalize {
+        /// Gold TSV: mention, system, code.
+        #[arg(long)]
+        gold: PathBuf,
+        /// Where to run.
+        #[command(flatten)]
+        target: EvalTarget,
+    },
+    /// ROC AUC per distance-category pair (0v1 ... 2v3) and their mean.
+    Relatedness {
+        /// Pairs TSV: text_a, text_b, distance 0-3.
+        #[arg(long)]
+        pairs: PathBuf,
+        /// Where to run.
+        #[command(flatten)]
+        target: EvalTarget,
+    },
+}
 
 fn open(t: &EvalTarget) -> Result<Arc<App>> {
     let mut cfg = AppConfig::new(&t.data.data_dir);

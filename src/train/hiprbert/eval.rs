@@ -177,10 +177,10 @@ pub struct SystemReport {
 }
 
 /// Evaluate one embedding function on prepared per-system sets (see
-/// [`super::data::build_eval`]).
+/// [`crate::train::hiprbert::data::build_eval`]).
 pub fn evaluate(
     embed: &mut EmbedFn<'_>,
-    sets: &[super::data::SystemEval],
+    sets: &[crate::train::hiprbert::data::SystemEval],
 ) -> anyhow::Result<Vec<SystemReport>> {
     let mut out = Vec::new();
     for s in sets {

@@ -1,17 +1,17 @@
-//! Data for NoteContrast training ([`super::notecontrast`]): notes from the store with their
+//! Data for NoteContrast training ([`crate::train::notecontrast`]): notes from the store with their
 //! codes mapped to the code vocabulary, the patient-level train/dev/test split, and the note
 //! note features: window-pooled and segment embeddings, computed once with the frozen encoder
 //! and cached.
 
-use super::checkpoint::progress_bar;
-use super::notecontrast::NoteContrastConfig;
+use crate::domain::model::ConceptRef;
 use crate::encoder::tokenize::TextTokenizer;
 use crate::encoder::Encoder;
 use crate::notes::segments::{self, SegmentConfig};
 use crate::notes::windows::{self, WindowConfig};
-use crate::store::model::ConceptRef;
 use crate::store::notes::NoteStore;
 use crate::store::Store;
+use crate::train::common::checkpoint::progress_bar;
+use crate::train::notecontrast::NoteContrastConfig;
 use candle_core::{Device, Tensor};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
@@ -42,12 +42,12 @@ pub(crate) struct Data {
     pub(crate) bm25_docs: Vec<String>,
 }
 
-fn bm25_doc(c: &crate::store::model::Concept) -> String {
+fn bm25_doc(c: &crate::domain::model::Concept) -> String {
     let mut s = c.preferred_term.clone();
     for t in c
         .terms
         .iter()
-        .filter(|t| t.kind.is_equivalent() || t.kind == crate::store::model::TermKind::Inclusion)
+        .filter(|t| t.kind.is_equivalent() || t.kind == crate::domain::model::TermKind::Inclusion)
     {
         s.push_str(" ; ");
         s.push_str(&t.text);
@@ -109,7 +109,7 @@ pub(crate) fn load_data(store: &Store, cfg: &NoteContrastConfig) -> anyhow::Resu
     }
     let (mut train, mut dev, mut test) = (Vec::new(), Vec::new(), Vec::new());
     for (i, k) in keys.iter().enumerate() {
-        let h = (super::data::fnv1a64(k.as_bytes()) % 1000) as u32;
+        let h = (crate::train::hiprbert::data::fnv1a64(k.as_bytes()) % 1000) as u32;
         if h < cfg.test_permille {
             test.push(i);
         } else if h < cfg.test_permille + cfg.dev_permille {

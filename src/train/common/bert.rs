@@ -1,6 +1,6 @@
 //! A BERT encoder written for training: the same computation as `candle_transformers`'
 //! `BertModel` (HF layout, post-LayerNorm, GELU-erf), but with differentiable LayerNorm and
-//! softmax ([`super::ops`]) and real, seeded dropout.
+//! softmax ([`crate::train::common::ops`]) and real, seeded dropout.
 //!
 //! Parameters are candle [`Var`]s named exactly as in the HF checkpoint they came from
 //! (`embeddings.word_embeddings.weight`, `encoder.layer.0.attention.self.query.weight`, ... with
@@ -8,7 +8,7 @@
 //! into `BertModel` and into the server unchanged. Tensors the encoder does not use (a pooler,
 //! `position_ids`) are carried through untouched.
 
-use super::ops::{self, Dropout};
+use crate::train::common::ops::{self, Dropout};
 use candle_core::{DType, Device, Result, Tensor, Var, D};
 use candle_transformers::models::bert::{Config, HiddenAct};
 use rand::{Rng, SeedableRng};

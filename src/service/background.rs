@@ -15,8 +15,8 @@
 //! and ingests check it at each batch boundary, save what they did and return) and waits a
 //! bounded time for the background threads to finish.
 
-use crate::app::App;
-use crate::progress::Progress;
+use crate::service::app::App;
+use crate::util::progress::Progress;
 use parking_lot::{Condvar, Mutex};
 use serde::Serialize;
 use std::sync::Arc;
@@ -224,7 +224,7 @@ pub fn cancel_on_signal(progress: Arc<Progress>, grace: Duration) {
             else {
                 return;
             };
-            rt.block_on(crate::server::shutdown_signal());
+            rt.block_on(crate::api::server::shutdown_signal());
             progress.cancel();
             std::thread::sleep(grace);
             eprintln!("error: interrupted work did not stop within {grace:?}; exiting");

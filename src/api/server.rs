@@ -3,7 +3,7 @@
 //! Ctrl-C: stop accepting, drain in-flight requests, flush the store.
 
 use crate::api::{router, AppState};
-use crate::app::{App, AppConfig};
+use crate::service::app::{App, AppConfig};
 use anyhow::{Context, Result};
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -22,8 +22,8 @@
 //!   meaningful vector instead of a random one. Random init would leave rare codes unusable.
 //! * **MLM head**: tied to the input embeddings (logits = states · Eᵀ + bias), as in BERT.
 
-use super::bert::{random_weights, BertConfig, TrainBert};
-use super::ops;
+use crate::train::common::bert::{random_weights, BertConfig, TrainBert};
+use crate::train::common::ops;
 use candle_core::{DType, Device, Result, Tensor, Var, D};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -116,7 +116,7 @@ pub fn init(
 /// Pad code-token sequences into `(ids, mask)`.
 pub fn batch(seqs: &[Vec<u32>]) -> Result<(Tensor, Tensor)> {
     let refs: Vec<&[u32]> = seqs.iter().map(|s| s.as_slice()).collect();
-    super::bert::pad_batch(&refs, PAD)
+    crate::train::common::bert::pad_batch(&refs, PAD)
 }
 
 /// Mean-pooled, unit-norm embeddings of code sequences (differentiable).

@@ -2,11 +2,11 @@
 //! system, stream the files through the format's loader into a [`ReleaseWriter`], commit
 //! atomically (or leave no trace), then let derived indexes catch up.
 
+use crate::domain::model::ReleaseInfo;
 use crate::ontology::{self, Format, InputFile, LoadError, LoadOptions};
-use crate::progress::Progress;
-use crate::store::model::ReleaseInfo;
 use crate::store::writer::ReleaseWriter;
 use crate::store::{Store, StoreError};
+use crate::util::progress::Progress;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
@@ -87,20 +87,9 @@ pub fn valid_release(release: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
 }
 
-/// Normalise a user-given system name: upper-case, 1–32 characters of `[A-Z0-9_-]`.
+/// Normalise a user-given system name (see [`crate::domain::normalize_system`]).
 pub fn normalize_system(system: &str) -> Result<String, IngestError> {
-    let s = system.trim().to_ascii_uppercase();
-    if s.is_empty()
-        || s.len() > 32
-        || !s
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-'))
-    {
-        return Err(IngestError::Invalid(format!(
-            "invalid system name '{system}': use 1-32 letters, digits, '_' or '-'"
-        )));
-    }
-    Ok(s)
+    crate::domain::normalize_system(system).map_err(|e| IngestError::Invalid(e.to_string()))
 }
 
 /// Resolve the system a request loads into.

@@ -2,7 +2,7 @@
 
 use super::error::{ApiError, ErrorBody};
 use super::AppState;
-use crate::background::IndexLag;
+use crate::service::background::IndexLag;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;

@@ -1,7 +1,7 @@
 //! Tokenisation and batched inference for training and evaluation.
 //!
 //! The all-MiniLM `tokenizer.json` pads every input to 128 tokens; we turn padding off and
-//! pad per length-sorted chunk ourselves ([`super::bert::embed_sequences`]), and truncate to the
+//! pad per length-sorted chunk ourselves ([`crate::train::common::bert::embed_sequences`]), and truncate to the
 //! training `max_len`. Evaluation runs candle's `BertModel` (fused kernels, no autograd graph)
 //! on the current weights: the same computation as the trainer's forward, proven equal in tests,
 //! and what the server will run.
@@ -62,9 +62,9 @@ pub struct InferenceEncoder {
 }
 
 impl InferenceEncoder {
-    /// Build from tensors in the HF layout (e.g. [`super::bert::TrainBert::tensors`]).
+    /// Build from tensors in the HF layout (e.g. [`crate::train::common::bert::TrainBert::tensors`]).
     pub fn from_tensors(
-        config: &super::bert::BertConfig,
+        config: &crate::train::common::bert::BertConfig,
         tensors: std::collections::HashMap<String, Tensor>,
     ) -> anyhow::Result<Self> {
         let tensors = tensors
@@ -95,9 +95,11 @@ impl InferenceEncoder {
         let mut out = vec![Vec::new(); seqs.len()];
         for group in order.chunks(self.batch.max(1)) {
             let refs: Vec<&[u32]> = group.iter().map(|&i| seqs[i].as_slice()).collect();
-            let (ids, mask) = super::bert::pad_batch(&refs, self.pad_id)?;
+            let (ids, mask) = crate::train::common::bert::pad_batch(&refs, self.pad_id)?;
             let states = self.model.forward(&ids, &ids.zeros_like()?, Some(&mask))?;
-            let pooled = super::ops::l2_normalize(&super::ops::mean_pool(&states, &mask)?)?;
+            let pooled = crate::train::common::ops::l2_normalize(
+                &crate::train::common::ops::mean_pool(&states, &mask)?,
+            )?;
             let rows: Vec<Vec<f32>> = pooled.to_vec2()?;
             for (&i, r) in group.iter().zip(rows) {
                 out[i] = r;

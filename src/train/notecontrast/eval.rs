@@ -10,7 +10,7 @@
 //!   codes only.
 
 use crate::search::eval::roc_auc;
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
 /// Scores of one method on one split: `scores[i][c]` for note `i`, code `c`.
 pub struct Split<'a> {
@@ -213,6 +213,47 @@ pub fn evaluate(dev: &Split<'_>, test: &Split<'_>, rare: &HashSet<usize>) -> Cod
             f64::NAN
         },
     }
+}
+
+/// The methods of the evaluation, in table order (`trained_pooled` only with segment scoring).
+pub const METHODS: [&str; 6] = [
+    "bm25",
+    "zero_shot_base",
+    "zero_shot_segments",
+    "untrained",
+    "trained_pooled",
+    "trained",
+];
+
+/// The test-split table: one row per method.
+pub fn eval_table(eval: &BTreeMap<String, CodingMetrics>) -> String {
+    let f = |x: f64| {
+        if x.is_finite() {
+            format!("{x:.3}")
+        } else {
+            "–".into()
+        }
+    };
+    let mut s = String::from("| method | micro-F1 | macro-F1 | micro-AUC | macro-AUC | P@5 | P@8 | R@8 | R@20 | rare macro-F1 | rare R@8 | rare R@20 |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    for name in METHODS {
+        if let Some(m) = eval.get(name) {
+            s.push_str(&format!(
+                "| {name} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+                f(m.micro_f1),
+                f(m.macro_f1),
+                f(m.micro_auc),
+                f(m.macro_auc),
+                f(m.p_at_5),
+                f(m.p_at_8),
+                f(m.recall_at_8),
+                f(m.recall_at_20),
+                f(m.rare_macro_f1),
+                f(m.rare_recall_at_8),
+                f(m.rare_recall_at_20)
+            ));
+        }
+    }
+    s
 }
 
 #[cfg(test)]

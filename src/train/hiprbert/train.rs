@@ -1,261 +1,22 @@
-//! The HiPrBERT training run: configuration and presets, the training loop (gradient
+//! The HiPrBERT training run: the training loop (gradient
 //! accumulation, AdamW with warm-up/decay, clipping, seeded sampling, progress, checkpoints
 //! that survive `kill -9`), and the output folder the server loads as a terms model.
 
-use super::bert::{embed_sequences, rowwise_cosine, TrainBert};
-use super::checkpoint::{self, RngState, TrainState};
-use super::data::{self, Corpus, EvalSizes, SystemEval};
-use super::embed::{InferenceEncoder, TermTokenizer};
-use super::eval::{self, SystemReport};
-use super::loss::{self, LossConfig};
-use super::ops::Dropout;
-use super::optim::{clip_global_norm, lr_at, AdamW, AdamWConfig, GradAccumulator};
+use super::{DataStats, HiprbertArgs, RunOptions, TrainConfig, TrainReport};
 use crate::store::Store;
+use crate::train::common::bert::{embed_sequences, rowwise_cosine, TrainBert};
+use crate::train::common::checkpoint::{self, RngState, TrainState};
+use crate::train::common::embed::{InferenceEncoder, TermTokenizer};
+use crate::train::common::ops::Dropout;
+use crate::train::common::optim::{clip_global_norm, lr_at, AdamW, GradAccumulator};
+use crate::train::hiprbert::data::{self, Corpus, SystemEval};
+use crate::train::hiprbert::eval::{self, SystemReport};
+use crate::train::hiprbert::loss;
+use crate::util::fs::write_atomic;
 use anyhow::Context;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
-use std::path::{Path, PathBuf};
 use std::time::Instant;
-
-/// Named training configurations.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Preset {
-    /// At most 12 minutes of training (400 steps of 96 strings, or fewer when the time budget
-    /// ends it) plus evaluation: 14 minutes in all measured on 2 shared cores.
-    Quick,
-    /// The recommended run: 2,000 steps of 4 × 96 strings (768k strings, batches of 128 tree
-    /// pairs + 64 synonym concepts, about the paper's 256), full-size evaluation. Expected
-    /// time on 2 cores: about 5 h at the 45 strings/s measured on a quiet machine, 11 h at the
-    /// 19 strings/s measured while other jobs shared the cores (see the report in
-    /// `MODEL_CARD.md`; `RAYON_NUM_THREADS=1` helps on a busy machine).
-    Full,
-}
-
-impl std::str::FromStr for Preset {
-    type Err = anyhow::Error;
-    fn from_str(s: &str) -> anyhow::Result<Self> {
-        match s {
-            "quick" => Ok(Preset::Quick),
-            "full" => Ok(Preset::Full),
-            _ => anyhow::bail!("unknown preset '{s}' (quick|full)"),
-        }
-    }
-}
-
-/// Every knob of a run. A `--config` JSON file may override any subset of fields of the preset.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct TrainConfig {
-    /// Optimizer steps.
-    pub steps: u64,
-    /// Tree pairs per micro-batch (one hierarchy per micro-batch; categories balanced).
-    pub tree_pairs: usize,
-    /// Synonym concepts per micro-batch (two names each).
-    pub synonym_concepts: usize,
-    /// Micro-batches per optimizer step.
-    pub grad_accum: usize,
-    /// AdamW.
-    pub optimizer: AdamWConfig,
-    /// Fraction of `steps` spent warming up.
-    pub warmup_frac: f64,
-    /// Global gradient-norm bound (0 = off).
-    pub clip_norm: f64,
-    /// Training truncation length in tokens.
-    pub max_len: usize,
-    /// Sequences per forward chunk (length-sorted).
-    pub chunk: usize,
-    /// Hidden dropout (None = the base config's).
-    pub hidden_dropout: Option<f32>,
-    /// Attention dropout (None = the base config's).
-    pub attention_dropout: Option<f32>,
-    /// Seed of the sampling and dropout RNG.
-    pub seed: u64,
-    /// Loss hyper-parameters.
-    pub loss: LossConfig,
-    /// Weight of the synonym loss relative to the tree loss.
-    pub synonym_weight: f64,
-    /// Held-out share of concepts, per mille.
-    pub heldout_permille: u32,
-    /// Cap on concepts read per system (0 = all).
-    pub max_concepts_per_system: usize,
-    /// Evaluation set sizes.
-    pub eval: EvalSizes,
-    /// Checkpoint every this many steps (and at the end).
-    pub checkpoint_every: u64,
-    /// Stop training after this many seconds even if `steps` are not done (None = never).
-    pub max_train_secs: Option<u64>,
-    /// Log a line every this many steps.
-    pub log_every: u64,
-}
-
-impl TrainConfig {
-    /// The configuration of a preset.
-    pub fn preset(p: Preset) -> Self {
-        let base = TrainConfig {
-            steps: 400,
-            tree_pairs: 32,
-            synonym_concepts: 16,
-            grad_accum: 1,
-            // a few hundred steps instead of the paper's epoch over millions of pairs: a higher
-            // peak rate than its 2e-5
-            optimizer: AdamWConfig {
-                lr: 1e-4,
-                ..Default::default()
-            },
-            warmup_frac: 0.06,
-            clip_norm: 1.0,
-            max_len: 32,
-            chunk: 32,
-            hidden_dropout: None,
-            attention_dropout: None,
-            seed: 17,
-            loss: LossConfig::default(),
-            synonym_weight: 1.0,
-            heldout_permille: 100,
-            max_concepts_per_system: 0,
-            eval: EvalSizes {
-                pairs_per_category: 200,
-                max_queries: 200,
-                max_candidates: 1000,
-            },
-            checkpoint_every: 50,
-            max_train_secs: Some(12 * 60),
-            log_every: 10,
-        };
-        match p {
-            Preset::Quick => base,
-            Preset::Full => TrainConfig {
-                // about the paper's batch of 256: 4 × (32 tree pairs + 16 synonym concepts)
-                steps: 2000,
-                grad_accum: 4,
-                optimizer: AdamWConfig {
-                    lr: 3e-5,
-                    ..Default::default()
-                },
-                eval: EvalSizes {
-                    pairs_per_category: 2000,
-                    max_queries: 2000,
-                    max_candidates: 0,
-                },
-                checkpoint_every: 100,
-                max_train_secs: None,
-                log_every: 25,
-                ..base
-            },
-        }
-    }
-
-    /// The preset with a JSON file's fields laid over it.
-    pub fn load(p: Preset, file: Option<&Path>) -> anyhow::Result<Self> {
-        let mut v = serde_json::to_value(Self::preset(p))?;
-        if let Some(f) = file {
-            let o: serde_json::Value = serde_json::from_str(
-                &std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?,
-            )
-            .with_context(|| format!("parsing {}", f.display()))?;
-            merge(&mut v, o);
-        }
-        Ok(serde_json::from_value(v)?)
-    }
-
-    /// A fingerprint of everything that changes the trajectory (not the time budget or logging).
-    pub fn fingerprint(&self) -> String {
-        let mut c = self.clone();
-        c.max_train_secs = None;
-        c.log_every = 0;
-        c.checkpoint_every = 0;
-        c.eval = EvalSizes {
-            pairs_per_category: 0,
-            max_queries: 0,
-            max_candidates: 0,
-        };
-        format!(
-            "{:016x}",
-            data::fnv1a64(serde_json::to_string(&c).unwrap_or_default().as_bytes())
-        )
-    }
-}
-
-pub(crate) fn merge(into: &mut serde_json::Value, from: serde_json::Value) {
-    match (into, from) {
-        (serde_json::Value::Object(a), serde_json::Value::Object(b)) => {
-            for (k, v) in b {
-                merge(a.entry(k).or_insert(serde_json::Value::Null), v);
-            }
-        }
-        (slot, v) => *slot = v,
-    }
-}
-
-/// Arguments of `ontovec train hiprbert` (clap-free; the CLI fills it).
-#[derive(Debug, Clone)]
-pub struct HiprbertArgs {
-    /// Base HF BERT folder (config.json, tokenizer.json, model.safetensors, ...).
-    pub base: PathBuf,
-    /// ontovec data dir (the store is `DATA_DIR/store`).
-    pub data_dir: PathBuf,
-    /// Output model folder, e.g. `models/NAME`.
-    pub out: PathBuf,
-    /// Preset.
-    pub preset: Preset,
-    /// JSON file overriding preset fields.
-    pub config: Option<PathBuf>,
-}
-
-/// What a run did, for the manifest, the model card and tests.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct TrainReport {
-    /// Configuration used.
-    pub config: TrainConfig,
-    /// Optimizer steps done.
-    pub steps: u64,
-    /// Whether the time budget ended training before `config.steps`.
-    pub stopped_by_time: bool,
-    /// Strings embedded in training.
-    pub examples: u64,
-    /// Real tokens in training.
-    pub tokens: u64,
-    /// Training seconds (all sessions of a resumed run).
-    pub train_secs: f64,
-    /// Whole-run seconds of this session (data, evaluation, writing).
-    pub session_secs: f64,
-    /// Per-system data statistics.
-    pub data: Vec<DataStats>,
-    /// Base model on the held-out split.
-    pub base_eval: Vec<SystemReport>,
-    /// Trained model on the held-out split.
-    pub trained_eval: Vec<SystemReport>,
-    /// (step, tree loss, synonym loss) log.
-    pub loss_log: Vec<(u64, f32, f32)>,
-}
-
-/// Data statistics of one system.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct DataStats {
-    /// System.
-    pub system: String,
-    /// Concepts read.
-    pub concepts: usize,
-    /// Held-out concepts.
-    pub heldout: usize,
-    /// Hierarchy or relation edges.
-    pub edges: usize,
-    /// Training concepts with a name.
-    pub train_concepts: usize,
-    /// Training concepts with ≥ 2 true synonyms.
-    pub synonym_concepts: usize,
-    /// Whether tree batches are drawn from it.
-    pub tree_batches: bool,
-}
-
-/// Test and benchmark hooks (the CLI passes the default).
-#[derive(Debug, Clone, Default)]
-pub struct RunOptions {
-    /// Return right after this many optimizer steps (after checkpointing), as if killed.
-    pub stop_after: Option<u64>,
-    /// Skip the base-model evaluation (benchmarks).
-    pub skip_eval: bool,
-}
 
 /// `ontovec train hiprbert`: train and write the model folder. See [`train`].
 pub fn run_hiprbert(args: HiprbertArgs) -> anyhow::Result<()> {
@@ -490,7 +251,7 @@ pub fn train(args: &HiprbertArgs, opts: &RunOptions) -> anyhow::Result<TrainRepo
         base_eval,
         trained_eval,
     );
-    super::output::write_model_folder(args, &model, &r)?;
+    crate::train::hiprbert::output::write_model_folder(args, &model, &r)?;
     std::fs::remove_dir_all(&ckpt_dir).ok();
     Ok(r)
 }
@@ -517,17 +278,4 @@ fn report(
         trained_eval,
         loss_log: s.loss_log,
     }
-}
-
-/// Write `bytes` to `path` atomically (temporary file in the same folder, fsync, rename).
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    use std::io::Write;
-    let tmp = path.with_extension("tmp");
-    {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)?;
-    Ok(())
 }

@@ -1,15 +1,15 @@
 //! The trainable pieces of a NoteContrast run and one training step (see
-//! [`super::notecontrast`] for the method): the code-sequence BERT, the note projection, the
+//! [`crate::train::notecontrast`] for the method): the code-sequence BERT, the note projection, the
 //! segment projection and gate, the learnable logit scales and the MLM bias; the losses.
 
-use super::bert::TrainBert;
-use super::codeseq::{self, FIRST_CODE};
-use super::notecontrast::NoteContrastConfig;
-use super::notecontrast_data::{Data, NoteFeatures};
-use super::ops::{l2_normalize, Dropout};
+use crate::domain::model::ConceptRef;
 use crate::notes::coding::{CodingManifest, CodingModel, CodingTensors};
 use crate::notes::windows::WindowConfig;
-use crate::store::model::ConceptRef;
+use crate::train::common::bert::TrainBert;
+use crate::train::common::ops::{l2_normalize, Dropout};
+use crate::train::notecontrast::codeseq::{self, FIRST_CODE};
+use crate::train::notecontrast::data::{Data, NoteFeatures};
+use crate::train::notecontrast::NoteContrastConfig;
 use candle_core::{Device, Tensor, Var};
 use rand::seq::SliceRandom;
 use rand::Rng;

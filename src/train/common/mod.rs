@@ -1,0 +1,7 @@
+//! Training machinery shared by the HiPrBERT and NoteContrast trainers.
+
+pub mod bert;
+pub mod checkpoint;
+pub mod embed;
+pub mod ops;
+pub mod optim;

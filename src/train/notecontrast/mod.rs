@@ -1,0 +1,247 @@
+//! NoteContrast training (arXiv 2412.11477): `ontovec train notecontrast`.
+//!
+//! This file holds the run's configuration and report; the leaves import it: [`data`] (notes,
+//! windows, segment embeddings), [`codeseq`] (the code-sequence encoder), [`model`] (parameters
+//! and the loss step), [`eval`] (coding metrics and the table), [`train`] (the loop), [`output`]
+//! (the notes and codes folders).
+//!
+//! The paper aligns a long-document note encoder (BigBird, 8,192 tokens) with a RoBERTa-style
+//! ICD code-sequence encoder by a symmetric InfoNCE loss with a learnable temperature, trained
+//! jointly with masked-language modelling of the code sequences, then codes notes. Here:
+//!
+//! * **Note side**: the base terms encoder (e.g. the HiPrBERT model) over overlapping windows,
+//!   pooled ([`crate::notes::windows`]), then a learned linear projection `W x + b` (initialised
+//!   to the identity) and unit norm. The encoder's transformer is **frozen** in both presets:
+//!   window embeddings are computed once (and cached in the checkpoint folder); fine-tuning it
+//!   through 8k-token notes does not fit a CPU budget (see README).
+//! * **Coding side** (our departure from the paper, which compares one note vector with one code
+//!   vector): the note's segments ([`crate::notes::segments`]: sentences, list items, header
+//!   lines), each embedded by the same frozen encoder, get their own learned projection and a
+//!   learned gate `log σ(w·s + b)`, and a code scores the gated soft maximum of its cosines with
+//!   the segments (temperature `attn_temperature`; [`crate::notes::coding`]). A pooled vector
+//!   has to stand for every condition of a note at once, negated and resolved ones included;
+//!   attending over segments lets a rare condition named in one sentence win, and the gate
+//!   learns to silence negated and historical mentions. `segments: null` trains the pooled
+//!   scoring instead; the evaluation reports both.
+//! * **Code side**: [`crate::train::notecontrast::codeseq`], a small BERT over code tokens (description-initialised),
+//!   trained end to end by the trainer's differentiable forward ([`crate::train::common::bert::TrainBert`]).
+//! * **Loss** = `w_seq · L_seq + w_code · L_code + w_mlm · L_mlm`:
+//!   `L_seq` the paper's symmetric InfoNCE between a batch's notes and their code sequences
+//!   (logit scale `exp(s)` learnable, init 1/0.07, capped at 100); `L_code` (our addition) a
+//!   multi-positive InfoNCE between each note (segment-attention scores) and single codes (the
+//!   batch's codes plus random negatives; its own learnable scale), because coding ranks single
+//!   codes against a note and
+//!   the sequence loss alone never shows the model one code at a time; `L_mlm` the code
+//!   encoder's MLM (20% masking). Defaults 1 / 1 / 0.5: the MLM term regularises the code
+//!   encoder and is halved so the alignment terms lead.
+//! * **Machinery** reused from the HiPrBERT trainer: [`crate::train::common::bert`] (forward, dropout),
+//!   [`crate::train::common::optim`] (AdamW, warm-up/decay, clipping, accumulation), [`crate::train::common::checkpoint`]
+//!   (atomic, resumable: parameters, moments, step, RNG), [`crate::train::hiprbert::output`] (folder copy),
+//!   presets and `--config` overrides.
+//!
+//! Evaluation (held-out notes, split by patient): the trained model against BM25 of the note
+//! over code descriptions, the base encoder zero-shot (pooled note vector, and segments with
+//! open gates, against description embeddings) and the untrained NoteContrast model (step 0),
+//! same run; see [`crate::train::notecontrast::eval`].
+
+pub mod codeseq;
+pub mod data;
+pub mod eval;
+mod model;
+pub mod output;
+pub mod train;
+
+use crate::notes::segments::SegmentConfig;
+use crate::train::common::optim::AdamWConfig;
+use crate::train::hiprbert::Preset;
+use anyhow::Context;
+use eval::CodingMetrics;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+pub use train::{run, train};
+
+/// Arguments of `ontovec train notecontrast`.
+#[derive(Debug, Clone)]
+pub struct Args {
+    /// Note encoder folder (a terms model).
+    pub base: PathBuf,
+    /// Data dir with the notes and ICD releases.
+    pub data_dir: PathBuf,
+    /// Output notes model folder; the codes model goes to `<out>-codes`.
+    pub out: PathBuf,
+    /// Preset.
+    pub preset: Preset,
+    /// JSON overrides.
+    pub config: Option<PathBuf>,
+}
+
+/// Every knob of a run (a `--config` JSON overrides any subset).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct NoteContrastConfig {
+    /// Optimizer steps.
+    pub steps: u64,
+    /// Notes per step.
+    pub batch_notes: usize,
+    /// Random negative codes per step for `L_code`.
+    pub negatives: usize,
+    /// Code encoder layers.
+    pub code_layers: usize,
+    /// Code encoder heads (must divide the note encoder's width).
+    pub code_heads: usize,
+    /// Codes per sequence at most.
+    pub max_codes: usize,
+    /// AdamW.
+    pub optimizer: AdamWConfig,
+    /// Warm-up share of steps.
+    pub warmup_frac: f64,
+    /// Gradient-norm bound.
+    pub clip_norm: f64,
+    /// MLM masking rate.
+    pub mlm_rate: f64,
+    /// Weights of the three losses.
+    pub w_seq: f64,
+    /// Weight of the note–single-code loss.
+    pub w_code: f64,
+    /// Weight of MLM.
+    pub w_mlm: f64,
+    /// Initial temperature of both InfoNCE terms.
+    pub init_temperature: f64,
+    /// Code encoder dropout.
+    pub dropout: f32,
+    /// Seed.
+    pub seed: u64,
+    /// Held-out shares per mille (by patient, else note id): test, then dev.
+    pub test_permille: u32,
+    /// Dev share per mille.
+    pub dev_permille: u32,
+    /// Codes with 1..=this many training notes are "rare".
+    pub rare_max_train: usize,
+    /// Notes used at most (0 = all), first by nid.
+    pub max_notes: usize,
+    /// Body tokens per note at most.
+    pub max_tokens: usize,
+    /// Checkpoint every this many steps.
+    pub checkpoint_every: u64,
+    /// Training time budget, seconds.
+    pub max_train_secs: Option<u64>,
+    /// Log every this many steps.
+    pub log_every: u64,
+    /// Code scoring by attention over note segments (`null`: the pooled note vector only).
+    pub segments: Option<SegmentConfig>,
+    /// Temperature of the soft maximum over segments.
+    pub attn_temperature: f32,
+    /// Label space of the written coder: every code of the store's ICD systems (`true`; codes
+    /// no note carries are encoded from their description embeddings) or only the codes the
+    /// notes carry.
+    pub all_codes: bool,
+}
+
+impl NoteContrastConfig {
+    /// A preset.
+    pub fn preset(p: Preset) -> Self {
+        let base = Self {
+            steps: 800,
+            batch_notes: 64,
+            negatives: 256,
+            code_layers: 2,
+            code_heads: 6,
+            max_codes: 32,
+            optimizer: AdamWConfig {
+                lr: 5e-4,
+                ..Default::default()
+            },
+            warmup_frac: 0.05,
+            clip_norm: 1.0,
+            mlm_rate: 0.2,
+            w_seq: 1.0,
+            w_code: 1.0,
+            w_mlm: 0.5,
+            init_temperature: 0.07,
+            dropout: 0.1,
+            seed: 23,
+            test_permille: 150,
+            dev_permille: 100,
+            rare_max_train: 10,
+            max_notes: 1500,
+            max_tokens: 8192,
+            checkpoint_every: 100,
+            max_train_secs: Some(8 * 60),
+            log_every: 50,
+            segments: Some(SegmentConfig::default()),
+            attn_temperature: 0.05,
+            all_codes: true,
+        };
+        match p {
+            Preset::Quick => base,
+            Preset::Full => Self {
+                steps: 4000,
+                code_layers: 4,
+                max_notes: 0,
+                optimizer: AdamWConfig {
+                    lr: 3e-4,
+                    ..Default::default()
+                },
+                checkpoint_every: 250,
+                max_train_secs: None,
+                ..base
+            },
+        }
+    }
+
+    /// Preset with a JSON file laid over it.
+    pub fn load(p: Preset, file: Option<&Path>) -> anyhow::Result<Self> {
+        let mut v = serde_json::to_value(Self::preset(p))?;
+        if let Some(f) = file {
+            let o: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(f)?)
+                .with_context(|| format!("parsing {}", f.display()))?;
+            crate::train::hiprbert::merge(&mut v, o);
+        }
+        Ok(serde_json::from_value(v)?)
+    }
+
+    fn fingerprint(&self) -> String {
+        let mut c = self.clone();
+        c.max_train_secs = None;
+        c.log_every = 0;
+        c.checkpoint_every = 0;
+        format!(
+            "{:016x}",
+            crate::train::hiprbert::data::fnv1a64(
+                serde_json::to_string(&c).unwrap_or_default().as_bytes()
+            )
+        )
+    }
+}
+
+/// What a run produced.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Report {
+    /// Configuration.
+    pub config: NoteContrastConfig,
+    /// Steps done.
+    pub steps: u64,
+    /// Whether the time budget ended training.
+    pub stopped_by_time: bool,
+    /// Training seconds.
+    pub train_secs: f64,
+    /// Seconds of this session in all.
+    pub session_secs: f64,
+    /// Notes (train, dev, test), vocabulary size, rare codes.
+    pub data: serde_json::Value,
+    /// Metrics on the test split per method.
+    pub eval: BTreeMap<String, CodingMetrics>,
+    /// The same over the whole label space (every code of the store's systems; empty when
+    /// `all_codes` is off or the notes use every code already).
+    #[serde(default)]
+    pub eval_all_codes: BTreeMap<String, CodingMetrics>,
+}
+
+/// The codes model folder written next to a notes model folder.
+pub fn codes_dir(out: &Path) -> PathBuf {
+    let name = out
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_else(|| "notecontrast".into());
+    out.with_file_name(format!("{name}-codes"))
+}
