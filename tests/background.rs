@@ -14,10 +14,39 @@ const BIN: &str = env!("CARGO_BIN_EXE_ontovec");
 
 /// Words the tiny tokenizer knows, for note texts.
 const WORDS: &[&str] = &[
-    "type", "diabetes", "mellitus", "without", "with", "complications", "acute", "chronic",
-    "myocardial", "infarction", "heart", "failure", "kidney", "disease", "stage", "essential",
-    "hypertension", "pneumonia", "unspecified", "fracture", "of", "left", "right", "femur",
-    "asthma", "mild", "severe", "persistent", "pain", "in", "knee", "fever", "cough",
+    "type",
+    "diabetes",
+    "mellitus",
+    "without",
+    "with",
+    "complications",
+    "acute",
+    "chronic",
+    "myocardial",
+    "infarction",
+    "heart",
+    "failure",
+    "kidney",
+    "disease",
+    "stage",
+    "essential",
+    "hypertension",
+    "pneumonia",
+    "unspecified",
+    "fracture",
+    "of",
+    "left",
+    "right",
+    "femur",
+    "asthma",
+    "mild",
+    "severe",
+    "persistent",
+    "pain",
+    "in",
+    "knee",
+    "fever",
+    "cough",
 ];
 
 /// A slow model (the catch-up must take a while): `kind` terms or notes.
@@ -42,7 +71,9 @@ fn note_text(i: usize, words: usize) -> String {
     let mut x = i as u64 * 2654435761 + 7;
     (0..words)
         .map(|_| {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             WORDS[(x >> 33) as usize % WORDS.len()]
         })
         .collect::<Vec<_>>()
@@ -59,7 +90,11 @@ fn cli(args: &[&str], data: &Path, models: &Path) -> std::process::Output {
         .env("ONTOVEC_LOG", "warn")
         .output()
         .unwrap();
-    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     out
 }
 
@@ -76,12 +111,22 @@ fn setup(dir: &Path, notes: usize, words: usize) -> (PathBuf, PathBuf) {
     cli(&args, &data, &models);
     let jsonl = dir.join("notes.jsonl");
     let lines: Vec<String> = (0..notes)
-        .map(|i| serde_json::json!({"id": format!("n{i}"), "text": note_text(i, words)}).to_string())
+        .map(|i| {
+            serde_json::json!({"id": format!("n{i}"), "text": note_text(i, words)}).to_string()
+        })
         .collect();
     std::fs::write(&jsonl, lines.join("\n")).unwrap();
     let j = jsonl.display().to_string();
     cli(
-        &["ingest", "--format", "notes-jsonl", "--release", "1", "--skip-index", &j],
+        &[
+            "ingest",
+            "--format",
+            "notes-jsonl",
+            "--release",
+            "1",
+            "--skip-index",
+            &j,
+        ],
         &data,
         &models,
     );
@@ -105,7 +150,10 @@ fn agent() -> ureq::Agent {
 fn get(url: &str) -> (u16, serde_json::Value) {
     let mut r = agent().get(url).call().unwrap();
     let s = r.status().as_u16();
-    (s, r.body_mut().read_json().unwrap_or(serde_json::Value::Null))
+    (
+        s,
+        r.body_mut().read_json().unwrap_or(serde_json::Value::Null),
+    )
 }
 
 fn post(url: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
@@ -115,13 +163,20 @@ fn post(url: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
         .send(body.to_string())
         .unwrap();
     let s = r.status().as_u16();
-    (s, r.body_mut().read_json().unwrap_or(serde_json::Value::Null))
+    (
+        s,
+        r.body_mut().read_json().unwrap_or(serde_json::Value::Null),
+    )
 }
 
 impl Server {
     /// Start `serve` and wait for `/ready`.
     fn start(data: &Path, models: &Path, log: PathBuf) -> Server {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let child = Command::new(BIN)
             .arg("serve")
             .arg("--data-dir")
@@ -136,7 +191,11 @@ impl Server {
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
-        let s = Server { child, url: format!("http://127.0.0.1:{port}"), log };
+        let s = Server {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            log,
+        };
         let t = Instant::now();
         while t.elapsed() < Duration::from_secs(60) {
             if let Ok(mut r) = agent().get(format!("{}/ready", s.url)).call() {
@@ -164,7 +223,11 @@ impl Server {
     fn wait_caught_up(&self, limit: Duration) {
         let t = Instant::now();
         while !self.behind().is_empty() {
-            assert!(t.elapsed() < limit, "not caught up in {limit:?}: {:?}", self.behind());
+            assert!(
+                t.elapsed() < limit,
+                "not caught up in {limit:?}: {:?}",
+                self.behind()
+            );
             std::thread::sleep(Duration::from_millis(200));
         }
     }
@@ -175,7 +238,11 @@ impl Server {
         v["jobs"].as_array().unwrap().iter().find_map(|j| {
             (j["kind"] == kind && j["state"] == "running").then(|| {
                 let phase = j["phase"].as_str().unwrap_or_default().to_string();
-                (j["done"].as_u64().unwrap(), j["total"].as_u64().unwrap(), phase)
+                (
+                    j["done"].as_u64().unwrap(),
+                    j["total"].as_u64().unwrap(),
+                    phase,
+                )
             })
         })
     }
@@ -210,13 +277,23 @@ fn pct(samples: &mut [Duration], p: usize) -> Duration {
 fn search_p99(url: &str, n: usize) -> (Duration, Duration) {
     let (mut terms, mut notes) = (Vec::new(), Vec::new());
     for i in 0..n {
-        let q = format!("{} {}", WORDS[i % WORDS.len()], WORDS[(i * 7 + 3) % WORDS.len()]);
+        let q = format!(
+            "{} {}",
+            WORDS[i % WORDS.len()],
+            WORDS[(i * 7 + 3) % WORDS.len()]
+        );
         let t = Instant::now();
-        let (s, v) = post(&format!("{url}/v1/search"), serde_json::json!({"query": q, "k": 10}));
+        let (s, v) = post(
+            &format!("{url}/v1/search"),
+            serde_json::json!({"query": q, "k": 10}),
+        );
         terms.push(t.elapsed());
         assert_eq!(s, 200, "{v}");
         let t = Instant::now();
-        let (s, v) = post(&format!("{url}/v1/notes/search"), serde_json::json!({"query": q, "k": 10}));
+        let (s, v) = post(
+            &format!("{url}/v1/notes/search"),
+            serde_json::json!({"query": q, "k": 10}),
+        );
         notes.push(t.elapsed());
         assert_eq!(s, 200, "{v}");
     }
@@ -231,10 +308,16 @@ fn twenty_writes(url: &str, tag: &str) -> (Duration, usize) {
         let id = format!("{tag}-{i}");
         let text = format!("posted {tag} note {i}: {}", note_text(10_000 + i, 40));
         let t = Instant::now();
-        let (s, v) = post(&format!("{url}/v1/notes"), serde_json::json!({"id": id, "text": text}));
+        let (s, v) = post(
+            &format!("{url}/v1/notes"),
+            serde_json::json!({"id": id, "text": text}),
+        );
         let took = t.elapsed();
         assert_eq!(s, 201, "{v}");
-        assert!(took < Duration::from_secs(1), "write {i} acknowledged after {took:?}");
+        assert!(
+            took < Duration::from_secs(1),
+            "write {i} acknowledged after {took:?}"
+        );
         worst = worst.max(took);
         unindexed += usize::from(v["indexed"] == false);
         let (s, g) = get(&format!("{url}/v1/notes/{id}"));
@@ -249,7 +332,11 @@ fn twenty_writes(url: &str, tag: &str) -> (Duration, usize) {
 fn number_after(line: &str, key: &str) -> Option<u64> {
     let pat = format!(" {key}=");
     let rest = &line[line.find(&pat)? + pat.len()..];
-    rest.trim_start_matches('"').split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+    rest.trim_start_matches('"')
+        .split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
 }
 
 #[test]
@@ -266,21 +353,36 @@ fn note_catch_up_with_a_new_model_never_blocks_writes_reads_or_shutdown() {
     // the catch-up job is listed with its progress
     let t = Instant::now();
     let (_, total, _) = loop {
-        if let Some(j) = srv.running("catch-up").filter(|j| j.2.starts_with("embedding")) {
+        if let Some(j) = srv
+            .running("catch-up")
+            .filter(|j| j.2.starts_with("embedding"))
+        {
             break j;
         }
-        assert!(t.elapsed() < Duration::from_secs(30), "no catch-up job: {}", srv.log_text());
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "no catch-up job: {}",
+            srv.log_text()
+        );
         std::thread::sleep(Duration::from_millis(50));
     };
     assert_eq!(total, notes as u64);
 
     let (worst_write, unindexed) = twenty_writes(&srv.url, "bar");
     let (busy_terms, busy_notes) = search_p99(&srv.url, 100);
-    let (done, _, _) = srv.running("catch-up").expect("the catch-up still runs: measurements were taken during it");
+    let (done, _, _) = srv
+        .running("catch-up")
+        .expect("the catch-up still runs: measurements were taken during it");
     assert!(done < notes as u64);
-    assert!(unindexed > 0, "posted notes are not indexed while the catch-up runs");
+    assert!(
+        unindexed > 0,
+        "posted notes are not indexed while the catch-up runs"
+    );
     let (exit, log1) = srv.terminate();
-    assert!(exit < Duration::from_secs(5), "SIGTERM → exit in {exit:?}\n{log1}");
+    assert!(
+        exit < Duration::from_secs(5),
+        "SIGTERM → exit in {exit:?}\n{log1}"
+    );
     let upto = log1
         .lines()
         .filter(|l| l.contains("embedded notes"))
@@ -301,14 +403,21 @@ fn note_catch_up_with_a_new_model_never_blocks_writes_reads_or_shutdown() {
         .find(|l| l.contains("resuming note embedding"))
         .and_then(|l| number_after(l, "from"))
         .unwrap_or_else(|| panic!("no resume:\n{log2}"));
-    assert_eq!(resumed, upto, "the restart goes on where the saved progress ends");
+    assert_eq!(
+        resumed, upto,
+        "the restart goes on where the saved progress ends"
+    );
     let embedded2: u64 = log2
         .lines()
         .filter(|l| l.contains("embedded notes"))
         .filter_map(|l| number_after(l, "notes"))
         .sum();
     let all = notes as u64 + 20;
-    assert_eq!(upto + embedded2, all, "every note embedded once over both runs");
+    assert_eq!(
+        upto + embedded2,
+        all,
+        "every note embedded once over both runs"
+    );
     let meta: serde_json::Value = serde_json::from_slice(
         &std::fs::read(data.join("indexes/notes/notes-new.usearch.json")).unwrap(),
     )
@@ -324,8 +433,14 @@ fn note_catch_up_with_a_new_model_never_blocks_writes_reads_or_shutdown() {
     );
     // 3× the idle p99, plus 5 ms for timer and scheduling noise on a shared 2-core machine
     let slack = Duration::from_millis(5);
-    assert!(busy_terms <= idle_terms * 3 + slack, "search p99 {busy_terms:?} vs idle {idle_terms:?}");
-    assert!(busy_notes <= idle_notes * 3 + slack, "note search p99 {busy_notes:?} vs idle {idle_notes:?}");
+    assert!(
+        busy_terms <= idle_terms * 3 + slack,
+        "search p99 {busy_terms:?} vs idle {idle_terms:?}"
+    );
+    assert!(
+        busy_notes <= idle_notes * 3 + slack,
+        "note search p99 {busy_notes:?} vs idle {idle_notes:?}"
+    );
 }
 
 /// Multipart body of a UMLS ingest.
@@ -334,7 +449,8 @@ fn umls_upload(files: &[PathBuf], release: &str) -> (String, Vec<u8>) {
     let mut body = Vec::new();
     for (k, v) in [("format", "umls-rrf"), ("release", release)] {
         body.extend_from_slice(
-            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n").as_bytes(),
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n")
+                .as_bytes(),
         );
     }
     for f in files {
@@ -368,9 +484,16 @@ fn ingest_embedding_phase_never_blocks_writes_reads_or_shutdown() {
     let (idle_terms, _) = search_p99(&srv.url, 60);
     let syn = ontovec::ontology::synthetic::write_umls(&dir.path().join("umls2"), 12_000).unwrap();
     let (ct, body) = umls_upload(&syn.files, "second");
-    let mut r = agent().post(format!("{}/v1/ingest", srv.url)).header("content-type", ct).send(&body[..]).unwrap();
+    let mut r = agent()
+        .post(format!("{}/v1/ingest", srv.url))
+        .header("content-type", ct)
+        .send(&body[..])
+        .unwrap();
     assert_eq!(r.status().as_u16(), 202);
-    let job = r.body_mut().read_json::<serde_json::Value>().unwrap()["job_id"].as_str().unwrap().to_string();
+    let job = r.body_mut().read_json::<serde_json::Value>().unwrap()["job_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let t = Instant::now();
     let total = loop {
         if let Some((_, total, phase)) = srv.running("ingest") {
@@ -378,15 +501,27 @@ fn ingest_embedding_phase_never_blocks_writes_reads_or_shutdown() {
                 break total;
             }
         }
-        assert!(t.elapsed() < Duration::from_secs(60), "no embedding phase: {}", srv.log_text());
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "no embedding phase: {}",
+            srv.log_text()
+        );
         std::thread::sleep(Duration::from_millis(20));
     };
     let (worst_write, _) = twenty_writes(&srv.url, "ing");
     let (busy_terms, _) = search_p99(&srv.url, 60);
-    let (done, _, phase) = srv.running("ingest").expect("still embedding: measured during the phase");
-    assert!(phase.contains("terms-slow") && done < total, "{phase} {done}/{total}");
+    let (done, _, phase) = srv
+        .running("ingest")
+        .expect("still embedding: measured during the phase");
+    assert!(
+        phase.contains("terms-slow") && done < total,
+        "{phase} {done}/{total}"
+    );
     let (exit, log1) = srv.terminate();
-    assert!(exit < Duration::from_secs(5), "SIGTERM → exit in {exit:?}\n{log1}");
+    assert!(
+        exit < Duration::from_secs(5),
+        "SIGTERM → exit in {exit:?}\n{log1}"
+    );
     let first = terms_embedded(&log1, "terms-slow");
 
     let srv = Server::start(&data, &models, dir.path().join("run2.log"));
@@ -403,7 +538,10 @@ fn ingest_embedding_phase_never_blocks_writes_reads_or_shutdown() {
         .filter_map(|l| number_after(l, "terms"))
         .sum();
     assert!(first > 0 && second > 0, "{first} then {second}");
-    assert!(first + second <= release_terms, "{first} + {second} embedded for {release_terms} terms");
+    assert!(
+        first + second <= release_terms,
+        "{first} + {second} embedded for {release_terms} terms"
+    );
     let meta: serde_json::Value = serde_json::from_slice(
         &std::fs::read(data.join("indexes/vectors/terms-slow.usearch.json")).unwrap(),
     )
@@ -417,7 +555,10 @@ fn ingest_embedding_phase_never_blocks_writes_reads_or_shutdown() {
         "ingest embedding: writes worst {worst_write:?}; search p99 {busy_terms:?} busy vs {idle_terms:?} idle ({:.2}×); SIGTERM exit {exit:?} at {done}/{total}; embedded {first} + {second}",
         busy_terms.as_secs_f64() / idle_terms.as_secs_f64()
     );
-    assert!(busy_terms <= idle_terms * 3 + Duration::from_millis(5), "search p99 {busy_terms:?} vs idle {idle_terms:?}");
+    assert!(
+        busy_terms <= idle_terms * 3 + Duration::from_millis(5),
+        "search p99 {busy_terms:?} vs idle {idle_terms:?}"
+    );
 }
 
 #[test]
@@ -439,13 +580,18 @@ fn reindex_stops_within_5_s_of_sigterm_and_resumes() {
         .spawn()
         .unwrap();
     let t = Instant::now();
-    while !std::fs::read_to_string(&log).unwrap_or_default().contains("embedding notes")
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("embedding notes")
         && t.elapsed() < Duration::from_secs(60)
     {
         std::thread::sleep(Duration::from_millis(50));
     }
     std::thread::sleep(Duration::from_secs(3));
-    assert!(child.try_wait().unwrap().is_none(), "reindex still runs when signalled");
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "reindex still runs when signalled"
+    );
     let t = Instant::now();
     unsafe {
         libc::kill(child.id() as i32, libc::SIGTERM);

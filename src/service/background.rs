@@ -194,12 +194,7 @@ impl App {
         self.jobs.cancel_all();
         let mut st = self.background.state.lock();
         while st.workers > 0 {
-            if self
-                .background
-                .cv
-                .wait_until(&mut st, deadline)
-                .timed_out()
-            {
+            if self.background.cv.wait_until(&mut st, deadline).timed_out() {
                 tracing::warn!(
                     workers = st.workers,
                     "background work did not stop in time; exiting anyway"

@@ -31,9 +31,9 @@
 
 use super::{decode, encode, keys, Store, StoreError, StoreResult};
 use crate::domain::model::ConceptRef;
-use sled::Transactional;
 use parking_lot::{Mutex, MutexGuard};
 use serde::{Deserialize, Serialize};
+use sled::Transactional;
 use std::sync::Arc;
 
 /// Longest note id, in characters (Unicode scalar values, as JSON Schema counts).
@@ -352,7 +352,8 @@ impl NoteBatch<'_> {
             }
             // single inserts may have taken nids since `begin`: move the batch past them
             let shift = self.store.next_nid()?.saturating_sub(self.first_nid);
-            i.meta.insert(COMMITTING, (shift + 1).to_be_bytes().to_vec())?;
+            i.meta
+                .insert(COMMITTING, (shift + 1).to_be_bytes().to_vec())?;
             i.db.flush()?;
             self.store.move_staged()?;
         }
