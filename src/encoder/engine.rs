@@ -30,14 +30,18 @@
 
 use super::bert::Encoder;
 use super::manifest::ModelManifest;
+use super::queue::{
+    cut_batches, next_window, EmbedResult, Lane, Pending, QueueState, Reply, ReplyState, ReplyTx,
+    Shared,
+};
+pub use super::stats::EngineStats;
 use super::tokenize::TextTokenizer;
 use super::EncoderError;
 use parking_lot::{Condvar, Mutex};
-use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 /// Tuning knobs of an engine.
@@ -76,139 +80,8 @@ impl Default for EngineConfig {
     }
 }
 
-/// Counters of an engine's work since start (for metrics and benchmarks).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct EngineStats {
-    /// Forward passes run.
-    pub batches: u64,
-    /// Texts embedded.
-    pub texts: u64,
-    /// Real tokens processed.
-    pub tokens: u64,
-    /// `texts × longest` summed over batches: what a padded forward would compute. The packed
-    /// forward computes only `tokens`; `tokens / padded_tokens` shows how well bucketing would
-    /// have done.
-    pub padded_tokens: u64,
-    /// Time spent in forward passes and pooling, in nanoseconds.
-    pub busy_ns: u64,
-}
-
-type EmbedResult = Result<Vec<Vec<f32>>, EncoderError>;
-
 /// Receives the vectors of a submitted request.
 pub type EmbedReceiver = oneshot::Receiver<EmbedResult>;
-
-enum ReplyTx {
-    Async(oneshot::Sender<EmbedResult>),
-    Blocking(std::sync::mpsc::SyncSender<EmbedResult>),
-}
-
-struct ReplyState {
-    out: Vec<Vec<f32>>,
-    remaining: usize,
-    tx: Option<ReplyTx>,
-}
-
-/// Where one request's vectors are gathered; shared by its queued texts.
-struct Reply(Mutex<ReplyState>);
-
-impl Reply {
-    fn cancelled(&self) -> bool {
-        match &self.0.lock().tx {
-            None => true,
-            Some(ReplyTx::Async(tx)) => tx.is_closed(),
-            Some(ReplyTx::Blocking(_)) => false,
-        }
-    }
-
-    fn deliver(&self, idx: usize, v: Vec<f32>) {
-        let mut st = self.0.lock();
-        if st.tx.is_none() {
-            return;
-        }
-        st.out[idx] = v;
-        st.remaining -= 1;
-        if st.remaining == 0 {
-            let out = std::mem::take(&mut st.out);
-            if let Some(tx) = st.tx.take() {
-                send(tx, Ok(out));
-            }
-        }
-    }
-
-    fn deliver_empty(&self) {
-        if let Some(tx) = self.0.lock().tx.take() {
-            send(tx, Ok(Vec::new()));
-        }
-    }
-
-    fn fail(&self, message: &str) {
-        if let Some(tx) = self.0.lock().tx.take() {
-            send(tx, Err(EncoderError::Inference(message.to_string())));
-        }
-    }
-}
-
-fn send(tx: ReplyTx, r: EmbedResult) {
-    // The caller may have gone away; nothing to do then.
-    match tx {
-        ReplyTx::Async(tx) => drop(tx.send(r)),
-        ReplyTx::Blocking(tx) => drop(tx.send(r)),
-    }
-}
-
-/// A queued request: its texts (sorted by length) not yet taken by the model thread.
-struct Pending {
-    items: VecDeque<(usize, Vec<u32>)>,
-    reply: Arc<Reply>,
-}
-
-/// One priority class's queue and its counts.
-#[derive(Default)]
-struct Lane {
-    requests: VecDeque<Pending>,
-    texts: usize,
-    tokens: usize,
-}
-
-/// One text on its way through the model thread.
-struct Work {
-    ids: Vec<u32>,
-    idx: usize,
-    reply: Arc<Reply>,
-}
-
-struct QueueState {
-    /// Queries and other requests someone is waiting on.
-    interactive: Lane,
-    /// Catch-up, ingest and other background embedding.
-    bulk: Lane,
-    shutdown: bool,
-}
-
-impl QueueState {
-    fn lane(&mut self, bulk: bool) -> &mut Lane {
-        if bulk {
-            &mut self.bulk
-        } else {
-            &mut self.interactive
-        }
-    }
-
-    fn texts(&self) -> usize {
-        self.interactive.texts + self.bulk.texts
-    }
-}
-
-struct Shared {
-    state: Mutex<QueueState>,
-    work_ready: Condvar,
-    space_ready: Condvar,
-    config: EngineConfig,
-    queued_texts: AtomicUsize,
-    ns_per_token: AtomicU64,
-    stats: [AtomicU64; 5],
-}
 
 struct Inner {
     shared: Arc<Shared>,
@@ -464,6 +337,7 @@ impl EngineHandle {
         lane.requests.push_back(Pending {
             items: items.into(),
             reply,
+            queued_at: Some(Instant::now()),
         });
         lane.texts += n;
         lane.tokens += tokens;
@@ -503,92 +377,6 @@ fn lower_priority() {
     }
 }
 
-/// Takes the next window of one lane's work, blocking until there is some; `None` on shutdown.
-/// A bulk round stays under the bulk token budget.
-fn next_window(sh: &Shared, bulk: bool) -> Option<Vec<Work>> {
-    let cfg = &sh.config;
-    let mut st = sh.state.lock();
-    while st.lane(bulk).requests.is_empty() {
-        if st.shutdown {
-            return None;
-        }
-        sh.work_ready.wait(&mut st);
-    }
-    let quantum = cfg.max_batch_seqs.max(1);
-    let limit = cfg.window_seqs.max(1);
-    let token_limit = if bulk {
-        cfg.bulk_window_tokens.max(1)
-    } else {
-        usize::MAX
-    };
-    let lane = st.lane(bulk);
-    let mut window = Vec::new();
-    let mut taken_tokens = 0;
-    // Round-robin: a huge request cannot starve another one queued behind it.
-    'fill: while window.len() < limit && !lane.requests.is_empty() {
-        let rounds = lane.requests.len();
-        for _ in 0..rounds {
-            let Some(mut req) = lane.requests.pop_front() else {
-                break;
-            };
-            let take = quantum.min(limit - window.len()).min(req.items.len());
-            let mut full = false;
-            for _ in 0..take {
-                let next_len = req.items.front().map_or(0, |(_, ids)| ids.len());
-                if !window.is_empty() && taken_tokens + next_len > token_limit {
-                    full = true;
-                    break;
-                }
-                let Some((idx, ids)) = req.items.pop_front() else {
-                    break;
-                };
-                taken_tokens += ids.len();
-                window.push(Work {
-                    ids,
-                    idx,
-                    reply: Arc::clone(&req.reply),
-                });
-            }
-            if !req.items.is_empty() {
-                if full {
-                    // keep its turn: it is first again next round
-                    lane.requests.push_front(req);
-                    break 'fill;
-                }
-                lane.requests.push_back(req);
-            }
-            if window.len() >= limit {
-                break;
-            }
-        }
-    }
-    lane.texts -= window.len();
-    lane.tokens -= taken_tokens;
-    let total = st.texts();
-    sh.queued_texts.store(total, Ordering::Relaxed);
-    drop(st);
-    sh.space_ready.notify_all();
-    Some(window)
-}
-
-/// Splits a length-sorted window into batches under the padded-token and size budgets.
-fn cut_batches(window: &[Work], max_tokens: usize, max_seqs: usize) -> Vec<std::ops::Range<usize>> {
-    let mut out = Vec::new();
-    let mut start = 0;
-    for (i, w) in window.iter().enumerate() {
-        let n = i - start + 1;
-        // Sorted ascending, so item i is the longest so far.
-        if i > start && (n > max_seqs || n * w.ids.len() > max_tokens) {
-            out.push(start..i);
-            start = i;
-        }
-    }
-    if start < window.len() {
-        out.push(start..window.len());
-    }
-    out
-}
-
 fn model_loop(encoder: &Encoder, sh: &Shared, bulk: bool) {
     while let Some(mut window) = next_window(sh, bulk) {
         window.retain(|w| !w.reply.cancelled());
@@ -611,7 +399,14 @@ fn model_loop(encoder: &Encoder, sh: &Shared, bulk: bool) {
             s[2].fetch_add(real, Ordering::Relaxed);
             s[3].fetch_add(padded, Ordering::Relaxed);
             s[4].fetch_add(elapsed, Ordering::Relaxed);
-            // the back-off estimate is for interactive requests: measured on their thread
+            let model = &encoder.manifest().name;
+            super::stats::record_batch(model, ids.len(), real, Duration::from_nanos(elapsed));
+            // queue waits and the back-off estimate are about interactive requests only
+            if !bulk {
+                for d in batch.iter().filter_map(|w| w.waited) {
+                    super::stats::record_queue_wait(model, d);
+                }
+            }
             if let Some(now) = elapsed.checked_div(padded).filter(|_| !bulk) {
                 let old = sh.ns_per_token.load(Ordering::Relaxed);
                 let ewma = if old == 0 { now } else { (old * 4 + now) / 5 };
@@ -630,105 +425,5 @@ fn model_loop(encoder: &Encoder, sh: &Shared, bulk: bool) {
                 }
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn work(len: usize) -> Work {
-        let reply = Arc::new(Reply(Mutex::new(ReplyState {
-            out: vec![],
-            remaining: 1,
-            tx: None,
-        })));
-        Work {
-            ids: vec![1; len],
-            idx: 0,
-            reply,
-        }
-    }
-
-    fn pending(n: usize, len: usize) -> Pending {
-        let reply = Arc::new(Reply(Mutex::new(ReplyState {
-            out: vec![Vec::new(); n],
-            remaining: n,
-            tx: None,
-        })));
-        Pending {
-            items: (0..n).map(|i| (i, vec![1; len])).collect(),
-            reply,
-        }
-    }
-
-    fn shared(config: EngineConfig) -> Shared {
-        Shared {
-            state: Mutex::new(QueueState {
-                interactive: Lane::default(),
-                bulk: Lane::default(),
-                shutdown: false,
-            }),
-            work_ready: Condvar::new(),
-            space_ready: Condvar::new(),
-            config,
-            queued_texts: AtomicUsize::new(0),
-            ns_per_token: AtomicU64::new(0),
-            stats: Default::default(),
-        }
-    }
-
-    fn push(sh: &Shared, bulk: bool, p: Pending) {
-        let mut st = sh.state.lock();
-        let lane = st.lane(bulk);
-        lane.texts += p.items.len();
-        lane.tokens += p.items.iter().map(|(_, ids)| ids.len()).sum::<usize>();
-        lane.requests.push_back(p);
-    }
-
-    #[test]
-    fn lanes_are_taken_apart_and_bulk_rounds_are_bounded() {
-        let sh = shared(EngineConfig {
-            bulk_window_tokens: 1000,
-            ..EngineConfig::default()
-        });
-        // a catch-up's 500 texts of 100 tokens queued first, then one query
-        push(&sh, true, pending(500, 100));
-        push(&sh, false, pending(1, 7));
-        let w = next_window(&sh, false).unwrap();
-        assert_eq!(w.len(), 1, "the query's window holds only the query");
-        assert_eq!(w[0].ids.len(), 7);
-        // bulk rounds stay under the token budget
-        let w = next_window(&sh, true).unwrap();
-        assert_eq!(w.len(), 10);
-        push(&sh, false, pending(2, 5));
-        let w = next_window(&sh, false).unwrap();
-        assert_eq!(w.len(), 2);
-        assert!(w.iter().all(|x| x.ids.len() == 5));
-        assert_eq!(sh.state.lock().bulk.texts, 490);
-        // one text longer than the budget still goes, alone
-        let sh = shared(EngineConfig {
-            bulk_window_tokens: 10,
-            ..EngineConfig::default()
-        });
-        push(&sh, true, pending(3, 50));
-        assert_eq!(next_window(&sh, true).unwrap().len(), 1);
-        assert_eq!(sh.state.lock().bulk.texts, 2);
-        assert_eq!(sh.queued_texts.load(Ordering::Relaxed), 2);
-    }
-
-    #[test]
-    fn batches_respect_token_and_size_budgets() {
-        let lens = [2, 2, 3, 3, 3, 10, 10, 40];
-        let window: Vec<Work> = lens.iter().map(|&l| work(l)).collect();
-        // budget 20 padded tokens, at most 4 texts
-        let b = cut_batches(&window, 20, 4);
-        assert_eq!(b, vec![0..4, 4..6, 6..7, 7..8]);
-        for r in &b {
-            let longest = window[r.end - 1].ids.len();
-            assert!(r.len() == 1 || r.len() * longest <= 20);
-            assert!(r.len() <= 4);
-        }
-        assert!(cut_batches(&[], 20, 4).is_empty());
     }
 }

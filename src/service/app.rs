@@ -6,6 +6,7 @@ use crate::encoder::{EngineConfig, Registry};
 use crate::search::engine::SearchEngine;
 use crate::service::ingest::{self, IngestError, IngestRequest, IngestResult};
 use crate::service::jobs::{JobError, JobManager};
+use crate::store::notes::{InsertError, Note, StoredNote};
 use crate::store::{Store, StoreResult};
 use crate::util::progress::Progress;
 use std::path::{Path, PathBuf};
@@ -44,7 +45,7 @@ impl AppConfig {
             auth_token: None,
             request_timeout: std::time::Duration::from_secs(30),
             cors_origins: Vec::new(),
-            max_inflight_texts: 64,
+            max_inflight_texts: crate::encoder::admission::DEFAULT_MAX_INFLIGHT_TEXTS,
         }
     }
 
@@ -112,10 +113,10 @@ impl App {
         let jobs = JobManager::open(&store)?;
         // Uploads of jobs that died with the previous process are useless now.
         let _ = std::fs::remove_dir_all(config.uploads_dir());
-        let registry = Arc::new(Registry::load_dir(
-            &config.models_dir,
-            EngineConfig::default(),
-        )?);
+        let registry = Arc::new(
+            Registry::load_dir(&config.models_dir, EngineConfig::default())?
+                .with_admission(config.max_inflight_texts),
+        );
         let notes = crate::notes::Notes::open(
             &store,
             registry.clone(),
@@ -258,6 +259,27 @@ impl App {
             })
             .map_err(|e| crate::store::StoreError::Aborted(format!("cannot start job: {e}")))?;
         Ok(id)
+    }
+
+    /// Store one note, durable when this returns, and wake the indexer (which adds it to note
+    /// search in the background: this never waits for indexing). Returns whether note search
+    /// finds it already (false when that cannot be read).
+    pub fn add_note(&self, note: Note) -> Result<bool, InsertError> {
+        let stored = self.notes.store.insert(note)?;
+        self.request_catch_up();
+        Ok(self.note_indexed(stored.nid))
+    }
+
+    /// A stored note by id, and whether note search finds it yet.
+    pub fn note(&self, id: &str) -> StoreResult<Option<(StoredNote, bool)>> {
+        Ok(self.notes.store.get(id)?.map(|s| {
+            let indexed = self.note_indexed(s.nid);
+            (s, indexed)
+        }))
+    }
+
+    fn note_indexed(&self, nid: u64) -> bool {
+        self.notes.indexed_next().is_ok_and(|next| nid < next)
     }
 
     /// Record the store's sequence as acknowledged (after a commit; see [`crate::service::integrity`]).
