@@ -148,7 +148,16 @@ async fn track_metrics(req: Request<axum::body::Body>, next: Next) -> Response {
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| "unmatched".into());
     let method = req.method().to_string();
+    // probes and job polling are not foreground work (background work keeps its cores)
+    let foreground = !matches!(path.as_str(), "/health" | "/ready" | "/metrics")
+        && !path.starts_with("/v1/jobs");
+    if foreground {
+        crate::util::activity::foreground();
+    }
     let resp = next.run(req).await;
+    if foreground {
+        crate::util::activity::foreground();
+    }
     let status = resp.status().as_u16().to_string();
     let labels = [("method", method), ("path", path), ("status", status)];
     metrics::counter!("ontovec_http_requests_total", &labels).increment(1);

@@ -22,24 +22,27 @@
 //! Two priorities, two model threads sharing the weights: interactive requests (the async
 //! [`EngineHandle::try_submit`] family: queries, `/v1/embed`, note coding) go to the model
 //! thread; bulk work (the blocking calls: index catch-up, ingest, eval) goes to a separate bulk
-//! thread that runs at a lower OS priority (nice 10) with its own rayon pool. So a query never
-//! queues behind a bulk catch-up, and while both run the scheduler gives the query the CPU.
-//! Queue capacity (the 429 bound) counts interactive texts only; bulk callers wait for room
-//! among themselves. Bulk rounds take at most [`EngineConfig::bulk_window_tokens`] tokens, so
-//! cancellation and progress stay fine-grained.
+//! thread with its own rayon pool (so a query's parallel work never queues behind a catch-up's
+//! in a shared pool). Before each batch the bulk thread gives way while interactive texts are
+//! queued or running (at most [`BULK_YIELD`] at a time, so a stream of queries slows a
+//! catch-up but never stops it). It is not niced: at nice 10 the other processes of a busy
+//! machine starved a catch-up almost completely (README, Reliability). Queue capacity (the 429
+//! bound) counts interactive texts only; bulk callers wait for room among themselves. Bulk
+//! rounds take at most [`EngineConfig::bulk_window_tokens`] tokens, and a bulk caller waiting
+//! with [`EngineHandle::embed_blocking_until`] gives up within [`CANCEL_POLL`] of cancellation.
 
 use super::bert::Encoder;
 use super::manifest::ModelManifest;
 use super::queue::{
-    cut_batches, next_window, EmbedResult, Lane, Pending, QueueState, Reply, ReplyState, ReplyTx,
-    Shared,
+    cut_batches, next_window, EmbedResult, Pending, Reply, ReplyState, ReplyTx, Shared,
 };
 pub use super::stats::EngineStats;
 use super::tokenize::TextTokenizer;
 use super::EncoderError;
-use parking_lot::{Condvar, Mutex};
+use crate::util::progress::Progress;
+use parking_lot::Mutex;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
@@ -62,7 +65,8 @@ pub struct EngineConfig {
     /// Most tokens of bulk work (index catch-up, ingest) taken in one round of the bulk thread
     /// (at least one text is always taken).
     pub bulk_window_tokens: usize,
-    /// Threads of the bulk thread's own rayon pool (0: the machine's cores).
+    /// Threads of the bulk thread's own rayon pool (0: the machine's cores); one fewer while
+    /// foreground requests come in (see `BulkPools`).
     pub bulk_threads: usize,
 }
 
@@ -74,11 +78,17 @@ impl Default for EngineConfig {
             max_batch_seqs: 64,
             window_seqs: 256,
             inline_tokenize_bytes: 4096,
-            bulk_window_tokens: 8192,
+            bulk_window_tokens: 2048,
             bulk_threads: 0,
         }
     }
 }
+
+/// How often a cancellable blocking caller checks its cancellation while it waits.
+pub const CANCEL_POLL: Duration = Duration::from_millis(25);
+
+/// Longest a bulk batch waits for the interactive thread to go idle before it runs anyway.
+pub const BULK_YIELD: Duration = Duration::from_millis(100);
 
 /// Receives the vectors of a submitted request.
 pub type EmbedReceiver = oneshot::Receiver<EmbedResult>;
@@ -94,6 +104,7 @@ impl Drop for Inner {
         self.shared.state.lock().shutdown = true;
         self.shared.work_ready.notify_all();
         self.shared.space_ready.notify_all();
+        self.shared.interactive_idle.notify_all();
     }
 }
 
@@ -126,19 +137,7 @@ impl EngineHandle {
         config: EngineConfig,
         gate: Option<std::sync::mpsc::Receiver<()>>,
     ) -> Result<Self, EncoderError> {
-        let shared = Arc::new(Shared {
-            state: Mutex::new(QueueState {
-                interactive: Lane::default(),
-                bulk: Lane::default(),
-                shutdown: false,
-            }),
-            work_ready: Condvar::new(),
-            space_ready: Condvar::new(),
-            config,
-            queued_texts: AtomicUsize::new(0),
-            ns_per_token: AtomicU64::new(0),
-            stats: Default::default(),
-        });
+        let shared = Arc::new(Shared::new(config));
         let manifest = encoder.manifest().clone();
         let tokenizer = Arc::new(encoder.tokenizer().clone());
         let encoder = Arc::new(encoder);
@@ -150,7 +149,7 @@ impl EngineHandle {
                 if let Some(gate) = gate {
                     let _ = gate.recv();
                 }
-                model_loop(&interactive, &thread_shared, false)
+                model_loop(&interactive, &thread_shared, None)
             })
             .map_err(|e| EncoderError::Inference(format!("cannot start model thread: {e}")))?;
         let bulk_shared = Arc::clone(&shared);
@@ -158,19 +157,8 @@ impl EngineHandle {
         std::thread::Builder::new()
             .name(format!("encoder-bulk-{}", manifest.name))
             .spawn(move || {
-                lower_priority();
-                let pool = rayon::ThreadPoolBuilder::new()
-                    .num_threads(threads)
-                    .thread_name(|i| format!("encoder-bulk-{i}"))
-                    .start_handler(|_| lower_priority())
-                    .build();
-                match pool {
-                    Ok(pool) => pool.install(|| model_loop(&encoder, &bulk_shared, true)),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "no bulk thread pool; bulk work uses the global one");
-                        model_loop(&encoder, &bulk_shared, true)
-                    }
-                }
+                let pools = BulkPools::new(threads);
+                model_loop(&encoder, &bulk_shared, Some(&pools))
             })
             .map_err(|e| EncoderError::Inference(format!("cannot start bulk thread: {e}")))?;
         Ok(EngineHandle {
@@ -261,13 +249,24 @@ impl EngineHandle {
         &self,
         texts: &[S],
     ) -> Result<Vec<Vec<f32>>, EncoderError> {
+        self.embed_blocking_until(texts, None)
+    }
+
+    /// [`Self::embed_blocking`] that gives up with [`EncoderError::Cancelled`] within
+    /// [`CANCEL_POLL`] of `progress` being cancelled; the model thread then drops the texts it
+    /// has not taken yet. Background catch-ups use it, so a shutdown never waits for a whole
+    /// submission (at most for the forward pass running on the bulk thread, which the caller
+    /// does not wait for either).
+    pub fn embed_blocking_until<S: AsRef<str> + Sync>(
+        &self,
+        texts: &[S],
+        progress: Option<&Progress>,
+    ) -> Result<Vec<Vec<f32>>, EncoderError> {
         if texts.is_empty() {
             return Ok(Vec::new());
         }
         let ids = self.inner.tokenizer.encode_many(texts)?;
-        let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        self.enqueue(ids, ReplyTx::Blocking(tx), true)?;
-        rx.recv().map_err(|_| stopped())?
+        self.embed_ids_blocking_until(ids, progress)
     }
 
     /// Embeds already-tokenized texts from synchronous code, waiting for queue room (like
@@ -276,12 +275,34 @@ impl EngineHandle {
         &self,
         token_ids: Vec<Vec<u32>>,
     ) -> Result<Vec<Vec<f32>>, EncoderError> {
+        self.embed_ids_blocking_until(token_ids, None)
+    }
+
+    /// [`Self::embed_ids_blocking`], cancellable like [`Self::embed_blocking_until`].
+    pub fn embed_ids_blocking_until(
+        &self,
+        token_ids: Vec<Vec<u32>>,
+        progress: Option<&Progress>,
+    ) -> Result<Vec<Vec<f32>>, EncoderError> {
         if token_ids.is_empty() {
             return Ok(Vec::new());
         }
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        self.enqueue(token_ids, ReplyTx::Blocking(tx), true)?;
-        rx.recv().map_err(|_| stopped())?
+        let reply = self.enqueue(token_ids, ReplyTx::Blocking(tx), true)?;
+        let Some(progress) = progress else {
+            return rx.recv().map_err(|_| stopped())?;
+        };
+        loop {
+            if progress.is_cancelled() {
+                reply.abandon();
+                return Err(EncoderError::Cancelled);
+            }
+            match rx.recv_timeout(CANCEL_POLL) {
+                Ok(r) => return r,
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return Err(stopped()),
+            }
+        }
     }
 
     fn check_room(&self, n: usize) -> Result<(), EncoderError> {
@@ -299,7 +320,7 @@ impl EngineHandle {
         token_ids: Vec<Vec<u32>>,
         tx: ReplyTx,
         wait_for_room: bool,
-    ) -> Result<(), EncoderError> {
+    ) -> Result<Arc<Reply>, EncoderError> {
         let n = token_ids.len();
         if token_ids.iter().any(|t| t.is_empty()) {
             return Err(EncoderError::InvalidInput("empty token sequence".into()));
@@ -314,7 +335,7 @@ impl EngineHandle {
         })));
         if n == 0 {
             reply.deliver_empty();
-            return Ok(());
+            return Ok(reply);
         }
         let sh = &self.inner.shared;
         let mut st = sh.state.lock();
@@ -336,7 +357,7 @@ impl EngineHandle {
         let lane = st.lane(bulk);
         lane.requests.push_back(Pending {
             items: items.into(),
-            reply,
+            reply: Arc::clone(&reply),
             queued_at: Some(Instant::now()),
         });
         lane.texts += n;
@@ -345,7 +366,7 @@ impl EngineHandle {
         drop(st);
         // both model threads wait on this condvar; only the lane's own one takes the work
         sh.work_ready.notify_all();
-        Ok(())
+        Ok(reply)
     }
 }
 
@@ -366,28 +387,80 @@ fn overloaded(sh: &Shared, queued_tokens: usize) -> EncoderError {
     }
 }
 
-/// The calling thread (and the threads it starts) at nice 10: the scheduler prefers the
-/// interactive work of the process when both want the CPU. Linux applies `setpriority` to the
-/// calling thread only; elsewhere this does nothing.
-fn lower_priority() {
-    #[cfg(target_os = "linux")]
-    // SAFETY: setpriority only reads its integer arguments.
-    unsafe {
-        let _ = libc::setpriority(libc::PRIO_PROCESS, 0, 10);
+/// The bulk thread's rayon pools: one with all its threads, used while no foreground request
+/// came in for [`FOREGROUND_WINDOW`], and one with a thread fewer, used while they do — so a
+/// request always finds a core the catch-up does not use, without lowering the catch-up's OS
+/// priority (a niced catch-up starves whenever other processes keep the machine busy).
+struct BulkPools {
+    full: Option<rayon::ThreadPool>,
+    shared: Option<rayon::ThreadPool>,
+}
+
+/// How recent a foreground request must be for bulk work to leave a core free.
+pub const FOREGROUND_WINDOW: Duration = Duration::from_secs(2);
+
+impl BulkPools {
+    fn new(threads: usize) -> Self {
+        let full = if threads == 0 {
+            std::thread::available_parallelism().map_or(1, usize::from)
+        } else {
+            threads
+        };
+        let pool = |n: usize, name: &'static str| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(n)
+                .thread_name(move |i| format!("encoder-bulk-{name}-{i}"))
+                .build()
+                .map_err(|e| tracing::warn!(error = %e, "no bulk thread pool; bulk work uses the global one"))
+                .ok()
+        };
+        BulkPools {
+            full: pool(full, "all"),
+            shared: pool(full.saturating_sub(1).max(1), "shared"),
+        }
+    }
+
+    /// Run `f` on the pool that fits the current foreground activity.
+    fn run<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
+        let pool = if crate::util::activity::foreground_within(FOREGROUND_WINDOW) {
+            &self.shared
+        } else {
+            &self.full
+        };
+        match pool {
+            Some(p) => p.install(f),
+            None => f(),
+        }
     }
 }
 
-fn model_loop(encoder: &Encoder, sh: &Shared, bulk: bool) {
+/// A model thread's loop: the interactive one (`pools` None: the global rayon pool) or the
+/// bulk one.
+fn model_loop(encoder: &Encoder, sh: &Shared, pools: Option<&BulkPools>) {
+    let bulk = pools.is_some();
     while let Some(mut window) = next_window(sh, bulk) {
         window.retain(|w| !w.reply.cancelled());
         window.sort_by_key(|w| w.ids.len());
         let cfg = &sh.config;
         for range in cut_batches(&window, cfg.max_batch_tokens, cfg.max_batch_seqs) {
+            if bulk {
+                sh.yield_to_interactive(BULK_YIELD);
+                if window[range.clone()].iter().all(|w| w.reply.cancelled()) {
+                    continue;
+                }
+            }
             let batch = &window[range];
             let ids: Vec<&[u32]> = batch.iter().map(|w| w.ids.as_slice()).collect();
             let started = Instant::now();
-            let result = catch_unwind(AssertUnwindSafe(|| encoder.embed_ids(&ids)))
-                .unwrap_or_else(|_| Err(EncoderError::Inference("model thread panicked".into())));
+            let forward = || {
+                catch_unwind(AssertUnwindSafe(|| encoder.embed_ids(&ids))).unwrap_or_else(|_| {
+                    Err(EncoderError::Inference("model thread panicked".into()))
+                })
+            };
+            let result = match pools {
+                Some(p) => p.run(forward),
+                None => forward(),
+            };
             let elapsed = started.elapsed().as_nanos() as u64;
             let longest = ids.last().map_or(0, |s| s.len());
             let padded = (longest * ids.len()) as u64;
@@ -425,5 +498,6 @@ fn model_loop(encoder: &Encoder, sh: &Shared, bulk: bool) {
                 }
             }
         }
+        sh.window_done(bulk);
     }
 }

@@ -90,6 +90,9 @@ pub enum EncoderError {
     /// The forward pass failed, or the engine has shut down.
     #[error("inference failed: {0}")]
     Inference(String),
+    /// The caller's work was cancelled (shutdown) while it waited for its vectors.
+    #[error("embedding cancelled")]
+    Cancelled,
 }
 
 impl EncoderError {

@@ -8,7 +8,7 @@ use parking_lot::{Condvar, Mutex};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 pub(super) type EmbedResult = Result<Vec<Vec<f32>>, EncoderError>;
@@ -49,6 +49,11 @@ impl Reply {
                 send(tx, Ok(out));
             }
         }
+    }
+
+    /// The caller gave up (cancelled): texts not yet taken are dropped by the model thread.
+    pub(super) fn abandon(&self) {
+        self.0.lock().tx = None;
     }
 
     pub(super) fn deliver_empty(&self) {
@@ -102,6 +107,8 @@ pub(super) struct QueueState {
     pub(super) interactive: Lane,
     /// Catch-up, ingest and other background embedding.
     pub(super) bulk: Lane,
+    /// The interactive thread is running a window (set when it takes one, cleared when done).
+    pub(super) interactive_active: bool,
     pub(super) shutdown: bool,
 }
 
@@ -123,10 +130,60 @@ pub(super) struct Shared {
     pub(super) state: Mutex<QueueState>,
     pub(super) work_ready: Condvar,
     pub(super) space_ready: Condvar,
+    /// Notified when the interactive thread has nothing queued or running.
+    pub(super) interactive_idle: Condvar,
     pub(super) config: EngineConfig,
     pub(super) queued_texts: AtomicUsize,
     pub(super) ns_per_token: AtomicU64,
     pub(super) stats: [AtomicU64; 5],
+}
+
+impl Shared {
+    pub(super) fn new(config: EngineConfig) -> Self {
+        Shared {
+            state: Mutex::new(QueueState {
+                interactive: Lane::default(),
+                bulk: Lane::default(),
+                interactive_active: false,
+                shutdown: false,
+            }),
+            work_ready: Condvar::new(),
+            space_ready: Condvar::new(),
+            interactive_idle: Condvar::new(),
+            config,
+            queued_texts: AtomicUsize::new(0),
+            ns_per_token: AtomicU64::new(0),
+            stats: Default::default(),
+        }
+    }
+
+    /// A model thread finished its window; the interactive one may now be idle.
+    pub(super) fn window_done(&self, bulk: bool) {
+        if bulk {
+            return;
+        }
+        let mut st = self.state.lock();
+        st.interactive_active = false;
+        if st.interactive.requests.is_empty() {
+            self.interactive_idle.notify_all();
+        }
+    }
+
+    /// Bulk work gives way: wait while interactive texts are queued or running, at most
+    /// `longest` (so a steady stream of queries slows a catch-up but never stops it).
+    pub(super) fn yield_to_interactive(&self, longest: Duration) {
+        let deadline = Instant::now() + longest;
+        let mut st = self.state.lock();
+        while (st.interactive_active || !st.interactive.requests.is_empty()) && !st.shutdown {
+            if self
+                .interactive_idle
+                .wait_until(&mut st, deadline)
+                .timed_out()
+            {
+                break;
+            }
+        }
+    }
 }
 
 /// Takes the next window of one lane's work, blocking until there is some; `None` on shutdown.
@@ -191,6 +248,9 @@ pub(super) fn next_window(sh: &Shared, bulk: bool) -> Option<Vec<Work>> {
     }
     lane.texts -= window.len();
     lane.tokens -= taken_tokens;
+    if !bulk {
+        st.interactive_active = true;
+    }
     let total = st.texts();
     sh.queued_texts.store(total, Ordering::Relaxed);
     drop(st);
@@ -252,19 +312,7 @@ mod tests {
     }
 
     fn shared(config: EngineConfig) -> Shared {
-        Shared {
-            state: Mutex::new(QueueState {
-                interactive: Lane::default(),
-                bulk: Lane::default(),
-                shutdown: false,
-            }),
-            work_ready: Condvar::new(),
-            space_ready: Condvar::new(),
-            config,
-            queued_texts: AtomicUsize::new(0),
-            ns_per_token: AtomicU64::new(0),
-            stats: Default::default(),
-        }
+        Shared::new(config)
     }
 
     fn push(sh: &Shared, bulk: bool, p: Pending) {

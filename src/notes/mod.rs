@@ -234,22 +234,27 @@ impl Notes {
 
     /// Embed a note (or a query) from synchronous code, waiting for queue room (bulk priority).
     pub fn embed_blocking(&self, model: &str, text: &str) -> Result<Vec<f32>, NotesError> {
-        Ok(self.embed_many_blocking(model, &[text])?.remove(0))
+        Ok(self.embed_many_blocking(model, &[text], None)?.remove(0))
     }
 
     /// Embed notes from synchronous code in one bulk encoder submission (their windows are
-    /// batched together), one vector per note.
+    /// batched together), one vector per note. Gives up with [`EncoderError::Cancelled`] soon
+    /// after `progress` is cancelled (see [`EngineHandle::embed_blocking_until`]).
     pub fn embed_many_blocking(
         &self,
         model: &str,
         texts: &[&str],
+        progress: Option<&Progress>,
     ) -> Result<Vec<Vec<f32>>, NotesError> {
         let mut wins = Vec::with_capacity(texts.len());
         for t in texts {
             wins.push(self.windows(model, t)?);
         }
         let ids: Vec<Vec<u32>> = wins.iter().flatten().map(|x| x.ids.clone()).collect();
-        let mut vecs = self.handle(model)?.embed_ids_blocking(ids)?.into_iter();
+        let mut vecs = self
+            .handle(model)?
+            .embed_ids_blocking_until(ids, progress)?
+            .into_iter();
         Ok(wins
             .iter()
             .map(|w| {
@@ -433,7 +438,11 @@ impl Notes {
                 break;
             };
             let texts: Vec<&str> = batch.iter().map(|n| n.note.text.as_str()).collect();
-            let vecs = self.embed_many_blocking(&model, &texts)?;
+            let vecs = match self.embed_many_blocking(&model, &texts, progress) {
+                // shutdown: keep what the earlier batches did (saved below)
+                Err(_) if cancelled() => break,
+                r => r?,
+            };
             let items: Vec<(u64, Vec<f32>)> = batch.iter().map(|n| n.nid).zip(vecs).collect();
             index.upsert(&items)?;
             nv.next.store(last + 1, Ordering::SeqCst);

@@ -300,11 +300,22 @@ impl SearchEngine {
                 };
                 let flush = |batch: &mut Vec<(u64, TermRow)>| -> Result<(), EngineError> {
                     let texts: Vec<&str> = batch.iter().map(|(_, r)| r.text.as_str()).collect();
+                    let interrupted = || -> Result<(), EngineError> {
+                        // what was embedded stays in the cache: a restart reuses it
+                        self.emb.flush()?;
+                        log("term embedding interrupted; the cache keeps what was embedded");
+                        Err(EngineError::Invalid("cancelled".into()))
+                    };
                     let vecs = embed_through_cache(&self.emb, &model, &texts, None, |todo| {
-                        embedded.set(embedded.get() + todo.len());
                         let handle = self.registry.get(Some(&model), ModelKind::Terms)?;
-                        Ok::<_, EngineError>(handle.embed_blocking(todo)?)
-                    })?;
+                        let v = handle.embed_blocking_until(todo, progress)?;
+                        embedded.set(embedded.get() + todo.len());
+                        Ok::<_, EngineError>(v)
+                    });
+                    let vecs = match vecs {
+                        Err(_) if cancelled() => return interrupted(),
+                        r => r?,
+                    };
                     let items: Vec<(u64, Vec<f32>)> =
                         batch.iter().map(|(id, _)| *id).zip(vecs).collect();
                     index.upsert(&items)?;
@@ -312,10 +323,7 @@ impl SearchEngine {
                         p.add_done(items.len() as u64);
                     }
                     if cancelled() {
-                        // what was embedded stays in the cache: a restart reuses it
-                        self.emb.flush()?;
-                        log("term embedding interrupted; the cache keeps what was embedded");
-                        return Err(EngineError::Invalid("cancelled".into()));
+                        return interrupted();
                     }
                     batch.clear();
                     Ok(())
