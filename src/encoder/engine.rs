@@ -25,8 +25,9 @@
 //! thread with its own rayon pool (so a query's parallel work never queues behind a catch-up's
 //! in a shared pool). Before each batch the bulk thread gives way while interactive texts are
 //! queued or running (at most [`BULK_YIELD`] at a time, so a stream of queries slows a
-//! catch-up but never stops it). It is not niced: at nice 10 the other processes of a busy
-//! machine starved a catch-up almost completely (README, Reliability). Queue capacity (the 429
+//! catch-up but never stops it), and while foreground requests come in it runs on a core fewer
+//! (`BulkPools`). It is not niced: what nice does depends on the kernel's autogroup/cgroup
+//! setup, and without autogroups other processes could starve a catch-up. Queue capacity (the 429
 //! bound) counts interactive texts only; bulk callers wait for room among themselves. Bulk
 //! rounds take at most [`EngineConfig::bulk_window_tokens`] tokens, and a bulk caller waiting
 //! with [`EngineHandle::embed_blocking_until`] gives up within [`CANCEL_POLL`] of cancellation.
@@ -390,7 +391,7 @@ fn overloaded(sh: &Shared, queued_tokens: usize) -> EncoderError {
 /// The bulk thread's rayon pools: one with all its threads, used while no foreground request
 /// came in for [`FOREGROUND_WINDOW`], and one with a thread fewer, used while they do — so a
 /// request always finds a core the catch-up does not use, without lowering the catch-up's OS
-/// priority (a niced catch-up starves whenever other processes keep the machine busy).
+/// priority (which other processes could then starve it with).
 struct BulkPools {
     full: Option<rayon::ThreadPool>,
     shared: Option<rayon::ThreadPool>,

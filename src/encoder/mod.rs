@@ -18,8 +18,8 @@
 //!   padded-token budget, runs them and answers each request through a oneshot channel, in the
 //!   request's own order. A full queue is refused at once with [`EncoderError::Overloaded`]
 //!   (HTTP 429) rather than queueing without bound.
-//!   Two lanes: interactive requests on that thread, bulk work (catch-up, ingest) on a second,
-//!   niced thread sharing the weights; the queue, its lanes and the window/batch cutting are in
+//!   Two lanes: interactive requests on that thread, bulk work (catch-up, ingest) on a second
+//!   thread sharing the weights, which gives way to requests; the queue, its lanes and the window/batch cutting are in
 //!   `queue.rs`.
 //! * [`admission`] — [`Admission`]: the gate interactive callers (HTTP and CLI alike) pass
 //!   before embedding; it refuses at once (429) when admitted texts would make them wait too long.

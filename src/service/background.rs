@@ -92,8 +92,10 @@ impl App {
             .name("indexer".into())
             .spawn(move || {
                 let app = guard.0.clone();
+                let mut first = true;
                 while app.wait_for_catch_up_request() {
-                    app.catch_up_once();
+                    app.catch_up_once(first);
+                    first = false;
                 }
                 drop(guard);
             });
@@ -117,9 +119,13 @@ impl App {
         }
     }
 
-    /// One catch-up as a `catch-up` job, when any index is behind.
-    fn catch_up_once(&self) {
+    /// One catch-up as a `catch-up` job, when any index is behind. The `first` (at start-up)
+    /// says so in the log even when there is nothing to do.
+    fn catch_up_once(&self, first: bool) {
         if self.index_lag().is_empty() {
+            if first {
+                tracing::info!(secs = 0.0, "indexes caught up with the store");
+            }
             return;
         }
         let (id, progress) = self.jobs.start_transient("catch-up");
