@@ -9,6 +9,8 @@ use super::search::{
 use super::{blocking, AppState};
 use crate::domain::model::ConceptRef;
 use crate::notes::ingest::{normalize_code, validate_note, MAX_CODES, MAX_TEXT_BYTES};
+use crate::notes::rank::{self, Evidence};
+use crate::notes::segments::SegmentConfig;
 use crate::notes::NoteHit;
 use crate::search::engine::{Mode, Query};
 use crate::store::notes::{Note, MAX_ID_CHARS};
@@ -396,6 +398,9 @@ pub struct CodeResult {
     pub score: f32,
     /// Whether the score passes the model's dev-tuned threshold (set prediction).
     pub predicted: bool,
+    /// The note text that supports the code, strongest first: sentences, list items or clauses
+    /// with character offsets (Unicode scalar values, end exclusive) into the submitted text.
+    pub evidence: Vec<Evidence>,
 }
 
 /// Coding answer.
@@ -412,13 +417,18 @@ pub struct CodeResponse {
     /// `segment_attention` (a trained model that attends over note segments: a gated soft
     /// maximum of segment–code cosines) or `cosine` (pooled note vector vs code vector).
     pub score_kind: String,
+    /// How the note was read: markup or control characters ignored, a language other than
+    /// English, nothing left to code after negated / family / resolved-history statements.
+    pub warnings: Vec<String>,
 }
 
-/// Rank ICD codes for a note: the trained NoteContrast model's note vector against its code
-/// vectors, or, without one, the terms encoder's pooled note vector against code names.
+/// Rank ICD codes for a note: the trained NoteContrast model's segment attention over its code
+/// vectors, or, without one, the terms encoder's pooled note vector against code names; the list
+/// diversified across 3-character categories, every code with the note text supporting it.
 #[utoipa::path(post, path = "/v1/notes/code", operation_id = "note_code", tag = "notes", request_body = CodeRequest,
     responses((status = 200, body = CodeResponse), (status = 400, body = ErrorBody),
         (status = 404, description = "The model or the store has no codes of the system asked for", body = ErrorBody),
+        (status = 413, description = "Body or text too large", body = ErrorBody),
         (status = 429, body = ErrorBody),
         (status = 503, description = "No model can encode notes, not ready yet, or the request deadline passed", body = ErrorBody)))]
 pub async fn code(
@@ -429,6 +439,14 @@ pub async fn code(
     check_note_text(&req.text)?;
     let k = check_k(req.k, 8)?;
     let system = req.system.map(|s| s.as_str().to_string());
+    let screened = crate::notes::screen::screen(&req.text);
+    if !screened.has_words {
+        return Err(ApiError::bad_request(
+            "'text' has nothing to code: no letter or digit outside markup and control characters",
+        )
+        .with_details(serde_json::json!({"field": "text"})));
+    }
+    let mut warnings = screened.warnings;
     // a note takes about one encoder text per 200 bytes (segments and windows) of the
     // admission allowance: 429 at once when other requests hold it
     let _permit = st.admit_texts(1 + req.text.len() / 200)?;
@@ -437,6 +455,7 @@ pub async fn code(
         .note_model()
         .ok_or_else(|| notes_err(crate::notes::NotesError::NoModel))?;
     let store = app.store.clone();
+    let text = req.text;
     if let Some((name, coder)) = notes.coder() {
         if let Some(s) = &system {
             if !coder.manifest.systems.contains(s) {
@@ -449,47 +468,74 @@ pub async fn code(
                 ));
             }
         }
-        let (v, segments) = notes
-            .embed_for_coding(&model, req.text)
+        let note = notes
+            .embed_for_coding(&model, screened.text, None)
             .await
             .map_err(notes_err)?;
-        let score_kind = if coder.segment_config().is_some() && !segments.is_empty() {
+        let score_kind = if coder.segment_config().is_some() {
             "segment_attention"
         } else {
             "cosine"
         };
-        let codes = blocking(move || -> Result<Vec<CodeResult>, ApiError> {
-            let th = coder.manifest.threshold;
-            coder
-                .rank(&segments, &v, system.as_deref(), k)
+        let th = coder.manifest.threshold;
+        let (codes, text) = blocking(move || -> Result<_, ApiError> {
+            let coded = rank::code_note(
+                &coder,
+                &text,
+                &note,
+                system.as_deref(),
+                k,
+                rank::DEFAULT_PENALTY,
+            );
+            let codes = coded
                 .into_iter()
-                .map(|s| {
+                .map(|c| {
                     let preferred_term = store
-                        .concept(&s.code.system, &s.code.code)?
-                        .map(|c| c.concept.preferred_term)
+                        .concept(&c.code.code.system, &c.code.code.code)?
+                        .map(|x| x.concept.preferred_term)
                         .unwrap_or_default();
                     Ok(CodeResult {
-                        system: s.code.system,
-                        code: s.code.code,
+                        system: c.code.code.system,
+                        code: c.code.code.code,
                         preferred_term,
-                        score: s.score,
-                        predicted: s.score >= th,
+                        score: c.code.score,
+                        predicted: c.code.score >= th,
+                        evidence: c.evidence,
                     })
                 })
-                .collect()
+                .collect::<Result<Vec<_>, ApiError>>()?;
+            Ok((codes, text))
         })
         .await??;
-        let th = notes.coder().map(|(_, c)| c.manifest.threshold);
+        if codes.is_empty() {
+            warnings.push(nothing_affirmed(&text));
+        }
         return Ok(ApiJson(CodeResponse {
             codes,
             model: name,
             method: "notecontrast".into(),
-            threshold: th,
+            threshold: Some(th),
             score_kind: score_kind.into(),
+            warnings,
         }));
     }
-    // zero-shot: the terms encoder's pooled note vector against the code names it indexed
-    let v = notes.embed(&model, req.text).await.map_err(notes_err)?;
+    // zero-shot: the terms encoder's pooled note vector against the code names it indexed; the
+    // evidence of a code is the segments nearest its matched name
+    let note = notes
+        .embed_for_coding(&model, screened.text, Some(SegmentConfig::default()))
+        .await
+        .map_err(notes_err)?;
+    if note.segments.is_empty() {
+        warnings.push(nothing_affirmed(&text));
+        return Ok(ApiJson(CodeResponse {
+            codes: Vec::new(),
+            model,
+            method: "zero_shot".into(),
+            threshold: None,
+            score_kind: "cosine".into(),
+            warnings,
+        }));
+    }
     let eng = app.search.clone().ok_or_else(ApiError::not_ready)?;
     let systems: Vec<String> = match system {
         Some(s) => vec![s],
@@ -508,10 +554,11 @@ pub async fn code(
         .with_details(serde_json::json!({"systems": ["ICD10CM", "ICD9CM"]})));
     }
     let m = model.clone();
+    let v = note.pooled.clone();
     let found = blocking(move || {
         let q = Query {
             text: String::new(),
-            k,
+            k: (k * 4).min(MAX_K),
             mode: Mode::Vector,
             systems: Some(systems),
             model: Some(m),
@@ -520,20 +567,45 @@ pub async fn code(
         eng.search_with_vector(&q, Some(&v))
     })
     .await??;
+    let scored: Vec<(usize, f32)> = found.iter().map(|f| f.score).enumerate().collect();
+    let picked = rank::diversify(
+        &scored,
+        |i| rank::category(&found[i].code),
+        k,
+        rank::DEFAULT_PENALTY,
+    );
+    let names: Vec<String> = picked
+        .iter()
+        .map(|&(i, _)| found[i].matched_term.clone())
+        .collect();
+    let name_vecs = notes.embed_texts(&model, names).await.map_err(notes_err)?;
+    let codes: Vec<CodeResult> = picked
+        .iter()
+        .enumerate()
+        .map(|(p, &(i, score))| CodeResult {
+            system: found[i].system.clone(),
+            code: found[i].code.clone(),
+            preferred_term: found[i].preferred_term.clone(),
+            score,
+            predicted: false,
+            evidence: name_vecs
+                .get(p)
+                .map(|c| rank::nearest_evidence(&text, &note, c))
+                .unwrap_or_default(),
+        })
+        .collect();
     Ok(ApiJson(CodeResponse {
-        codes: found
-            .into_iter()
-            .map(|f| CodeResult {
-                system: f.system,
-                code: f.code,
-                preferred_term: f.preferred_term,
-                score: f.score,
-                predicted: false,
-            })
-            .collect(),
+        codes,
         model,
         method: "zero_shot".into(),
         threshold: None,
         score_kind: "cosine".into(),
+        warnings,
     }))
+}
+
+/// The warning of a note whose every statement is negated, family or resolved history.
+fn nothing_affirmed(text: &str) -> String {
+    let n = text.chars().count();
+    format!("no affirmed statement in the note ({n} characters): every sentence is negated, family history or resolved history, or too short to read; nothing is coded from it")
 }

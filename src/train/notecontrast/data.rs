@@ -25,6 +25,8 @@ pub(crate) struct Item {
 
 /// Data of a run.
 pub(crate) struct Data {
+    /// How the notes were split (for the report).
+    pub(crate) split_rule: String,
     pub(crate) items: Vec<Item>,
     pub(crate) train: Vec<usize>,
     pub(crate) dev: Vec<usize>,
@@ -61,6 +63,8 @@ pub(crate) fn load_data(store: &Store, cfg: &NoteContrastConfig) -> anyhow::Resu
     let mut keys = Vec::new();
     let mut vocab_idx: BTreeMap<ConceptRef, usize> = BTreeMap::new();
     let mut raw: Vec<Vec<ConceptRef>> = Vec::new();
+    // a note's own split (`meta.split`: train, dev or test — CodiEsp's), when it has one
+    let mut given: Vec<Option<String>> = Vec::new();
     for n in notes.iter_from(0) {
         let n = n?.note;
         let codes: Vec<ConceptRef> = n
@@ -76,8 +80,14 @@ pub(crate) fn load_data(store: &Store, cfg: &NoteContrastConfig) -> anyhow::Resu
             let l = vocab_idx.len();
             vocab_idx.entry(c.clone()).or_insert(l);
         }
-        let key = n
-            .meta()
+        let meta = n.meta();
+        let split = meta
+            .get("split")
+            .and_then(|s| s.as_str())
+            .filter(|s| matches!(*s, "train" | "dev" | "test"))
+            .map(str::to_string);
+        given.push(split);
+        let key = meta
             .get("patient")
             .and_then(|p| p.as_str().map(str::to_string))
             .unwrap_or_else(|| n.id.clone());
@@ -91,8 +101,9 @@ pub(crate) fn load_data(store: &Store, cfg: &NoteContrastConfig) -> anyhow::Resu
             break;
         }
     }
+    // a hashed split needs a few notes; notes with their own split need one per split
     anyhow::ensure!(
-        items.len() >= 10,
+        items.len() >= 10 || (!items.is_empty() && given.iter().any(Option::is_some)),
         "the store holds {} notes with ICD codes; load notes first (ontovec synth-notes, ingest --format notes-jsonl)",
         items.len()
     );
@@ -108,7 +119,43 @@ pub(crate) fn load_data(store: &Store, cfg: &NoteContrastConfig) -> anyhow::Resu
             .collect();
     }
     let (mut train, mut dev, mut test) = (Vec::new(), Vec::new(), Vec::new());
+    let any_given = given.iter().any(Option::is_some);
+    let mut split_rule = "by meta.patient (else note id): fnv1a64 % 1000 < test_permille → test, next dev_permille → dev".to_string();
+    if any_given {
+        // the notes' own splits; notes without one are augmentation (train) or left out
+        let has_test = given.iter().any(|g| g.as_deref() == Some("test"));
+        for (i, g) in given.iter().enumerate() {
+            match g.as_deref() {
+                Some("dev") => {
+                    dev.push(i);
+                    if !has_test {
+                        test.push(i);
+                    }
+                }
+                Some("test") => test.push(i),
+                Some(_) => train.push(i),
+                None if cfg.augment => train.push(i),
+                None => {}
+            }
+        }
+        split_rule = format!(
+            "meta.split of the notes (train / dev{}); notes without one {}",
+            if has_test {
+                " / test"
+            } else {
+                "; no test split is loaded, so the reported split is dev itself and the F1 threshold is tuned on the notes it is reported on"
+            },
+            if cfg.augment {
+                "train (augmentation)"
+            } else {
+                "left out"
+            }
+        );
+    }
     for (i, k) in keys.iter().enumerate() {
+        if any_given {
+            break;
+        }
         let h = (crate::train::hiprbert::data::fnv1a64(k.as_bytes()) % 1000) as u32;
         if h < cfg.test_permille {
             test.push(i);
@@ -167,6 +214,7 @@ pub(crate) fn load_data(store: &Store, cfg: &NoteContrastConfig) -> anyhow::Resu
         }
     }
     Ok(Data {
+        split_rule,
         items,
         train,
         dev,

@@ -5,6 +5,9 @@
 //!   macro-F1 averages over the codes with at least one gold note in the split;
 //! * micro-AUC (all note–code pairs pooled) and macro-AUC (mean over codes with both positive
 //!   and negative notes), via [`crate::search::eval::roc_auc`];
+//! * MAP (CodiEsp's official measure): the mean over notes of average precision over the
+//!   note's whole ranking (the precision at the rank of each gold code, averaged over the
+//!   note's gold codes; a gold code outside the label space counts as never ranked);
 //! * P@k: share of the top k that are gold; recall@k: share of a note's gold codes in its top k;
 //! * the same restricted to *rare* codes (given as a set): macro-F1 and recall@k over rare gold
 //!   codes only.
@@ -33,6 +36,9 @@ pub struct CodingMetrics {
     pub micro_auc: f64,
     /// Macro ROC AUC.
     pub macro_auc: f64,
+    /// Mean average precision over the whole ranking.
+    #[serde(default)]
+    pub map: f64,
     /// Precision at 5.
     pub p_at_5: f64,
     /// Precision at 8.
@@ -54,6 +60,33 @@ fn top(scores: &[f32], k: usize) -> Vec<usize> {
     idx.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
     idx.truncate(k);
     idx
+}
+
+/// Average precision of one ranking (`scores`, higher first) against `gold`.
+pub fn average_precision(scores: &[f32], gold: &[usize]) -> f64 {
+    let g: HashSet<usize> = gold.iter().copied().collect();
+    if g.is_empty() {
+        return f64::NAN;
+    }
+    // rank of each gold code = 1 + codes scored strictly higher (ties broken by index)
+    let mut ranks: Vec<usize> = g
+        .iter()
+        .filter(|&&c| c < scores.len())
+        .map(|&c| {
+            1 + scores
+                .iter()
+                .enumerate()
+                .filter(|&(i, &x)| x > scores[c] || (x == scores[c] && i < c))
+                .count()
+        })
+        .collect();
+    ranks.sort_unstable();
+    let sum: f64 = ranks
+        .iter()
+        .enumerate()
+        .map(|(hits, &r)| (hits + 1) as f64 / r as f64)
+        .sum();
+    sum / g.len() as f64
 }
 
 fn f1(tp: f64, fp: f64, fn_: f64) -> f64 {
@@ -122,6 +155,7 @@ pub fn evaluate(dev: &Split<'_>, test: &Split<'_>, rare: &HashSet<usize>) -> Cod
     let v = test.scores.first().map(|r| r.len()).unwrap_or(0);
     let n = test.scores.len().max(1) as f64;
     let (mut p5, mut p8, mut r8, mut r20) = (0.0, 0.0, 0.0, 0.0);
+    let (mut ap_sum, mut ap_n) = (0.0, 0.0);
     let (mut rr8, mut rr20, mut rare_gold) = (0.0, 0.0, 0.0);
     let mut tp = vec![0f64; v];
     let mut fp = vec![0f64; v];
@@ -133,6 +167,11 @@ pub fn evaluate(dev: &Split<'_>, test: &Split<'_>, rare: &HashSet<usize>) -> Cod
         let g: HashSet<usize> = gold.iter().copied().collect();
         let t20 = top(row, 20);
         let hit = |k: usize| t20.iter().take(k).filter(|c| g.contains(c)).count() as f64;
+        let ap = average_precision(row, gold);
+        if ap.is_finite() {
+            ap_sum += ap;
+            ap_n += 1.0;
+        }
         p5 += hit(5) / 5.0;
         p8 += hit(8) / 8.0;
         if !g.is_empty() {
@@ -197,6 +236,7 @@ pub fn evaluate(dev: &Split<'_>, test: &Split<'_>, rare: &HashSet<usize>) -> Cod
         macro_f1: mean(&f1s),
         micro_auc: roc_auc(&all_pos, &all_neg),
         macro_auc: mean(&aucs),
+        map: if ap_n > 0.0 { ap_sum / ap_n } else { f64::NAN },
         p_at_5: p5 / n,
         p_at_8: p8 / n,
         recall_at_8: r8 / n,
@@ -234,11 +274,12 @@ pub fn eval_table(eval: &BTreeMap<String, CodingMetrics>) -> String {
             "–".into()
         }
     };
-    let mut s = String::from("| method | micro-F1 | macro-F1 | micro-AUC | macro-AUC | P@5 | P@8 | R@8 | R@20 | rare macro-F1 | rare R@8 | rare R@20 |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    let mut s = String::from("| method | MAP | micro-F1 | macro-F1 | micro-AUC | macro-AUC | P@5 | P@8 | R@8 | R@20 | rare macro-F1 | rare R@8 | rare R@20 |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for name in METHODS {
         if let Some(m) = eval.get(name) {
             s.push_str(&format!(
-                "| {name} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+                "| {name} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+                f(m.map),
                 f(m.micro_f1),
                 f(m.macro_f1),
                 f(m.micro_auc),
@@ -274,6 +315,10 @@ mod tests {
         assert!((m.macro_auc - 1.0).abs() < 1e-9);
         assert!((m.recall_at_8 - 1.0).abs() < 1e-9);
         assert!((m.rare_recall_at_8 - 1.0).abs() < 1e-9);
+        assert!((m.map - 1.0).abs() < 1e-9, "{m:?}");
+        // gold at ranks 1 and 3: (1/1 + 2/3) / 2
+        let ap = average_precision(&[0.9, 0.5, 0.7, 0.1], &[0, 1]);
+        assert!((ap - (1.0 + 2.0 / 3.0) / 2.0).abs() < 1e-9, "{ap}");
         let bad = vec![vec![0.1, 0.9, 0.9], vec![0.9, 0.1, 0.1]];
         let b = Split {
             scores: &bad,

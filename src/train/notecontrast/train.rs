@@ -312,7 +312,7 @@ pub fn train(args: &Args, stop_after: Option<u64>) -> anyhow::Result<Report> {
             "codes": d.vocab.len(), "rare_codes": d.rare.len(),
             "label_space": all_codes.len(),
             "rare_definition": format!("1-{} training notes", cfg.rare_max_train),
-            "split": "by meta.patient (else note id): fnv1a64 % 1000 < test_permille → test, next dev_permille → dev",
+            "split": d.split_rule,
             "window": wcfg,
             "segments": cfg.segments.map(|_| scfg),
         }),
