@@ -94,6 +94,33 @@ pub fn diversify<'a>(
     out
 }
 
+/// Every code's score as [`diversify`] ranks it: the top `depth` picked greedily keep their
+/// penalised score (`score − penalty × siblings picked before`), the rest lose `penalty` per
+/// picked code of their category. Sorting by these scores gives the diversified order (used to
+/// evaluate it with the ordinary ranking metrics).
+pub fn diversified_scores<'a>(
+    scores: &[f32],
+    cat: impl Fn(usize) -> &'a str,
+    depth: usize,
+    penalty: f32,
+) -> Vec<f32> {
+    let scored: Vec<(usize, f32)> = scores.iter().copied().enumerate().collect();
+    let picked = diversify(&scored, &cat, depth, penalty);
+    let mut count: HashMap<&str, usize> = HashMap::new();
+    let mut out = vec![f32::NAN; scores.len()];
+    for &(i, s) in &picked {
+        let n = count.entry(cat(i)).or_insert(0);
+        out[i] = s - penalty * *n as f32;
+        *n += 1;
+    }
+    for (i, o) in out.iter_mut().enumerate() {
+        if o.is_nan() {
+            *o = scores[i] - penalty * count.get(cat(i)).copied().unwrap_or(0) as f32;
+        }
+    }
+    out
+}
+
 /// The evidence of one code: `shares` are (segment, share of the code's score), `spans` the
 /// segments' byte ranges in `text`. Segments with the same span are merged (a long sentence
 /// cut into chunks).
@@ -236,6 +263,19 @@ mod tests {
         let far = vec![(0, 0.95), (1, 0.93), (5, 0.60)];
         let d: Vec<usize> = diversify(&far, cat, 2, 0.05).iter().map(|x| x.0).collect();
         assert_eq!(d, [0, 1]);
+    }
+
+    #[test]
+    fn diversified_scores_sort_like_the_picks() {
+        let codes = ["E11.9", "E11.65", "E11.22", "I50.9", "I10"];
+        let scores = [0.90, 0.89, 0.88, 0.84, 0.80];
+        let cat = |i: usize| category(codes[i]);
+        let d = diversified_scores(&scores, cat, 3, 0.05);
+        let mut order: Vec<usize> = (0..5).collect();
+        order.sort_by(|&a, &b| d[b].total_cmp(&d[a]));
+        let picks: Vec<(usize, f32)> = scores.iter().copied().enumerate().collect();
+        let want: Vec<usize> = diversify(&picks, cat, 3, 0.05).iter().map(|x| x.0).collect();
+        assert_eq!(&order[..3], &want[..]);
     }
 
     #[test]
