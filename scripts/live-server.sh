@@ -3,7 +3,14 @@
 # 33 notes with ids 100-133) into a scratch data directory with the base model, and run a
 # server on a free 127.0.0.1 port until the calling script exits.
 #
-# After `live_server_start`: $ONTOVEC_URL, $ONTOVEC_TOKEN (bearer token for writes), $SCRATCH.
+# `live_server_start [token|none]` = `live_server_prepare` (build + ingest, once) then
+# `live_server_run [token|none]`: with `token` (the default) the server is started with
+# `--auth-token` (writes need it), with `none` it is started the way README starts it, without
+# one. `live_server_stop_server` stops the server and keeps the data, so a script can run the
+# same data in both configurations.
+#
+# After `live_server_run`: $ONTOVEC_URL, $ONTOVEC_TOKEN (bearer token for writes; empty without
+# one), $SCRATCH.
 # Environment: ONTOVEC_PROFILE=release to test a release build (default: debug, which `cargo
 # test` has already built), PYTHON (default python3).
 
@@ -13,9 +20,17 @@ CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/ontovec"
 MODEL="$ROOT/models/all-MiniLM-L6-v2"
 
 live_server_build() {
-  local profile="${ONTOVEC_PROFILE:-debug}" flag=()
-  [[ "$profile" == release ]] && flag=(--release)
-  (cd "$ROOT" && cargo build --quiet "${flag[@]}" --bin ontovec)
+  # Debug: what `cargo test` builds (it builds the binary too, for the integration tests), so
+  # after `cargo test` this is a no-op; `cargo build --bin ontovec` alone would resolve
+  # dependency features without the dev-dependencies and rebuild candle, tantivy, ... a second
+  # time. Release: the binary.
+  local profile="${ONTOVEC_PROFILE:-debug}"
+  if [[ "$profile" == release ]]; then
+    (cd "$ROOT" && cargo build --quiet --release --bin ontovec)
+  else
+    (cd "$ROOT" && cargo test --quiet --no-run 2>/dev/null) ||
+      (cd "$ROOT" && cargo test --no-run) # again, to show why it failed
+  fi
   local target="${CARGO_TARGET_DIR:-$ROOT/target}"
   BIN="$target/$profile/ontovec"
   [[ -x "$BIN" ]] || { echo "no binary at $BIN" >&2; return 1; }
@@ -38,15 +53,25 @@ free_port() {
   "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
-live_server_stop() {
+live_server_stop_server() {
   if [[ -n "${SERVER_PID:-}" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
     kill -TERM "$SERVER_PID" 2>/dev/null || true
     wait "$SERVER_PID" 2>/dev/null || true
   fi
+  SERVER_PID=
+}
+
+live_server_stop() {
+  live_server_stop_server
   [[ -n "${SCRATCH:-}" ]] && rm -rf "$SCRATCH"
 }
 
 live_server_start() {
+  live_server_prepare
+  live_server_run "${1:-token}"
+}
+
+live_server_prepare() {
   [[ -f "$MODEL/model.safetensors" ]] || {
     echo "missing $MODEL: run scripts/fetch-data.sh --model-only" >&2
     return 1
@@ -55,8 +80,11 @@ live_server_start() {
   SCRATCH="$(mktemp -d "${TMPDIR:-/tmp}/ontovec-live.XXXXXX")"
   trap live_server_stop EXIT
   local data="$SCRATCH/data" models="$SCRATCH/models" fx="$ROOT/ontologies"
-  # Only the base model: the contract must not depend on what else sits in models/.
-  mkdir -p "$models" && ln -s "$MODEL" "$models/all-MiniLM-L6-v2"
+  # Only the base model: the contract must not depend on what else sits in models/. Hard links
+  # (a symlink where they cannot be made) keep the files even if models/ is re-fetched meanwhile.
+  mkdir -p "$models"
+  cp -rl "$(cd "$MODEL" && pwd -P)" "$models/all-MiniLM-L6-v2" 2>/dev/null ||
+    { rm -rf "$models/all-MiniLM-L6-v2"; ln -s "$MODEL" "$models/all-MiniLM-L6-v2"; }
   ingest() {
     "$BIN" ingest --data-dir "$data" --models-dir "$models" "$@" >/dev/null 2>>"$SCRATCH/ingest.log" ||
       { echo "fixture ingest failed: $*" >&2; tail -20 "$SCRATCH/ingest.log" >&2; return 1; }
@@ -72,13 +100,26 @@ live_server_start() {
   ingest --format umls-rrf --release sample "$fx"/umls/*.RRF
   # Notes after the ICD releases, so that note search and ICD coding work on real notes.
   ingest --format mimic-notes-csv --release fixture "$fx"/notes/mimic/*.csv
-  local port
+}
+
+live_server_run() { # [token|none]
+  local auth="${1:-token}" port token_args=()
   port="$(free_port)"
   ONTOVEC_URL="http://127.0.0.1:$port"
-  ONTOVEC_TOKEN="live-$(date +%s)-$$"
-  ONTOVEC_LOG="${ONTOVEC_SERVER_LOG:-info,tantivy=warn,sled=warn}" \
+  ONTOVEC_TOKEN=
+  case "$auth" in
+  token)
+    ONTOVEC_TOKEN="live-$(date +%s)-$$"
+    token_args=(--auth-token "$ONTOVEC_TOKEN")
+    ;;
+  none) ;;
+  *) echo "live_server_run: token or none, not '$auth'" >&2; return 1 ;;
+  esac
+  local data="$SCRATCH/data" models="$SCRATCH/models"
+  # ONTOVEC_AUTH_TOKEN from the caller's environment must not configure the tokenless run.
+  env -u ONTOVEC_AUTH_TOKEN ONTOVEC_LOG="${ONTOVEC_SERVER_LOG:-info,tantivy=warn,sled=warn}" \
     "$BIN" serve --data-dir "$data" --models-dir "$models" --addr "127.0.0.1:$port" \
-    --auth-token "$ONTOVEC_TOKEN" >"$SCRATCH/server.log" 2>&1 &
+    "${token_args[@]}" >"$SCRATCH/server.log" 2>&1 &
   SERVER_PID=$!
   for _ in $(seq 1 600); do
     if curl -fs "$ONTOVEC_URL/ready" >/dev/null 2>&1 &&

@@ -5,6 +5,7 @@
 //!
 //! ```text
 //! cli/  api/            entry points: clap commands, axum routes (thin adapters)
+//!   fhir/               FHIR R4 terminology resources and operations over the store (api/ serves them)
 //!   service/            the application core both drive: open, ingest, jobs, integrity
 //!   train/  bench/      trainers and benchmarks (CLI only)
 //!   notes/              clinical notes: loaders, windows, segments, ICD coding
@@ -21,6 +22,8 @@ pub mod bench;
 pub mod cli;
 pub mod domain;
 pub mod encoder;
+pub mod eval;
+pub mod fhir;
 pub mod notes;
 pub mod ontology;
 pub mod search;

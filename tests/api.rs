@@ -6,7 +6,7 @@ use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use ontovec::api::{router, AppState};
 use ontovec::domain::model::{Concept, ConceptRef, Mapping, Relation, Term, TermKind};
-use ontovec::ontology::Sink;
+use ontovec::ontology::{self, Format, InputFile, LoadOptions, Sink};
 use ontovec::service::app::{App, AppConfig};
 use ontovec::store::writer::ReleaseWriter;
 use serde_json::Value;
@@ -115,6 +115,135 @@ async fn browse_concepts_hierarchy_and_mappings() {
     assert_eq!(v["sources"][0]["concepts"], 2);
 }
 
+/// A store with the 7th-character ICD-10-CM fixture and the ICD-9-CM fixture loaded through
+/// their loaders.
+fn app_with_fixtures() -> (tempfile::TempDir, Arc<App>) {
+    let dir = tempfile::tempdir().unwrap();
+    let app = App::open(cfg(dir.path())).unwrap();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("ontologies");
+    for (system, format, file) in [
+        (
+            "ICD10CM",
+            Format::Icd10cmXml,
+            "icd10cm/icd10cm-seventh-sample.xml",
+        ),
+        ("ICD9CM", Format::Icd9cmTxt, "icd9cm/CMS32_DESC_LONG_DX.txt"),
+    ] {
+        let mut w = ReleaseWriter::begin(&app.store, system, "t", format.name(), false).unwrap();
+        let files = [InputFile::from_path(root.join(file))];
+        ontology::load(format, &files, &LoadOptions::for_system(system), &mut w).unwrap();
+        w.commit().unwrap();
+    }
+    (dir, app)
+}
+
+#[tokio::test]
+async fn codes_resolve_as_users_type_them() {
+    let (_d, app) = app_with_fixtures();
+    let r = router(AppState::with_app(app));
+    let concept = |code: &str| get(&format!("/v1/systems/ICD10CM/concepts/{code}"));
+    let (s, v) = call(&r, concept("S00.00XA")).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["parents"][0]["code"], "S00.00");
+    assert!(v.get("requested_code").is_none(), "{v}");
+    // Lower case, no dot, blanks, placeholders left out or doubled: the one code they can mean.
+    for typed in ["s0000xa", "S0000XA", "S00.00A", "S00.00XXA", "s00.00%20xa"] {
+        let (s, v) = call(&r, concept(typed)).await;
+        assert_eq!(s, StatusCode::OK, "{typed}: {v}");
+        assert_eq!(v["code"], "S00.00XA", "{typed}");
+        assert_eq!(
+            v["preferred_term"],
+            "Unspecified superficial injury of scalp, initial encounter"
+        );
+        assert!(v["requested_code"].is_string(), "{typed}: {v}");
+    }
+    for (typed, code) in [
+        ("T07A", "T07.XXXA"),
+        ("S0600A", "S06.0X0A"),
+        ("e113213", "E11.3213"),
+    ] {
+        let (s, v) = call(&r, concept(typed)).await;
+        assert_eq!(
+            (s, v["code"].as_str()),
+            (StatusCode::OK, Some(code)),
+            "{typed}: {v}"
+        );
+    }
+    // Traversals and mappings resolve the same way and say which code they answered for.
+    let (s, v) = call(&r, get("/v1/systems/ICD10CM/concepts/s0000xa/ancestors")).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        (v["code"].as_str(), v["requested_code"].as_str()),
+        (Some("S00.00XA"), Some("s0000xa"))
+    );
+    assert_eq!(v["concepts"][0]["code"], "S00.00");
+    let (s, v) = call(&r, get("/v1/systems/ICD10CM/concepts/t07/descendants")).await;
+    assert_eq!(
+        (s, v["concepts"].as_array().map(Vec::len)),
+        (StatusCode::OK, Some(3)),
+        "{v}"
+    );
+    let (s, v) = call(&r, get("/v1/systems/ICD10CM/concepts/t07xxxa/mappings")).await;
+    assert_eq!(
+        (s, v["code"].as_str()),
+        (StatusCode::OK, Some("T07.XXXA")),
+        "{v}"
+    );
+    // Wrong placeholders and codes that are not there: 404 in the error shape.
+    for typed in [
+        "S00.0XA",
+        "S06.1X7D",
+        "S0000XB",
+        "E11.3214",
+        "XYZ",
+        "..",
+        "S00.00XA-",
+    ] {
+        let (s, v) = call(&r, concept(typed)).await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "{typed}: {v}");
+        assert_eq!(v["error"]["code"], "not_found", "{typed}");
+    }
+    // ICD-9-CM: dots and leading zeros.
+    for (typed, code) in [
+        ("25000", "250.00"),
+        ("e8800", "E880.0"),
+        ("41.3", "041.3"),
+        ("v5867", "V58.67"),
+    ] {
+        let (s, v) = call(&r, get(&format!("/v1/systems/ICD9CM/concepts/{typed}"))).await;
+        assert_eq!(
+            (s, v["code"].as_str()),
+            (StatusCode::OK, Some(code)),
+            "{typed}: {v}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn ambiguous_codes_are_not_guessed() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = App::open(cfg(dir.path())).unwrap();
+    let mut w = ReleaseWriter::begin(&app.store, "ICD10CM", "t", "icd10cm-xml", false).unwrap();
+    // Two codes the same characters can spell once the placeholders are left out.
+    w.concept(Concept::new("Q12.3XXA", "one")).unwrap();
+    w.concept(Concept::new("Q12.X3XA", "other")).unwrap();
+    w.commit().unwrap();
+    let r = router(AppState::with_app(app));
+    let (s, v) = call(&r, get("/v1/systems/ICD10CM/concepts/Q123A")).await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
+    assert_eq!(v["error"]["code"], "not_found");
+    let mut candidates: Vec<_> = v["error"]["details"]["candidates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_string())
+        .collect();
+    candidates.sort();
+    assert_eq!(candidates, vec!["Q12.3XXA", "Q12.X3XA"]);
+    let (s, _) = call(&r, get("/v1/systems/ICD10CM/concepts/q12.3xxa")).await;
+    assert_eq!(s, StatusCode::OK);
+}
+
 #[tokio::test]
 async fn unknown_ids_and_bad_input_get_the_error_shape() {
     let (_d, app) = app_with_data();
@@ -203,6 +332,46 @@ async fn ingest_form_is_validated_and_auth_is_enforced() {
     assert_eq!(call(&r, auth(b4, &ct4)).await.0, StatusCode::BAD_REQUEST);
     let (ct5, b5) = multipart(&[("format", "obo"), ("release", "1"), ("evil", "x")], &[]);
     assert_eq!(call(&r, auth(b5, &ct5)).await.0, StatusCode::BAD_REQUEST);
+    // The `system` pattern holds for note formats too, which ignore the field (found by the
+    // contract run: an empty system was accepted with mimic-notes-csv).
+    for bad in ["", "a b", "x".repeat(33).as_str(), "É"] {
+        let (ct6, b6) = multipart(
+            &[
+                ("format", "mimic-notes-csv"),
+                ("release", "1"),
+                ("system", bad),
+            ],
+            &[("NOTEEVENTS.csv", b"")],
+        );
+        let (s, v) = call(&r, auth(b6, &ct6)).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "system {bad:?}: {v}");
+    }
+    // `release` is required for note formats too, as the schema says.
+    let (ct7, b7) = multipart(&[("format", "notes-jsonl")], &[("notes.jsonl", b"")]);
+    let (s, v) = call(&r, auth(b7, &ct7)).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("release"));
+}
+
+#[tokio::test]
+async fn writes_are_open_without_a_token() {
+    // As README starts the server: no --auth-token, no 401 (and the served document says so,
+    // see served_document_matches_the_auth_configuration).
+    let dir = tempfile::tempdir().unwrap();
+    let r = router(AppState::with_app(App::open(cfg(dir.path())).unwrap()));
+    let req = Request::post("/v1/notes")
+        .header("content-type", "application/json")
+        .body(Body::from(r#"{"id": "n1", "text": "chest pain"}"#))
+        .unwrap();
+    let (s, v) = call(&r, req).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let (ct, body) = multipart(&[("format", "obo"), ("release", "1")], &[("x.obo", b"")]);
+    let req = Request::post("/v1/ingest")
+        .header("content-type", &ct)
+        .body(Body::from(body))
+        .unwrap();
+    let (s, v) = call(&r, req).await;
+    assert_ne!(s, StatusCode::UNAUTHORIZED, "{v}");
 }
 
 #[test]
@@ -238,6 +407,37 @@ fn openapi_operation_ids_are_unique() {
         }
     }
     assert!(seen.len() >= 16);
+}
+
+#[tokio::test]
+async fn served_document_matches_the_auth_configuration() {
+    // With a token the writes declare bearer auth and may answer 401 (the committed
+    // openapi.yaml); without one a generated client must not be told to authenticate.
+    let writes = [("/v1/ingest", "post"), ("/v1/notes", "post")];
+    for (token, secured) in [(Some("s3cret".to_string()), true), (None, false)] {
+        let r = router(AppState::new(token));
+        let (s, doc) = call(&r, get("/openapi.json")).await;
+        assert_eq!(s, StatusCode::OK);
+        for (path, method) in writes {
+            let op = &doc["paths"][path][method];
+            assert!(op.is_object(), "{path}");
+            assert_eq!(op["security"].is_array(), secured, "{path}: {op}");
+            assert_eq!(op["responses"]["401"].is_object(), secured, "{path}");
+        }
+        assert_eq!(
+            doc["components"]["securitySchemes"]["bearer"].is_object(),
+            secured
+        );
+        // Reads never need the token.
+        assert!(doc["paths"]["/v1/search"]["post"]["security"].is_null());
+    }
+    let committed: Value = serde_json::to_value(ontovec::api::openapi::document(true)).unwrap();
+    let yaml = ontovec::api::openapi::yaml();
+    assert!(
+        yaml.contains("securitySchemes"),
+        "openapi.yaml is the token variant"
+    );
+    assert!(committed["paths"]["/v1/ingest"]["post"]["security"].is_array());
 }
 
 #[test]

@@ -5,7 +5,8 @@
 //! `models/all-MiniLM-L6-v2/` (placed by `scripts/fetch-data.sh`); without them they print why
 //! and pass, so a plain `cargo test` works offline.
 
-use ontovec::encoder::{cosine, Encoder, EngineConfig, EngineHandle, ModelKind, Registry};
+use ontovec::encoder::{Encoder, EngineConfig, EngineHandle, ModelKind, Registry};
+use ontovec::util::vector::cosine;
 use std::path::{Path, PathBuf};
 
 fn model_dir() -> Option<PathBuf> {

@@ -163,7 +163,9 @@ fn kill9_during_embedding_never_loses_data_and_indexes_catch_up() {
         if exited {
             assert!(status.success());
             finished += 1;
-            hi = (hi * 9 / 10).max(lo + 10);
+            // bisect towards the commit: a machine that got quieter since the timing runs
+            // finishes every run first under a slowly shrinking window (seen: 28 of 30)
+            hi = ((lo + hi) / 2).max(lo + 10);
             assert_eq!(
                 label, release,
                 "an acknowledged (exit 0) release is never lost"

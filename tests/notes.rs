@@ -375,6 +375,14 @@ async fn mimic_fixture_ingest_api_train_and_code() {
     assert!(r.eval_all_codes["trained"].micro_auc.is_finite());
     assert!(models.join("nc/notecontrast.safetensors").is_file());
     assert!(models.join("nc-codes/tokenizer.json").is_file());
+    // the code encoder has a token per training code only (not one per label-space code)
+    let tok = tokenizers::Tokenizer::from_file(models.join("nc-codes/tokenizer.json")).unwrap();
+    assert_eq!(
+        tok.get_vocab_size(false) as u64,
+        seen + 3,
+        "[PAD] [UNK] [MASK] + codes"
+    );
+    assert!(r.data["test_gold_unseen_in_training"]["codes"].is_u64());
 
     let app = open(&data, &models);
     let api = router(AppState::with_app(app.clone()));

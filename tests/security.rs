@@ -378,18 +378,100 @@ async fn requests_past_their_deadline_get_503() {
 async fn encoder_admission_answers_429_with_retry_after() {
     let dir = tempfile::tempdir().unwrap();
     let mut c = cfg(dir.path());
+    c.models_dir = dir.path().join("models");
+    ontovec::encoder::testing::write_tiny_bert(
+        &c.models_dir.join("tiny"),
+        &ontovec::encoder::testing::TinyBert::default(),
+    )
+    .unwrap();
     c.max_inflight_texts = 4;
-    let state = AppState::with_app(open(c));
-    // Hold the whole allowance as a long request would.
-    let held = state.admit_texts(4).unwrap();
-    let e = state.admit_texts(1).unwrap_err();
-    assert_eq!(e.status, StatusCode::TOO_MANY_REQUESTS);
-    assert_eq!(e.code, "overloaded");
-    assert_eq!(e.retry_after, Some(1));
+    let app = open(c);
+    let gate = app.search.as_ref().unwrap().registry().admission().clone();
+    let r = router(AppState::with_app(app.clone()));
+    // Another caller (a CLI command, another request) holds the whole allowance.
+    let held = gate.try_admit(4).unwrap();
+    for (uri, body) in [
+        ("/v1/embed", json!({"texts": ["diabetes"]})),
+        ("/v1/search", json!({"query": "diabetes"})),
+        (
+            "/v1/normalize",
+            json!({"mentions": ["diabetes", "diabetes"]}),
+        ),
+        (
+            "/v1/relatedness",
+            json!({"pairs": [{"a": {"text": "diabetes"}, "b": {"text": "seizure"}}]}),
+        ),
+        ("/v1/notes/search", json!({"query": "diabetes"})),
+        ("/v1/notes/code", json!({"text": "diabetes"})),
+    ] {
+        let (s, h, v) = send(&r, post_json(uri, body)).await;
+        assert_eq!(s, StatusCode::TOO_MANY_REQUESTS, "{uri}: {v}");
+        assert_eq!(v["error"]["code"], "overloaded", "{uri}");
+        assert_eq!(h.get("retry-after").unwrap(), "1", "{uri}");
+    }
+    // Work that needs no encoder is not gated.
+    let (s, _, v) = send(
+        &r,
+        post_json(
+            "/v1/search",
+            json!({"query": "diabetes", "mode": "lexical"}),
+        ),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
     drop(held);
+    assert_eq!(gate.in_flight(), 0);
+    let (s, _, v) = send(&r, post_json("/v1/embed", json!({"texts": ["diabetes"]}))).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
     // A request larger than the allowance still runs when nothing else waits.
-    let big = state.admit_texts(1000).unwrap();
-    assert!(state.admit_texts(1).is_err());
-    drop(big);
-    assert!(state.admit_texts(1).is_ok());
+    let texts: Vec<String> = (0..10).map(|i| format!("text {i}")).collect();
+    let (s, _, v) = send(&r, post_json("/v1/embed", json!({"texts": texts}))).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        gate.in_flight(),
+        0,
+        "permits go back when the vectors are back"
+    );
+}
+
+#[tokio::test]
+async fn metrics_export_encoder_histograms() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = cfg(dir.path());
+    c.models_dir = dir.path().join("models");
+    ontovec::encoder::testing::write_tiny_bert(
+        &c.models_dir.join("tiny"),
+        &ontovec::encoder::testing::TinyBert::default(),
+    )
+    .unwrap();
+    let r = router(AppState::with_app(open(c)));
+    let (s, _, v) = send(
+        &r,
+        post_json(
+            "/v1/embed",
+            json!({"texts": ["diabetes", "heart attack", "seizure"]}),
+        ),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let resp = r.clone().oneshot(get("/metrics")).await.unwrap();
+    let text = String::from_utf8(
+        resp.into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec(),
+    )
+    .unwrap();
+    for want in [
+        "ontovec_encoder_queue_wait_seconds_bucket{model=\"tiny\"",
+        "ontovec_encoder_inference_seconds_bucket{model=\"tiny\"",
+        "ontovec_encoder_batch_size_bucket{model=\"tiny\",le=\"4\"}",
+        "ontovec_encoder_batch_tokens_bucket{model=\"tiny\",le=\"16384\"}",
+        "ontovec_encoder_queue_depth{model=\"tiny\"} 0",
+        "ontovec_encoder_admitted_texts 0",
+    ] {
+        assert!(text.contains(want), "/metrics lacks {want}:\n{text}");
+    }
 }

@@ -10,6 +10,69 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use utoipa::ToSchema;
 
+/// Refusals decided by the HTTP layer itself (middleware, request checks, upload streaming).
+/// Subsystem errors have their own enums; every one is mapped to a status below, and nowhere
+/// else.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    /// A write without the configured bearer token (401 + `WWW-Authenticate`).
+    #[error("this endpoint writes data and needs `Authorization: Bearer <token>`")]
+    Unauthorized,
+    /// The request did not finish within its deadline (503 + `Retry-After`).
+    #[error("the request did not finish within {timeout_ms} ms; retry later or ask for less")]
+    DeadlineExceeded {
+        /// The deadline, in milliseconds.
+        timeout_ms: u64,
+    },
+    /// A text field is over its limit of UTF-8 bytes (413, like a body over the limit).
+    #[error("'{field}' is {bytes} bytes of UTF-8; the limit is {limit}")]
+    TextTooLarge {
+        /// The field.
+        field: &'static str,
+        /// Its size.
+        bytes: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// A path names a system with no loaded release (404 `unknown_system`); `None` when the
+    /// name cannot be one (empty or too long) and was not looked up.
+    #[error("no release of {} is loaded", .0.as_deref().map_or("this system".to_string(), |s| format!("system {s}")))]
+    UnknownSystem(Option<String>),
+    /// A path names a concept its (loaded) system does not have (404 `not_found`).
+    #[error("no concept {code} in {system}")]
+    UnknownConcept {
+        /// The system.
+        system: String,
+        /// The code.
+        code: String,
+    },
+    /// An upload is over the per-request limit (413).
+    #[error("upload exceeds the limit of {limit} bytes")]
+    UploadTooLarge {
+        /// `--max-upload-bytes`.
+        limit: u64,
+    },
+    /// Uploads staged by in-flight ingests would pass the cap (507 + `Retry-After`).
+    #[error("uploads staged by in-flight ingests would pass the server's cap of {cap} bytes; retry when they finish")]
+    StagingCapReached {
+        /// `--max-staged-bytes`.
+        cap: u64,
+    },
+    /// The data directory is full while staging an upload (507).
+    #[error("the server's data directory is full; the upload was discarded ({0})")]
+    StorageFull(std::io::Error),
+    /// The data directory cannot be written (503).
+    #[error("the server cannot write to its data directory ({0})")]
+    StorageReadOnly(std::io::Error),
+    /// Any other failure to stage an upload (500).
+    #[error("cannot stage the upload: {0}")]
+    Staging(std::io::Error),
+    /// A well-formed upload whose files do not parse as their format or name no system: the
+    /// early check of `POST /v1/ingest` (422, with the file and line when known).
+    #[error(transparent)]
+    UnreadableUpload(IngestError),
+}
+
 /// An error answer.
 #[derive(Debug, Clone)]
 pub struct ApiError {
@@ -102,7 +165,87 @@ impl IntoResponse for ApiError {
                 resp.headers_mut().insert(header::RETRY_AFTER, v);
             }
         }
+        if self.status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"ontovec\""),
+            );
+        }
         resp
+    }
+}
+
+impl From<HttpError> for ApiError {
+    fn from(e: HttpError) -> Self {
+        use HttpError as E;
+        let message = e.to_string();
+        match e {
+            E::Unauthorized => ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message),
+            E::DeadlineExceeded { timeout_ms } => {
+                let mut err = ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "deadline_exceeded",
+                    message,
+                )
+                .with_details(json!({"timeout_ms": timeout_ms}));
+                err.retry_after = Some(1);
+                err
+            }
+            E::TextTooLarge { field, limit, .. } => {
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", message)
+                    .with_details(json!({"field": field, "limit_bytes": limit}))
+            }
+            E::UnknownSystem(system) => {
+                let err = ApiError::new(StatusCode::NOT_FOUND, "unknown_system", message);
+                match system {
+                    Some(s) => err.with_details(json!({"system": s})),
+                    None => err,
+                }
+            }
+            E::UnknownConcept { system, code } => {
+                ApiError::not_found(message).with_details(json!({"system": system, "code": code}))
+            }
+            E::UploadTooLarge { limit } => {
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", message)
+                    .with_details(json!({"limit_bytes": limit}))
+            }
+            E::StagingCapReached { cap } => {
+                let mut err = ApiError::new(
+                    StatusCode::INSUFFICIENT_STORAGE,
+                    "insufficient_storage",
+                    message,
+                )
+                .with_details(json!({"limit_bytes": cap}));
+                err.retry_after = Some(30);
+                err
+            }
+            E::StorageFull(_) => ApiError::new(
+                StatusCode::INSUFFICIENT_STORAGE,
+                "insufficient_storage",
+                message,
+            ),
+            E::StorageReadOnly(_) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "storage_read_only",
+                message,
+            ),
+            E::Staging(_) => ApiError::internal(message),
+            E::UnreadableUpload(IngestError::Invalid(m)) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "system_unknown",
+                format!("{m}; give the `system` field"),
+            ),
+            E::UnreadableUpload(IngestError::Load(l)) => {
+                let loc = l.location().map(|(f, n)| json!({"file": f, "line": n}));
+                ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid_input_file",
+                    l.to_string(),
+                )
+                .with_details(loc.unwrap_or_else(|| json!({})))
+            }
+            E::UnreadableUpload(other) => other.into(),
+        }
     }
 }
 
@@ -204,6 +347,20 @@ impl From<axum::extract::multipart::MultipartRejection> for ApiError {
     }
 }
 
+impl From<axum::extract::multipart::MultipartError> for ApiError {
+    fn from(e: axum::extract::multipart::MultipartError) -> Self {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                e.body_text(),
+            )
+        } else {
+            ApiError::bad_request(format!("malformed multipart body: {}", e.body_text()))
+        }
+    }
+}
+
 /// Multipart extractor whose rejections use our error shape.
 #[derive(Debug)]
 pub struct ApiMultipart(pub axum::extract::Multipart);
@@ -261,6 +418,7 @@ impl From<crate::search::engine::EngineError> for ApiError {
                 other => ApiError::internal(other.to_string()),
             },
             E::Cache(x) => ApiError::internal(x.to_string()),
+            E::Worker(m) => ApiError::internal(format!("search worker failed: {m}")),
         }
     }
 }
@@ -295,6 +453,15 @@ impl From<crate::notes::NotesError> for ApiError {
                 e.to_string(),
             ),
             E::Model(m) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "encoder_unavailable", m),
+            E::Invalid(m) => ApiError::bad_request(m),
+            E::UnknownSystem { system, message } => {
+                ApiError::new(StatusCode::NOT_FOUND, "unknown_system", message)
+                    .with_details(json!({"system": system}))
+            }
+            E::NoIcdSystem => ApiError::new(StatusCode::NOT_FOUND, "unknown_system", e.to_string())
+                .with_details(json!({"systems": crate::notes::predict::ICD_SYSTEMS})),
+            E::Engine(x) => x.into(),
+            E::Worker(m) => ApiError::internal(format!("notes worker failed: {m}")),
         }
     }
 }

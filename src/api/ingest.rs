@@ -1,10 +1,10 @@
 //! `POST /v1/ingest` (multipart upload streamed to disk, then a background job) and
 //! `GET /v1/jobs/{job_id}`.
 
-use super::error::{ApiError, ApiMultipart, ApiPath, ErrorBody};
+use super::error::{ApiError, ApiMultipart, ApiPath, ErrorBody, HttpError};
 use super::AppState;
 use crate::ontology::{Format, InputFile};
-use crate::service::ingest::IngestRequest;
+use crate::service::ingest::{resolve_system, IngestError, IngestRequest};
 use crate::service::jobs::JobStatus;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -25,9 +25,10 @@ pub struct IngestForm {
     /// Input format (`mimic-notes-csv`: NOTEEVENTS.csv + DIAGNOSES_ICD.csv).
     #[schema(schema_with = format_schema)]
     format: String,
-    /// Release label, 1-64 of `[A-Za-z0-9._-]` (note formats accept and ignore it when absent).
-    #[schema(pattern = r"^[A-Za-z0-9._-]{1,64}$", value_type = String)]
-    release: Option<String>,
+    /// Release label, 1-64 of `[A-Za-z0-9._-]`, required for every format (note formats, which
+    /// are not versioned releases, only log it).
+    #[schema(pattern = r"^[A-Za-z0-9._-]{1,64}$")]
+    release: String,
     /// System name override, 1-32 of `[A-Za-z0-9_-]`, stored upper-cased (default: the
     /// format's, or an OBO file's `ontology:` header; a file without one answers 422).
     #[schema(pattern = r"^[A-Za-z0-9_-]{1,32}$", nullable = false)]
@@ -115,18 +116,11 @@ impl Drop for Staged {
 fn staging_error(e: std::io::Error) -> ApiError {
     use std::io::ErrorKind as K;
     match e.kind() {
-        K::StorageFull | K::QuotaExceeded | K::FileTooLarge => ApiError::new(
-            StatusCode::INSUFFICIENT_STORAGE,
-            "insufficient_storage",
-            format!("the server's data directory is full; the upload was discarded ({e})"),
-        ),
-        K::ReadOnlyFilesystem | K::PermissionDenied => ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "storage_read_only",
-            format!("the server cannot write to its data directory ({e})"),
-        ),
-        _ => ApiError::internal(format!("cannot stage the upload: {e}")),
+        K::StorageFull | K::QuotaExceeded | K::FileTooLarge => HttpError::StorageFull(e),
+        K::ReadOnlyFilesystem | K::PermissionDenied => HttpError::StorageReadOnly(e),
+        _ => HttpError::Staging(e),
     }
+    .into()
 }
 
 /// Keep only a safe base name of a client-given file name (no directories, no traversal).
@@ -145,18 +139,6 @@ pub fn safe_file_name(raw: &str) -> Option<String> {
     }
 }
 
-fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
-    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
-            e.body_text(),
-        )
-    } else {
-        ApiError::bad_request(format!("malformed multipart body: {}", e.body_text()))
-    }
-}
-
 /// Upload a release and start ingesting it.
 ///
 /// Files are streamed to a staging directory (never held in memory), then a background job
@@ -169,7 +151,7 @@ fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
         (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
         (status = 409, description = "This release is already loaded", body = ErrorBody),
         (status = 413, description = "Upload too large", body = ErrorBody),
-        (status = 422, description = "The files name no system (OBO without an `ontology:` header)", body = ErrorBody),
+        (status = 422, description = "The form is valid but its files are not: they do not parse as the format (`invalid_input_file`, with file and line), or they name no system and no `system` field does (`system_unknown`: an OBO file without an `ontology:` header)", body = ErrorBody),
         (status = 507, description = "No room to stage the upload", body = ErrorBody)))]
 pub async fn ingest(
     State(st): State<AppState>,
@@ -191,7 +173,7 @@ pub async fn ingest(
     let mut files = Vec::new();
     let mut total: u64 = 0;
     let cap = app.config.max_upload_bytes;
-    while let Some(mut field) = multipart.next_field().await.map_err(multipart_error)? {
+    while let Some(mut field) = multipart.next_field().await.map_err(ApiError::from)? {
         let name = field.name().unwrap_or("").to_string();
         match name.as_str() {
             "file" | "files" | "file[]" => {
@@ -207,29 +189,17 @@ pub async fn ingest(
                 let mut out = tokio::fs::File::create(&path)
                     .await
                     .map_err(staging_error)?;
-                while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
+                while let Some(chunk) = field.chunk().await.map_err(ApiError::from)? {
                     let n = chunk.len() as u64;
                     total += n;
                     if total > cap {
-                        return Err(ApiError::new(
-                            StatusCode::PAYLOAD_TOO_LARGE,
-                            "body_too_large",
-                            format!("upload exceeds the limit of {cap} bytes"),
-                        )
-                        .with_details(serde_json::json!({"limit_bytes": cap})));
+                        return Err(HttpError::UploadTooLarge { limit: cap }.into());
                     }
                     if !staged.budget.try_take(n) {
-                        let mut e = ApiError::new(
-                            StatusCode::INSUFFICIENT_STORAGE,
-                            "insufficient_storage",
-                            format!(
-                                "uploads staged by in-flight ingests would pass the server's cap of {} bytes; retry when they finish",
-                                staged.budget.cap
-                            ),
-                        )
-                        .with_details(serde_json::json!({"limit_bytes": staged.budget.cap}));
-                        e.retry_after = Some(30);
-                        return Err(e);
+                        return Err(HttpError::StagingCapReached {
+                            cap: staged.budget.cap,
+                        }
+                        .into());
                     }
                     staged.bytes += n;
                     out.write_all(&chunk).await.map_err(staging_error)?;
@@ -238,7 +208,7 @@ pub async fn ingest(
                 files.push(InputFile { path, name: safe });
             }
             "format" | "release" | "system" | "replace" => {
-                let text = field.text().await.map_err(multipart_error)?;
+                let text = field.text().await.map_err(ApiError::from)?;
                 if text.len() > 256 {
                     return Err(ApiError::bad_request(format!("field '{name}' is too long")));
                 }
@@ -271,16 +241,17 @@ pub async fn ingest(
         .ok_or_else(|| ApiError::bad_request("missing form field 'format'"))?
         .parse()
         .map_err(ApiError::bad_request)?;
-    let release = match (release, format.is_notes()) {
-        (Some(r), _) => r,
-        // notes are not versioned releases; the label is optional and only logged
-        (None, true) => "notes".to_string(),
-        (None, false) => return Err(ApiError::bad_request("missing form field 'release'")),
-    };
+    // Required for every format, as the form's schema says (the contract run found note
+    // uploads without one accepted).
+    let release = release.ok_or_else(|| ApiError::bad_request("missing form field 'release'"))?;
     if files.is_empty() {
         return Err(ApiError::bad_request("no 'file' part in the upload"));
     }
-    if system.as_ref().is_some_and(|s| s.trim() != s) {
+    // The form's pattern holds for every format (note formats then ignore the field).
+    if system
+        .as_ref()
+        .is_some_and(|s| s.trim() != s || crate::domain::normalize_system(s).is_err())
+    {
         return Err(ApiError::bad_request(
             "field 'system' must be 1-32 letters, digits, '_' or '-', without spaces",
         ));
@@ -302,26 +273,14 @@ pub async fn ingest(
     // name the client gave is a form field (400 when invalid); one read from the files is
     // their content (422 when they do not name one).
     if !req.format.is_notes() {
-        let sys = crate::service::ingest::resolve_system(&req).map_err(|e| match e {
-            crate::service::ingest::IngestError::Invalid(m) if req.system.is_none() => {
-                ApiError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "system_unknown",
-                    format!("{m}; give the `system` field"),
-                )
+        let sys = resolve_system(&req).map_err(|e| -> ApiError {
+            match e {
+                IngestError::Invalid(_) if req.system.is_none() => {
+                    HttpError::UnreadableUpload(e).into()
+                }
+                IngestError::Load(_) => HttpError::UnreadableUpload(e).into(),
+                other => other.into(),
             }
-            crate::service::ingest::IngestError::Load(l) => {
-                let loc = l
-                    .location()
-                    .map(|(f, n)| serde_json::json!({"file": f, "line": n}));
-                ApiError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "invalid_input_file",
-                    l.to_string(),
-                )
-                .with_details(loc.unwrap_or_else(|| serde_json::json!({})))
-            }
-            other => other.into(),
         })?;
         if !req.replace {
             crate::store::writer::check_not_exists(&app.store, &sys, &req.release)?;

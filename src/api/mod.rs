@@ -1,8 +1,15 @@
 //! The HTTP layer (axum): routing, shared state, middleware and the OpenAPI document.
-//! Handlers are thin: they validate, call the application core ([`crate::service::app::App`]) on the
-//! blocking pool, and shape the answer. Errors map to HTTP in [`error`] only.
+//!
+//! Handlers are thin: they parse and validate ([`validate`]), call one function of the
+//! application core — the search engine ([`crate::search::query`]), the notes subsystem
+//! ([`crate::notes::query`], [`crate::notes::predict`]), the store or the job runner
+//! ([`crate::service::app::App`]) — which embeds through the encoder's admission gate and does
+//! blocking work on the blocking pool, and shape the answer. Every error becomes a status in
+//! [`error`] and nowhere else: subsystem errors through their `From` impls, the HTTP layer's own
+//! refusals as [`error::HttpError`] variants.
 
 pub mod error;
+pub mod fhir;
 pub mod ingest;
 pub mod notes;
 pub mod ontology;
@@ -10,15 +17,17 @@ pub mod openapi;
 pub mod search;
 pub mod server;
 pub mod status;
+pub mod ui;
+pub mod validate;
 
 use crate::service::app::{App, AppConfig};
 use axum::extract::DefaultBodyLimit;
-use axum::http::{header, HeaderName, HeaderValue, Method, Request, StatusCode};
+use axum::http::{header, HeaderName, HeaderValue, Method, Request};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use error::ApiError;
+use error::{ApiError, HttpError};
 use metrics_exporter_prometheus::PrometheusHandle;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -43,10 +52,6 @@ struct StateInner {
     request_timeout: Duration,
     cors_origins: Vec<String>,
     uploads: Arc<ingest::UploadBudget>,
-    /// Texts of interactive requests (search, normalize, relatedness, embed) waiting for or in
-    /// the encoder; each request holds as many permits as it has distinct texts.
-    embed_permits: Arc<tokio::sync::Semaphore>,
-    max_inflight_texts: usize,
 }
 
 impl AppState {
@@ -68,8 +73,6 @@ impl AppState {
                 request_timeout: cfg.request_timeout,
                 cors_origins: cfg.cors_origins.clone(),
                 uploads: Arc::new(ingest::UploadBudget::new(cfg.max_staged_bytes)),
-                embed_permits: Arc::new(tokio::sync::Semaphore::new(cfg.max_inflight_texts.max(1))),
-                max_inflight_texts: cfg.max_inflight_texts.max(1),
             }),
         }
     }
@@ -95,31 +98,6 @@ impl AppState {
             .ok_or_else(ApiError::not_ready)
     }
 
-    /// Admit `n` texts of an interactive request to the encoder, or answer 429 (with
-    /// Retry-After) at once when the texts already admitted would make it wait too long. A
-    /// request larger than the whole allowance is admitted alone (when nothing else waits).
-    pub fn admit_texts(&self, n: usize) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
-        let want = n.clamp(1, self.inner.max_inflight_texts) as u32;
-        self.inner
-            .embed_permits
-            .clone()
-            .try_acquire_many_owned(want)
-            .map_err(|_| {
-                metrics::counter!("ontovec_embed_rejected_total").increment(1);
-                let mut e = ApiError::new(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "overloaded",
-                    format!(
-                        "the encoder already has {} texts of other requests to embed; retry shortly",
-                        self.inner.max_inflight_texts
-                            - self.inner.embed_permits.available_permits()
-                    ),
-                );
-                e.retry_after = Some(1);
-                e
-            })
-    }
-
     /// The Prometheus handle.
     pub fn metrics(&self) -> &PrometheusHandle {
         &self.inner.metrics
@@ -127,17 +105,23 @@ impl AppState {
 }
 
 fn metrics_handle() -> PrometheusHandle {
+    use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE
         .get_or_init(|| {
-            let recorder = metrics_exporter_prometheus::PrometheusBuilder::new()
-                .set_buckets(&[
-                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-                ])
-                .map(|b| b.build_recorder())
-                .unwrap_or_else(|_| {
-                    metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder()
+            // Latency buckets (seconds) by default; the encoder's batch-size and batch-token
+            // histograms count texts and tokens and bring their own.
+            let mut builder = PrometheusBuilder::new().set_buckets(&[
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+            ]);
+            for (name, buckets) in crate::encoder::stats::COUNT_BUCKETS {
+                builder = builder.and_then(|b| {
+                    b.set_buckets_for_metric(Matcher::Full((*name).to_string()), buckets)
                 });
+            }
+            let recorder = builder
+                .map(|b| b.build_recorder())
+                .unwrap_or_else(|_| PrometheusBuilder::new().build_recorder());
             let handle = recorder.handle();
             let _ = metrics::set_global_recorder(recorder);
             handle
@@ -199,17 +183,7 @@ async fn require_token(
             // Read (and drop) a small body first: clients that send the whole upload before
             // reading the answer (most fetch implementations) then see the 401, not a reset.
             let _ = axum::body::to_bytes(req.into_body(), UNAUTHORIZED_DRAIN).await;
-            let mut resp = ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "this endpoint writes data and needs `Authorization: Bearer <token>`",
-            )
-            .into_response();
-            resp.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer realm=\"ontovec\""),
-            );
-            return Ok(resp);
+            return Err(HttpError::Unauthorized.into());
         }
     }
     Ok(next.run(req).await)
@@ -227,17 +201,10 @@ async fn deadline(
         Ok(resp) => resp,
         Err(_) => {
             metrics::counter!("ontovec_http_deadline_exceeded_total").increment(1);
-            let mut e = ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "deadline_exceeded",
-                format!(
-                    "the request did not finish within {} ms; retry later or ask for less",
-                    limit.as_millis()
-                ),
-            )
-            .with_details(serde_json::json!({"timeout_ms": limit.as_millis() as u64}));
-            e.retry_after = Some(1);
-            e.into_response()
+            ApiError::from(HttpError::DeadlineExceeded {
+                timeout_ms: limit.as_millis() as u64,
+            })
+            .into_response()
         }
     }
 }
@@ -324,11 +291,13 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/notes/{id}", get(notes::get))
         .route("/v1/notes/search", post(notes::search))
         .route("/v1/notes/code", post(notes::code))
+        .nest("/fhir", fhir::router())
+        .merge(ui::router())
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
         // Uploads (`writes`) stream for as long as the client sends: no deadline there.
         .route_layer(middleware::from_fn_with_state(state.clone(), deadline))
         .merge(writes)
-        .merge(openapi::docs_router())
+        .merge(openapi::docs_router(state.inner.auth_token.is_some()))
         .fallback(fallback)
         .layer(middleware::from_fn(track_metrics))
         .layer(TraceLayer::new_for_http())

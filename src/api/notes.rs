@@ -2,17 +2,19 @@
 //! Validation and shaping only; the work is in [`crate::notes`]. The request schemas state
 //! every rule the handlers check (the contract test, `scripts/contract.sh`, holds them to it).
 
-use super::error::{ApiError, ApiJson, ApiPath, ErrorBody};
-use super::search::{
-    check_text, de_count, is_space, nonblank_text_schema, space_class, text_schema,
+use super::error::{ApiError, ApiJson, ApiPath, ErrorBody, HttpError};
+use super::search::engine;
+use super::validate::{
+    check_chars, check_k, check_nonblank, check_text, de_count, is_space, nonblank_text_schema,
+    space_class, text_schema,
 };
 use super::{blocking, AppState};
 use crate::domain::model::ConceptRef;
 use crate::notes::ingest::{normalize_code, validate_note, MAX_CODES, MAX_TEXT_BYTES};
-use crate::notes::rank::{self, Evidence};
-use crate::notes::segments::SegmentConfig;
+use crate::notes::predict::IcdSystem;
+use crate::notes::query::NoteSearchMode;
+use crate::notes::rank::Evidence;
 use crate::notes::NoteHit;
-use crate::search::engine::{Mode, Query};
 use crate::store::notes::{Note, MAX_ID_CHARS};
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -20,8 +22,6 @@ use serde::{Deserialize, Serialize};
 use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::ToSchema;
 
-/// Largest `k` for note search and coding.
-pub const MAX_K: usize = 1000;
 /// Longest note text, in characters; its UTF-8 must also fit in [`MAX_TEXT_BYTES`] (else 413).
 pub const MAX_NOTE_CHARS: usize = MAX_TEXT_BYTES;
 /// Longest code of a note, in characters.
@@ -70,28 +70,15 @@ fn note_code_schema() -> utoipa::openapi::Object {
 /// A note text: what [`note_text_schema`] says (400), and at most [`MAX_TEXT_BYTES`] of UTF-8
 /// (413, like a body over the limit).
 fn check_note_text(text: &str) -> Result<(), ApiError> {
-    if text.chars().all(is_space) {
-        return Err(ApiError::bad_request(
-            "'text' must hold something other than white space",
-        ));
-    }
-    let n = text.chars().count();
-    if n > MAX_NOTE_CHARS {
-        return Err(ApiError::bad_request(format!(
-            "'text' is {n} characters long; the limit is {MAX_NOTE_CHARS}"
-        ))
-        .with_details(serde_json::json!({"field": "text", "limit_chars": MAX_NOTE_CHARS})));
-    }
+    check_nonblank("text", text)?;
+    check_chars("text", text, MAX_NOTE_CHARS)?;
     if text.len() > MAX_TEXT_BYTES {
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
-            format!(
-                "'text' is {} bytes of UTF-8; the limit is {MAX_TEXT_BYTES}",
-                text.len()
-            ),
-        )
-        .with_details(serde_json::json!({"field": "text", "limit_bytes": MAX_TEXT_BYTES})));
+        return Err(HttpError::TextTooLarge {
+            field: "text",
+            bytes: text.len(),
+            limit: MAX_TEXT_BYTES,
+        }
+        .into());
     }
     Ok(())
 }
@@ -173,10 +160,6 @@ pub struct NoteResponse {
     pub meta: serde_json::Value,
 }
 
-fn notes_err(e: crate::notes::NotesError) -> ApiError {
-    e.into()
-}
-
 /// Store one note (bulk loads: `POST /v1/ingest` with `notes-jsonl` or `mimic-notes-csv`).
 #[utoipa::path(post, path = "/v1/notes", operation_id = "note_create", tag = "notes", request_body = NoteRequest,
     security(("bearer" = [])),
@@ -218,7 +201,7 @@ pub async fn create(
     let notes = app.notes.clone();
     blocking(move || -> Result<(), ApiError> {
         notes.store.insert(note)?;
-        notes.sync(None).map_err(notes_err)
+        Ok(notes.sync(None)?)
     })
     .await??;
     Ok((StatusCode::CREATED, ApiJson(NoteCreated { id })))
@@ -266,19 +249,6 @@ pub struct NoteSearchRequest {
     pub mode: Option<NoteSearchMode>,
 }
 
-/// How note search ranks (no `exact` mode for notes).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum NoteSearchMode {
-    /// BM25 and the note encoder's cosine, fused.
-    #[default]
-    Hybrid,
-    /// BM25 only.
-    Lexical,
-    /// The note encoder's cosine only.
-    Vector,
-}
-
 /// Note search answer.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct NoteSearchResponse {
@@ -286,16 +256,6 @@ pub struct NoteSearchResponse {
     pub results: Vec<NoteHit>,
     /// Server time, milliseconds.
     pub took_ms: f64,
-}
-
-fn check_k(k: Option<usize>, default: usize) -> Result<usize, ApiError> {
-    let k = k.unwrap_or(default);
-    if k == 0 || k > MAX_K {
-        return Err(ApiError::bad_request(format!(
-            "k must be between 1 and {MAX_K}, got {k}"
-        )));
-    }
-    Ok(k)
 }
 
 /// Hybrid search over notes: BM25 over note texts fused with the note encoder's cosine.
@@ -308,35 +268,10 @@ pub async fn search(
     let t = std::time::Instant::now();
     check_text("query", &req.query)?;
     let k = check_k(req.k, 10)?;
-    let mode = match req.mode.unwrap_or_default() {
-        NoteSearchMode::Hybrid => Mode::Hybrid,
-        NoteSearchMode::Lexical => Mode::Lexical,
-        NoteSearchMode::Vector => Mode::Vector,
-    };
     let notes = st.app()?.notes.clone();
-    let model = notes.note_model();
-    // the query takes one text of the encoder's admission allowance (429 when it is spent)
-    let _permit = match (mode, &model) {
-        (Mode::Lexical, _) | (_, None) => None,
-        _ => Some(st.admit_texts(1)?),
-    };
-    let qvec = match (mode, &model) {
-        (Mode::Lexical, _) => None,
-        (_, Some(m)) => Some(notes.embed(m, req.query.clone()).await.map_err(notes_err)?),
-        (Mode::Vector, None) => {
-            return Err(ApiError::bad_request(
-                "vector search needs a notes or terms model; none is loaded",
-            ))
-        }
-        (_, None) => None,
-    };
-    let query = req.query;
-    let results = blocking(move || {
-        let lexical_query = if mode == Mode::Vector { "" } else { &query };
-        notes.search(lexical_query, &query, k, qvec.as_deref())
-    })
-    .await?
-    .map_err(notes_err)?;
+    let results = notes
+        .search_query(req.query, k, req.mode.unwrap_or_default())
+        .await?;
     Ok(ApiJson(NoteSearchResponse {
         results,
         took_ms: t.elapsed().as_secs_f64() * 1000.0,
@@ -357,32 +292,6 @@ pub struct CodeRequest {
     /// Only codes of this system (default: every system of the model's vocabulary; 404 when
     /// the model or the store has none).
     pub system: Option<IcdSystem>,
-}
-
-/// An ICD system notes are coded in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
-pub enum IcdSystem {
-    /// ICD-10-CM.
-    #[serde(rename = "ICD10CM")]
-    Icd10cm,
-    /// ICD-9-CM.
-    #[serde(rename = "ICD9CM")]
-    Icd9cm,
-}
-
-impl IcdSystem {
-    /// The system's name in the store.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            IcdSystem::Icd10cm => "ICD10CM",
-            IcdSystem::Icd9cm => "ICD9CM",
-        }
-    }
-}
-
-fn unknown_system(system: &str, message: String) -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "unknown_system", message)
-        .with_details(serde_json::json!({"system": system}))
 }
 
 /// One predicted code.
@@ -438,174 +347,27 @@ pub async fn code(
     let app = st.app()?;
     check_note_text(&req.text)?;
     let k = check_k(req.k, 8)?;
-    let system = req.system.map(|s| s.as_str().to_string());
-    let screened = crate::notes::screen::screen(&req.text);
-    if !screened.has_words {
-        return Err(ApiError::bad_request(
-            "'text' has nothing to code: no letter or digit outside markup and control characters",
-        )
-        .with_details(serde_json::json!({"field": "text"})));
-    }
-    let mut warnings = screened.warnings;
-    // a note takes about one encoder text per 200 bytes (segments and windows) of the
-    // admission allowance: 429 at once when other requests hold it
-    let _permit = st.admit_texts(1 + req.text.len() / 200)?;
-    let notes = app.notes.clone();
-    let model = notes
-        .note_model()
-        .ok_or_else(|| notes_err(crate::notes::NotesError::NoModel))?;
-    let store = app.store.clone();
-    let text = req.text;
-    if let Some((name, coder)) = notes.coder() {
-        if let Some(s) = &system {
-            if !coder.manifest.systems.contains(s) {
-                return Err(unknown_system(
-                    s,
-                    format!(
-                        "model {name} codes {}; it has no {s} codes",
-                        coder.manifest.systems.join(", ")
-                    ),
-                ));
-            }
-        }
-        let note = notes
-            .embed_for_coding(&model, screened.text, None)
-            .await
-            .map_err(notes_err)?;
-        let score_kind = if coder.segment_config().is_some() {
-            "segment_attention"
-        } else {
-            "cosine"
-        };
-        let th = coder.manifest.threshold;
-        let (codes, text) = blocking(move || -> Result<_, ApiError> {
-            let coded = rank::code_note(
-                &coder,
-                &text,
-                &note,
-                system.as_deref(),
-                k,
-                rank::DEFAULT_PENALTY,
-            );
-            let codes = coded
-                .into_iter()
-                .map(|c| {
-                    let preferred_term = store
-                        .concept(&c.code.code.system, &c.code.code.code)?
-                        .map(|x| x.concept.preferred_term)
-                        .unwrap_or_default();
-                    Ok(CodeResult {
-                        system: c.code.code.system,
-                        code: c.code.code.code,
-                        preferred_term,
-                        score: c.code.score,
-                        predicted: c.code.score >= th,
-                        evidence: c.evidence,
-                    })
-                })
-                .collect::<Result<Vec<_>, ApiError>>()?;
-            Ok((codes, text))
-        })
-        .await??;
-        if codes.is_empty() {
-            warnings.push(nothing_affirmed(&text));
-        }
-        return Ok(ApiJson(CodeResponse {
-            codes,
-            model: name,
-            method: "notecontrast".into(),
-            threshold: Some(th),
-            score_kind: score_kind.into(),
-            warnings,
-        }));
-    }
-    // zero-shot: the terms encoder's pooled note vector against the code names it indexed; the
-    // evidence of a code is the segments nearest its matched name
-    let note = notes
-        .embed_for_coding(&model, screened.text, Some(SegmentConfig::default()))
-        .await
-        .map_err(notes_err)?;
-    if note.segments.is_empty() {
-        warnings.push(nothing_affirmed(&text));
-        return Ok(ApiJson(CodeResponse {
-            codes: Vec::new(),
-            model,
-            method: "zero_shot".into(),
-            threshold: None,
-            score_kind: "cosine".into(),
-            warnings,
-        }));
-    }
-    let eng = app.search.clone().ok_or_else(ApiError::not_ready)?;
-    let systems: Vec<String> = match system {
-        Some(s) => vec![s],
-        None => ["ICD10CM", "ICD9CM"]
-            .into_iter()
-            .filter(|s| app.store.has_system(s))
-            .map(str::to_string)
-            .collect(),
-    };
-    if systems.is_empty() {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "unknown_system",
-            "no ICD system is loaded; ingest ICD-10-CM or ICD-9-CM first",
-        )
-        .with_details(serde_json::json!({"systems": ["ICD10CM", "ICD9CM"]})));
-    }
-    let m = model.clone();
-    let v = note.pooled.clone();
-    let found = blocking(move || {
-        let q = Query {
-            text: String::new(),
-            k: (k * 4).min(MAX_K),
-            mode: Mode::Vector,
-            systems: Some(systems),
-            model: Some(m),
-            fusion: crate::search::fusion::FusionMethod::Rrf { k: 60.0 },
-        };
-        eng.search_with_vector(&q, Some(&v))
-    })
-    .await??;
-    let scored: Vec<(usize, f32)> = found.iter().map(|f| f.score).enumerate().collect();
-    let picked = rank::diversify(
-        &scored,
-        |i| rank::category(&found[i].code),
-        k,
-        rank::DEFAULT_PENALTY,
-    );
-    let names: Vec<String> = picked
-        .iter()
-        .map(|&(i, _)| found[i].matched_term.clone())
-        .collect();
-    let name_vecs = notes.embed_texts(&model, names).await.map_err(notes_err)?;
-    let codes: Vec<CodeResult> = picked
-        .iter()
-        .enumerate()
-        .map(|(p, &(i, score))| CodeResult {
-            system: found[i].system.clone(),
-            code: found[i].code.clone(),
-            preferred_term: found[i].preferred_term.clone(),
-            score,
-            predicted: false,
-            evidence: name_vecs
-                .get(p)
-                .map(|c| rank::nearest_evidence(&text, &note, c))
-                .unwrap_or_default(),
-        })
-        .collect();
+    let p = app
+        .notes
+        .predict_codes(req.text, k, req.system, &app.store, &engine(&st)?)
+        .await?;
     Ok(ApiJson(CodeResponse {
-        codes,
-        model,
-        method: "zero_shot".into(),
-        threshold: None,
-        score_kind: "cosine".into(),
-        warnings,
+        codes: p
+            .codes
+            .into_iter()
+            .map(|c| CodeResult {
+                system: c.system,
+                code: c.code,
+                preferred_term: c.preferred_term,
+                score: c.score,
+                predicted: c.predicted,
+                evidence: c.evidence,
+            })
+            .collect(),
+        model: p.model,
+        method: p.method.into(),
+        threshold: p.threshold,
+        score_kind: p.score_kind.into(),
+        warnings: p.warnings,
     }))
-}
-
-/// The warning of a note whose every statement is negated, family or resolved history.
-fn nothing_affirmed(text: &str) -> String {
-    let n = text.chars().count();
-    format!("no affirmed statement in the note ({n} characters): every sentence is negated, family history or resolved history, or too short to read; nothing is coded from it")
 }

@@ -1,9 +1,10 @@
 //! Browse endpoints: sources, concepts, hierarchy traversal and mappings.
 
-use super::error::{ApiError, ApiPath, ApiQuery, ErrorBody};
+use super::error::{ApiError, ApiPath, ApiQuery, ErrorBody, HttpError};
 use super::{blocking, AppState};
 use crate::domain::model::{ConceptRef, Counts, Term};
-use crate::store::read::MAX_TRAVERSAL;
+use crate::service::codes::{self, CodeMatch};
+use crate::store::read::{ConceptRecord, MAX_TRAVERSAL};
 use crate::store::Store;
 use axum::extract::State;
 use axum::Json;
@@ -89,8 +90,12 @@ pub struct RelationItem {
 pub struct ConceptView {
     /// System.
     pub system: String,
-    /// Code.
+    /// Code, as the system writes it.
     pub code: String,
+    /// The code as requested, when it was another spelling of `code` (`s72001a` for
+    /// `S72.001A`); absent when the request named `code` exactly.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requested_code: Option<String>,
     /// Preferred name.
     pub preferred_term: String,
     /// All names with their kind.
@@ -117,11 +122,7 @@ pub struct ConceptView {
 /// nothing (404) and is not looked up.
 fn check_ref(system: &str, code: &str) -> Result<(), ApiError> {
     if system.is_empty() || system.len() > 64 {
-        return Err(ApiError::new(
-            axum::http::StatusCode::NOT_FOUND,
-            "unknown_system",
-            "no release of this system is loaded",
-        ));
+        return Err(HttpError::UnknownSystem(None).into());
     }
     if code.is_empty() || code.len() > 256 {
         return Err(ApiError::not_found("no concept has this code"));
@@ -129,17 +130,36 @@ fn check_ref(system: &str, code: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Resolve a requested code to its concept (see [`codes::resolve_concept`]): the record and the
+/// requested spelling when it differed; 404 when no code or several codes fit.
+fn resolve(
+    store: &Store,
+    system: &str,
+    code: &str,
+) -> Result<(ConceptRecord, Option<String>), ApiError> {
+    match codes::resolve_concept(store, system, code)? {
+        CodeMatch::Exact(rec) => Ok((rec, None)),
+        CodeMatch::Normalized(rec) => Ok((rec, Some(code.to_string()))),
+        CodeMatch::Ambiguous(candidates) => Err(ApiError::not_found(format!(
+            "{code} could be any of {} in {system}; ask for one of them",
+            candidates.join(", ")
+        ))
+        .with_details(
+            serde_json::json!({"system": system, "code": code, "candidates": candidates}),
+        )),
+        CodeMatch::NotFound => Err(unknown(store, system, code)),
+    }
+}
+
 fn unknown(store: &Store, system: &str, code: &str) -> ApiError {
     if store.has_system(system) {
-        ApiError::not_found(format!("no concept {code} in {system}"))
-            .with_details(serde_json::json!({"system": system, "code": code}))
+        HttpError::UnknownConcept {
+            system: system.to_string(),
+            code: code.to_string(),
+        }
+        .into()
     } else {
-        ApiError::new(
-            axum::http::StatusCode::NOT_FOUND,
-            "unknown_system",
-            format!("no release of system {system} is loaded"),
-        )
-        .with_details(serde_json::json!({"system": system}))
+        HttpError::UnknownSystem(Some(system.to_string())).into()
     }
 }
 
@@ -156,9 +176,8 @@ pub async fn concept(
     blocking(move || {
         let store = &app.store;
         let system = system.to_ascii_uppercase();
-        let Some(rec) = store.concept(&system, &code)? else {
-            return Err(unknown(store, &system, &code));
-        };
+        let (rec, requested_code) = resolve(store, &system, &code)?;
+        let code = rec.concept.code.clone();
         let to_refs = |codes: Vec<String>| {
             codes
                 .into_iter()
@@ -188,6 +207,7 @@ pub async fn concept(
         Ok(Json(ConceptView {
             system: rec.system,
             code: c.code,
+            requested_code,
             preferred_term: c.preferred_term,
             terms: c.terms,
             semantic_types: c.semantic_types,
@@ -219,6 +239,11 @@ pub struct TraversalItem {
 /// Ancestors or descendants.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TraversalResponse {
+    /// The starting concept's code, as the system writes it.
+    pub code: String,
+    /// The code as requested, when it was another spelling of `code`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requested_code: Option<String>,
     /// Reached concepts, nearest first.
     pub concepts: Vec<TraversalItem>,
     /// True when the traversal stopped at its bound.
@@ -236,9 +261,8 @@ async fn traverse(
     blocking(move || {
         let store = &app.store;
         let system = system.to_ascii_uppercase();
-        if store.concept(&system, &code)?.is_none() {
-            return Err(unknown(store, &system, &code));
-        }
+        let (rec, requested_code) = resolve(store, &system, &code)?;
+        let code = rec.concept.code;
         let found = store.traverse(&system, &code, up)?;
         let truncated = found.len() >= MAX_TRAVERSAL;
         let mut concepts = Vec::with_capacity(found.len());
@@ -255,6 +279,8 @@ async fn traverse(
             });
         }
         Ok(Json(TraversalResponse {
+            code,
+            requested_code,
             concepts,
             truncated,
         }))
@@ -312,6 +338,11 @@ pub struct MappingItem {
 /// Mappings of a concept.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct MappingsResponse {
+    /// The concept's code, as the system writes it.
+    pub code: String,
+    /// The code as requested, when it was another spelling of `code`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requested_code: Option<String>,
     /// Entries.
     pub mappings: Vec<MappingItem>,
 }
@@ -331,10 +362,18 @@ pub async fn mappings(
         let store = &app.store;
         let system = system.to_ascii_uppercase();
         let target = q.target.map(|t| t.to_ascii_uppercase());
+        // Mappings may name codes of a system that is not loaded: those are looked up as given.
+        let (code, requested_code) = match resolve(store, &system, &code) {
+            Ok((rec, requested)) => (rec.concept.code, requested),
+            Err(e) => {
+                if !store.mappings(&system, &code, None)?.is_empty() {
+                    (code, None)
+                } else {
+                    return Err(e);
+                }
+            }
+        };
         let found = store.mappings(&system, &code, target.as_deref())?;
-        if found.is_empty() && store.concept(&system, &code)?.is_none() {
-            return Err(unknown(store, &system, &code));
-        }
         let mut mappings = Vec::with_capacity(found.len());
         for m in found {
             let preferred_term = store
@@ -349,7 +388,11 @@ pub async fn mappings(
                 direction: m.direction.into(),
             });
         }
-        Ok(Json(MappingsResponse { mappings }))
+        Ok(Json(MappingsResponse {
+            code,
+            requested_code,
+            mappings,
+        }))
     })
     .await?
 }

@@ -1,5 +1,13 @@
 //! The OpenAPI document, generated from the handlers' annotations, and the offline Swagger UI.
-//! `openapi.yaml` at the repository root is this document; a test fails when they drift.
+//!
+//! The document describes the running configuration, so that a client generated from the
+//! served `/openapi.json` is right about authentication:
+//! * with `--auth-token` the writes (`POST /v1/ingest`, `POST /v1/notes`) require the `bearer`
+//!   scheme and may answer 401;
+//! * without one they are open: the served document declares no security scheme and no 401.
+//!
+//! `openapi.yaml` at the repository root is the token-configured document ([`yaml`], what
+//! `ontovec openapi` prints); a test fails when they drift.
 
 use super::AppState;
 use axum::http::StatusCode;
@@ -150,14 +158,38 @@ impl Modify for CommonResponses {
     }
 }
 
-/// The document as YAML (what `ontovec openapi` prints and `openapi.yaml` holds).
+/// The document of a server configured with a bearer token for writes (`with_token`), or
+/// without one: then no operation requires security, none lists 401, and no security scheme is
+/// declared.
+pub fn document(with_token: bool) -> utoipa::openapi::OpenApi {
+    let mut doc = ApiDoc::openapi();
+    if !with_token {
+        for item in doc.paths.paths.values_mut() {
+            for op in [&mut item.get, &mut item.post].into_iter().flatten() {
+                op.security = None;
+                op.responses
+                    .responses
+                    .remove(&StatusCode::UNAUTHORIZED.as_u16().to_string());
+            }
+        }
+        if let Some(c) = doc.components.as_mut() {
+            c.security_schemes.remove(BEARER);
+        }
+    }
+    doc
+}
+
+/// The token-configured document as YAML (what `ontovec openapi` prints and `openapi.yaml`
+/// holds).
 pub fn yaml() -> String {
-    ApiDoc::openapi()
+    document(true)
         .to_yaml()
         .unwrap_or_else(|e| format!("# cannot render: {e}\n"))
 }
 
-/// Routes for `/openapi.json` and `/docs` (Swagger UI, vendored assets, works offline).
-pub fn docs_router() -> Router<AppState> {
-    Router::new().merge(SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
+/// Routes for `/openapi.json` (the document of this configuration: `with_token` when the
+/// server requires a bearer token for writes) and `/docs` (Swagger UI, vendored assets, works
+/// offline).
+pub fn docs_router(with_token: bool) -> Router<AppState> {
+    Router::new().merge(SwaggerUi::new("/docs").url("/openapi.json", document(with_token)))
 }

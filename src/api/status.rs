@@ -35,6 +35,9 @@ pub async fn ready(State(st): State<AppState>) -> Result<Json<StatusResponse>, A
 }
 
 /// Prometheus metrics (text exposition format).
+///
+/// HTTP requests and latencies, jobs, and the encoder's queue depth, admitted texts, queue
+/// waits, batch sizes and inference times.
 #[utoipa::path(get, path = "/metrics", tag = "service",
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String)))]
 pub async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
@@ -44,6 +47,14 @@ pub async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
             let labels = [("job_id", id), ("phase", phase)];
             metrics::gauge!("ontovec_job_done", &labels).set(done as f64);
             metrics::gauge!("ontovec_job_total", &labels).set(total as f64);
+        }
+        if let Some(search) = &app.search {
+            let registry = search.registry();
+            for (model, depth) in registry.queue_depths() {
+                metrics::gauge!("ontovec_encoder_queue_depth", "model" => model).set(depth as f64);
+            }
+            metrics::gauge!("ontovec_encoder_admitted_texts")
+                .set(registry.admission().in_flight() as f64);
         }
     }
     (

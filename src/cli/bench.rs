@@ -68,6 +68,25 @@ pub struct BenchServer {
     pub serve_args: Vec<String>,
 }
 
+impl BenchServer {
+    /// The running server to talk to, or one started over the data directory (kept alive by
+    /// the returned child handle).
+    fn target(
+        self,
+    ) -> Result<(
+        crate::bench::load::Target,
+        Option<crate::bench::load::Spawned>,
+    )> {
+        crate::bench::load::target(
+            self.url,
+            self.data_dir,
+            &self.models_dir,
+            self.systems,
+            &self.serve_args,
+        )
+    }
+}
+
 /// `ontovec bench ...`.
 pub fn run(what: BenchCommand) -> Result<()> {
     match what {
@@ -82,13 +101,7 @@ pub fn run(what: BenchCommand) -> Result<()> {
             modes,
             requests,
         } => {
-            let (t, _child) = crate::bench::load::target(
-                server.url,
-                server.data_dir,
-                &server.models_dir,
-                server.systems,
-                &server.serve_args,
-            )?;
+            let (t, _child) = server.target()?;
             crate::bench::load::load(&t, &modes, &concurrency, requests)
         }
         BenchCommand::Overload {
@@ -96,13 +109,7 @@ pub fn run(what: BenchCommand) -> Result<()> {
             clients,
             seconds,
         } => {
-            let (t, _child) = crate::bench::load::target(
-                server.url,
-                server.data_dir,
-                &server.models_dir,
-                server.systems,
-                &server.serve_args,
-            )?;
+            let (t, _child) = server.target()?;
             if !crate::bench::load::overload(&t, clients, seconds)? {
                 bail!("the server did not hold up under overload");
             }

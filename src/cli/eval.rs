@@ -1,9 +1,11 @@
-//! `ontovec eval ...`: runs the evaluations of [`crate::search::eval`] and prints markdown tables.
+//! `ontovec eval ...`: runs the term-search evaluations of [`crate::eval::terms`] and prints
+//! markdown tables.
 
 use super::args::DataArgs;
 use crate::encoder::ModelKind;
+use crate::eval::metrics::{category_aucs, category_counts, fmt_metric, RankScores};
+use crate::eval::terms::{self as eval, read_gold, read_pairs, score_rankings};
 use crate::search::engine::Mode;
-use crate::search::eval::{self, category_aucs, read_gold, read_pairs, score_rankings};
 use crate::search::fusion::FusionMethod;
 use crate::service::app::{App, AppConfig};
 use anyhow::{Context, Result};
@@ -56,27 +58,58 @@ fn open(t: &EvalTarget) -> Result<Arc<App>> {
     Ok(app)
 }
 
+/// The default terms model of a running server (`GET /v1/models`).
+fn remote_default_model(url: &str) -> Result<String> {
+    let mut resp = ureq::get(&format!("{}/v1/models", url.trim_end_matches('/'))).call()?;
+    let v: serde_json::Value = resp.body_mut().read_json()?;
+    v["models"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|m| m["kind"] == "terms" && m["default"] == true)
+        .and_then(|m| m["name"].as_str().map(str::to_string))
+        .context("the server lists no default terms model")
+}
+
 /// Run an evaluation command.
 pub fn run(cmd: EvalCommand) -> Result<()> {
     match cmd {
         EvalCommand::Normalize { gold, target } => {
             let gold = read_gold(&gold)?;
-            println!("normalization, {} gold mentions", gold.len());
-            println!("| variant | acc@1 | acc@5 | MRR |");
-            println!("|---|---|---|---|");
-            let row = |name: &str, s: eval::NormScores| {
-                println!("| {name} | {:.3} | {:.3} | {:.3} |", s.acc1, s.acc5, s.mrr);
+            let header = |model: &str| {
+                println!(
+                    "normalization, {} gold mentions, terms model {model}",
+                    gold.len()
+                );
+                println!("| variant (model {model}) | acc@1 | acc@5 | MRR |");
+                println!("|---|---|---|---|");
+            };
+            let row = |name: &str, s: RankScores| {
+                println!(
+                    "| {name} | {} | {} | {} |",
+                    fmt_metric(s.acc1),
+                    fmt_metric(s.acc5),
+                    fmt_metric(s.mrr)
+                );
             };
             if let Some(url) = &target.url {
+                let model = match &target.model {
+                    Some(m) => m.clone(),
+                    None => remote_default_model(url)?,
+                };
+                header(&model);
                 for mode in ["lexical", "vector", "hybrid"] {
-                    let ranked = eval::rank_remote(url, &gold, mode, target.model.as_deref())?;
+                    let ranked = eval::rank_remote(url, &gold, mode, Some(&model))?;
                     row(mode, score_rankings(&gold, &ranked));
                 }
                 return Ok(());
             }
             let app = open(&target)?;
             let eng = app.search.clone().context("no search engine")?;
-            let m = target.model.as_deref();
+            // name the model the table is about (the default terms model when none is given)
+            let model = eng.terms_model(target.model.as_deref())?;
+            header(&model);
+            let m = Some(model.as_str());
             let mut variants: Vec<(String, Mode, FusionMethod)> = vec![
                 (
                     "lexical".into(),
@@ -110,13 +143,15 @@ pub fn run(cmd: EvalCommand) -> Result<()> {
         }
         EvalCommand::Relatedness { pairs, target } => {
             let pairs = read_pairs(&pairs)?;
+            let mut model = target.model.clone().unwrap_or_default();
             let scores: Vec<f32> = if let Some(url) = &target.url {
+                if model.is_empty() {
+                    model = remote_default_model(url)?;
+                }
                 let mut out = Vec::with_capacity(pairs.len());
                 for chunk in pairs.chunks(512) {
                     let mut body = serde_json::json!({"pairs": chunk.iter().map(|p| serde_json::json!({"a": {"text": p.a}, "b": {"text": p.b}})).collect::<Vec<_>>()});
-                    if let Some(m) = &target.model {
-                        body["model"] = serde_json::Value::String(m.clone());
-                    }
+                    body["model"] = serde_json::Value::String(model.clone());
                     let mut resp =
                         ureq::post(&format!("{}/v1/relatedness", url.trim_end_matches('/')))
                             .send_json(&body)?;
@@ -137,34 +172,28 @@ pub fn run(cmd: EvalCommand) -> Result<()> {
                 let h = eng
                     .registry()
                     .get(target.model.as_deref(), ModelKind::Terms)?;
+                model = h.manifest().name.clone();
                 let a: Vec<&str> = pairs.iter().map(|p| p.a.as_str()).collect();
                 let b: Vec<&str> = pairs.iter().map(|p| p.b.as_str()).collect();
                 let (va, vb) = (h.embed_blocking(&a)?, h.embed_blocking(&b)?);
                 va.iter()
                     .zip(&vb)
-                    .map(|(x, y)| crate::search::engine::cosine(x, y))
+                    .map(|(x, y)| crate::util::vector::cosine(x, y))
                     .collect()
             };
-            let r = category_aucs(&pairs, &scores);
-            println!("relatedness, pairs per distance 0..3: {:?}", r.counts);
+            let cats: Vec<u8> = pairs.iter().map(|p| p.distance).collect();
+            let r = category_aucs(&scores, &cats);
             println!(
-                "| {} | mean |",
-                r.aucs
-                    .iter()
-                    .map(|a| a.0.as_str())
-                    .collect::<Vec<_>>()
-                    .join(" | ")
+                "relatedness, terms model {model}, pairs per distance 0..3: {:?}",
+                category_counts(&cats)
             );
-            println!("|{}---|", "---|".repeat(r.aucs.len()));
-            println!(
-                "| {} | {:.3} |",
-                r.aucs
-                    .iter()
-                    .map(|a| format!("{:.3}", a.1))
-                    .collect::<Vec<_>>()
-                    .join(" | "),
-                r.mean
-            );
+            let mut head: Vec<&str> = r.aucs.keys().map(String::as_str).collect();
+            let mut cells: Vec<String> = r.aucs.values().map(|a| fmt_metric(*a)).collect();
+            head.push("mean");
+            cells.push(fmt_metric(r.mean));
+            println!("| {} |", head.join(" | "));
+            println!("|{}", "---|".repeat(head.len()));
+            println!("| {} |", cells.join(" | "));
             Ok(())
         }
     }

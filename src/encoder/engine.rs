@@ -23,6 +23,7 @@
 
 use super::bert::Encoder;
 use super::manifest::ModelManifest;
+pub use super::stats::EngineStats;
 use super::tokenize::TextTokenizer;
 use super::EncoderError;
 use parking_lot::{Condvar, Mutex};
@@ -30,7 +31,7 @@ use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 /// Tuning knobs of an engine.
@@ -60,23 +61,6 @@ impl Default for EngineConfig {
             inline_tokenize_bytes: 4096,
         }
     }
-}
-
-/// Counters of an engine's work since start (for metrics and benchmarks).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct EngineStats {
-    /// Forward passes run.
-    pub batches: u64,
-    /// Texts embedded.
-    pub texts: u64,
-    /// Real tokens processed.
-    pub tokens: u64,
-    /// `texts × longest` summed over batches: what a padded forward would compute. The packed
-    /// forward computes only `tokens`; `tokens / padded_tokens` shows how well bucketing would
-    /// have done.
-    pub padded_tokens: u64,
-    /// Time spent in forward passes and pooling, in nanoseconds.
-    pub busy_ns: u64,
 }
 
 type EmbedResult = Result<Vec<Vec<f32>>, EncoderError>;
@@ -147,6 +131,8 @@ fn send(tx: ReplyTx, r: EmbedResult) {
 struct Pending {
     items: VecDeque<(usize, Vec<u32>)>,
     reply: Arc<Reply>,
+    /// When it was queued; taken when the model thread first takes texts of it.
+    queued_at: Option<Instant>,
 }
 
 /// One text on its way through the model thread.
@@ -154,6 +140,8 @@ struct Work {
     ids: Vec<u32>,
     idx: usize,
     reply: Arc<Reply>,
+    /// On the first text taken of a request: how long the request waited in the queue.
+    waited: Option<std::time::Duration>,
 }
 
 struct QueueState {
@@ -402,6 +390,7 @@ impl EngineHandle {
         st.requests.push_back(Pending {
             items: items.into(),
             reply,
+            queued_at: Some(Instant::now()),
         });
         st.texts += n;
         st.tokens += tokens;
@@ -451,12 +440,14 @@ fn next_window(sh: &Shared) -> Option<Vec<Work>> {
                 break;
             };
             let take = quantum.min(limit - window.len()).min(req.items.len());
+            let mut waited = req.queued_at.take().map(|t| t.elapsed());
             for (idx, ids) in req.items.drain(..take) {
                 taken_tokens += ids.len();
                 window.push(Work {
                     ids,
                     idx,
                     reply: Arc::clone(&req.reply),
+                    waited: waited.take(),
                 });
             }
             if !req.items.is_empty() {
@@ -515,6 +506,11 @@ fn model_loop(encoder: Encoder, sh: Arc<Shared>) {
             s[2].fetch_add(real, Ordering::Relaxed);
             s[3].fetch_add(padded, Ordering::Relaxed);
             s[4].fetch_add(elapsed, Ordering::Relaxed);
+            let model = &encoder.manifest().name;
+            super::stats::record_batch(model, ids.len(), real, Duration::from_nanos(elapsed));
+            for d in batch.iter().filter_map(|w| w.waited) {
+                super::stats::record_queue_wait(model, d);
+            }
             if let Some(now) = elapsed.checked_div(padded) {
                 let old = sh.ns_per_token.load(Ordering::Relaxed);
                 let ewma = if old == 0 { now } else { (old * 4 + now) / 5 };
@@ -550,6 +546,7 @@ mod tests {
             ids: vec![1; len],
             idx: 0,
             reply,
+            waited: None,
         }
     }
 

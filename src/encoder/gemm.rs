@@ -111,8 +111,15 @@ impl PackedLinear {
         Self::with_backend(weight, bias, n, k, backend())
     }
 
-    /// As [`PackedLinear::from_torch`], for an explicit backend.
+    /// As [`PackedLinear::from_torch`], for an explicit backend. [`Backend::Avx512`] is a
+    /// request: on a CPU without AVX-512F the layer is packed for [`Backend::Portable`] instead
+    /// (so no AVX-512 instruction can ever run there); [`PackedLinear::backend`] tells which.
     pub fn with_backend(weight: &[f32], bias: &[f32], n: usize, k: usize, b: Backend) -> Self {
+        let b = if b == Backend::Avx512 && !has_avx512() {
+            Backend::Portable
+        } else {
+            b
+        };
         assert_eq!(weight.len(), n * k, "weight must be [n, k]");
         assert_eq!(bias.len(), n, "bias must be [n]");
         let panels = n.div_ceil(NR);
@@ -150,6 +157,11 @@ impl PackedLinear {
             w,
             bias: bias_p,
         }
+    }
+
+    /// The backend this layer runs on (AVX-512 only where the CPU has it).
+    pub fn backend(&self) -> Backend {
+        self.backend
     }
 
     /// Input width.
@@ -244,7 +256,7 @@ impl PackedLinear {
             let out_ptr = SendPtr(out.as_mut_ptr());
             let packed = &packed[..];
             let run = |p0: usize, p1: usize| {
-                // SAFETY: AVX-512F was detected when this backend was chosen; panels p0..p1
+                // SAFETY: `with_backend` keeps Avx512 only where AVX-512F was detected; panels p0..p1
                 // write only their own columns of `out`, so concurrent ranges never overlap.
                 unsafe { avx512::panels(self, packed, m, epi, out_ptr, p0, p1) }
             };
@@ -522,6 +534,22 @@ mod tests {
                 "{b:?} gelu {g} vs {gelu}"
             );
         }
+    }
+
+    #[test]
+    fn avx512_is_only_ever_a_request() {
+        let lin = PackedLinear::with_backend(&[1.0, 2.0], &[0.5], 1, 2, Backend::Avx512);
+        let want = if has_avx512() {
+            Backend::Avx512
+        } else {
+            Backend::Portable
+        };
+        assert_eq!(lin.backend(), want);
+        let mut out = [0f32];
+        lin.forward(&[1.0, 1.0], 1, Epilogue::None, &mut out);
+        assert_eq!(out, [3.5]);
+        let p = PackedLinear::with_backend(&[1.0, 2.0], &[0.5], 1, 2, Backend::Portable);
+        assert_eq!(p.backend(), Backend::Portable);
     }
 
     #[test]

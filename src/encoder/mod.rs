@@ -18,7 +18,12 @@
 //!   padded-token budget, runs them and answers each request through a oneshot channel, in the
 //!   request's own order. A full queue is refused at once with [`EncoderError::Overloaded`]
 //!   (HTTP 429) rather than queueing without bound.
-//! * [`registry`] — every model folder under `models/`, one engine each, a default per kind.
+//! * [`admission`] — [`Admission`]: the gate interactive callers (HTTP and CLI alike) pass
+//!   before embedding; it refuses at once (429) when admitted texts would make them wait too long.
+//! * [`stats`] — what the engines measure: counters, and the queue-wait, batch-size and
+//!   inference-time histograms exported on `/metrics`.
+//! * [`registry`] — every model folder under `models/`, one engine each, a default per kind,
+//!   and the one [`Admission`] gate they share.
 //! * [`testing`] — a tiny random BERT written to a directory, so the whole load → embed path is
 //!   testable without downloaded weights.
 //!
@@ -26,6 +31,7 @@
 //! a model thread, immediate 429 on saturation, tokenization off the model thread), adapted to a
 //! CPU where sorting by length inside the batching window roughly doubles throughput.
 
+pub mod admission;
 pub mod bench;
 pub mod bert;
 pub mod engine;
@@ -35,12 +41,15 @@ pub mod model;
 pub mod ops;
 pub mod pooling;
 pub mod registry;
+pub mod stats;
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod tokenize;
 
 #[cfg(test)]
 mod tests;
 
+pub use admission::{Admission, Admitted};
 pub use bert::Encoder;
 pub use engine::{EngineConfig, EngineHandle};
 pub use manifest::{ModelInfo, ModelKind, ModelManifest, Pooling};
@@ -92,20 +101,5 @@ impl EncoderError {
 impl From<candle_core::Error> for EncoderError {
     fn from(e: candle_core::Error) -> Self {
         EncoderError::Inference(e.to_string())
-    }
-}
-
-/// Cosine similarity of two vectors (plain dot product divided by the norms; 0 for a zero vector).
-pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
-    let (mut dot, mut na, mut nb) = (0f32, 0f32, 0f32);
-    for (x, y) in a.iter().zip(b) {
-        dot += x * y;
-        na += x * x;
-        nb += y * y;
-    }
-    if na == 0.0 || nb == 0.0 {
-        0.0
-    } else {
-        dot / (na.sqrt() * nb.sqrt())
     }
 }

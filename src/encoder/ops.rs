@@ -263,11 +263,13 @@ fn attend_inline(
 }
 
 /// Runs one attention job; `out` points at the sequence's first row and this head's column
-/// of the `[tokens, hidden]` context (row stride `hidden`).
+/// of the `[tokens, hidden]` context (row stride `hidden`). `fast` selects the AVX-512 kernel
+/// (ignored unless the CPU has it).
 ///
 /// # Safety
 /// `out` must be valid for writes of `d` floats at each of the `len` rows, and nobody else may
 /// access those elements during the call.
+#[allow(clippy::too_many_arguments)]
 unsafe fn attend(
     qkv: &[f32],
     start: usize,
@@ -276,12 +278,14 @@ unsafe fn attend(
     s: AttnShape,
     scratch: &mut AttnScratch,
     out: *mut f32,
+    fast: bool,
 ) {
     #[cfg(target_arch = "x86_64")]
-    if simd() {
+    if fast && simd() {
         // SAFETY: AVX-512F support was detected at runtime.
         unsafe { return attend_avx512(qkv, start, len, head, s, scratch, out) }
     }
+    let _ = fast;
     attend_inline(qkv, start, len, head, s, scratch, out)
 }
 
@@ -393,6 +397,12 @@ unsafe impl Sync for CtxPtr {}
 /// `offsets[i]..offsets[i+1]` and attends only to itself (so there is no padding and no mask).
 /// Writes the context `[tokens, hidden]` into `ctx`.
 pub fn attention(qkv: &[f32], offsets: &[usize], s: AttnShape, ctx: &mut [f32]) {
+    attention_with(qkv, offsets, s, ctx, true)
+}
+
+/// [`attention`], with the AVX-512 kernel allowed (`fast`, where the CPU has it) or not (the
+/// portable loop on any CPU; tests compare the two).
+fn attention_with(qkv: &[f32], offsets: &[usize], s: AttnShape, ctx: &mut [f32], fast: bool) {
     let h = s.hidden;
     let d = h / s.heads;
     let tokens = offsets.last().copied().unwrap_or(0);
@@ -417,7 +427,7 @@ pub fn attention(qkv: &[f32], offsets: &[usize], s: AttnShape, ctx: &mut [f32]) 
         assert!(base + (len - 1) * h + d <= ptr.1);
         // SAFETY: rows start..start+len, columns hd·d..hd·d+d of `ctx` (in bounds, checked
         // above) belong to this job alone.
-        unsafe { attend(qkv, start, len, hd, s, scratch, ptr.0.add(base)) };
+        unsafe { attend(qkv, start, len, hd, s, scratch, ptr.0.add(base), fast) };
     };
     if work < (1 << 15) || rayon::current_num_threads() == 1 {
         let mut scratch = AttnScratch::default();
@@ -447,6 +457,97 @@ mod tests {
         assert!(worst_erf < 3e-7, "erf absolute error {worst_erf}");
         assert_eq!(exp(-1000.0), exp(-87.0));
         assert!(exp(1000.0).is_finite());
+    }
+
+    fn seeded(n: usize, seed: u64) -> Vec<f32> {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        (0..n).map(|_| rng.gen_range(-2.0f32..2.0)).collect()
+    }
+
+    fn assert_close(a: &[f32], b: &[f32], tol: f32, what: &str) {
+        assert_eq!(a.len(), b.len());
+        for (i, (x, y)) in a.iter().zip(b).enumerate() {
+            assert!((x - y).abs() <= tol, "{what}[{i}]: {x} vs {y}");
+        }
+    }
+
+    /// Softmax attention of one packed batch in f64, straight from the definition.
+    fn naive_attention(qkv: &[f32], offsets: &[usize], s: AttnShape) -> Vec<f32> {
+        let (h, d) = (s.hidden, s.hidden / s.heads);
+        let mut out = vec![0f32; offsets.last().unwrap() * h];
+        for w in offsets.windows(2) {
+            for hd in 0..s.heads {
+                for i in w[0]..w[1] {
+                    let q = &qkv[i * 3 * h + hd * d..][..d];
+                    let scores: Vec<f64> = (w[0]..w[1])
+                        .map(|j| {
+                            let k = &qkv[j * 3 * h + h + hd * d..][..d];
+                            q.iter().zip(k).map(|(a, b)| (a * b) as f64).sum::<f64>()
+                                / (d as f64).sqrt()
+                        })
+                        .collect();
+                    let max = scores.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                    let e: Vec<f64> = scores.iter().map(|x| (x - max).exp()).collect();
+                    let total: f64 = e.iter().sum();
+                    for c in 0..d {
+                        out[i * h + hd * d + c] = (w[0]..w[1])
+                            .zip(&e)
+                            .map(|(j, p)| p / total * qkv[j * 3 * h + 2 * h + hd * d + c] as f64)
+                            .sum::<f64>() as f32;
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// The portable loops run on every CPU and agree with the dispatched (AVX-512 where the CPU
+    /// has it) versions and with the definitions. Head size 16 is the one the AVX-512
+    /// attention kernel takes (8 falls back to the portable loop inside it), 8 the fallback.
+    #[test]
+    fn portable_and_dispatched_paths_agree() {
+        // GELU (both forms) and LayerNorm, widths that leave vector tails
+        for n in [1usize, 15, 16, 17, 100] {
+            let x = seeded(n, n as u64);
+            let (mut a, mut b) = (x.clone(), x.clone());
+            gelu_erf_inline(&mut a);
+            gelu_erf(&mut b);
+            assert_close(&a, &b, 1e-6, "gelu_erf");
+            for (g, v) in a.iter().zip(&x) {
+                let want =
+                    0.5 * *v as f64 * (1.0 + libm::erf(*v as f64 / std::f64::consts::SQRT_2));
+                assert!(
+                    (*g as f64 - want).abs() < 1e-5,
+                    "gelu_erf({v}) = {g}, want {want}"
+                );
+            }
+            let (mut a, mut b) = (x.clone(), x.clone());
+            gelu_tanh_inline(&mut a);
+            gelu_tanh(&mut b);
+            assert_close(&a, &b, 1e-6, "gelu_tanh");
+            let (w, bias) = (seeded(n, 100 + n as u64), seeded(n, 200 + n as u64));
+            let rows = seeded(3 * n, 300 + n as u64);
+            let (mut a, mut b) = (rows.clone(), rows.clone());
+            layer_norm_rows_inline(&mut a, &w, &bias, 1e-12);
+            layer_norm(&mut b, &w, &bias, 1e-12);
+            assert_close(&a, &b, 1e-5, "layer_norm");
+        }
+        // attention: head sizes 16 (AVX-512 kernel) and 8, sequence lengths across 16
+        for (hidden, heads) in [(32usize, 2usize), (32, 4), (64, 4)] {
+            let s = AttnShape { hidden, heads };
+            let offsets = [0usize, 1, 18, 33, 40];
+            let tokens = *offsets.last().unwrap();
+            let qkv = seeded(tokens * 3 * hidden, hidden as u64 * 10 + heads as u64);
+            let want = naive_attention(&qkv, &offsets, s);
+            let mut portable = vec![f32::NAN; tokens * hidden];
+            attention_with(&qkv, &offsets, s, &mut portable, false);
+            let mut dispatched = vec![f32::NAN; tokens * hidden];
+            attention(&qkv, &offsets, s, &mut dispatched);
+            assert_close(&portable, &want, 1e-5, "portable attention");
+            assert_close(&dispatched, &want, 1e-5, "dispatched attention");
+            assert_close(&portable, &dispatched, 1e-5, "portable vs dispatched");
+        }
     }
 
     #[test]

@@ -3,7 +3,9 @@
 //! A folder is a model when it holds `config.json` and `model.safetensors`; its name is the
 //! folder name. The default model of a kind is the one whose manifest says `default: true`,
 //! else one we trained (its `trained_by` is not a pretrained checkpoint), else the first by name.
+//! Interactive callers of any of the models pass the registry's one [`Admission`] gate.
 
+use super::admission::Admission;
 use super::bert::{Encoder, WEIGHTS_FILE};
 use super::engine::{EngineConfig, EngineHandle};
 use super::manifest::{ModelInfo, ModelKind};
@@ -16,6 +18,7 @@ use std::path::Path;
 pub struct Registry {
     models: BTreeMap<String, EngineHandle>,
     defaults: HashMap<ModelKind, String>,
+    admission: Admission,
 }
 
 impl Registry {
@@ -54,6 +57,17 @@ impl Registry {
             registry.insert(EngineHandle::spawn(encoder, config.clone())?);
         }
         Ok(registry)
+    }
+
+    /// The same registry behind an admission gate of `max_texts` texts.
+    pub fn with_admission(mut self, max_texts: usize) -> Self {
+        self.admission = Admission::new(max_texts);
+        self
+    }
+
+    /// The admission gate interactive callers pass before embedding (429 when it refuses).
+    pub fn admission(&self) -> &Admission {
+        &self.admission
     }
 
     /// Adds (or replaces) a running model under its manifest name and recomputes defaults.

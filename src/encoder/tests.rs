@@ -2,6 +2,7 @@
 
 use super::testing::{write_tiny_bert, TinyBert};
 use super::*;
+use crate::util::vector::cosine;
 use std::path::Path;
 
 const TEXTS: &[&str] = &[

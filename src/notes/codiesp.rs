@@ -85,7 +85,7 @@ fn expand(files: &[InputFile]) -> Result<Vec<InputFile>, LoadError> {
 fn missing_reason(code: &str) -> &'static str {
     let letters = code.chars().filter(|c| *c != '.').count();
     if letters == 7 {
-        "7th-character codes (the store's ICD-10-CM has no 7th-character codes)"
+        "7th-character codes not in the store's ICD-10-CM release"
     } else if code.contains('.') && code.ends_with('X') {
         "placeholder-X codes without their 7th character"
     } else {

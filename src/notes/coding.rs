@@ -25,6 +25,8 @@
 use super::segments::SegmentConfig;
 use super::windows::WindowConfig;
 use crate::domain::model::ConceptRef;
+use crate::util::fs::{write_atomic, write_atomic_with};
+use crate::util::vector::dot;
 use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -216,8 +218,10 @@ impl CodingModel {
             m.insert("gate.weight".to_string(), gw.clone());
             m.insert("gate.bias".to_string(), gb.clone());
         }
-        candle_core::safetensors::save(&m, dir.join(WEIGHTS_FILE))?;
-        std::fs::write(dir.join(CODES_FILE), serde_json::to_vec(codes)?)?;
+        write_atomic_with(&dir.join(WEIGHTS_FILE), |tmp| {
+            candle_core::safetensors::save(&m, tmp)
+        })?;
+        write_atomic(&dir.join(CODES_FILE), &serde_json::to_vec(codes)?)?;
         Ok(())
     }
 
@@ -360,10 +364,6 @@ fn seg_features(h: &SegmentHead, segments: &[Vec<f32>]) -> (Vec<f32>, Vec<f32>) 
         .map(|s| log_sigmoid(dot(&h.gate_w, s) + h.gate_b))
         .collect();
     (z, g)
-}
-
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
 /// `log σ(x)`, stable for large |x|.

@@ -11,7 +11,9 @@
 //! * [`screen`] — submitted text: markup and control characters blanked, language warnings;
 //! * [`index`] — tantivy BM25 over note texts;
 //! * [`coding`] — the trained coding model's files and ranking;
-//! * [`bm25`] — a small in-memory BM25 (the lexical coding baseline of the evaluation);
+//! * [`predict`] — ICD coding of one note for a caller: trained model or zero-shot, systems,
+//!   threshold;
+//! * [`query`] — note search for a caller: the query embedded (admitted) when the mode needs it;
 //! * [`synth`] — the synthetic corpus generator (`ontovec synth-notes`).
 //!
 //! Notes live in their own sled trees ([`crate::store::notes`]). Derived state lives under
@@ -25,12 +27,13 @@
 //! only: the untrained baseline).
 
 pub mod abbrev;
-pub mod bm25;
 pub mod codiesp;
 pub mod coding;
 pub mod index;
 pub mod ingest;
 pub mod negation;
+pub mod predict;
+pub mod query;
 pub mod rank;
 pub mod screen;
 pub mod segments;
@@ -69,6 +72,26 @@ pub enum NotesError {
     /// A model folder's coding files are unreadable.
     #[error("coding model: {0}")]
     Model(String),
+    /// Bad request content (e.g. a vector search with no note encoder).
+    #[error("{0}")]
+    Invalid(String),
+    /// The coding model has no codes of the system asked for.
+    #[error("{message}")]
+    UnknownSystem {
+        /// The system asked for.
+        system: String,
+        /// What the model codes instead.
+        message: String,
+    },
+    /// Zero-shot coding found no ICD system loaded.
+    #[error("no ICD system is loaded; ingest ICD-10-CM or ICD-9-CM first")]
+    NoIcdSystem,
+    /// Ranking code names (zero-shot coding) failed.
+    #[error(transparent)]
+    Engine(#[from] crate::search::engine::EngineError),
+    /// A blocking-pool task failed (a panic; never expected).
+    #[error("notes worker failed: {0}")]
+    Worker(String),
 }
 
 /// A note found by search.

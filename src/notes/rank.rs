@@ -274,7 +274,10 @@ mod tests {
         let mut order: Vec<usize> = (0..5).collect();
         order.sort_by(|&a, &b| d[b].total_cmp(&d[a]));
         let picks: Vec<(usize, f32)> = scores.iter().copied().enumerate().collect();
-        let want: Vec<usize> = diversify(&picks, cat, 3, 0.05).iter().map(|x| x.0).collect();
+        let want: Vec<usize> = diversify(&picks, cat, 3, 0.05)
+            .iter()
+            .map(|x| x.0)
+            .collect();
         assert_eq!(&order[..3], &want[..]);
     }
 

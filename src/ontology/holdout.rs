@@ -6,22 +6,13 @@
 
 use super::{LoadError, Sink};
 use crate::domain::model::{Concept, Mapping, Relation, TermKind};
+use crate::util::hash::fnv1a64;
 use std::io::Write;
-
-/// Deterministic 64-bit FNV-1a hash (stable across runs and platforms).
-pub fn fnv1a(bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in bytes {
-        h ^= *b as u64;
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    h
-}
 
 /// Whether a (system, code, text) is in the held-out fraction.
 pub fn is_held_out(system: &str, code: &str, text: &str, fraction: f64) -> bool {
     let key = format!("{system}\u{1}{code}\u{1}{text}");
-    (fnv1a(key.as_bytes()) % 10_000) as f64 / 10_000.0 < fraction
+    (fnv1a64(key.as_bytes()) % 10_000) as f64 / 10_000.0 < fraction
 }
 
 /// Wraps a sink and holds out a fraction of non-preferred terms.

@@ -4,6 +4,7 @@
 //! a [`Sink`]; it never holds a whole file in memory. Errors name the file and line (and field where
 //! it helps); the caller aborts the release on the first error so nothing partial becomes visible.
 
+pub mod codes;
 pub mod holdout;
 pub mod icd10cm;
 pub mod icd9cm;
@@ -11,6 +12,7 @@ pub mod input;
 pub mod loinc;
 pub mod obo;
 pub mod phecode;
+pub mod rrf;
 pub mod rxnorm;
 pub mod synthetic;
 pub mod umls;

@@ -37,13 +37,13 @@
 //! `RXNSAB.RRF`, `RXNDOC.RRF`, `RXNCUI.RRF`, …: any `RXN*.RRF`) are accepted and ignored with one
 //! warning listing them; any other name is an error.
 
-use super::input::{split_rrf, LineReader, PROGRESS_EVERY};
-use super::umls::{
-    is_suppressed, normalize_sab, push_unique_text, read_row, Atom, ConsoRuns, REL_FIELDS,
+use super::input::PROGRESS_EVERY;
+use super::rrf::{
+    concept_from_atoms, emit_xrefs, is_suppressed, load_relations, system_and_languages, Atom,
+    ConsoRuns, Layout, RelRow, Release,
 };
 use super::{InputFile, LoadError, LoadOptions, Sink};
-use crate::domain::model::{Concept, ConceptRef, Mapping, Relation, Term, TermKind};
-use std::collections::HashSet;
+use crate::domain::model::{Concept, ConceptRef, Relation, Term, TermKind};
 
 /// Term types in order of preference for the concept's preferred name.
 pub const TTY_PRIORITY: &[&str] = &[
@@ -75,22 +75,13 @@ fn build_concept(atoms: &[&Atom]) -> Concept {
         .iter()
         .min_by_key(|a| (is_suppressed(&a.suppress), tty_rank(&a.tty)))
         .unwrap_or(&atoms[0]);
-    let mut c = Concept {
-        code: pref.cui.clone(),
-        preferred_term: pref.text.clone(),
-        terms: vec![Term::new(pref.text.clone(), TermKind::Preferred)],
-        semantic_types: vec![pref.tty.clone()],
-        active: atoms.iter().any(|a| !is_suppressed(&a.suppress)),
-        ..Default::default()
-    };
-    let (alive, dead): (Vec<&&Atom>, Vec<&&Atom>) =
-        atoms.iter().partition(|a| !is_suppressed(&a.suppress));
-    for a in alive.into_iter().chain(dead) {
-        push_unique_text(
-            &mut c,
-            Term::new(a.text.clone(), rxnorm_term_kind(&a.tty, &a.suppress)),
-        );
-    }
+    let mut c = concept_from_atoms(
+        atoms,
+        pref,
+        |a| !is_suppressed(&a.suppress),
+        |a| Term::new(a.text.clone(), rxnorm_term_kind(&a.tty, &a.suppress)),
+    );
+    c.semantic_types = vec![pref.tty.clone()];
     c
 }
 
@@ -108,56 +99,23 @@ pub fn rxnrel_relation(rxcui1: &str, rela: &str, rxcui2: &str) -> Relation {
     }
 }
 
-fn classify(
-    files: &[InputFile],
-) -> Result<(&InputFile, Option<&InputFile>, Vec<String>), LoadError> {
-    let (mut conso, mut rel) = (None, None);
-    let (mut ignored, mut unknown) = (Vec::new(), Vec::new());
-    for f in files {
-        let upper = f.upper_name();
-        let slot = match upper.as_str() {
-            "RXNCONSO.RRF" => &mut conso,
-            "RXNREL.RRF" => &mut rel,
-            u if u.starts_with("RXN") && u.ends_with(".RRF") => {
-                ignored.push(f.name.clone());
-                continue;
-            }
-            _ => {
-                unknown.push(f.name.clone());
-                continue;
-            }
-        };
-        if slot.replace(f).is_some() {
-            return Err(LoadError::Files(format!("{} given more than once", f.name)));
-        }
-    }
-    if !unknown.is_empty() {
-        return Err(LoadError::Files(format!(
-            "not an RxNorm RRF file: {} (expected RXNCONSO.RRF, RXNREL.RRF, other RXN*.RRF)",
-            unknown.join(", ")
-        )));
-    }
-    let conso = conso.ok_or_else(|| {
-        LoadError::Files("RxNorm release is missing required file RXNCONSO.RRF".into())
-    })?;
-    Ok((conso, rel, ignored))
-}
+/// The RxNorm files: RXNCONSO (required), RXNREL.
+const LAYOUT: Layout<2> = Layout {
+    release: "RxNorm",
+    kind: "an RxNorm RRF file",
+    roles: ["RXNCONSO.RRF", "RXNREL.RRF"],
+    silent: &[],
+    ignore: |u| u.starts_with("RXN") && u.ends_with(".RRF"),
+    expected: "RXNCONSO.RRF, RXNREL.RRF, other RXN*.RRF",
+};
 
 /// Load an RxNorm RRF release from `files` into `sink` (see the module documentation).
 pub fn load(files: &[InputFile], opts: &LoadOptions, sink: &mut dyn Sink) -> Result<(), LoadError> {
-    let (conso_file, rel_file, ignored) = classify(files)?;
-    let system = if opts.system.is_empty() {
-        "RXNORM"
-    } else {
-        opts.system.as_str()
-    };
-    let languages: Vec<&str> = if opts.languages.is_empty() {
-        vec!["ENG"]
-    } else {
-        opts.languages.iter().map(String::as_str).collect()
-    };
+    let release = Release::classify(files, &LAYOUT)?;
+    let [_, rel_file] = release.files;
+    let (system, languages) = system_and_languages(opts, "RXNORM");
 
-    let mut conso = ConsoRuns::open(conso_file)?;
+    let mut conso = ConsoRuns::open(release.required)?;
     let mut run = Vec::new();
     let mut next_progress = PROGRESS_EVERY;
     while conso.next_run(&mut run)?.is_some() {
@@ -170,14 +128,24 @@ pub fn load(files: &[InputFile], opts: &LoadOptions, sink: &mut dyn Sink) -> Res
     let done = conso.bytes_read();
     sink.progress(done)?;
     if let Some(rel) = rel_file {
-        load_rxnrel(rel, done, sink)?;
+        load_relations(rel, done, sink, |lines, f| {
+            let (cui1, stype1, cui2, stype2, rela, sab, supp) =
+                (f[0], f[2], f[4], f[6], f[7], f[10], f[14]);
+            if sab != "RXNORM" || stype1 != "CUI" || stype2 != "CUI" || rela.is_empty() {
+                return Ok(RelRow::Skip);
+            }
+            if cui1.is_empty() || cui2.is_empty() {
+                return Err(
+                    lines.error("CUI-level row with empty RXCUI1 (field 1) or RXCUI2 (field 5)")
+                );
+            }
+            if is_suppressed(supp) {
+                return Ok(RelRow::Suppressed);
+            }
+            Ok(RelRow::Keep(rxnrel_relation(cui1, rela, cui2)))
+        })?;
     }
-    if !ignored.is_empty() {
-        sink.warning(format!(
-            "ignored RxNorm files not used by this loader: {}",
-            ignored.join(", ")
-        ));
-    }
+    release.warn_ignored(sink);
     Ok(())
 }
 
@@ -195,77 +163,12 @@ fn emit_run(
         return Ok(());
     }
     let concept = build_concept(&own);
-    let rxcui = concept.code.clone();
+    let from = ConceptRef::new(system, concept.code.clone());
     sink.concept(concept)?;
-    let mut seen: HashSet<(&str, &str)> = HashSet::new();
-    for a in run
+    let others = run
         .iter()
-        .filter(|a| a.sab != "RXNORM" && languages.contains(&a.lat.as_str()))
-    {
-        if a.code.is_empty() || a.code == "NOCODE" || !seen.insert((&a.sab, &a.code)) {
-            continue;
-        }
-        sink.mapping(Mapping {
-            from: ConceptRef::new(system, rxcui.clone()),
-            to: ConceptRef::new(normalize_sab(&a.sab), a.code.clone()),
-            relation: "xref".into(),
-            source: "RXNCONSO".into(),
-        })?;
-    }
-    Ok(())
-}
-
-fn load_rxnrel(file: &InputFile, base: u64, sink: &mut dyn Sink) -> Result<(), LoadError> {
-    let mut lines = LineReader::open(file)?;
-    let (mut rows, mut self_loops, mut suppressed) = (0u64, 0u64, 0u64);
-    let mut run_cui = String::new();
-    let mut run_seen: HashSet<(String, String)> = HashSet::new();
-    let mut buf = String::new();
-    while read_row(&mut lines, &mut buf)? {
-        let f = split_rrf(&lines, &buf, REL_FIELDS)?;
-        let (cui1, stype1, cui2, stype2, rela, sab, supp) =
-            (f[0], f[2], f[4], f[6], f[7], f[10], f[14]);
-        rows += 1;
-        if rows.is_multiple_of(PROGRESS_EVERY) {
-            sink.progress(base + lines.bytes_read())?;
-        }
-        if sab != "RXNORM" || stype1 != "CUI" || stype2 != "CUI" || rela.is_empty() {
-            continue;
-        }
-        if cui1.is_empty() || cui2.is_empty() {
-            return Err(
-                lines.error("CUI-level row with empty RXCUI1 (field 1) or RXCUI2 (field 5)")
-            );
-        }
-        if is_suppressed(supp) {
-            suppressed += 1;
-            continue;
-        }
-        if cui1 == cui2 {
-            self_loops += 1;
-            continue;
-        }
-        if cui1 != run_cui {
-            run_cui.clear();
-            run_cui.push_str(cui1);
-            run_seen.clear();
-        }
-        if !run_seen.insert((rela.to_string(), cui2.to_string())) {
-            continue;
-        }
-        sink.relation(rxnrel_relation(cui1, rela, cui2))?;
-    }
-    if rows == 0 {
-        return Err(LoadError::malformed(&file.name, 0, "empty file: no rows"));
-    }
-    sink.progress(base + lines.bytes_read())?;
-    if self_loops + suppressed > 0 {
-        sink.warning(format!(
-            "{}: skipped {self_loops} self-referencing and {suppressed} suppressed relation rows",
-            file.name
-        ));
-    }
-    Ok(())
+        .filter(|a| a.sab != "RXNORM" && languages.contains(&a.lat.as_str()));
+    emit_xrefs(&from, others, "RXNCONSO", sink)
 }
 
 #[cfg(test)]

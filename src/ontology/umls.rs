@@ -1,16 +1,12 @@
 //! Loader for the UMLS Metathesaurus in Rich Release Format (format `umls-rrf`, system `UMLS`).
 //!
 //! # Format
-//! RRF files are UTF-8, one row per line, fields separated by `|` with a trailing `|`, no header.
-//! Column layouts follow the UMLS Reference Manual (section 3.3):
+//! Rich Release Format (see [`super::rrf`] for the conventions both RRF loaders share). Column
+//! layouts follow the UMLS Reference Manual (section 3.3):
 //!
 //! * `MRCONSO.RRF` (18): `CUI|LAT|TS|LUI|STT|SUI|ISPREF|AUI|SAUI|SCUI|SDUI|SAB|TTY|CODE|STR|SRL|SUPPRESS|CVF|`
 //! * `MRREL.RRF` (16): `CUI1|AUI1|STYPE1|REL|CUI2|AUI2|STYPE2|RELA|RUI|SRUI|SAB|SL|RG|DIR|SUPPRESS|CVF|`
 //! * `MRSTY.RRF` (6): `CUI|TUI|STN|STY|ATUI|CVF|`
-//!
-//! Extra trailing columns are tolerated (future releases may add some); fewer, a row without
-//! its trailing `|` (a truncated file) or invalid UTF-8 are errors naming file and line. Blank
-//! lines are skipped; a file without any row is an error at line 0 (the file as a whole).
 //!
 //! # What is produced
 //! * One [`Concept`] per CUI that has at least one atom in a kept language (`opts.languages`,
@@ -52,167 +48,16 @@
 //! other file name is an error.
 
 use super::input::{split_rrf, LineReader, PROGRESS_EVERY};
+use super::rrf::{
+    concept_from_atoms, emit_xrefs, is_suppressed, load_relations, read_row, system_and_languages,
+    Atom, ConsoRuns, Layout, RelRow, Release,
+};
 use super::{InputFile, LoadError, LoadOptions, Sink};
-use crate::domain::model::{Concept, ConceptRef, Mapping, Relation, Term, TermKind};
+use crate::domain::model::{Concept, ConceptRef, Relation, Term, TermKind};
 use std::cmp::Ordering;
-use std::collections::HashSet;
 
-/// Number of fields of an `MRCONSO.RRF` / `RXNCONSO.RRF` row.
-pub const CONSO_FIELDS: usize = 18;
-/// Number of fields of an `MRREL.RRF` / `RXNREL.RRF` row.
-pub const REL_FIELDS: usize = 16;
 /// Number of fields of an `MRSTY.RRF` row.
 pub const STY_FIELDS: usize = 6;
-
-/// Map a UMLS source abbreviation (SAB) to the system name used in this database
-/// (`LNC` → `LOINC`, `MSH` → `MESH`); other SABs are kept as published.
-pub fn normalize_sab(sab: &str) -> String {
-    match sab {
-        "LNC" => "LOINC".to_string(),
-        "MSH" => "MESH".to_string(),
-        other => other.to_string(),
-    }
-}
-
-/// True for a `SUPPRESS` value marking a suppressed atom or relation (O obsolete, E editor
-/// suppressed, Y suppressed by the source); `N` and empty are live.
-pub fn is_suppressed(suppress: &str) -> bool {
-    matches!(suppress, "O" | "E" | "Y")
-}
-
-/// Read the next non-empty line of `lines` into `buf` (reused, so rows cost no allocation);
-/// `false` at end of file. Copying the line releases the reader's borrow, so `split_rrf` and
-/// `LineReader::error` can be used on it.
-pub(crate) fn read_row(lines: &mut LineReader, buf: &mut String) -> Result<bool, LoadError> {
-    while let Some(line) = lines.next_line()? {
-        if !line.is_empty() {
-            buf.clear();
-            buf.push_str(line);
-            return Ok(true);
-        }
-    }
-    Ok(false)
-}
-
-/// One atom row of `MRCONSO.RRF` or `RXNCONSO.RRF` (the two share a layout).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Atom {
-    pub cui: String,
-    pub lat: String,
-    pub ts: String,
-    pub stt: String,
-    pub ispref: String,
-    pub sab: String,
-    pub tty: String,
-    pub code: String,
-    pub text: String,
-    pub suppress: String,
-}
-
-impl Atom {
-    fn parse(lines: &LineReader, line: &str) -> Result<Self, LoadError> {
-        let f = split_rrf(lines, line, CONSO_FIELDS)?;
-        if f[0].is_empty() {
-            return Err(lines.error("empty concept identifier (field 1)"));
-        }
-        if f[11].is_empty() {
-            return Err(lines.error("empty SAB (field 12)"));
-        }
-        Ok(Self {
-            cui: f[0].to_string(),
-            lat: f[1].to_string(),
-            ts: f[2].to_string(),
-            stt: f[4].to_string(),
-            ispref: f[6].to_string(),
-            sab: f[11].to_string(),
-            tty: f[12].to_string(),
-            code: f[13].to_string(),
-            text: f[14].to_string(),
-            suppress: f[16].to_string(),
-        })
-    }
-}
-
-/// Streams `MRCONSO.RRF`-layout rows grouped in runs of consecutive rows with the same
-/// concept identifier; holds at most one run (plus one look-ahead row) in memory.
-pub(crate) struct ConsoRuns {
-    lines: LineReader,
-    pending: Option<(Atom, u64)>,
-    rows: u64,
-    buf: String,
-}
-
-impl ConsoRuns {
-    /// Open a `*CONSO.RRF` file.
-    pub fn open(file: &InputFile) -> Result<Self, LoadError> {
-        Ok(Self {
-            lines: LineReader::open(file)?,
-            pending: None,
-            rows: 0,
-            buf: String::new(),
-        })
-    }
-
-    fn next_atom(&mut self) -> Result<Option<(Atom, u64)>, LoadError> {
-        if let Some(p) = self.pending.take() {
-            return Ok(Some(p));
-        }
-        if !read_row(&mut self.lines, &mut self.buf)? {
-            if self.rows == 0 {
-                return Err(LoadError::malformed(
-                    self.lines.name(),
-                    0,
-                    "empty file: no rows",
-                ));
-            }
-            return Ok(None);
-        }
-        let atom = Atom::parse(&self.lines, &self.buf)?;
-        self.rows += 1;
-        Ok(Some((atom, self.lines.line_no())))
-    }
-
-    /// Fill `run` with the next run of rows sharing one identifier; returns the line number of
-    /// the run's first row, or `None` at end of file.
-    pub fn next_run(&mut self, run: &mut Vec<Atom>) -> Result<Option<u64>, LoadError> {
-        run.clear();
-        let Some((first, line)) = self.next_atom()? else {
-            return Ok(None);
-        };
-        run.push(first);
-        while let Some((atom, l)) = self.next_atom()? {
-            if atom.cui != run[0].cui {
-                self.pending = Some((atom, l));
-                break;
-            }
-            run.push(atom);
-        }
-        Ok(Some(line))
-    }
-
-    /// Rows parsed so far.
-    pub fn rows(&self) -> u64 {
-        self.rows
-    }
-
-    /// Bytes consumed so far.
-    pub fn bytes_read(&self) -> u64 {
-        self.lines.bytes_read()
-    }
-
-    /// The file's display name.
-    pub fn name(&self) -> &str {
-        self.lines.name()
-    }
-}
-
-/// Add `term` unless a term with the same text is already there (whatever its kind).
-pub(crate) fn push_unique_text(concept: &mut Concept, term: Term) {
-    if term.text.trim().is_empty() || concept.terms.iter().any(|t| t.text == term.text) {
-        return;
-    }
-    concept.terms.push(term);
-}
 
 /// Term kind of a non-preferred UMLS atom from its TTY and SUPPRESS flag.
 pub fn umls_term_kind(tty: &str, suppress: &str) -> TermKind {
@@ -227,89 +72,33 @@ pub fn umls_term_kind(tty: &str, suppress: &str) -> TermKind {
 
 /// Build the concept for one CUI from its kept atoms (non-empty slice).
 fn build_concept(atoms: &[&Atom]) -> Concept {
-    let live = |a: &&Atom| umls_term_kind(&a.tty, &a.suppress) != TermKind::Obsolete;
+    let live = |a: &Atom| umls_term_kind(&a.tty, &a.suppress) != TermKind::Obsolete;
     let pref = atoms
         .iter()
         .find(|a| a.ts == "P" && a.stt == "PF" && a.ispref == "Y")
         .or_else(|| atoms.iter().find(|a| live(a)))
         .unwrap_or(&atoms[0]);
-    let mut c = Concept {
-        code: pref.cui.clone(),
-        preferred_term: pref.text.clone(),
-        terms: vec![Term {
-            text: pref.text.clone(),
-            kind: TermKind::Preferred,
-            source: Some(pref.sab.clone()),
-        }],
-        active: atoms.iter().any(live),
-        ..Default::default()
-    };
-    let (alive, dead): (Vec<&&Atom>, Vec<&&Atom>) = atoms.iter().partition(|a| live(a));
-    for a in alive.into_iter().chain(dead) {
-        push_unique_text(
-            &mut c,
-            Term {
-                text: a.text.clone(),
-                kind: umls_term_kind(&a.tty, &a.suppress),
-                source: Some(a.sab.clone()),
-            },
-        );
-    }
-    c
-}
-
-/// The roles of a release's files, recognised by upper-cased base name.
-struct Files<'a> {
-    conso: &'a InputFile,
-    rel: Option<&'a InputFile>,
-    sty: Option<&'a InputFile>,
-    ignored: Vec<String>,
-}
-
-fn classify(files: &[InputFile]) -> Result<Files<'_>, LoadError> {
-    let (mut conso, mut rel, mut sty) = (None, None, None);
-    let mut ignored = Vec::new();
-    let mut unknown = Vec::new();
-    for f in files {
-        let upper = f.upper_name();
-        let slot = match upper.as_str() {
-            "MRCONSO.RRF" => &mut conso,
-            "MRREL.RRF" => &mut rel,
-            "MRSTY.RRF" => &mut sty,
-            "MRSAB.RRF" => continue,
-            u if u.ends_with(".RRF")
-                && ["MR", "AMBIG", "DELETED", "MERGED", "CHANGE"]
-                    .iter()
-                    .any(|p| u.starts_with(p)) =>
-            {
-                ignored.push(f.name.clone());
-                continue;
-            }
-            _ => {
-                unknown.push(f.name.clone());
-                continue;
-            }
-        };
-        if slot.replace(f).is_some() {
-            return Err(LoadError::Files(format!("{} given more than once", f.name)));
-        }
-    }
-    if !unknown.is_empty() {
-        return Err(LoadError::Files(format!(
-            "not a UMLS RRF file: {} (expected MRCONSO.RRF, MRREL.RRF, MRSTY.RRF, MRSAB.RRF)",
-            unknown.join(", ")
-        )));
-    }
-    let conso = conso.ok_or_else(|| {
-        LoadError::Files("UMLS release is missing required file MRCONSO.RRF".into())
-    })?;
-    Ok(Files {
-        conso,
-        rel,
-        sty,
-        ignored,
+    concept_from_atoms(atoms, pref, live, |a| Term {
+        text: a.text.clone(),
+        kind: umls_term_kind(&a.tty, &a.suppress),
+        source: Some(a.sab.clone()),
     })
 }
+
+/// The UMLS files: MRCONSO (required), MRREL, MRSTY.
+const LAYOUT: Layout<3> = Layout {
+    release: "UMLS",
+    kind: "a UMLS RRF file",
+    roles: ["MRCONSO.RRF", "MRREL.RRF", "MRSTY.RRF"],
+    silent: &["MRSAB.RRF"],
+    ignore: |u| {
+        u.ends_with(".RRF")
+            && ["MR", "AMBIG", "DELETED", "MERGED", "CHANGE"]
+                .iter()
+                .any(|p| u.starts_with(p))
+    },
+    expected: "MRCONSO.RRF, MRREL.RRF, MRSTY.RRF, MRSAB.RRF",
+};
 
 /// A cursor over `MRSTY.RRF` for the merge join with `MRCONSO.RRF`.
 struct StyCursor {
@@ -397,20 +186,12 @@ impl StyCursor {
 
 /// Load a UMLS RRF release from `files` into `sink` (see the module documentation).
 pub fn load(files: &[InputFile], opts: &LoadOptions, sink: &mut dyn Sink) -> Result<(), LoadError> {
-    let roles = classify(files)?;
-    let system = if opts.system.is_empty() {
-        "UMLS"
-    } else {
-        opts.system.as_str()
-    };
-    let languages: Vec<&str> = if opts.languages.is_empty() {
-        vec!["ENG"]
-    } else {
-        opts.languages.iter().map(String::as_str).collect()
-    };
+    let release = Release::classify(files, &LAYOUT)?;
+    let [_, rel_file, sty_file] = release.files;
+    let (system, languages) = system_and_languages(opts, "UMLS");
 
-    let mut conso = ConsoRuns::open(roles.conso)?;
-    let mut sty = roles.sty.map(StyCursor::open).transpose()?;
+    let mut conso = ConsoRuns::open(release.required)?;
+    let mut sty = sty_file.map(StyCursor::open).transpose()?;
     let mut run = Vec::new();
     let mut last_cui = String::new();
     let mut next_progress = PROGRESS_EVERY;
@@ -446,15 +227,19 @@ pub fn load(files: &[InputFile], opts: &LoadOptions, sink: &mut dyn Sink) -> Res
     }
     sink.progress(done)?;
 
-    if let Some(rel) = roles.rel {
-        load_mrrel(rel, done, sink)?;
+    if let Some(rel) = rel_file {
+        load_relations(rel, done, sink, |lines, f| {
+            let (cui1, rel, cui2, rela, supp) = (f[0], f[3], f[4], f[7], f[14]);
+            if cui1.is_empty() || cui2.is_empty() {
+                return Err(lines.error("empty CUI1 (field 1) or CUI2 (field 5)"));
+            }
+            if is_suppressed(supp) {
+                return Ok(RelRow::Suppressed);
+            }
+            Ok(mrrel_relation(cui1, rel, cui2, rela).map_or(RelRow::Skip, RelRow::Keep))
+        })?;
     }
-    if !roles.ignored.is_empty() {
-        sink.warning(format!(
-            "ignored UMLS files not used by this loader: {}",
-            roles.ignored.join(", ")
-        ));
-    }
+    release.warn_ignored(sink);
     Ok(())
 }
 
@@ -475,25 +260,11 @@ fn emit_run(
     }
     let mut concept = build_concept(&kept);
     concept.semantic_types = types.to_vec();
-    let cui = concept.code.clone();
+    let from = ConceptRef::new(system, concept.code.clone());
     sink.concept(concept)?;
-    let mut seen: HashSet<(&str, &str)> = HashSet::new();
-    for a in &kept {
-        if a.code.is_empty()
-            || a.code == "NOCODE"
-            || is_suppressed(&a.suppress)
-            || !seen.insert((&a.sab, &a.code))
-        {
-            continue;
-        }
-        sink.mapping(Mapping {
-            from: ConceptRef::new(system, cui.clone()),
-            to: ConceptRef::new(normalize_sab(&a.sab), a.code.clone()),
-            relation: "xref".into(),
-            source: "MRCONSO".into(),
-        })?;
-    }
-    Ok(())
+    // the codes of suppressed atoms are obsolete or moved to another CUI
+    let live = kept.into_iter().filter(|a| !is_suppressed(&a.suppress));
+    emit_xrefs(&from, live, "MRCONSO", sink)
 }
 
 /// The relation an `MRREL.RRF` row states, or `None` for rows that carry none we keep.
@@ -513,55 +284,6 @@ pub fn mrrel_relation(cui1: &str, rel: &str, cui2: &str, rela: &str) -> Option<R
     })
 }
 
-fn load_mrrel(file: &InputFile, base: u64, sink: &mut dyn Sink) -> Result<(), LoadError> {
-    let mut lines = LineReader::open(file)?;
-    let (mut rows, mut self_loops, mut suppressed) = (0u64, 0u64, 0u64);
-    let mut run_cui = String::new();
-    let mut run_seen: HashSet<(String, String, String)> = HashSet::new();
-    let mut buf = String::new();
-    while read_row(&mut lines, &mut buf)? {
-        let f = split_rrf(&lines, &buf, REL_FIELDS)?;
-        let (cui1, rel, cui2, rela, supp) = (f[0], f[3], f[4], f[7], f[14]);
-        if cui1.is_empty() || cui2.is_empty() {
-            return Err(lines.error("empty CUI1 (field 1) or CUI2 (field 5)"));
-        }
-        rows += 1;
-        if rows.is_multiple_of(PROGRESS_EVERY) {
-            sink.progress(base + lines.bytes_read())?;
-        }
-        if cui1 != run_cui {
-            run_cui.clear();
-            run_cui.push_str(cui1);
-            run_seen.clear();
-        }
-        if is_suppressed(supp) {
-            suppressed += 1;
-            continue;
-        }
-        let Some(r) = mrrel_relation(cui1, rel, cui2, rela) else {
-            continue;
-        };
-        if r.from == r.to {
-            self_loops += 1;
-            continue;
-        }
-        if run_seen.insert((r.from.clone(), r.rel.clone(), r.to.clone())) {
-            sink.relation(r)?;
-        }
-    }
-    if rows == 0 {
-        return Err(LoadError::malformed(&file.name, 0, "empty file: no rows"));
-    }
-    sink.progress(base + lines.bytes_read())?;
-    if self_loops + suppressed > 0 {
-        sink.warning(format!(
-            "{}: skipped {self_loops} self-referencing and {suppressed} suppressed relation rows",
-            file.name
-        ));
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -579,14 +301,6 @@ mod tests {
             text: text.into(),
             suppress: suppress.into(),
         }
-    }
-
-    #[test]
-    fn sab_names_are_normalized() {
-        assert_eq!(normalize_sab("LNC"), "LOINC");
-        assert_eq!(normalize_sab("MSH"), "MESH");
-        assert_eq!(normalize_sab("SNOMEDCT_US"), "SNOMEDCT_US");
-        assert_eq!(normalize_sab("ICD10CM"), "ICD10CM");
     }
 
     #[test]

@@ -57,6 +57,9 @@ pub enum EngineError {
     /// A concept named in the request does not exist.
     #[error("no concept {1} in {0}")]
     UnknownConcept(String, String),
+    /// A blocking-pool task failed (a panic; never expected).
+    #[error("search worker failed: {0}")]
+    Worker(String),
 }
 
 #[derive(Debug, Default, Serialize, Deserialize, PartialEq)]
@@ -72,9 +75,7 @@ fn read_state(path: &Path) -> Option<IndexState> {
 }
 
 fn write_state(path: &Path, st: &IndexState) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, serde_json::to_vec(st).unwrap_or_default())?;
-    std::fs::rename(tmp, path)
+    crate::util::fs::write_atomic(path, &serde_json::to_vec(st).unwrap_or_default())
 }
 
 /// Search mode.
@@ -518,18 +519,6 @@ pub fn mean_normalized(vecs: &[Vec<f32>]) -> Vec<f32> {
         m.iter_mut().for_each(|x| *x /= norm);
     }
     m
-}
-
-/// Cosine of two vectors (they are unit-norm already; this re-normalises defensively).
-pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
-    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
-    let na = a.iter().map(|x| x * x).sum::<f32>().sqrt();
-    let nb = b.iter().map(|x| x * x).sum::<f32>().sqrt();
-    if na == 0.0 || nb == 0.0 {
-        0.0
-    } else {
-        (dot / (na * nb)).clamp(-1.0, 1.0)
-    }
 }
 
 /// The embedding cache tree of a store (see the module docs).

@@ -13,13 +13,18 @@
 //!   system filter; queries are built programmatically, never parsed.
 //! - [`vector`]: cosine HNSW with upsert, release removal, filtered search and atomic saves.
 //! - [`fusion`]: reciprocal-rank and weighted (min-max normalised) fusion.
+//! - [`engine`]: [`engine::SearchEngine`], the indexes kept in step with the store, ranking.
+//! - [`query`]: what callers ask the engine (search, normalize, similar, embed): it embeds the
+//!   query itself, through the encoder's admission gate, then ranks on the blocking pool.
+//! - [`relatedness`]: cosine of text/concept pairs.
 
 pub mod analyzer;
 pub mod engine;
-pub mod eval;
 pub mod fusion;
 pub mod keyset;
 pub mod lexical;
+pub mod query;
+pub mod relatedness;
 pub mod vector;
 
 pub use fusion::{fuse, FusedHit, FusionMethod};

@@ -44,7 +44,7 @@ impl AppConfig {
             auth_token: None,
             request_timeout: std::time::Duration::from_secs(30),
             cors_origins: Vec::new(),
-            max_inflight_texts: 64,
+            max_inflight_texts: crate::encoder::admission::DEFAULT_MAX_INFLIGHT_TEXTS,
         }
     }
 
@@ -109,10 +109,10 @@ impl App {
         let jobs = JobManager::open(&store)?;
         // Uploads of jobs that died with the previous process are useless now.
         let _ = std::fs::remove_dir_all(config.uploads_dir());
-        let registry = Arc::new(Registry::load_dir(
-            &config.models_dir,
-            EngineConfig::default(),
-        )?);
+        let registry = Arc::new(
+            Registry::load_dir(&config.models_dir, EngineConfig::default())?
+                .with_admission(config.max_inflight_texts),
+        );
         let notes = crate::notes::Notes::open(
             &store,
             registry.clone(),

@@ -5,8 +5,8 @@
 //! is flushed). At open, a store whose sequence is behind that record is refused.
 
 use crate::store::{Store, StoreError};
+use crate::util::fs::write_atomic;
 use serde::{Deserialize, Serialize};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// Why a store is refused.
@@ -111,11 +111,9 @@ pub fn record(data_dir: &Path, seq: u64) -> Result<(), IntegrityError> {
         path: path.display().to_string(),
         source,
     };
-    let tmp = path.with_extension("commit.tmp");
-    let mut f = std::fs::File::create(&tmp).map_err(io)?;
-    f.write_all(&serde_json::to_vec(&Record { seq }).unwrap_or_default())
-        .map_err(io)?;
-    f.sync_all().map_err(io)?;
-    std::fs::rename(&tmp, &path).map_err(io)?;
-    Ok(())
+    write_atomic(
+        &path,
+        &serde_json::to_vec(&Record { seq }).unwrap_or_default(),
+    )
+    .map_err(io)
 }

@@ -3,9 +3,9 @@
 //! when the process died are marked failed at start-up with a clear message — their releases
 //! were never made visible, so nothing partial remains.
 
-use crate::store::writer::now_rfc3339;
 use crate::store::{Store, StoreError, StoreResult};
 use crate::util::progress::Progress;
+use crate::util::time::now_rfc3339;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;

@@ -20,6 +20,7 @@
 //! ([`writer::ReleaseWriter::commit`]). Releases left `loading` by a crash, and superseded ones,
 //! are purged at start-up ([`Store::open`]), as is the staging directory.
 
+mod graph;
 pub mod keys;
 pub mod migrate;
 pub mod notes;

@@ -11,6 +11,7 @@
 //! instead of millions of small random inserts. Dropping the writer without committing (an
 //! error, a cancelled job) removes everything it staged or wrote.
 
+use super::graph::{code_hash, split_rel, Graph};
 use super::keys;
 use super::spool::{Merged, Spool, SPOOL_BYTES};
 use super::table::{Table, TableWriter};
@@ -20,9 +21,10 @@ use crate::domain::model::{
 };
 use crate::domain::sink::{LoadError, Sink};
 use crate::util::progress::Progress;
+use crate::util::time::now_rfc3339;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -365,104 +367,6 @@ fn next_distinct(m: &mut Merged) -> StoreResult<Option<(Vec<u8>, Vec<u8>)>> {
     Ok(Some((k, v)))
 }
 
-/// Split a relation key `from 0 rel 0 to`.
-fn split_rel(k: &[u8]) -> Option<(&[u8], &str, &[u8])> {
-    let a = k.iter().position(|&b| b == 0)?;
-    let rest = &k[a + 1..];
-    let b = rest.iter().position(|&b| b == 0)?;
-    let rel = std::str::from_utf8(&rest[..b]).ok()?;
-    Some((&k[..a], rel, &rest[b + 1..]))
-}
-
-/// The hierarchy as compact integer edges (child → parent), for the cycle check. Codes are
-/// kept as 64-bit hashes, not strings, so memory is ~24 bytes per concept plus 8 per edge
-/// (a collision could only hide or invent a cycle warning, never change stored data).
-#[derive(Default)]
-struct Graph {
-    ids: HashMap<u64, u32>,
-    edges: Vec<(u32, u32)>,
-}
-
-fn code_hash(code: &[u8]) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    code.hash(&mut h);
-    h.finish()
-}
-
-impl Graph {
-    fn id(&mut self, code: &[u8]) -> u32 {
-        let next = self.ids.len() as u32;
-        *self.ids.entry(code_hash(code)).or_insert(next)
-    }
-
-    fn edge(&mut self, child: &[u8], parent: &[u8]) {
-        let (c, p) = (self.id(child), self.id(parent));
-        self.edges.push((c, p));
-    }
-
-    /// Back edges found by a DFS over child → parent edges, and up to five of them as hashes.
-    fn cycles(&mut self) -> (u64, Vec<(u64, u64)>) {
-        let n = self.ids.len();
-        self.edges.sort_unstable();
-        let mut start = vec![0usize; n + 1];
-        for &(c, _) in &self.edges {
-            start[c as usize + 1] += 1;
-        }
-        for i in 0..n {
-            start[i + 1] += start[i];
-        }
-        // state: 0 = new, 1 = on stack, 2 = finished
-        let mut state = vec![0u8; n];
-        let mut cycles = 0u64;
-        let mut examples: Vec<(u32, u32)> = Vec::new();
-        let mut stack: Vec<(u32, usize)> = Vec::new();
-        for root in 0..n as u32 {
-            if state[root as usize] != 0 {
-                continue;
-            }
-            state[root as usize] = 1;
-            stack.push((root, start[root as usize]));
-            while let Some(&mut (node, ref mut next)) = stack.last_mut() {
-                if *next < start[node as usize + 1] {
-                    let parent = self.edges[*next].1;
-                    *next += 1;
-                    match state[parent as usize] {
-                        0 => {
-                            state[parent as usize] = 1;
-                            stack.push((parent, start[parent as usize]));
-                        }
-                        1 => {
-                            cycles += 1;
-                            if examples.len() < 5 {
-                                examples.push((node, parent));
-                            }
-                        }
-                        _ => {}
-                    }
-                } else {
-                    state[node as usize] = 2;
-                    stack.pop();
-                }
-            }
-        }
-        if examples.is_empty() {
-            return (cycles, Vec::new());
-        }
-        let mut hash_of = HashMap::new();
-        for (&h, &i) in &self.ids {
-            if examples.iter().any(|&(a, b)| a == i || b == i) {
-                hash_of.insert(i, h);
-            }
-        }
-        let examples = examples
-            .into_iter()
-            .map(|(a, b)| (hash_of[&a], hash_of[&b]))
-            .collect();
-        (cycles, examples)
-    }
-}
-
 impl Drop for ReleaseWriter {
     fn drop(&mut self) {
         if !self.committed {
@@ -560,44 +464,4 @@ pub fn check_not_exists(store: &Store, system: &str, release: &str) -> StoreResu
         }
     }
     Ok(())
-}
-
-/// Current time as RFC 3339 (UTC, seconds).
-pub fn now_rfc3339() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    rfc3339(secs)
-}
-
-fn rfc3339(secs: u64) -> String {
-    // Civil-from-days (Howard Hinnant's algorithm, public domain description).
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = if m <= 2 { y + 1 } else { y };
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn rfc3339_known_dates() {
-        assert_eq!(super::rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(super::rfc3339(1_795_000_000), "2026-11-18T11:06:40Z");
-    }
 }

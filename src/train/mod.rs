@@ -25,7 +25,6 @@ pub mod common;
 pub mod hiprbert;
 pub mod notecontrast;
 
-pub use hiprbert::eval::{category_aucs, roc_auc};
 pub use hiprbert::{
     run_hiprbert, train, HiprbertArgs, Preset, RunOptions, TrainConfig, TrainReport,
 };

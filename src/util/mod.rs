@@ -1,5 +1,10 @@
 //! Small general helpers every layer may use (nothing here imports another ontovec module):
-//! atomic file writes ([`fs`]) and progress reporting for long work ([`progress`]).
+//! atomic file writes ([`fs`]), progress reporting for long work ([`progress`]), the stable
+//! hash of deterministic splits ([`hash`]), vector arithmetic ([`vector`]) and timestamps
+//! ([`time`]).
 
 pub mod fs;
+pub mod hash;
 pub mod progress;
+pub mod time;
+pub mod vector;

@@ -6,11 +6,11 @@
 //! [`TrainState`] rides in the safetensors metadata under `ontovec_train_state`.
 
 use crate::train::common::optim::AdamW;
+use crate::util::fs::write_atomic;
 use candle_core::{DType, Tensor, Var};
 use rand_chacha::ChaCha8Rng;
 use safetensors::tensor::{Dtype, TensorView};
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::Path;
 
 /// File name of the checkpoint inside the output folder's `checkpoint/` directory.
@@ -151,14 +151,7 @@ pub fn save(
     let mut meta = HashMap::new();
     meta.insert(STATE_KEY.to_string(), serde_json::to_string(state)?);
     let bytes = safetensors::serialize(views, &Some(meta))?;
-    let tmp = dir.join(format!("{CHECKPOINT_FILE}.tmp"));
-    {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(&bytes)?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, dir.join(CHECKPOINT_FILE))?;
-    std::fs::File::open(dir)?.sync_all()?;
+    write_atomic(&dir.join(CHECKPOINT_FILE), &bytes)?;
     Ok(())
 }
 

@@ -19,16 +19,9 @@ pub struct TermTokenizer {
 impl TermTokenizer {
     /// Load `tokenizer.json` and set truncation to `max_len`, padding off.
     pub fn load(path: &Path, max_len: usize) -> anyhow::Result<Self> {
-        let mut inner =
+        let inner =
             Tokenizer::from_file(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-        inner.with_padding(None);
-        inner
-            .with_truncation(Some(TruncationParams {
-                max_length: max_len,
-                ..Default::default()
-            }))
-            .map_err(|e| anyhow::anyhow!("truncation: {e}"))?;
-        Ok(Self { inner })
+        Self::from_tokenizer(inner, max_len)
     }
 
     /// Wrap an existing tokenizer (tests build one in memory).

@@ -2,6 +2,7 @@
 
 pub mod bert;
 pub mod checkpoint;
+pub mod config;
 pub mod embed;
 pub mod ops;
 pub mod optim;

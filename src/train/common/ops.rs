@@ -118,6 +118,17 @@ mod tests {
         Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
     }
 
+    fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
+        (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap()
+    }
+
     #[test]
     fn layer_norm_matches_candle_fused_kernel() {
         let x = randn(1, &[3, 5, 8]);
@@ -126,14 +137,7 @@ mod tests {
         let ours = layer_norm(&x, &w, &b, 1e-12).unwrap();
         let fused = candle_nn::LayerNorm::new(w, b, 1e-12);
         let theirs = candle_core::Module::forward(&fused, &x).unwrap();
-        let d = (ours - theirs)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
+        let d = max_abs_diff(&ours, &theirs);
         assert!(d < 1e-5, "max diff {d}");
     }
 
@@ -142,14 +146,7 @@ mod tests {
         let x = Var::from_tensor(&randn(4, &[2, 3, 7])).unwrap();
         let ours = softmax_last_dim(x.as_tensor()).unwrap();
         let theirs = candle_nn::ops::softmax_last_dim(x.as_tensor()).unwrap();
-        let d = (&ours - theirs)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
+        let d = max_abs_diff(&ours, &theirs);
         assert!(d < 1e-6);
         let w = randn(5, &[2, 3, 7]);
         let loss = (ours * w).unwrap().sum_all().unwrap();

@@ -8,19 +8,20 @@
 //! mean pooling) and train on whatever hierarchies the store holds.
 //!
 //! This file holds the run's configuration (presets, arguments, report); the leaves import it:
-//! [`data`] (categorised pairs, synonym groups, held-out split from the store), [`loss`] (tree
-//! and synonym multi-similarity), [`eval`] (ROC AUCs per category pair, normalisation
-//! accuracy), [`train`] (the loop: accumulation, AdamW, clipping, seeded sampling,
+//! [`hierarchy`] (one system's graph: distance categories, partner sampling, held-out split),
+//! [`data`] (the corpus of every hierarchy in the store, batches, evaluation sets), [`loss`] (tree
+//! and synonym multi-similarity), [`eval`] (the per-system report of ROC AUCs per category
+//! pair and normalisation accuracy, measured by [`crate::eval`]), [`train`] (the loop: accumulation, AdamW, clipping, seeded sampling,
 //! checkpoints) and [`output`] (the model folder the server loads).
 
 pub mod data;
 pub mod eval;
+pub mod hierarchy;
 pub mod loss;
 pub mod output;
 pub mod train;
 
 use crate::train::common::optim::AdamWConfig;
-use anyhow::Context;
 use data::EvalSizes;
 use eval::SystemReport;
 use loss::LossConfig;
@@ -158,15 +159,7 @@ impl TrainConfig {
 
     /// The preset with a JSON file's fields laid over it.
     pub fn load(p: Preset, file: Option<&Path>) -> anyhow::Result<Self> {
-        let mut v = serde_json::to_value(Self::preset(p))?;
-        if let Some(f) = file {
-            let o: serde_json::Value = serde_json::from_str(
-                &std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?,
-            )
-            .with_context(|| format!("parsing {}", f.display()))?;
-            merge(&mut v, o);
-        }
-        Ok(serde_json::from_value(v)?)
+        crate::train::common::config::with_overrides(Self::preset(p), file)
     }
 
     /// A fingerprint of everything that changes the trajectory (not the time budget or logging).
@@ -182,19 +175,8 @@ impl TrainConfig {
         };
         format!(
             "{:016x}",
-            data::fnv1a64(serde_json::to_string(&c).unwrap_or_default().as_bytes())
+            crate::util::hash::fnv1a64(serde_json::to_string(&c).unwrap_or_default().as_bytes())
         )
-    }
-}
-
-pub(crate) fn merge(into: &mut serde_json::Value, from: serde_json::Value) {
-    match (into, from) {
-        (serde_json::Value::Object(a), serde_json::Value::Object(b)) => {
-            for (k, v) in b {
-                merge(a.entry(k).or_insert(serde_json::Value::Null), v);
-            }
-        }
-        (slot, v) => *slot = v,
     }
 }
 

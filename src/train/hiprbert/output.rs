@@ -7,7 +7,7 @@
 use super::{HiprbertArgs, TrainReport};
 use crate::train::common::bert::TrainBert;
 use crate::train::hiprbert::eval::SystemReport;
-use crate::util::fs::write_atomic;
+use crate::util::fs::{write_atomic, write_atomic_with};
 use std::fmt::Write as _;
 use std::path::Path;
 
@@ -138,9 +138,7 @@ pub fn write_model_folder(
 ) -> anyhow::Result<()> {
     let out = &args.out;
     copy_tree(&args.base, out)?;
-    let tmp = out.join("model.safetensors.tmp");
-    model.save(&tmp)?;
-    std::fs::rename(&tmp, out.join("model.safetensors"))?;
+    write_atomic_with(&out.join("model.safetensors"), |tmp| model.save(tmp))?;
     let name = out
         .file_name()
         .map(|s| s.to_string_lossy().to_string())

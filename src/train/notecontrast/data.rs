@@ -1,7 +1,8 @@
-//! Data for NoteContrast training ([`crate::train::notecontrast`]): notes from the store with their
-//! codes mapped to the code vocabulary, the patient-level train/dev/test split, and the note
-//! note features: window-pooled and segment embeddings, computed once with the frozen encoder
-//! and cached.
+//! Data for NoteContrast training ([`crate::train::notecontrast`]): notes from the store, the
+//! patient-level train/dev/test split, the code vocabulary (the codes of the **training** notes
+//! only: no dev or test label shapes a token, the random negatives or the vocabulary-only
+//! candidate set), every note's codes as indices, and the note features: window-pooled and
+//! segment embeddings, computed once with the frozen encoder and cached.
 
 use crate::domain::model::ConceptRef;
 use crate::encoder::tokenize::TextTokenizer;
@@ -13,7 +14,7 @@ use crate::store::Store;
 use crate::train::common::checkpoint::progress_bar;
 use crate::train::notecontrast::NoteContrastConfig;
 use candle_core::{Device, Tensor};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::time::Instant;
 
@@ -31,11 +32,14 @@ pub(crate) struct Data {
     pub(crate) train: Vec<usize>,
     pub(crate) dev: Vec<usize>,
     pub(crate) test: Vec<usize>,
+    /// The codes of the training notes (sorted): the code encoder's tokens, and the first
+    /// columns of every score vector.
     pub(crate) vocab: Vec<ConceptRef>,
     pub(crate) descriptions: Vec<String>,
     pub(crate) rare: HashSet<usize>,
-    /// Codes of the same systems that no note carries (when the label space is the store's
-    /// systems), with their descriptions; coded through the code encoder from their
+    /// Codes of the same systems that no training note carries (when the label space is the
+    /// store's systems; codes only dev or test notes carry are among them), with their
+    /// descriptions; coded through the code encoder from their
     /// description embeddings, after `vocab` in every score vector.
     pub(crate) extra: Vec<ConceptRef>,
     pub(crate) extra_descriptions: Vec<String>,
@@ -57,11 +61,118 @@ fn bm25_doc(c: &crate::domain::model::Concept) -> String {
     s
 }
 
+/// Where each note's codes point once the vocabulary is fixed: `vocab` (the codes of the
+/// training notes, sorted) comes first in every score vector, then `extra`; a code of a dev or
+/// test note in neither (the label space is the notes' codes, or the store lacks the code)
+/// gets an index past both, which no score vector has: it can only be missed.
+pub(crate) struct CodeIndex {
+    /// Codes of the training notes, sorted: the code encoder's tokens.
+    pub(crate) vocab: Vec<ConceptRef>,
+    /// Every note's codes as indices (order kept, duplicates dropped).
+    pub(crate) codes: Vec<Vec<usize>>,
+}
+
+/// The code vocabulary from the training notes only (`raw[i]` the codes of note `i`), and
+/// every note's codes as indices into `vocab ++ extra ++ (codes in neither)`. Codes that only
+/// dev or test notes carry get no token: they are scored, if at all, through `extra` (their
+/// description embedding), exactly as codes no note carries.
+pub(crate) fn index_codes(
+    raw: &[Vec<ConceptRef>],
+    train: &[usize],
+    extra: &[ConceptRef],
+) -> CodeIndex {
+    let vocab: Vec<ConceptRef> = train
+        .iter()
+        .flat_map(|&i| raw[i].iter().cloned())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let mut pos: HashMap<&ConceptRef, usize> = vocab
+        .iter()
+        .chain(extra)
+        .enumerate()
+        .map(|(i, c)| (c, i))
+        .collect();
+    let mut next = vocab.len() + extra.len();
+    let codes = raw
+        .iter()
+        .map(|codes| {
+            let mut seen = HashSet::new();
+            codes
+                .iter()
+                .map(|c| {
+                    *pos.entry(c).or_insert_with(|| {
+                        next += 1;
+                        next - 1
+                    })
+                })
+                .filter(|i| seen.insert(*i))
+                .collect()
+        })
+        .collect();
+    CodeIndex { vocab, codes }
+}
+
+/// The train/dev/test split, and the rule that made it (for the model card). Notes that carry
+/// their own split (`meta.split`, as CodiEsp's do) keep it; otherwise by key (patient, else note
+/// id): `fnv1a64 % 1000` below `test_permille` → test, the next `dev_permille` → dev, the rest
+/// train.
+fn split(
+    keys: &[String],
+    given: &[Option<String>],
+    cfg: &NoteContrastConfig,
+) -> ([Vec<usize>; 3], String) {
+    let (mut train, mut dev, mut test) = (Vec::new(), Vec::new(), Vec::new());
+    if given.iter().any(Option::is_some) {
+        // the notes' own splits (CodiEsp's); notes without one are augmentation (train) or left out
+        let has_test = given.iter().any(|g| g.as_deref() == Some("test"));
+        for (i, g) in given.iter().enumerate() {
+            match g.as_deref() {
+                Some("dev") => {
+                    dev.push(i);
+                    if !has_test {
+                        test.push(i);
+                    }
+                }
+                Some("test") => test.push(i),
+                Some(_) => train.push(i),
+                None if cfg.augment => train.push(i),
+                None => {}
+            }
+        }
+        let rule = format!(
+            "meta.split of the notes (train / dev{}); notes without one {}",
+            if has_test {
+                " / test"
+            } else {
+                "; no test split is loaded, so the reported split is dev itself and the F1 threshold is tuned on the notes it is reported on"
+            },
+            if cfg.augment {
+                "train (augmentation)"
+            } else {
+                "left out"
+            }
+        );
+        return ([train, dev, test], rule);
+    }
+    for (i, k) in keys.iter().enumerate() {
+        let h = (crate::util::hash::fnv1a64(k.as_bytes()) % 1000) as u32;
+        if h < cfg.test_permille {
+            test.push(i);
+        } else if h < cfg.test_permille + cfg.dev_permille {
+            dev.push(i);
+        } else {
+            train.push(i);
+        }
+    }
+    let rule = "by meta.patient (else note id): fnv1a64 % 1000 < test_permille → test, next dev_permille → dev";
+    ([train, dev, test], rule.to_string())
+}
+
 pub(crate) fn load_data(store: &Store, cfg: &NoteContrastConfig) -> anyhow::Result<Data> {
     let notes = NoteStore::open(store)?;
     let mut items = Vec::new();
     let mut keys = Vec::new();
-    let mut vocab_idx: BTreeMap<ConceptRef, usize> = BTreeMap::new();
     let mut raw: Vec<Vec<ConceptRef>> = Vec::new();
     // a note's own split (`meta.split`: train, dev or test — CodiEsp's), when it has one
     let mut given: Vec<Option<String>> = Vec::new();
@@ -76,17 +187,13 @@ pub(crate) fn load_data(store: &Store, cfg: &NoteContrastConfig) -> anyhow::Resu
         if codes.is_empty() {
             continue;
         }
-        for c in &codes {
-            let l = vocab_idx.len();
-            vocab_idx.entry(c.clone()).or_insert(l);
-        }
         let meta = n.meta();
-        let split = meta
-            .get("split")
-            .and_then(|s| s.as_str())
-            .filter(|s| matches!(*s, "train" | "dev" | "test"))
-            .map(str::to_string);
-        given.push(split);
+        given.push(
+            meta.get("split")
+                .and_then(|s| s.as_str())
+                .filter(|s| matches!(*s, "train" | "dev" | "test"))
+                .map(str::to_string),
+        );
         let key = meta
             .get("patient")
             .and_then(|p| p.as_str().map(str::to_string))
@@ -107,68 +214,39 @@ pub(crate) fn load_data(store: &Store, cfg: &NoteContrastConfig) -> anyhow::Resu
         "the store holds {} notes with ICD codes; load notes first (ontovec synth-notes, ingest --format notes-jsonl)",
         items.len()
     );
-    // vocabulary in sorted order
-    let vocab: Vec<ConceptRef> = vocab_idx.keys().cloned().collect();
-    let pos: HashMap<&ConceptRef, usize> = vocab.iter().enumerate().map(|(i, c)| (c, i)).collect();
-    for (it, codes) in items.iter_mut().zip(&raw) {
-        let mut seen = HashSet::new();
-        it.codes = codes
-            .iter()
-            .map(|c| pos[c])
-            .filter(|i| seen.insert(*i))
-            .collect();
-    }
-    let (mut train, mut dev, mut test) = (Vec::new(), Vec::new(), Vec::new());
-    let any_given = given.iter().any(Option::is_some);
-    let mut split_rule = "by meta.patient (else note id): fnv1a64 % 1000 < test_permille → test, next dev_permille → dev".to_string();
-    if any_given {
-        // the notes' own splits; notes without one are augmentation (train) or left out
-        let has_test = given.iter().any(|g| g.as_deref() == Some("test"));
-        for (i, g) in given.iter().enumerate() {
-            match g.as_deref() {
-                Some("dev") => {
-                    dev.push(i);
-                    if !has_test {
-                        test.push(i);
-                    }
-                }
-                Some("test") => test.push(i),
-                Some(_) => train.push(i),
-                None if cfg.augment => train.push(i),
-                None => {}
-            }
-        }
-        split_rule = format!(
-            "meta.split of the notes (train / dev{}); notes without one {}",
-            if has_test {
-                " / test"
-            } else {
-                "; no test split is loaded, so the reported split is dev itself and the F1 threshold is tuned on the notes it is reported on"
-            },
-            if cfg.augment {
-                "train (augmentation)"
-            } else {
-                "left out"
-            }
-        );
-    }
-    for (i, k) in keys.iter().enumerate() {
-        if any_given {
-            break;
-        }
-        let h = (crate::train::hiprbert::data::fnv1a64(k.as_bytes()) % 1000) as u32;
-        if h < cfg.test_permille {
-            test.push(i);
-        } else if h < cfg.test_permille + cfg.dev_permille {
-            dev.push(i);
-        } else {
-            train.push(i);
-        }
-    }
+    let ([train, dev, test], split_rule) = split(&keys, &given, cfg);
     anyhow::ensure!(
         !train.is_empty() && !dev.is_empty() && !test.is_empty(),
         "too few notes for a train/dev/test split"
     );
+    // the vocabulary (trained tokens) from the training notes only
+    let vocab = index_codes(&raw, &train, &[]).vocab;
+    let in_vocab: HashSet<&ConceptRef> = vocab.iter().collect();
+    let (mut extra, mut extra_descriptions, mut extra_docs) = (Vec::new(), Vec::new(), Vec::new());
+    if cfg.all_codes {
+        let mut systems: Vec<&str> = vocab.iter().map(|c| c.system.as_str()).collect();
+        systems.dedup();
+        for system in systems {
+            let Some(rid) = store.active_rid(system) else {
+                continue;
+            };
+            for c in store.concepts_of_release(rid)? {
+                let c = c?;
+                let r = ConceptRef::new(system, &c.code);
+                // chapter and block ranges ("H25-H28") are hierarchy nodes, not codes
+                if in_vocab.contains(&r) || c.code.contains('-') {
+                    continue;
+                }
+                extra_descriptions.push(c.preferred_term.clone());
+                extra_docs.push(bm25_doc(&c));
+                extra.push(r);
+            }
+        }
+    }
+    let idx = index_codes(&raw, &train, &extra);
+    for (it, codes) in items.iter_mut().zip(idx.codes) {
+        it.codes = codes;
+    }
     let mut counts = vec![0usize; vocab.len()];
     for &i in &train {
         for &c in &items[i].codes {
@@ -179,7 +257,7 @@ pub(crate) fn load_data(store: &Store, cfg: &NoteContrastConfig) -> anyhow::Resu
         .filter(|&c| (1..=cfg.rare_max_train).contains(&counts[c]))
         .collect();
     let mut descriptions = Vec::with_capacity(vocab.len());
-    let mut bm25_docs = Vec::with_capacity(vocab.len());
+    let mut bm25_docs = Vec::with_capacity(vocab.len() + extra.len());
     for c in &vocab {
         match store.concept(&c.system, &c.code)? {
             Some(r) => {
@@ -192,27 +270,7 @@ pub(crate) fn load_data(store: &Store, cfg: &NoteContrastConfig) -> anyhow::Resu
             }
         }
     }
-    let (mut extra, mut extra_descriptions) = (Vec::new(), Vec::new());
-    if cfg.all_codes {
-        let mut systems: Vec<&str> = vocab.iter().map(|c| c.system.as_str()).collect();
-        systems.dedup();
-        for system in systems {
-            let Some(rid) = store.active_rid(system) else {
-                continue;
-            };
-            for c in store.concepts_of_release(rid)? {
-                let c = c?;
-                let r = ConceptRef::new(system, &c.code);
-                // chapter and block ranges ("H25-H28") are hierarchy nodes, not codes
-                if pos.contains_key(&r) || c.code.contains('-') {
-                    continue;
-                }
-                extra_descriptions.push(c.preferred_term.clone());
-                bm25_docs.push(bm25_doc(&c));
-                extra.push(r);
-            }
-        }
-    }
+    bm25_docs.extend(extra_docs);
     Ok(Data {
         split_rule,
         items,
@@ -226,6 +284,21 @@ pub(crate) fn load_data(store: &Store, cfg: &NoteContrastConfig) -> anyhow::Resu
         extra_descriptions,
         bm25_docs,
     })
+}
+
+impl Data {
+    /// Gold codes of `idx` notes outside the training vocabulary (no token; scored through
+    /// their description embedding in the whole-label-space table, unreachable in the
+    /// vocabulary-only table): (distinct codes, occurrences).
+    pub(crate) fn unseen_gold(&self, idx: &[usize]) -> (usize, usize) {
+        let v = self.vocab.len();
+        let occ: Vec<usize> = idx
+            .iter()
+            .flat_map(|&i| self.items[i].codes.iter().copied())
+            .filter(|&c| c >= v)
+            .collect();
+        (occ.iter().collect::<HashSet<_>>().len(), occ.len())
+    }
 }
 
 /// Embeddings of `texts` by `enc` (served under the name `model`): from the search engine's
@@ -317,7 +390,8 @@ fn save_cache(cache: &Path, f: &NoteFeatures) -> anyhow::Result<()> {
         CACHE_KEYS[2].to_string(),
         Tensor::from_vec(counts, nc, &Device::Cpu)?,
     );
-    candle_core::safetensors::save(&m, cache)?;
+    // atomic: a session killed while writing must not leave a cache the next one trusts
+    crate::util::fs::write_atomic_with(cache, |tmp| candle_core::safetensors::save(&m, tmp))?;
     Ok(())
 }
 
@@ -390,4 +464,76 @@ pub(crate) fn note_features(
         "notes embedded"
     );
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::notes::Note;
+
+    fn icd(code: &str) -> ConceptRef {
+        ConceptRef::new("ICD10CM", code)
+    }
+
+    #[test]
+    fn only_training_codes_get_tokens() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("store")).unwrap();
+        let notes = NoteStore::open(&store).unwrap();
+        // 40 patients: a shared code and one of their own each
+        for p in 0..40 {
+            notes
+                .insert(Note {
+                    id: format!("n{p}"),
+                    text: format!("note of patient {p}"),
+                    codes: vec![icd("I10"), icd(&format!("U{p:02}"))],
+                    meta_json: format!("{{\"patient\": \"p{p}\"}}"),
+                })
+                .unwrap();
+        }
+        drop(notes);
+        let mut cfg = NoteContrastConfig::preset(crate::train::hiprbert::Preset::Quick);
+        cfg.test_permille = 300;
+        cfg.dev_permille = 300;
+        let d = load_data(&store, &cfg).unwrap();
+        assert!(!d.test.is_empty() && !d.dev.is_empty() && !d.train.is_empty());
+        let own = |i: usize| icd(&format!("U{:02}", i));
+        let vocab: HashSet<&ConceptRef> = d.vocab.iter().collect();
+        for &i in d.test.iter().chain(&d.dev) {
+            assert!(
+                !vocab.contains(&own(i)),
+                "held-out-only code {:?} got a trained token",
+                own(i)
+            );
+            assert!(d.items[i].codes.iter().any(|&c| c >= d.vocab.len()));
+        }
+        for &i in &d.train {
+            assert!(
+                vocab.contains(&own(i)),
+                "training code {:?} has no token",
+                own(i)
+            );
+            assert!(d.items[i].codes.iter().all(|&c| c < d.vocab.len()));
+        }
+        assert_eq!(
+            d.vocab.len(),
+            d.train.len() + 1,
+            "I10 + one code per training note"
+        );
+        assert_eq!(d.unseen_gold(&d.test), (d.test.len(), d.test.len()));
+        assert_eq!(d.unseen_gold(&d.train), (0, 0));
+    }
+
+    #[test]
+    fn held_out_codes_point_into_extra_when_the_label_space_has_them() {
+        let raw = vec![
+            vec![icd("A"), icd("B")],
+            vec![icd("C"), icd("A")],
+            vec![icd("D")],
+        ];
+        let idx = index_codes(&raw, &[0], &[icd("C")]);
+        assert_eq!(idx.vocab, [icd("A"), icd("B")]);
+        // C is extra (index 2), D is in neither (index 3)
+        assert_eq!(idx.codes, [vec![0, 1], vec![2, 0], vec![3]]);
+    }
 }

@@ -2,8 +2,8 @@
 //!
 //! This file holds the run's configuration and report; the leaves import it: [`data`] (notes,
 //! windows, segment embeddings), [`codeseq`] (the code-sequence encoder), [`model`] (parameters
-//! and the loss step), [`eval`] (coding metrics and the table), [`train`] (the loop), [`output`]
-//! (the notes and codes folders).
+//! and the loss step), [`eval`] (the table of methods; the metrics are [`crate::eval::coding`]),
+//! [`train`] (the loop), [`output`] (the notes and codes folders).
 //!
 //! The paper aligns a long-document note encoder (BigBird, 8,192 tokens) with a RoBERTa-style
 //! ICD code-sequence encoder by a symmetric InfoNCE loss with a learnable temperature, trained
@@ -42,7 +42,7 @@
 //! Evaluation (held-out notes, split by patient): the trained model against BM25 of the note
 //! over code descriptions, the base encoder zero-shot (pooled note vector, and segments with
 //! open gates, against description embeddings) and the untrained NoteContrast model (step 0),
-//! same run; see [`crate::train::notecontrast::eval`].
+//! same run; metrics in [`crate::eval::coding`], the BM25 baseline in [`crate::eval::bm25`].
 
 pub mod codeseq;
 pub mod data;
@@ -51,11 +51,10 @@ mod model;
 pub mod output;
 pub mod train;
 
+use crate::eval::coding::CodingMetrics;
 use crate::notes::segments::SegmentConfig;
 use crate::train::common::optim::AdamWConfig;
 use crate::train::hiprbert::Preset;
-use anyhow::Context;
-use eval::CodingMetrics;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -83,7 +82,7 @@ pub struct NoteContrastConfig {
     pub steps: u64,
     /// Notes per step.
     pub batch_notes: usize,
-    /// Random negative codes per step for `L_code`.
+    /// Random negative codes per step for `L_code` (drawn from the training notes' codes).
     pub negatives: usize,
     /// Code encoder layers.
     pub code_layers: usize,
@@ -133,8 +132,8 @@ pub struct NoteContrastConfig {
     /// Temperature of the soft maximum over segments.
     pub attn_temperature: f32,
     /// Label space of the written coder: every code of the store's ICD systems (`true`; codes
-    /// no note carries are encoded from their description embeddings) or only the codes the
-    /// notes carry.
+    /// no training note carries are encoded from their description embeddings) or only the
+    /// codes the training notes carry.
     pub all_codes: bool,
     /// When some notes carry their own split (`meta.split`, e.g. CodiEsp), notes without one
     /// join the training split as augmentation (`true`) or are left out (`false`).
@@ -201,13 +200,7 @@ impl NoteContrastConfig {
 
     /// Preset with a JSON file laid over it.
     pub fn load(p: Preset, file: Option<&Path>) -> anyhow::Result<Self> {
-        let mut v = serde_json::to_value(Self::preset(p))?;
-        if let Some(f) = file {
-            let o: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(f)?)
-                .with_context(|| format!("parsing {}", f.display()))?;
-            crate::train::hiprbert::merge(&mut v, o);
-        }
-        Ok(serde_json::from_value(v)?)
+        crate::train::common::config::with_overrides(Self::preset(p), file)
     }
 
     fn fingerprint(&self) -> String {
@@ -217,9 +210,7 @@ impl NoteContrastConfig {
         c.checkpoint_every = 0;
         format!(
             "{:016x}",
-            crate::train::hiprbert::data::fnv1a64(
-                serde_json::to_string(&c).unwrap_or_default().as_bytes()
-            )
+            crate::util::hash::fnv1a64(serde_json::to_string(&c).unwrap_or_default().as_bytes())
         )
     }
 }

@@ -10,7 +10,7 @@ use super::{codes_dir, Args, Report};
 use crate::domain::model::ConceptRef;
 use crate::notes::coding::{CodingManifest, CodingModel, CodingTensors};
 use crate::train::common::bert::TrainBert;
-use crate::util::fs::write_atomic;
+use crate::util::fs::{write_atomic, write_atomic_with};
 use std::fmt::Write as _;
 
 /// `trained_by` of both folders.
@@ -22,12 +22,14 @@ fn folder_name(p: &std::path::Path) -> String {
         .unwrap_or_default()
 }
 
-/// Write both folders.
+/// Write both folders: the coder over `vocab` (the label space), the code encoder with one
+/// token per code of `tokens` (the training vocabulary: the rows of its word embeddings).
 pub fn write(
     args: &Args,
     code: &TrainBert,
     tensors: &CodingTensors<'_>,
     vocab: &[ConceptRef],
+    tokens: &[ConceptRef],
     mut coding: CodingManifest,
     r: &Report,
 ) -> anyhow::Result<()> {
@@ -38,14 +40,9 @@ pub fn write(
     let eval = serde_json::to_value(&r.eval)?;
     // notes model
     crate::train::hiprbert::output::copy_tree(&args.base, out)?;
-    std::fs::copy(
-        args.base.join("model.safetensors"),
-        out.join("model.safetensors.tmp"),
-    )?;
-    std::fs::rename(
-        out.join("model.safetensors.tmp"),
-        out.join("model.safetensors"),
-    )?;
+    write_atomic_with(&out.join("model.safetensors"), |tmp| {
+        std::fs::copy(args.base.join("model.safetensors"), tmp).map(drop)
+    })?;
     CodingModel::write(out, vocab, tensors)?;
     coding.codes_model = cname.clone();
     let window = coding.window;
@@ -68,12 +65,8 @@ pub fn write(
     // codes model
     std::fs::create_dir_all(&cdir)?;
     write_atomic(&cdir.join("config.json"), code.config.to_json().as_bytes())?;
-    code.save(&cdir.join("model.safetensors.tmp"))?;
-    std::fs::rename(
-        cdir.join("model.safetensors.tmp"),
-        cdir.join("model.safetensors"),
-    )?;
-    let tokens: Vec<String> = vocab
+    write_atomic_with(&cdir.join("model.safetensors"), |tmp| code.save(tmp))?;
+    let tokens: Vec<String> = tokens
         .iter()
         .map(|c| crate::train::notecontrast::codeseq::token(&c.system, &c.code))
         .collect();
@@ -144,17 +137,24 @@ fn card(name: &str, cname: &str, base: &str, r: &Report) -> String {
          base encoder's description embedding; `zero_shot_segments`: the same over segments with open \
          gates; `untrained`: this architecture at step 0; `trained_pooled`: the trained model \
          scoring with the pooled note vector only; `trained`: after training, as served. Rare \
-         codes: 1–{} training notes.\n",
-        c.rare_max_train
+         codes: 1–{} training notes. Candidates: the codes of the training notes (the code \
+         encoder's tokens); a test gold code never seen in training ({} codes, {} occurrences \
+         here) is a miss in micro-F1, recall and the gold-code macro-F1. Macro-F1 (gold codes): \
+         mean per-code F1 over the codes with a gold test note. Macro-F1 (label-wise): the \
+         standard mean over every candidate, a candidate with neither a gold test note nor a \
+         prediction (F1 0/0) excluded, false-positive-only codes counted with F1 0.\n",
+        c.rare_max_train,
+        r.data["test_gold_unseen_in_training"]["codes"],
+        r.data["test_gold_unseen_in_training"]["occurrences"],
     );
     s.push_str(&eval_table(&r.eval));
     if !r.eval_all_codes.is_empty() {
         let _ = writeln!(
             s,
             "\n## The same over every code of the store's systems ({} codes)\n\nThe table above \
-             ranks the codes that occur in the notes; this one ranks every code of the systems \
-             (the served label space; codes no note carries are encoded from their description \
-             embeddings by the trained code encoder).\n",
+             ranks the codes of the training notes; this one ranks every code of the systems \
+             (the served label space; codes no training note carries, test-only ones included, \
+             are encoded from their description embeddings by the trained code encoder).\n",
             r.data["label_space"]
         );
         s.push_str(&eval_table(&r.eval_all_codes));

@@ -5,7 +5,8 @@ use super::{codes_dir, Args, NoteContrastConfig, Report};
 use crate::domain::model::ConceptRef;
 use crate::encoder::tokenize::TextTokenizer;
 use crate::encoder::Encoder;
-use crate::notes::bm25::Bm25;
+use crate::eval::bm25::Bm25;
+use crate::eval::coding::{self, CodingMetrics, Split};
 use crate::notes::coding::{CodingModel, CodingTensors};
 use crate::notes::windows::WindowConfig;
 use crate::store::Store;
@@ -13,7 +14,7 @@ use crate::train::common::checkpoint::{self, progress_bar, RngState};
 use crate::train::common::optim::{clip_global_norm, lr_at, AdamW, GradAccumulator};
 use crate::train::notecontrast::codeseq::{self, FIRST_CODE};
 use crate::train::notecontrast::data::{description_vectors, load_data, note_features};
-use crate::train::notecontrast::eval::{self, eval_table, CodingMetrics, Split};
+use crate::train::notecontrast::eval::eval_table;
 use crate::train::notecontrast::model::{coding_manifest, matrix, step, Model, SegmentVars};
 use crate::util::fs::write_atomic;
 use anyhow::Context;
@@ -129,7 +130,7 @@ pub fn train(args: &Args, stop_after: Option<u64>) -> anyhow::Result<Report> {
             .collect()
     };
     let metrics = |dev_s: &[Vec<f32>], test_s: &[Vec<f32>]| {
-        eval::evaluate(
+        coding::evaluate(
             &Split {
                 scores: dev_s,
                 gold: &gold_dev,
@@ -290,7 +291,10 @@ pub fn train(args: &Args, stop_after: Option<u64>) -> anyhow::Result<Report> {
     let mut full_threshold = trained.threshold;
     if !d.extra.is_empty() {
         let c = model.coder(&cfg, &wcfg, &all_codes, &full_vectors, 0.0)?;
-        let (sd, st) = (coder_scores(&c, &d.dev, true), coder_scores(&c, &d.test, true));
+        let (sd, st) = (
+            coder_scores(&c, &d.dev, true),
+            coder_scores(&c, &d.test, true),
+        );
         let m = metrics(&sd, &st);
         full_threshold = m.threshold;
         eval_all_codes.insert("trained".to_string(), m);
@@ -324,6 +328,7 @@ pub fn train(args: &Args, stop_after: Option<u64>) -> anyhow::Result<Report> {
         );
         eval_all_codes.insert("bm25".to_string(), metrics(&bd, &bt));
     }
+    let (unseen_codes, unseen_occurrences) = d.unseen_gold(&d.test);
     let report = Report {
         config: cfg.clone(),
         steps: state.step,
@@ -333,6 +338,8 @@ pub fn train(args: &Args, stop_after: Option<u64>) -> anyhow::Result<Report> {
         data: serde_json::json!({
             "notes": d.items.len(), "train": d.train.len(), "dev": d.dev.len(), "test": d.test.len(),
             "codes": d.vocab.len(), "rare_codes": d.rare.len(),
+            "codes_from": "training split only (the code encoder's tokens and the random negatives)",
+            "test_gold_unseen_in_training": {"codes": unseen_codes, "occurrences": unseen_occurrences},
             "label_space": all_codes.len(),
             "rare_definition": format!("1-{} training notes", cfg.rare_max_train),
             "split": d.split_rule,
@@ -347,6 +354,7 @@ pub fn train(args: &Args, stop_after: Option<u64>) -> anyhow::Result<Report> {
         &model.code,
         &model.tensors(&full_vectors),
         &all_codes,
+        &d.vocab,
         coding_manifest(&cfg, &wcfg, &all_codes, full_threshold),
         &report,
     )?;

@@ -6,8 +6,9 @@
 //! `Endocrine, nutritional and metabolic diseases (E00-E89)`) and `section`s (`id="E08-E13"`,
 //! `desc`); a section holds `diag`s, and a `diag` has `name` (the code with its dot, `E11.9`),
 //! `desc`, optional notes (`inclusionTerm`, `includes`, `excludes1`, `excludes2`, `codeFirst`,
-//! `useAdditionalCode`, `codeAlso`, each a list of `note`), an optional `sevenChrDef` (the
-//! 7th-character extensions) and nested child `diag`s.
+//! `useAdditionalCode`, `codeAlso`, `notes`, each a list of `note`), an optional `sevenChrDef`
+//! (the 7th-character extensions, defined before the child `diag`s they apply to) and nested
+//! child `diag`s.
 //!
 //! The file is streamed with quick-xml (pull parser, one event buffer): memory does not grow with
 //! the file. Line numbers for errors come from counting the newlines quick-xml has consumed.
@@ -15,10 +16,13 @@
 //! # What is loaded
 //! * every `diag` → a concept: code = `name` as published (with the dot), preferred = `desc`,
 //!   `inclusionTerm` notes → terms of kind `inclusion`;
-//!   `includes`/`excludes1`/`excludes2`/`codeFirst`/`useAdditionalCode`/`codeAlso` notes →
+//!   `includes`/`excludes1`/`excludes2`/`codeFirst`/`useAdditionalCode`/`codeAlso`/`notes` notes →
 //!   attributes `includes`, `excludes1`, `excludes2`, `code_first`, `use_additional_code`,
-//!   `code_also` (notes joined by `"; "`); `sevenChrDef` → attribute `seventh_character`
-//!   (`"A=initial encounter; D=subsequent encounter; ..."`).
+//!   `code_also`, `notes` (notes joined by `"; "`); `sevenChrDef` → attribute `seventh_character`
+//!   (`"A=initial encounter; D=subsequent encounter; ..."`); attribute `billable` = `true` for a
+//!   code without subdivisions (the CMS order file's non-header codes), `false` for a header.
+//! * every 7-character code a `sevenChrDef` makes (`S72.001A`, `S00.00XA`, `T36.0X1A`) → a
+//!   concept below the code it extends, named like the CMS order file (see [`seventh`]).
 //! * every chapter → a concept whose code is the chapter's code range taken from its title
 //!   (`E00-E89`; `Chapter N` when the title has no range), attribute `chapter` = its number.
 //! * every section with a range id (`E08-E13`) → a concept with that code. Sections whose id is a
@@ -27,15 +31,18 @@
 //! * hierarchy (`is_a`, to the parent): nested diag → enclosing diag, top diag → its section
 //!   (or chapter, see above), section → chapter. Chapters are the roots.
 //!
-//! The tabular list does not enumerate the 7-character codes built with `sevenChrDef`
-//! (`S72.001A`, ...); we do not invent them: only codes written in the file become concepts, and
-//! the extension table is kept as an attribute.
+//! On the April 2026 release this gives exactly the CDC code list shipped beside it
+//! (`code-list-April-2026.txt`): 98,186 codes (74,719 billable), 22 chapters, 258 sections
+//! (tested in `tests/loaders_public.rs`).
+
+pub mod seventh;
 
 use super::input::{self, LineCountingBufRead};
 use super::{InputFile, LoadError, LoadOptions, Sink};
 use crate::domain::model::{Concept, Relation, Term, TermKind};
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::Reader;
+use seventh::{Exclusion, SeventhDef};
 use std::io::BufReader;
 
 /// Insert the dot of an ICD-10(-CM) code written without one (`E119` → `E11.9`, `V812XXA` →
@@ -103,6 +110,7 @@ fn tag_of(name: &[u8]) -> Tag {
         b"codeFirst" => Tag::Notes(Some("code_first")),
         b"useAdditionalCode" => Tag::Notes(Some("use_additional_code")),
         b"codeAlso" => Tag::Notes(Some("code_also")),
+        b"notes" => Tag::Notes(Some("notes")),
         b"sevenChrDef" => Tag::SevenChrDef,
         b"extension" => Tag::Extension,
         _ => Tag::Other,
@@ -120,6 +128,14 @@ struct Node {
     emitted: bool,
     /// False for single-category sections, which are not separate concepts.
     is_concept: bool,
+    /// A `diag` (a code), as opposed to a chapter or section.
+    is_diag: bool,
+    /// A child `diag` has started: this code is a header.
+    has_child: bool,
+    /// This node's own `sevenChrDef`.
+    seventh: Option<SeventhDef>,
+    /// 7th-character exclusions stated in this node's `<notes>`.
+    exclusions: Vec<Exclusion>,
     line: u64,
 }
 
@@ -150,9 +166,15 @@ impl Parser<'_> {
             .and_then(|n| n.concept.as_ref().map(|c| c.code.clone()))
     }
 
+    /// The `sevenChrDef` that applies to the innermost node: its own or the nearest ancestor's.
+    fn seventh_def(&self) -> Option<&SeventhDef> {
+        self.nodes.iter().rev().find_map(|n| n.seventh.as_ref())
+    }
+
     /// Emit the innermost node's concept (and its `is_a` relation) if not done yet; called when
     /// a child node starts and when the node ends, so parents always precede their children.
     fn emit_top(&mut self) -> Result<(), LoadError> {
+        let extended = self.seventh_def().is_some();
         let Some(node) = self.nodes.last_mut() else {
             return Ok(());
         };
@@ -161,7 +183,7 @@ impl Parser<'_> {
             return Ok(());
         }
         node.emitted = true;
-        let Some(concept) = node.concept.take() else {
+        let Some(mut concept) = node.concept.take() else {
             let what = if node.parent.is_none() {
                 "<chapter> has no <desc>"
             } else {
@@ -175,6 +197,12 @@ impl Parser<'_> {
                 node.line,
                 format!("{} has no <desc>", concept.code),
             ));
+        }
+        if node.is_diag {
+            let billable = !(node.has_child || extended);
+            concept
+                .attributes
+                .insert("billable".into(), billable.to_string());
         }
         let code = concept.code.clone();
         let parent = node.parent.clone();
@@ -235,14 +263,35 @@ impl Parser<'_> {
                 });
             }
             Tag::Diag if matches!(parent_tag, Tag::Section | Tag::Diag) => {
+                if let Some(parent) = self.nodes.last_mut() {
+                    parent.has_child = true;
+                }
                 self.emit_top()?;
                 self.diags += 1;
                 self.nodes.push(Node {
                     parent: self.parent_code(),
                     is_concept: true,
+                    is_diag: true,
                     line: self.line,
                     ..Default::default()
                 });
+            }
+            Tag::SevenChrDef if parent_tag == Tag::Diag => {
+                let line = self.line;
+                if let Some(node) = self.nodes.last_mut() {
+                    if node.has_child {
+                        let code = node.name.clone().unwrap_or_default();
+                        return Err(LoadError::malformed(
+                            &self.file,
+                            line,
+                            format!(
+                                "<sevenChrDef> of {code} comes after its child codes; it must \
+                                 precede the codes it applies to"
+                            ),
+                        ));
+                    }
+                    node.seventh = Some(SeventhDef::new());
+                }
             }
             Tag::Chapter | Tag::Section | Tag::Diag => {
                 return Err(self.err(format!(
@@ -270,6 +319,9 @@ impl Parser<'_> {
         match tag {
             Tag::Chapter | Tag::Section | Tag::Diag => {
                 self.emit_top()?;
+                if tag == Tag::Diag {
+                    self.emit_extensions()?;
+                }
                 if let Some(node) = self.nodes.pop() {
                     // Notes that came after the first child diag: emit them as a fragment.
                     if let Some(c) = node.concept {
@@ -283,23 +335,73 @@ impl Parser<'_> {
             Tag::Note => {
                 let grand = self.stack.iter().rev().nth(1).copied();
                 if let (Some(Tag::Notes(kind)), Some(Tag::Diag)) = (parent_tag, grand) {
-                    if let Some(c) = self.nodes.last_mut().and_then(|n| n.concept.as_mut()) {
-                        match kind {
-                            None => c.add_term(Term::new(text, TermKind::Inclusion)),
-                            Some(attr) => append_attr(c, attr, &text),
+                    if let Some(node) = self.nodes.last_mut() {
+                        if kind == Some("notes") {
+                            node.exclusions.extend(seventh::parse_exclusion(&text));
+                        }
+                        if let Some(c) = node.concept.as_mut() {
+                            match kind {
+                                None => c.add_term(Term::new(text, TermKind::Inclusion)),
+                                Some(attr) => append_attr(c, attr, &text),
+                            }
                         }
                     }
                 }
             }
             Tag::Extension => {
-                if let (Some(ch), Some(c)) = (
-                    self.ext_char.take(),
-                    self.nodes.last_mut().and_then(|n| n.concept.as_mut()),
-                ) {
-                    append_attr(c, "seventh_character", &format!("{ch}={text}"));
+                let ch = self.ext_char.take();
+                let line = self.line;
+                if let (Some(ch), Some(node)) = (ch, self.nodes.last_mut()) {
+                    if ch.len() != 1 || !ch.chars().all(|c| c.is_ascii_alphanumeric()) {
+                        return Err(LoadError::malformed(
+                            &self.file,
+                            line,
+                            format!(
+                                "<extension char=\"{ch}\">: a 7th character is one letter or digit"
+                            ),
+                        ));
+                    }
+                    if let Some(def) = node.seventh.as_mut() {
+                        def.push((ch.clone(), text.clone()));
+                    }
+                    if let Some(c) = node.concept.as_mut() {
+                        append_attr(c, "seventh_character", &format!("{ch}={text}"));
+                    }
                 }
             }
             _ => {}
+        }
+        Ok(())
+    }
+
+    /// At the end of a code without child codes: emit the 7-character codes the applicable
+    /// `sevenChrDef` adds below it.
+    fn emit_extensions(&mut self) -> Result<(), LoadError> {
+        let Some(def) = self.seventh_def() else {
+            return Ok(());
+        };
+        let Some(node) = self.nodes.last() else {
+            return Ok(());
+        };
+        let (true, false, Some(leaf)) = (node.is_diag, node.has_child, node.concept.as_ref())
+        else {
+            return Ok(());
+        };
+        let exclusions: Vec<Exclusion> = self
+            .nodes
+            .iter()
+            .flat_map(|n| n.exclusions.iter().cloned())
+            .collect();
+        let codes = seventh::extensions(leaf, def, &exclusions);
+        let from = leaf.code.clone();
+        for c in codes {
+            let code = c.code.clone();
+            self.sink.concept(c)?;
+            self.sink.relation(Relation {
+                from: code,
+                rel: "is_a".into(),
+                to: from.clone(),
+            })?;
         }
         Ok(())
     }

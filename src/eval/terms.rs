@@ -1,5 +1,6 @@
-//! Evaluation of normalisation and relatedness, against a data directory (in-process) or a
-//! running server (over HTTP), with the same metrics either way.
+//! Evaluation of term search — normalisation and relatedness — against a data directory
+//! (in-process, through the search engine) or a running server (over HTTP), with the same
+//! metrics ([`super::metrics`]) either way.
 //!
 //! * Normalisation gold: TSV `mention \t system \t code` (e.g. written by `ingest --hold-out`).
 //!   Metrics: acc@1, acc@5 and MRR (reciprocal rank of the gold concept in the top 10, 0 when
@@ -9,11 +10,11 @@
 //!   AUC of the cosine for every pair of categories (i < j: does category i score above j?) and
 //!   their mean — HiPrBERT's measure.
 
-use super::engine::{Mode, Query, SearchEngine};
-use super::fusion::FusionMethod;
+use super::metrics::{rank_scores, RankScores};
 use crate::encoder::ModelKind;
+use crate::search::engine::{Mode, Query, SearchEngine};
+use crate::search::fusion::FusionMethod;
 use anyhow::{bail, Context, Result};
-use serde::Serialize;
 use std::path::Path;
 
 /// One gold normalisation example.
@@ -57,44 +58,14 @@ pub fn read_gold(path: &Path) -> Result<Vec<Gold>> {
     Ok(out)
 }
 
-/// Normalisation metrics.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct NormScores {
-    /// Examples evaluated.
-    pub n: usize,
-    /// Fraction with the gold concept first.
-    pub acc1: f64,
-    /// Fraction with the gold concept in the top 5.
-    pub acc5: f64,
-    /// Mean reciprocal rank (top 10).
-    pub mrr: f64,
-}
-
-/// Score ranked candidate lists against gold (system, code) pairs.
-pub fn score_rankings(gold: &[Gold], ranked: &[Vec<(String, String)>]) -> NormScores {
-    let (mut a1, mut a5, mut rr) = (0usize, 0usize, 0f64);
-    for (g, r) in gold.iter().zip(ranked) {
-        if let Some(pos) = r
-            .iter()
-            .take(10)
-            .position(|(s, c)| *s == g.system && *c == g.code)
-        {
-            if pos == 0 {
-                a1 += 1;
-            }
-            if pos < 5 {
-                a5 += 1;
-            }
-            rr += 1.0 / (pos + 1) as f64;
-        }
-    }
-    let n = gold.len().max(1) as f64;
-    NormScores {
-        n: gold.len(),
-        acc1: a1 as f64 / n,
-        acc5: a5 as f64 / n,
-        mrr: rr / n,
-    }
+/// acc@1, acc@5 and MRR of ranked candidate lists against gold (system, code) pairs.
+pub fn score_rankings(gold: &[Gold], ranked: &[Vec<(String, String)>]) -> RankScores {
+    let positions: Vec<Option<usize>> = gold
+        .iter()
+        .zip(ranked)
+        .map(|(g, r)| r.iter().position(|(s, c)| *s == g.system && *c == g.code))
+        .collect();
+    rank_scores(&positions)
 }
 
 /// Rank candidates for every gold mention in-process (restricted to the gold systems).
@@ -219,86 +190,9 @@ pub fn read_pairs(path: &Path) -> Result<Vec<RelPair>> {
     Ok(out)
 }
 
-/// ROC AUC that a random positive scores above a random negative (ties count half); NaN when
-/// either side is empty (callers skip such pairs). O((n+m) log(n+m)) via ranks.
-pub fn roc_auc(pos: &[f32], neg: &[f32]) -> f64 {
-    if pos.is_empty() || neg.is_empty() {
-        return f64::NAN;
-    }
-    let mut all: Vec<(f32, bool)> = pos
-        .iter()
-        .map(|&s| (s, true))
-        .chain(neg.iter().map(|&s| (s, false)))
-        .collect();
-    all.sort_by(|a, b| a.0.total_cmp(&b.0));
-    // average ranks for ties
-    let mut rank_sum_pos = 0f64;
-    let mut i = 0;
-    while i < all.len() {
-        let mut j = i;
-        while j + 1 < all.len() && all[j + 1].0 == all[i].0 {
-            j += 1;
-        }
-        let avg = (i + j) as f64 / 2.0 + 1.0;
-        for x in &all[i..=j] {
-            if x.1 {
-                rank_sum_pos += avg;
-            }
-        }
-        i = j + 1;
-    }
-    let (n, m) = (pos.len() as f64, neg.len() as f64);
-    (rank_sum_pos - n * (n + 1.0) / 2.0) / (n * m)
-}
-
-/// AUCs for every category pair (i, j), i < j, and their mean.
-#[derive(Debug, Clone, Serialize)]
-pub struct RelScores {
-    /// Pairs evaluated per category 0..=3.
-    pub counts: [usize; 4],
-    /// `("0v1", auc)`, ... in order.
-    pub aucs: Vec<(String, f64)>,
-    /// Mean of the AUCs that had data on both sides.
-    pub mean: f64,
-}
-
-/// Category AUCs from scored pairs.
-pub fn category_aucs(pairs: &[RelPair], scores: &[f32]) -> RelScores {
-    let mut by: [Vec<f32>; 4] = Default::default();
-    for (p, s) in pairs.iter().zip(scores) {
-        by[p.distance as usize].push(*s);
-    }
-    let mut aucs = Vec::new();
-    for i in 0..4 {
-        for j in i + 1..4 {
-            if !by[i].is_empty() && !by[j].is_empty() {
-                aucs.push((format!("{i}v{j}"), roc_auc(&by[i], &by[j])));
-            }
-        }
-    }
-    let mean = if aucs.is_empty() {
-        0.0
-    } else {
-        aucs.iter().map(|a| a.1).sum::<f64>() / aucs.len() as f64
-    };
-    RelScores {
-        counts: [by[0].len(), by[1].len(), by[2].len(), by[3].len()],
-        aucs,
-        mean,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn auc_known_values() {
-        assert_eq!(roc_auc(&[0.9, 0.8], &[0.1, 0.2]), 1.0);
-        assert_eq!(roc_auc(&[0.1], &[0.9]), 0.0);
-        assert_eq!(roc_auc(&[0.5], &[0.5]), 0.5);
-        assert!((roc_auc(&[0.9, 0.3], &[0.5]) - 0.5).abs() < 1e-12);
-    }
 
     #[test]
     fn rankings_metrics() {

@@ -1,0 +1,17 @@
+//! Evaluation: metrics and baselines, as pure code that the trainers (`train/`), the
+//! `ontovec eval` command (`cli/eval.rs`) and tests share. Sits below `train/` and `cli/`; may
+//! use `search/` and `encoder/` (to rank and embed), never the serving layers.
+//!
+//! * [`metrics`] — ROC AUC, HiPrBERT's category-pair AUCs, acc@k and MRR; the conventions
+//!   (NaN = not measurable, written `null` / `–`);
+//! * [`coding`] — multi-label coding metrics over a notes × codes score matrix: micro/macro F1
+//!   at a dev-tuned threshold, micro/macro AUC, P@k, R@k, rare-code variants;
+//! * [`embedding`] — pair similarities and normalisation accuracy over any embedding function;
+//! * [`terms`] — term-search evaluation against gold files, in-process or over HTTP;
+//! * [`bm25`] — the lexical baseline of the coding evaluation (an in-memory Okapi BM25).
+
+pub mod bm25;
+pub mod coding;
+pub mod embedding;
+pub mod metrics;
+pub mod terms;
