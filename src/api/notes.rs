@@ -13,6 +13,7 @@ use crate::domain::model::ConceptRef;
 use crate::notes::ingest::{normalize_code, validate_note, MAX_CODES, MAX_TEXT_BYTES};
 use crate::notes::predict::IcdSystem;
 use crate::notes::query::NoteSearchMode;
+use crate::notes::rank::Evidence;
 use crate::notes::NoteHit;
 use crate::store::notes::{Note, MAX_ID_CHARS};
 use axum::extract::State;
@@ -309,6 +310,9 @@ pub struct CodeResult {
     pub score: f32,
     /// Whether the score passes the model's dev-tuned threshold (set prediction).
     pub predicted: bool,
+    /// The note text that supports the code, strongest first: sentences, list items or clauses
+    /// with character offsets (Unicode scalar values, end exclusive) into the submitted text.
+    pub evidence: Vec<Evidence>,
 }
 
 /// Coding answer.
@@ -325,13 +329,18 @@ pub struct CodeResponse {
     /// `segment_attention` (a trained model that attends over note segments: a gated soft
     /// maximum of segment–code cosines) or `cosine` (pooled note vector vs code vector).
     pub score_kind: String,
+    /// How the note was read: markup or control characters ignored, a language other than
+    /// English, nothing left to code after negated / family / resolved-history statements.
+    pub warnings: Vec<String>,
 }
 
-/// Rank ICD codes for a note: the trained NoteContrast model's note vector against its code
-/// vectors, or, without one, the terms encoder's pooled note vector against code names.
+/// Rank ICD codes for a note: the trained NoteContrast model's segment attention over its code
+/// vectors, or, without one, the terms encoder's pooled note vector against code names; the list
+/// diversified across 3-character categories, every code with the note text supporting it.
 #[utoipa::path(post, path = "/v1/notes/code", operation_id = "note_code", tag = "notes", request_body = CodeRequest,
     responses((status = 200, body = CodeResponse), (status = 400, body = ErrorBody),
         (status = 404, description = "The model or the store has no codes of the system asked for", body = ErrorBody),
+        (status = 413, description = "Body or text too large", body = ErrorBody),
         (status = 429, body = ErrorBody),
         (status = 503, description = "No model can encode notes, not ready yet, or the request deadline passed", body = ErrorBody)))]
 pub async fn code(
@@ -355,11 +364,13 @@ pub async fn code(
                 preferred_term: c.preferred_term,
                 score: c.score,
                 predicted: c.predicted,
+                evidence: c.evidence,
             })
             .collect(),
         model: p.model,
         method: p.method.into(),
         threshold: p.threshold,
         score_kind: p.score_kind.into(),
+        warnings: p.warnings,
     }))
 }

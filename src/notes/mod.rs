@@ -2,9 +2,13 @@
 //! search and ICD coding of notes.
 //!
 //! * [`ingest`] — `notes-jsonl` and MIMIC-III (`NOTEEVENTS.csv` + `DIAGNOSES_ICD.csv`) loaders;
+//! * [`codiesp`] — the CodiEsp layout (`{split}D.tsv` + `text_files_en/*.txt`) loader;
 //! * [`windows`] — long notes as overlapping encoder windows, and how they are pooled;
 //! * [`segments`] — notes as sentences, list items and header lines: what coding attends over;
 //! * [`abbrev`] — clinical abbreviations spelled out before segments are embedded;
+//! * [`negation`] — NegEx-style cue scopes: negated, family and resolved history left unread;
+//! * [`rank`] — a coder-like answer: the list diversified across categories, evidence spans;
+//! * [`screen`] — submitted text: markup and control characters blanked, language warnings;
 //! * [`index`] — tantivy BM25 over note texts;
 //! * [`coding`] — the trained coding model's files and ranking;
 //! * [`predict`] — ICD coding of one note for a caller: trained model or zero-shot, systems,
@@ -33,11 +37,15 @@
 //! only: the untrained baseline).
 
 pub mod abbrev;
+pub mod codiesp;
 pub mod coding;
 pub mod index;
 pub mod ingest;
+pub mod negation;
 pub mod predict;
 pub mod query;
+pub mod rank;
+pub mod screen;
 pub mod segments;
 pub mod synth;
 pub mod windows;
@@ -121,6 +129,17 @@ pub const SAVE_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 struct NoteVectors {
     index: Arc<VectorIndex>,
     next: std::sync::atomic::AtomicU64,
+}
+
+/// A note embedded for coding.
+#[derive(Debug, Clone)]
+pub struct EmbeddedNote {
+    /// The (projected) pooled note vector.
+    pub pooled: Vec<f32>,
+    /// Unit segment vectors (empty when the model does not read segments).
+    pub segments: Vec<Vec<f32>>,
+    /// Byte range of each segment in the note text.
+    pub spans: Vec<std::ops::Range<usize>>,
 }
 
 /// The notes subsystem of a running instance.
@@ -266,36 +285,69 @@ impl Notes {
 
     /// Embed a note (or a query) from async code; 429 when the encoder queue is full.
     pub async fn embed(&self, model: &str, text: String) -> Result<Vec<f32>, NotesError> {
-        Ok(self.embed_parts(model, text, None).await?.0)
+        Ok(self.embed_parts(model, text, None).await?.pooled)
+    }
+
+    /// Embed short texts (code names) from async code in one submission, as notes are (window
+    /// pooling, then the model's projection); 429 when the encoder queue is full.
+    pub async fn embed_texts(
+        &self,
+        model: &str,
+        texts: Vec<String>,
+    ) -> Result<Vec<Vec<f32>>, NotesError> {
+        let tok = self.long_tokenizer(model)?;
+        let cfg = self.window_config(model)?;
+        let ws = tokio::task::spawn_blocking(move || -> Result<_, EncoderError> {
+            texts
+                .iter()
+                .map(|t| Ok(windows::split(&tok.encode(t)?, &cfg).0))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .await
+        .map_err(|e| EncoderError::Inference(format!("tokenizer task failed: {e}")))??;
+        let ids: Vec<Vec<u32>> = ws.iter().flatten().map(|w| w.ids.clone()).collect();
+        let rx = self.handle(model)?.try_submit(ids)?;
+        let vecs = rx
+            .await
+            .map_err(|_| EncoderError::Inference("encoder stopped".into()))??;
+        let mut out = Vec::with_capacity(ws.len());
+        let mut at = 0;
+        for w in &ws {
+            out.push(self.finish(model, &vecs[at..at + w.len()], w));
+            at += w.len();
+        }
+        Ok(out)
     }
 
     /// Embed a note for coding: its (projected) note vector and, when the model's coder scores
-    /// codes over segments ([`segments`]), the unit vectors of its segments — one encoder
-    /// submission for both; 429 when the encoder queue is full.
+    /// codes over segments ([`segments`]), the unit vectors of its segments with their byte
+    /// ranges in `text` — one encoder submission for both; 429 when the encoder queue is full.
+    /// `seg_cfg` overrides the coder's segment settings (zero-shot coding reads segments too).
     pub async fn embed_for_coding(
         &self,
         model: &str,
         text: String,
-    ) -> Result<(Vec<f32>, Vec<Vec<f32>>), NotesError> {
-        let seg_cfg = self.coders.get(model).and_then(|c| c.segment_config());
+        seg_cfg: Option<segments::SegmentConfig>,
+    ) -> Result<EmbeddedNote, NotesError> {
+        let seg_cfg = seg_cfg.or_else(|| self.coders.get(model).and_then(|c| c.segment_config()));
         self.embed_parts(model, text, seg_cfg).await
     }
 
-    /// The note vector of `text` and, with `seg_cfg`, its segment vectors (tokenised off the
-    /// async threads, embedded in one submission).
+    /// The note vector of `text` and, with `seg_cfg`, its segment vectors and spans (tokenised
+    /// off the async threads, embedded in one submission).
     async fn embed_parts(
         &self,
         model: &str,
         text: String,
         seg_cfg: Option<segments::SegmentConfig>,
-    ) -> Result<(Vec<f32>, Vec<Vec<f32>>), NotesError> {
+    ) -> Result<EmbeddedNote, NotesError> {
         let tok = self.long_tokenizer(model)?;
         let cfg = self.window_config(model)?;
         let (w, segs) = tokio::task::spawn_blocking(move || -> Result<_, EncoderError> {
             let ids = tok.encode(&text)?;
             let (w, _) = windows::split(&ids, &cfg);
             let segs = match seg_cfg {
-                Some(sc) => segments::split(&text, &tok, &sc)?.0,
+                Some(sc) => segments::split_spans(&text, &tok, &sc)?.0,
                 None => Vec::new(),
             };
             Ok((w, segs))
@@ -303,13 +355,21 @@ impl Notes {
         .await
         .map_err(|e| EncoderError::Inference(format!("tokenizer task failed: {e}")))??;
         let h = self.handle(model)?;
-        let ids: Vec<Vec<u32>> = w.iter().chain(&segs).map(|x| x.ids.clone()).collect();
+        let ids: Vec<Vec<u32>> = w
+            .iter()
+            .chain(segs.iter().map(|s| &s.window))
+            .map(|x| x.ids.clone())
+            .collect();
         let rx = h.try_submit(ids)?;
         let mut vecs = rx
             .await
             .map_err(|_| EncoderError::Inference("encoder stopped".into()))??;
         let seg_vecs = vecs.split_off(w.len());
-        Ok((self.finish(model, &vecs, &w), seg_vecs))
+        Ok(EmbeddedNote {
+            pooled: self.finish(model, &vecs, &w),
+            segments: seg_vecs,
+            spans: segs.into_iter().map(|s| s.span).collect(),
+        })
     }
 
     fn vector_index(&self, model: &str) -> Result<Arc<VectorIndex>, NotesError> {

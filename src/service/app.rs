@@ -147,7 +147,7 @@ impl App {
         Ok(())
     }
 
-    /// Load notes (`notes-jsonl`, `mimic-notes-csv`) all-or-nothing, then index them.
+    /// Load notes (`notes-jsonl`, `mimic-notes-csv`, `codiesp`) all-or-nothing, then index them.
     pub fn ingest_notes(
         &self,
         req: &IngestRequest,
@@ -171,7 +171,14 @@ impl App {
     ) -> Result<crate::notes::ingest::NotesLoadResult, IngestError> {
         let started = std::time::Instant::now();
         let mut batch = self.notes.store.begin()?;
-        let mut r = crate::notes::ingest::load(req.format, &req.files, &mut batch, progress)?;
+        let store = &self.store;
+        let known = |c: &crate::domain::model::ConceptRef| {
+            matches!(store.concept(&c.system, &c.code), Ok(Some(_)))
+        };
+        let check: crate::notes::codiesp::CodeCheck<'_> =
+            self.store.has_system("ICD10CM").then_some(&known);
+        let mut r =
+            crate::notes::ingest::load(req.format, &req.files, &mut batch, progress, check)?;
         let n = batch.commit()?;
         tracing::info!(notes = n, codes = r.codes, "notes committed");
         r.seconds = started.elapsed().as_secs_f64();

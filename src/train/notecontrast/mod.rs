@@ -110,7 +110,8 @@ pub struct NoteContrastConfig {
     pub dropout: f32,
     /// Seed.
     pub seed: u64,
-    /// Held-out shares per mille (by patient, else note id): test, then dev.
+    /// Held-out shares per mille (by patient, else note id): test, then dev; unused when notes
+    /// carry their own split (`meta.split`).
     pub test_permille: u32,
     /// Dev share per mille.
     pub dev_permille: u32,
@@ -134,6 +135,14 @@ pub struct NoteContrastConfig {
     /// no training note carries are encoded from their description embeddings) or only the
     /// codes the training notes carry.
     pub all_codes: bool,
+    /// When some notes carry their own split (`meta.split`, e.g. CodiEsp), notes without one
+    /// join the training split as augmentation (`true`) or are left out (`false`).
+    #[serde(default = "yes")]
+    pub augment: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl NoteContrastConfig {
@@ -170,6 +179,7 @@ impl NoteContrastConfig {
             segments: Some(SegmentConfig::default()),
             attn_temperature: 0.05,
             all_codes: true,
+            augment: true,
         };
         match p {
             Preset::Quick => base,
