@@ -389,7 +389,7 @@ impl From<crate::encoder::EncoderError> for ApiError {
                 err
             }
             E::InvalidInput(_) => ApiError::bad_request(e.to_string()),
-            E::Load { .. } | E::Inference(_) => ApiError::new(
+            E::Load { .. } | E::Inference(_) | E::Cancelled => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "encoder_unavailable",
                 e.to_string(),

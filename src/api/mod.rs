@@ -149,7 +149,16 @@ async fn track_metrics(req: Request<axum::body::Body>, next: Next) -> Response {
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| "unmatched".into());
     let method = req.method().to_string();
+    // probes and job polling are not foreground work (background work keeps its cores)
+    let foreground = !matches!(path.as_str(), "/health" | "/ready" | "/metrics")
+        && !path.starts_with("/v1/jobs");
+    if foreground {
+        crate::util::activity::foreground();
+    }
     let resp = next.run(req).await;
+    if foreground {
+        crate::util::activity::foreground();
+    }
     let status = resp.status().as_u16().to_string();
     let labels = [("method", method), ("path", path), ("status", status)];
     metrics::counter!("ontovec_http_requests_total", &labels).increment(1);
@@ -266,6 +275,7 @@ pub fn router(state: AppState) -> Router {
         .route("/ready", get(status::ready))
         .route("/metrics", get(status::metrics))
         .route("/v1/sources", get(ontology::sources))
+        .route("/v1/jobs", get(ingest::jobs))
         .route("/v1/jobs/{job_id}", get(ingest::job))
         .route(
             "/v1/systems/{system}/concepts/{code}",

@@ -143,6 +143,10 @@ pub struct NoteRequest {
 pub struct NoteCreated {
     /// The note's id.
     pub id: String,
+    /// Whether note search finds it yet. A note is stored (durable, readable by `GET`) before
+    /// it is indexed; the indexer adds it in the background (`GET /v1/notes/{id}` and `/ready`
+    /// tell when).
+    pub indexed: bool,
 }
 
 /// A stored note.
@@ -157,6 +161,8 @@ pub struct NoteResponse {
     /// Metadata.
     #[schema(value_type = Object)]
     pub meta: serde_json::Value,
+    /// Whether note search finds it yet (the indexer adds stored notes in the background).
+    pub indexed: bool,
 }
 
 /// Store one note (bulk loads: `POST /v1/ingest` with `notes-jsonl` or `mimic-notes-csv`).
@@ -197,13 +203,9 @@ pub async fn create(
         codes,
         meta_json,
     };
-    let notes = app.notes.clone();
-    blocking(move || -> Result<(), ApiError> {
-        notes.store.insert(note)?;
-        Ok(notes.sync(None)?)
-    })
-    .await??;
-    Ok((StatusCode::CREATED, ApiJson(NoteCreated { id })))
+    // durable when this returns; indexing is the indexer's (never this request's) work
+    let indexed = blocking(move || app.add_note(note)).await??;
+    Ok((StatusCode::CREATED, ApiJson(NoteCreated { id, indexed })))
 }
 
 /// A stored note by id.
@@ -220,9 +222,10 @@ pub async fn get(
     if validate_note(&id, "x").is_err() {
         return Err(ApiError::not_found("no note has this id"));
     }
-    let found = blocking(move || app.notes.store.get(&id).map(|n| (id, n))).await??;
+    let found = blocking(move || app.note(&id).map(|n| (id, n))).await??;
     match found {
-        (_, Some(s)) => Ok(ApiJson(NoteResponse {
+        (_, Some((s, indexed))) => Ok(ApiJson(NoteResponse {
+            indexed,
             meta: s.note.meta(),
             id: s.note.id,
             text: s.note.text,

@@ -37,6 +37,7 @@ pub const BEARER: &str = "bearer";
         super::ontology::descendants,
         super::ontology::mappings,
         super::ingest::ingest,
+        super::ingest::jobs,
         super::ingest::job,
         super::models::models,
         super::models::model,
