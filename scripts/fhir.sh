@@ -69,6 +69,8 @@ JSON
     --out "$SCRATCH/models/hiprbert-card" --config "$cfg" 2>"$SCRATCH/train-card.log" ||
     { echo "training the card model failed:" >&2; tail -20 "$SCRATCH/train-card.log" >&2; return 1; }
   export ONTOVEC_CARD_MODEL=hiprbert-card
+  # a second terms model: the server embeds the fixture store twice before it is ready
+  export LIVE_SERVER_WAIT_SECS="${LIVE_SERVER_WAIT_SECS:-600}"
 }
 
 npm_setup
