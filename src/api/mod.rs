@@ -11,6 +11,7 @@
 pub mod error;
 pub mod fhir;
 pub mod ingest;
+pub mod models;
 pub mod notes;
 pub mod ontology;
 pub mod openapi;
@@ -292,7 +293,9 @@ pub fn router(state: AppState) -> Router {
             "/v1/systems/{system}/concepts/{code}/mappings",
             get(ontology::mappings),
         )
-        .route("/v1/models", get(search::models))
+        .route("/v1/models", get(models::models))
+        .route("/v1/models/{name}", get(models::model))
+        .route("/v1/models/{name}/files/{file}", get(models::model_file))
         .route("/v1/search", post(search::search))
         .route("/v1/normalize", post(search::normalize))
         .route("/v1/relatedness", post(search::relatedness))

@@ -1,8 +1,9 @@
 //! The application core used by both the CLI and the HTTP layer: opening a data directory with
 //! its stores, indexes and encoders ([`app`]), running terminology ingests ([`ingest`]) as jobs
 //! with persisted status ([`jobs`]), and the commit record that detects a store which lost
-//! acknowledged writes ([`integrity`]), code lookups as users type them ([`codes`]), and
-//! background index work and shutdown ([`background`]).
+//! acknowledged writes ([`integrity`]), code lookups as users type them ([`codes`]),
+//! background index work and shutdown ([`background`]), and model cards with the files their
+//! trainers wrote ([`models`]).
 
 pub mod app;
 pub mod background;
@@ -10,3 +11,4 @@ pub mod codes;
 pub mod ingest;
 pub mod integrity;
 pub mod jobs;
+pub mod models;

@@ -10,7 +10,7 @@ use crate::eval::coding::{self, CodingMetrics, Split};
 use crate::notes::coding::{CodingModel, CodingTensors};
 use crate::notes::windows::WindowConfig;
 use crate::store::Store;
-use crate::train::common::checkpoint::{self, progress_bar, RngState};
+use crate::train::common::checkpoint::{self, progress_bar, DevPoint, RngState, TrainState};
 use crate::train::common::optim::{clip_global_norm, lr_at, AdamW, GradAccumulator};
 use crate::train::notecontrast::codeseq::{self, FIRST_CODE};
 use crate::train::notecontrast::data::{description_vectors, load_data, note_features};
@@ -177,6 +177,41 @@ pub fn train(args: &Args, stop_after: Option<u64>) -> anyhow::Result<Report> {
     let mut acc = GradAccumulator::new(&params);
     let mut stopped_by_time = false;
     let cap = (100f32).ln();
+    // the dev curve (not counted in train_secs); resumed runs keep the points before the stop
+    let dev_curve = |state: &mut TrainState| -> anyhow::Result<()> {
+        if cfg.dev_every == 0
+            || d.dev.is_empty()
+            || state.dev_log.last().map(|p| p.step) == Some(state.step)
+        {
+            return Ok(());
+        }
+        let cv = model.code_vectors(d.vocab.len())?;
+        let c = model.coder(&cfg, &wcfg, &d.vocab, &cv, 0.0)?;
+        let scores = coder_scores(&c, &d.dev, true);
+        let dev = Split {
+            scores: &scores,
+            gold: &gold_dev,
+        };
+        let m = coding::evaluate(&dev, &dev, &d.rare);
+        let metrics = [
+            ("micro-F1", m.micro_f1),
+            ("micro-AUC", m.micro_auc),
+            ("R@8", m.recall_at_8),
+        ]
+        .into_iter()
+        .filter(|(_, v)| v.is_finite())
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        tracing::info!(step = state.step, ?metrics, "dev");
+        state.dev_log.push(DevPoint {
+            step: state.step,
+            metrics,
+        });
+        Ok(())
+    };
+    if state.step == 0 {
+        dev_curve(&mut state)?;
+    }
     while state.step < cfg.steps {
         if cfg
             .max_train_secs
@@ -216,6 +251,11 @@ pub fn train(args: &Args, stop_after: Option<u64>) -> anyhow::Result<Report> {
             );
         }
         if state.step == cfg.steps
+            || (cfg.dev_every > 0 && state.step.is_multiple_of(cfg.dev_every))
+        {
+            dev_curve(&mut state)?;
+        }
+        if state.step == cfg.steps
             || (cfg.checkpoint_every > 0 && state.step.is_multiple_of(cfg.checkpoint_every))
             || stop_after == Some(state.step)
         {
@@ -228,6 +268,9 @@ pub fn train(args: &Args, stop_after: Option<u64>) -> anyhow::Result<Report> {
         }
     }
     bar.finish();
+    if stopped_by_time {
+        dev_curve(&mut state)?;
+    }
 
     // evaluation: trained, untrained (step 0), zero-shot base encoder, BM25
     let (trained, trained_pooled, code_vectors) = eval_model(&model)?;
@@ -348,6 +391,8 @@ pub fn train(args: &Args, stop_after: Option<u64>) -> anyhow::Result<Report> {
         }),
         eval,
         eval_all_codes,
+        loss_log: state.loss_log,
+        dev_log: state.dev_log,
     };
     crate::train::notecontrast::output::write(
         args,
