@@ -6,7 +6,7 @@ ADDR ?= 127.0.0.1:8080
 CARGO ?= cargo
 BIN := target/release/ontovec
 
-.PHONY: run data fetch ingest serve build test contract sdk fhir bench eval notes lint openapi clean-data
+.PHONY: run data fetch ingest serve build test contract sdk fhir bench eval notes codiesp lint openapi clean-data
 
 run: data serve
 
@@ -64,6 +64,10 @@ eval: build fetch
 # NoteContrast on synthetic notes: synth-notes, ingest, train (quick preset); after `make data`.
 notes: build
 	bash scripts/notes-quick.sh $(DATA_DIR)
+
+# NoteContrast on CodiEsp train, judged on CodiEsp dev (corpus under data/codiesp: ontologies/SOURCES.md).
+codiesp: build
+	bash scripts/codiesp-eval.sh
 
 clean-data:
 	rm -rf $(DATA_DIR)

@@ -6,7 +6,10 @@
 #            (scripts/fhir/fhir.test.mjs);
 #   browser  the built-in page in Debian's headless Chromium driven by puppeteer-core
 #            (scripts/fhir/browser.test.mjs); a screenshot of each step in $SCREENSHOTS
-#            (default: screenshots/, gitignored).
+#            (default: screenshots/, gitignored). For its model-card view a real HiPrBERT run of
+#            four steps (lr 1e-6: the served embeddings stay the base model's to within noise)
+#            trains `hiprbert-card` on the fixture store first, so the pictures it shows are
+#            the ones the trainer drew.
 # The npm packages (scripts/fhir/package.json, pinned) are installed once into
 # ~/.cache/ontovec/npm-fhir; Chromium comes from apt (installed here when missing: CI runs as
 # root). Nothing is fetched while the tests run.
@@ -53,11 +56,32 @@ run_node_test() { # file
   node --test --test-reporter=spec "$dir/$1"
 }
 
+# A trained model whose folder holds the trainer's curves.svg and eval.svg (browser test).
+train_card_model() {
+  local cfg="$SCRATCH/train-card.json"
+  cat >"$cfg" <<'JSON'
+{"steps": 4, "tree_pairs": 8, "synonym_concepts": 4, "max_len": 16, "chunk": 16,
+ "optimizer": {"lr": 1e-6}, "max_train_secs": null, "checkpoint_every": 0, "log_every": 0,
+ "dev_every": 2, "dev_eval": {"pairs_per_category": 10, "max_queries": 10, "max_candidates": 50},
+ "eval": {"pairs_per_category": 20, "max_queries": 20, "max_candidates": 100}}
+JSON
+  ONTOVEC_LOG=warn "$BIN" train hiprbert --base "$MODEL" --data-dir "$SCRATCH/data" \
+    --out "$SCRATCH/models/hiprbert-card" --config "$cfg" 2>"$SCRATCH/train-card.log" ||
+    { echo "training the card model failed:" >&2; tail -20 "$SCRATCH/train-card.log" >&2; return 1; }
+  export ONTOVEC_CARD_MODEL=hiprbert-card
+  # a second terms model: the server embeds the fixture store twice before it is ready
+  export LIVE_SERVER_WAIT_SECS="${LIVE_SERVER_WAIT_SECS:-600}"
+}
+
 npm_setup
 for w in "${want[@]}"; do
   [[ "$w" == browser ]] && chromium_setup
 done
-live_server_start
+live_server_prepare
+for w in "${want[@]}"; do
+  [[ "$w" == browser ]] && train_card_model
+done
+live_server_run
 export ONTOVEC_URL
 for w in "${want[@]}"; do
   case "$w" in

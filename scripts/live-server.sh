@@ -121,7 +121,8 @@ live_server_run() { # [token|none]
     "$BIN" serve --data-dir "$data" --models-dir "$models" --addr "127.0.0.1:$port" \
     "${token_args[@]}" >"$SCRATCH/server.log" 2>&1 &
   SERVER_PID=$!
-  for _ in $(seq 1 600); do
+  # LIVE_SERVER_WAIT_SECS: how long to wait for readiness (each terms model embeds the store).
+  for _ in $(seq 1 $((${LIVE_SERVER_WAIT_SECS:-120} * 5))); do
     if curl -fs "$ONTOVEC_URL/ready" >/dev/null 2>&1 &&
       grep -q "indexes caught up" "$SCRATCH/server.log"; then
       echo "server ready at $ONTOVEC_URL (pid $SERVER_PID, data $data)"

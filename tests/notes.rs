@@ -348,7 +348,8 @@ async fn mimic_fixture_ingest_api_train_and_code() {
     std::fs::write(
         &cfg,
         json!({"steps": 6, "batch_notes": 8, "negatives": 4, "code_layers": 1, "code_heads": 4,
-               "test_permille": 250, "dev_permille": 250, "max_train_secs": null, "checkpoint_every": 3})
+               "test_permille": 250, "dev_permille": 250, "max_train_secs": null, "checkpoint_every": 3,
+               "dev_every": 2})
         .to_string(),
     )
     .unwrap();
@@ -363,6 +364,25 @@ async fn mimic_fixture_ingest_api_train_and_code() {
     assert!(ontovec::train::notecontrast::train(&args, Some(3)).is_err());
     let r = ontovec::train::notecontrast::train(&args, None).unwrap();
     assert_eq!(r.steps, 6);
+    // the dev curve survives the kill: points at steps 0 and 2 came from the first session
+    assert_eq!(
+        r.dev_log.iter().map(|p| p.step).collect::<Vec<_>>(),
+        [0, 2, 4, 6]
+    );
+    assert!(r
+        .dev_log
+        .iter()
+        .all(|p| p.metrics.contains_key("micro-AUC")));
+    assert_eq!(r.loss_log.len(), 6);
+    for f in ["curves.svg", "eval.svg"] {
+        let svg = std::fs::read_to_string(models.join("nc").join(f)).unwrap();
+        assert!(svg.starts_with("<svg") && svg.contains("<polyline") | svg.contains("<rect"));
+    }
+    let card = std::fs::read_to_string(models.join("nc/MODEL_CARD.md")).unwrap();
+    assert!(
+        card.contains("](curves.svg)") && card.contains("](eval.svg)"),
+        "{card}"
+    );
     for m in ontovec::train::notecontrast::eval::METHODS {
         assert!(r.eval[m].micro_auc.is_finite(), "{m}: {:?}", r.eval[m]);
     }

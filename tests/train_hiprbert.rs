@@ -183,6 +183,7 @@ fn overrides(dir: &Path) -> std::path::PathBuf {
         &p,
         r#"{"steps": 6, "tree_pairs": 8, "synonym_concepts": 4, "grad_accum": 2, "max_len": 16, "chunk": 8,
             "checkpoint_every": 2, "log_every": 1, "heldout_permille": 200, "max_train_secs": null,
+            "dev_every": 2, "dev_eval": {"pairs_per_category": 10, "max_queries": 10, "max_candidates": 0},
             "optimizer": {"lr": 0.001}, "warmup_frac": 0.2,
             "eval": {"pairs_per_category": 20, "max_queries": 20, "max_candidates": 0}}"#,
     )
@@ -295,9 +296,20 @@ fn run_writes_a_loadable_model_and_resumes_after_a_stop() {
         "model.safetensors",
         "ontovec.json",
         "MODEL_CARD.md",
+        "curves.svg",
+        "eval.svg",
     ] {
         assert!(out_a.join(f).exists(), "missing {f}");
     }
+    assert_eq!(
+        a.dev_log.iter().map(|p| p.step).collect::<Vec<_>>(),
+        [0, 2, 4, 6]
+    );
+    assert!(a.dev_log.iter().all(|p| p.metrics.contains_key("mean AUC")));
+    let curves = std::fs::read_to_string(out_a.join("curves.svg")).unwrap();
+    assert!(curves.contains("<polyline") && curves.contains("mean AUC"));
+    let bars = std::fs::read_to_string(out_a.join("eval.svg")).unwrap();
+    assert!(bars.contains("TREE · mean AUC"), "{bars}");
     assert!(
         !out_a.join("checkpoint").exists(),
         "checkpoint removed after a finished run"
@@ -319,6 +331,10 @@ fn run_writes_a_loadable_model_and_resumes_after_a_stop() {
     assert!(manifest["eval"]["base"]["TREE"]["acc1"].is_number());
     let card = std::fs::read_to_string(out_a.join("MODEL_CARD.md")).unwrap();
     assert!(card.contains("| TREE | AUC 0v1 |"), "{card}");
+    assert!(
+        card.contains("](curves.svg)") && card.contains("](eval.svg)"),
+        "{card}"
+    );
     assert!(!a.base_eval.is_empty() && a.base_eval.len() == a.trained_eval.len());
 
     // the trained weights keep HF names and load into candle's BertModel
@@ -364,6 +380,8 @@ fn run_writes_a_loadable_model_and_resumes_after_a_stop() {
         b.loss_log, a.loss_log,
         "resumed run follows the same trajectory"
     );
+    // the dev curve is whole: the points before the stop come from the checkpoint
+    assert_eq!(b.dev_log, a.dev_log);
     let wb = read_weights(&dir.path().join("models/b/model.safetensors"));
     for (k, ta) in &wa {
         if ta.dtype() != DType::F32 {

@@ -3,6 +3,7 @@
 //   /?q=heart%20attack&mode=hybrid&system=ICD10CM   search
 //   /concept/{system}/{code}                          concept page
 //   /?tab=normalize | relatedness | note              tools
+//   /models, /models/{name}                           model cards (pictures by the trainer)
 "use strict";
 
 const $ = (sel, root = document) => root.querySelector(sel);
@@ -67,7 +68,7 @@ document.addEventListener("click", (ev) => {
   const a = ev.target.closest("a");
   if (!a || ev.defaultPrevented || ev.button !== 0 || ev.metaKey || ev.ctrlKey || ev.shiftKey) return;
   const href = a.getAttribute("href");
-  if (!href || !(href === "/" || href.startsWith("/?") || href.startsWith("/concept/"))) return;
+  if (!href || !(href === "/" || href.startsWith("/?") || href.startsWith("/concept/") || href.startsWith("/models"))) return;
   ev.preventDefault();
   go(href);
 });
@@ -109,6 +110,11 @@ async function render() {
   if (m) {
     setTab("");
     return renderConcept(decodeURIComponent(m[1]), decodeURIComponent(m[2]));
+  }
+  const mm = location.pathname.match(/^\/models(?:\/([^/]+))?\/?$/);
+  if (mm) {
+    setTab("models");
+    return mm[1] ? renderModel(decodeURIComponent(mm[1])) : renderModels();
   }
   const tab = params.get("tab") || "search";
   setTab(tab);
@@ -248,6 +254,45 @@ async function renderConcept(system, code) {
   } catch (e) {
     fill(".related", `<h2>Related concepts</h2><p class="muted">${esc(e.message)}</p>`);
   }
+}
+
+// ---------- model cards ----------
+const modelHref = (name) => `/models/${encodeURIComponent(name)}`;
+
+async function renderModels() {
+  view().innerHTML = `<h1>Models</h1><p class="muted">Loading…</p>`;
+  document.title = "Models · ontovec";
+  try {
+    const r = await api("GET", "/v1/models");
+    const rows = r.models
+      .map((m) => `<tr><td><a href="${modelHref(m.name)}">${esc(m.name)}</a>${m.default ? ' <span class="muted">(default)</span>' : ""}</td><td>${esc(m.kind)}</td><td>${m.dim}</td><td>${esc(m.base)}</td><td class="muted">${esc(m.trained_by)}</td></tr>`)
+      .join("");
+    view().innerHTML = `<h1>Models</h1><table class="models"><thead><tr><th>name</th><th>kind</th><th>dim</th><th>base</th><th>trained by</th></tr></thead><tbody>${rows}</tbody></table>`;
+  } catch (e) {
+    view().innerHTML = `<h1>Models</h1><p class="error">${esc(e.message)}</p>`;
+  }
+}
+
+async function renderModel(name) {
+  view().innerHTML = `<p class="muted">Loading model ${esc(name)}…</p>`;
+  let m;
+  try {
+    m = await api("GET", `/v1/models/${encodeURIComponent(name)}`);
+  } catch (e) {
+    view().innerHTML = `<p class="error">${esc(e.message)}</p><p><a href="/models">All models</a></p>`;
+    return;
+  }
+  document.title = `${m.name} · models · ontovec`;
+  const pictures = m.files.filter((f) => f.content_type.startsWith("image/"));
+  const card = m.files.find((f) => f.name === "MODEL_CARD.md");
+  view().innerHTML = `
+    <nav class="crumbs"><a href="/models">Models</a> › <span>${esc(m.name)}</span></nav>
+    <h1 id="model-title">${esc(m.name)}</h1>
+    <p class="muted">${esc(m.kind)} · ${m.dim}-d · base ${esc(m.base)} · ${esc(m.trained_by)}${m.default ? " · default" : ""}</p>
+    ${pictures.length ? pictures.map((f) => `<figure class="card-pic"><img src="${esc(f.url)}" alt="${esc(f.name)} of ${esc(m.name)}"><figcaption><a href="${esc(f.url)}">${esc(f.name)}</a></figcaption></figure>`).join("") : `<p class="muted">No pictures: this model's folder has no curves.svg or eval.svg (a pretrained model, or one trained before the trainers drew them).</p>`}
+    ${card ? `<p><a href="${esc(card.url)}">MODEL_CARD.md</a></p>` : ""}
+    <details><summary>Evaluation numbers (JSON)</summary><pre>${esc(JSON.stringify(m.eval, null, 2))}</pre></details>`;
+  $("#view").focus();
 }
 
 // ---------- tools ----------

@@ -1,7 +1,9 @@
 // ontovec's built-in page in a real browser: Debian's headless Chromium driven by
 // puppeteer-core against a live server on the fixtures (scripts/browser.sh). Search "heart
 // attack" and see ICD-10-CM results, open a concept, follow a parent, open a shared URL, use
-// the keyboard, paste a note and see codes. A screenshot of each step goes to $SCREENSHOTS.
+// the keyboard, paste a note and see codes, open a trained model's card and see the pictures its
+// trainer drew ($ONTOVEC_CARD_MODEL, trained by scripts/fhir.sh). A screenshot of each step
+// goes to $SCREENSHOTS.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
@@ -120,6 +122,24 @@ test("normalize and relatedness tools", async () => {
   await page.goto(`${URL}/?tab=relatedness`, { waitUntil: "networkidle0" });
   await page.click("#rel-run");
   await page.waitForFunction(() => /\d\.\d{4}/.test(document.querySelector("#rel-out")?.textContent || ""), { timeout: 20000 });
+});
+
+test("a trained model's card shows the trainer's pictures", async () => {
+  const name = process.env.ONTOVEC_CARD_MODEL;
+  assert.ok(name, "ONTOVEC_CARD_MODEL names the trained model (scripts/fhir.sh trains one)");
+  await page.goto(`${URL}/models`, { waitUntil: "networkidle0" });
+  await page.waitForSelector(`table.models a[href="/models/${name}"]`);
+  await page.click(`table.models a[href="/models/${name}"]`);
+  await page.waitForSelector("#model-title");
+  assert.equal(new globalThis.URL(page.url()).pathname, `/models/${name}`);
+  await page.waitForFunction(() => {
+    const imgs = [...document.querySelectorAll(".card-pic img")];
+    return imgs.length === 2 && imgs.every((i) => i.complete);
+  }, { timeout: 20000 });
+  const imgs = await page.$$eval(".card-pic img", (is) => is.map((i) => ({ src: new URL(i.src).pathname, w: i.naturalWidth, h: i.naturalHeight })));
+  assert.deepEqual(imgs.map((i) => i.src), [`/v1/models/${name}/files/curves.svg`, `/v1/models/${name}/files/eval.svg`]);
+  for (const i of imgs) assert.ok(i.w > 0 && i.h > 0, `${i.src} rendered: ${JSON.stringify(i)}`);
+  await shot("06-model-card");
 });
 
 test("no script errors and nothing fetched from elsewhere", () => {

@@ -389,11 +389,29 @@ impl From<crate::encoder::EncoderError> for ApiError {
                 err
             }
             E::InvalidInput(_) => ApiError::bad_request(e.to_string()),
-            E::Load { .. } | E::Inference(_) => ApiError::new(
+            E::Load { .. } | E::Inference(_) | E::Cancelled => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "encoder_unavailable",
                 e.to_string(),
             ),
+        }
+    }
+}
+
+impl From<crate::service::models::ModelCardError> for ApiError {
+    fn from(e: crate::service::models::ModelCardError) -> Self {
+        use crate::service::models::ModelCardError as E;
+        let message = e.to_string();
+        match e {
+            E::UnknownModel(m) => ApiError::new(StatusCode::NOT_FOUND, "unknown_model", message)
+                .with_details(json!({"model": m})),
+            E::NotServed(f) => ApiError::not_found(message).with_details(
+                json!({"file": f, "served": crate::service::models::CARD_FILES.map(|c| c.0)}),
+            ),
+            E::Missing { model, file } => {
+                ApiError::not_found(message).with_details(json!({"model": model, "file": file}))
+            }
+            E::Io { .. } => ApiError::internal(message),
         }
     }
 }

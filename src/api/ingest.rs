@@ -290,6 +290,23 @@ pub async fn ingest(
     Ok((StatusCode::ACCEPTED, Json(JobCreated { job_id })))
 }
 
+/// `GET /v1/jobs` answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct JobList {
+    /// The newest jobs first (at most 100): ingests (persisted) and index catch-ups (kind
+    /// `catch-up`, kept in memory), with `done`/`total` of the running phase.
+    pub jobs: Vec<JobStatus>,
+}
+
+/// Recent jobs, running ones with their progress.
+#[utoipa::path(get, path = "/v1/jobs", tag = "ontologies",
+    responses((status = 200, body = JobList), (status = 503, body = ErrorBody)))]
+pub async fn jobs(State(st): State<AppState>) -> Result<Json<JobList>, ApiError> {
+    let app = st.app()?;
+    let jobs = super::blocking(move || app.jobs.list(100)).await??;
+    Ok(Json(JobList { jobs }))
+}
+
 /// Status and progress of a job.
 #[utoipa::path(get, path = "/v1/jobs/{job_id}", tag = "ontologies",
     params(("job_id" = String, Path, description = "Job id from /v1/ingest", max_length = 64)),

@@ -11,6 +11,7 @@
 pub mod error;
 pub mod fhir;
 pub mod ingest;
+pub mod models;
 pub mod notes;
 pub mod ontology;
 pub mod openapi;
@@ -148,7 +149,16 @@ async fn track_metrics(req: Request<axum::body::Body>, next: Next) -> Response {
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| "unmatched".into());
     let method = req.method().to_string();
+    // probes and job polling are not foreground work (background work keeps its cores)
+    let foreground = !matches!(path.as_str(), "/health" | "/ready" | "/metrics")
+        && !path.starts_with("/v1/jobs");
+    if foreground {
+        crate::util::activity::foreground();
+    }
     let resp = next.run(req).await;
+    if foreground {
+        crate::util::activity::foreground();
+    }
     let status = resp.status().as_u16().to_string();
     let labels = [("method", method), ("path", path), ("status", status)];
     metrics::counter!("ontovec_http_requests_total", &labels).increment(1);
@@ -265,6 +275,7 @@ pub fn router(state: AppState) -> Router {
         .route("/ready", get(status::ready))
         .route("/metrics", get(status::metrics))
         .route("/v1/sources", get(ontology::sources))
+        .route("/v1/jobs", get(ingest::jobs))
         .route("/v1/jobs/{job_id}", get(ingest::job))
         .route(
             "/v1/systems/{system}/concepts/{code}",
@@ -282,7 +293,9 @@ pub fn router(state: AppState) -> Router {
             "/v1/systems/{system}/concepts/{code}/mappings",
             get(ontology::mappings),
         )
-        .route("/v1/models", get(search::models))
+        .route("/v1/models", get(models::models))
+        .route("/v1/models/{name}", get(models::model))
+        .route("/v1/models/{name}/files/{file}", get(models::model_file))
         .route("/v1/search", post(search::search))
         .route("/v1/normalize", post(search::normalize))
         .route("/v1/relatedness", post(search::relatedness))

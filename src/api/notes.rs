@@ -13,6 +13,7 @@ use crate::domain::model::ConceptRef;
 use crate::notes::ingest::{normalize_code, validate_note, MAX_CODES, MAX_TEXT_BYTES};
 use crate::notes::predict::IcdSystem;
 use crate::notes::query::NoteSearchMode;
+use crate::notes::rank::Evidence;
 use crate::notes::NoteHit;
 use crate::store::notes::{Note, MAX_ID_CHARS};
 use axum::extract::State;
@@ -143,6 +144,10 @@ pub struct NoteRequest {
 pub struct NoteCreated {
     /// The note's id.
     pub id: String,
+    /// Whether note search finds it yet. A note is stored (durable, readable by `GET`) before
+    /// it is indexed; the indexer adds it in the background (`GET /v1/notes/{id}` and `/ready`
+    /// tell when).
+    pub indexed: bool,
 }
 
 /// A stored note.
@@ -157,6 +162,8 @@ pub struct NoteResponse {
     /// Metadata.
     #[schema(value_type = Object)]
     pub meta: serde_json::Value,
+    /// Whether note search finds it yet (the indexer adds stored notes in the background).
+    pub indexed: bool,
 }
 
 /// Store one note (bulk loads: `POST /v1/ingest` with `notes-jsonl` or `mimic-notes-csv`).
@@ -197,13 +204,9 @@ pub async fn create(
         codes,
         meta_json,
     };
-    let notes = app.notes.clone();
-    blocking(move || -> Result<(), ApiError> {
-        notes.store.insert(note)?;
-        Ok(notes.sync(None)?)
-    })
-    .await??;
-    Ok((StatusCode::CREATED, ApiJson(NoteCreated { id })))
+    // durable when this returns; indexing is the indexer's (never this request's) work
+    let indexed = blocking(move || app.add_note(note)).await??;
+    Ok((StatusCode::CREATED, ApiJson(NoteCreated { id, indexed })))
 }
 
 /// A stored note by id.
@@ -220,9 +223,10 @@ pub async fn get(
     if validate_note(&id, "x").is_err() {
         return Err(ApiError::not_found("no note has this id"));
     }
-    let found = blocking(move || app.notes.store.get(&id).map(|n| (id, n))).await??;
+    let found = blocking(move || app.note(&id).map(|n| (id, n))).await??;
     match found {
-        (_, Some(s)) => Ok(ApiJson(NoteResponse {
+        (_, Some((s, indexed))) => Ok(ApiJson(NoteResponse {
+            indexed,
             meta: s.note.meta(),
             id: s.note.id,
             text: s.note.text,
@@ -306,6 +310,9 @@ pub struct CodeResult {
     pub score: f32,
     /// Whether the score passes the model's dev-tuned threshold (set prediction).
     pub predicted: bool,
+    /// The note text that supports the code, strongest first: sentences, list items or clauses
+    /// with character offsets (Unicode scalar values, end exclusive) into the submitted text.
+    pub evidence: Vec<Evidence>,
 }
 
 /// Coding answer.
@@ -322,13 +329,18 @@ pub struct CodeResponse {
     /// `segment_attention` (a trained model that attends over note segments: a gated soft
     /// maximum of segment–code cosines) or `cosine` (pooled note vector vs code vector).
     pub score_kind: String,
+    /// How the note was read: markup or control characters ignored, a language other than
+    /// English, nothing left to code after negated / family / resolved-history statements.
+    pub warnings: Vec<String>,
 }
 
-/// Rank ICD codes for a note: the trained NoteContrast model's note vector against its code
-/// vectors, or, without one, the terms encoder's pooled note vector against code names.
+/// Rank ICD codes for a note: the trained NoteContrast model's segment attention over its code
+/// vectors, or, without one, the terms encoder's pooled note vector against code names; the list
+/// diversified across 3-character categories, every code with the note text supporting it.
 #[utoipa::path(post, path = "/v1/notes/code", operation_id = "note_code", tag = "notes", request_body = CodeRequest,
     responses((status = 200, body = CodeResponse), (status = 400, body = ErrorBody),
         (status = 404, description = "The model or the store has no codes of the system asked for", body = ErrorBody),
+        (status = 413, description = "Body or text too large", body = ErrorBody),
         (status = 429, body = ErrorBody),
         (status = 503, description = "No model can encode notes, not ready yet, or the request deadline passed", body = ErrorBody)))]
 pub async fn code(
@@ -352,11 +364,13 @@ pub async fn code(
                 preferred_term: c.preferred_term,
                 score: c.score,
                 predicted: c.predicted,
+                evidence: c.evidence,
             })
             .collect(),
         model: p.model,
         method: p.method.into(),
         threshold: p.threshold,
         score_kind: p.score_kind.into(),
+        warnings: p.warnings,
     }))
 }

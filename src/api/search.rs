@@ -1,4 +1,4 @@
-//! Search endpoints: search, normalize, relatedness, similar, embed, models. Validation and
+//! Search endpoints: search, normalize, relatedness, similar, embed (models: [`super::models`]). Validation and
 //! shaping only: the engine embeds queries and ranks ([`crate::search::query`],
 //! [`crate::search::relatedness`]), the encoder infers.
 
@@ -333,21 +333,5 @@ pub async fn embed(
         model: e.model,
         dim: e.dim,
         embeddings: e.vectors,
-    }))
-}
-
-/// `GET /v1/models` answer.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ModelsResponse {
-    /// Loaded models.
-    pub models: Vec<crate::encoder::ModelInfo>,
-}
-
-/// Loaded models with their kind, base, trainer and evaluation numbers.
-#[utoipa::path(get, path = "/v1/models", tag = "search", responses((status = 200, body = ModelsResponse)))]
-pub async fn models(State(st): State<AppState>) -> Result<ApiJson<ModelsResponse>, ApiError> {
-    let eng = engine(&st)?;
-    Ok(ApiJson(ModelsResponse {
-        models: eng.registry().list(),
     }))
 }

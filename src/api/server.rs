@@ -6,6 +6,7 @@ use crate::api::{router, AppState};
 use crate::service::app::{App, AppConfig};
 use anyhow::{Context, Result};
 use std::net::SocketAddr;
+use std::time::Duration;
 
 /// Serve until a shutdown signal.
 pub async fn serve(cfg: AppConfig, addr: SocketAddr) -> Result<()> {
@@ -15,7 +16,19 @@ pub async fn serve(cfg: AppConfig, addr: SocketAddr) -> Result<()> {
     serve_listener(cfg, listener, shutdown_signal()).await
 }
 
+/// How long in-flight requests get to finish after a shutdown signal.
+pub const DRAIN_GRACE: Duration = Duration::from_secs(2);
+/// How long background work gets to reach a batch boundary and save its progress.
+pub const BACKGROUND_GRACE: Duration = Duration::from_millis(2500);
+/// Past this after the signal the process exits whatever still runs (the promise: exit in 5 s).
+pub const EXIT_DEADLINE: Duration = Duration::from_millis(4800);
+
 /// Serve on an already bound listener until `shutdown` completes (tests bind port 0).
+///
+/// On `shutdown`: stop accepting, cancel background work at once (it saves its progress at the
+/// next batch boundary), give in-flight requests [`DRAIN_GRACE`] and background threads
+/// [`BACKGROUND_GRACE`], flush the store. A watchdog exits the process at [`EXIT_DEADLINE`]
+/// if anything still hangs.
 pub async fn serve_listener(
     cfg: AppConfig,
     listener: tokio::net::TcpListener,
@@ -30,17 +43,7 @@ pub async fn serve_listener(
             Ok(Ok(app)) => {
                 tracing::info!("store open; ready");
                 opener.set_app(app.clone());
-                let bg = app.clone();
-                tokio::task::spawn_blocking(move || {
-                    let t = std::time::Instant::now();
-                    match bg.sync_indexes(None) {
-                        Ok(()) => tracing::info!(
-                            secs = t.elapsed().as_secs_f64(),
-                            "indexes caught up with the store"
-                        ),
-                        Err(e) => tracing::error!(error = %e, "index catch-up failed"),
-                    }
-                });
+                app.start_indexer();
                 Some(app)
             }
             Ok(Err(e)) => {
@@ -53,20 +56,53 @@ pub async fn serve_listener(
             }
         }
     });
-    axum::serve(
+    // the signal starts the drain and, at the same moment, cancels background work
+    let (signalled_tx, signalled_rx) = tokio::sync::watch::channel(false);
+    let canceller = state.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = signalled_tx.send(true);
+        if let Ok(app) = canceller.app() {
+            // cancel only: the threads are joined (bounded) after the drain
+            app.jobs.cancel_all();
+            app.request_stop();
+        }
+        std::thread::spawn(|| {
+            std::thread::sleep(EXIT_DEADLINE);
+            eprintln!("shutdown did not finish within {EXIT_DEADLINE:?}; exiting");
+            std::process::exit(1);
+        });
+    });
+    let mut drain_rx = signalled_rx.clone();
+    let server = axum::serve(
         listener,
         router(state).into_make_service_with_connect_info::<SocketAddr>(),
     )
-    .with_graceful_shutdown(shutdown)
-    .await?;
-    tracing::info!("draining done; flushing store");
-    if let Ok(Some(app)) = app_handle.await {
-        app.store.flush()?;
+    .with_graceful_shutdown(async move {
+        let _ = drain_rx.wait_for(|s| *s).await;
+    });
+    let mut grace_rx = signalled_rx;
+    tokio::select! {
+        r = server => r?,
+        _ = async {
+            let _ = grace_rx.wait_for(|s| *s).await;
+            tokio::time::sleep(DRAIN_GRACE).await;
+        } => tracing::warn!("in-flight requests did not finish within {DRAIN_GRACE:?}; dropping them"),
     }
+    tracing::info!("draining done; stopping background work");
+    if let Ok(Some(app)) = app_handle.await {
+        let stopped =
+            tokio::task::spawn_blocking(move || (app.shutdown(BACKGROUND_GRACE), app)).await;
+        if let Ok((_, app)) = stopped {
+            app.store.flush()?;
+        }
+    }
+    tracing::info!("stopped");
     Ok(())
 }
 
-async fn shutdown_signal() {
+/// Completes on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

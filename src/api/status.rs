@@ -2,6 +2,7 @@
 
 use super::error::{ApiError, ErrorBody};
 use super::AppState;
+use crate::service::background::IndexLag;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
@@ -24,13 +25,26 @@ pub async fn health() -> Json<StatusResponse> {
     })
 }
 
-/// Readiness: 200 once the store and indexes are open, 503 before.
+/// Readiness answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReadyResponse {
+    /// `ok`.
+    pub status: String,
+    /// Indexes that do not reflect the store yet (a background catch-up is due or running;
+    /// `GET /v1/jobs` shows its progress). Searches answer meanwhile from what is indexed.
+    pub indexes_behind: Vec<IndexLag>,
+}
+
+/// Readiness: 200 once the store and indexes are open (searches answer), 503 before; says
+/// which indexes are still catching up with the store.
 #[utoipa::path(get, path = "/ready", tag = "service",
-    responses((status = 200, body = StatusResponse), (status = 503, body = ErrorBody)))]
-pub async fn ready(State(st): State<AppState>) -> Result<Json<StatusResponse>, ApiError> {
-    st.app()?;
-    Ok(Json(StatusResponse {
+    responses((status = 200, body = ReadyResponse), (status = 503, body = ErrorBody)))]
+pub async fn ready(State(st): State<AppState>) -> Result<Json<ReadyResponse>, ApiError> {
+    let app = st.app()?;
+    let indexes_behind = super::blocking(move || app.index_lag()).await?;
+    Ok(Json(ReadyResponse {
         status: "ok".into(),
+        indexes_behind,
     }))
 }
 

@@ -1,6 +1,7 @@
 //! The built-in search-and-browse page: one HTML shell, a script and a style sheet compiled
 //! into the binary (nothing from a CDN; works offline). Its state lives in the URL
-//! (`/?q=heart%20attack`, `/concept/{system}/{code}`, `/?tab=note`), so every page the shell
+//! (`/?q=heart%20attack`, `/concept/{system}/{code}`, `/?tab=note`, `/models/{name}`: the model
+//! card with the trainer's pictures), so every page the shell
 //! serves is the same document and the script renders the view the URL names.
 
 use super::AppState;
@@ -13,11 +14,14 @@ const INDEX: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/assets/ui
 const SCRIPT: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/assets/ui/app.js"));
 const STYLE: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/assets/ui/app.css"));
 
-/// Routes of the page: `/`, `/concept/{system}/{code}` and its two assets.
+/// Routes of the page: `/`, `/concept/{system}/{code}`, `/models`, `/models/{name}` and its two
+/// assets.
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/", get(page))
         .route("/concept/{system}/{code}", get(page))
+        .route("/models", get(page))
+        .route("/models/{name}", get(page))
         .route("/ui/app.js", get(script))
         .route("/ui/app.css", get(style))
 }

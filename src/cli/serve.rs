@@ -73,5 +73,8 @@ pub fn run(a: ServeArgs) -> Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    rt.block_on(crate::api::server::serve(cfg, addr))
+    let r = rt.block_on(crate::api::server::serve(cfg, addr));
+    // blocking tasks stuck in dropped requests must not hold the exit
+    rt.shutdown_timeout(std::time::Duration::from_millis(200));
+    r
 }

@@ -5,7 +5,7 @@ use super::args::DataArgs;
 use crate::ontology::{Format, InputFile};
 use crate::service::app::{App, AppConfig};
 use crate::service::ingest::IngestRequest;
-use crate::util::progress::with_bar;
+use crate::util::progress::{with_bar, Progress};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use std::path::PathBuf;
@@ -92,6 +92,7 @@ pub fn ingest(a: IngestArgs) -> Result<()> {
     };
     if req.format.is_notes() {
         let outcome = with_bar(|progress| {
+            interruptible(&progress);
             if skip_index {
                 app.load_notes(&req, &progress)
             } else {
@@ -103,6 +104,7 @@ pub fn ingest(a: IngestArgs) -> Result<()> {
         return Ok(());
     }
     let outcome = with_bar(|progress| {
+        interruptible(&progress);
         if skip_index {
             crate::service::ingest::ingest_release(&app.store, &req, progress)
         } else {
@@ -137,7 +139,14 @@ pub fn reindex(a: ReindexArgs) -> Result<()> {
     }
     let app = App::open(cfg).context("opening the store")?;
     let t = std::time::Instant::now();
-    let outcome = with_bar(|progress| app.sync_indexes(Some(&progress)));
+    let (outcome, cancelled) = with_bar(|progress| {
+        interruptible(&progress);
+        (app.sync_indexes(Some(&progress)), progress.is_cancelled())
+    });
+    if cancelled {
+        app.store.flush()?;
+        bail!("interrupted; what was indexed is saved: run `ontovec reindex` (without --rebuild) to go on");
+    }
     outcome.context("indexing")?;
     println!(
         "{}",
@@ -160,4 +169,13 @@ pub fn migrate(a: MigrateArgs) -> Result<()> {
         m.to
     );
     Ok(())
+}
+
+/// SIGTERM / Ctrl-C cancel `progress` (work stops at its next batch boundary and saves what it
+/// did); the process exits 4.5 s after the signal whatever still runs.
+fn interruptible(progress: &std::sync::Arc<Progress>) {
+    crate::service::background::cancel_on_signal(
+        progress.clone(),
+        std::time::Duration::from_millis(4500),
+    );
 }

@@ -17,19 +17,33 @@
 //!
 //! There is no batching delay: whatever queued while the model was busy forms the next window,
 //! so a lone query runs at once (the lean path) and load turns into larger, length-bucketed
-//! batches by itself. Capacity is counted in texts. [`EngineHandle::try_submit`] refuses at once
-//! when full (HTTP 429, with a back-off estimated from the measured time per token), while
-//! [`EngineHandle::embed_blocking`] (CLI, ingest) waits for room instead.
+//! batches by itself.
+//!
+//! Two priorities, two model threads sharing the weights: interactive requests (the async
+//! [`EngineHandle::try_submit`] family: queries, `/v1/embed`, note coding) go to the model
+//! thread; bulk work (the blocking calls: index catch-up, ingest, eval) goes to a separate bulk
+//! thread with its own rayon pool (so a query's parallel work never queues behind a catch-up's
+//! in a shared pool). Before each batch the bulk thread gives way while interactive texts are
+//! queued or running (at most [`BULK_YIELD`] at a time, so a stream of queries slows a
+//! catch-up but never stops it), and while foreground requests come in it runs on a core fewer
+//! (`BulkPools`). It is not niced: what nice does depends on the kernel's autogroup/cgroup
+//! setup, and without autogroups other processes could starve a catch-up. Queue capacity (the 429
+//! bound) counts interactive texts only; bulk callers wait for room among themselves. Bulk
+//! rounds take at most [`EngineConfig::bulk_window_tokens`] tokens, and a bulk caller waiting
+//! with [`EngineHandle::embed_blocking_until`] gives up within [`CANCEL_POLL`] of cancellation.
 
 use super::bert::Encoder;
 use super::manifest::ModelManifest;
+use super::queue::{
+    cut_batches, next_window, EmbedResult, Pending, Reply, ReplyState, ReplyTx, Shared,
+};
 pub use super::stats::EngineStats;
 use super::tokenize::TextTokenizer;
 use super::EncoderError;
-use parking_lot::{Condvar, Mutex};
-use std::collections::VecDeque;
+use crate::util::progress::Progress;
+use parking_lot::Mutex;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
@@ -49,6 +63,12 @@ pub struct EngineConfig {
     /// Requests whose texts total at most this many bytes are tokenized on the caller's thread;
     /// larger ones go to the tokio blocking pool.
     pub inline_tokenize_bytes: usize,
+    /// Most tokens of bulk work (index catch-up, ingest) taken in one round of the bulk thread
+    /// (at least one text is always taken).
+    pub bulk_window_tokens: usize,
+    /// Threads of the bulk thread's own rayon pool (0: the machine's cores); one fewer while
+    /// foreground requests come in (see `BulkPools`).
+    pub bulk_threads: usize,
 }
 
 impl Default for EngineConfig {
@@ -59,107 +79,20 @@ impl Default for EngineConfig {
             max_batch_seqs: 64,
             window_seqs: 256,
             inline_tokenize_bytes: 4096,
+            bulk_window_tokens: 2048,
+            bulk_threads: 0,
         }
     }
 }
 
-type EmbedResult = Result<Vec<Vec<f32>>, EncoderError>;
+/// How often a cancellable blocking caller checks its cancellation while it waits.
+pub const CANCEL_POLL: Duration = Duration::from_millis(25);
+
+/// Longest a bulk batch waits for the interactive thread to go idle before it runs anyway.
+pub const BULK_YIELD: Duration = Duration::from_millis(100);
 
 /// Receives the vectors of a submitted request.
 pub type EmbedReceiver = oneshot::Receiver<EmbedResult>;
-
-enum ReplyTx {
-    Async(oneshot::Sender<EmbedResult>),
-    Blocking(std::sync::mpsc::SyncSender<EmbedResult>),
-}
-
-struct ReplyState {
-    out: Vec<Vec<f32>>,
-    remaining: usize,
-    tx: Option<ReplyTx>,
-}
-
-/// Where one request's vectors are gathered; shared by its queued texts.
-struct Reply(Mutex<ReplyState>);
-
-impl Reply {
-    fn cancelled(&self) -> bool {
-        match &self.0.lock().tx {
-            None => true,
-            Some(ReplyTx::Async(tx)) => tx.is_closed(),
-            Some(ReplyTx::Blocking(_)) => false,
-        }
-    }
-
-    fn deliver(&self, idx: usize, v: Vec<f32>) {
-        let mut st = self.0.lock();
-        if st.tx.is_none() {
-            return;
-        }
-        st.out[idx] = v;
-        st.remaining -= 1;
-        if st.remaining == 0 {
-            let out = std::mem::take(&mut st.out);
-            if let Some(tx) = st.tx.take() {
-                send(tx, Ok(out));
-            }
-        }
-    }
-
-    fn deliver_empty(&self) {
-        if let Some(tx) = self.0.lock().tx.take() {
-            send(tx, Ok(Vec::new()));
-        }
-    }
-
-    fn fail(&self, message: &str) {
-        if let Some(tx) = self.0.lock().tx.take() {
-            send(tx, Err(EncoderError::Inference(message.to_string())));
-        }
-    }
-}
-
-fn send(tx: ReplyTx, r: EmbedResult) {
-    // The caller may have gone away; nothing to do then.
-    match tx {
-        ReplyTx::Async(tx) => drop(tx.send(r)),
-        ReplyTx::Blocking(tx) => drop(tx.send(r)),
-    }
-}
-
-/// A queued request: its texts (sorted by length) not yet taken by the model thread.
-struct Pending {
-    items: VecDeque<(usize, Vec<u32>)>,
-    reply: Arc<Reply>,
-    /// When it was queued; taken when the model thread first takes texts of it.
-    queued_at: Option<Instant>,
-}
-
-/// One text on its way through the model thread.
-struct Work {
-    ids: Vec<u32>,
-    idx: usize,
-    reply: Arc<Reply>,
-    /// On the first text taken of a request: how long the request waited in the queue.
-    waited: Option<std::time::Duration>,
-}
-
-struct QueueState {
-    requests: VecDeque<Pending>,
-    texts: usize,
-    tokens: usize,
-    shutdown: bool,
-}
-
-struct Shared {
-    state: Mutex<QueueState>,
-    work_ready: Condvar,
-    space_ready: Condvar,
-    config: EngineConfig,
-    queued_texts: AtomicUsize,
-    ns_per_token: AtomicU64,
-    stats: [AtomicU64; 5],
-}
 
 struct Inner {
     shared: Arc<Shared>,
@@ -172,6 +105,7 @@ impl Drop for Inner {
         self.shared.state.lock().shutdown = true;
         self.shared.work_ready.notify_all();
         self.shared.space_ready.notify_all();
+        self.shared.interactive_idle.notify_all();
     }
 }
 
@@ -204,32 +138,30 @@ impl EngineHandle {
         config: EngineConfig,
         gate: Option<std::sync::mpsc::Receiver<()>>,
     ) -> Result<Self, EncoderError> {
-        let shared = Arc::new(Shared {
-            state: Mutex::new(QueueState {
-                requests: VecDeque::new(),
-                texts: 0,
-                tokens: 0,
-                shutdown: false,
-            }),
-            work_ready: Condvar::new(),
-            space_ready: Condvar::new(),
-            config,
-            queued_texts: AtomicUsize::new(0),
-            ns_per_token: AtomicU64::new(0),
-            stats: Default::default(),
-        });
+        let shared = Arc::new(Shared::new(config));
         let manifest = encoder.manifest().clone();
         let tokenizer = Arc::new(encoder.tokenizer().clone());
+        let encoder = Arc::new(encoder);
         let thread_shared = Arc::clone(&shared);
+        let interactive = Arc::clone(&encoder);
         std::thread::Builder::new()
             .name(format!("encoder-{}", manifest.name))
             .spawn(move || {
                 if let Some(gate) = gate {
                     let _ = gate.recv();
                 }
-                model_loop(encoder, thread_shared)
+                model_loop(&interactive, &thread_shared, None)
             })
             .map_err(|e| EncoderError::Inference(format!("cannot start model thread: {e}")))?;
+        let bulk_shared = Arc::clone(&shared);
+        let threads = shared.config.bulk_threads;
+        std::thread::Builder::new()
+            .name(format!("encoder-bulk-{}", manifest.name))
+            .spawn(move || {
+                let pools = BulkPools::new(threads);
+                model_loop(&encoder, &bulk_shared, Some(&pools))
+            })
+            .map_err(|e| EncoderError::Inference(format!("cannot start bulk thread: {e}")))?;
         Ok(EngineHandle {
             inner: Arc::new(Inner {
                 shared,
@@ -318,13 +250,24 @@ impl EngineHandle {
         &self,
         texts: &[S],
     ) -> Result<Vec<Vec<f32>>, EncoderError> {
+        self.embed_blocking_until(texts, None)
+    }
+
+    /// [`Self::embed_blocking`] that gives up with [`EncoderError::Cancelled`] within
+    /// [`CANCEL_POLL`] of `progress` being cancelled; the model thread then drops the texts it
+    /// has not taken yet. Background catch-ups use it, so a shutdown never waits for a whole
+    /// submission (at most for the forward pass running on the bulk thread, which the caller
+    /// does not wait for either).
+    pub fn embed_blocking_until<S: AsRef<str> + Sync>(
+        &self,
+        texts: &[S],
+        progress: Option<&Progress>,
+    ) -> Result<Vec<Vec<f32>>, EncoderError> {
         if texts.is_empty() {
             return Ok(Vec::new());
         }
         let ids = self.inner.tokenizer.encode_many(texts)?;
-        let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        self.enqueue(ids, ReplyTx::Blocking(tx), true)?;
-        rx.recv().map_err(|_| stopped())?
+        self.embed_ids_blocking_until(ids, progress)
     }
 
     /// Embeds already-tokenized texts from synchronous code, waiting for queue room (like
@@ -333,20 +276,42 @@ impl EngineHandle {
         &self,
         token_ids: Vec<Vec<u32>>,
     ) -> Result<Vec<Vec<f32>>, EncoderError> {
+        self.embed_ids_blocking_until(token_ids, None)
+    }
+
+    /// [`Self::embed_ids_blocking`], cancellable like [`Self::embed_blocking_until`].
+    pub fn embed_ids_blocking_until(
+        &self,
+        token_ids: Vec<Vec<u32>>,
+        progress: Option<&Progress>,
+    ) -> Result<Vec<Vec<f32>>, EncoderError> {
         if token_ids.is_empty() {
             return Ok(Vec::new());
         }
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        self.enqueue(token_ids, ReplyTx::Blocking(tx), true)?;
-        rx.recv().map_err(|_| stopped())?
+        let reply = self.enqueue(token_ids, ReplyTx::Blocking(tx), true)?;
+        let Some(progress) = progress else {
+            return rx.recv().map_err(|_| stopped())?;
+        };
+        loop {
+            if progress.is_cancelled() {
+                reply.abandon();
+                return Err(EncoderError::Cancelled);
+            }
+            match rx.recv_timeout(CANCEL_POLL) {
+                Ok(r) => return r,
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return Err(stopped()),
+            }
+        }
     }
 
     fn check_room(&self, n: usize) -> Result<(), EncoderError> {
         let sh = &self.inner.shared;
-        let queued = sh.queued_texts.load(Ordering::Relaxed);
+        let st = sh.state.lock();
+        let queued = st.interactive.texts;
         if queued > 0 && queued + n > sh.config.queue_capacity {
-            let tokens = sh.state.lock().tokens;
-            return Err(overloaded(sh, tokens));
+            return Err(overloaded(sh, st.interactive.tokens));
         }
         Ok(())
     }
@@ -356,7 +321,7 @@ impl EngineHandle {
         token_ids: Vec<Vec<u32>>,
         tx: ReplyTx,
         wait_for_room: bool,
-    ) -> Result<(), EncoderError> {
+    ) -> Result<Arc<Reply>, EncoderError> {
         let n = token_ids.len();
         if token_ids.iter().any(|t| t.is_empty()) {
             return Err(EncoderError::InvalidInput("empty token sequence".into()));
@@ -371,33 +336,38 @@ impl EngineHandle {
         })));
         if n == 0 {
             reply.deliver_empty();
-            return Ok(());
+            return Ok(reply);
         }
         let sh = &self.inner.shared;
         let mut st = sh.state.lock();
+        // blocking callers are the bulk lane (see module docs)
+        let bulk = wait_for_room;
         loop {
             if st.shutdown {
                 return Err(stopped());
             }
-            if st.texts == 0 || st.texts + n <= sh.config.queue_capacity {
+            let lane = st.lane(bulk);
+            if lane.texts == 0 || lane.texts + n <= sh.config.queue_capacity {
                 break;
             }
             if !wait_for_room {
-                return Err(overloaded(sh, st.tokens));
+                return Err(overloaded(sh, lane.tokens));
             }
             sh.space_ready.wait(&mut st);
         }
-        st.requests.push_back(Pending {
+        let lane = st.lane(bulk);
+        lane.requests.push_back(Pending {
             items: items.into(),
-            reply,
+            reply: Arc::clone(&reply),
             queued_at: Some(Instant::now()),
         });
-        st.texts += n;
-        st.tokens += tokens;
-        sh.queued_texts.store(st.texts, Ordering::Relaxed);
+        lane.texts += n;
+        lane.tokens += tokens;
+        sh.queued_texts.store(st.texts(), Ordering::Relaxed);
         drop(st);
-        sh.work_ready.notify_one();
-        Ok(())
+        // both model threads wait on this condvar; only the lane's own one takes the work
+        sh.work_ready.notify_all();
+        Ok(reply)
     }
 }
 
@@ -418,83 +388,80 @@ fn overloaded(sh: &Shared, queued_tokens: usize) -> EncoderError {
     }
 }
 
-/// Takes the next window of work, blocking until there is some; `None` on shutdown.
-fn next_window(sh: &Shared) -> Option<Vec<Work>> {
-    let cfg = &sh.config;
-    let mut st = sh.state.lock();
-    while st.requests.is_empty() {
-        if st.shutdown {
-            return None;
-        }
-        sh.work_ready.wait(&mut st);
-    }
-    let quantum = cfg.max_batch_seqs.max(1);
-    let limit = cfg.window_seqs.max(1);
-    let mut window = Vec::new();
-    let mut taken_tokens = 0;
-    // Round-robin: a huge ingest request cannot starve a query queued behind it.
-    while window.len() < limit && !st.requests.is_empty() {
-        let rounds = st.requests.len();
-        for _ in 0..rounds {
-            let Some(mut req) = st.requests.pop_front() else {
-                break;
-            };
-            let take = quantum.min(limit - window.len()).min(req.items.len());
-            let mut waited = req.queued_at.take().map(|t| t.elapsed());
-            for (idx, ids) in req.items.drain(..take) {
-                taken_tokens += ids.len();
-                window.push(Work {
-                    ids,
-                    idx,
-                    reply: Arc::clone(&req.reply),
-                    waited: waited.take(),
-                });
-            }
-            if !req.items.is_empty() {
-                st.requests.push_back(req);
-            }
-            if window.len() >= limit {
-                break;
-            }
-        }
-    }
-    st.texts -= window.len();
-    st.tokens -= taken_tokens;
-    sh.queued_texts.store(st.texts, Ordering::Relaxed);
-    drop(st);
-    sh.space_ready.notify_all();
-    Some(window)
+/// The bulk thread's rayon pools: one with all its threads, used while no foreground request
+/// came in for [`FOREGROUND_WINDOW`], and one with a thread fewer, used while they do — so a
+/// request always finds a core the catch-up does not use, without lowering the catch-up's OS
+/// priority (which other processes could then starve it with).
+struct BulkPools {
+    full: Option<rayon::ThreadPool>,
+    shared: Option<rayon::ThreadPool>,
 }
 
-/// Splits a length-sorted window into batches under the padded-token and size budgets.
-fn cut_batches(window: &[Work], max_tokens: usize, max_seqs: usize) -> Vec<std::ops::Range<usize>> {
-    let mut out = Vec::new();
-    let mut start = 0;
-    for (i, w) in window.iter().enumerate() {
-        let n = i - start + 1;
-        // Sorted ascending, so item i is the longest so far.
-        if i > start && (n > max_seqs || n * w.ids.len() > max_tokens) {
-            out.push(start..i);
-            start = i;
+/// How recent a foreground request must be for bulk work to leave a core free.
+pub const FOREGROUND_WINDOW: Duration = Duration::from_secs(2);
+
+impl BulkPools {
+    fn new(threads: usize) -> Self {
+        let full = if threads == 0 {
+            std::thread::available_parallelism().map_or(1, usize::from)
+        } else {
+            threads
+        };
+        let pool = |n: usize, name: &'static str| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(n)
+                .thread_name(move |i| format!("encoder-bulk-{name}-{i}"))
+                .build()
+                .map_err(|e| tracing::warn!(error = %e, "no bulk thread pool; bulk work uses the global one"))
+                .ok()
+        };
+        BulkPools {
+            full: pool(full, "all"),
+            shared: pool(full.saturating_sub(1).max(1), "shared"),
         }
     }
-    if start < window.len() {
-        out.push(start..window.len());
+
+    /// Run `f` on the pool that fits the current foreground activity.
+    fn run<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
+        let pool = if crate::util::activity::foreground_within(FOREGROUND_WINDOW) {
+            &self.shared
+        } else {
+            &self.full
+        };
+        match pool {
+            Some(p) => p.install(f),
+            None => f(),
+        }
     }
-    out
 }
 
-fn model_loop(encoder: Encoder, sh: Arc<Shared>) {
-    while let Some(mut window) = next_window(&sh) {
+/// A model thread's loop: the interactive one (`pools` None: the global rayon pool) or the
+/// bulk one.
+fn model_loop(encoder: &Encoder, sh: &Shared, pools: Option<&BulkPools>) {
+    let bulk = pools.is_some();
+    while let Some(mut window) = next_window(sh, bulk) {
         window.retain(|w| !w.reply.cancelled());
         window.sort_by_key(|w| w.ids.len());
         let cfg = &sh.config;
         for range in cut_batches(&window, cfg.max_batch_tokens, cfg.max_batch_seqs) {
+            if bulk {
+                sh.yield_to_interactive(BULK_YIELD);
+                if window[range.clone()].iter().all(|w| w.reply.cancelled()) {
+                    continue;
+                }
+            }
             let batch = &window[range];
             let ids: Vec<&[u32]> = batch.iter().map(|w| w.ids.as_slice()).collect();
             let started = Instant::now();
-            let result = catch_unwind(AssertUnwindSafe(|| encoder.embed_ids(&ids)))
-                .unwrap_or_else(|_| Err(EncoderError::Inference("model thread panicked".into())));
+            let forward = || {
+                catch_unwind(AssertUnwindSafe(|| encoder.embed_ids(&ids))).unwrap_or_else(|_| {
+                    Err(EncoderError::Inference("model thread panicked".into()))
+                })
+            };
+            let result = match pools {
+                Some(p) => p.run(forward),
+                None => forward(),
+            };
             let elapsed = started.elapsed().as_nanos() as u64;
             let longest = ids.last().map_or(0, |s| s.len());
             let padded = (longest * ids.len()) as u64;
@@ -508,10 +475,13 @@ fn model_loop(encoder: Encoder, sh: Arc<Shared>) {
             s[4].fetch_add(elapsed, Ordering::Relaxed);
             let model = &encoder.manifest().name;
             super::stats::record_batch(model, ids.len(), real, Duration::from_nanos(elapsed));
-            for d in batch.iter().filter_map(|w| w.waited) {
-                super::stats::record_queue_wait(model, d);
+            // queue waits and the back-off estimate are about interactive requests only
+            if !bulk {
+                for d in batch.iter().filter_map(|w| w.waited) {
+                    super::stats::record_queue_wait(model, d);
+                }
             }
-            if let Some(now) = elapsed.checked_div(padded) {
+            if let Some(now) = elapsed.checked_div(padded).filter(|_| !bulk) {
                 let old = sh.ns_per_token.load(Ordering::Relaxed);
                 let ewma = if old == 0 { now } else { (old * 4 + now) / 5 };
                 sh.ns_per_token.store(ewma, Ordering::Relaxed);
@@ -529,39 +499,6 @@ fn model_loop(encoder: Encoder, sh: Arc<Shared>) {
                 }
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn work(len: usize) -> Work {
-        let reply = Arc::new(Reply(Mutex::new(ReplyState {
-            out: vec![],
-            remaining: 1,
-            tx: None,
-        })));
-        Work {
-            ids: vec![1; len],
-            idx: 0,
-            reply,
-            waited: None,
-        }
-    }
-
-    #[test]
-    fn batches_respect_token_and_size_budgets() {
-        let lens = [2, 2, 3, 3, 3, 10, 10, 40];
-        let window: Vec<Work> = lens.iter().map(|&l| work(l)).collect();
-        // budget 20 padded tokens, at most 4 texts
-        let b = cut_batches(&window, 20, 4);
-        assert_eq!(b, vec![0..4, 4..6, 6..7, 7..8]);
-        for r in &b {
-            let longest = window[r.end - 1].ids.len();
-            assert!(r.len() == 1 || r.len() * longest <= 20);
-            assert!(r.len() <= 4);
-        }
-        assert!(cut_batches(&[], 20, 4).is_empty());
+        sh.window_done(bulk);
     }
 }

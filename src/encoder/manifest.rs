@@ -13,6 +13,12 @@ use std::path::Path;
 
 /// The manifest file name inside a model folder.
 pub const MANIFEST_FILE: &str = "ontovec.json";
+/// The markdown model card a trainer writes into its model folder.
+pub const CARD_FILE: &str = "MODEL_CARD.md";
+/// The training curves a trainer draws into its model folder (SVG).
+pub const CURVES_FILE: &str = "curves.svg";
+/// The evaluation table a trainer draws into its model folder (SVG).
+pub const EVAL_FILE: &str = "eval.svg";
 
 /// What a model encodes, which decides the searches it serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]

@@ -18,6 +18,9 @@
 //!   padded-token budget, runs them and answers each request through a oneshot channel, in the
 //!   request's own order. A full queue is refused at once with [`EncoderError::Overloaded`]
 //!   (HTTP 429) rather than queueing without bound.
+//!   Two lanes: interactive requests on that thread, bulk work (catch-up, ingest) on a second
+//!   thread sharing the weights, which gives way to requests; the queue, its lanes and the window/batch cutting are in
+//!   `queue.rs`.
 //! * [`admission`] — [`Admission`]: the gate interactive callers (HTTP and CLI alike) pass
 //!   before embedding; it refuses at once (429) when admitted texts would make them wait too long.
 //! * [`stats`] — what the engines measure: counters, and the queue-wait, batch-size and
@@ -40,6 +43,7 @@ pub mod manifest;
 pub mod model;
 pub mod ops;
 pub mod pooling;
+mod queue;
 pub mod registry;
 pub mod stats;
 #[cfg(any(test, feature = "testing"))]
@@ -86,6 +90,9 @@ pub enum EncoderError {
     /// The forward pass failed, or the engine has shut down.
     #[error("inference failed: {0}")]
     Inference(String),
+    /// The caller's work was cancelled (shutdown) while it waited for its vectors.
+    #[error("embedding cancelled")]
+    Cancelled,
 }
 
 impl EncoderError {

@@ -15,6 +15,9 @@
 //!   `macro_f1_label` or the AUCs;
 //! * micro-AUC (all note–code pairs pooled) and macro-AUC (mean over codes with both positive
 //!   and negative notes), via [`super::metrics::roc_auc`];
+//! * MAP (CodiEsp's official measure): the mean over notes of average precision over the
+//!   note's whole ranking (the precision at the rank of each gold code, averaged over the
+//!   note's gold codes; a gold code outside the candidate set counts as never ranked);
 //! * P@k: share of the top k that are gold; recall@k: share of a note's gold codes in its top k;
 //! * the same restricted to *rare* codes (given as a set): macro-F1 and recall@k over rare gold
 //!   codes only.
@@ -43,6 +46,9 @@ pub struct CodingMetrics {
     /// excluded (module docs).
     #[serde(default)]
     pub macro_f1_label: f64,
+    /// Mean average precision over the whole ranking.
+    #[serde(default)]
+    pub map: f64,
     /// Micro ROC AUC.
     pub micro_auc: f64,
     /// Macro ROC AUC.
@@ -150,6 +156,33 @@ pub fn tune_threshold(dev: &Split<'_>) -> f32 {
     best.1
 }
 
+/// Average precision of one ranking (`scores`, higher first) against `gold`; NaN without gold.
+pub fn average_precision(scores: &[f32], gold: &[usize]) -> f64 {
+    let g: HashSet<usize> = gold.iter().copied().collect();
+    if g.is_empty() {
+        return f64::NAN;
+    }
+    // rank of each gold code = 1 + codes scored strictly higher (ties broken by index)
+    let mut ranks: Vec<usize> = g
+        .iter()
+        .filter(|&&c| c < scores.len())
+        .map(|&c| {
+            1 + scores
+                .iter()
+                .enumerate()
+                .filter(|&(i, &x)| x > scores[c] || (x == scores[c] && i < c))
+                .count()
+        })
+        .collect();
+    ranks.sort_unstable();
+    let sum: f64 = ranks
+        .iter()
+        .enumerate()
+        .map(|(hits, &r)| (hits + 1) as f64 / r as f64)
+        .sum();
+    sum / g.len() as f64
+}
+
 /// All metrics of a method on `test`, with the threshold tuned on `dev`.
 pub fn evaluate(dev: &Split<'_>, test: &Split<'_>, rare: &HashSet<usize>) -> CodingMetrics {
     let th = tune_threshold(dev);
@@ -165,7 +198,12 @@ pub fn evaluate(dev: &Split<'_>, test: &Split<'_>, rare: &HashSet<usize>) -> Cod
     let (mut all_pos, mut all_neg) = (Vec::new(), Vec::new());
     // gold codes outside the candidate set: occurrences per code
     let mut outside: BTreeMap<usize, f64> = BTreeMap::new();
+    let mut aps = Vec::new();
     for (row, gold) in test.scores.iter().zip(test.gold) {
+        let ap = average_precision(row, gold);
+        if ap.is_finite() {
+            aps.push(ap);
+        }
         let g: HashSet<usize> = gold.iter().copied().collect();
         for &c in g.iter().filter(|&&c| c >= v) {
             *outside.entry(c).or_default() += 1.0;
@@ -232,6 +270,7 @@ pub fn evaluate(dev: &Split<'_>, test: &Split<'_>, rare: &HashSet<usize>) -> Cod
         micro_f1: f1(stp, sfp, sfn),
         macro_f1: mean(&f1s),
         macro_f1_label: mean(&label_f1s),
+        map: mean(&aps),
         micro_auc: roc_auc(&all_pos, &all_neg),
         macro_auc: mean(&aucs),
         p_at_5: p5 / n,
@@ -292,6 +331,17 @@ mod tests {
         assert_eq!(top(&[0.1, 0.9, 0.5, 0.9], 3), vec![1, 3, 2]);
         assert_eq!(f1(0.0, 3.0, 1.0), 0.0);
         assert!((f1(2.0, 1.0, 1.0) - 2.0 / 3.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn average_precision_by_hand() {
+        // gold at ranks 1 and 3: (1/1 + 2/3) / 2
+        let ap = average_precision(&[0.9, 0.5, 0.7, 0.1], &[0, 1]);
+        assert!((ap - (1.0 + 2.0 / 3.0) / 2.0).abs() < 1e-9, "{ap}");
+        // a gold code outside the scored candidates is never ranked
+        let ap = average_precision(&[0.9, 0.5], &[0, 7]);
+        assert!((ap - 0.5).abs() < 1e-9, "{ap}");
+        assert!(average_precision(&[0.9], &[]).is_nan());
     }
 
     #[test]

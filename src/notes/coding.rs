@@ -103,6 +103,8 @@ fn transposed(vectors: &[f32], dim: usize) -> candle_core::Result<Tensor> {
 /// A code scored for a note.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ScoredCode {
+    /// Row of the code in the model's vocabulary.
+    pub index: usize,
     /// The code.
     pub code: ConceptRef,
     /// Cosine between note and code vectors.
@@ -241,14 +243,7 @@ impl CodingModel {
                 .collect();
         };
         let tau = self.manifest.attn_temperature.max(1e-4);
-        let z: Vec<f32> = segments
-            .iter()
-            .flat_map(|s| project(&h.w, &h.b, s))
-            .collect();
-        let g: Vec<f32> = segments
-            .iter()
-            .map(|s| log_sigmoid(dot(&h.gate_w, s) + h.gate_b))
-            .collect();
+        let (z, g) = seg_features(h, segments);
         // segment × code cosines in one matrix product (V is up to ~100k codes)
         let sims = Tensor::from_vec(z, (segments.len(), d), &Device::Cpu)
             .and_then(|z| z.matmul(&self.vectors_t))
@@ -284,19 +279,60 @@ impl CodingModel {
         system: Option<&str>,
         k: usize,
     ) -> Vec<ScoredCode> {
-        let mut scored: Vec<(usize, f32)> = self
+        self.rank_diverse(segments, pooled, system, k, 0.0)
+    }
+
+    /// Like [`Self::rank`], the list diversified across 3-character categories with `penalty`
+    /// per sibling picked before ([`super::rank::diversify`]; 0 = plain order).
+    pub fn rank_diverse(
+        &self,
+        segments: &[Vec<f32>],
+        pooled: &[f32],
+        system: Option<&str>,
+        k: usize,
+        penalty: f32,
+    ) -> Vec<ScoredCode> {
+        let scored: Vec<(usize, f32)> = self
             .score_all(segments, pooled)
             .into_iter()
             .enumerate()
             .filter(|(i, _)| system.is_none_or(|s| self.codes[*i].system == s))
             .collect();
-        scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        scored.truncate(k);
-        scored
+        let cat = |i: usize| super::rank::category(&self.codes[i].code);
+        super::rank::diversify(&scored, cat, k, penalty)
             .into_iter()
             .map(|(i, score)| ScoredCode {
+                index: i,
                 code: self.codes[i].clone(),
                 score,
+            })
+            .collect()
+    }
+
+    /// For each code row of `codes`, every segment's share of its score (the softmax weights of
+    /// the gated soft maximum, summing to 1); empty without segment scoring or segments.
+    pub fn shares(&self, segments: &[Vec<f32>], codes: &[usize]) -> Vec<Vec<(usize, f32)>> {
+        let Some(h) = self.segment_head.as_ref().filter(|_| !segments.is_empty()) else {
+            return vec![Vec::new(); codes.len()];
+        };
+        let (d, tau) = (self.dim, self.manifest.attn_temperature.max(1e-4));
+        let (z, g) = seg_features(h, segments);
+        codes
+            .iter()
+            .map(|&c| {
+                let u = &self.vectors[c * d..(c + 1) * d];
+                let l: Vec<f32> = z
+                    .chunks_exact(d)
+                    .zip(&g)
+                    .map(|(zj, gj)| (dot(zj, u) + gj) / tau)
+                    .collect();
+                let m = l.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                let e: Vec<f32> = l.iter().map(|x| (x - m).exp()).collect();
+                let sum: f32 = e.iter().sum::<f32>().max(f32::MIN_POSITIVE);
+                e.into_iter()
+                    .enumerate()
+                    .map(|(j, x)| (j, x / sum))
+                    .collect()
             })
             .collect()
     }
@@ -315,6 +351,19 @@ impl CodingModel {
     pub fn project(&self, pooled: &[f32]) -> Vec<f32> {
         project(&self.head_w, &self.head_b, pooled)
     }
+}
+
+/// Projected unit segment vectors (flat, segments × d) and gates `log σ(w·s + b)`.
+fn seg_features(h: &SegmentHead, segments: &[Vec<f32>]) -> (Vec<f32>, Vec<f32>) {
+    let z = segments
+        .iter()
+        .flat_map(|s| project(&h.w, &h.b, s))
+        .collect();
+    let g = segments
+        .iter()
+        .map(|s| log_sigmoid(dot(&h.gate_w, s) + h.gate_b))
+        .collect();
+    (z, g)
 }
 
 /// `log σ(x)`, stable for large |x|.
@@ -433,6 +482,10 @@ mod tests {
         assert!(s[2] > 0.55 && s[2] < 0.65, "{s:?}");
         let r = c.rank(&segs, &[0.0, 1.0], None, 1);
         assert_eq!(r[0].code.code, "E11.9");
+        // E11.9's score comes from the open segment; I10's from the gated one alone
+        let sh = c.shares(&segs, &[0, 1]);
+        assert!(sh[0][0].1 > 0.99, "{sh:?}");
+        assert!((sh[1].iter().map(|x| x.1).sum::<f32>() - 1.0).abs() < 1e-5);
         // no segments: the pooled vector decides
         assert_eq!(c.rank(&[], &[0.0, 1.0], None, 1)[0].code.code, "I10");
     }

@@ -63,6 +63,9 @@ impl NotesLexical {
             None => 0,
         };
         let writer = index.writer_with_num_threads(1, 32 << 20)?;
+        // files a killed process left behind, unreferenced by any commit (see
+        // `search::lexical::LexicalIndex::open_with`)
+        writer.garbage_collect_files().wait()?;
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)

@@ -1,7 +1,8 @@
-//! Note loaders: `notes-jsonl` and the MIMIC-III layout (`NOTEEVENTS.csv` joined with
+//! Note loaders: `notes-jsonl`, the MIMIC-III layout (`NOTEEVENTS.csv` joined with
 //! `DIAGNOSES_ICD.csv` on `HADM_ID`), streamed into a [`NoteBatch`] with the ontology loaders'
 //! rules: the first problem aborts the load with `file:line: message` and nothing becomes
-//! visible ([`crate::store::notes`] stages and commits atomically).
+//! visible ([`crate::store::notes`] stages and commits atomically). The CodiEsp layout
+//! (`codiesp`) is in [`super::codiesp`].
 //!
 //! ## notes-jsonl
 //! One JSON object per line: `{"id", "text", "codes": [{"system", "code"}], "meta": {...}}`;
@@ -110,12 +111,14 @@ struct JsonNote {
     meta: Option<serde_json::Value>,
 }
 
-/// Load notes of `format` from `files` into `batch`.
+/// Load notes of `format` from `files` into `batch`; `known` checks gold ICD-10-CM codes
+/// against the store where a format reports the ones it lacks (`codiesp`).
 pub fn load(
     format: Format,
     files: &[InputFile],
     batch: &mut NoteBatch<'_>,
     progress: &Progress,
+    known: super::codiesp::CodeCheck<'_>,
 ) -> Result<NotesLoadResult, LoadError> {
     if files.is_empty() {
         return Err(LoadError::Files("no input files given".into()));
@@ -132,6 +135,7 @@ pub fn load(
             Ok(r)
         }
         Format::MimicNotesCsv => load_mimic(files, batch, progress),
+        Format::Codiesp => super::codiesp::load(files, batch, progress, known),
         other => Err(LoadError::Files(format!(
             "format {other} is a terminology format, not notes"
         ))),

@@ -7,9 +7,16 @@
 //!   names of the ICD codes the terms index holds (the ICD systems loaded, or the one asked
 //!   for); there is no threshold then.
 //!
-//! Either way the note takes about one encoder text per 200 bytes of the admission allowance
-//! (its windows and segments), refused at once when other requests hold it.
+//! Either way the text is screened first ([`super::screen`]: markup and control characters
+//! blanked, a note with no word refused, a warning for a note that does not read as English),
+//! negated, family and resolved-history statements are left unread ([`super::negation`]), the
+//! list is diversified across 3-character categories and every code carries the spans of the
+//! note that support it ([`super::rank`]). The note takes about one encoder text per 200 bytes of
+//! the admission allowance (its windows and segments), refused at once when other requests hold
+//! it.
 
+use super::rank::{self, Evidence};
+use super::segments::SegmentConfig;
 use super::{Notes, NotesError};
 use crate::search::engine::{Mode, Query, SearchEngine};
 use crate::search::fusion::FusionMethod;
@@ -53,6 +60,8 @@ pub struct PredictedCode {
     pub score: f32,
     /// Whether the score passes the model's threshold (always false for zero-shot).
     pub predicted: bool,
+    /// The spans of the note that support the code, strongest first.
+    pub evidence: Vec<Evidence>,
 }
 
 /// The codes of a note, with how they were scored.
@@ -68,6 +77,18 @@ pub struct CodePrediction {
     pub threshold: Option<f32>,
     /// `segment_attention` or `cosine`.
     pub score_kind: &'static str,
+    /// What the caller should know about how the note was read.
+    pub warnings: Vec<String>,
+}
+
+/// Codes asked of the code-name search per code returned by zero-shot coding (room for the
+/// category diversification to pick from; at most 1,000 in all).
+const ZERO_SHOT_POOL: usize = 4;
+
+/// The warning of a note whose every statement is negated, family or resolved history.
+fn nothing_affirmed(text: &str) -> String {
+    let n = text.chars().count();
+    format!("no affirmed statement in the note ({n} characters): every sentence is negated, family history or resolved history, or too short to read; nothing is coded from it")
 }
 
 impl Notes {
@@ -81,9 +102,16 @@ impl Notes {
         store: &Store,
         search: &Arc<SearchEngine>,
     ) -> Result<CodePrediction, NotesError> {
+        let screened = super::screen::screen(&text);
+        if !screened.has_words {
+            return Err(NotesError::Invalid(
+                "'text' has nothing to code: no letter or digit outside markup and control characters".into(),
+            ));
+        }
         let _admitted = self.registry.admission().try_admit(1 + text.len() / 200)?;
         let model = self.note_model().ok_or(NotesError::NoModel)?;
         let system = system.map(IcdSystem::as_str);
+        let mut warnings = screened.warnings;
         match self.coder() {
             Some((name, coder)) => {
                 if let Some(s) = system {
@@ -97,59 +125,87 @@ impl Notes {
                         });
                     }
                 }
-                let (v, segments) = self.embed_for_coding(&model, text).await?;
-                let score_kind = if coder.segment_config().is_some() && !segments.is_empty() {
+                let note = self.embed_for_coding(&model, screened.text, None).await?;
+                let score_kind = if coder.segment_config().is_some() {
                     "segment_attention"
                 } else {
                     "cosine"
                 };
                 let threshold = coder.manifest.threshold;
                 let store = store.clone();
-                let codes = tokio::task::spawn_blocking(move || {
-                    coder
-                        .rank(&segments, &v, system, k)
+                let (codes, text) = tokio::task::spawn_blocking(move || {
+                    let coded =
+                        rank::code_note(&coder, &text, &note, system, k, rank::DEFAULT_PENALTY);
+                    let codes = coded
                         .into_iter()
-                        .map(|s| {
+                        .map(|c| {
                             let preferred_term = store
-                                .concept(&s.code.system, &s.code.code)?
-                                .map(|c| c.concept.preferred_term)
+                                .concept(&c.code.code.system, &c.code.code.code)?
+                                .map(|x| x.concept.preferred_term)
                                 .unwrap_or_default();
                             Ok(PredictedCode {
-                                system: s.code.system,
-                                code: s.code.code,
+                                system: c.code.code.system,
+                                code: c.code.code.code,
                                 preferred_term,
-                                score: s.score,
-                                predicted: s.score >= threshold,
+                                score: c.code.score,
+                                predicted: c.code.score >= threshold,
+                                evidence: c.evidence,
                             })
                         })
-                        .collect::<Result<Vec<_>, NotesError>>()
+                        .collect::<Result<Vec<_>, NotesError>>()?;
+                    Ok::<_, NotesError>((codes, text))
                 })
                 .await
                 .map_err(|e| NotesError::Worker(e.to_string()))??;
+                if codes.is_empty() {
+                    warnings.push(nothing_affirmed(&text));
+                }
                 Ok(CodePrediction {
                     codes,
                     model: name,
                     method: "notecontrast",
                     threshold: Some(threshold),
                     score_kind,
+                    warnings,
                 })
             }
-            None => self.zero_shot(text, k, system, model, store, search).await,
+            None => {
+                let note = self
+                    .embed_for_coding(&model, screened.text, Some(SegmentConfig::default()))
+                    .await?;
+                self.zero_shot(&text, &note, k, system, model, store, search, warnings)
+                    .await
+            }
         }
     }
 
     /// Zero-shot coding: the note encoder's pooled note vector against the code names the
-    /// terms index holds.
+    /// terms index holds, the list diversified across categories; a code's evidence is the
+    /// segments nearest its matched name.
+    #[allow(clippy::too_many_arguments)]
     async fn zero_shot(
         &self,
-        text: String,
+        text: &str,
+        note: &super::EmbeddedNote,
         k: usize,
         system: Option<&'static str>,
         model: String,
         store: &Store,
         search: &Arc<SearchEngine>,
+        mut warnings: Vec<String>,
     ) -> Result<CodePrediction, NotesError> {
-        let v = self.embed(&model, text).await?;
+        let answer = |codes, warnings| CodePrediction {
+            codes,
+            model: model.clone(),
+            method: "zero_shot",
+            threshold: None,
+            score_kind: "cosine",
+            warnings,
+        };
+        if note.segments.is_empty() {
+            warnings.push(nothing_affirmed(text));
+            return Ok(answer(Vec::new(), warnings));
+        }
         let systems: Vec<String> = match system {
             Some(s) => vec![s.to_string()],
             None => ICD_SYSTEMS
@@ -163,31 +219,44 @@ impl Notes {
         }
         let q = Query {
             text: String::new(),
-            k,
+            k: (k * ZERO_SHOT_POOL).min(1000),
             mode: Mode::Vector,
             systems: Some(systems),
             model: Some(model.clone()),
             fusion: FusionMethod::Rrf { k: 60.0 },
         };
         let eng = Arc::clone(search);
+        let v = note.pooled.clone();
         let found = tokio::task::spawn_blocking(move || eng.search_with_vector(&q, Some(&v)))
             .await
             .map_err(|e| NotesError::Worker(e.to_string()))??;
-        Ok(CodePrediction {
-            codes: found
-                .into_iter()
-                .map(|f| PredictedCode {
-                    system: f.system,
-                    code: f.code,
-                    preferred_term: f.preferred_term,
-                    score: f.score,
-                    predicted: false,
-                })
-                .collect(),
-            model,
-            method: "zero_shot",
-            threshold: None,
-            score_kind: "cosine",
-        })
+        let scored: Vec<(usize, f32)> = found.iter().map(|f| f.score).enumerate().collect();
+        let picked = rank::diversify(
+            &scored,
+            |i| rank::category(&found[i].code),
+            k,
+            rank::DEFAULT_PENALTY,
+        );
+        let names: Vec<String> = picked
+            .iter()
+            .map(|&(i, _)| found[i].matched_term.clone())
+            .collect();
+        let name_vecs = self.embed_texts(&model, names).await?;
+        let codes = picked
+            .iter()
+            .enumerate()
+            .map(|(p, &(i, score))| PredictedCode {
+                system: found[i].system.clone(),
+                code: found[i].code.clone(),
+                preferred_term: found[i].preferred_term.clone(),
+                score,
+                predicted: false,
+                evidence: name_vecs
+                    .get(p)
+                    .map(|c| rank::nearest_evidence(text, note, c))
+                    .unwrap_or_default(),
+            })
+            .collect();
+        Ok(answer(codes, warnings))
     }
 }

@@ -42,6 +42,10 @@ pub struct SegmentConfig {
     /// negation or history cue are not split: a clause would lose its cue).
     #[serde(default)]
     pub clauses: bool,
+    /// Leave negated, family-history and resolved-history words out of what is embedded
+    /// ([`super::negation`]; older models were trained without it).
+    #[serde(default)]
+    pub negation_scope: bool,
 }
 
 impl Default for SegmentConfig {
@@ -52,6 +56,7 @@ impl Default for SegmentConfig {
             max_tokens: 8192,
             expand_abbreviations: true,
             clauses: true,
+            negation_scope: true,
         }
     }
 }
@@ -153,6 +158,28 @@ pub fn split(
     tok: &TextTokenizer,
     cfg: &SegmentConfig,
 ) -> Result<(Vec<Window>, bool), EncoderError> {
+    let (segs, cut) = split_spans(text, tok, cfg)?;
+    Ok((segs.into_iter().map(|s| s.window).collect(), cut))
+}
+
+/// A tokenised segment and the bytes of the note it stands for.
+#[derive(Debug, Clone)]
+pub struct Segment {
+    /// Token ids with specials.
+    pub window: Window,
+    /// Byte range of the note text the segment reads (a sentence, list item or clause; a long
+    /// sentence cut into chunks gives every chunk the sentence's range).
+    pub span: std::ops::Range<usize>,
+}
+
+/// Like [`split`], with each segment's byte range in `text`. With
+/// [`SegmentConfig::negation_scope`], negated, family-history and resolved words are left out of
+/// what is embedded ([`super::negation`]); a piece with nothing else left is no segment.
+pub fn split_spans(
+    text: &str,
+    tok: &TextTokenizer,
+    cfg: &SegmentConfig,
+) -> Result<(Vec<Segment>, bool), EncoderError> {
     let per = cfg.max_len.saturating_sub(2).max(1);
     let mut out = Vec::new();
     let mut budget = cfg.max_tokens;
@@ -163,8 +190,18 @@ pub fn split(
             p.to_string()
         }
     };
-    for p in pieces(text, cfg.min_words) {
-        let ids = tok.encode(&prepare(&p))?;
+    let ps = pieces(text, cfg.min_words);
+    let spans = piece_spans(text, &ps);
+    for (p, span) in ps.iter().zip(spans) {
+        let read = if cfg.negation_scope {
+            match super::negation::affirmed(p) {
+                Some(a) => a,
+                None => continue,
+            }
+        } else {
+            p.clone()
+        };
+        let ids = tok.encode(&prepare(&read))?;
         if ids.len() < 3 {
             continue;
         }
@@ -179,23 +216,97 @@ pub fn split(
             w.push(cls);
             w.extend_from_slice(chunk);
             w.push(sep);
-            out.push(Window {
-                ids: w,
-                body: chunk.len(),
+            out.push(Segment {
+                window: Window {
+                    ids: w,
+                    body: chunk.len(),
+                },
+                span: span.clone(),
             });
         }
         // clauses are extra views of text already read: they do not count against the budget
         if cfg.clauses {
-            for c in clauses(&p) {
+            let mut from = 0;
+            for c in clauses(p) {
                 let ids = tok.encode(&prepare(&c))?;
+                let at = p[from..].find(&c).map(|i| from + i);
+                if let Some(i) = at {
+                    from = i + c.len();
+                }
                 if ids.len() >= 3 && ids.len() <= cfg.max_len.max(3) {
                     let body = ids.len() - 2;
-                    out.push(Window { ids, body });
+                    let span = at
+                        .map(|i| map_range(text, &span, p, i..i + c.len()))
+                        .unwrap_or_else(|| span.clone());
+                    out.push(Segment {
+                        window: Window { ids, body },
+                        span,
+                    });
                 }
             }
         }
     }
     Ok((out, false))
+}
+
+/// Byte ranges in `text` of the pieces [`pieces`] made of it: a piece is a run of the text's
+/// white-space-separated words joined by single spaces, in order.
+pub fn piece_spans(text: &str, pieces: &[String]) -> Vec<std::ops::Range<usize>> {
+    let words: Vec<std::ops::Range<usize>> = text
+        .split_whitespace()
+        .map(|w| {
+            let start = w.as_ptr() as usize - text.as_ptr() as usize;
+            start..start + w.len()
+        })
+        .collect();
+    let mut next = 0;
+    pieces
+        .iter()
+        .map(|p| {
+            let n = p.split_whitespace().count().max(1);
+            let first = words.get(next).map_or(text.len(), |w| w.start);
+            let last = words
+                .get((next + n - 1).min(words.len().saturating_sub(1)))
+                .map_or(text.len(), |w| w.end);
+            next += n;
+            first..last.max(first)
+        })
+        .collect()
+}
+
+/// The bytes of `text` that bytes `sub` of `piece` (whose words span `span` of `text`) come
+/// from: words are matched in order, so runs of white space in `text` are accounted for.
+fn map_range(
+    text: &str,
+    span: &std::ops::Range<usize>,
+    piece: &str,
+    sub: std::ops::Range<usize>,
+) -> std::ops::Range<usize> {
+    let src = &text[span.clone()];
+    let offsets = |s: &str| -> Vec<usize> {
+        s.split_whitespace()
+            .map(|w| w.as_ptr() as usize - s.as_ptr() as usize)
+            .collect()
+    };
+    let (pw, sw) = (offsets(piece), offsets(src));
+    let map = |b: usize| -> usize {
+        // the word of the piece holding byte b, and b's offset inside it
+        let i = pw.partition_point(|&o| o <= b).saturating_sub(1);
+        match (pw.get(i), sw.get(i)) {
+            (Some(&po), Some(&so)) => span.start + so + (b - po),
+            _ => span.end,
+        }
+    };
+    let (a, b) = (map(sub.start), map(sub.end.max(sub.start + 1) - 1) + 1);
+    let b = b.min(span.end).max(a);
+    let (mut a, mut b) = (a.min(b), b);
+    while !text.is_char_boundary(a) {
+        a -= 1;
+    }
+    while !text.is_char_boundary(b) {
+        b += 1;
+    }
+    a..b
 }
 
 /// Words that make a segment negated, hypothetical or historical (NegEx-style cues).
@@ -290,6 +401,23 @@ mod tests {
         assert!(clauses("No evidence of pneumonia, DVT or PE.").is_empty());
         assert!(clauses("remote history of gout and CKD").is_empty());
         assert!(clauses("Essential hypertension.").is_empty());
+    }
+
+    #[test]
+    fn pieces_and_clauses_map_back_to_the_text() {
+        let text = "HISTORY:  72 y/o with HTN and\n  DM2 admitted for acute on chronic CHF.\n\nPlan: diuresis.";
+        let ps = pieces(text, 4);
+        let spans = piece_spans(text, &ps);
+        for (p, s) in ps.iter().zip(&spans) {
+            let got: Vec<&str> = text[s.clone()].split_whitespace().collect();
+            let want: Vec<&str> = p.split_whitespace().collect();
+            assert_eq!(got, want);
+        }
+        let p = &ps[0];
+        let c = "DM2 admitted";
+        let i = p.find(c).unwrap();
+        let r = map_range(text, &spans[0], p, i..i + c.len());
+        assert_eq!(&text[r], "DM2 admitted");
     }
 
     #[test]

@@ -48,6 +48,8 @@ pub enum Format {
     NotesJsonl,
     /// MIMIC-III NOTEEVENTS.csv + DIAGNOSES_ICD.csv.
     MimicNotesCsv,
+    /// CodiEsp (CLEF eHealth 2020): `{split}D.tsv` + `text_files_en/*.txt`.
+    Codiesp,
 }
 
 impl Format {
@@ -63,6 +65,7 @@ impl Format {
         Format::Obo,
         Format::NotesJsonl,
         Format::MimicNotesCsv,
+        Format::Codiesp,
     ];
 
     /// The wire name (`umls-rrf`, ...).
@@ -78,6 +81,7 @@ impl Format {
             Format::Obo => "obo",
             Format::NotesJsonl => "notes-jsonl",
             Format::MimicNotesCsv => "mimic-notes-csv",
+            Format::Codiesp => "codiesp",
         }
     }
 
@@ -92,13 +96,16 @@ impl Format {
             Format::Icd10cmXml => Some("ICD10CM"),
             Format::Icd9cmTxt | Format::Icd9cmCsv => Some("ICD9CM"),
             Format::Obo => None,
-            Format::NotesJsonl | Format::MimicNotesCsv => None,
+            Format::NotesJsonl | Format::MimicNotesCsv | Format::Codiesp => None,
         }
     }
 
     /// True for note formats (they load into the notes store, not a terminology release).
     pub fn is_notes(self) -> bool {
-        matches!(self, Format::NotesJsonl | Format::MimicNotesCsv)
+        matches!(
+            self,
+            Format::NotesJsonl | Format::MimicNotesCsv | Format::Codiesp
+        )
     }
 }
 
@@ -199,9 +206,9 @@ pub fn load(
         Format::Icd10cmXml => icd10cm::load(files, opts, sink),
         Format::Icd9cmTxt | Format::Icd9cmCsv => icd9cm::load(files, opts, sink),
         Format::Obo => obo::load(files, opts, sink),
-        Format::NotesJsonl | Format::MimicNotesCsv => Err(LoadError::Files(format!(
-            "format {format} holds notes, not a terminology release"
-        ))),
+        Format::NotesJsonl | Format::MimicNotesCsv | Format::Codiesp => Err(LoadError::Files(
+            format!("format {format} holds notes, not a terminology release"),
+        )),
     }
 }
 

@@ -149,7 +149,8 @@ pub struct SearchEngine {
     lexical: LexicalIndex,
     vectors: RwLock<HashMap<String, Arc<VectorIndex>>>,
     emb: sled::Tree,
-    sync_lock: parking_lot::Mutex<()>,
+    /// Serialises catch-ups; taken by background work only (never by a request).
+    catchup_lock: parking_lot::Mutex<()>,
 }
 
 impl SearchEngine {
@@ -188,7 +189,7 @@ impl SearchEngine {
             lexical,
             vectors: RwLock::new(vectors),
             emb,
-            sync_lock: parking_lot::Mutex::new(()),
+            catchup_lock: parking_lot::Mutex::new(()),
         })
     }
 
@@ -228,8 +229,13 @@ impl SearchEngine {
 
     /// Bring every index up to the store's active releases. Incremental: only releases added or
     /// removed since the index's recorded state are touched.
+    ///
+    /// Runs on background threads only and works in chunks: searches meanwhile read the last
+    /// lexical commit and the vectors upserted so far. When `progress` is cancelled it stops at
+    /// the next chunk, flushing the embedding cache first, so a restart re-embeds nothing it did.
     pub fn sync(&self, progress: Option<&Progress>) -> Result<(), EngineError> {
-        let _g = self.sync_lock.lock();
+        let _g = self.catchup_lock.lock();
+        let cancelled = || progress.is_some_and(|p| p.is_cancelled());
         let seq = self.store.seq()?;
         let active = self.store.active_rids();
         let want: BTreeSet<u64> = active.values().copied().collect();
@@ -272,6 +278,9 @@ impl SearchEngine {
                         self.lexical.add(std::mem::take(&mut docs))?;
                         if let Some(p) = progress {
                             p.add_done(4096);
+                        }
+                        if cancelled() {
+                            return Err(EngineError::Invalid("cancelled".into()));
                         }
                     }
                 }
@@ -322,17 +331,38 @@ impl SearchEngine {
                     p.phase(&format!("embedding {system} with {model}"), n);
                 }
                 let mut batch: Vec<(u64, TermRow)> = Vec::with_capacity(EMBED_CHUNK);
+                // texts the encoder had to embed (the rest came from the cache)
+                let embedded = std::cell::Cell::new(0usize);
+                let started = std::time::Instant::now();
+                let log = |how: &str| {
+                    tracing::info!(model = %model, system = %system, terms = n, embedded = embedded.get(), secs = format!("{:.1}", started.elapsed().as_secs_f64()), "{how}");
+                };
                 let flush = |batch: &mut Vec<(u64, TermRow)>| -> Result<(), EngineError> {
                     let texts: Vec<&str> = batch.iter().map(|(_, r)| r.text.as_str()).collect();
-                    let vecs = self.embed_cached(&model, &texts)?;
+                    let interrupted = || -> Result<(), EngineError> {
+                        // what was embedded stays in the cache: a restart reuses it
+                        self.emb.flush()?;
+                        log("term embedding interrupted; the cache keeps what was embedded");
+                        Err(EngineError::Invalid("cancelled".into()))
+                    };
+                    let vecs = embed_through_cache(&self.emb, &model, &texts, None, |todo| {
+                        let handle = self.registry.get(Some(&model), ModelKind::Terms)?;
+                        let v = handle.embed_blocking_until(todo, progress)?;
+                        embedded.set(embedded.get() + todo.len());
+                        Ok::<_, EngineError>(v)
+                    });
+                    let vecs = match vecs {
+                        Err(_) if cancelled() => return interrupted(),
+                        r => r?,
+                    };
                     let items: Vec<(u64, Vec<f32>)> =
                         batch.iter().map(|(id, _)| *id).zip(vecs).collect();
                     index.upsert(&items)?;
                     if let Some(p) = progress {
                         p.add_done(items.len() as u64);
-                        if p.is_cancelled() {
-                            return Err(EngineError::Invalid("cancelled".into()));
-                        }
+                    }
+                    if cancelled() {
+                        return interrupted();
                     }
                     batch.clear();
                     Ok(())
@@ -346,6 +376,7 @@ impl SearchEngine {
                 if !batch.is_empty() {
                     flush(&mut batch)?;
                 }
+                log("embedded terms");
             }
             index.save(seq)?;
             write_state(
@@ -359,6 +390,27 @@ impl SearchEngine {
             self.emb.flush()?;
         }
         Ok(())
+    }
+
+    /// Indexes that do not reflect the store yet (a catch-up is due or running): `lexical`
+    /// and `vectors/<model>`.
+    pub fn behind(&self) -> Result<Vec<String>, EngineError> {
+        let seq = self.store.seq()?;
+        let want: BTreeSet<u64> = self.store.active_rids().values().copied().collect();
+        let current = |st: &IndexState| st.seq == seq && st.rids == want;
+        let mut out = Vec::new();
+        let lexical = read_state(&self.dir.join("lexical.state.json")).unwrap_or_default();
+        if !current(&lexical) {
+            out.push("lexical".to_string());
+        }
+        for model in self.vectors.read().keys() {
+            let vpath = self.dir.join("vectors").join(format!("{model}.state.json"));
+            if !current(&read_state(&vpath).unwrap_or_default()) {
+                out.push(format!("vectors/{model}"));
+            }
+        }
+        out.sort();
+        Ok(out)
     }
 
     /// Embeddings of `texts` with `model`, from the cache where present; computes and stores

@@ -79,9 +79,14 @@ impl KeySet {
 
     /// Remove and return the keys in `range`.
     pub fn drain_range(&mut self, range: Range<u64>) -> Vec<u64> {
+        self.drain_range_max(range, usize::MAX)
+    }
+
+    /// Remove and return the smallest `n` keys (at most) in `range`.
+    pub fn drain_range_max(&mut self, range: Range<u64>, n: usize) -> Vec<u64> {
         let lo = self.0.partition_point(|k| *k < range.start);
         let hi = self.0.partition_point(|k| *k < range.end).max(lo);
-        self.0.drain(lo..hi).collect()
+        self.0.drain(lo..hi.min(lo.saturating_add(n))).collect()
     }
 
     /// Up to `n` keys spread evenly over the set (all keys when `n ≥ len`).
@@ -112,5 +117,9 @@ mod tests {
         assert!(s
             .drain_range(std::ops::Range { start: 10, end: 5 })
             .is_empty());
+        // in chunks: the smallest first, the rest stays
+        assert_eq!(s.drain_range_max(0..10, 2), [1, 3]);
+        assert_eq!(s.drain_range_max(0..10, 2), [7, 9]);
+        assert!(s.drain_range_max(0..10, 2).is_empty());
     }
 }

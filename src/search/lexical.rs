@@ -171,6 +171,10 @@ impl LexicalIndex {
         let threads = options.writer_threads.max(1);
         let budget = options.memory_budget.max(threads * (15 << 20));
         let writer: IndexWriter = index.writer_with_num_threads(threads, budget)?;
+        // A process killed mid-commit leaves files no commit refers to (e.g. a segment's
+        // `.del` file); a later delete with the same opstamp would fail creating that name
+        // (seen in tests/faults.rs), so they go before the first write.
+        writer.garbage_collect_files().wait()?;
         // Segments stop merging at 1M terms: a merge's memory grows with the segments it
         // merges, so this bounds the indexer's memory for any number of terms at the cost of a
         // few more segments to search (one per ~1M terms).

@@ -53,6 +53,9 @@ mod files;
 /// Largest `k` served (larger values are capped).
 pub const MAX_K: usize = 10_000;
 
+/// Keys removed per write-lock hold by [`VectorIndex::remove_range`].
+pub const REMOVE_CHUNK: usize = 4096;
+
 /// Scalar type the vectors are stored as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -342,18 +345,26 @@ impl VectorIndex {
         self.remove_range(release_range(rid)).map(|_| ())
     }
 
-    /// Remove every key in `range`; returns how many were removed.
+    /// Remove every key in `range`; returns how many were removed. Works in chunks of
+    /// [`REMOVE_CHUNK`] keys, taking the write lock per chunk: searches run between chunks
+    /// (a replaced release's vectors disappear gradually; its terms are gone from the store).
     pub fn remove_range(&self, range: std::ops::Range<u64>) -> Result<usize, SearchError> {
-        let mut inner = self.inner.write();
-        let doomed = inner.keys.drain_range(range);
-        for (i, key) in doomed.iter().enumerate() {
-            if let Err(e) = inner.index.remove(*key) {
-                // keep the mirror truthful: keys not yet removed are still indexed
-                inner.keys.insert_many(doomed[i..].to_vec());
-                return Err(super::index_err(e));
+        let mut removed = 0;
+        loop {
+            let mut inner = self.inner.write();
+            let doomed = inner.keys.drain_range_max(range.clone(), REMOVE_CHUNK);
+            if doomed.is_empty() {
+                return Ok(removed);
             }
+            for (i, key) in doomed.iter().enumerate() {
+                if let Err(e) = inner.index.remove(*key) {
+                    // keep the mirror truthful: keys not yet removed are still indexed
+                    inner.keys.insert_many(doomed[i..].to_vec());
+                    return Err(super::index_err(e));
+                }
+            }
+            removed += doomed.len();
         }
-        Ok(doomed.len())
     }
 
     /// Store sequence recorded by the last save (0 for a fresh index).

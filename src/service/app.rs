@@ -6,6 +6,7 @@ use crate::encoder::{EngineConfig, Registry};
 use crate::search::engine::SearchEngine;
 use crate::service::ingest::{self, IngestError, IngestRequest, IngestResult};
 use crate::service::jobs::{JobError, JobManager};
+use crate::store::notes::{InsertError, Note, StoredNote};
 use crate::store::{Store, StoreResult};
 use crate::util::progress::Progress;
 use std::path::{Path, PathBuf};
@@ -76,7 +77,10 @@ pub struct App {
     pub search: Option<Arc<SearchEngine>>,
     /// Notes: store, indexes, coding (NoteContrast).
     pub notes: Arc<crate::notes::Notes>,
+    /// One ingest at a time; held by ingest job threads and the CLI, never by a request.
     ingest_lock: parking_lot::Mutex<()>,
+    /// Indexer wake-ups, background thread count, shutdown ([`crate::service::background`]).
+    pub(crate) background: crate::service::background::Background,
 }
 
 /// Failure to open the application.
@@ -127,6 +131,7 @@ impl App {
             search: Some(Arc::new(search)),
             notes: Arc::new(notes),
             ingest_lock: parking_lot::Mutex::new(()),
+            background: Default::default(),
         }))
     }
 
@@ -142,7 +147,7 @@ impl App {
         Ok(())
     }
 
-    /// Load notes (`notes-jsonl`, `mimic-notes-csv`) all-or-nothing, then index them.
+    /// Load notes (`notes-jsonl`, `mimic-notes-csv`, `codiesp`) all-or-nothing, then index them.
     pub fn ingest_notes(
         &self,
         req: &IngestRequest,
@@ -166,7 +171,14 @@ impl App {
     ) -> Result<crate::notes::ingest::NotesLoadResult, IngestError> {
         let started = std::time::Instant::now();
         let mut batch = self.notes.store.begin()?;
-        let mut r = crate::notes::ingest::load(req.format, &req.files, &mut batch, progress)?;
+        let store = &self.store;
+        let known = |c: &crate::domain::model::ConceptRef| {
+            matches!(store.concept(&c.system, &c.code), Ok(Some(_)))
+        };
+        let check: crate::notes::codiesp::CodeCheck<'_> =
+            self.store.has_system("ICD10CM").then_some(&known);
+        let mut r =
+            crate::notes::ingest::load(req.format, &req.files, &mut batch, progress, check)?;
         let n = batch.commit()?;
         tracing::info!(notes = n, codes = r.codes, "notes committed");
         r.seconds = started.elapsed().as_secs_f64();
@@ -230,13 +242,23 @@ impl App {
         let (id, progress) = self.jobs.create("ingest")?;
         let app = self.clone();
         let job = id.clone();
+        let worker = self.worker();
         std::thread::Builder::new()
             .name(format!("ingest-{}", &id[..8]))
             .spawn(move || {
+                let _alive = worker;
                 let _g = app.ingest_lock.lock();
+                if app.is_stopping() {
+                    // left queued: the next start reports it interrupted
+                    drop(guard);
+                    return;
+                }
                 let _ = app.jobs.start(&job);
                 let outcome = app.run_ingest(&req, progress.clone(), Some(&job));
                 let _ = match outcome {
+                    // stopped by shutdown: left running, so the next start reports it (succeeded
+                    // if its data was committed, the indexes then catch up; else interrupted)
+                    _ if progress.is_cancelled() => Ok(()),
                     Ok(r) => app.jobs.succeed(&job, r),
                     Err(e) => app.jobs.fail(&job, job_error(&e)),
                 };
@@ -244,6 +266,27 @@ impl App {
             })
             .map_err(|e| crate::store::StoreError::Aborted(format!("cannot start job: {e}")))?;
         Ok(id)
+    }
+
+    /// Store one note, durable when this returns, and wake the indexer (which adds it to note
+    /// search in the background: this never waits for indexing). Returns whether note search
+    /// finds it already (false when that cannot be read).
+    pub fn add_note(&self, note: Note) -> Result<bool, InsertError> {
+        let stored = self.notes.store.insert(note)?;
+        self.request_catch_up();
+        Ok(self.note_indexed(stored.nid))
+    }
+
+    /// A stored note by id, and whether note search finds it yet.
+    pub fn note(&self, id: &str) -> StoreResult<Option<(StoredNote, bool)>> {
+        Ok(self.notes.store.get(id)?.map(|s| {
+            let indexed = self.note_indexed(s.nid);
+            (s, indexed)
+        }))
+    }
+
+    fn note_indexed(&self, nid: u64) -> bool {
+        self.notes.indexed_next().is_ok_and(|next| nid < next)
     }
 
     /// Record the store's sequence as acknowledged (after a commit; see [`crate::service::integrity`]).

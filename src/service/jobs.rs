@@ -1,5 +1,7 @@
 //! Background jobs (ingest, embedding): status persisted in the store's `jobs` tree so it
-//! survives restarts, live progress from a shared [`Progress`]. Jobs that were queued or running
+//! survives restarts, live progress from a shared [`Progress`]. Index catch-ups (`catch-up`
+//! jobs: at start, after note writes) are kept in memory only — they redo themselves from the
+//! indexes' saved progress after a restart — and listed with the others by [`JobManager::list`]. Jobs that were queued or running
 //! when the process died are marked failed at start-up with a clear message — their releases
 //! were never made visible, so nothing partial remains.
 
@@ -69,7 +71,18 @@ pub struct JobManager {
     tree: sled::Tree,
     db: sled::Db,
     live: Arc<Mutex<HashMap<String, Arc<Progress>>>>,
+    /// In-memory jobs (catch-ups): status by id, newest last in `order`.
+    transient: Arc<Mutex<Transient>>,
 }
+
+#[derive(Default)]
+struct Transient {
+    jobs: HashMap<String, JobStatus>,
+    order: std::collections::VecDeque<String>,
+}
+
+/// Finished in-memory jobs kept for listing.
+const KEEP_TRANSIENT: usize = 32;
 
 impl JobManager {
     /// Open the registry and fail jobs a previous process left unfinished.
@@ -79,6 +92,7 @@ impl JobManager {
             tree,
             db: store.db().clone(),
             live: Default::default(),
+            transient: Default::default(),
         };
         for kv in jm.tree.iter() {
             let (k, v) = kv?;
@@ -200,8 +214,102 @@ impl JobManager {
         r
     }
 
+    /// Start an in-memory job (`catch-up`), running at once; not persisted (see module docs).
+    pub fn start_transient(&self, kind: &str) -> (String, Arc<Progress>) {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let st = JobStatus {
+            job_id: id.clone(),
+            kind: kind.into(),
+            state: JobState::Running,
+            phase: "starting".into(),
+            done: 0,
+            total: 0,
+            error: None,
+            result: None,
+            created_at: now_rfc3339(),
+            finished_at: None,
+        };
+        let p = Progress::new();
+        self.live.lock().insert(id.clone(), p.clone());
+        let mut t = self.transient.lock();
+        t.jobs.insert(id.clone(), st);
+        t.order.push_back(id.clone());
+        while t.order.len() > KEEP_TRANSIENT {
+            if let Some(old) = t.order.pop_front() {
+                t.jobs.remove(&old);
+            }
+        }
+        (id, p)
+    }
+
+    /// End an in-memory job: succeeded with `result`, or failed with `error`.
+    pub fn finish_transient(&self, id: &str, outcome: Result<serde_json::Value, String>) {
+        let p = self.live.lock().remove(id);
+        if let Some(st) = self.transient.lock().jobs.get_mut(id) {
+            if let Some(p) = p {
+                let (phase, done, total) = p.snapshot();
+                (st.phase, st.done, st.total) = (phase, done, total);
+            }
+            match outcome {
+                Ok(r) => {
+                    st.state = JobState::Succeeded;
+                    st.result = Some(r);
+                }
+                Err(message) => {
+                    st.state = JobState::Failed;
+                    st.error = Some(JobError {
+                        file: None,
+                        line: None,
+                        message,
+                    });
+                }
+            }
+            st.finished_at = Some(now_rfc3339());
+        }
+    }
+
+    /// Ask every running job to stop at its next batch boundary (shutdown).
+    pub fn cancel_all(&self) {
+        for p in self.live.lock().values() {
+            p.cancel();
+        }
+    }
+
+    /// The newest `limit` jobs (persisted and in-memory), newest first, with live progress.
+    pub fn list(&self, limit: usize) -> StoreResult<Vec<JobStatus>> {
+        let mut all: Vec<JobStatus> = self.transient.lock().jobs.values().cloned().collect();
+        for kv in self.tree.iter() {
+            let (_, v) = kv?;
+            if let Ok(st) = serde_json::from_slice::<JobStatus>(&v) {
+                all.push(st);
+            }
+        }
+        all.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+        all.truncate(limit);
+        for st in &mut all {
+            self.merge_live(st);
+        }
+        Ok(all)
+    }
+
+    fn merge_live(&self, st: &mut JobStatus) {
+        if st.state != JobState::Running {
+            return;
+        }
+        if let Some(p) = self.live.lock().get(&st.job_id) {
+            let (phase, done, total) = p.snapshot();
+            st.phase = phase;
+            st.done = done;
+            st.total = total;
+        }
+    }
+
     /// Current status (live progress merged in for running jobs).
     pub fn get(&self, id: &str) -> StoreResult<Option<JobStatus>> {
+        if let Some(mut st) = self.transient.lock().jobs.get(id).cloned() {
+            self.merge_live(&mut st);
+            return Ok(Some(st));
+        }
         let Some(mut st) = self.stored(id)? else {
             return Ok(None);
         };

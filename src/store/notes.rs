@@ -15,9 +15,16 @@
 //! ## All or nothing
 //! A load streams its notes into `notes_staging` (bounded memory; duplicate ids within the batch
 //! and ids already stored are refused there, so the caller can name the file and line). Nothing
-//! of it is visible until [`NoteBatch::commit`]: it writes the `committing` marker and flushes,
-//! moves the staged notes into `notes`/`note_nids` in sled batches, bumps `seq`, removes the
-//! marker and flushes again. A crash before the marker leaves only staging rows, which
+//! of it is visible until [`NoteBatch::commit`]: it writes the `committing` marker (its value is
+//! 1 + how far the staged nids move: single notes may have taken nids while the load parsed)
+//! and flushes, moves the staged notes into `notes`/`note_nids` in sled batches, bumps `seq`,
+//! removes the marker and flushes again.
+//!
+//! ## Locks
+//! Loads run one at a time (`load`, held by a [`NoteBatch`] for the whole load). Writes to the
+//! visible trees take `write` only for one step: a single [`NoteStore::insert`] (one sled
+//! transaction and a flush) or a load's commit. So `POST /v1/notes` never waits for a bulk load
+//! to parse its files, only (at worst) for its commit. A crash before the marker leaves only staging rows, which
 //! [`NoteStore::open`] drops; a crash after it is rolled forward at open. A batch dropped without
 //! commit (a parse error) clears its staging rows. Notes are append-only: an id cannot be loaded
 //! twice (409 over HTTP), so indexes never need deletions.
@@ -26,6 +33,7 @@ use super::{decode, encode, keys, Store, StoreError, StoreResult};
 use crate::domain::model::ConceptRef;
 use parking_lot::{Mutex, MutexGuard};
 use serde::{Deserialize, Serialize};
+use sled::Transactional;
 use std::sync::Arc;
 
 /// Longest note id, in characters (Unicode scalar values, as JSON Schema counts).
@@ -84,6 +92,9 @@ struct Inner {
     nids: sled::Tree,
     meta: sled::Tree,
     staging: sled::Tree,
+    /// One bulk load at a time (held for the whole load).
+    load: Mutex<()>,
+    /// Short writes to the visible trees (a single insert, a load's commit).
     write: Mutex<()>,
 }
 
@@ -105,6 +116,7 @@ impl NoteStore {
             nids: db.open_tree("note_nids")?,
             meta: db.open_tree("notes_meta")?,
             staging: db.open_tree("notes_staging")?,
+            load: Mutex::new(()),
             write: Mutex::new(()),
             db,
         };
@@ -180,37 +192,69 @@ impl NoteStore {
         })
     }
 
-    /// Start a load. Loads (and single inserts) run one at a time; the batch holds the lock.
+    /// Start a load. Loads run one at a time; the batch holds the load lock (single inserts do
+    /// not take it).
     pub fn begin(&self) -> StoreResult<NoteBatch<'_>> {
-        let guard = self.inner.write.lock();
+        let guard = self.inner.load.lock();
         self.inner.staging.clear()?;
         let next = self.next_nid()?;
         Ok(NoteBatch {
             store: self,
             _guard: guard,
+            first_nid: next,
             next_nid: next,
             added: 0,
             committed: false,
         })
     }
 
-    /// Insert one note (all-or-nothing, durable when this returns).
+    /// Insert one note: one sled transaction over the notes, nid and meta trees, flushed
+    /// (durable when this returns). Holds the write lock for that step only.
     pub fn insert(&self, note: Note) -> Result<StoredNote, InsertError> {
-        let mut b = self.begin()?;
-        let nid = b.add(note.clone())?;
-        b.commit()?;
-        Ok(StoredNote { nid, note })
+        let i = &self.inner;
+        let _w = i.write.lock();
+        if i.notes.contains_key(note.id.as_bytes())? {
+            return Err(NoteConflict::Exists(note.id).into());
+        }
+        let nid = self.next_nid()?;
+        let seq = self.seq()? + 1;
+        let stored = StoredNote { nid, note };
+        let value = encode(&stored);
+        let id = stored.note.id.as_bytes().to_vec();
+        (&i.notes, &i.nids, &i.meta)
+            .transaction(|(notes, nids, meta)| {
+                notes.insert(id.as_slice(), value.as_slice())?;
+                nids.insert(&nid.to_be_bytes(), id.as_slice())?;
+                meta.insert(NEXT_NID, &(nid + 1).to_be_bytes())?;
+                meta.insert(SEQ, &seq.to_be_bytes())?;
+                Ok::<_, sled::transaction::ConflictableTransactionError<()>>(())
+            })
+            .map_err(|e| match e {
+                sled::transaction::TransactionError::Storage(e) => StoreError::Sled(e),
+                sled::transaction::TransactionError::Abort(()) => {
+                    StoreError::Aborted("note insert aborted".into())
+                }
+            })?;
+        i.db.flush()?;
+        Ok(stored)
     }
 
+    /// Move the staged notes into the visible trees, their nids raised by the `committing`
+    /// marker's offset.
     fn move_staged(&self) -> StoreResult<()> {
         let i = &self.inner;
+        let shift = read_meta(&i.meta, COMMITTING)?.saturating_sub(1);
         let mut notes = sled::Batch::default();
         let mut nids = sled::Batch::default();
         let mut n = 0usize;
         let mut max_nid = None;
         for kv in i.staging.iter() {
             let (k, v) = kv?;
-            let s: StoredNote = decode("notes_staging", &v)?;
+            let mut s: StoredNote = decode("notes_staging", &v)?;
+            if shift > 0 {
+                s.nid += shift;
+            }
+            let v: Vec<u8> = if shift > 0 { encode(&s) } else { v.to_vec() };
             max_nid = max_nid.max(Some(s.nid));
             nids.insert(s.nid.to_be_bytes().to_vec(), k.clone());
             notes.insert(k, v);
@@ -257,6 +301,7 @@ impl From<sled::Error> for InsertError {
 pub struct NoteBatch<'a> {
     store: &'a NoteStore,
     _guard: MutexGuard<'a, ()>,
+    first_nid: u64,
     next_nid: u64,
     added: u64,
     committed: bool,
@@ -290,11 +335,25 @@ impl NoteBatch<'_> {
         self.added == 0
     }
 
-    /// Make the staged notes visible and durable at once; returns how many.
+    /// Make the staged notes visible and durable at once; returns how many. Fails (nothing
+    /// visible) when a single insert took one of the staged ids while the load ran.
     pub fn commit(mut self) -> StoreResult<u64> {
         let i = &self.store.inner;
         if self.added > 0 {
-            i.meta.insert(COMMITTING, 1u64.to_be_bytes().to_vec())?;
+            let _w = i.write.lock();
+            for k in i.staging.iter().keys() {
+                let k = k?;
+                if i.notes.contains_key(&k)? {
+                    return Err(StoreError::Aborted(format!(
+                        "a note with id '{}' was added while this load ran; nothing was loaded",
+                        String::from_utf8_lossy(&k)
+                    )));
+                }
+            }
+            // single inserts may have taken nids since `begin`: move the batch past them
+            let shift = self.store.next_nid()?.saturating_sub(self.first_nid);
+            i.meta
+                .insert(COMMITTING, (shift + 1).to_be_bytes().to_vec())?;
             i.db.flush()?;
             self.store.move_staged()?;
         }
@@ -357,6 +416,41 @@ mod tests {
             .collect::<Vec<_>>();
         assert_eq!(ids, vec!["b", "c"]);
         assert_eq!(ns.get_nid(0).unwrap().unwrap().note.id, "a");
+    }
+
+    #[test]
+    fn single_inserts_do_not_wait_for_a_load_and_its_nids_move_past_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let ns = NoteStore::open(&store).unwrap();
+        let mut b = ns.begin().unwrap();
+        b.add(note("bulk-1")).unwrap();
+        b.add(note("bulk-2")).unwrap();
+        b.add(note("both")).unwrap();
+        // the load is still open (its lock held): a single insert goes through at once
+        let t = std::time::Instant::now();
+        let s = ns.insert(note("single")).unwrap();
+        assert!(t.elapsed() < std::time::Duration::from_secs(1));
+        assert_eq!(s.nid, 0);
+        assert_eq!(ns.get("single").unwrap().unwrap().nid, 0);
+        assert_eq!(b.commit().unwrap(), 3);
+        let mut nids: Vec<(u64, String)> = ns
+            .iter_from(0)
+            .map(|n| n.map(|n| (n.nid, n.note.id)).unwrap())
+            .collect();
+        nids.sort();
+        let want = [(0, "single"), (1, "bulk-1"), (2, "bulk-2"), (3, "both")];
+        let want: Vec<(u64, String)> = want.iter().map(|(n, s)| (*n, s.to_string())).collect();
+        assert_eq!(nids, want);
+        assert_eq!(ns.next_nid().unwrap(), 4);
+        // a load whose id was posted meanwhile fails as a whole
+        let mut b = ns.begin().unwrap();
+        b.add(note("x")).unwrap();
+        b.add(note("dup")).unwrap();
+        ns.insert(note("dup")).unwrap();
+        assert!(b.commit().is_err());
+        assert!(ns.get("x").unwrap().is_none());
+        assert_eq!(ns.len(), 5);
     }
 
     #[test]

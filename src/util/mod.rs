@@ -1,8 +1,9 @@
 //! Small general helpers every layer may use (nothing here imports another ontovec module):
 //! atomic file writes ([`fs`]), progress reporting for long work ([`progress`]), the stable
-//! hash of deterministic splits ([`hash`]), vector arithmetic ([`vector`]) and timestamps
-//! ([`time`]).
+//! hash of deterministic splits ([`hash`]), vector arithmetic ([`vector`]), timestamps
+//! ([`time`]) and when a foreground request was last served ([`activity`]).
 
+pub mod activity;
 pub mod fs;
 pub mod hash;
 pub mod progress;

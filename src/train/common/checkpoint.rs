@@ -71,6 +71,19 @@ pub struct TrainState {
     pub config_fingerprint: String,
     /// (step, tree loss, synonym loss) every logged step.
     pub loss_log: Vec<(u64, f32, f32)>,
+    /// Dev metrics at every evaluation step (older checkpoints have none).
+    #[serde(default)]
+    pub dev_log: Vec<DevPoint>,
+}
+
+/// Dev metrics measured at one optimizer step during training (the second panel of the
+/// model card's `curves.svg`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct DevPoint {
+    /// Optimizer steps done when measured.
+    pub step: u64,
+    /// Metric name → value; metrics not measurable at this step (NaN) are left out.
+    pub metrics: std::collections::BTreeMap<String, f64>,
 }
 
 /// Resume from the checkpoint in `dir` when there is one (refusing one written under another
@@ -101,6 +114,7 @@ pub fn resume_or_start(
             rng: RngState::capture(&ChaCha8Rng::seed_from_u64(seed)),
             config_fingerprint: fingerprint,
             loss_log: Vec::new(),
+            dev_log: Vec::new(),
         }),
     }
 }

@@ -1,6 +1,7 @@
 //! Training machinery shared by the HiPrBERT and NoteContrast trainers.
 
 pub mod bert;
+pub mod card;
 pub mod checkpoint;
 pub mod config;
 pub mod embed;

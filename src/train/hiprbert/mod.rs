@@ -21,6 +21,7 @@ pub mod loss;
 pub mod output;
 pub mod train;
 
+use crate::train::common::checkpoint::DevPoint;
 use crate::train::common::optim::AdamWConfig;
 use data::EvalSizes;
 use eval::SystemReport;
@@ -98,6 +99,22 @@ pub struct TrainConfig {
     pub max_train_secs: Option<u64>,
     /// Log a line every this many steps.
     pub log_every: u64,
+    /// Measure the held-out dev curve (mean AUC, acc@1 on `dev_eval`-sized sets) every this
+    /// many steps, and at step 0 and the end (0 = never). Only drawn in `curves.svg`; the
+    /// final table is the full evaluation.
+    #[serde(default)]
+    pub dev_every: u64,
+    /// Sizes of the dev-curve sets (a deterministic subset-sized draw of the held-out split).
+    #[serde(default = "default_dev_eval")]
+    pub dev_eval: EvalSizes,
+}
+
+fn default_dev_eval() -> EvalSizes {
+    EvalSizes {
+        pairs_per_category: 50,
+        max_queries: 50,
+        max_candidates: 200,
+    }
 }
 
 impl TrainConfig {
@@ -133,6 +150,8 @@ impl TrainConfig {
             checkpoint_every: 50,
             max_train_secs: Some(12 * 60),
             log_every: 10,
+            dev_every: 100,
+            dev_eval: default_dev_eval(),
         };
         match p {
             Preset::Quick => base,
@@ -152,6 +171,12 @@ impl TrainConfig {
                 checkpoint_every: 100,
                 max_train_secs: None,
                 log_every: 25,
+                dev_every: 200,
+                dev_eval: EvalSizes {
+                    pairs_per_category: 200,
+                    max_queries: 200,
+                    max_candidates: 1000,
+                },
                 ..base
             },
         }
@@ -173,6 +198,8 @@ impl TrainConfig {
             max_queries: 0,
             max_candidates: 0,
         };
+        c.dev_every = 0;
+        c.dev_eval = c.eval.clone();
         format!(
             "{:016x}",
             crate::util::hash::fnv1a64(serde_json::to_string(&c).unwrap_or_default().as_bytes())
@@ -220,6 +247,9 @@ pub struct TrainReport {
     pub trained_eval: Vec<SystemReport>,
     /// (step, tree loss, synonym loss) log.
     pub loss_log: Vec<(u64, f32, f32)>,
+    /// Dev curve: mean AUC and acc@1 on the dev-curve sets per evaluation step.
+    #[serde(default)]
+    pub dev_log: Vec<DevPoint>,
 }
 
 /// Data statistics of one system.

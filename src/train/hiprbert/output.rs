@@ -2,43 +2,18 @@
 //!
 //! `model.safetensors` (HF tensor names as in the base), everything else of the base copied
 //! (config.json, tokenizer files, modules.json, 1_Pooling/, ...), the manifest `ontovec.json`
-//! and a `MODEL_CARD.md` with data, configuration, time and the base-vs-trained table.
+//! and a `MODEL_CARD.md` with data, configuration, time and the base-vs-trained table, with
+//! its pictures `curves.svg` and `eval.svg` (written by [`crate::train::common::card`]).
 
 use super::{HiprbertArgs, TrainReport};
 use crate::train::common::bert::TrainBert;
+use crate::train::common::card::{self, Bars, Card, Curves};
 use crate::train::hiprbert::eval::SystemReport;
-use crate::util::fs::{write_atomic, write_atomic_with};
+use crate::util::fs::write_atomic_with;
 use std::fmt::Write as _;
-use std::path::Path;
 
 /// Version string recorded in manifests.
 pub const TRAINED_BY: &str = concat!("ontovec hiprbert ", env!("CARGO_PKG_VERSION"));
-
-pub(crate) fn copy_tree(from: &Path, to: &Path) -> anyhow::Result<()> {
-    std::fs::create_dir_all(to)?;
-    for e in std::fs::read_dir(from)? {
-        let e = e?;
-        let name = e.file_name();
-        let n = name.to_string_lossy();
-        if n == "model.safetensors"
-            || n == "pytorch_model.bin"
-            || n.starts_with('.')
-            || n == "checkpoint"
-            || n == "ontovec.json"
-            || n == "MODEL_CARD.md"
-            || n == "README.md"
-        {
-            continue;
-        }
-        let dst = to.join(&name);
-        if e.file_type()?.is_dir() {
-            copy_tree(&e.path(), &dst)?;
-        } else {
-            std::fs::copy(e.path(), dst)?;
-        }
-    }
-    Ok(())
-}
 
 fn fmt(x: f64) -> String {
     if x.is_finite() {
@@ -137,7 +112,7 @@ pub fn write_model_folder(
     r: &TrainReport,
 ) -> anyhow::Result<()> {
     let out = &args.out;
-    copy_tree(&args.base, out)?;
+    card::copy_base_files(&args.base, out)?;
     write_atomic_with(&out.join("model.safetensors"), |tmp| model.save(tmp))?;
     let name = out
         .file_name()
@@ -189,15 +164,47 @@ pub fn write_model_folder(
             "config": r.config,
         },
     });
-    write_atomic(
-        &out.join("ontovec.json"),
-        serde_json::to_string_pretty(&manifest)?.as_bytes(),
-    )?;
-    write_atomic(
-        &out.join("MODEL_CARD.md"),
-        model_card(&name, &base, r).as_bytes(),
-    )?;
-    Ok(())
+    let curves = Curves::from_logs(
+        &format!("{name}: HiPrBERT training"),
+        ["tree loss", "synonym loss"],
+        &r.loss_log,
+        &r.dev_log,
+        &format!(
+            "held-out dev curve (mean over systems; {} pairs per category, {} queries)",
+            r.config.dev_eval.pairs_per_category, r.config.dev_eval.max_queries
+        ),
+    );
+    card::write_card(
+        out,
+        &Card {
+            manifest: &manifest,
+            markdown: model_card(&name, &base, r),
+            curves: Some(&curves),
+            bars: Some(&eval_bars(&r.base_eval, &r.trained_eval)),
+        },
+    )
+}
+
+/// The held-out table as bars: per system, mean AUC, acc@1 and acc@5, base vs trained.
+pub fn eval_bars(base: &[SystemReport], trained: &[SystemReport]) -> Bars {
+    let mut groups = Vec::new();
+    for b in base {
+        let Some(t) = trained.iter().find(|t| t.system == b.system) else {
+            continue;
+        };
+        if let (Some(ba), Some(ta)) = (&b.aucs, &t.aucs) {
+            groups.push((format!("{} · mean AUC", b.system), vec![ba.mean, ta.mean]));
+        }
+        if b.queries > 0 {
+            groups.push((format!("{} · acc@1", b.system), vec![b.acc1, t.acc1]));
+            groups.push((format!("{} · acc@5", b.system), vec![b.acc5, t.acc5]));
+        }
+    }
+    Bars {
+        title: "held-out evaluation: base vs trained (same run)".into(),
+        series: vec!["base".into(), "trained".into()],
+        groups,
+    }
 }
 
 fn model_card(name: &str, base: &str, r: &TrainReport) -> String {

@@ -5,7 +5,7 @@
 use super::{DataStats, HiprbertArgs, RunOptions, TrainConfig, TrainReport};
 use crate::store::Store;
 use crate::train::common::bert::{embed_sequences, rowwise_cosine, TrainBert};
-use crate::train::common::checkpoint::{self, RngState, TrainState};
+use crate::train::common::checkpoint::{self, DevPoint, RngState, TrainState};
 use crate::train::common::embed::{InferenceEncoder, TermTokenizer};
 use crate::train::common::ops::Dropout;
 use crate::train::common::optim::{clip_global_norm, lr_at, AdamW, GradAccumulator};
@@ -61,6 +61,33 @@ fn evaluate_tensors(
     let enc = InferenceEncoder::from_tensors(&model.config, model.tensors())?;
     let mut f = |t: &[String]| enc.embed_texts(tok, t);
     eval::evaluate(&mut f, sets)
+}
+
+/// One point of the dev curve: mean over systems of the mean AUC and of acc@1 (systems
+/// without pairs or queries left out).
+fn dev_point(
+    step: u64,
+    model: &TrainBert,
+    tok: &TermTokenizer,
+    sets: &[SystemEval],
+) -> anyhow::Result<DevPoint> {
+    let r = evaluate_tensors(model, tok, sets)?;
+    let mean = |xs: Vec<f64>| {
+        let xs: Vec<f64> = xs.into_iter().filter(|x| x.is_finite()).collect();
+        (!xs.is_empty()).then(|| xs.iter().sum::<f64>() / xs.len() as f64)
+    };
+    let mut metrics = std::collections::BTreeMap::new();
+    if let Some(x) = mean(
+        r.iter()
+            .filter_map(|s| s.aucs.as_ref().map(|a| a.mean))
+            .collect(),
+    ) {
+        metrics.insert("mean AUC".to_string(), x);
+    }
+    if let Some(x) = mean(r.iter().map(|s| s.acc1).collect()) {
+        metrics.insert("acc@1".to_string(), x);
+    }
+    Ok(DevPoint { step, metrics })
 }
 
 /// One micro-batch: forward, both losses, backward. Returns (tree, synonym, grads, strings, tokens).
@@ -127,6 +154,11 @@ pub fn train(args: &HiprbertArgs, opts: &RunOptions) -> anyhow::Result<TrainRepo
         "the store holds no hierarchy or synonyms to train on (load ontologies first)"
     );
     let eval_sets = data::build_eval(&corpus, &cfg.eval);
+    let dev_sets = if cfg.dev_every > 0 && !opts.skip_eval {
+        data::build_eval(&corpus, &cfg.dev_eval)
+    } else {
+        Vec::new()
+    };
     let stats = data_stats(&corpus);
 
     let model = TrainBert::load_dir(&args.base)
@@ -164,6 +196,18 @@ pub fn train(args: &HiprbertArgs, opts: &RunOptions) -> anyhow::Result<TrainRepo
     let mut acc = GradAccumulator::new(&params);
     let mut stopped_by_time = false;
     let mut window = (Instant::now(), 0u64, 0u64);
+    // the dev curve (not counted in train_secs); resumed runs keep the points before the stop
+    let dev_curve = |state: &mut TrainState| -> anyhow::Result<()> {
+        if !dev_sets.is_empty() && state.dev_log.last().map(|p| p.step) != Some(state.step) {
+            let p = dev_point(state.step, &model, &tok, &dev_sets)?;
+            tracing::info!(step = p.step, metrics = ?p.metrics, "dev");
+            state.dev_log.push(p);
+        }
+        Ok(())
+    };
+    if state.step == 0 {
+        dev_curve(&mut state)?;
+    }
     while state.step < cfg.steps {
         if cfg
             .max_train_secs
@@ -212,6 +256,9 @@ pub fn train(args: &HiprbertArgs, opts: &RunOptions) -> anyhow::Result<TrainRepo
             window = (Instant::now(), 0, 0);
         }
         let last = state.step == cfg.steps;
+        if last || (cfg.dev_every > 0 && state.step % cfg.dev_every == 0) {
+            dev_curve(&mut state)?;
+        }
         if last
             || (cfg.checkpoint_every > 0 && state.step % cfg.checkpoint_every == 0)
             || opts.stop_after == Some(state.step)
@@ -234,6 +281,7 @@ pub fn train(args: &HiprbertArgs, opts: &RunOptions) -> anyhow::Result<TrainRepo
     }
     bar.finish();
     if stopped_by_time {
+        dev_curve(&mut state)?;
         state.rng = RngState::capture(&rng);
         checkpoint::save(&ckpt_dir, &params, &opt, &state)?;
     }
@@ -277,5 +325,6 @@ fn report(
         base_eval,
         trained_eval,
         loss_log: s.loss_log,
+        dev_log: s.dev_log,
     }
 }

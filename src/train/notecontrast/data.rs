@@ -26,6 +26,8 @@ pub(crate) struct Item {
 
 /// Data of a run.
 pub(crate) struct Data {
+    /// How the notes were split (for the report).
+    pub(crate) split_rule: String,
     pub(crate) items: Vec<Item>,
     pub(crate) train: Vec<usize>,
     pub(crate) dev: Vec<usize>,
@@ -111,10 +113,48 @@ pub(crate) fn index_codes(
     CodeIndex { vocab, codes }
 }
 
-/// The train/dev/test split of notes by key (patient, else note id): `fnv1a64 % 1000` below
-/// `test_permille` → test, the next `dev_permille` → dev, the rest train.
-fn split(keys: &[String], cfg: &NoteContrastConfig) -> [Vec<usize>; 3] {
+/// The train/dev/test split, and the rule that made it (for the model card). Notes that carry
+/// their own split (`meta.split`, as CodiEsp's do) keep it; otherwise by key (patient, else note
+/// id): `fnv1a64 % 1000` below `test_permille` → test, the next `dev_permille` → dev, the rest
+/// train.
+fn split(
+    keys: &[String],
+    given: &[Option<String>],
+    cfg: &NoteContrastConfig,
+) -> ([Vec<usize>; 3], String) {
     let (mut train, mut dev, mut test) = (Vec::new(), Vec::new(), Vec::new());
+    if given.iter().any(Option::is_some) {
+        // the notes' own splits (CodiEsp's); notes without one are augmentation (train) or left out
+        let has_test = given.iter().any(|g| g.as_deref() == Some("test"));
+        for (i, g) in given.iter().enumerate() {
+            match g.as_deref() {
+                Some("dev") => {
+                    dev.push(i);
+                    if !has_test {
+                        test.push(i);
+                    }
+                }
+                Some("test") => test.push(i),
+                Some(_) => train.push(i),
+                None if cfg.augment => train.push(i),
+                None => {}
+            }
+        }
+        let rule = format!(
+            "meta.split of the notes (train / dev{}); notes without one {}",
+            if has_test {
+                " / test"
+            } else {
+                "; no test split is loaded, so the reported split is dev itself and the F1 threshold is tuned on the notes it is reported on"
+            },
+            if cfg.augment {
+                "train (augmentation)"
+            } else {
+                "left out"
+            }
+        );
+        return ([train, dev, test], rule);
+    }
     for (i, k) in keys.iter().enumerate() {
         let h = (crate::util::hash::fnv1a64(k.as_bytes()) % 1000) as u32;
         if h < cfg.test_permille {
@@ -125,7 +165,8 @@ fn split(keys: &[String], cfg: &NoteContrastConfig) -> [Vec<usize>; 3] {
             train.push(i);
         }
     }
-    [train, dev, test]
+    let rule = "by meta.patient (else note id): fnv1a64 % 1000 < test_permille → test, next dev_permille → dev";
+    ([train, dev, test], rule.to_string())
 }
 
 pub(crate) fn load_data(store: &Store, cfg: &NoteContrastConfig) -> anyhow::Result<Data> {
@@ -133,6 +174,8 @@ pub(crate) fn load_data(store: &Store, cfg: &NoteContrastConfig) -> anyhow::Resu
     let mut items = Vec::new();
     let mut keys = Vec::new();
     let mut raw: Vec<Vec<ConceptRef>> = Vec::new();
+    // a note's own split (`meta.split`: train, dev or test — CodiEsp's), when it has one
+    let mut given: Vec<Option<String>> = Vec::new();
     for n in notes.iter_from(0) {
         let n = n?.note;
         let codes: Vec<ConceptRef> = n
@@ -144,8 +187,14 @@ pub(crate) fn load_data(store: &Store, cfg: &NoteContrastConfig) -> anyhow::Resu
         if codes.is_empty() {
             continue;
         }
-        let key = n
-            .meta()
+        let meta = n.meta();
+        given.push(
+            meta.get("split")
+                .and_then(|s| s.as_str())
+                .filter(|s| matches!(*s, "train" | "dev" | "test"))
+                .map(str::to_string),
+        );
+        let key = meta
             .get("patient")
             .and_then(|p| p.as_str().map(str::to_string))
             .unwrap_or_else(|| n.id.clone());
@@ -159,12 +208,13 @@ pub(crate) fn load_data(store: &Store, cfg: &NoteContrastConfig) -> anyhow::Resu
             break;
         }
     }
+    // a hashed split needs a few notes; notes with their own split need one per split
     anyhow::ensure!(
-        items.len() >= 10,
+        items.len() >= 10 || (!items.is_empty() && given.iter().any(Option::is_some)),
         "the store holds {} notes with ICD codes; load notes first (ontovec synth-notes, ingest --format notes-jsonl)",
         items.len()
     );
-    let [train, dev, test] = split(&keys, cfg);
+    let ([train, dev, test], split_rule) = split(&keys, &given, cfg);
     anyhow::ensure!(
         !train.is_empty() && !dev.is_empty() && !test.is_empty(),
         "too few notes for a train/dev/test split"
@@ -222,6 +272,7 @@ pub(crate) fn load_data(store: &Store, cfg: &NoteContrastConfig) -> anyhow::Resu
     }
     bm25_docs.extend(extra_docs);
     Ok(Data {
+        split_rule,
         items,
         train,
         dev,

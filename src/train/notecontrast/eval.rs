@@ -6,6 +6,8 @@ use crate::eval::metrics::fmt_metric as f;
 use std::collections::BTreeMap;
 
 /// The methods of the evaluation, in table order (`trained_pooled` only with segment scoring).
+/// `trained_diverse` (the served order diversified across categories) is a row of the
+/// whole-label-space table only ([`ROWS`]).
 pub const METHODS: [&str; 6] = [
     "bm25",
     "zero_shot_base",
@@ -15,13 +17,25 @@ pub const METHODS: [&str; 6] = [
     "trained",
 ];
 
+/// Every row an evaluation table may have, in order.
+const ROWS: [&str; 7] = [
+    "bm25",
+    "zero_shot_base",
+    "zero_shot_segments",
+    "untrained",
+    "trained_pooled",
+    "trained",
+    "trained_diverse",
+];
+
 /// The test-split table: one row per method.
 pub fn eval_table(eval: &BTreeMap<String, CodingMetrics>) -> String {
-    let mut s = String::from("| method | micro-F1 | macro-F1 (gold codes) | macro-F1 (label-wise) | micro-AUC | macro-AUC | P@5 | P@8 | R@8 | R@20 | rare macro-F1 | rare R@8 | rare R@20 |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
-    for name in METHODS {
+    let mut s = String::from("| method | MAP | micro-F1 | macro-F1 (gold codes) | macro-F1 (label-wise) | micro-AUC | macro-AUC | P@5 | P@8 | R@8 | R@20 | rare macro-F1 | rare R@8 | rare R@20 |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    for name in ROWS {
         if let Some(m) = eval.get(name) {
             s.push_str(&format!(
-                "| {name} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+                "| {name} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+                f(m.map),
                 f(m.micro_f1),
                 f(m.macro_f1),
                 f(m.macro_f1_label),

@@ -53,6 +53,7 @@ pub mod train;
 
 use crate::eval::coding::CodingMetrics;
 use crate::notes::segments::SegmentConfig;
+use crate::train::common::checkpoint::DevPoint;
 use crate::train::common::optim::AdamWConfig;
 use crate::train::hiprbert::Preset;
 use std::collections::BTreeMap;
@@ -110,7 +111,8 @@ pub struct NoteContrastConfig {
     pub dropout: f32,
     /// Seed.
     pub seed: u64,
-    /// Held-out shares per mille (by patient, else note id): test, then dev.
+    /// Held-out shares per mille (by patient, else note id): test, then dev; unused when notes
+    /// carry their own split (`meta.split`).
     pub test_permille: u32,
     /// Dev share per mille.
     pub dev_permille: u32,
@@ -126,6 +128,10 @@ pub struct NoteContrastConfig {
     pub max_train_secs: Option<u64>,
     /// Log every this many steps.
     pub log_every: u64,
+    /// Measure the dev curve (micro-F1, micro-AUC, R@8 of the coder on the dev split, threshold
+    /// tuned there) every this many steps, and at step 0 and the end (0 = never).
+    #[serde(default)]
+    pub dev_every: u64,
     /// Code scoring by attention over note segments (`null`: the pooled note vector only).
     pub segments: Option<SegmentConfig>,
     /// Temperature of the soft maximum over segments.
@@ -134,6 +140,14 @@ pub struct NoteContrastConfig {
     /// no training note carries are encoded from their description embeddings) or only the
     /// codes the training notes carry.
     pub all_codes: bool,
+    /// When some notes carry their own split (`meta.split`, e.g. CodiEsp), notes without one
+    /// join the training split as augmentation (`true`) or are left out (`false`).
+    #[serde(default = "yes")]
+    pub augment: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl NoteContrastConfig {
@@ -167,9 +181,11 @@ impl NoteContrastConfig {
             checkpoint_every: 100,
             max_train_secs: Some(8 * 60),
             log_every: 50,
+            dev_every: 100,
             segments: Some(SegmentConfig::default()),
             attn_temperature: 0.05,
             all_codes: true,
+            augment: true,
         };
         match p {
             Preset::Quick => base,
@@ -182,6 +198,7 @@ impl NoteContrastConfig {
                     ..Default::default()
                 },
                 checkpoint_every: 250,
+                dev_every: 250,
                 max_train_secs: None,
                 ..base
             },
@@ -198,6 +215,7 @@ impl NoteContrastConfig {
         c.max_train_secs = None;
         c.log_every = 0;
         c.checkpoint_every = 0;
+        c.dev_every = 0;
         format!(
             "{:016x}",
             crate::util::hash::fnv1a64(serde_json::to_string(&c).unwrap_or_default().as_bytes())
@@ -226,6 +244,12 @@ pub struct Report {
     /// `all_codes` is off or the notes use every code already).
     #[serde(default)]
     pub eval_all_codes: BTreeMap<String, CodingMetrics>,
+    /// (step, InfoNCE loss (sequence + code), MLM loss) per step.
+    #[serde(default)]
+    pub loss_log: Vec<(u64, f32, f32)>,
+    /// Dev curve per evaluation step.
+    #[serde(default)]
+    pub dev_log: Vec<DevPoint>,
 }
 
 /// The codes model folder written next to a notes model folder.

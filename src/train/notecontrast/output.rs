@@ -5,11 +5,13 @@
 //! * `<out>-codes` (kind `codes`): the code-sequence BERT with a word-level tokenizer of
 //!   `SYSTEM:CODE` tokens.
 
-use super::eval::eval_table;
+use super::eval::{eval_table, METHODS};
 use super::{codes_dir, Args, Report};
 use crate::domain::model::ConceptRef;
+use crate::eval::coding::CodingMetrics;
 use crate::notes::coding::{CodingManifest, CodingModel, CodingTensors};
 use crate::train::common::bert::TrainBert;
+use crate::train::common::card::{self, Bars, Card, Curves};
 use crate::util::fs::{write_atomic, write_atomic_with};
 use std::fmt::Write as _;
 
@@ -39,7 +41,7 @@ pub fn write(
     let base = folder_name(&args.base);
     let eval = serde_json::to_value(&r.eval)?;
     // notes model
-    crate::train::hiprbert::output::copy_tree(&args.base, out)?;
+    card::copy_base_files(&args.base, out)?;
     write_atomic_with(&out.join("model.safetensors"), |tmp| {
         std::fs::copy(args.base.join("model.safetensors"), tmp).map(drop)
     })?;
@@ -54,13 +56,21 @@ pub fn write(
         "training": {"steps": r.steps, "stopped_by_time_budget": r.stopped_by_time,
             "train_secs": r.train_secs, "session_secs": r.session_secs, "config": r.config},
     });
-    write_atomic(
-        &out.join("ontovec.json"),
-        serde_json::to_string_pretty(&manifest)?.as_bytes(),
-    )?;
-    write_atomic(
-        &out.join("MODEL_CARD.md"),
-        card(&name, &cname, &base, r).as_bytes(),
+    let curves = Curves::from_logs(
+        &format!("{name}: NoteContrast training"),
+        ["InfoNCE loss (sequence + code)", "MLM loss"],
+        &r.loss_log,
+        &r.dev_log,
+        "dev split (dev-tuned threshold), trained coder as served",
+    );
+    card::write_card(
+        out,
+        &Card {
+            manifest: &manifest,
+            markdown: card_markdown(&name, &cname, &base, r),
+            curves: Some(&curves),
+            bars: Some(&eval_bars(&r.eval)),
+        },
     )?;
     // codes model
     std::fs::create_dir_all(&cdir)?;
@@ -76,14 +86,42 @@ pub fn write(
         "pooling": "mean", "max_len": r.config.max_codes, "trained_by": TRAINED_BY,
         "default": true, "eval": {"test": eval},
     });
-    write_atomic(
-        &cdir.join("ontovec.json"),
-        serde_json::to_string_pretty(&cmanifest)?.as_bytes(),
-    )?;
-    Ok(())
+    card::write_manifest(&cdir, &cmanifest)
 }
 
-fn card(name: &str, cname: &str, base: &str, r: &Report) -> String {
+/// The test-split table as bars: per headline metric, one bar per method.
+pub fn eval_bars(eval: &std::collections::BTreeMap<String, CodingMetrics>) -> Bars {
+    let methods: Vec<&str> = METHODS
+        .iter()
+        .copied()
+        .filter(|m| eval.contains_key(*m))
+        .collect();
+    type Get = fn(&CodingMetrics) -> f64;
+    let metrics: [(&str, Get); 7] = [
+        ("micro-F1", |m| m.micro_f1),
+        ("macro-F1 (gold codes)", |m| m.macro_f1),
+        ("micro-AUC", |m| m.micro_auc),
+        ("P@5", |m| m.p_at_5),
+        ("R@8", |m| m.recall_at_8),
+        ("R@20", |m| m.recall_at_20),
+        ("rare R@20", |m| m.rare_recall_at_20),
+    ];
+    Bars {
+        title: "held-out test split, by method (same run)".into(),
+        series: methods.iter().map(|m| m.to_string()).collect(),
+        groups: metrics
+            .iter()
+            .map(|(label, get)| {
+                (
+                    label.to_string(),
+                    methods.iter().map(|m| get(&eval[*m])).collect(),
+                )
+            })
+            .collect(),
+    }
+}
+
+fn card_markdown(name: &str, cname: &str, base: &str, r: &Report) -> String {
     let c = &r.config;
     let mut s = String::new();
     let _ = writeln!(s, "# {name} (+ {cname})\n");

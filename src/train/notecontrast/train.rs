@@ -10,7 +10,7 @@ use crate::eval::coding::{self, CodingMetrics, Split};
 use crate::notes::coding::{CodingModel, CodingTensors};
 use crate::notes::windows::WindowConfig;
 use crate::store::Store;
-use crate::train::common::checkpoint::{self, progress_bar, RngState};
+use crate::train::common::checkpoint::{self, progress_bar, DevPoint, RngState, TrainState};
 use crate::train::common::optim::{clip_global_norm, lr_at, AdamW, GradAccumulator};
 use crate::train::notecontrast::codeseq::{self, FIRST_CODE};
 use crate::train::notecontrast::data::{description_vectors, load_data, note_features};
@@ -177,6 +177,41 @@ pub fn train(args: &Args, stop_after: Option<u64>) -> anyhow::Result<Report> {
     let mut acc = GradAccumulator::new(&params);
     let mut stopped_by_time = false;
     let cap = (100f32).ln();
+    // the dev curve (not counted in train_secs); resumed runs keep the points before the stop
+    let dev_curve = |state: &mut TrainState| -> anyhow::Result<()> {
+        if cfg.dev_every == 0
+            || d.dev.is_empty()
+            || state.dev_log.last().map(|p| p.step) == Some(state.step)
+        {
+            return Ok(());
+        }
+        let cv = model.code_vectors(d.vocab.len())?;
+        let c = model.coder(&cfg, &wcfg, &d.vocab, &cv, 0.0)?;
+        let scores = coder_scores(&c, &d.dev, true);
+        let dev = Split {
+            scores: &scores,
+            gold: &gold_dev,
+        };
+        let m = coding::evaluate(&dev, &dev, &d.rare);
+        let metrics = [
+            ("micro-F1", m.micro_f1),
+            ("micro-AUC", m.micro_auc),
+            ("R@8", m.recall_at_8),
+        ]
+        .into_iter()
+        .filter(|(_, v)| v.is_finite())
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        tracing::info!(step = state.step, ?metrics, "dev");
+        state.dev_log.push(DevPoint {
+            step: state.step,
+            metrics,
+        });
+        Ok(())
+    };
+    if state.step == 0 {
+        dev_curve(&mut state)?;
+    }
     while state.step < cfg.steps {
         if cfg
             .max_train_secs
@@ -216,6 +251,11 @@ pub fn train(args: &Args, stop_after: Option<u64>) -> anyhow::Result<Report> {
             );
         }
         if state.step == cfg.steps
+            || (cfg.dev_every > 0 && state.step.is_multiple_of(cfg.dev_every))
+        {
+            dev_curve(&mut state)?;
+        }
+        if state.step == cfg.steps
             || (cfg.checkpoint_every > 0 && state.step.is_multiple_of(cfg.checkpoint_every))
             || stop_after == Some(state.step)
         {
@@ -228,6 +268,9 @@ pub fn train(args: &Args, stop_after: Option<u64>) -> anyhow::Result<Report> {
         }
     }
     bar.finish();
+    if stopped_by_time {
+        dev_curve(&mut state)?;
+    }
 
     // evaluation: trained, untrained (step 0), zero-shot base encoder, BM25
     let (trained, trained_pooled, code_vectors) = eval_model(&model)?;
@@ -291,14 +334,40 @@ pub fn train(args: &Args, stop_after: Option<u64>) -> anyhow::Result<Report> {
     let mut full_threshold = trained.threshold;
     if !d.extra.is_empty() {
         let c = model.coder(&cfg, &wcfg, &all_codes, &full_vectors, 0.0)?;
-        let m = coder_metrics(&c, true);
+        let (sd, st) = (
+            coder_scores(&c, &d.dev, true),
+            coder_scores(&c, &d.test, true),
+        );
+        let m = metrics(&sd, &st);
         full_threshold = m.threshold;
         eval_all_codes.insert("trained".to_string(), m);
+        // the served order: diversified across 3-character categories
+        let diverse = |m: &[Vec<f32>]| -> Vec<Vec<f32>> {
+            m.iter()
+                .map(|r| {
+                    crate::notes::rank::diversified_scores(
+                        r,
+                        |i| crate::notes::rank::category(&all_codes[i].code),
+                        50,
+                        crate::notes::rank::DEFAULT_PENALTY,
+                    )
+                })
+                .collect()
+        };
+        eval_all_codes.insert(
+            "trained_diverse".to_string(),
+            metrics(&diverse(&sd), &diverse(&st)),
+        );
         let mut all_desc = desc_vecs.clone();
         all_desc.extend(extra_desc_vecs.iter().cloned());
+        let all_desc = matrix(&all_desc)?;
         eval_all_codes.insert(
             "zero_shot_segments".to_string(),
-            zero_shot(true, &all_codes, &matrix(&all_desc)?)?,
+            zero_shot(true, &all_codes, &all_desc)?,
+        );
+        eval_all_codes.insert(
+            "zero_shot_base".to_string(),
+            zero_shot(false, &all_codes, &all_desc)?,
         );
         eval_all_codes.insert("bm25".to_string(), metrics(&bd, &bt));
     }
@@ -316,12 +385,14 @@ pub fn train(args: &Args, stop_after: Option<u64>) -> anyhow::Result<Report> {
             "test_gold_unseen_in_training": {"codes": unseen_codes, "occurrences": unseen_occurrences},
             "label_space": all_codes.len(),
             "rare_definition": format!("1-{} training notes", cfg.rare_max_train),
-            "split": "by meta.patient (else note id): fnv1a64 % 1000 < test_permille → test, next dev_permille → dev",
+            "split": d.split_rule,
             "window": wcfg,
             "segments": cfg.segments.map(|_| scfg),
         }),
         eval,
         eval_all_codes,
+        loss_log: state.loss_log,
+        dev_log: state.dev_log,
     };
     crate::train::notecontrast::output::write(
         args,
