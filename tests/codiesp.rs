@@ -251,7 +251,7 @@ async fn codiesp_fixture_load_train_and_code_with_evidence() {
         (json!({"text": " \n\t "}), StatusCode::BAD_REQUEST),
         (
             json!({"text": "\u{0}\u{1}\u{2}<br/>"}),
-            StatusCode::BAD_REQUEST,
+            StatusCode::UNPROCESSABLE_ENTITY,
         ),
         (
             json!({"text": "a".repeat((4 << 20) + 1)}),

@@ -484,6 +484,10 @@ impl From<crate::notes::NotesError> for ApiError {
             }
             E::NoIcdSystem => ApiError::new(StatusCode::NOT_FOUND, "unknown_system", e.to_string())
                 .with_details(json!({"systems": crate::notes::predict::ICD_SYSTEMS})),
+            E::NothingToCode(m) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "nothing_to_code", m)
+                    .with_details(json!({"field": "text"}))
+            }
             E::Engine(x) => x.into(),
             E::Worker(m) => ApiError::internal(format!("notes worker failed: {m}")),
         }

@@ -341,6 +341,7 @@ pub struct CodeResponse {
     responses((status = 200, body = CodeResponse), (status = 400, body = ErrorBody),
         (status = 404, description = "The model or the store has no codes of the system asked for", body = ErrorBody),
         (status = 413, description = "Body or text too large", body = ErrorBody),
+        (status = 422, description = "The text has no letter or digit outside markup and control characters (`nothing_to_code`)", body = ErrorBody),
         (status = 429, body = ErrorBody),
         (status = 503, description = "No model can encode notes, not ready yet, or the request deadline passed", body = ErrorBody)))]
 pub async fn code(

@@ -97,6 +97,10 @@ pub enum NotesError {
     /// Zero-shot coding found no ICD system loaded.
     #[error("no ICD system is loaded; ingest ICD-10-CM or ICD-9-CM first")]
     NoIcdSystem,
+    /// A well-formed note with nothing to read: no letter or digit outside markup and control
+    /// characters.
+    #[error("{0}")]
+    NothingToCode(String),
     /// Ranking code names (zero-shot coding) failed.
     #[error(transparent)]
     Engine(#[from] crate::search::engine::EngineError),

@@ -104,7 +104,7 @@ impl Notes {
     ) -> Result<CodePrediction, NotesError> {
         let screened = super::screen::screen(&text);
         if !screened.has_words {
-            return Err(NotesError::Invalid(
+            return Err(NotesError::NothingToCode(
                 "'text' has nothing to code: no letter or digit outside markup and control characters".into(),
             ));
         }

@@ -231,7 +231,9 @@ pub fn expand_query(query: &str) -> Option<String> {
             .unwrap_or(chunk.len());
         let end = chunk
             .rfind(|c: char| c.is_alphanumeric() || c == '/')
-            .map_or(start, |e| e + 1)
+            .map_or(start, |e| {
+                e + chunk[e..].chars().next().map_or(1, char::len_utf8)
+            })
             .max(start);
         let (pre, word, post) = (&chunk[..start], &chunk[start..end], &chunk[end..]);
         let prev = i
@@ -277,6 +279,19 @@ pub fn query_text(query: &str) -> std::borrow::Cow<'_, str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn multibyte_letters_and_digits_at_a_chunk_end() {
+        // 'ª' and '¹' are alphanumeric and two bytes long: the chunk's end is a char boundary
+        for q in ["ª", "¹", "x¹", "(ª)", "DM²", "é"] {
+            if let Some(e) = expand_query(q) {
+                assert!(
+                    e.contains(q.trim_matches(|c| c == '(' || c == ')')),
+                    "{q} → {e}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn whole_words_in_their_case_only() {
