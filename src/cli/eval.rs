@@ -75,6 +75,7 @@ pub enum EvalCommand {
 
 fn open(t: &EvalTarget) -> Result<Arc<App>> {
     let mut cfg = AppConfig::new(&t.data.data_dir);
+    cfg.precision = t.data.precision_policy();
     cfg.models_dir = t.data.models_dir.clone();
     let app = App::open(cfg).context("opening the data directory")?;
     app.sync_indexes(None)?;

@@ -63,6 +63,7 @@ pub fn run(a: ServeArgs) -> Result<()> {
     }
     crate::api::cors_layer(&cors_origins).map_err(anyhow::Error::msg)?;
     let mut cfg = AppConfig::new(&data.data_dir);
+    cfg.precision = data.precision_policy();
     cfg.models_dir = data.models_dir;
     cfg.auth_token = auth_token;
     cfg.max_upload_bytes = max_upload_bytes;

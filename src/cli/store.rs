@@ -80,6 +80,7 @@ pub fn ingest(a: IngestArgs) -> Result<()> {
         files,
     } = a;
     let mut cfg = AppConfig::new(&data.data_dir);
+    cfg.precision = data.precision_policy();
     cfg.models_dir = data.models_dir;
     let app = App::open(cfg).context("opening the store")?;
     let req = IngestRequest {
@@ -130,6 +131,7 @@ pub fn ingest(a: IngestArgs) -> Result<()> {
 pub fn reindex(a: ReindexArgs) -> Result<()> {
     let ReindexArgs { data, rebuild } = a;
     let mut cfg = AppConfig::new(&data.data_dir);
+    cfg.precision = data.precision_policy();
     cfg.models_dir = data.models_dir;
     if rebuild {
         let dir = cfg.indexes_dir();

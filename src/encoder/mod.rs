@@ -55,6 +55,8 @@ pub mod testing;
 pub mod tokenize;
 
 #[cfg(test)]
+mod precision_tests;
+#[cfg(test)]
 mod tests;
 
 pub use admission::{Admission, Admitted};

@@ -12,6 +12,12 @@
 //! Tree `emb`: `model ‖ 0 ‖ text` → little-endian f32 vector. A restart never re-embeds, and a new
 //! release re-uses the vectors of every string it shares with earlier ones.
 //!
+//! `model` here and in the vector index file names is the model's *vector id*
+//! ([`crate::encoder::ModelManifest::vector_id`]): its name when it runs in F32, `name@bf16` when
+//! it runs in BF16. A model served in another precision than before thus gets its own cache
+//! entries and its own index (built from the store like a new model's), and vectors of two
+//! precisions never meet in one index.
+//!
 //! ## A concept's vector
 //! The mean of the embeddings of its equivalent terms (preferred, synonyms, abbreviations,
 //! short/consumer/brand names), L2-normalised. Inclusion, narrower and broader terms are left
@@ -177,7 +183,8 @@ impl SearchEngine {
             if info.kind != ModelKind::Terms {
                 continue;
             }
-            let path = dir.join("vectors").join(format!("{}.usearch", info.name));
+            let vid = crate::encoder::precision::vector_id(&info.name, info.precision);
+            let path = dir.join("vectors").join(format!("{vid}.usearch"));
             let idx = VectorIndex::open_or_create(&path, info.dim)?;
             vectors.insert(info.name.clone(), Arc::new(idx));
         }
@@ -215,6 +222,13 @@ impl SearchEngine {
         Self::query_text(text).chars().any(char::is_alphanumeric)
     }
 
+    /// The vector id of a terms model (cache keys and index files; see the module docs).
+    fn vid(&self, model: &str) -> String {
+        self.registry
+            .get(Some(model), ModelKind::Terms)
+            .map_or_else(|_| model.to_string(), |h| h.manifest().vector_id())
+    }
+
     /// A text's vector from the embedding cache only (no encoder call).
     pub(super) fn cached_vector(
         &self,
@@ -223,7 +237,7 @@ impl SearchEngine {
     ) -> Result<Option<Vec<f32>>, EngineError> {
         Ok(self
             .emb
-            .get(emb_key(model, text))?
+            .get(emb_key(&self.vid(model), text))?
             .map(|v| bytes_to_f32(&v)))
     }
 
@@ -305,7 +319,8 @@ impl SearchEngine {
             .map(|(n, v)| (n.clone(), v.clone()))
             .collect();
         for (model, index) in models {
-            let vpath = self.dir.join("vectors").join(format!("{model}.state.json"));
+            let vid = self.vid(&model);
+            let vpath = self.dir.join("vectors").join(format!("{vid}.state.json"));
             let mut st = read_state(&vpath).unwrap_or_default();
             if st.seq != index.seq() {
                 tracing::warn!(model = %model, "vector index disagrees with its state; rebuilding");
@@ -345,7 +360,7 @@ impl SearchEngine {
                         log("term embedding interrupted; the cache keeps what was embedded");
                         Err(EngineError::Invalid("cancelled".into()))
                     };
-                    let vecs = embed_through_cache(&self.emb, &model, &texts, None, |todo| {
+                    let vecs = embed_through_cache(&self.emb, &vid, &texts, None, |todo| {
                         let handle = self.registry.get(Some(&model), ModelKind::Terms)?;
                         let v = handle.embed_blocking_until(todo, progress)?;
                         embedded.set(embedded.get() + todo.len());
@@ -404,7 +419,8 @@ impl SearchEngine {
             out.push("lexical".to_string());
         }
         for model in self.vectors.read().keys() {
-            let vpath = self.dir.join("vectors").join(format!("{model}.state.json"));
+            let vid = self.vid(model);
+            let vpath = self.dir.join("vectors").join(format!("{vid}.state.json"));
             if !current(&read_state(&vpath).unwrap_or_default()) {
                 out.push(format!("vectors/{model}"));
             }
@@ -416,7 +432,7 @@ impl SearchEngine {
     /// Embeddings of `texts` with `model`, from the cache where present; computes and stores
     /// the rest (length-sorted batches inside the encoder).
     pub fn embed_cached(&self, model: &str, texts: &[&str]) -> Result<Vec<Vec<f32>>, EngineError> {
-        embed_through_cache(&self.emb, model, texts, None, |todo| {
+        embed_through_cache(&self.emb, &self.vid(model), texts, None, |todo| {
             let handle = self.registry.get(Some(model), ModelKind::Terms)?;
             Ok(handle.embed_blocking(todo)?)
         })

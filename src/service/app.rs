@@ -32,6 +32,8 @@ pub struct AppConfig {
     /// Texts that interactive requests may have waiting in the encoder at once; past it they
     /// get 429 at once instead of queueing (the latency bound under overload).
     pub max_inflight_texts: usize,
+    /// How models pick their precision (F32 unless asked; the CLI's default is `auto`).
+    pub precision: crate::encoder::PrecisionPolicy,
 }
 
 impl AppConfig {
@@ -46,6 +48,7 @@ impl AppConfig {
             request_timeout: std::time::Duration::from_secs(30),
             cors_origins: Vec::new(),
             max_inflight_texts: crate::encoder::admission::DEFAULT_MAX_INFLIGHT_TEXTS,
+            precision: Default::default(),
         }
     }
 
@@ -114,8 +117,14 @@ impl App {
         // Uploads of jobs that died with the previous process are useless now.
         let _ = std::fs::remove_dir_all(config.uploads_dir());
         let registry = Arc::new(
-            Registry::load_dir(&config.models_dir, EngineConfig::default())?
-                .with_admission(config.max_inflight_texts),
+            Registry::load_dir(
+                &config.models_dir,
+                EngineConfig {
+                    precision: config.precision,
+                    ..EngineConfig::default()
+                },
+            )?
+            .with_admission(config.max_inflight_texts),
         );
         let notes = crate::notes::Notes::open(
             &store,
