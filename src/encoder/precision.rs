@@ -21,6 +21,8 @@ pub const GATE_MEAN: f32 = 0.995;
 pub const GATE_MIN: f32 = 0.98;
 
 /// The number format a loaded model's matrix products run in (everything else is F32).
+/// Whether this CPU runs it: `Precision::supported`, implemented beside the kernels in
+/// [`super::gemm`] (so this file does not import them).
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, utoipa::ToSchema,
 )]
@@ -42,13 +44,6 @@ impl Precision {
         }
     }
 
-    /// Whether this CPU (and process configuration) can run it.
-    pub fn supported(self) -> bool {
-        match self {
-            Precision::F32 => true,
-            Precision::Bf16 => super::gemm::bf16_supported(),
-        }
-    }
 }
 
 impl std::fmt::Display for Precision {

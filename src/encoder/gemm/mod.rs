@@ -94,6 +94,16 @@ pub fn bf16_supported() -> bool {
     }
 }
 
+impl Precision {
+    /// Whether this CPU (and process configuration) can run it.
+    pub fn supported(self) -> bool {
+        match self {
+            Precision::F32 => true,
+            Precision::Bf16 => bf16_supported(),
+        }
+    }
+}
+
 fn has_avx512() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
