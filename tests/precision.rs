@@ -141,3 +141,39 @@ fn a_precision_change_never_mixes_vectors() {
     assert_eq!(query_vector_top(&app, "diabetes mellitus"), f32_top);
     assert!(app.search.as_ref().unwrap().behind().unwrap().is_empty());
 }
+
+/// With `ONTOVEC_GEMM=portable` (read once per process, so the test re-runs itself in a child
+/// with it set) no BF16 instruction may run: a forced `bf16` is served in F32, under the F32
+/// identity, and no gate is run.
+#[test]
+fn forcing_the_portable_path_serves_f32_whatever_is_asked() {
+    const NAME: &str = "forcing_the_portable_path_serves_f32_whatever_is_asked";
+    if std::env::var("ONTOVEC_GEMM").as_deref() != Ok("portable") {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", NAME, "--nocapture", "--test-threads=1"])
+            .env("ONTOVEC_GEMM", "portable")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains("1 passed"),
+            "child: {stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        return;
+    }
+    assert!(!Precision::Bf16.supported());
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("tiny");
+    ontovec::encoder::testing::write_tiny_bert(&dir, &Default::default()).unwrap();
+    let forced = PrecisionPolicy {
+        forced: Some(PrecisionChoice::Bf16),
+        default: PrecisionChoice::Auto,
+    };
+    let e = ontovec::encoder::Encoder::load_with(&dir, forced).unwrap();
+    assert_eq!(e.precision(), Precision::F32);
+    assert_eq!(e.manifest().vector_id(), "tiny");
+    assert!(e.gate().is_none());
+    let v = e.embed_texts(&["fever"], 1, false).unwrap();
+    assert!((v[0].iter().map(|x| x * x).sum::<f32>() - 1.0).abs() < 1e-4);
+}

@@ -43,7 +43,6 @@ impl Precision {
             Precision::Bf16 => "bf16",
         }
     }
-
 }
 
 impl std::fmt::Display for Precision {

@@ -152,47 +152,55 @@ pub(super) unsafe fn start<const R: usize>(
     (acc0, acc1)
 }
 
-/// Adds the residual (when the epilogue has one), stores the tile and applies the activation
-/// in place while the rows are in L1.
+/// Adds the residual or applies the activation (whichever the epilogue has) to the
+/// accumulators, then stores the tile.
 ///
 /// # Safety
-/// AVX-512F; `c` (and the residual) hold `R` rows of `ldc` floats with `cols` valid columns.
+/// AVX-512F; `c` (and the residual) hold `R` rows of `ldc` floats (the masked columns).
 #[target_feature(enable = "avx512f,avx2,fma")]
 #[inline]
-#[allow(clippy::too_many_arguments)]
 pub(super) unsafe fn finish<const R: usize>(
     c: *mut f32,
     ldc: usize,
-    cols: usize,
     (m0, m1): (__mmask16, __mmask16),
     mut acc0: [__m512; R],
     mut acc1: [__m512; R],
     epi: Epilogue<'_>,
 ) {
-    if let Epilogue::Residual(res) = epi {
-        for r in 0..R {
-            let s = res.as_ptr().add(r * ldc);
-            acc0[r] = _mm512_add_ps(acc0[r], _mm512_maskz_loadu_ps(m0, s));
-            acc1[r] = _mm512_add_ps(acc1[r], _mm512_maskz_loadu_ps(m1, s.add(16)));
+    // The activation runs on the accumulators before the store (lanes past the valid columns
+    // are computed and masked off), so the tile is written once.
+    match epi {
+        Epilogue::Residual(res) => {
+            for r in 0..R {
+                let s = res.as_ptr().add(r * ldc);
+                acc0[r] = _mm512_add_ps(acc0[r], _mm512_maskz_loadu_ps(m0, s));
+                acc1[r] = _mm512_add_ps(acc1[r], _mm512_maskz_loadu_ps(m1, s.add(16)));
+            }
         }
+        Epilogue::GeluErf => {
+            for r in 0..R {
+                acc0[r] = ops::gelu_erf512(acc0[r]);
+                acc1[r] = ops::gelu_erf512(acc1[r]);
+            }
+        }
+        Epilogue::GeluTanh => {
+            for r in 0..R {
+                acc0[r] = ops::gelu_tanh512(acc0[r]);
+                acc1[r] = ops::gelu_tanh512(acc1[r]);
+            }
+        }
+        Epilogue::Relu => {
+            for r in 0..R {
+                acc0[r] = _mm512_max_ps(acc0[r], _mm512_setzero_ps());
+                acc1[r] = _mm512_max_ps(acc1[r], _mm512_setzero_ps());
+            }
+        }
+        Epilogue::None => {}
     }
     for r in 0..R {
         let c = c.add(r * ldc);
         _mm512_mask_storeu_ps(c, m0, acc0[r]);
         _mm512_mask_storeu_ps(c.add(16), m1, acc1[r]);
-    }
-    match epi {
-        Epilogue::GeluErf | Epilogue::GeluTanh | Epilogue::Relu => {
-            for r in 0..R {
-                let row = std::slice::from_raw_parts_mut(c.add(r * ldc), cols);
-                match epi {
-                    Epilogue::GeluErf => ops::gelu_erf_inline(row),
-                    Epilogue::GeluTanh => ops::gelu_tanh_inline(row),
-                    _ => row.iter_mut().for_each(|v| *v = v.max(0.0)),
-                }
-            }
-        }
-        Epilogue::None | Epilogue::Residual(_) => {}
     }
 }
 
@@ -221,5 +229,5 @@ unsafe fn tile<const R: usize, const PREFETCH: bool>(t: &Tile, epi: Epilogue<'_>
         b = b.add(NR);
         a = a.add(MR);
     }
-    finish::<R>(t.c, t.ldc, t.cols, mk, acc0, acc1, epi);
+    finish::<R>(t.c, t.ldc, mk, acc0, acc1, epi);
 }

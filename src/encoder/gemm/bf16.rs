@@ -220,5 +220,5 @@ unsafe fn tile<const R: usize>(t: &Tile, epi: Epilogue<'_>) {
         b = b.add(NR);
         a = a.add(MR);
     }
-    finish::<R>(t.c, t.ldc, t.cols, mk, acc0, acc1, epi);
+    finish::<R>(t.c, t.ldc, mk, acc0, acc1, epi);
 }
