@@ -20,9 +20,9 @@ pub const GATE_MEAN: f32 = 0.995;
 /// Lowest cosine to F32 of any parity string a reduced precision may have.
 pub const GATE_MIN: f32 = 0.98;
 
+// Whether this CPU runs a precision: `Precision::supported`, implemented beside the kernels in
+// `super::gemm` (so this file does not import them).
 /// The number format a loaded model's matrix products run in (everything else is F32).
-/// Whether this CPU runs it: `Precision::supported`, implemented beside the kernels in
-/// [`super::gemm`] (so this file does not import them).
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, utoipa::ToSchema,
 )]
