@@ -143,6 +143,11 @@ impl App {
         }))
     }
 
+    /// Hold the ingest lock (no ingest commits meanwhile); for snapshots.
+    pub fn ingest_guard(&self) -> parking_lot::MutexGuard<'_, ()> {
+        self.ingest_lock.lock()
+    }
+
     /// Bring the lexical and vector indexes up to the store (embedding new terms).
     pub fn sync_indexes(&self, progress: Option<&Progress>) -> Result<(), IngestError> {
         if let Some(s) = &self.search {

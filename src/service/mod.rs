@@ -2,7 +2,8 @@
 //! its stores, indexes and encoders ([`app`]), running terminology ingests ([`ingest`]) as jobs
 //! with persisted status ([`jobs`]), and the commit record that detects a store which lost
 //! acknowledged writes ([`integrity`]), background index work and shutdown ([`background`]),
-//! and model cards with the files their trainers wrote ([`models`]).
+//! model cards with the files their trainers wrote ([`models`]), and snapshots of a data
+//! directory for read replicas ([`snapshot`]).
 
 pub mod app;
 pub mod background;
@@ -10,3 +11,4 @@ pub mod ingest;
 pub mod integrity;
 pub mod jobs;
 pub mod models;
+pub mod snapshot;
