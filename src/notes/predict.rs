@@ -20,6 +20,7 @@ use super::segments::SegmentConfig;
 use super::{Notes, NotesError};
 use crate::search::engine::{Mode, Query, SearchEngine};
 use crate::search::fusion::FusionMethod;
+use crate::search::query::MAX_K;
 use crate::store::Store;
 use std::sync::Arc;
 
@@ -219,7 +220,7 @@ impl Notes {
         }
         let q = Query {
             text: String::new(),
-            k: (k * ZERO_SHOT_POOL).min(1000),
+            k: (k * ZERO_SHOT_POOL).min(MAX_K),
             mode: Mode::Vector,
             systems: Some(systems),
             model: Some(model.clone()),

@@ -25,6 +25,7 @@
 
 pub mod abbrev;
 pub mod analyzer;
+pub mod commits;
 pub mod engine;
 pub mod fusion;
 pub mod hybrid;
