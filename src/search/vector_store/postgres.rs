@@ -183,7 +183,8 @@ impl PgClient {
         *slot = None;
         let config = self.config.clone();
         let setup = format!(
-            "SET hnsw.ef_search = {}; SET hnsw.iterative_scan = relaxed_order",
+            "SET client_min_messages = warning; SET hnsw.ef_search = {}; \
+             SET hnsw.iterative_scan = relaxed_order",
             self.options.ef_search.clamp(1, 1000)
         );
         let client = self.run(async move {
@@ -229,6 +230,9 @@ impl PgClient {
             tokio::spawn(async move {
                 let _ = conn.await;
             });
+            client
+                .batch_execute("SET client_min_messages = warning")
+                .await?;
             let tx = client.transaction().await?;
             tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])
                 .await?;
@@ -413,6 +417,35 @@ impl PgStore {
         }
         self.table_ready.store(true, Ordering::Release);
         Ok(())
+    }
+
+    /// Bytes of the model's table with its indexes (`pg_total_relation_size`).
+    pub fn table_bytes(&self) -> Result<u64, SearchError> {
+        self.ensure_table()?;
+        let t = self.table.clone();
+        self.client.with(move |c| async move {
+            let n: i64 = c
+                .query_one(&format!("SELECT pg_total_relation_size('{t}')"), &[])
+                .await?
+                .get(0);
+            Ok(n as u64)
+        })
+    }
+
+    /// Drop the model's table and its state row (benchmarks clean up with it).
+    pub fn drop_table(&self) -> Result<(), SearchError> {
+        let (t, model) = (self.table.clone(), self.model.clone());
+        self.table_ready.store(false, Ordering::Release);
+        self.client.with(move |c| async move {
+            c.batch_execute(&format!("DROP TABLE IF EXISTS {t}"))
+                .await?;
+            c.execute(
+                "DELETE FROM ontovec_vector_models WHERE model = $1",
+                &[&model],
+            )
+            .await
+            .map(|_| ())
+        })
     }
 
     fn read_state(&self) -> Result<IndexState, SearchError> {
