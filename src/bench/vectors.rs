@@ -34,6 +34,8 @@ pub struct VectorBench {
     pub postgres: Option<String>,
     /// Postgres tuning.
     pub pg: PgOptions,
+    /// Leave out the usearch side (e.g. to re-run only Postgres).
+    pub skip_usearch: bool,
 }
 
 fn unit(v: &mut [f32]) {
@@ -185,12 +187,14 @@ pub fn run(b: &VectorBench) -> Result<()> {
     let mut backends: Vec<Backend> = Vec::new();
     let mut cleanup: Vec<Arc<PgStore>> = Vec::new();
     let dir = tmp.path().to_path_buf();
-    let usearch: Arc<dyn VectorStore> = Arc::new(EmbeddedStore::open(&dir, "bench", b.dim)?);
-    backends.push((
-        "usearch (embedded, f32, M=32, ef=64)".into(),
-        usearch,
-        Box::new(move || Ok(dir_bytes(&dir))),
-    ));
+    if !b.skip_usearch {
+        let usearch: Arc<dyn VectorStore> = Arc::new(EmbeddedStore::open(&dir, "bench", b.dim)?);
+        backends.push((
+            "usearch (embedded, f32, M=32, ef=64)".into(),
+            usearch,
+            Box::new(move || Ok(dir_bytes(&dir))),
+        ));
+    }
     if let Some(url) = &b.postgres {
         let client = PgClient::new(url, b.pg)?;
         let name = format!("bench_{}", std::process::id());

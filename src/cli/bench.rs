@@ -107,6 +107,9 @@ pub struct VectorsBench {
     /// Store halfvec.
     #[arg(long)]
     pub pg_halfvec: bool,
+    /// Run only the Postgres side.
+    #[arg(long)]
+    pub skip_usearch: bool,
 }
 
 /// The server a load benchmark talks to: a running one (`--url`), or one it starts over a data
@@ -188,6 +191,7 @@ pub fn run(what: BenchCommand) -> Result<()> {
                     connections: conns,
                     ..Default::default()
                 },
+                skip_usearch: v.skip_usearch,
             })
         }
         BenchCommand::Overload {

@@ -58,7 +58,9 @@ pub struct PgOptions {
     pub halfvec: bool,
     /// Connections in the pool.
     pub connections: usize,
-    /// Deadline of one call (connect included); past it the call is `Unavailable`.
+    /// Deadline of one call; past it the call is `Unavailable`. Generous because a batch
+    /// upsert's HNSW insertion can take many seconds on a busy server; an HTTP search is cut
+    /// sooner by the request deadline (503 `deadline_exceeded`). Connecting has its own 5 s.
     pub timeout: Duration,
 }
 
@@ -70,7 +72,7 @@ impl Default for PgOptions {
             ef_search: 100,
             halfvec: false,
             connections: 4,
-            timeout: Duration::from_secs(10),
+            timeout: Duration::from_secs(120),
         }
     }
 }
