@@ -2,6 +2,7 @@
 //! search and ICD coding of notes.
 //!
 //! * [`ingest`] — `notes-jsonl` and MIMIC-III (`NOTEEVENTS.csv` + `DIAGNOSES_ICD.csv`) loaders;
+//! * [`record`] — what a valid note is: limits, id/text checks, code normalisation;
 //! * [`codiesp`] — the CodiEsp layout (`{split}D.tsv` + `text_files_en/*.txt`) loader;
 //! * [`windows`] — long notes as overlapping encoder windows, and how they are pooled;
 //! * [`segments`] — notes as sentences, list items and header lines: what coding attends over;
@@ -46,6 +47,7 @@ pub mod negation;
 pub mod predict;
 pub mod query;
 pub mod rank;
+pub mod record;
 pub mod screen;
 pub mod segments;
 pub mod sync;

@@ -135,8 +135,14 @@ impl Notes {
                 let threshold = coder.manifest.threshold;
                 let store = store.clone();
                 let (codes, text) = tokio::task::spawn_blocking(move || {
-                    let coded =
-                        rank::code_note(&coder, &text, &note, system, k, rank::DEFAULT_PENALTY);
+                    let coded = super::coding::code_note(
+                        &coder,
+                        &text,
+                        &note,
+                        system,
+                        k,
+                        rank::DEFAULT_PENALTY,
+                    );
                     let codes = coded
                         .into_iter()
                         .map(|c| {
