@@ -9,6 +9,8 @@
 //! Environment: `N` (default 50000), `BENCH=lexical|vector` (default both).
 
 use ontovec::domain::model::TermKind;
+use ontovec::ontology::synthetic;
+use ontovec::search::exact::{clustered, exact_top_k, random_unit};
 use ontovec::search::{Hit, LexicalIndex, TermDoc, VectorIndex, VectorOptions};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -30,41 +32,6 @@ fn doc(term_id: u64, system: &str, code: &str, text: &str) -> TermDoc {
 
 fn ids(hits: &[Hit]) -> Vec<u64> {
     hits.iter().map(|h| h.term_id).collect()
-}
-
-fn random_unit(rng: &mut ChaCha8Rng, dim: usize) -> Vec<f32> {
-    let v: Vec<f32> = (0..dim).map(|_| rng.gen_range(-1.0f32..1.0)).collect();
-    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-    v.into_iter().map(|x| x / n).collect()
-}
-
-/// `x = normalise(c + 0.8·g)` around random centres: intra-cluster cosine ≈ 0.6.
-fn clustered(rng: &mut ChaCha8Rng, n: usize, dim: usize, clusters: usize) -> Vec<Vec<f32>> {
-    let centres: Vec<Vec<f32>> = (0..clusters).map(|_| random_unit(rng, dim)).collect();
-    (0..n)
-        .map(|_| {
-            let c = &centres[rng.gen_range(0..clusters)];
-            let g = random_unit(rng, dim);
-            let v: Vec<f32> = c.iter().zip(&g).map(|(a, b)| a + 0.8 * b).collect();
-            let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-            v.into_iter().map(|x| x / n).collect()
-        })
-        .collect()
-}
-
-fn brute_force(
-    data: &[(u64, Vec<f32>)],
-    q: &[f32],
-    k: usize,
-    filter: impl Fn(u64) -> bool,
-) -> Vec<u64> {
-    let mut scored: Vec<(f32, u64)> = data
-        .iter()
-        .filter(|(id, _)| filter(*id))
-        .map(|(id, v)| (v.iter().zip(q).map(|(a, b)| a * b).sum(), *id))
-        .collect();
-    scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
-    scored.into_iter().take(k).map(|(_, id)| id).collect()
 }
 
 fn main() {
@@ -93,49 +60,13 @@ struct TermGen {
 impl TermGen {
     fn new(seed: u64) -> Self {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let common = [
-            "acute",
-            "chronic",
-            "disorder",
-            "syndrome",
-            "diabetes",
-            "mellitus",
-            "cardiac",
-            "renal",
-            "hepatic",
-            "pulmonary",
-            "infection",
-            "neoplasm",
-            "malignant",
-            "benign",
-            "fracture",
-            "injury",
-            "deficiency",
-            "anemia",
-            "hypertension",
-            "failure",
-            "left",
-            "right",
-            "bilateral",
-            "congenital",
-            "secondary",
-            "unspecified",
-            "with",
-            "without",
-            "complication",
-            "type",
-            "stage",
-            "severe",
-            "of",
-            "the",
-            "lower",
-        ];
         let syl = [
             "car", "dio", "neu", "ro", "path", "ic", "itis", "oma", "gas", "tro", "hem", "ato",
             "lym", "pho", "my", "elo", "derm", "osis", "nephr", "ost", "eo", "arth", "ent", "ery",
             "thro", "cyt", "leuk", "emia",
         ];
-        let mut vocab: Vec<String> = common.iter().map(|s| s.to_string()).collect();
+        // the common words of real terms, then syllable compounds
+        let mut vocab: Vec<String> = synthetic::WORDS.iter().map(|s| s.to_string()).collect();
         while vocab.len() < 5000 {
             let n = rng.gen_range(2..5);
             let w: String = (0..n).map(|_| syl[rng.gen_range(0..syl.len())]).collect();
@@ -259,11 +190,11 @@ fn bench_vector() {
         let sel = |k: u64| k >> 40 == 3;
         let truth: Vec<Vec<u64>> = queries
             .iter()
-            .map(|q| brute_force(&data, q, 10, |_| true))
+            .map(|q| exact_top_k(&data, q, 10, |_| true))
             .collect();
         let ftruth: Vec<Vec<u64>> = queries
             .iter()
-            .map(|q| brute_force(&data, q, 10, sel))
+            .map(|q| exact_top_k(&data, q, 10, sel))
             .collect();
         let dir = tempfile::tempdir().unwrap();
         let idx =

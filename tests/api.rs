@@ -3,62 +3,30 @@
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use http_body_util::BodyExt;
 use ontovec::api::{router, AppState};
-use ontovec::domain::model::{Concept, ConceptRef, Mapping, Relation, Term, TermKind};
+use ontovec::domain::model::Concept;
 use ontovec::ontology::{self, Format, InputFile, LoadOptions, Sink};
 use ontovec::service::app::{App, AppConfig};
 use ontovec::store::writer::ReleaseWriter;
 use serde_json::Value;
 use std::sync::Arc;
-use tower::ServiceExt;
+
+mod common;
+
+use common::{call, get, multipart};
 
 /// A config without models (these tests cover the store and HTTP layers).
 fn cfg(dir: &std::path::Path) -> AppConfig {
-    let mut c = AppConfig::new(dir);
-    c.models_dir = dir.join("no-models");
-    c
+    common::config(dir, &dir.join("no-models"))
 }
 
 fn app_with_data() -> (tempfile::TempDir, Arc<App>) {
     let dir = tempfile::tempdir().unwrap();
     let app = App::open(cfg(dir.path())).unwrap();
-    let mut w = ReleaseWriter::begin(&app.store, "ICD10CM", "2026", "icd10cm-xml", false).unwrap();
-    let mut e11 = Concept::new("E11", "Type 2 diabetes mellitus");
-    e11.add_term(Term::new("diabetes mellitus type II", TermKind::Inclusion));
-    w.concept(e11).unwrap();
-    w.concept(Concept::new(
-        "E11.9",
-        "Type 2 diabetes mellitus without complications",
-    ))
-    .unwrap();
-    w.relation(Relation {
-        from: "E11.9".into(),
-        rel: "is_a".into(),
-        to: "E11".into(),
-    })
-    .unwrap();
-    w.mapping(Mapping {
-        from: ConceptRef::new("ICD10CM", "E11.9"),
-        to: ConceptRef::new("PHECODE", "250.2"),
-        relation: "maps_to".into(),
-        source: "phecode map".into(),
-    })
-    .unwrap();
+    let mut w = common::icd10_release(&app);
+    common::write_diabetes(&mut w);
     w.commit().unwrap();
     (dir, app)
-}
-
-async fn call(app: &axum::Router, req: Request<Body>) -> (StatusCode, Value) {
-    let resp = app.clone().oneshot(req).await.unwrap();
-    let status = resp.status();
-    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-    let v = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    (status, v)
-}
-
-fn get(uri: &str) -> Request<Body> {
-    Request::get(uri).body(Body::empty()).unwrap()
 }
 
 #[tokio::test]
@@ -272,26 +240,6 @@ async fn unknown_ids_and_bad_input_get_the_error_shape() {
     let (s, v) = call(&r, req).await;
     assert!(s.is_client_error(), "{s}");
     assert!(v["error"]["code"].is_string());
-}
-
-fn multipart(fields: &[(&str, &str)], files: &[(&str, &[u8])]) -> (String, Vec<u8>) {
-    let boundary = "XBOUNDARYx42";
-    let mut body = Vec::new();
-    for (k, v) in fields {
-        body.extend_from_slice(
-            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n")
-                .as_bytes(),
-        );
-    }
-    for (name, data) in files {
-        body.extend_from_slice(
-            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\nContent-Type: application/octet-stream\r\n\r\n").as_bytes(),
-        );
-        body.extend_from_slice(data);
-        body.extend_from_slice(b"\r\n");
-    }
-    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
-    (format!("multipart/form-data; boundary={boundary}"), body)
 }
 
 #[tokio::test]

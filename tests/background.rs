@@ -11,10 +11,16 @@
 
 use ontovec::encoder::testing::{write_tiny_bert, TinyBert};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_ontovec");
+mod common;
+
+use common::server::{agent, http_get as get, Server};
+
+fn post(url: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+    common::server::http_post(url, &body)
+}
 
 /// Words the tiny tokenizer knows, for note texts and queries.
 const WORDS: &str = "type diabetes mellitus without with complications acute chronic myocardial infarction heart failure kidney disease stage essential hypertension pneumonia unspecified fracture of left right femur asthma mild severe persistent pain in knee fever cough";
@@ -56,13 +62,9 @@ fn note_text(i: usize, words: usize) -> String {
         .join(" ")
 }
 
+/// Run the CLI to completion; panics with its log if it fails.
 fn cli(args: &[&str], data: &Path, models: &Path) -> std::process::Output {
-    let out = Command::new(BIN)
-        .args(args)
-        .arg("--data-dir")
-        .arg(data)
-        .arg("--models-dir")
-        .arg(models)
+    let out = common::server::cli(args, data, models)
         .env("ONTOVEC_LOG", "warn")
         .output()
         .unwrap();
@@ -107,167 +109,6 @@ pub fn setup(dir: &Path, rows: u64, notes: usize, words: usize) -> (PathBuf, Pat
         &models,
     );
     (data, models)
-}
-
-struct Server {
-    child: Child,
-    url: String,
-    log: PathBuf,
-}
-
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(30)))
-        .build()
-        .into()
-}
-
-fn get(url: &str) -> (u16, serde_json::Value) {
-    let mut r = agent().get(url).call().unwrap();
-    let s = r.status().as_u16();
-    (
-        s,
-        r.body_mut().read_json().unwrap_or(serde_json::Value::Null),
-    )
-}
-
-fn post(url: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
-    let mut r = agent()
-        .post(url)
-        .header("content-type", "application/json")
-        .send(body.to_string())
-        .unwrap();
-    let s = r.status().as_u16();
-    (
-        s,
-        r.body_mut().read_json().unwrap_or(serde_json::Value::Null),
-    )
-}
-
-impl Server {
-    /// Start `serve` and wait for `/ready`.
-    fn start(data: &Path, models: &Path, log: PathBuf) -> Server {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new(BIN)
-            .arg("serve")
-            .arg("--data-dir")
-            .arg(data)
-            .arg("--models-dir")
-            .arg(models)
-            .arg("--addr")
-            .arg(format!("127.0.0.1:{port}"))
-            .env("ONTOVEC_LOG", "info,tantivy=warn,sled=warn")
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let s = Server {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-            log,
-        };
-        let t = Instant::now();
-        while t.elapsed() < Duration::from_secs(60) {
-            if let Ok(mut r) = agent().get(format!("{}/ready", s.url)).call() {
-                if r.status().as_u16() == 200 {
-                    let _ = r.body_mut().read_to_string();
-                    return s;
-                }
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("not ready: {}", s.log_text());
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Indexes `/ready` reports behind.
-    fn behind(&self) -> Vec<serde_json::Value> {
-        let (s, v) = get(&format!("{}/ready", self.url));
-        assert_eq!(s, 200, "{v}");
-        v["indexes_behind"].as_array().unwrap().clone()
-    }
-
-    fn wait_caught_up(&self, limit: Duration) {
-        let t = Instant::now();
-        while !self.behind().is_empty() {
-            assert!(
-                t.elapsed() < limit,
-                "not caught up in {limit:?}: {:?}",
-                self.behind()
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-
-    /// The running job of `kind` (done, total), if any.
-    fn running(&self, kind: &str) -> Option<(u64, u64, String)> {
-        let (_, v) = get(&format!("{}/v1/jobs", self.url));
-        v["jobs"].as_array().unwrap().iter().find_map(|j| {
-            (j["kind"] == kind && j["state"] == "running").then(|| {
-                let phase = j["phase"].as_str().unwrap_or_default().to_string();
-                (
-                    j["done"].as_u64().unwrap(),
-                    j["total"].as_u64().unwrap(),
-                    phase,
-                )
-            })
-        })
-    }
-
-    /// Wait (at most `limit`) until the running job of `kind` has done some work; its `done`.
-    /// Panics if it is no longer running: the caller measures during the job.
-    fn progressed(&self, kind: &str, limit: Duration) -> u64 {
-        let t = Instant::now();
-        loop {
-            let (done, total, phase) = self
-                .running(kind)
-                .unwrap_or_else(|| panic!("the {kind} job still runs: {}", self.log_text()));
-            if done > 0 {
-                return done;
-            }
-            assert!(
-                t.elapsed() < limit,
-                "{kind}: nothing done in {limit:?} ({phase} 0/{total})"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// SIGTERM; returns how long the process took to exit.
-    fn terminate(mut self) -> (Duration, String) {
-        let t = Instant::now();
-        unsafe {
-            libc::kill(self.child.id() as i32, libc::SIGTERM);
-        }
-        loop {
-            if self.child.try_wait().unwrap().is_some() {
-                return (t.elapsed(), self.log_text());
-            }
-            if t.elapsed() > Duration::from_secs(20) {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                panic!("no exit 20 s after SIGTERM: {}", self.log_text());
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-}
-
-impl Drop for Server {
-    /// A failed assertion must not leave the server running (and eating the CPU).
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// Latency percentile (0..=100) of `samples`.
@@ -443,22 +284,7 @@ fn note_catch_up_with_a_new_model_never_blocks_writes_reads_or_shutdown() {
 
 /// Multipart body of a UMLS ingest.
 fn umls_upload(files: &[PathBuf], release: &str) -> (String, Vec<u8>) {
-    let boundary = "bOuNdArY19";
-    let mut body = Vec::new();
-    for (k, v) in [("format", "umls-rrf"), ("release", release)] {
-        body.extend_from_slice(
-            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n")
-                .as_bytes(),
-        );
-    }
-    for f in files {
-        let name = f.file_name().unwrap().to_string_lossy();
-        body.extend_from_slice(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\n\r\n").as_bytes());
-        body.extend_from_slice(&std::fs::read(f).unwrap());
-        body.extend_from_slice(b"\r\n");
-    }
-    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
-    (format!("multipart/form-data; boundary={boundary}"), body)
+    common::ingest_upload("umls-rrf", release, files)
 }
 
 /// Texts the encoder embedded for `model` (cache misses) per the "embedded terms" log lines.
@@ -559,6 +385,13 @@ fn ingest_embedding_phase_never_blocks_writes_reads_or_shutdown() {
     );
 }
 
+/// `ontovec reindex` with info logs (the test reads its progress lines).
+fn reindex(data: &Path, models: &Path) -> Command {
+    let mut c = common::server::cli(&["reindex"], data, models);
+    c.env("ONTOVEC_LOG", "info,tantivy=warn,sled=warn");
+    c
+}
+
 #[test]
 fn reindex_stops_within_5_s_of_sigterm_and_resumes() {
     let dir = tempfile::tempdir().unwrap();
@@ -566,13 +399,7 @@ fn reindex_stops_within_5_s_of_sigterm_and_resumes() {
     let (data, models) = setup(dir.path(), 300, notes, 30);
     slow_model(&models.join("notes-new"), "notes");
     let log = dir.path().join("reindex1.log");
-    let mut child = Command::new(BIN)
-        .args(["reindex", "--data-dir"])
-        .arg(&data)
-        .arg("--models-dir")
-        .arg(&models)
-        .env("ONTOVEC_LOG", "info,tantivy=warn,sled=warn")
-        .env("NO_COLOR", "1")
+    let mut child = reindex(&data, &models)
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
@@ -614,15 +441,7 @@ fn reindex_stops_within_5_s_of_sigterm_and_resumes() {
         .find_map(|l| number_after(l, "upto"))
         .unwrap_or_else(|| panic!("{log1}"));
     assert!(upto > 0 && upto < notes as u64, "{upto}");
-    let out = Command::new(BIN)
-        .args(["reindex", "--data-dir"])
-        .arg(&data)
-        .arg("--models-dir")
-        .arg(&models)
-        .env("ONTOVEC_LOG", "info,tantivy=warn,sled=warn")
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap();
+    let out = reindex(&data, &models).output().unwrap();
     let log2 = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{log2}");
     let resumed = log2

@@ -4,70 +4,32 @@
 //! evidence spans for every code, suppressed negated statements, and bad input.
 
 use axum::body::Body;
-use axum::http::{Request, StatusCode};
-use http_body_util::BodyExt;
+use axum::http::StatusCode;
 use ontovec::api::{router, AppState};
-use ontovec::ontology::{Format, InputFile};
-use ontovec::service::app::{App, AppConfig};
-use ontovec::service::ingest::IngestRequest;
+use ontovec::ontology::Format;
+use ontovec::service::app::App;
 use ontovec::util::progress::Progress;
 use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use tower::ServiceExt;
+use std::path::PathBuf;
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+mod common;
+
+use common::{ingest_request as req, open_app as open, root};
 
 fn fixture() -> PathBuf {
     root().join("ontologies/notes/codiesp")
 }
 
-fn req(format: Format, files: &[PathBuf]) -> IngestRequest {
-    IngestRequest {
-        format,
-        release: "fixture".into(),
-        system: None,
-        files: files.iter().map(InputFile::from_path).collect(),
-        replace: false,
-        hold_out: None,
-    }
-}
-
-fn open(data: &Path, models: &Path) -> Arc<App> {
-    let mut cfg = AppConfig::new(data);
-    cfg.models_dir = models.to_path_buf();
-    App::open(cfg).unwrap()
-}
-
 fn load_icd10(app: &App) {
-    app.ingest(
-        &req(
-            Format::Icd10cmXml,
-            &[root().join("ontologies/icd10cm/icd10cm-tabular-sample.xml")],
-        ),
-        Progress::new(),
-    )
-    .unwrap();
-}
-
-async fn call(app: &axum::Router, uri: &str, body: Body, json_ct: bool) -> (StatusCode, Value) {
-    let mut b = Request::builder().method("POST").uri(uri);
-    if json_ct {
-        b = b.header("content-type", "application/json");
-    }
-    let resp = app.clone().oneshot(b.body(body).unwrap()).await.unwrap();
-    let status = resp.status();
-    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
+    common::load(
+        app,
+        Format::Icd10cmXml,
+        &["ontologies/icd10cm/icd10cm-tabular-sample.xml"],
+    );
 }
 
 async fn code(app: &axum::Router, body: Value) -> (StatusCode, Value) {
-    call(app, "/v1/notes/code", Body::from(body.to_string()), true).await
+    common::call(app, common::post_json("/v1/notes/code", &body)).await
 }
 
 #[test]
@@ -262,13 +224,11 @@ async fn codiesp_fixture_load_train_and_code_with_evidence() {
         assert_eq!(s, want, "{v}");
         assert!(v["error"]["message"].is_string(), "{v}");
     }
-    let (s, v) = call(
-        &api,
-        "/v1/notes/code",
-        Body::from(b"{\"text\": \"fever \xff\"}".to_vec()),
-        true,
-    )
-    .await;
+    let raw = axum::http::Request::post("/v1/notes/code")
+        .header("content-type", "application/json")
+        .body(Body::from(b"{\"text\": \"fever \xff\"}".to_vec()))
+        .unwrap();
+    let (s, v) = common::call(&api, raw).await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "non-UTF-8 body: {v}");
     let html = "<html><body><p>Diagnosis: <b>acute myocardial infarction</b></p></body></html>";
     let (s, v) = code(&api, json!({"text": html, "k": 3})).await;

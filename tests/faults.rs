@@ -7,10 +7,12 @@ use ontovec::ontology::synthetic;
 use ontovec::search::vector::VectorIndex;
 use ontovec::service::app::{App, AppConfig};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_ontovec");
+mod common;
+
+use common::server::{Server, BIN};
 
 fn tiny_models(dir: &Path) -> PathBuf {
     let models = dir.join("models");
@@ -23,40 +25,28 @@ fn tiny_models(dir: &Path) -> PathBuf {
 }
 
 fn ingest_cmd(data: &Path, models: &Path, release: &str, files: &[PathBuf]) -> Command {
-    let mut c = Command::new(BIN);
-    c.arg("ingest")
-        .arg("--data-dir")
-        .arg(data)
-        .arg("--models-dir")
-        .arg(models)
-        .args(["--format", "umls-rrf", "--release", release])
-        .args(files)
-        .env("ONTOVEC_LOG", "error")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    c
+    common::server::ingest(data, models, "umls-rrf", release, files)
 }
 
 /// `ingest --format obo --system HPO` of `file` as `release` with the binary `bin` (quiet logs,
 /// no colours).
 fn hpo_ingest_cmd(bin: &Path, data: &Path, models: &Path, release: &str, file: &Path) -> Command {
-    let mut c = Command::new(bin);
-    c.args(["ingest", "--format", "obo", "--release", release])
-        .args(["--system", "HPO"])
-        .arg("--data-dir")
-        .arg(data)
-        .arg("--models-dir")
-        .arg(models)
-        .arg(file)
-        .env("ONTOVEC_LOG", "error")
-        .env("NO_COLOR", "1");
+    let args = [
+        "ingest",
+        "--format",
+        "obo",
+        "--release",
+        release,
+        "--system",
+        "HPO",
+    ];
+    let mut c = common::server::command(bin, &args, data, models);
+    c.arg(file);
     c
 }
 
 fn cfg(data: &Path, models: &Path) -> AppConfig {
-    let mut c = AppConfig::new(data);
-    c.models_dir = models.to_path_buf();
-    c
+    common::config(data, models)
 }
 
 /// Open the data directory as a restarted server would (store checks, index catch-up), and
@@ -188,54 +178,6 @@ fn kill9_during_embedding_never_loses_data_and_indexes_catch_up() {
     );
 }
 
-/// Start `serve` on a free port; returns the child and its URL once /ready answers. The caller
-/// owns the child (kills and waits for it); the lint cannot see that across the return.
-#[allow(clippy::zombie_processes)]
-fn serve(data: &Path, models: &Path, log: &Path) -> (std::process::Child, String) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut child = Command::new(BIN)
-        .arg("serve")
-        .arg("--data-dir")
-        .arg(data)
-        .arg("--models-dir")
-        .arg(models)
-        .arg("--addr")
-        .arg(format!("127.0.0.1:{port}"))
-        .env("ONTOVEC_LOG", "info,tantivy=warn,sled=warn")
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(log).unwrap())
-        .spawn()
-        .unwrap();
-    let url = format!("http://127.0.0.1:{port}");
-    for _ in 0..400 {
-        if std::fs::read_to_string(log)
-            .unwrap_or_default()
-            .contains("indexes caught up")
-        {
-            return (child, url);
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!(
-        "server did not catch up: {}",
-        std::fs::read_to_string(log).unwrap_or_default()
-    );
-}
-
-fn stop(mut child: std::process::Child) {
-    unsafe {
-        libc::kill(child.id() as i32, libc::SIGTERM);
-    }
-    let _ = child.wait();
-}
-
 fn vector_search(url: &str, q: &str) -> serde_json::Value {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
@@ -262,9 +204,10 @@ fn corrupted_index_files_are_rebuilt_with_a_log_line() {
     assert!(st.success());
     let before = {
         let log = dir.path().join("serve0.log");
-        let (child, url) = serve(&data, &models, &log);
+        let srv = Server::start_caught_up(&data, &models, log.clone());
+        let url = srv.url.clone();
         let v = vector_search(&url, "seizure");
-        stop(child);
+        srv.terminate();
         v["results"].clone()
     };
     assert!(!before.as_array().unwrap().is_empty());
@@ -274,9 +217,10 @@ fn corrupted_index_files_are_rebuilt_with_a_log_line() {
     std::fs::write(&vec_file, vec![0xA5u8; n.max(64)]).unwrap();
     std::fs::write(data.join("indexes/lexical/meta.json"), b"{ not json").unwrap();
     let log = dir.path().join("serve1.log");
-    let (child, url) = serve(&data, &models, &log);
+    let srv = Server::start_caught_up(&data, &models, log.clone());
+    let url = srv.url.clone();
     let after = vector_search(&url, "seizure");
-    stop(child);
+    srv.terminate();
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(
         text.contains("vector index unusable"),
@@ -431,51 +375,32 @@ fn http_job_killed_mid_way_reports_failed_or_succeeded_after_restart() {
     let models = tiny_models(dir.path());
     let syn = synthetic::write_umls(&dir.path().join("umls"), 2_000).unwrap();
     let data = dir.path().join("data");
-    let boundary = "xXbOuNdArYx";
-    let mut body = Vec::new();
-    for (k, v) in [("format", "umls-rrf"), ("release", "http")] {
-        body.extend_from_slice(
-            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n")
-                .as_bytes(),
-        );
-    }
-    for f in &syn.files {
-        let name = f.file_name().unwrap().to_string_lossy();
-        body.extend_from_slice(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\n\r\n").as_bytes());
-        body.extend_from_slice(&std::fs::read(f).unwrap());
-        body.extend_from_slice(b"\r\n");
-    }
-    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into();
+    let (ct, body) = common::ingest_upload("umls-rrf", "http", &syn.files);
+    let agent = common::server::agent();
     let mut outcomes = Vec::new();
     for (i, delay_ms) in [50u64, 400, 1500].iter().enumerate() {
         let log = dir.path().join(format!("job{i}.log"));
-        let (mut child, url) = serve(&data, &models, &log);
+        let srv = Server::start_caught_up(&data, &models, log.clone());
+        let url = srv.url.clone();
         let mut r = agent
             .post(format!("{url}/v1/ingest"))
-            .header(
-                "content-type",
-                format!("multipart/form-data; boundary={boundary}"),
-            )
+            .header("content-type", &ct)
             .send(&body[..])
             .unwrap();
         let status = r.status().as_u16();
         let v: serde_json::Value = r.body_mut().read_json().unwrap();
         if status == 409 {
             outcomes.push("already loaded".to_string());
-            stop(child);
+            srv.terminate();
             continue;
         }
         assert_eq!(status, 202, "{v}");
         let job = v["job_id"].as_str().unwrap().to_string();
         std::thread::sleep(Duration::from_millis(*delay_ms));
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
+        srv.kill9();
         let log = dir.path().join(format!("job{i}b.log"));
-        let (child, url) = serve(&data, &models, &log);
+        let srv = Server::start_caught_up(&data, &models, log.clone());
+        let url = srv.url.clone();
         let mut r = agent.get(format!("{url}/v1/jobs/{job}")).call().unwrap();
         assert_eq!(r.status().as_u16(), 200, "the job survives the crash");
         let st: serde_json::Value = r.body_mut().read_json().unwrap();
@@ -500,7 +425,7 @@ fn http_job_killed_mid_way_reports_failed_or_succeeded_after_restart() {
         // whose index catch-up finished at the restart).
         assert_eq!(visible, state == "succeeded", "{st}");
         outcomes.push(format!("{state} (visible: {visible})"));
-        stop(child);
+        srv.terminate();
     }
     eprintln!("HTTP jobs killed: {outcomes:?}");
 }

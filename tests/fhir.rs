@@ -7,29 +7,21 @@ use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 use http_body_util::BodyExt;
 use ontovec::api::{router, AppState};
-use ontovec::domain::model::{Concept, ConceptRef, Mapping, Relation, Term, TermKind};
+use ontovec::domain::model::{Concept, Relation};
 use ontovec::ontology::Sink;
-use ontovec::service::app::{App, AppConfig};
-use ontovec::store::writer::ReleaseWriter;
+use ontovec::service::app::App;
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
 const ICD10: &str = "http://hl7.org/fhir/sid/icd-10-cm";
 
+mod common;
+
 fn app() -> (tempfile::TempDir, axum::Router) {
     let dir = tempfile::tempdir().unwrap();
-    let mut c = AppConfig::new(dir.path());
-    c.models_dir = dir.path().join("no-models");
-    let app = App::open(c).unwrap();
-    let mut w = ReleaseWriter::begin(&app.store, "ICD10CM", "2026", "icd10cm-xml", false).unwrap();
-    let mut e11 = Concept::new("E11", "Type 2 diabetes mellitus");
-    e11.add_term(Term::new("diabetes mellitus type II", TermKind::Inclusion));
-    w.concept(e11).unwrap();
-    w.concept(Concept::new(
-        "E11.9",
-        "Type 2 diabetes mellitus without complications",
-    ))
-    .unwrap();
+    let app = App::open(common::config(dir.path(), &dir.path().join("no-models"))).unwrap();
+    let mut w = common::icd10_release(&app);
+    common::write_diabetes(&mut w);
     w.concept(Concept::new(
         "E11.65",
         "Type 2 diabetes mellitus with hyperglycemia",
@@ -37,19 +29,10 @@ fn app() -> (tempfile::TempDir, axum::Router) {
     .unwrap();
     w.concept(Concept::new("I21", "Acute myocardial infarction"))
         .unwrap();
-    for c in ["E11.9", "E11.65"] {
-        w.relation(Relation {
-            from: c.into(),
-            rel: "is_a".into(),
-            to: "E11".into(),
-        })
-        .unwrap();
-    }
-    w.mapping(Mapping {
-        from: ConceptRef::new("ICD10CM", "E11.9"),
-        to: ConceptRef::new("PHECODE", "250.2"),
-        relation: "maps_to".into(),
-        source: "phecode map".into(),
+    w.relation(Relation {
+        from: "E11.65".into(),
+        rel: "is_a".into(),
+        to: "E11".into(),
     })
     .unwrap();
     w.commit().unwrap();
@@ -60,16 +43,11 @@ fn app() -> (tempfile::TempDir, axum::Router) {
 }
 
 async fn call(app: &axum::Router, req: Request<Body>) -> (StatusCode, Value) {
-    let resp = app.clone().oneshot(req).await.unwrap();
-    let status = resp.status();
-    let ct = resp
-        .headers()
+    let (status, headers, v) = common::send(app, req).await;
+    let ct = headers
         .get(header::CONTENT_TYPE)
-        .map(|v| v.to_str().unwrap().to_string())
-        .unwrap_or_default();
-    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-    let v: Value = serde_json::from_slice(&bytes).unwrap();
-    assert_eq!(ct, "application/fhir+json", "{v}");
+        .map(|v| v.to_str().unwrap());
+    assert_eq!(ct, Some("application/fhir+json"), "{v}");
     (status, v)
 }
 

@@ -5,23 +5,14 @@
 use ontovec::domain::model::ReleaseState;
 use ontovec::ontology::synthetic;
 use ontovec::store::Store;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
+mod common;
+
+/// Store only: the crash properties are about releases, not embeddings.
 fn ingest_cmd(data: &std::path::Path, release: &str, files: &[std::path::PathBuf]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_ontovec"));
-    c.arg("ingest")
-        .arg("--data-dir")
-        .arg(data)
-        // Store only: the crash properties are about releases, not embeddings.
-        .arg("--models-dir")
-        .arg(data.join("no-models"))
-        .args(["--format", "umls-rrf", "--release", release])
-        .args(files)
-        .env("ONTOVEC_LOG", "error")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    c
+    common::server::ingest(data, &data.join("no-models"), "umls-rrf", release, files)
 }
 
 #[test]

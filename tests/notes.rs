@@ -3,50 +3,25 @@
 //! file:line errors, then NoteContrast training on the fixture with a tiny model and coding with
 //! the trained model served from `models/`.
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
-use http_body_util::BodyExt;
+use axum::http::StatusCode;
 use ontovec::api::{router, AppState};
-use ontovec::ontology::{Format, InputFile};
-use ontovec::service::app::{App, AppConfig};
-use ontovec::service::ingest::IngestRequest;
+use ontovec::ontology::Format;
+use ontovec::service::app::App;
 use ontovec::util::progress::Progress;
 use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use tower::ServiceExt;
+use std::path::PathBuf;
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+mod common;
 
-fn req(format: Format, files: &[PathBuf]) -> IngestRequest {
-    IngestRequest {
-        format,
-        release: "fixture".into(),
-        system: None,
-        files: files.iter().map(InputFile::from_path).collect(),
-        replace: false,
-        hold_out: None,
-    }
-}
-
-fn open(data: &Path, models: &Path) -> Arc<App> {
-    let mut cfg = AppConfig::new(data);
-    cfg.models_dir = models.to_path_buf();
-    App::open(cfg).unwrap()
-}
+use common::{ingest_request as req, open_app as open, root};
 
 /// Load the ICD-9-CM fixture (the notes fixture's codes).
 fn load_icd9(app: &App) {
-    app.ingest(
-        &req(
-            Format::Icd9cmCsv,
-            &[root().join("ontologies/icd9cm/icd9dx2015.csv")],
-        ),
-        Progress::new(),
-    )
-    .unwrap();
+    common::load(
+        app,
+        Format::Icd9cmCsv,
+        &["ontologies/icd9cm/icd9dx2015.csv"],
+    );
 }
 
 async fn call(
@@ -55,21 +30,7 @@ async fn call(
     uri: &str,
     body: Option<Value>,
 ) -> (StatusCode, Value) {
-    let mut b = Request::builder().method(method).uri(uri);
-    let body = match body {
-        Some(v) => {
-            b = b.header("content-type", "application/json");
-            Body::from(v.to_string())
-        }
-        None => Body::empty(),
-    };
-    let resp = app.clone().oneshot(b.body(body).unwrap()).await.unwrap();
-    let status = resp.status();
-    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
+    common::call(app, common::request(method, uri, body.as_ref())).await
 }
 
 fn mimic_files() -> Vec<PathBuf> {

@@ -1,11 +1,12 @@
 //! Search engine pieces: lexical (tantivy), vector (usearch) and fusion, through the public API.
 
 use ontovec::domain::model::TermKind;
+use ontovec::search::exact::{clustered, exact_top_k, random_unit};
 use ontovec::search::{
     fuse, FusionMethod, Hit, LexicalIndex, SearchError, TermDoc, VectorIndex, VectorOptions,
 };
 use proptest::prelude::*;
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::collections::HashSet;
 
@@ -265,27 +266,6 @@ fn lexical_delete_release_commit_and_reopen() {
 
 // ---------------------------------------------------------------- vectors
 
-fn random_unit(rng: &mut ChaCha8Rng, dim: usize) -> Vec<f32> {
-    let v: Vec<f32> = (0..dim).map(|_| rng.gen_range(-1.0f32..1.0)).collect();
-    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-    v.into_iter().map(|x| x / n).collect()
-}
-
-fn brute_force(
-    data: &[(u64, Vec<f32>)],
-    q: &[f32],
-    k: usize,
-    filter: impl Fn(u64) -> bool,
-) -> Vec<u64> {
-    let mut scored: Vec<(f32, u64)> = data
-        .iter()
-        .filter(|(id, _)| filter(*id))
-        .map(|(id, v)| (v.iter().zip(q).map(|(a, b)| a * b).sum(), *id))
-        .collect();
-    scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
-    scored.into_iter().take(k).map(|(_, id)| id).collect()
-}
-
 #[test]
 fn vector_upsert_replace_remove_and_bad_input() {
     let dir = tempfile::tempdir().unwrap();
@@ -416,7 +396,7 @@ fn recall_at_10(
     let mut found = 0;
     let mut total = 0;
     for q in queries {
-        let truth = brute_force(data, q, 10, |id| filter.is_none_or(|f| f(id)));
+        let truth = exact_top_k(data, q, 10, |id| filter.is_none_or(|f| f(id)));
         let got: HashSet<u64> = ids(&idx.search(q, 10, filter).unwrap())
             .into_iter()
             .collect();
@@ -587,20 +567,4 @@ proptest! {
             if let Some(r) = f.vector_rank { prop_assert_eq!(v[r - 1].term_id, f.term_id); }
         }
     }
-}
-
-/// Vectors drawn around `clusters` random centres (`x = normalise(c + 0.8·g)`, `g` a random
-/// unit vector): intra-cluster cosine ≈ 0.6, inter-cluster ≈ 0 — closer to sentence embeddings
-/// than uniform noise, where all pairwise cosines concentrate at 0 and HNSW is at its worst.
-fn clustered(rng: &mut ChaCha8Rng, n: usize, dim: usize, clusters: usize) -> Vec<Vec<f32>> {
-    let centres: Vec<Vec<f32>> = (0..clusters).map(|_| random_unit(rng, dim)).collect();
-    (0..n)
-        .map(|_| {
-            let c = &centres[rng.gen_range(0..clusters)];
-            let g = random_unit(rng, dim);
-            let v: Vec<f32> = c.iter().zip(&g).map(|(a, b)| a + 0.8 * b).collect();
-            let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-            v.into_iter().map(|x| x / n).collect()
-        })
-        .collect()
 }

@@ -17,9 +17,7 @@ use std::time::Duration;
 use tower::ServiceExt;
 
 fn cfg(dir: &Path) -> AppConfig {
-    let mut c = AppConfig::new(dir.join("data"));
-    c.models_dir = dir.join("no-models");
-    c
+    common::config(&dir.join("data"), &dir.join("no-models"))
 }
 
 fn open(c: AppConfig) -> Arc<App> {
@@ -33,46 +31,17 @@ fn open(c: AppConfig) -> Arc<App> {
     app
 }
 
-async fn send(r: &axum::Router, req: Request<Body>) -> (StatusCode, axum::http::HeaderMap, Value) {
-    let resp = r.clone().oneshot(req).await.unwrap();
-    let (status, headers) = (resp.status(), resp.headers().clone());
-    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-    (
-        status,
-        headers,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
-}
+mod common;
 
-fn get(uri: &str) -> Request<Body> {
-    Request::get(uri).body(Body::empty()).unwrap()
-}
+use common::{get, send};
 
 fn post_json(uri: &str, v: Value) -> Request<Body> {
-    Request::post(uri)
-        .header("content-type", "application/json")
-        .body(Body::from(v.to_string()))
-        .unwrap()
+    common::post_json(uri, &v)
 }
 
 fn multipart(fields: &[(&str, &str)], files: &[(&str, Vec<u8>)]) -> (String, Vec<u8>) {
-    let boundary = "XBOUNDARYx42";
-    let mut body = Vec::new();
-    for (k, v) in fields {
-        body.extend_from_slice(
-            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n")
-                .as_bytes(),
-        );
-    }
-    for (name, data) in files {
-        body.extend_from_slice(
-            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\nContent-Type: application/octet-stream\r\n\r\n").as_bytes(),
-        );
-        body.extend_from_slice(data);
-        body.extend_from_slice(b"\r\n");
-    }
-    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
-    (format!("multipart/form-data; boundary={boundary}"), body)
+    let parts: Vec<(&str, &[u8])> = files.iter().map(|(n, b)| (*n, b.as_slice())).collect();
+    common::multipart(fields, &parts)
 }
 
 /// Every file below `root`, relative.

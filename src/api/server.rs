@@ -13,7 +13,7 @@ pub async fn serve(cfg: AppConfig, addr: SocketAddr) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
-    serve_listener(cfg, listener, shutdown_signal()).await
+    serve_listener(cfg, listener, crate::util::signal::shutdown_signal()).await
 }
 
 /// How long in-flight requests get to finish after a shutdown signal.
@@ -99,27 +99,4 @@ pub async fn serve_listener(
     }
     tracing::info!("stopped");
     Ok(())
-}
-
-/// Completes on SIGTERM or Ctrl-C.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
-    }
-    tracing::info!("shutdown signal received");
 }

@@ -5,11 +5,10 @@
 use super::error::ApiError;
 use crate::search::fusion::FusionMethod;
 use crate::search::query::DEFAULT_ALPHA;
+pub use crate::search::query::MAX_K;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-/// Largest `k`.
-pub const MAX_K: usize = 1000;
 /// Largest batch of texts or mentions.
 pub const MAX_BATCH: usize = 1024;
 /// Largest query/text length in characters (Unicode scalar values, as JSON Schema counts).

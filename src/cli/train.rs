@@ -8,44 +8,46 @@ use std::path::PathBuf;
 /// Training recipes.
 #[derive(Debug, Subcommand)]
 pub enum TrainCommand {
-    /// HiPrBERT: hierarchy-aware fine-tuning of a BERT encoder (arXiv 2307.00266).
-    Hiprbert {
-        /// Base model folder (HF BERT layout: config.json, tokenizer.json, model.safetensors).
-        #[arg(long, default_value = "models/all-MiniLM-L6-v2")]
-        base: PathBuf,
-        /// Data directory whose store holds the ontologies to train on.
-        #[arg(long, env = "ONTOVEC_DATA_DIR", default_value = "data/ontovec")]
-        data_dir: PathBuf,
-        /// Output model folder, e.g. models/hiprbert-minilm (resumes from its checkpoint).
-        #[arg(long)]
-        out: PathBuf,
-        /// quick (≤ 20 min on 2 cores) or full.
-        #[arg(long, default_value = "quick")]
-        preset: crate::train::Preset,
-        /// JSON file overriding preset fields (see `TrainConfig`).
-        #[arg(long)]
-        config: Option<PathBuf>,
-    },
+    /// HiPrBERT: hierarchy-aware fine-tuning of a BERT encoder (arXiv 2307.00266) over the
+    /// ontologies in the data dir's store; writes a terms model.
+    Hiprbert(RunFlags),
     /// NoteContrast (arXiv 2412.11477): a code-sequence transformer (MLM) aligned with a
-    /// windowed note encoder by symmetric InfoNCE; writes a notes model and a codes model.
-    Notecontrast {
-        /// Note encoder to start from (a terms model folder, e.g. the HiPrBERT model).
-        #[arg(long, default_value = "models/all-MiniLM-L6-v2")]
-        base: PathBuf,
-        /// Data directory whose store holds the notes and the ICD releases.
-        #[arg(long, env = "ONTOVEC_DATA_DIR", default_value = "data/ontovec")]
-        data_dir: PathBuf,
-        /// Output notes model folder, e.g. models/notecontrast (the codes model goes to
-        /// `<out>-codes`); resumes from its checkpoint.
-        #[arg(long)]
-        out: PathBuf,
-        /// quick (≤ 20 min on 2 cores) or full.
-        #[arg(long, default_value = "quick")]
-        preset: crate::train::Preset,
-        /// JSON file overriding preset fields (see `NoteContrastConfig`).
-        #[arg(long)]
-        config: Option<PathBuf>,
-    },
+    /// windowed note encoder by symmetric InfoNCE over the notes and ICD releases in the data
+    /// dir's store; writes a notes model to `--out` and a codes model to `<out>-codes`.
+    Notecontrast(RunFlags),
+}
+
+/// Flags both trainers take.
+#[derive(Debug, Args)]
+pub struct RunFlags {
+    /// Base model folder (HF BERT layout: config.json, tokenizer.json, model.safetensors);
+    /// NoteContrast's note encoder starts from it (e.g. a HiPrBERT model).
+    #[arg(long, default_value = "models/all-MiniLM-L6-v2")]
+    pub base: PathBuf,
+    /// Data directory whose store holds what the run trains on.
+    #[arg(long, env = "ONTOVEC_DATA_DIR", default_value = "data/ontovec")]
+    pub data_dir: PathBuf,
+    /// Output model folder, e.g. models/hiprbert-minilm (resumes from its checkpoint).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// quick (≤ 20 min on 2 cores) or full.
+    #[arg(long, default_value = "quick")]
+    pub preset: crate::train::Preset,
+    /// JSON file overriding preset fields (see `TrainConfig` / `NoteContrastConfig`).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+}
+
+impl From<RunFlags> for crate::train::common::config::RunArgs {
+    fn from(f: RunFlags) -> Self {
+        Self {
+            base: f.base,
+            data_dir: f.data_dir,
+            out: f.out,
+            preset: f.preset,
+            config: f.config,
+        }
+    }
 }
 
 /// Flags of `ontovec synth-notes`.
@@ -77,32 +79,8 @@ pub struct SynthNotesArgs {
 /// `ontovec train ...`.
 pub fn train(what: TrainCommand) -> Result<()> {
     match what {
-        TrainCommand::Notecontrast {
-            base,
-            data_dir,
-            out,
-            preset,
-            config,
-        } => crate::train::notecontrast::run(crate::train::notecontrast::Args {
-            base,
-            data_dir,
-            out,
-            preset,
-            config,
-        }),
-        TrainCommand::Hiprbert {
-            base,
-            data_dir,
-            out,
-            preset,
-            config,
-        } => crate::train::run_hiprbert(crate::train::HiprbertArgs {
-            base,
-            data_dir,
-            out,
-            preset,
-            config,
-        }),
+        TrainCommand::Notecontrast(f) => crate::train::notecontrast::run(f.into()),
+        TrainCommand::Hiprbert(f) => crate::train::run_hiprbert(f.into()),
     }
 }
 

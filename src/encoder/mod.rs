@@ -37,6 +37,7 @@
 pub mod admission;
 pub mod bench;
 pub mod bert;
+pub mod config;
 pub mod engine;
 pub mod gemm;
 pub mod manifest;

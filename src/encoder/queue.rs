@@ -2,7 +2,7 @@
 //! (interactive, bulk) and how a model thread takes its next window of work from its lane and
 //! cuts it into batches. [`super::engine`] owns the threads and the callers' side.
 
-use super::engine::EngineConfig;
+use super::config::EngineConfig;
 use super::EncoderError;
 use parking_lot::{Condvar, Mutex};
 use std::collections::VecDeque;

@@ -17,7 +17,7 @@
 //! `file:line: message`. Codes the store's ICD-10-CM lacks are kept on the note (they are the
 //! coders' gold) and counted in the load's warnings by reason, never an error.
 
-use super::ingest::{normalize_code, validate_note, NotesLoadResult, MAX_CODES};
+use super::record::{normalize_code, validate_note, NotesLoadResult, MAX_CODES};
 use crate::domain::model::ConceptRef;
 use crate::ontology::input::LineReader;
 use crate::ontology::{InputFile, LoadError};

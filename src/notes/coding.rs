@@ -391,6 +391,43 @@ pub fn project(w: &[f32], b: &[f32], x: &[f32]) -> Vec<f32> {
     out
 }
 
+/// A code of a coding answer with the spans that support it.
+#[derive(Debug, Clone)]
+pub struct Coded {
+    /// The code and its raw score.
+    pub code: ScoredCode,
+    /// Supporting spans, strongest first.
+    pub evidence: Vec<super::rank::Evidence>,
+}
+
+/// Code a note with a trained model: the list diversified with `penalty`, each code with its
+/// evidence. `text` is the submitted text (the spans of `note` index it). A model that reads
+/// segments codes nothing when no segment is left (every statement negated, family or
+/// resolved history): the caller says so.
+pub fn code_note(
+    coder: &CodingModel,
+    text: &str,
+    note: &super::EmbeddedNote,
+    system: Option<&str>,
+    k: usize,
+    penalty: f32,
+) -> Vec<Coded> {
+    if coder.segment_config().is_some() && note.segments.is_empty() {
+        return Vec::new();
+    }
+    let ranked = coder.rank_diverse(&note.segments, &note.pooled, system, k, penalty);
+    let idx: Vec<usize> = ranked.iter().map(|c| c.index).collect();
+    let shares = coder.shares(&note.segments, &idx);
+    ranked
+        .into_iter()
+        .zip(shares)
+        .map(|(code, sh)| Coded {
+            evidence: super::rank::evidence(text, &note.spans, &sh),
+            code,
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,7 +8,7 @@
 //! impossible (they are one commit).
 
 use crate::search::analyzer::{self, WordsTokenizer};
-use crate::search::{Hit, SearchError};
+use crate::search::{commits, Hit, SearchError};
 use parking_lot::Mutex;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,13 +18,13 @@ use tantivy::query::{BooleanQuery, Occur, Query, TermQuery};
 use tantivy::schema::{
     Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, FAST, INDEXED,
 };
-use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
+use tantivy::{Index, IndexReader, IndexWriter, TantivyDocument, Term};
 
 const WORDS: &str = "ov_words";
 /// Distinct query words used.
 pub const MAX_QUERY_WORDS: usize = 64;
 
-#[derive(serde::Serialize, serde::Deserialize)]
+#[derive(serde::Serialize, serde::Deserialize, Default)]
 struct Payload {
     next_nid: u64,
 }
@@ -54,22 +54,9 @@ impl NotesLexical {
         );
         let index = Index::open_or_create(MmapDirectory::open(dir)?, b.build())?;
         index.tokenizers().register(WORDS, WordsTokenizer);
-        let next = match index.load_metas()?.payload {
-            Some(p) => {
-                serde_json::from_str::<Payload>(&p)
-                    .map_err(|e| SearchError::Index(format!("bad notes index payload: {e}")))?
-                    .next_nid
-            }
-            None => 0,
-        };
-        let writer = index.writer_with_num_threads(1, 32 << 20)?;
-        // files a killed process left behind, unreferenced by any commit (see
-        // `search::lexical::LexicalIndex::open_with`)
-        writer.garbage_collect_files().wait()?;
-        let reader = index
-            .reader_builder()
-            .reload_policy(ReloadPolicy::Manual)
-            .try_into()?;
+        let next = commits::last_payload::<Payload>(&index)?.next_nid;
+        let writer = commits::clean_writer(&index, 1, 32 << 20)?;
+        let reader = commits::manual_reader(&index)?;
         Ok(Self {
             reader,
             writer: Mutex::new(writer),
@@ -101,16 +88,8 @@ impl NotesLexical {
 
     /// Make buffered notes durable and visible, recording `next_nid`.
     pub fn commit(&self, next_nid: u64) -> Result<(), SearchError> {
-        let payload = serde_json::to_string(&Payload { next_nid })
-            .map_err(|e| SearchError::Index(e.to_string()))?;
-        {
-            let mut w = self.writer.lock();
-            let mut p = w.prepare_commit()?;
-            p.set_payload(&payload);
-            p.commit()?;
-        }
+        commits::commit_with_payload(&self.writer, &self.reader, &Payload { next_nid })?;
         self.next_nid.store(next_nid, Ordering::SeqCst);
-        self.reader.reload()?;
         Ok(())
     }
 

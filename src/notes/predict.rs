@@ -20,6 +20,7 @@ use super::segments::SegmentConfig;
 use super::{Notes, NotesError};
 use crate::search::engine::{Mode, Query, SearchEngine};
 use crate::search::fusion::FusionMethod;
+use crate::search::query::MAX_K;
 use crate::store::Store;
 use std::sync::Arc;
 
@@ -134,8 +135,14 @@ impl Notes {
                 let threshold = coder.manifest.threshold;
                 let store = store.clone();
                 let (codes, text) = tokio::task::spawn_blocking(move || {
-                    let coded =
-                        rank::code_note(&coder, &text, &note, system, k, rank::DEFAULT_PENALTY);
+                    let coded = super::coding::code_note(
+                        &coder,
+                        &text,
+                        &note,
+                        system,
+                        k,
+                        rank::DEFAULT_PENALTY,
+                    );
                     let codes = coded
                         .into_iter()
                         .map(|c| {
@@ -219,7 +226,7 @@ impl Notes {
         }
         let q = Query {
             text: String::new(),
-            k: (k * ZERO_SHOT_POOL).min(1000),
+            k: (k * ZERO_SHOT_POOL).min(MAX_K),
             mode: Mode::Vector,
             systems: Some(systems),
             model: Some(model.clone()),

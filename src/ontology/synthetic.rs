@@ -4,7 +4,8 @@
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-const WORDS: &[&str] = &[
+/// Words of medical terms, the vocabulary synthetic names are drawn from.
+pub const WORDS: &[&str] = &[
     "acute",
     "chronic",
     "disorder",

@@ -51,7 +51,7 @@ use tantivy::query::{
 use tantivy::schema::{
     Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, FAST, INDEXED, STRING,
 };
-use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
+use tantivy::{Index, IndexReader, IndexWriter, TantivyDocument, Term};
 
 /// Longest accepted query, in bytes: the HTTP API's 4096 characters of up to 4 bytes each. Only
 /// the first words and trigrams are used (below), so the cost stays bounded.
@@ -130,7 +130,7 @@ fn schema() -> (Schema, Fields) {
     (b.build(), fields)
 }
 
-#[derive(serde::Serialize, serde::Deserialize)]
+#[derive(serde::Serialize, serde::Deserialize, Default)]
 struct Payload {
     seq: u64,
 }
@@ -160,31 +160,17 @@ impl LexicalIndex {
         index
             .tokenizers()
             .register(TRIGRAM_TOKENIZER, TrigramTokenizer);
-        let seq = match index.load_metas()?.payload {
-            Some(p) => {
-                serde_json::from_str::<Payload>(&p)
-                    .map_err(|e| SearchError::Index(format!("bad commit payload {p:?}: {e}")))?
-                    .seq
-            }
-            None => 0,
-        };
+        let seq = super::commits::last_payload::<Payload>(&index)?.seq;
         let threads = options.writer_threads.max(1);
         let budget = options.memory_budget.max(threads * (15 << 20));
-        let writer: IndexWriter = index.writer_with_num_threads(threads, budget)?;
-        // A process killed mid-commit leaves files no commit refers to (e.g. a segment's
-        // `.del` file); a later delete with the same opstamp would fail creating that name
-        // (seen in tests/faults.rs), so they go before the first write.
-        writer.garbage_collect_files().wait()?;
+        let writer = super::commits::clean_writer(&index, threads, budget)?;
         // Segments stop merging at 1M terms: a merge's memory grows with the segments it
         // merges, so this bounds the indexer's memory for any number of terms at the cost of a
         // few more segments to search (one per ~1M terms).
         let mut policy = tantivy::merge_policy::LogMergePolicy::default();
         policy.set_max_docs_before_merge(1_000_000);
         writer.set_merge_policy(Box::new(policy));
-        let reader = index
-            .reader_builder()
-            .reload_policy(ReloadPolicy::Manual)
-            .try_into()?;
+        let reader = super::commits::manual_reader(&index)?;
         Ok(Self {
             reader,
             writer: Mutex::new(writer),
@@ -229,15 +215,8 @@ impl LexicalIndex {
     /// Make buffered changes durable and visible, recording the store sequence `seq` they
     /// reflect.
     pub fn commit(&self, seq: u64) -> Result<(), SearchError> {
-        let payload = serde_json::to_string(&Payload { seq }).map_err(super::index_err)?;
-        {
-            let mut writer = self.writer.lock();
-            let mut prepared = writer.prepare_commit()?;
-            prepared.set_payload(&payload);
-            prepared.commit()?;
-        }
+        super::commits::commit_with_payload(&self.writer, &self.reader, &Payload { seq })?;
         self.seq.store(seq, Ordering::SeqCst);
-        self.reader.reload()?;
         Ok(())
     }
 

@@ -23,7 +23,9 @@
 
 pub mod abbrev;
 pub mod analyzer;
+pub mod commits;
 pub mod engine;
+pub mod exact;
 pub mod fusion;
 pub mod hybrid;
 pub mod keyset;

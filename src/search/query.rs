@@ -16,6 +16,10 @@ use crate::encoder::ModelKind;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+/// The most results one request may ask for (`k`; 400 past it at the HTTP layer). Internal
+/// candidate pools are capped here too, so a request never costs more than its largest `k`.
+pub const MAX_K: usize = 1000;
+
 /// Default weight of the vector side in weighted fusion.
 pub const DEFAULT_ALPHA: f32 = 0.9;
 

@@ -79,8 +79,8 @@ pub struct App {
     pub notes: Arc<crate::notes::Notes>,
     /// One ingest at a time; held by ingest job threads and the CLI, never by a request.
     ingest_lock: parking_lot::Mutex<()>,
-    /// Indexer wake-ups, background thread count, shutdown ([`crate::service::background`]).
-    pub(crate) background: crate::service::background::Background,
+    /// Indexer wake-ups, background thread count, shutdown ([`crate::service::wakeup`]).
+    pub(crate) background: crate::service::wakeup::Background,
 }
 
 /// Failure to open the application.

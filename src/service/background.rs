@@ -17,28 +17,10 @@
 
 use crate::service::app::App;
 use crate::util::progress::Progress;
-use parking_lot::{Condvar, Mutex};
 use serde::Serialize;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use utoipa::ToSchema;
-
-/// Wake-ups and liveness of the background threads.
-#[derive(Default)]
-pub struct Background {
-    state: Mutex<BgState>,
-    cv: Condvar,
-}
-
-#[derive(Default)]
-struct BgState {
-    /// A catch-up was asked for since the indexer last started one.
-    wanted: bool,
-    /// Shutdown began: no new work.
-    stopping: bool,
-    /// Background threads (indexer, ingest jobs) alive.
-    workers: usize,
-}
 
 /// Counts a background thread alive until dropped.
 pub struct WorkerGuard(Arc<App>);
@@ -225,7 +207,7 @@ pub fn cancel_on_signal(progress: Arc<Progress>, grace: Duration) {
             else {
                 return;
             };
-            rt.block_on(crate::api::server::shutdown_signal());
+            rt.block_on(crate::util::signal::shutdown_signal());
             progress.cancel();
             std::thread::sleep(grace);
             eprintln!("error: interrupted work did not stop within {grace:?}; exiting");

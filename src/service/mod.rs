@@ -1,7 +1,8 @@
 //! The application core used by both the CLI and the HTTP layer: opening a data directory with
 //! its stores, indexes and encoders ([`app`]), running terminology ingests ([`ingest`]) as jobs
 //! with persisted status ([`jobs`]), and the commit record that detects a store which lost
-//! acknowledged writes ([`integrity`]), background index work and shutdown ([`background`]),
+//! acknowledged writes ([`integrity`]), background index work and shutdown ([`background`], its shared wake-up state in
+//! [`wakeup`]),
 //! and model cards with the files their trainers wrote ([`models`]).
 
 pub mod app;
@@ -10,3 +11,4 @@ pub mod ingest;
 pub mod integrity;
 pub mod jobs;
 pub mod models;
+pub mod wakeup;

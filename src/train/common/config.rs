@@ -2,7 +2,46 @@
 //! by both trainers.
 
 use anyhow::Context;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+/// Named training configurations; what each sets is in each trainer's config
+/// (`TrainConfig::preset`, `NoteContrastConfig::preset`) and its README section.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Preset {
+    /// A short run for checking the machinery and a first model (≤ 20 min on 2 cores).
+    Quick,
+    /// The recommended run: hours on 2 cores (HiPrBERT: 2,000 steps of 4 × 96 strings, about
+    /// the paper's batch of 256; NoteContrast: 4,000 steps, a deeper code encoder).
+    Full,
+}
+
+impl std::str::FromStr for Preset {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> anyhow::Result<Self> {
+        match s {
+            "quick" => Ok(Preset::Quick),
+            "full" => Ok(Preset::Full),
+            _ => anyhow::bail!("unknown preset '{s}' (quick|full)"),
+        }
+    }
+}
+
+/// What one training run is given (clap-free; the CLI fills it): the same for both trainers.
+#[derive(Debug, Clone)]
+pub struct RunArgs {
+    /// Base model folder (HF BERT layout); NoteContrast's note encoder starts from it.
+    pub base: PathBuf,
+    /// ontovec data dir (the store is `DATA_DIR/store`) with what the run trains on.
+    pub data_dir: PathBuf,
+    /// Output model folder, e.g. `models/NAME` (NoteContrast writes its codes model to
+    /// `<out>-codes`); a checkpoint there is resumed.
+    pub out: PathBuf,
+    /// Preset.
+    pub preset: Preset,
+    /// JSON file overriding preset fields.
+    pub config: Option<PathBuf>,
+}
 
 /// `preset` with the fields of the JSON object in `file` (if any) merged over it: objects merge
 /// key by key, any other value replaces.

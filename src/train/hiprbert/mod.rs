@@ -26,35 +26,10 @@ use crate::train::common::optim::AdamWConfig;
 use data::EvalSizes;
 use eval::SystemReport;
 use loss::LossConfig;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
+pub use crate::train::common::config::{Preset, RunArgs};
 pub use train::{run_hiprbert, train};
-
-/// Named training configurations.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Preset {
-    /// At most 12 minutes of training (400 steps of 96 strings, or fewer when the time budget
-    /// ends it) plus evaluation: 14 minutes in all measured on 2 shared cores.
-    Quick,
-    /// The recommended run: 2,000 steps of 4 × 96 strings (768k strings, batches of 128 tree
-    /// pairs + 64 synonym concepts, about the paper's 256), full-size evaluation. Expected
-    /// time on 2 cores: about 5 h at the 45 strings/s measured on a quiet machine, 11 h at the
-    /// 19 strings/s measured while other jobs shared the cores (see the report in
-    /// `MODEL_CARD.md`; `RAYON_NUM_THREADS=1` helps on a busy machine).
-    Full,
-}
-
-impl std::str::FromStr for Preset {
-    type Err = anyhow::Error;
-    fn from_str(s: &str) -> anyhow::Result<Self> {
-        match s {
-            "quick" => Ok(Preset::Quick),
-            "full" => Ok(Preset::Full),
-            _ => anyhow::bail!("unknown preset '{s}' (quick|full)"),
-        }
-    }
-}
 
 /// Every knob of a run. A `--config` JSON file may override any subset of fields of the preset.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -207,20 +182,8 @@ impl TrainConfig {
     }
 }
 
-/// Arguments of `ontovec train hiprbert` (clap-free; the CLI fills it).
-#[derive(Debug, Clone)]
-pub struct HiprbertArgs {
-    /// Base HF BERT folder (config.json, tokenizer.json, model.safetensors, ...).
-    pub base: PathBuf,
-    /// ontovec data dir (the store is `DATA_DIR/store`).
-    pub data_dir: PathBuf,
-    /// Output model folder, e.g. `models/NAME`.
-    pub out: PathBuf,
-    /// Preset.
-    pub preset: Preset,
-    /// JSON file overriding preset fields.
-    pub config: Option<PathBuf>,
-}
+/// Arguments of `ontovec train hiprbert` (the trainers share their shape).
+pub type HiprbertArgs = RunArgs;
 
 /// What a run did, for the manifest, the model card and tests.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]

@@ -492,7 +492,7 @@ mod tests {
                 .unwrap();
         }
         drop(notes);
-        let mut cfg = NoteContrastConfig::preset(crate::train::hiprbert::Preset::Quick);
+        let mut cfg = NoteContrastConfig::preset(crate::train::common::config::Preset::Quick);
         cfg.test_permille = 300;
         cfg.dev_permille = 300;
         let d = load_data(&store, &cfg).unwrap();

@@ -54,27 +54,15 @@ pub mod train;
 use crate::eval::coding::CodingMetrics;
 use crate::notes::segments::SegmentConfig;
 use crate::train::common::checkpoint::DevPoint;
+use crate::train::common::config::Preset;
 use crate::train::common::optim::AdamWConfig;
-use crate::train::hiprbert::Preset;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 pub use train::{run, train};
 
-/// Arguments of `ontovec train notecontrast`.
-#[derive(Debug, Clone)]
-pub struct Args {
-    /// Note encoder folder (a terms model).
-    pub base: PathBuf,
-    /// Data dir with the notes and ICD releases.
-    pub data_dir: PathBuf,
-    /// Output notes model folder; the codes model goes to `<out>-codes`.
-    pub out: PathBuf,
-    /// Preset.
-    pub preset: Preset,
-    /// JSON overrides.
-    pub config: Option<PathBuf>,
-}
+/// Arguments of `ontovec train notecontrast` (the trainers share their shape).
+pub type Args = crate::train::common::config::RunArgs;
 
 /// Every knob of a run (a `--config` JSON overrides any subset).
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]

@@ -1,0 +1,40 @@
+//! The tuning knobs of an engine: how much its queue holds and how the model threads cut the
+//! queued texts into batches. Read by [`super::queue`] (batching) and [`super::engine`]
+//! (threads).
+
+/// Tuning knobs of an engine.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Maximum texts waiting in the queue; beyond it `try_submit` answers `Overloaded`.
+    /// A single request larger than this is still admitted when the queue is empty.
+    pub queue_capacity: usize,
+    /// Maximum padded tokens (`texts × longest`) in one forward pass.
+    pub max_batch_tokens: usize,
+    /// Maximum texts in one forward pass.
+    pub max_batch_seqs: usize,
+    /// How many queued texts one scheduling round sorts together (the bucketing window).
+    pub window_seqs: usize,
+    /// Requests whose texts total at most this many bytes are tokenized on the caller's thread;
+    /// larger ones go to the tokio blocking pool.
+    pub inline_tokenize_bytes: usize,
+    /// Most tokens of bulk work (index catch-up, ingest) taken in one round of the bulk thread
+    /// (at least one text is always taken).
+    pub bulk_window_tokens: usize,
+    /// Threads of the bulk thread's own rayon pool (0: the machine's cores); one fewer while
+    /// foreground requests come in (see `BulkPools`).
+    pub bulk_threads: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            queue_capacity: 4096,
+            max_batch_tokens: 8192,
+            max_batch_seqs: 64,
+            window_seqs: 256,
+            inline_tokenize_bytes: 4096,
+            bulk_window_tokens: 2048,
+            bulk_threads: 0,
+        }
+    }
+}
