@@ -166,7 +166,10 @@ const GROUPS: &[(&str, &[usize])] = &[
         &[9, 10, 11],
     ),
     ("agreement (both, both_first)", &[12, 13]),
-    ("bridges (bridge_cos, bridge_exact)", &[14, 15]),
+    (
+        "bridges (bridge_cos, bridge_exact, bridge_overlap)",
+        &[14, 15, 17],
+    ),
     ("grouping (block range / chapter)", &[16]),
 ];
 
