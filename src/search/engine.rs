@@ -19,14 +19,14 @@
 
 use super::fusion::{fuse, FusionMethod};
 use super::lexical::LexicalIndex;
-use super::vector::VectorIndex;
+use super::vector_store::{self, Backend, IndexState, VectorConfig, VectorStore};
 use super::{Hit, SearchError, TermDoc};
 use crate::encoder::{EncoderError, ModelKind, Registry};
 use crate::store::{Store, TermRow};
 use crate::util::progress::Progress;
 use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -63,12 +63,6 @@ pub enum EngineError {
     /// The query (abbreviations spelled out) holds no letter or digit: nothing to search.
     #[error("the query {0:?} has no letter or digit: nothing to search")]
     NothingToSearch(String),
-}
-
-#[derive(Debug, Default, Serialize, Deserialize, PartialEq)]
-struct IndexState {
-    seq: u64,
-    rids: BTreeSet<u64>,
 }
 
 fn read_state(path: &Path) -> Option<IndexState> {
@@ -147,18 +141,34 @@ pub struct SearchEngine {
     registry: Arc<Registry>,
     dir: PathBuf,
     lexical: LexicalIndex,
-    vectors: RwLock<HashMap<String, Arc<VectorIndex>>>,
+    vectors: RwLock<HashMap<String, Arc<dyn VectorStore>>>,
+    /// A read-only node never writes a shared vector store (the writer catches it up).
+    read_only: bool,
     emb: sled::Tree,
     /// Serialises catch-ups; taken by background work only (never by a request).
     catchup_lock: parking_lot::Mutex<()>,
 }
 
 impl SearchEngine {
-    /// Open (or create) the indexes under `<data_dir>/indexes`. Call [`Self::sync`] afterwards.
+    /// Open (or create) the indexes under `<data_dir>/indexes` with the embedded vector
+    /// backend. Call [`Self::sync`] afterwards.
     pub fn open(
         store: Store,
         registry: Arc<Registry>,
         data_dir: &Path,
+    ) -> Result<Self, EngineError> {
+        Self::open_with(store, registry, data_dir, &VectorConfig::default())
+    }
+
+    /// [`Self::open`] with a chosen vector backend. A Postgres store that cannot be reached
+    /// (or holds a newer schema) is logged as an error naming it (password redacted) and the
+    /// engine opens anyway: lexical search works, vector searches answer `Unavailable` until
+    /// the server is back.
+    pub fn open_with(
+        store: Store,
+        registry: Arc<Registry>,
+        data_dir: &Path,
+        config: &VectorConfig,
     ) -> Result<Self, EngineError> {
         let dir = data_dir.join("indexes");
         std::fs::create_dir_all(dir.join("vectors"))
@@ -172,14 +182,33 @@ impl SearchEngine {
                 LexicalIndex::open_or_create(&dir.join("lexical"))?
             }
         };
-        let mut vectors = HashMap::new();
+        let mut vectors: HashMap<String, Arc<dyn VectorStore>> = HashMap::new();
+        let pg = match &config.backend {
+            Backend::Embedded => None,
+            Backend::Postgres(url) => {
+                Some(vector_store::postgres::PgClient::new(url, config.postgres)?)
+            }
+        };
         for info in registry.list() {
             if info.kind != ModelKind::Terms {
                 continue;
             }
-            let path = dir.join("vectors").join(format!("{}.usearch", info.name));
-            let idx = VectorIndex::open_or_create(&path, info.dim)?;
-            vectors.insert(info.name.clone(), Arc::new(idx));
+            let v: Arc<dyn VectorStore> = match &pg {
+                None => Arc::new(vector_store::usearch::EmbeddedStore::open(
+                    &dir.join("vectors"),
+                    &info.name,
+                    info.dim,
+                )?),
+                Some(client) => {
+                    let s =
+                        vector_store::postgres::PgStore::new(client.clone(), &info.name, info.dim);
+                    if let Err(e) = s.ensure_table() {
+                        tracing::error!(error = %e, "vector store unusable at start; lexical search is served, vector search answers 503 until it is back");
+                    }
+                    Arc::new(s)
+                }
+            };
+            vectors.insert(info.name.clone(), v);
         }
         let emb = embedding_cache(&store)?;
         Ok(Self {
@@ -188,6 +217,7 @@ impl SearchEngine {
             dir,
             lexical,
             vectors: RwLock::new(vectors),
+            read_only: config.read_only,
             emb,
             catchup_lock: parking_lot::Mutex::new(()),
         })
@@ -297,23 +327,29 @@ impl SearchEngine {
             .map_err(|e| SearchError::Index(e.to_string()))?;
         }
 
-        // vectors, one index per terms model
-        let models: Vec<(String, Arc<VectorIndex>)> = self
+        // vectors, one store per terms model
+        let models: Vec<(String, Arc<dyn VectorStore>)> = self
             .vectors
             .read()
             .iter()
             .map(|(n, v)| (n.clone(), v.clone()))
             .collect();
+        let mut terms: BTreeMap<u64, u64> = BTreeMap::new();
+        for rid in &want {
+            terms.insert(
+                *rid,
+                self.store
+                    .release(*rid)?
+                    .map(|r| r.counts.terms)
+                    .unwrap_or(0),
+            );
+        }
         for (model, index) in models {
-            let vpath = self.dir.join("vectors").join(format!("{model}.state.json"));
-            let mut st = read_state(&vpath).unwrap_or_default();
-            if st.seq != index.seq() {
-                tracing::warn!(model = %model, "vector index disagrees with its state; rebuilding");
-                for rid in std::mem::take(&mut st.rids) {
-                    index.remove_release(rid)?;
-                }
-                st = IndexState::default();
+            if self.read_only && index.backend() != "usearch" {
+                // a shared store is the writer's to catch up
+                continue;
             }
+            let st = index.begin_catch_up(&terms)?;
             if st.rids == want && st.seq == seq {
                 continue;
             }
@@ -322,11 +358,7 @@ impl SearchEngine {
             }
             for rid in want.difference(&st.rids) {
                 let system = &sys_of[rid];
-                let n = self
-                    .store
-                    .release(*rid)?
-                    .map(|r| r.counts.terms)
-                    .unwrap_or(0);
+                let n = terms.get(rid).copied().unwrap_or(0);
                 if let Some(p) = progress {
                     p.phase(&format!("embedding {system} with {model}"), n);
                 }
@@ -378,15 +410,10 @@ impl SearchEngine {
                 }
                 log("embedded terms");
             }
-            index.save(seq)?;
-            write_state(
-                &vpath,
-                &IndexState {
-                    seq,
-                    rids: want.clone(),
-                },
-            )
-            .map_err(|e| SearchError::Index(e.to_string()))?;
+            index.commit(&IndexState {
+                seq,
+                rids: want.clone(),
+            })?;
             self.emb.flush()?;
         }
         Ok(())
@@ -403,9 +430,13 @@ impl SearchEngine {
         if !current(&lexical) {
             out.push("lexical".to_string());
         }
-        for model in self.vectors.read().keys() {
-            let vpath = self.dir.join("vectors").join(format!("{model}.state.json"));
-            if !current(&read_state(&vpath).unwrap_or_default()) {
+        for (model, index) in self.vectors.read().iter() {
+            // an unreachable store counts as behind; a read-only node's shared store is the
+            // writer's, possibly ahead of this node's store snapshot
+            let st = index.state().unwrap_or_default();
+            let shared_ro = self.read_only && index.backend() != "usearch";
+            let ahead_shared = shared_ro && st.seq >= seq;
+            if !(current(&st) || ahead_shared) {
                 out.push(format!("vectors/{model}"));
             }
         }
@@ -464,15 +495,7 @@ impl SearchEngine {
             self.vectors.read().get(model).cloned().ok_or_else(|| {
                 EngineError::Invalid(format!("model {model} has no vector index"))
             })?;
-        // After a sync the index holds only active releases, so an unfiltered query needs no
-        // predicate (the fast path); a system filter becomes a predicate on the key's rid.
-        match allowed {
-            None => Ok(index.search(query, k, None)?),
-            Some(a) => {
-                let filter = |key: u64| a.contains(&(key >> 40));
-                Ok(index.search(query, k, Some(&filter))?)
-            }
-        }
+        Ok(index.search(query, k, allowed)?)
     }
 
     /// Run a query whose vector (if needed) is given; see [`Self::search`].
