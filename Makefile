@@ -33,6 +33,7 @@ serve: build
 # ~/.cache/ontovec once; then the FHIR checks (two independent R4 validators + fhir-kit-client)
 # and the page in headless Chromium (scripts/fhir.sh).
 test:
+	python3 scripts/check-cycles.py
 	bash scripts/fetch-data.sh
 	bash scripts/postgres.sh
 	$(CARGO) test

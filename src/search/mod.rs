@@ -25,6 +25,8 @@
 
 pub mod abbrev;
 pub mod analyzer;
+pub mod cache;
+pub mod catchup;
 pub mod commits;
 pub mod engine;
 pub mod exact;
@@ -33,6 +35,7 @@ pub mod hybrid;
 pub mod keyset;
 pub mod lexical;
 pub mod query;
+pub mod ranking;
 pub mod relatedness;
 pub mod vector;
 pub mod vector_store;
