@@ -6,7 +6,7 @@ ADDR ?= 127.0.0.1:8080
 CARGO ?= cargo
 BIN := target/release/ontovec
 
-.PHONY: run data fetch ingest serve build test contract sdk fhir bench eval notes codiesp lint openapi clean-data
+.PHONY: run data fetch ingest serve build test contract sdk fhir bench bench-embed eval notes codiesp lint openapi clean-data
 
 run: data serve
 
@@ -60,6 +60,11 @@ openapi:
 
 bench: build
 	$(BIN) bench ingest --rows 2000000
+
+# Embedding strings/s over HTTP, ontovec F32 vs BF16 vs PyTorch and onnxruntime, side by side
+# (installs the reference stack into ~/.cache/ontovec/venv-bench once; see README, Performance).
+bench-embed: build fetch
+	bash scripts/bench-embed.sh
 
 eval: build fetch
 	bash scripts/eval-dev.sh data/eval

@@ -1,5 +1,6 @@
 //! Flags shared by commands that open a data directory.
 
+use crate::encoder::{PrecisionChoice, PrecisionPolicy};
 use crate::search::vector_store::{postgres::PgOptions, Backend, VectorConfig};
 use crate::service::app::AppConfig;
 use clap::Args;
@@ -33,6 +34,11 @@ pub struct DataArgs {
     /// Postgres vector store: connections per process.
     #[arg(long, env = "ONTOVEC_PG_CONNECTIONS", default_value_t = 8)]
     pub pg_connections: usize,
+    /// Precision of every model's matrix products: `auto` (BF16 where the CPU has AVX512_BF16
+    /// and the model passes the parity gate against F32, else F32), `f32` or `bf16`. Unset:
+    /// each model's `ontovec.json` `precision`, else `auto`.
+    #[arg(long, env = "ONTOVEC_PRECISION")]
+    pub precision: Option<PrecisionChoice>,
 }
 
 impl DataArgs {
@@ -40,6 +46,7 @@ impl DataArgs {
     pub fn app_config(&self) -> anyhow::Result<AppConfig> {
         let mut cfg = AppConfig::new(&self.data_dir);
         cfg.models_dir = self.models_dir.clone();
+        cfg.precision = self.precision_policy();
         cfg.vector = VectorConfig {
             backend: Backend::parse(self.vector_store.as_deref()).map_err(anyhow::Error::msg)?,
             postgres: PgOptions {
@@ -53,5 +60,13 @@ impl DataArgs {
             read_only: false,
         };
         Ok(cfg)
+    }
+
+    /// How models pick their precision: the flag, else the manifest, else `auto`.
+    pub fn precision_policy(&self) -> PrecisionPolicy {
+        PrecisionPolicy {
+            forced: self.precision,
+            default: PrecisionChoice::Auto,
+        }
     }
 }

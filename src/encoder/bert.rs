@@ -1,4 +1,5 @@
-//! [`Encoder`]: a BERT-family model folder loaded for CPU inference (F32) with candle.
+//! [`Encoder`]: a BERT-family model folder loaded for CPU inference (F32, or BF16 after the
+//! parity gate of [`super::precision`]) with candle.
 //!
 //! Loading is tolerant of the usual checkpoint variations: tensor names with or without a
 //! `bert.` prefix, old `gamma`/`beta` LayerNorm names, F16/BF16 storage (converted to F32), and
@@ -10,6 +11,9 @@
 use super::manifest::ModelManifest;
 use super::model::Bert;
 use super::pooling::{l2_normalize, pool};
+use super::precision::{
+    gate, parity_texts, GateReport, Precision, PrecisionChoice, PrecisionPolicy,
+};
 use super::tokenize::TextTokenizer;
 use super::EncoderError;
 use candle_core::{DType, Device, Tensor};
@@ -27,6 +31,7 @@ pub struct Encoder {
     manifest: ModelManifest,
     config: Config,
     dir: PathBuf,
+    gate: Option<GateReport>,
 }
 
 impl std::fmt::Debug for Encoder {
@@ -41,7 +46,16 @@ impl std::fmt::Debug for Encoder {
 impl Encoder {
     /// Loads a Hugging Face BERT folder (`config.json`, `model.safetensors`, `tokenizer.json` or
     /// `vocab.txt`, optional sentence-transformers files and `ontovec.json`).
+    /// The model runs in F32 (see [`Encoder::load_with`]).
     pub fn load(dir: &Path) -> Result<Self, EncoderError> {
+        Self::load_with(dir, PrecisionPolicy::default())
+    }
+
+    /// As [`Encoder::load`], in the precision `policy` and the folder's manifest ask for. A
+    /// reduced precision is used only where the CPU runs it and only after it passes the parity
+    /// gate against F32 on the model's parity strings; otherwise the model runs in F32 and a
+    /// warning says why ([`Encoder::gate`] keeps the gate's numbers).
+    pub fn load_with(dir: &Path, policy: PrecisionPolicy) -> Result<Self, EncoderError> {
         let config = read_config(&dir.join("config.json"))?;
         let manifest =
             ModelManifest::load(dir, config.hidden_size, config.max_position_embeddings)?;
@@ -50,13 +64,71 @@ impl Encoder {
         let tensors = load_tensors(&weights_path)?;
         let model =
             Bert::load(&tensors, &config).map_err(|e| EncoderError::load(&weights_path, e))?;
-        Ok(Encoder {
+        let choice = policy.resolve(manifest.requested_precision);
+        let enc = Encoder {
             model,
             tokenizer,
             manifest,
             config,
             dir: dir.to_path_buf(),
+            gate: None,
+        };
+        let want = match choice {
+            PrecisionChoice::F32 => return Ok(enc),
+            PrecisionChoice::Auto | PrecisionChoice::Bf16 => Precision::Bf16,
+        };
+        if !want.supported() {
+            if choice == PrecisionChoice::Bf16 {
+                tracing::warn!(dir = %dir.display(), "{want} asked for, but this CPU cannot run it (AVX512_BF16 missing, or ONTOVEC_GEMM=portable): serving F32");
+            }
+            return Ok(enc);
+        }
+        let cfg = enc.config.clone();
+        enc.gated(want, |p| {
+            Bert::load_with(&tensors, &cfg, p).map_err(|e| EncoderError::load(&weights_path, e))
         })
+    }
+
+    /// Tries `want`: builds the model in it with `build`, embeds the parity strings in F32 (the
+    /// current model) and in `want`, and keeps the new model only if the gate passes; otherwise
+    /// keeps F32 and logs a warning with the gate's numbers.
+    pub(crate) fn gated(
+        mut self,
+        want: Precision,
+        build: impl FnOnce(Precision) -> Result<Bert, EncoderError>,
+    ) -> Result<Self, EncoderError> {
+        let texts = parity_texts(self.manifest.parity_texts.as_deref());
+        let reference = self.embed_texts(&texts, 16, true)?;
+        let candidate = build(want)?;
+        if candidate.precision() != want {
+            return Ok(self);
+        }
+        let f32_model = std::mem::replace(&mut self.model, candidate);
+        let report = gate(
+            want,
+            &texts,
+            &reference,
+            &self.embed_texts(&texts, 16, true)?,
+        );
+        if report.passed {
+            tracing::info!(dir = %self.dir.display(), precision = %want, texts = report.texts, mean_cosine = report.mean_cosine, min_cosine = report.min_cosine, "precision gate passed");
+            self.manifest.precision = want;
+        } else {
+            tracing::warn!(dir = %self.dir.display(), precision = %want, texts = report.texts, mean_cosine = report.mean_cosine, min_cosine = report.min_cosine, worst = %report.worst, "precision gate failed (needs mean cosine to F32 >= {} and min >= {}): serving F32", super::precision::GATE_MEAN, super::precision::GATE_MIN);
+            self.model = f32_model;
+        }
+        self.gate = Some(report);
+        Ok(self)
+    }
+
+    /// The parity gate's outcome, when a reduced precision was tried.
+    pub fn gate(&self) -> Option<&GateReport> {
+        self.gate.as_ref()
+    }
+
+    /// The precision the model runs in.
+    pub fn precision(&self) -> Precision {
+        self.model.precision()
     }
 
     /// The folder's effective manifest.

@@ -23,6 +23,8 @@ pub struct EngineConfig {
     /// Threads of the bulk thread's own rayon pool (0: the machine's cores); one fewer while
     /// foreground requests come in (see `BulkPools`).
     pub bulk_threads: usize,
+    /// How models loaded with this configuration pick their precision (F32 by default).
+    pub precision: super::precision::PrecisionPolicy,
 }
 
 impl Default for EngineConfig {
@@ -35,6 +37,7 @@ impl Default for EngineConfig {
             inline_tokenize_bytes: 4096,
             bulk_window_tokens: 2048,
             bulk_threads: 0,
+            precision: Default::default(),
         }
     }
 }

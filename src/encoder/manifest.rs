@@ -7,6 +7,7 @@
 //! sentence-transformers files, then from `config.json`, then from defaults (mean pooling, L2
 //! normalisation, kind `terms`).
 
+use super::precision::{vector_id, Precision, PrecisionChoice};
 use super::EncoderError;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -78,6 +79,12 @@ pub struct ModelManifest {
     pub default: bool,
     /// Whether outputs are L2-normalised (always true unless a manifest says otherwise).
     pub normalize: bool,
+    /// The precision `ontovec.json` asks for (`auto`, `f32`, `bf16`), if any.
+    pub requested_precision: Option<PrecisionChoice>,
+    /// The model's own parity strings for the precision gate (else the built-in ones).
+    pub parity_texts: Option<Vec<String>>,
+    /// The precision the loaded model runs in (set by the loader; F32 until then).
+    pub precision: Precision,
 }
 
 /// `trained_by` of a model nobody here fine-tuned.
@@ -87,6 +94,12 @@ impl ModelManifest {
     /// Whether the weights are a pretrained base model rather than one we trained.
     pub fn is_pretrained(&self) -> bool {
         self.trained_by.to_ascii_lowercase().contains("pretrained")
+    }
+
+    /// The identity of this model's vectors in caches and indexes (see
+    /// [`super::precision::vector_id`]).
+    pub fn vector_id(&self) -> String {
+        vector_id(&self.name, self.precision)
     }
 
     /// Reads `ontovec.json` if present, and fills every missing field from the folder's
@@ -140,6 +153,9 @@ impl ModelManifest {
                 .unwrap_or_else(|| serde_json::Value::Object(Default::default())),
             default: file.default.unwrap_or(false),
             normalize: file.normalize.unwrap_or(true),
+            requested_precision: file.precision,
+            parity_texts: file.parity_texts,
+            precision: Precision::F32,
         })
     }
 }
@@ -157,6 +173,8 @@ struct ManifestFile {
     eval: Option<serde_json::Value>,
     default: Option<bool>,
     normalize: Option<bool>,
+    precision: Option<PrecisionChoice>,
+    parity_texts: Option<Vec<String>>,
 }
 
 /// What the sentence-transformers files say about a folder.
@@ -273,6 +291,9 @@ pub struct ModelInfo {
     /// Evaluation numbers recorded by the trainer.
     #[schema(value_type = Object)]
     pub eval: serde_json::Value,
+    /// The number format its matrix products run in (BF16 only after passing the parity
+    /// gate against F32).
+    pub precision: Precision,
 }
 
 #[cfg(test)]

@@ -11,6 +11,9 @@
 //!   candle_transformers' `BertModel`, laid out for CPU speed: texts packed without padding,
 //!   [`gemm`] products on pre-packed weights, [`ops`] for attention/LayerNorm/GELU), one
 //!   forward pass per batch, pooling and L2 normalisation in [`pooling`].
+//! * [`precision`] — F32 or BF16 products per model ([`Precision`]), what was asked
+//!   ([`PrecisionChoice`]: flag, manifest, default) and the parity gate a BF16 model passes
+//!   against F32 before it is served; the precision is part of a model's vector identity.
 //! * [`engine`] — [`EngineHandle`]: a bounded queue in front of a dedicated model thread.
 //!   Callers tokenize on their own thread (or the tokio blocking pool for large requests), the
 //!   model thread drains a window of queued sequences, sorts it by token length (length
@@ -44,6 +47,7 @@ pub mod manifest;
 pub mod model;
 pub mod ops;
 pub mod pooling;
+pub mod precision;
 mod queue;
 pub mod registry;
 pub mod stats;
@@ -52,12 +56,15 @@ pub mod testing;
 pub mod tokenize;
 
 #[cfg(test)]
+mod precision_tests;
+#[cfg(test)]
 mod tests;
 
 pub use admission::{Admission, Admitted};
 pub use bert::Encoder;
 pub use engine::{EngineConfig, EngineHandle};
 pub use manifest::{ModelInfo, ModelKind, ModelManifest, Pooling};
+pub use precision::{GateReport, Precision, PrecisionChoice, PrecisionPolicy};
 pub use registry::Registry;
 
 use std::path::PathBuf;

@@ -9,13 +9,17 @@
 //! * every linear weight is packed once at load into the panels of [`gemm::PackedLinear`] (own
 //!   AVX-512 kernel; the `gemm` crate on CPUs without AVX-512), with the bias, residual add and
 //!   GELU fused into the product's epilogue;
-//! * Q, K and V are one fused `[hidden, 3·hidden]` product.
+//! * Q, K and V are one fused `[hidden, 3·hidden]` product;
+//! * the products can run in BF16 ([`Precision`]; weights packed once to BF16 pairs, inputs
+//!   rounded per call, F32 accumulation), while embeddings, LayerNorm, attention, GELU and the
+//!   residual stream stay F32.
 //!
 //! Inference only: no dropout, no gradients. Weights are loaded through candle tensors but the
 //! forward works on plain `f32` buffers.
 
 use super::gemm::{Epilogue, PackedLinear};
 use super::ops;
+use super::precision::Precision;
 use candle_core::{DType, Result, Tensor};
 use candle_transformers::models::bert::{Config, HiddenAct};
 use std::collections::HashMap;
@@ -54,11 +58,13 @@ pub struct Bert {
     hidden: usize,
     intermediate: usize,
     act: HiddenAct,
+    precision: Precision,
 }
 
 /// Reads tensors by Hugging Face name from a map (names without a `bert.` prefix).
 struct Weights<'a> {
     map: &'a HashMap<String, Tensor>,
+    precision: Precision,
 }
 
 impl Weights<'_> {
@@ -82,7 +88,13 @@ impl Weights<'_> {
             w.extend(self.get(&format!("{p}.weight"), &[out, inp])?);
             b.extend(self.get(&format!("{p}.bias"), &[out])?);
         }
-        Ok(PackedLinear::from_torch(&w, &b, prefixes.len() * out, inp))
+        Ok(PackedLinear::with_precision(
+            &w,
+            &b,
+            prefixes.len() * out,
+            inp,
+            self.precision,
+        ))
     }
 
     fn norm(&self, prefix: &str, h: usize, eps: f64) -> Result<LayerNorm> {
@@ -95,9 +107,19 @@ impl Weights<'_> {
 }
 
 impl Bert {
-    /// Builds the model from Hugging Face tensors (`embeddings.*`, `encoder.layer.N.*`).
+    /// Builds the model from Hugging Face tensors (`embeddings.*`, `encoder.layer.N.*`), F32.
     pub fn load(map: &HashMap<String, Tensor>, cfg: &Config) -> Result<Self> {
-        let w = Weights { map };
+        Self::load_with(map, cfg, Precision::F32)
+    }
+
+    /// As [`Bert::load`], with the linear layers in `precision` where the CPU runs it (F32
+    /// otherwise; [`Bert::precision`] tells which).
+    pub fn load_with(
+        map: &HashMap<String, Tensor>,
+        cfg: &Config,
+        precision: Precision,
+    ) -> Result<Self> {
+        let w = Weights { map, precision };
         let h = cfg.hidden_size;
         let i = cfg.intermediate_size;
         let eps = cfg.layer_norm_eps;
@@ -119,7 +141,11 @@ impl Bert {
             "embeddings.token_type_embeddings.weight",
             &[cfg.type_vocab_size, h],
         )?;
+        let precision = layers
+            .first()
+            .map_or(Precision::F32, |l: &Layer| l.qkv.precision());
         Ok(Bert {
+            precision,
             word: w.get("embeddings.word_embeddings.weight", &[cfg.vocab_size, h])?,
             vocab: cfg.vocab_size,
             position: w.get(
@@ -135,6 +161,11 @@ impl Bert {
             intermediate: i,
             act: cfg.hidden_act,
         })
+    }
+
+    /// The number format the linear layers run in.
+    pub fn precision(&self) -> Precision {
+        self.precision
     }
 
     /// Last hidden states of a batch of token-id sequences (all-zero token types), packed:

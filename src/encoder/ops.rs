@@ -356,6 +356,58 @@ unsafe fn attend_avx512(
     }
 }
 
+/// Exact GELU ([`gelu_erf_inline`]'s maths) on 16 lanes, for the GEMM epilogue.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+#[inline]
+pub(crate) fn gelu_erf512(x: std::arch::x86_64::__m512) -> std::arch::x86_64::__m512 {
+    use std::arch::x86_64::*;
+    let z = _mm512_mul_ps(x, _mm512_set1_ps(std::f32::consts::FRAC_1_SQRT_2));
+    let a = _mm512_abs_ps(z);
+    let t = _mm512_div_ps(
+        _mm512_set1_ps(1.0),
+        _mm512_fmadd_ps(_mm512_set1_ps(0.327_591_1), a, _mm512_set1_ps(1.0)),
+    );
+    let mut p = _mm512_set1_ps(1.061_405_4);
+    for c in [-1.453_152, 1.421_413_7, -0.284_496_74, 0.254_829_6] {
+        p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(c));
+    }
+    p = _mm512_mul_ps(p, t);
+    // SAFETY: exp512 needs the features this function is compiled with.
+    let e = unsafe { exp512(_mm512_sub_ps(_mm512_setzero_ps(), _mm512_mul_ps(a, a))) };
+    let erf_abs = _mm512_fnmadd_ps(p, e, _mm512_set1_ps(1.0));
+    // copy the sign of z onto |erf|
+    let sign = _mm512_and_si512(_mm512_castps_si512(z), _mm512_set1_epi32(i32::MIN));
+    let erf = _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(erf_abs), sign));
+    _mm512_mul_ps(
+        _mm512_mul_ps(_mm512_set1_ps(0.5), x),
+        _mm512_add_ps(_mm512_set1_ps(1.0), erf),
+    )
+}
+
+/// Tanh-approximated GELU ([`gelu_tanh_inline`]'s maths) on 16 lanes, for the GEMM epilogue.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+#[inline]
+pub(crate) fn gelu_tanh512(x: std::arch::x86_64::__m512) -> std::arch::x86_64::__m512 {
+    use std::arch::x86_64::*;
+    let x3 = _mm512_mul_ps(_mm512_mul_ps(x, x), x);
+    let u = _mm512_mul_ps(
+        _mm512_set1_ps(0.797_884_6),
+        _mm512_fmadd_ps(_mm512_set1_ps(0.044_715), x3, x),
+    );
+    // SAFETY: exp512 needs the features this function is compiled with.
+    let e = unsafe { exp512(_mm512_add_ps(u, u)) };
+    let th = _mm512_sub_ps(
+        _mm512_set1_ps(1.0),
+        _mm512_div_ps(_mm512_set1_ps(2.0), _mm512_add_ps(e, _mm512_set1_ps(1.0))),
+    );
+    _mm512_mul_ps(
+        _mm512_mul_ps(_mm512_set1_ps(0.5), x),
+        _mm512_add_ps(_mm512_set1_ps(1.0), th),
+    )
+}
+
 /// [`exp`] on 16 lanes (same reduction and polynomial; `2^n` applied with `vscalefps`).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]

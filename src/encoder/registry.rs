@@ -44,13 +44,14 @@ impl Registry {
                 continue;
             }
             let started = std::time::Instant::now();
-            let mut encoder = Encoder::load(&dir)?;
+            let mut encoder = Encoder::load_with(&dir, config.precision)?;
             if let Some(name) = dir.file_name() {
                 encoder.set_name(name.to_string_lossy().into_owned());
             }
             tracing::info!(
                 model = %encoder.manifest().name,
                 kind = %encoder.manifest().kind,
+                precision = %encoder.precision(),
                 ms = started.elapsed().as_millis() as u64,
                 "loaded encoder"
             );
@@ -125,6 +126,7 @@ impl Registry {
                     base: m.base.clone(),
                     trained_by: m.trained_by.clone(),
                     eval: m.eval.clone(),
+                    precision: m.precision,
                 }
             })
             .collect()

@@ -22,7 +22,7 @@
 //! Notes live in their own sled trees ([`crate::store::notes`]). Derived state lives under
 //! `<data-dir>/indexes/notes/`: `lexical/` (tantivy; its commit records the next nid it holds)
 //! and `<model>.usearch` (note vectors keyed by nid; its saved sequence is the next nid it
-//! holds). [`Notes::sync`] appends what the store has beyond that, so restarts and new loads
+//! holds; `<model>` is the model's vector id, so a precision change gets its own index). [`Notes::sync`] appends what the store has beyond that, so restarts and new loads
 //! only index new notes.
 //!
 //! ## Catch-up never blocks requests

@@ -36,8 +36,12 @@ impl Notes {
             .coders
             .get(model)
             .map_or_else(|| self.handle(model).map(|h| h.dim()), |c| Ok(c.dim()))?;
+        // the vector id: a note model served in another precision gets its own index
+        let vid = self
+            .handle(model)
+            .map_or_else(|_| model.to_string(), |h| h.manifest().vector_id());
         let index = Arc::new(VectorIndex::open_or_create(
-            &self.dir.join(format!("{model}.usearch")),
+            &self.dir.join(format!("{vid}.usearch")),
             dim,
         )?);
         let next = index.seq().into();

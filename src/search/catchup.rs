@@ -116,6 +116,8 @@ impl SearchEngine {
             );
         }
         for (model, index) in models {
+            // cache entries are keyed by the vector id (the model's name and precision)
+            let vid = self.vid(&model);
             if self.read_only && index.backend() != "usearch" {
                 // a shared store is the writer's to catch up
                 continue;
@@ -148,7 +150,7 @@ impl SearchEngine {
                         log("term embedding interrupted; the cache keeps what was embedded");
                         Err(EngineError::Invalid("cancelled".into()))
                     };
-                    let vecs = embed_through_cache(&self.emb, &model, &texts, None, |todo| {
+                    let vecs = embed_through_cache(&self.emb, &vid, &texts, None, |todo| {
                         let handle = self.registry.get(Some(&model), ModelKind::Terms)?;
                         let v = handle.embed_blocking_until(todo, progress)?;
                         embedded.set(embedded.get() + todo.len());

@@ -15,6 +15,12 @@
 //! Tree `emb`: `model ‖ 0 ‖ text` → little-endian f32 vector. A restart never re-embeds, and a new
 //! release re-uses the vectors of every string it shares with earlier ones.
 //!
+//! `model` here and in the vector index file names is the model's *vector id*
+//! ([`crate::encoder::ModelManifest::vector_id`]): its name when it runs in F32, `name@bf16` when
+//! it runs in BF16. A model served in another precision than before thus gets its own cache
+//! entries and its own index (built from the store like a new model's), and vectors of two
+//! precisions never meet in one index.
+//!
 //! ## A concept's vector
 //! The mean of the embeddings of its equivalent terms (preferred, synonyms, abbreviations,
 //! short/consumer/brand names), L2-normalised. Inclusion, narrower and broader terms are left
@@ -184,15 +190,16 @@ impl SearchEngine {
             if info.kind != ModelKind::Terms {
                 continue;
             }
+            // the vector id: a model served in another precision gets its own store
+            let vid = crate::encoder::precision::vector_id(&info.name, info.precision);
             let v: Arc<dyn VectorStore> = match &pg {
                 None => Arc::new(vector_store::usearch::EmbeddedStore::open(
                     &dir.join("vectors"),
-                    &info.name,
+                    &vid,
                     info.dim,
                 )?),
                 Some(client) => {
-                    let s =
-                        vector_store::postgres::PgStore::new(client.clone(), &info.name, info.dim);
+                    let s = vector_store::postgres::PgStore::new(client.clone(), &vid, info.dim);
                     if let Err(e) = s.ensure_table() {
                         tracing::error!(error = %e, "vector store unusable at start; lexical search is served, vector search answers 503 until it is back");
                     }
@@ -236,6 +243,13 @@ impl SearchEngine {
         Self::query_text(text).chars().any(char::is_alphanumeric)
     }
 
+    /// The vector id of a terms model (cache keys and index files; see the module docs).
+    pub(super) fn vid(&self, model: &str) -> String {
+        self.registry
+            .get(Some(model), ModelKind::Terms)
+            .map_or_else(|_| model.to_string(), |h| h.manifest().vector_id())
+    }
+
     /// A text's vector from the embedding cache only (no encoder call).
     pub(super) fn cached_vector(
         &self,
@@ -244,14 +258,14 @@ impl SearchEngine {
     ) -> Result<Option<Vec<f32>>, EngineError> {
         Ok(self
             .emb
-            .get(emb_key(model, text))?
+            .get(emb_key(&self.vid(model), text))?
             .map(|v| bytes_to_f32(&v)))
     }
 
     /// Embeddings of `texts` with `model`, from the cache where present; computes and stores
     /// the rest (length-sorted batches inside the encoder).
     pub fn embed_cached(&self, model: &str, texts: &[&str]) -> Result<Vec<Vec<f32>>, EngineError> {
-        embed_through_cache(&self.emb, model, texts, None, |todo| {
+        embed_through_cache(&self.emb, &self.vid(model), texts, None, |todo| {
             let handle = self.registry.get(Some(model), ModelKind::Terms)?;
             Ok(handle.embed_blocking(todo)?)
         })

@@ -37,6 +37,8 @@ pub struct AppConfig {
     pub vector: crate::search::vector_store::VectorConfig,
     /// A read-only node's pointer to the writer, named in its 403 answers.
     pub writer_url: Option<String>,
+    /// How models pick their precision (F32 unless asked; the CLI's default is `auto`).
+    pub precision: crate::encoder::PrecisionPolicy,
 }
 
 impl AppConfig {
@@ -53,6 +55,7 @@ impl AppConfig {
             max_inflight_texts: crate::encoder::admission::DEFAULT_MAX_INFLIGHT_TEXTS,
             vector: Default::default(),
             writer_url: None,
+            precision: Default::default(),
         }
     }
 
@@ -121,8 +124,14 @@ impl App {
         // Uploads of jobs that died with the previous process are useless now.
         let _ = std::fs::remove_dir_all(config.uploads_dir());
         let registry = Arc::new(
-            Registry::load_dir(&config.models_dir, EngineConfig::default())?
-                .with_admission(config.max_inflight_texts),
+            Registry::load_dir(
+                &config.models_dir,
+                EngineConfig {
+                    precision: config.precision,
+                    ..EngineConfig::default()
+                },
+            )?
+            .with_admission(config.max_inflight_texts),
         );
         let notes = crate::notes::Notes::open(
             &store,

@@ -19,7 +19,10 @@ pub fn command(bin: &Path, args: &[&str], data: &Path, models: &Path) -> Command
         .arg("--models-dir")
         .arg(models)
         .env("ONTOVEC_LOG", "error")
-        .env("NO_COLOR", "1");
+        .env("NO_COLOR", "1")
+        // the CLI's default is `auto` (BF16 on CPUs with AVX512_BF16); tests that mix the
+        // binary with an in-process App (F32 by default) need both on the same vectors
+        .env("ONTOVEC_PRECISION", "f32");
     c
 }
 
@@ -134,6 +137,7 @@ impl Server {
             .arg(format!("127.0.0.1:{port}"))
             .env("ONTOVEC_LOG", "info,tantivy=warn,sled=warn")
             .env("NO_COLOR", "1")
+            .env("ONTOVEC_PRECISION", "f32") // as `command`: the suite's vectors are F32
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()

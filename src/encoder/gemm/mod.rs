@@ -19,8 +19,14 @@
 //! On CPUs without AVX-512F (checked at runtime) the same layer runs through the `gemm` crate
 //! (the kernels candle uses) on a row-major copy of the weight, then the epilogue. Setting
 //! `ONTOVEC_GEMM=portable` forces that path (tests compare the two).
+//!
+//! A layer can also be packed for [`Precision::Bf16`] ([`bf16`]: `vdpbf16ps`, both operands
+//! rounded to BF16, F32 accumulation, same epilogue). That is a request too: where the CPU
+//! lacks AVX512_BF16 (or the portable path is forced) the layer is packed F32, so a safe call
+//! never runs an instruction the CPU does not have; [`PackedLinear::precision`] tells which.
 
 use super::ops;
+use super::precision::Precision;
 use rayon::prelude::*;
 use std::sync::OnceLock;
 
@@ -55,6 +61,8 @@ pub enum Epilogue<'a> {
 pub enum Backend {
     /// Own AVX-512 micro-kernel over pre-packed panels.
     Avx512,
+    /// Own AVX-512 BF16 micro-kernel (`vdpbf16ps`) over BF16 pair panels.
+    Avx512Bf16,
     /// The `gemm` crate on a row-major weight (any CPU).
     Portable,
 }
@@ -73,6 +81,29 @@ pub fn backend() -> Backend {
     })
 }
 
+/// Whether this CPU runs the BF16 kernel (AVX-512F and AVX512_BF16) and the AVX-512 path is
+/// not forced off with `ONTOVEC_GEMM=portable`.
+pub fn bf16_supported() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        backend() == Backend::Avx512 && std::arch::is_x86_feature_detected!("avx512bf16")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+impl Precision {
+    /// Whether this CPU (and process configuration) can run it.
+    pub fn supported(self) -> bool {
+        match self {
+            Precision::F32 => true,
+            Precision::Bf16 => bf16_supported(),
+        }
+    }
+}
+
 fn has_avx512() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
@@ -89,8 +120,11 @@ pub struct PackedLinear {
     k: usize,
     n: usize,
     backend: Backend,
-    /// Avx512: panels (`ceil(n/NR)` × `k` × `NR`); Portable: row-major `[k, n]`.
+    /// Avx512: panels (`ceil(n/NR)` × `k` × `NR`); Portable: row-major `[k, n]`; Avx512Bf16:
+    /// empty.
     w: Vec<f32>,
+    /// Avx512Bf16: BF16 pair panels (`ceil(n/NR)` × `ceil(k/2)` × `NR`); otherwise empty.
+    wb: Vec<u32>,
     /// Bias, zero-padded to a whole number of panels.
     bias: Vec<f32>,
 }
@@ -111,21 +145,44 @@ impl PackedLinear {
         Self::with_backend(weight, bias, n, k, backend())
     }
 
+    /// As [`PackedLinear::from_torch`], in `precision` where this CPU can run it (see the
+    /// module docs): BF16 falls back to the F32 backend of [`backend`] otherwise.
+    pub fn with_precision(
+        weight: &[f32],
+        bias: &[f32],
+        n: usize,
+        k: usize,
+        precision: Precision,
+    ) -> Self {
+        match precision {
+            Precision::Bf16 if bf16_supported() => {
+                Self::with_backend(weight, bias, n, k, Backend::Avx512Bf16)
+            }
+            _ => Self::from_torch(weight, bias, n, k),
+        }
+    }
+
     /// As [`PackedLinear::from_torch`], for an explicit backend. [`Backend::Avx512`] is a
     /// request: on a CPU without AVX-512F the layer is packed for [`Backend::Portable`] instead
     /// (so no AVX-512 instruction can ever run there); [`PackedLinear::backend`] tells which.
     pub fn with_backend(weight: &[f32], bias: &[f32], n: usize, k: usize, b: Backend) -> Self {
-        let b = if b == Backend::Avx512 && !has_avx512() {
-            Backend::Portable
-        } else {
-            b
+        let b = match b {
+            Backend::Avx512 if !has_avx512() => Backend::Portable,
+            Backend::Avx512Bf16 if !bf16_supported() => backend(),
+            b => b,
         };
         assert_eq!(weight.len(), n * k, "weight must be [n, k]");
         assert_eq!(bias.len(), n, "bias must be [n]");
         let panels = n.div_ceil(NR);
         let mut bias_p = vec![0f32; panels * NR];
         bias_p[..n].copy_from_slice(bias);
+        let mut wb = Vec::new();
         let w = match b {
+            #[cfg(target_arch = "x86_64")]
+            Backend::Avx512Bf16 => {
+                wb = bf16::pack_weights(weight, n, k);
+                Vec::new()
+            }
             Backend::Avx512 => {
                 // Block-major: for each block of KC inputs, every panel's slice of it, so a
                 // pass over one input block reads one contiguous stream.
@@ -140,7 +197,7 @@ impl PackedLinear {
                 }
                 w
             }
-            Backend::Portable => {
+            _ => {
                 let mut w = vec![0f32; k * n];
                 for j in 0..n {
                     for p in 0..k {
@@ -155,6 +212,7 @@ impl PackedLinear {
             n,
             backend: b,
             w,
+            wb,
             bias: bias_p,
         }
     }
@@ -162,6 +220,14 @@ impl PackedLinear {
     /// The backend this layer runs on (AVX-512 only where the CPU has it).
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// The number format the layer's products run in.
+    pub fn precision(&self) -> Precision {
+        match self.backend {
+            Backend::Avx512Bf16 => Precision::Bf16,
+            Backend::Avx512 | Backend::Portable => Precision::F32,
+        }
     }
 
     /// Input width.
@@ -187,6 +253,8 @@ impl PackedLinear {
         match self.backend {
             #[cfg(target_arch = "x86_64")]
             Backend::Avx512 => self.forward_avx512(x, m, epi, out),
+            #[cfg(target_arch = "x86_64")]
+            Backend::Avx512Bf16 => self.forward_bf16(x, m, epi, out),
             _ => self.forward_portable(x, m, epi, out),
         }
     }
@@ -269,6 +337,32 @@ impl PackedLinear {
             }
         });
     }
+
+    #[cfg(target_arch = "x86_64")]
+    fn forward_bf16(&self, x: &[f32], m: usize, epi: Epilogue<'_>, out: &mut [f32]) {
+        thread_local! {
+            static PACKED_A: std::cell::RefCell<Vec<u32>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+        PACKED_A.with_borrow_mut(|packed| {
+            bf16::pack_a(x, m, self.k, packed);
+            let panels = self.n.div_ceil(NR);
+            let threads = rayon::current_num_threads().min(panels);
+            let out_ptr = SendPtr(out.as_mut_ptr());
+            let packed = &packed[..];
+            let run = |p0: usize, p1: usize| {
+                // SAFETY: `with_backend` keeps Avx512Bf16 only where AVX-512F and AVX512_BF16
+                // were detected; panels p0..p1 write only their own columns of `out`.
+                unsafe { bf16::panels(self, packed, m, epi, out_ptr, p0, p1) }
+            };
+            if threads <= 1 || m * self.k * self.n < PARALLEL_MIN_MACS {
+                run(0, panels);
+            } else {
+                (0..threads).into_par_iter().for_each(|t| {
+                    run(panels * t / threads, panels * (t + 1) / threads);
+                });
+            }
+        });
+    }
 }
 
 /// Packs `x` (`[m, k]` row-major) for the micro-kernel: tile by tile of [`MR`] rows, each tile's
@@ -307,271 +401,9 @@ unsafe impl Send for SendPtr {}
 unsafe impl Sync for SendPtr {}
 
 #[cfg(target_arch = "x86_64")]
-mod avx512 {
-    use super::{ops, Epilogue, PackedLinear, SendPtr, KC, MC_TILES, MR, NR};
-    use std::arch::x86_64::*;
-
-    /// Computes output column panels `p0..p1` for all `m` rows.
-    ///
-    /// # Safety
-    /// The CPU must support AVX-512F; `out` must point to `m × lin.n` floats, `packed_a` holds
-    /// the input packed by `pack_a`, and no other thread may write panels `p0..p1`.
-    #[target_feature(enable = "avx512f,avx2,fma")]
-    pub(super) unsafe fn panels(
-        lin: &PackedLinear,
-        packed_a: &[f32],
-        m: usize,
-        epi: Epilogue<'_>,
-        out: SendPtr,
-        p0: usize,
-        p1: usize,
-    ) {
-        let (k, n) = (lin.k, lin.n);
-        let tiles = m.div_ceil(MR);
-        let panels_n = n.div_ceil(NR);
-        let mut kb = 0;
-        loop {
-            let kc = KC.min(k - kb);
-            let first = kb == 0;
-            let last = kb + kc == k;
-            // Row tiles in groups of MC_TILES: a group's packed rows for this input block
-            // (≤ 192 KiB) stay in L2 while every panel passes over them.
-            for g in (0..tiles).step_by(MC_TILES) {
-                for p in p0..p1 {
-                    let col0 = p * NR;
-                    let cols = NR.min(n - col0);
-                    let panel = lin.w.as_ptr().add(kb * panels_n * NR + p * kc * NR);
-                    let bias = lin.bias.as_ptr().add(col0);
-                    for ti in g..tiles.min(g + MC_TILES) {
-                        let r0 = ti * MR;
-                        let rows = MR.min(m - r0);
-                        let t = Tile {
-                            a: packed_a.as_ptr().add(ti * k * MR + kb * MR),
-                            b: panel,
-                            kc,
-                            c: out.0.add(r0 * n + col0),
-                            ldc: n,
-                            cols,
-                            bias: if first { bias } else { std::ptr::null() },
-                        };
-                        let epi = if last {
-                            match epi {
-                                Epilogue::Residual(r) => Epilogue::Residual(&r[r0 * n + col0..]),
-                                e => e,
-                            }
-                        } else {
-                            Epilogue::None
-                        };
-                        if ti == g {
-                            dispatch::<true>(rows, &t, epi);
-                        } else {
-                            dispatch::<false>(rows, &t, epi);
-                        }
-                    }
-                }
-            }
-            kb += kc;
-            if last {
-                break;
-            }
-        }
-    }
-
-    #[target_feature(enable = "avx512f,avx2,fma")]
-    unsafe fn dispatch<const PF: bool>(rows: usize, t: &Tile, epi: Epilogue<'_>) {
-        match rows {
-            12 => tile::<12, PF>(t, epi),
-            11 => tile::<11, PF>(t, epi),
-            10 => tile::<10, PF>(t, epi),
-            9 => tile::<9, PF>(t, epi),
-            8 => tile::<8, PF>(t, epi),
-            7 => tile::<7, PF>(t, epi),
-            6 => tile::<6, PF>(t, epi),
-            5 => tile::<5, PF>(t, epi),
-            4 => tile::<4, PF>(t, epi),
-            3 => tile::<3, PF>(t, epi),
-            2 => tile::<2, PF>(t, epi),
-            _ => tile::<1, PF>(t, epi),
-        }
-    }
-
-    struct Tile {
-        /// Packed rows: `MR` values per input.
-        a: *const f32,
-        b: *const f32,
-        kc: usize,
-        c: *mut f32,
-        ldc: usize,
-        cols: usize,
-        /// Start from the bias (first input block) or, when null, from what `c` holds.
-        bias: *const f32,
-    }
-
-    /// Floats ahead of the current panel row that the first row tile prefetches.
-    const PF_AHEAD: usize = 1024;
-
-    /// One `R × 32` output tile over one block of inputs; `PREFETCH` for the first tile of a
-    /// panel slice (the one that brings it from memory).
-    #[target_feature(enable = "avx512f,avx2,fma")]
-    unsafe fn tile<const R: usize, const PREFETCH: bool>(t: &Tile, epi: Epilogue<'_>) {
-        let m0: __mmask16 = if t.cols >= 16 {
-            0xffff
-        } else {
-            ((1u32 << t.cols) - 1) as u16
-        };
-        let m1: __mmask16 = if t.cols >= 32 {
-            0xffff
-        } else if t.cols <= 16 {
-            0
-        } else {
-            ((1u32 << (t.cols - 16)) - 1) as u16
-        };
-        let mut acc0 = [_mm512_setzero_ps(); R];
-        let mut acc1 = [_mm512_setzero_ps(); R];
-        if !t.bias.is_null() {
-            let b0 = _mm512_loadu_ps(t.bias);
-            let b1 = _mm512_loadu_ps(t.bias.add(16));
-            for r in 0..R {
-                acc0[r] = b0;
-                acc1[r] = b1;
-            }
-        } else {
-            for r in 0..R {
-                let c = t.c.add(r * t.ldc);
-                acc0[r] = _mm512_maskz_loadu_ps(m0, c);
-                acc1[r] = _mm512_maskz_loadu_ps(m1, c.add(16));
-            }
-        }
-        let mut b = t.b;
-        let mut a = t.a;
-        for _ in 0..t.kc {
-            if PREFETCH {
-                // The weights stream block by block; fetch well ahead of use so a short query
-                // (one tile, few FLOPs per weight) is not waiting on memory latency.
-                _mm_prefetch::<_MM_HINT_T0>(b.add(PF_AHEAD) as *const i8);
-                _mm_prefetch::<_MM_HINT_T0>(b.add(PF_AHEAD + 16) as *const i8);
-            }
-            let w0 = _mm512_loadu_ps(b);
-            let w1 = _mm512_loadu_ps(b.add(16));
-            for r in 0..R {
-                let v = _mm512_set1_ps(*a.add(r));
-                acc0[r] = _mm512_fmadd_ps(v, w0, acc0[r]);
-                acc1[r] = _mm512_fmadd_ps(v, w1, acc1[r]);
-            }
-            b = b.add(NR);
-            a = a.add(MR);
-        }
-        if let Epilogue::Residual(res) = epi {
-            for r in 0..R {
-                let s = res.as_ptr().add(r * t.ldc);
-                acc0[r] = _mm512_add_ps(acc0[r], _mm512_maskz_loadu_ps(m0, s));
-                acc1[r] = _mm512_add_ps(acc1[r], _mm512_maskz_loadu_ps(m1, s.add(16)));
-            }
-        }
-        for r in 0..R {
-            let c = t.c.add(r * t.ldc);
-            _mm512_mask_storeu_ps(c, m0, acc0[r]);
-            _mm512_mask_storeu_ps(c.add(16), m1, acc1[r]);
-        }
-        match epi {
-            Epilogue::GeluErf | Epilogue::GeluTanh | Epilogue::Relu => {
-                for r in 0..R {
-                    let row = std::slice::from_raw_parts_mut(t.c.add(r * t.ldc), t.cols);
-                    match epi {
-                        Epilogue::GeluErf => ops::gelu_erf_inline(row),
-                        Epilogue::GeluTanh => ops::gelu_tanh_inline(row),
-                        _ => row.iter_mut().for_each(|v| *v = v.max(0.0)),
-                    }
-                }
-            }
-            Epilogue::None | Epilogue::Residual(_) => {}
-        }
-    }
-}
+mod avx512;
+#[cfg(target_arch = "x86_64")]
+pub mod bf16;
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use rand::{Rng, SeedableRng};
-
-    fn naive(x: &[f32], w: &[f32], bias: &[f32], m: usize, n: usize, k: usize) -> Vec<f32> {
-        let mut out = vec![0f32; m * n];
-        for i in 0..m {
-            for j in 0..n {
-                let mut s = bias[j] as f64;
-                for p in 0..k {
-                    s += x[i * k + p] as f64 * w[j * k + p] as f64;
-                }
-                out[i * n + j] = s as f32;
-            }
-        }
-        out
-    }
-
-    fn check(m: usize, n: usize, k: usize, b: Backend) {
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64((m * 1000 + n * 10 + k) as u64);
-        let mut r =
-            |len: usize| -> Vec<f32> { (0..len).map(|_| rng.gen_range(-1.0..1.0)).collect() };
-        let (x, w, bias, res) = (r(m * k), r(n * k), r(n), r(m * n));
-        let lin = PackedLinear::with_backend(&w, &bias, n, k, b);
-        let want = naive(&x, &w, &bias, m, n, k);
-        let tol = 1e-4 * (k as f32).sqrt();
-        let mut got = vec![f32::NAN; m * n];
-        lin.forward(&x, m, Epilogue::None, &mut got);
-        for (g, e) in got.iter().zip(&want) {
-            assert!((g - e).abs() < tol, "{b:?} {m}x{n}x{k}: {g} vs {e}");
-        }
-        lin.forward(&x, m, Epilogue::Residual(&res), &mut got);
-        for ((g, e), r) in got.iter().zip(&want).zip(&res) {
-            assert!((g - e - r).abs() < tol, "{b:?} residual {m}x{n}x{k}");
-        }
-        lin.forward(&x, m, Epilogue::GeluErf, &mut got);
-        for (g, e) in got.iter().zip(&want) {
-            let x = *e as f64;
-            let gelu = 0.5 * x * (1.0 + libm::erf(x / std::f64::consts::SQRT_2));
-            assert!(
-                (*g as f64 - gelu).abs() < tol as f64,
-                "{b:?} gelu {g} vs {gelu}"
-            );
-        }
-    }
-
-    #[test]
-    fn avx512_is_only_ever_a_request() {
-        let lin = PackedLinear::with_backend(&[1.0, 2.0], &[0.5], 1, 2, Backend::Avx512);
-        let want = if has_avx512() {
-            Backend::Avx512
-        } else {
-            Backend::Portable
-        };
-        assert_eq!(lin.backend(), want);
-        let mut out = [0f32];
-        lin.forward(&[1.0, 1.0], 1, Epilogue::None, &mut out);
-        assert_eq!(out, [3.5]);
-        let p = PackedLinear::with_backend(&[1.0, 2.0], &[0.5], 1, 2, Backend::Portable);
-        assert_eq!(p.backend(), Backend::Portable);
-    }
-
-    #[test]
-    fn both_backends_match_a_naive_product_on_awkward_shapes() {
-        let mut backends = vec![Backend::Portable];
-        if has_avx512() {
-            backends.push(Backend::Avx512);
-        }
-        for b in backends {
-            // Row tails (1..12), column tails (n not a multiple of 16/32), k across KC blocks,
-            // and a product big enough to be split across threads.
-            for &(m, n, k) in &[
-                (1, 1, 1),
-                (1, 32, 5),
-                (13, 96, 32),
-                (12, 17, 300),
-                (25, 40, 257),
-                (7, 100, 513),
-                (130, 384, 384),
-            ] {
-                check(m, n, k, b);
-            }
-        }
-    }
-}
+mod tests;

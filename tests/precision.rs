@@ -1,0 +1,179 @@
+//! A model served in another precision never mixes its vectors with the earlier ones: the
+//! embedding cache and the vector index are keyed by the model's vector id (`tiny` in F32,
+//! `tiny@bf16` in BF16), so a precision change builds its own index and cache entries, and
+//! switching back finds the F32 ones as they were.
+
+mod common;
+
+use ontovec::encoder::{ModelKind, Precision, PrecisionChoice, PrecisionPolicy};
+use ontovec::ontology::Format;
+use ontovec::service::app::App;
+use ontovec::util::vector::cosine;
+use std::collections::HashMap;
+use std::path::Path;
+
+fn open(data: &Path, models: &Path, precision: PrecisionChoice) -> std::sync::Arc<App> {
+    let mut cfg = common::config(data, models);
+    cfg.precision = PrecisionPolicy {
+        forced: Some(precision),
+        default: PrecisionChoice::F32,
+    };
+    App::open(cfg).unwrap()
+}
+
+/// Cached vectors by text for one vector id.
+fn cached(data: &Path, vid: &str) -> HashMap<String, Vec<f32>> {
+    let store = ontovec::store::Store::open(&data.join("store")).unwrap();
+    let tree = ontovec::search::engine::embedding_cache(&store).unwrap();
+    let mut prefix = vid.as_bytes().to_vec();
+    prefix.push(0);
+    tree.scan_prefix(&prefix)
+        .map(|kv| {
+            let (k, v) = kv.unwrap();
+            let text = String::from_utf8(k[prefix.len()..].to_vec()).unwrap();
+            let v = v
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect();
+            (text, v)
+        })
+        .collect()
+}
+
+fn query_vector_top(app: &App, text: &str) -> Vec<u64> {
+    let engine = app.search.as_ref().unwrap();
+    let handle = engine
+        .registry()
+        .get(Some("tiny"), ModelKind::Terms)
+        .unwrap();
+    let q = handle.embed_blocking(&[text]).unwrap().remove(0);
+    engine
+        .vector_hits("tiny", &q, 5, None)
+        .unwrap()
+        .iter()
+        .map(|h| h.term_id)
+        .collect()
+}
+
+#[test]
+fn a_precision_change_never_mixes_vectors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let models = tmp.path().join("models");
+    ontovec::encoder::testing::write_tiny_bert(
+        &models.join("tiny"),
+        &ontovec::encoder::testing::TinyBert::default(),
+    )
+    .unwrap();
+    let data = tmp.path().join("data");
+    let vectors = data.join("indexes/vectors");
+
+    // F32: index and cache under the model's name
+    let app = open(&data, &models, PrecisionChoice::F32);
+    common::load(
+        &app,
+        Format::Icd10cmXml,
+        &["ontologies/icd10cm/icd10cm-tabular-sample.xml"],
+    );
+    app.sync_indexes(None).unwrap();
+    let f32_top = query_vector_top(&app, "diabetes mellitus");
+    assert!(!f32_top.is_empty());
+    drop(app);
+    assert!(vectors.join("tiny.usearch").is_file());
+    let f32_cache = cached(&data, "tiny");
+    assert!(f32_cache.len() > 10, "{} cached", f32_cache.len());
+
+    // BF16 asked for: where the CPU runs it (and the gate passes), a separate id
+    let app = open(&data, &models, PrecisionChoice::Bf16);
+    let engine = app.search.clone().unwrap();
+    let m = engine
+        .registry()
+        .get(Some("tiny"), ModelKind::Terms)
+        .unwrap()
+        .manifest()
+        .clone();
+    let listed = engine.registry().list()[0].precision;
+    assert_eq!(listed, m.precision, "/v1/models shows the served precision");
+    if !Precision::Bf16.supported() {
+        // the request falls back to F32: same identity, nothing rebuilt
+        assert_eq!(
+            (m.precision, m.vector_id()),
+            (Precision::F32, "tiny".into())
+        );
+        eprintln!("this CPU has no AVX512_BF16: checked the F32 fallback only");
+        return;
+    }
+    assert_eq!(
+        (m.precision, m.vector_id()),
+        (Precision::Bf16, "tiny@bf16".into())
+    );
+    let before = std::fs::metadata(vectors.join("tiny.usearch"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    app.sync_indexes(None).unwrap();
+    assert!(vectors.join("tiny@bf16.usearch").is_file());
+    assert!(vectors.join("tiny@bf16.state.json").is_file());
+    let bf16_top = query_vector_top(&app, "diabetes mellitus");
+    assert_eq!(bf16_top.len(), f32_top.len());
+    drop((app, engine));
+    // the F32 index was not touched by the BF16 catch-up
+    let after = std::fs::metadata(vectors.join("tiny.usearch"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    assert_eq!(before, after);
+
+    // the cache holds both, for the same texts, computed separately
+    let bf16_cache = cached(&data, "tiny@bf16");
+    assert_eq!(f32_cache.len(), bf16_cache.len());
+    let mut differ = 0;
+    for (text, v) in &bf16_cache {
+        let f = &f32_cache[text];
+        assert!(cosine(v, f) > 0.98, "{text}: {}", cosine(v, f));
+        differ += usize::from(v != f);
+    }
+    assert!(differ > 0, "BF16 vectors are their own computation");
+    // the F32 entries were left as they were
+    assert_eq!(cached(&data, "tiny"), f32_cache);
+
+    // back to F32: the F32 index is current, so nothing is re-embedded and answers are as before
+    let app = open(&data, &models, PrecisionChoice::F32);
+    assert_eq!(query_vector_top(&app, "diabetes mellitus"), f32_top);
+    assert!(app.search.as_ref().unwrap().behind().unwrap().is_empty());
+}
+
+/// With `ONTOVEC_GEMM=portable` (read once per process, so the test re-runs itself in a child
+/// with it set) no BF16 instruction may run: a forced `bf16` is served in F32, under the F32
+/// identity, and no gate is run.
+#[test]
+fn forcing_the_portable_path_serves_f32_whatever_is_asked() {
+    const NAME: &str = "forcing_the_portable_path_serves_f32_whatever_is_asked";
+    if std::env::var("ONTOVEC_GEMM").as_deref() != Ok("portable") {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", NAME, "--nocapture", "--test-threads=1"])
+            .env("ONTOVEC_GEMM", "portable")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains("1 passed"),
+            "child: {stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        return;
+    }
+    assert!(!Precision::Bf16.supported());
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("tiny");
+    ontovec::encoder::testing::write_tiny_bert(&dir, &Default::default()).unwrap();
+    let forced = PrecisionPolicy {
+        forced: Some(PrecisionChoice::Bf16),
+        default: PrecisionChoice::Auto,
+    };
+    let e = ontovec::encoder::Encoder::load_with(&dir, forced).unwrap();
+    assert_eq!(e.precision(), Precision::F32);
+    assert_eq!(e.manifest().vector_id(), "tiny");
+    assert!(e.gate().is_none());
+    let v = e.embed_texts(&["fever"], 1, false).unwrap();
+    assert!((v[0].iter().map(|x| x * x).sum::<f32>() - 1.0).abs() < 1e-4);
+}
