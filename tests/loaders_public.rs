@@ -91,17 +91,32 @@ fn icd10cm_fixture() {
         &[fixture("icd10cm/icd10cm-tabular-sample.xml")],
     )
     .unwrap();
-    // 19 diags + 3 7th-character codes of S72.001 + 4 chapters + 4 range sections (the
+    // 20 diags + 3 7th-character codes of S72.001 + 4 chapters + 4 range sections (the
     // single-category section E36 is E36 itself).
-    assert_eq!(s.concepts.len(), 30);
-    assert_eq!(s.relations.len(), 26);
+    assert_eq!(s.concepts.len(), 31);
+    assert_eq!(s.relations.len(), 27);
     assert!(s.mappings.is_empty());
     let inclusions: usize = s
         .concepts
         .values()
         .map(|c| terms(c, TermKind::Inclusion).len())
         .sum();
-    assert_eq!(inclusions, 9);
+    // 9 inclusion terms + 7 `includes` notes that are wordings of their code (I21's note that
+    // cites I50.- is an instruction: attribute only).
+    assert_eq!(inclusions, 16);
+    assert_eq!(
+        terms(&s.concepts["E11"], TermKind::Inclusion),
+        vec![
+            "diabetes (mellitus) due to insulin secretory defect",
+            "diabetes NOS",
+            "insulin resistant diabetes (mellitus)"
+        ]
+    );
+    assert_eq!(
+        terms(&s.concepts["I21"], TermKind::Inclusion),
+        vec!["cardiac infarction"]
+    );
+    assert!(s.concepts["I21"].attributes["includes"].contains("any condition in I50.-"));
 
     let e119 = &s.concepts["E11.9"];
     assert_eq!(
@@ -288,7 +303,7 @@ fn icd10cm_malformed() {
     // Truncated XML: cut inside E11.9; the error is at the last line (end of file).
     let cut = text.find("<excludes1>\n            <note>type 2").unwrap() + 20;
     let last_line = text[..cut].matches('\n').count() as u64 + 1;
-    assert_eq!(last_line, 58);
+    assert_eq!(last_line, 59);
     let e = expect_error(Format::Icd10cmXml, "t.xml", &good[..cut], last_line);
     assert!(e.contains("truncated"), "{e}");
 
@@ -864,7 +879,7 @@ fn real_files() {
     eprintln!("ICD-10-CM code list: {codes} codes, {billable} billable");
     assert_eq!((codes, billable), (98_186, 74_719));
     assert_eq!(s.concepts.len(), 98_186 + 22 + 258);
-    assert_eq!(inclusions, 12_569);
+    assert_eq!(inclusions, 13_426);
     assert_eq!(parents(&s, "E11.9"), vec!["E11"]);
     assert_eq!(parents(&s, "S72.001A"), vec!["S72.001"]);
     assert_eq!(

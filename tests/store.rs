@@ -314,3 +314,27 @@ fn newer_store_is_refused() {
     ));
     assert!(migrate::migrate(dir.path()).is_err());
 }
+
+#[test]
+fn release_ids_stay_small_across_restarts() {
+    // sled's generate_id jumps by a million at every restart; release ids used to come from it
+    // and passed 2^24 after ~17 restarts, wrapping the term ids (rid << 40 | n) of the release.
+    let dir = tempfile::tempdir().unwrap();
+    let mut rids = Vec::new();
+    for i in 0..20 {
+        let store = Store::open(dir.path()).unwrap();
+        let rid = write_small(&store, &format!("r{i}"), false).unwrap();
+        assert!(rid <= ontovec::store::MAX_RID, "restart {i}: rid {rid}");
+        let ids = store.term_ids_of_concept("TEST", "A").unwrap();
+        assert_eq!(ids.len(), 2);
+        for id in ids {
+            let row = store.term(id).unwrap().expect("term of the new release");
+            assert_eq!(row.code, "A");
+            assert_eq!(id >> 40, rid);
+        }
+        rids.push(rid);
+    }
+    let mut distinct = rids.clone();
+    distinct.dedup();
+    assert_eq!(distinct.len(), rids.len(), "{rids:?}");
+}

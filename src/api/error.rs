@@ -18,6 +18,12 @@ pub enum HttpError {
     /// A write without the configured bearer token (401 + `WWW-Authenticate`).
     #[error("this endpoint writes data and needs `Authorization: Bearer <token>`")]
     Unauthorized,
+    /// A write sent to a read-only node (403, with the writer's URL when configured).
+    #[error("this node is a read-only replica: send writes to the writer{}", .writer.as_deref().map(|w| format!(" at {w}")).unwrap_or_default())]
+    ReadOnly {
+        /// The writer's base URL (`--writer-url`).
+        writer: Option<String>,
+    },
     /// The request did not finish within its deadline (503 + `Retry-After`).
     #[error("the request did not finish within {timeout_ms} ms; retry later or ask for less")]
     DeadlineExceeded {
@@ -181,6 +187,8 @@ impl From<HttpError> for ApiError {
         let message = e.to_string();
         match e {
             E::Unauthorized => ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message),
+            E::ReadOnly { writer } => ApiError::new(StatusCode::FORBIDDEN, "read_only", message)
+                .with_details(json!({ "writer": writer })),
             E::DeadlineExceeded { timeout_ms } => {
                 let mut err = ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -416,6 +424,25 @@ impl From<crate::service::models::ModelCardError> for ApiError {
     }
 }
 
+impl From<crate::search::SearchError> for ApiError {
+    fn from(e: crate::search::SearchError) -> Self {
+        use crate::search::SearchError as S;
+        match e {
+            S::InvalidQuery(m) => ApiError::bad_request(m),
+            S::Unavailable(m) => {
+                let mut err = ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "vector_store_unavailable",
+                    m,
+                );
+                err.retry_after = Some(5);
+                err
+            }
+            other => ApiError::internal(other.to_string()),
+        }
+    }
+}
+
 impl From<crate::search::engine::EngineError> for ApiError {
     fn from(e: crate::search::engine::EngineError) -> Self {
         use crate::search::engine::EngineError as E;
@@ -431,10 +458,7 @@ impl From<crate::search::engine::EngineError> for ApiError {
             .with_details(json!({"system": s})),
             E::UnknownConcept(s, c) => ApiError::not_found(format!("no concept {c} in {s}"))
                 .with_details(json!({"system": s, "code": c})),
-            E::Search(x) => match x {
-                crate::search::SearchError::InvalidQuery(m) => ApiError::bad_request(m),
-                other => ApiError::internal(other.to_string()),
-            },
+            E::Search(x) => x.into(),
             E::Cache(x) => ApiError::internal(x.to_string()),
             E::Worker(m) => ApiError::internal(format!("search worker failed: {m}")),
             E::NothingToSearch(q) => ApiError::new(
@@ -469,8 +493,7 @@ impl From<crate::notes::NotesError> for ApiError {
         match e {
             E::Store(s) => s.into(),
             E::Encoder(x) => x.into(),
-            E::Search(crate::search::SearchError::InvalidQuery(m)) => ApiError::bad_request(m),
-            E::Search(x) => ApiError::internal(x.to_string()),
+            E::Search(x) => x.into(),
             E::NoModel => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "encoder_unavailable",

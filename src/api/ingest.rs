@@ -149,6 +149,7 @@ pub fn safe_file_name(raw: &str) -> Option<String> {
     responses((status = 202, description = "Accepted; poll the job", body = JobCreated),
         (status = 400, description = "Invalid form or files", body = ErrorBody),
         (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 403, description = "A read-only replica (`read_only`; `details.writer` names the writer)", body = ErrorBody),
         (status = 409, description = "This release is already loaded", body = ErrorBody),
         (status = 413, description = "Upload too large", body = ErrorBody),
         (status = 422, description = "The form is valid but its files are not: they do not parse as the format (`invalid_input_file`, with file and line), or they name no system and no `system` field does (`system_unknown`: an OBO file without an `ontology:` header)", body = ErrorBody),

@@ -53,6 +53,8 @@ struct StateInner {
     request_timeout: Duration,
     cors_origins: Vec<String>,
     uploads: Arc<ingest::UploadBudget>,
+    /// `Some(writer URL or None)` on a read-only node.
+    read_only: Option<Option<String>>,
 }
 
 impl AppState {
@@ -74,6 +76,7 @@ impl AppState {
                 request_timeout: cfg.request_timeout,
                 cors_origins: cfg.cors_origins.clone(),
                 uploads: Arc::new(ingest::UploadBudget::new(cfg.max_staged_bytes)),
+                read_only: cfg.vector.read_only.then(|| cfg.writer_url.clone()),
             }),
         }
     }
@@ -199,6 +202,22 @@ async fn require_token(
     Ok(next.run(req).await)
 }
 
+/// A read-only node answers every write 403 `read_only` (before any token check or upload).
+async fn refuse_on_read_only(
+    axum::extract::State(st): axum::extract::State<AppState>,
+    req: Request<axum::body::Body>,
+    next: Next,
+) -> Result<Response, ApiError> {
+    if let Some(writer) = &st.inner.read_only {
+        let _ = axum::body::to_bytes(req.into_body(), UNAUTHORIZED_DRAIN).await;
+        return Err(HttpError::ReadOnly {
+            writer: writer.clone(),
+        }
+        .into());
+    }
+    Ok(next.run(req).await)
+}
+
 /// Per-request deadline: past it the client gets a 503 `deadline_exceeded` (with Retry-After)
 /// instead of waiting on; work already handed to the blocking pool finishes on its own.
 async fn deadline(
@@ -268,7 +287,11 @@ pub fn router(state: AppState) -> Router {
                 .route("/v1/notes", post(notes::create))
                 .layer(DefaultBodyLimit::max(MAX_JSON_BODY + (64 << 10))),
         )
-        .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_token))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            refuse_on_read_only,
+        ));
     let request_id = HeaderName::from_static("x-request-id");
     let r = Router::new()
         .route("/health", get(status::health))

@@ -171,6 +171,7 @@ pub struct NoteResponse {
     security(("bearer" = [])),
     responses((status = 201, body = NoteCreated), (status = 400, body = ErrorBody),
         (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 403, description = "A read-only replica (`read_only`; `details.writer` names the writer)", body = ErrorBody),
         (status = 409, description = "A note with this id exists", body = ErrorBody),
         (status = 413, description = "Body or text too large", body = ErrorBody)))]
 pub async fn create(

@@ -116,7 +116,7 @@ impl Modify for CommonResponses {
                     add_error(
                         op,
                         StatusCode::SERVICE_UNAVAILABLE,
-                        "Not ready yet (the store is opening) or the request deadline passed",
+                        "Not ready yet (the store is opening), the request deadline passed, or (vector and hybrid search) the Postgres vector store is unreachable (`vector_store_unavailable`)",
                     );
                 }
                 if op.request_body.is_some() {

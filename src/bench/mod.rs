@@ -3,6 +3,7 @@
 
 pub mod load;
 pub mod normalize;
+pub mod vectors;
 
 use crate::ontology::synthetic;
 use anyhow::{bail, Context, Result};

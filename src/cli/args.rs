@@ -1,6 +1,8 @@
 //! Flags shared by commands that open a data directory.
 
 use crate::encoder::{PrecisionChoice, PrecisionPolicy};
+use crate::search::vector_store::{postgres::PgOptions, Backend, VectorConfig};
+use crate::service::app::AppConfig;
 use clap::Args;
 use std::path::PathBuf;
 
@@ -13,6 +15,25 @@ pub struct DataArgs {
     /// Folder of model folders.
     #[arg(long, env = "ONTOVEC_MODELS_DIR", default_value = "models")]
     pub models_dir: PathBuf,
+    /// Where term vectors live: `usearch` (embedded files under the data dir, the default) or
+    /// a PostgreSQL + pgvector connection string (`postgres://user:pass@host:5432/db`).
+    #[arg(long, env = "ONTOVEC_VECTOR_STORE")]
+    pub vector_store: Option<String>,
+    /// Postgres vector store: HNSW `m` of new tables.
+    #[arg(long, env = "ONTOVEC_PG_HNSW_M", default_value_t = 16)]
+    pub pg_hnsw_m: u32,
+    /// Postgres vector store: HNSW `ef_construction` of new tables.
+    #[arg(long, env = "ONTOVEC_PG_EF_CONSTRUCTION", default_value_t = 64)]
+    pub pg_ef_construction: u32,
+    /// Postgres vector store: `hnsw.ef_search` of each connection.
+    #[arg(long, env = "ONTOVEC_PG_EF_SEARCH", default_value_t = 100)]
+    pub pg_ef_search: u32,
+    /// Postgres vector store: keep vectors as `halfvec` (f16, half the space).
+    #[arg(long, env = "ONTOVEC_PG_HALFVEC")]
+    pub pg_halfvec: bool,
+    /// Postgres vector store: connections per process.
+    #[arg(long, env = "ONTOVEC_PG_CONNECTIONS", default_value_t = 8)]
+    pub pg_connections: usize,
     /// Precision of every model's matrix products: `auto` (BF16 where the CPU has AVX512_BF16
     /// and the model passes the parity gate against F32, else F32), `f32` or `bf16`. Unset:
     /// each model's `ontovec.json` `precision`, else `auto`.
@@ -21,6 +42,26 @@ pub struct DataArgs {
 }
 
 impl DataArgs {
+    /// The application settings these flags give (other settings at their defaults).
+    pub fn app_config(&self) -> anyhow::Result<AppConfig> {
+        let mut cfg = AppConfig::new(&self.data_dir);
+        cfg.models_dir = self.models_dir.clone();
+        cfg.precision = self.precision_policy();
+        cfg.vector = VectorConfig {
+            backend: Backend::parse(self.vector_store.as_deref()).map_err(anyhow::Error::msg)?,
+            postgres: PgOptions {
+                m: self.pg_hnsw_m,
+                ef_construction: self.pg_ef_construction,
+                ef_search: self.pg_ef_search,
+                halfvec: self.pg_halfvec,
+                connections: self.pg_connections.max(1),
+                ..PgOptions::default()
+            },
+            read_only: false,
+        };
+        Ok(cfg)
+    }
+
     /// How models pick their precision: the flag, else the manifest, else `auto`.
     pub fn precision_policy(&self) -> PrecisionPolicy {
         PrecisionPolicy {

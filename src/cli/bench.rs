@@ -1,4 +1,4 @@
-//! `ontovec bench ingest | load | normalize | overload`: benchmarks that need whole processes or files.
+//! `ontovec bench ingest | load | normalize | vectors | overload`: benchmarks that need whole processes or files.
 
 use anyhow::{bail, Result};
 use clap::{Args, Subcommand};
@@ -34,6 +34,9 @@ pub enum BenchCommand {
     },
     /// Mentions/s of `/v1/normalize` with batches of 1,000 distinct mentions.
     Normalize(NormalizeBench),
+    /// The vector backends side by side on the same synthetic clustered vectors: load time,
+    /// bytes/vector, recall@10 vs exact (unfiltered and 1% filter), p50/p99 and queries/s.
+    Vectors(VectorsBench),
     /// Many clients on semantic (vector) search at once: every answer must be 200 or 429 with
     /// Retry-After, RSS is sampled, and single requests right after must succeed at once.
     Overload {
@@ -68,6 +71,45 @@ pub struct NormalizeBench {
     /// Search modes, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "lexical,hybrid")]
     pub modes: Vec<String>,
+}
+
+/// Flags of `ontovec bench vectors`.
+#[derive(Debug, Args, Clone)]
+pub struct VectorsBench {
+    /// Vectors to index.
+    #[arg(long, default_value_t = 100_000)]
+    pub n: usize,
+    /// Dimension (all-MiniLM-L6-v2: 384).
+    #[arg(long, default_value_t = 384)]
+    pub dim: usize,
+    /// Queries for recall.
+    #[arg(long, default_value_t = 200)]
+    pub queries: usize,
+    /// Concurrencies, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,8,32")]
+    pub concurrency: Vec<usize>,
+    /// Timed queries per concurrency.
+    #[arg(long, default_value_t = 2000)]
+    pub requests: usize,
+    /// PostgreSQL + pgvector to compare with (a table `ontovec_vec_bench_*` is created and
+    /// dropped); without it only usearch runs.
+    #[arg(long, env = "ONTOVEC_VECTOR_STORE")]
+    pub vector_store: Option<String>,
+    /// HNSW m.
+    #[arg(long, default_value_t = 16)]
+    pub pg_hnsw_m: u32,
+    /// HNSW ef_construction.
+    #[arg(long, default_value_t = 64)]
+    pub pg_ef_construction: u32,
+    /// hnsw.ef_search.
+    #[arg(long, default_value_t = 100)]
+    pub pg_ef_search: u32,
+    /// Store halfvec.
+    #[arg(long)]
+    pub pg_halfvec: bool,
+    /// Run only the Postgres side.
+    #[arg(long)]
+    pub skip_usearch: bool,
 }
 
 /// The server a load benchmark talks to: a running one (`--url`), or one it starts over a data
@@ -131,6 +173,26 @@ pub fn run(what: BenchCommand) -> Result<()> {
             let mentions = crate::bench::normalize::read_mentions(&b.mentions_from)?;
             let (t, _child) = b.server.target()?;
             crate::bench::normalize::normalize(&t, &mentions, b.batch, b.requests, &b.modes)
+        }
+        BenchCommand::Vectors(v) => {
+            let conns = v.concurrency.iter().copied().max().unwrap_or(1).max(1);
+            crate::bench::vectors::run(&crate::bench::vectors::VectorBench {
+                n: v.n.max(100),
+                dim: v.dim.max(2),
+                queries: v.queries.max(1),
+                concurrency: v.concurrency,
+                requests: v.requests.max(1),
+                postgres: v.vector_store,
+                pg: crate::search::vector_store::postgres::PgOptions {
+                    m: v.pg_hnsw_m,
+                    ef_construction: v.pg_ef_construction,
+                    ef_search: v.pg_ef_search,
+                    halfvec: v.pg_halfvec,
+                    connections: conns,
+                    ..Default::default()
+                },
+                skip_usearch: v.skip_usearch,
+            })
         }
         BenchCommand::Overload {
             server,

@@ -7,7 +7,7 @@ use crate::eval::metrics::{category_aucs, category_counts, fmt_metric, RankScore
 use crate::eval::terms::{self as eval, read_gold, read_pairs, score_rankings};
 use crate::search::engine::Mode;
 use crate::search::fusion::FusionMethod;
-use crate::service::app::{App, AppConfig};
+use crate::service::app::App;
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
@@ -74,9 +74,7 @@ pub enum EvalCommand {
 }
 
 fn open(t: &EvalTarget) -> Result<Arc<App>> {
-    let mut cfg = AppConfig::new(&t.data.data_dir);
-    cfg.precision = t.data.precision_policy();
-    cfg.models_dir = t.data.models_dir.clone();
+    let cfg = t.data.app_config()?;
     let app = App::open(cfg).context("opening the data directory")?;
     app.sync_indexes(None)?;
     Ok(app)
@@ -168,7 +166,10 @@ const GROUPS: &[(&str, &[usize])] = &[
         &[9, 10, 11],
     ),
     ("agreement (both, both_first)", &[12, 13]),
-    ("bridges (bridge_cos, bridge_exact)", &[14, 15]),
+    (
+        "bridges (bridge_cos, bridge_exact, bridge_overlap)",
+        &[14, 15, 17],
+    ),
     ("grouping (block range / chapter)", &[16]),
 ];
 

@@ -1,12 +1,13 @@
 //! Command-line interface: argument parsing (clap, every flag also from the environment) kept
 //! apart from the work, which lives in the library. One file per command family: [`serve`],
-//! [`store`] (ingest, reindex, migrate), [`train`] (trainers, synthetic notes), [`eval`],
+//! [`store`] (ingest, reindex, migrate), [`snapshot`] (replicas), [`train`] (trainers, synthetic notes), [`eval`],
 //! [`bench`]; [`args`] holds the flags they share. This file only dispatches.
 
 pub mod args;
 pub mod bench;
 pub mod eval;
 pub mod serve;
+pub mod snapshot;
 pub mod store;
 pub mod train;
 
@@ -50,6 +51,12 @@ pub enum Command {
     /// Write a synthetic corpus of coded clinical notes (notes-jsonl) from the ICD-10-CM and HPO
     /// releases in the store and the clinosim modules. The notes are synthetic, not real.
     SynthNotes(train::SynthNotesArgs),
+    /// Snapshots of a data directory for read replicas (create, restore).
+    Snapshot {
+        /// create or restore.
+        #[command(subcommand)]
+        what: snapshot::SnapshotCommand,
+    },
     /// Benchmarks that need whole processes or generated files.
     Bench {
         /// What to measure.
@@ -76,6 +83,7 @@ pub fn run() -> Result<()> {
         Command::Ingest(a) => store::ingest(a),
         Command::Reindex(a) => store::reindex(a),
         Command::Migrate(a) => store::migrate(a),
+        Command::Snapshot { what } => snapshot::run(what),
         Command::Openapi => {
             print!("{}", crate::api::openapi::yaml());
             Ok(())

@@ -1,7 +1,6 @@
 //! `ontovec serve`: the HTTP server's flags, checked, handed to [`crate::api::server::serve`].
 
 use super::args::DataArgs;
-use crate::service::app::AppConfig;
 use anyhow::{bail, Result};
 use clap::Args;
 use std::net::SocketAddr;
@@ -41,6 +40,13 @@ pub struct ServeArgs {
     #[arg(long, env = "ONTOVEC_MAX_INFLIGHT_TEXTS", default_value_t = 64,
           value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub max_inflight_texts: u64,
+    /// Serve reads only (a replica restored with `ontovec snapshot restore`): write endpoints
+    /// answer 403 `read_only`, and a shared Postgres vector store is left to the writer.
+    #[arg(long, env = "ONTOVEC_READ_ONLY")]
+    pub read_only: bool,
+    /// The writer's base URL, named in a read-only node's 403 answers.
+    #[arg(long, env = "ONTOVEC_WRITER_URL")]
+    pub writer_url: Option<String>,
 }
 
 /// Check the flags and serve until SIGTERM/SIGINT.
@@ -54,6 +60,8 @@ pub fn run(a: ServeArgs) -> Result<()> {
         request_timeout_ms,
         cors_origins,
         max_inflight_texts,
+        read_only,
+        writer_url,
     } = a;
     if !addr.ip().is_loopback() && auth_token.is_none() {
         bail!("refusing to listen on non-loopback {addr} without --auth-token (writes would be open to the network)");
@@ -62,9 +70,9 @@ pub fn run(a: ServeArgs) -> Result<()> {
         bail!("--auth-token must not be empty");
     }
     crate::api::cors_layer(&cors_origins).map_err(anyhow::Error::msg)?;
-    let mut cfg = AppConfig::new(&data.data_dir);
-    cfg.precision = data.precision_policy();
-    cfg.models_dir = data.models_dir;
+    let mut cfg = data.app_config()?;
+    cfg.vector.read_only = read_only;
+    cfg.writer_url = writer_url;
     cfg.auth_token = auth_token;
     cfg.max_upload_bytes = max_upload_bytes;
     cfg.max_staged_bytes = max_staged_bytes;

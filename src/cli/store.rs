@@ -79,9 +79,7 @@ pub fn ingest(a: IngestArgs) -> Result<()> {
         skip_index,
         files,
     } = a;
-    let mut cfg = AppConfig::new(&data.data_dir);
-    cfg.precision = data.precision_policy();
-    cfg.models_dir = data.models_dir;
+    let cfg = data.app_config()?;
     let app = App::open(cfg).context("opening the store")?;
     let req = IngestRequest {
         format,
@@ -130,9 +128,7 @@ pub fn ingest(a: IngestArgs) -> Result<()> {
 /// `ontovec reindex`: catch the derived indexes up with the store (or rebuild them).
 pub fn reindex(a: ReindexArgs) -> Result<()> {
     let ReindexArgs { data, rebuild } = a;
-    let mut cfg = AppConfig::new(&data.data_dir);
-    cfg.precision = data.precision_policy();
-    cfg.models_dir = data.models_dir;
+    let cfg = data.app_config()?;
     if rebuild {
         let dir = cfg.indexes_dir();
         if dir.exists() {

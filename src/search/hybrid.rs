@@ -8,8 +8,9 @@
 //! 2. **Bridges** (cross-system evidence): when the query equals a term of some concept in *any*
 //!    system (the normalised whole string, e.g. HPO's synonym "Heart attack" of HP:0001658),
 //!    that concept's preferred name ("Myocardial infarction") is searched too, in the systems
-//!    the query is restricted to: its cached vector against the vector index and its exact key
-//!    against the lexical index. Up to [`MAX_BRIDGES`] bridges per query; a bridge name whose
+//!    the query is restricted to: its cached vector against the vector index and its words
+//!    against the lexical index (an exact match of the name is the `bridge_exact` feature).
+//!    The bridged-from concept itself gets no bridge features (its exact match says it all). Up to [`MAX_BRIDGES`] bridges per query; a bridge name whose
 //!    vector is not in the embedding cache is used lexically only (no encoder call).
 //! 3. **Codes**: a short query with a digit that is a code as users type it (`s72001a`,
 //!    `S00.00A`, `25000`) adds the one stored code it stands for in each system in scope
@@ -27,8 +28,9 @@
 //! normalised whole string equals a term (any / the preferred one), the query is the code, word
 //! overlap F1 of the best-overlapping term. Aggregation: log of matching terms, best vector
 //! term is preferred / is a narrower-or-related kind. Agreement: found by both sides, first on
-//! both. Bridges: best cosine to a bridge name, exact match of a bridge name. Grouping: the
-//! code is a block range or a chapter (`I20-I25`, `9`).
+//! both. Bridges: best cosine to a bridge name, exact match of a bridge name, word-overlap F1
+//! of the concept's preferred name (when found) with a bridge name. Grouping: the code is a block range or a chapter
+//! (`I20-I25`, `9`).
 //!
 //! ## Scoring
 //! `s = w · x` ranks; `p = σ(a·s + c)` is the reported score (`score_kind` `learned`), fitted
@@ -48,6 +50,9 @@ use std::sync::OnceLock;
 pub const MAX_BRIDGES: usize = 2;
 /// Vector hits fetched per bridge.
 const BRIDGE_FETCH: usize = 20;
+/// Lexical hits fetched per bridge: the terms worded most like the bridge name (its exact
+/// matches first), which the vector hits of a short name can miss among many longer codes.
+const BRIDGE_LEX_FETCH: usize = 10;
 /// Longest query tried as a typed code (`S72.001 A`, `HP:0001250`).
 const MAX_CODE_CHARS: usize = 16;
 
@@ -70,9 +75,10 @@ pub const FEATURES: &[&str] = &[
     "bridge_cos",
     "bridge_exact",
     "grouping",
+    "bridge_overlap",
 ];
 /// Number of features.
-pub const NF: usize = 17;
+pub const NF: usize = 18;
 
 /// A fitted linear model over [`FEATURES`].
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -157,6 +163,8 @@ struct Agg {
     overlap: f32,
     bridge_cos: f32,
     bridge_exact: bool,
+    /// Best word-overlap F1 of the found preferred name with a bridge name.
+    bridge_overlap: f32,
     via: Vec<String>,
     /// The preferred name of a concept found by its code only.
     code_term: Option<String>,
@@ -335,12 +343,21 @@ impl SearchEngine {
             a.code_term = Some(rec.concept.preferred_term);
         }
 
+        let mut bridge_words: Vec<HashSet<String>> = Vec::new();
         if q.bridges {
-            for (via, hits, exact_hits) in self.bridge_hits(q, &keys)? {
+            for (source, via, name, hits, lex_hits) in self.bridge_hits(q, &keys)? {
+                bridge_words.push(word_set(&name));
+                let name_key = analyzer::exact_key(&name);
                 for h in hits {
                     let Some(row) = row_of(h.term_id)? else {
                         continue;
                     };
+                    // The concept the bridge starts from already matches exactly.
+                    if (h.term_id >> super::RID_SHIFT, row.code.as_str())
+                        == (source.0, source.1.as_str())
+                    {
+                        continue;
+                    }
                     let key = touch(&mut aggs, h.term_id, &row);
                     let a = aggs.get_mut(&key).expect("just inserted");
                     a.bridge_cos = a.bridge_cos.max(h.score);
@@ -348,15 +365,40 @@ impl SearchEngine {
                         a.via.push(via.clone());
                     }
                 }
-                for h in exact_hits {
+                for h in lex_hits {
                     let Some(row) = row_of(h.term_id)? else {
                         continue;
                     };
+                    if (h.term_id >> super::RID_SHIFT, row.code.as_str())
+                        == (source.0, source.1.as_str())
+                    {
+                        continue;
+                    }
                     let key = touch(&mut aggs, h.term_id, &row);
                     let a = aggs.get_mut(&key).expect("just inserted");
-                    a.bridge_exact = true;
+                    a.bridge_exact |= analyzer::exact_key(&row.text) == name_key;
                     if !a.via.contains(&via) {
                         a.via.push(via.clone());
+                    }
+                }
+            }
+        }
+
+        // How closely a concept's preferred name (when found) words the bridge names:
+        // "Myocardial infarction" (HPO's name for "heart attack") is nearly I21's "Acute
+        // myocardial infarction", not I22's "Subsequent ... myocardial infarction", though their
+        // cosines tie and I22 repeats I21's inclusion terms.
+        if !bridge_words.is_empty() {
+            for a in aggs.values_mut() {
+                for id in &a.terms {
+                    if let Some(Some(row)) = rows
+                        .get(id)
+                        .filter(|r| r.as_ref().is_some_and(|r| r.kind == TermKind::Preferred))
+                    {
+                        let t = word_set(&row.text);
+                        for b in &bridge_words {
+                            a.bridge_overlap = a.bridge_overlap.max(overlap_f1(b, &t));
+                        }
                     }
                 }
             }
@@ -411,6 +453,7 @@ impl SearchEngine {
                 a.bridge_cos,
                 f32::from(u8::from(a.bridge_exact)),
                 f32::from(u8::from(is_grouping(&a.code))),
+                a.bridge_overlap,
             ];
             let mut evidence = Vec::new();
             if a.l_best.is_some() {
@@ -474,14 +517,15 @@ impl SearchEngine {
         Ok(out)
     }
 
-    /// Bridges of a query: `(via label, vector hits of the bridge name's cached vector, exact
-    /// lexical hits of the name)` for concepts (any system) having a term equal to the query.
+    /// Bridges of a query: `((rid, code) of the concept bridged from, via label, bridge name, vector hits of the name's cached vector,
+    /// lexical hits of the name)` for concepts (any system) having a term equal to the
+    /// query.
     #[allow(clippy::type_complexity)]
     fn bridge_hits(
         &self,
         q: &LearnedQuery,
         keys: &HashSet<String>,
-    ) -> Result<Vec<(String, Vec<Hit>, Vec<Hit>)>, EngineError> {
+    ) -> Result<Vec<((u64, String), String, String, Vec<Hit>, Vec<Hit>)>, EngineError> {
         let mut out = Vec::new();
         let mut names_seen: HashSet<String> = keys.clone();
         let exact = self.lexical().search(q.text, 8, None, true)?;
@@ -516,8 +560,10 @@ impl SearchEngine {
                 },
                 _ => Vec::new(),
             };
-            let lhits = self.lexical().search(&name, 8, q.systems, true)?;
-            out.push((via, vhits, lhits));
+            let lhits = self
+                .lexical()
+                .search(&name, BRIDGE_LEX_FETCH, q.systems, false)?;
+            out.push(((rid, row.code.clone()), via, name, vhits, lhits));
         }
         Ok(out)
     }
@@ -560,5 +606,31 @@ mod tests {
         x[5] = 1.0;
         x[6] = 1.0;
         assert!(w.rank_score(&x) > base);
+    }
+
+    #[test]
+    fn bridge_wording_breaks_cosine_ties() {
+        // Two concepts reached through the same bridge with equal cosines ("heart attack" →
+        // HPO "Myocardial infarction" → I21 / I22): the one whose term words the bridge name
+        // more closely must rank first.
+        let w = shipped_weights();
+        let j = FEATURES
+            .iter()
+            .position(|f| *f == "bridge_overlap")
+            .unwrap();
+        let mut i21 = [0f32; NF];
+        i21[0] = 0.89; // v_cos
+        i21[14] = 0.89; // bridge_cos
+        let mut i22 = i21;
+        i21[j] = overlap_f1(
+            &word_set("Myocardial infarction"),
+            &word_set("Acute myocardial infarction"),
+        );
+        i22[j] = overlap_f1(
+            &word_set("Myocardial infarction"),
+            &word_set("Subsequent ST elevation (STEMI) and non-ST elevation (NSTEMI) myocardial infarction"),
+        );
+        assert!(i21[j] > i22[j]);
+        assert!(w.rank_score(&i21) > w.rank_score(&i22));
     }
 }

@@ -12,6 +12,8 @@
 //! - [`lexical`]: BM25 over words + trigram field + exact-string and code boosts, fuzzy fallback,
 //!   system filter; queries are built programmatically, never parsed.
 //! - [`vector`]: cosine HNSW with upsert, release removal, filtered search and atomic saves.
+//! - [`vector_store`]: the backend seam for term vectors: the embedded usearch index (default)
+//!   or PostgreSQL + pgvector.
 //! - [`fusion`]: reciprocal-rank and weighted (min-max normalised) fusion.
 //! - [`engine`]: [`engine::SearchEngine`], the indexes kept in step with the store, ranking.
 //! - [`query`]: what callers ask the engine (search, normalize, similar, embed): it embeds the
@@ -23,6 +25,8 @@
 
 pub mod abbrev;
 pub mod analyzer;
+pub mod cache;
+pub mod catchup;
 pub mod commits;
 pub mod engine;
 pub mod exact;
@@ -31,8 +35,10 @@ pub mod hybrid;
 pub mod keyset;
 pub mod lexical;
 pub mod query;
+pub mod ranking;
 pub mod relatedness;
 pub mod vector;
+pub mod vector_store;
 
 pub use fusion::{fuse, FusedHit, FusionMethod};
 pub use lexical::LexicalIndex;
@@ -96,6 +102,10 @@ pub enum SearchError {
     /// A file-system operation failed.
     #[error("i/o error: {0}")]
     Io(#[from] std::io::Error),
+    /// An external index (the Postgres vector store) cannot be reached now; retrying later
+    /// may succeed (503).
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 impl From<tantivy::TantivyError> for SearchError {

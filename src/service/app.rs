@@ -32,6 +32,11 @@ pub struct AppConfig {
     /// Texts that interactive requests may have waiting in the encoder at once; past it they
     /// get 429 at once instead of queueing (the latency bound under overload).
     pub max_inflight_texts: usize,
+    /// Where term vectors live (embedded usearch or Postgres) and whether this node is a
+    /// read-only replica.
+    pub vector: crate::search::vector_store::VectorConfig,
+    /// A read-only node's pointer to the writer, named in its 403 answers.
+    pub writer_url: Option<String>,
     /// How models pick their precision (F32 unless asked; the CLI's default is `auto`).
     pub precision: crate::encoder::PrecisionPolicy,
 }
@@ -48,6 +53,8 @@ impl AppConfig {
             request_timeout: std::time::Duration::from_secs(30),
             cors_origins: Vec::new(),
             max_inflight_texts: crate::encoder::admission::DEFAULT_MAX_INFLIGHT_TEXTS,
+            vector: Default::default(),
+            writer_url: None,
             precision: Default::default(),
         }
     }
@@ -132,7 +139,8 @@ impl App {
             &config.models_dir,
             &config.data_dir,
         )?;
-        let search = SearchEngine::open(store.clone(), registry, &config.data_dir)?;
+        let search =
+            SearchEngine::open_with(store.clone(), registry, &config.data_dir, &config.vector)?;
         Ok(Arc::new(Self {
             config,
             store,
@@ -142,6 +150,11 @@ impl App {
             ingest_lock: parking_lot::Mutex::new(()),
             background: Default::default(),
         }))
+    }
+
+    /// Hold the ingest lock (no ingest commits meanwhile); for snapshots.
+    pub fn ingest_guard(&self) -> parking_lot::MutexGuard<'_, ()> {
+        self.ingest_lock.lock()
     }
 
     /// Bring the lexical and vector indexes up to the store (embedding new terms).

@@ -22,6 +22,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use utoipa::ToSchema;
 
+/// Wait before retrying a failed catch-up.
+const RETRY_FAILED_CATCH_UP: Duration = Duration::from_secs(5);
+
 /// Counts a background thread alive until dropped.
 pub struct WorkerGuard(Arc<App>);
 
@@ -75,8 +78,9 @@ impl App {
             .spawn(move || {
                 let app = guard.0.clone();
                 let mut first = true;
-                while app.wait_for_catch_up_request() {
-                    app.catch_up_once(first);
+                let mut failed = false;
+                while app.wait_for_catch_up_request(failed.then_some(RETRY_FAILED_CATCH_UP)) {
+                    failed = !app.catch_up_once(first);
                     first = false;
                 }
                 drop(guard);
@@ -86,8 +90,11 @@ impl App {
         }
     }
 
-    /// Block until a catch-up is wanted (true) or shutdown began (false).
-    fn wait_for_catch_up_request(&self) -> bool {
+    /// Block until a catch-up is wanted (true) or shutdown began (false); with `retry`, a
+    /// catch-up is wanted anyway once that much time has passed (the last one failed, e.g. an
+    /// unreachable Postgres vector store: it resumes by itself once the server is back).
+    fn wait_for_catch_up_request(&self, retry: Option<Duration>) -> bool {
+        let deadline = retry.map(|d| Instant::now() + d);
         let mut st = self.background.state.lock();
         loop {
             if st.stopping {
@@ -97,18 +104,25 @@ impl App {
                 st.wanted = false;
                 return true;
             }
-            self.background.cv.wait(&mut st);
+            match deadline {
+                Some(d) => {
+                    if self.background.cv.wait_until(&mut st, d).timed_out() && !st.stopping {
+                        return true;
+                    }
+                }
+                None => self.background.cv.wait(&mut st),
+            }
         }
     }
 
     /// One catch-up as a `catch-up` job, when any index is behind. The `first` (at start-up)
-    /// says so in the log even when there is nothing to do.
-    fn catch_up_once(&self, first: bool) {
+    /// says so in the log even when there is nothing to do. False when it failed.
+    fn catch_up_once(&self, first: bool) -> bool {
         if self.index_lag().is_empty() {
             if first {
                 tracing::info!(secs = 0.0, "indexes caught up with the store");
             }
-            return;
+            return true;
         }
         let (id, progress) = self.jobs.start_transient("catch-up");
         if self.is_stopping() {
@@ -131,7 +145,9 @@ impl App {
                 Err(e.to_string())
             }
         };
+        let ok = outcome.is_ok() || progress.is_cancelled();
         self.jobs.finish_transient(&id, outcome);
+        ok
     }
 
     /// Indexes behind the store (empty when all are caught up). An index whose state cannot

@@ -4,7 +4,7 @@
 //! ## Layout (one sled tree each)
 //! | tree        | key                                 | value                          |
 //! |-------------|-------------------------------------|--------------------------------|
-//! | `meta`      | `schema_version`, `seq`             | u32/u64 big-endian             |
+//! | `meta`      | `schema_version`, `seq`, `next_rid` | u32/u64 big-endian             |
 //! | `releases`  | rid                                 | [`ReleaseInfo`]                |
 //! | `active`    | system                              | rid                            |
 //! | `blocks`    | rid ‖ table ‖ first key of block    | a block of sorted entries      |
@@ -127,6 +127,9 @@ pub struct Store {
     inner: Arc<Inner>,
 }
 
+/// Largest release id: a term id is `rid << 40 | n` in a u64, so a rid has 24 bits.
+pub const MAX_RID: u64 = (1 << 24) - 1;
+
 pub(crate) struct Inner {
     pub(crate) db: sled::Db,
     pub(crate) path: PathBuf,
@@ -215,6 +218,16 @@ impl Store {
             inner: Arc::new(inner),
         };
         store.reload_active()?;
+        for (system, rid) in store.active_rids() {
+            if rid > MAX_RID {
+                tracing::error!(
+                    system,
+                    rid,
+                    "release id too large (written by an older ontovec): its term ids overflowed \
+                     and its terms cannot be searched; ingest this system again"
+                );
+            }
+        }
         Ok(store)
     }
 
@@ -248,6 +261,32 @@ impl Store {
             .insert("schema_version", v.to_be_bytes().to_vec())?;
         self.inner.db.flush()?;
         Ok(())
+    }
+
+    /// A fresh release id: the next value of the `next_rid` counter in `meta` (atomic, so
+    /// concurrent ingests never share one) that no release uses yet. Ids must fit in
+    /// [`MAX_RID`] because term ids are `rid << 40 | n`; sled's own `generate_id` jumps by a
+    /// million at every restart and overflowed that after ~17 restarts (term ids wrapped and
+    /// the release's terms could no longer be found by search), so it is not used.
+    pub(crate) fn allocate_rid(&self) -> StoreResult<u64> {
+        loop {
+            let next = self
+                .inner
+                .meta
+                .update_and_fetch("next_rid", |old| {
+                    let cur = old.map_or(0, keys::read_u64);
+                    Some(cur.saturating_add(1).to_be_bytes().to_vec())
+                })?
+                .map_or(1, |v| keys::read_u64(&v));
+            if next > MAX_RID {
+                return Err(StoreError::Aborted(format!(
+                    "no release id left: {MAX_RID} releases were started in this store"
+                )));
+            }
+            if !self.inner.releases.contains_key(next.to_be_bytes())? {
+                return Ok(next);
+            }
+        }
     }
 
     /// Monotonic sequence number, bumped by every committed change of searchable data. Derived

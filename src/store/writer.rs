@@ -66,7 +66,7 @@ impl ReleaseWriter {
         if !replace {
             check_not_exists(store, system, release)?;
         }
-        let rid = store.inner.db.generate_id()? + 1;
+        let rid = store.allocate_rid()?;
         let info = ReleaseInfo {
             rid,
             system: system.to_string(),

@@ -15,7 +15,9 @@
 //!
 //! # What is loaded
 //! * every `diag` → a concept: code = `name` as published (with the dot), preferred = `desc`,
-//!   `inclusionTerm` notes → terms of kind `inclusion`;
+//!   `inclusionTerm` notes → terms of kind `inclusion`, and so are its `includes` notes that
+//!   are wordings of the code (I10's "high blood pressure"; not those citing codes or longer
+//!   than [`MAX_INCLUDES_WORDS`] words: see [`includes_term`]);
 //!   `includes`/`excludes1`/`excludes2`/`codeFirst`/`useAdditionalCode`/`codeAlso`/`notes` notes →
 //!   attributes `includes`, `excludes1`, `excludes2`, `code_first`, `use_additional_code`,
 //!   `code_also`, `notes` (notes joined by `"; "`); `sevenChrDef` → attribute `seventh_character`
@@ -342,7 +344,14 @@ impl Parser<'_> {
                         if let Some(c) = node.concept.as_mut() {
                             match kind {
                                 None => c.add_term(Term::new(text, TermKind::Inclusion)),
-                                Some(attr) => append_attr(c, attr, &text),
+                                Some(attr) => {
+                                    if attr == "includes" {
+                                        if let Some(t) = includes_term(&text) {
+                                            c.add_term(Term::new(t, TermKind::Inclusion));
+                                        }
+                                    }
+                                    append_attr(c, attr, &text)
+                                }
                             }
                         }
                     }
@@ -465,6 +474,37 @@ fn chapter_code(desc: &str) -> Option<&str> {
         .then_some(range)
 }
 
+/// Longest `includes` note kept as a term, in words; longer ones are instructions.
+const MAX_INCLUDES_WORDS: usize = 16;
+
+/// The term an `includes` note of a code gives, if it is a wording of the code rather than an
+/// instruction: I10's "high blood pressure" is a term; I11's "any condition in I50.- or
+/// I51.4-I51.7 due to hypertension" (it cites codes), "the listed conditions ..." and
+/// sentences are not. ("vitamin B12" reads as a code citation and is dropped too.)
+pub fn includes_term(note: &str) -> Option<String> {
+    let note = note.trim().trim_end_matches([';', ',', '.']).trim();
+    let lower = note.to_lowercase();
+    if note.is_empty()
+        || note.split_whitespace().count() > MAX_INCLUDES_WORDS
+        || ["the listed ", "any condition", "conditions "]
+            .iter()
+            .any(|p| lower.starts_with(p))
+    {
+        return None;
+    }
+    let cites_code = note
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '.'))
+        .any(|w| {
+            let b = w.as_bytes();
+            b.len() >= 3
+                && b[0].is_ascii_uppercase()
+                && b[1].is_ascii_digit()
+                && b[2].is_ascii_alphanumeric()
+                && (b.len() == 3 || b[3] == b'.')
+        });
+    (!cites_code).then(|| note.to_string())
+}
+
 fn append_attr(c: &mut Concept, key: &str, value: &str) {
     if value.is_empty() {
         return;
@@ -584,5 +624,31 @@ mod tests {
             Some("E00-E89")
         );
         assert_eq!(chapter_code("No range"), None);
+    }
+
+    #[test]
+    fn includes_notes_that_are_wordings() {
+        assert_eq!(
+            includes_term("high blood pressure").as_deref(),
+            Some("high blood pressure")
+        );
+        assert_eq!(
+            includes_term("hypertension (arterial) (benign) (essential)").as_deref(),
+            Some("hypertension (arterial) (benign) (essential)")
+        );
+        assert_eq!(
+            includes_term("Leser-Trélat disease;").as_deref(),
+            Some("Leser-Trélat disease")
+        );
+        for instruction in [
+            "any condition in I50.- or I51.4-I51.7, I51.89, I51.9 due to hypertension",
+            "conditions in Y93",
+            "the listed conditions in the fetus as a reason for hospitalization",
+            "Category Y93 is provided for use to indicate the activity of the person seeking \
+             healthcare for an injury",
+            "",
+        ] {
+            assert_eq!(includes_term(instruction), None, "{instruction}");
+        }
     }
 }

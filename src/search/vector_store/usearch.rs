@@ -1,0 +1,93 @@
+//! The embedded backend: a [`VectorIndex`] (usearch HNSW files under
+//! `<data-dir>/indexes/vectors/<model>.usearch`) and its catch-up state in
+//! `<model>.state.json`, exactly as the engine kept them before the backend seam.
+
+use super::{IndexState, VectorStore};
+use crate::search::vector::VectorIndex;
+use crate::search::{Hit, SearchError};
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+
+/// usearch index + state file of one model.
+pub struct EmbeddedStore {
+    index: VectorIndex,
+    state_path: PathBuf,
+}
+
+impl EmbeddedStore {
+    /// Open (or create empty) the index of `model` in `dir` (`indexes/vectors`).
+    pub fn open(dir: &Path, model: &str, dim: usize) -> Result<Self, SearchError> {
+        let index = VectorIndex::open_or_create(&dir.join(format!("{model}.usearch")), dim)?;
+        Ok(Self {
+            index,
+            state_path: dir.join(format!("{model}.state.json")),
+        })
+    }
+
+    fn read_state(&self) -> IndexState {
+        std::fs::read(&self.state_path)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default()
+    }
+}
+
+impl VectorStore for EmbeddedStore {
+    fn backend(&self) -> &'static str {
+        "usearch"
+    }
+
+    fn state(&self) -> Result<IndexState, SearchError> {
+        Ok(self.read_state())
+    }
+
+    fn begin_catch_up(&self, _terms: &BTreeMap<u64, u64>) -> Result<IndexState, SearchError> {
+        let mut st = self.read_state();
+        if st.seq != self.index.seq() {
+            tracing::warn!(index = %self.state_path.display(), "vector index disagrees with its state; rebuilding");
+            for rid in std::mem::take(&mut st.rids) {
+                self.index.remove_release(rid)?;
+            }
+            st = IndexState::default();
+        }
+        Ok(st)
+    }
+
+    fn upsert(&self, items: &[(u64, Vec<f32>)]) -> Result<(), SearchError> {
+        self.index.upsert(items)
+    }
+
+    fn remove_release(&self, rid: u64) -> Result<(), SearchError> {
+        self.index.remove_release(rid)
+    }
+
+    fn commit(&self, state: &IndexState) -> Result<(), SearchError> {
+        self.index.save(state.seq)?;
+        crate::util::fs::write_atomic(
+            &self.state_path,
+            &serde_json::to_vec(state).unwrap_or_default(),
+        )
+        .map_err(|e| SearchError::Index(e.to_string()))
+    }
+
+    fn search(
+        &self,
+        query: &[f32],
+        k: usize,
+        allowed: Option<&HashSet<u64>>,
+    ) -> Result<Vec<Hit>, SearchError> {
+        // After a catch-up the index holds only active releases, so an unfiltered query needs
+        // no predicate (the fast path); a system filter becomes a predicate on the key's rid.
+        match allowed {
+            None => self.index.search(query, k, None),
+            Some(a) => {
+                let filter = |key: u64| a.contains(&crate::search::rid_of(key));
+                self.index.search(query, k, Some(&filter))
+            }
+        }
+    }
+
+    fn count(&self) -> Result<u64, SearchError> {
+        Ok(self.index.len() as u64)
+    }
+}
