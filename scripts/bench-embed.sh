@@ -14,7 +14,8 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$VENV/bin/pip" install torch==2.15.0 sentence-transformers==6.3.0 onnxruntime==1.32.0 onnx==1.23.2
 fi
 # a private copy: a rebuild of target/ during the run must not replace the binary under it
-COPY=$(mktemp -d)/ontovec
-cp "$BIN" "$COPY"
-exec "$VENV/bin/python" scripts/bench_embed_http.py --bin "$COPY" --terms "$TERMS" \
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+cp "$BIN" "$WORK/ontovec"
+"$VENV/bin/python" scripts/bench_embed_http.py --bin "$WORK/ontovec" --terms "$TERMS" \
   --model models/all-MiniLM-L6-v2 --rounds "$ROUNDS" "$@"
