@@ -84,6 +84,8 @@ fn ontovec(args: &[&str], data: &Path, models: &Path) -> std::process::Output {
         .arg(data)
         .env("ONTOVEC_MODELS_DIR", models)
         .env("ONTOVEC_LOG", "error")
+        // vectors in F32, as the in-process writer and replica embed them
+        .env("ONTOVEC_PRECISION", "f32")
         .output()
         .unwrap()
 }

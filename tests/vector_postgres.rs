@@ -235,6 +235,9 @@ fn cli(data: &Path, models: &Path, args: &[&str]) -> Command {
         .arg("--models-dir")
         .arg(models)
         .env("ONTOVEC_LOG", "error")
+        // the in-process apps this suite compares with embed in F32; the CLI's default (auto)
+        // would run BF16 here and fill the model's `@bf16` table instead
+        .env("ONTOVEC_PRECISION", "f32")
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     c
