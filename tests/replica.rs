@@ -3,11 +3,11 @@
 //! writes with 403; corrupt and newer snapshots refused without touching the target. Also with
 //! a shared Postgres vector store (the replica needs only the store snapshot).
 
+mod common;
 mod pg_harness;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use http_body_util::BodyExt;
 use ontovec::api::{router, AppState};
 use ontovec::ontology::{Format, InputFile};
 use ontovec::search::vector_store::{Backend, VectorConfig};
@@ -19,9 +19,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use tower::ServiceExt;
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+use common::root;
 
 fn models(tmp: &Path) -> PathBuf {
     let real = root().join("models/all-MiniLM-L6-v2");
@@ -91,17 +89,7 @@ fn ontovec(args: &[&str], data: &Path, models: &Path) -> std::process::Output {
 }
 
 async fn post(r: &axum::Router, uri: &str, body: Value) -> (StatusCode, Value) {
-    let req = Request::post(uri)
-        .header("content-type", "application/json")
-        .body(Body::from(body.to_string()))
-        .unwrap();
-    let resp = r.clone().oneshot(req).await.unwrap();
-    let status = resp.status();
-    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
+    common::call(r, common::post_json(uri, &body)).await
 }
 
 /// The answers to a fixed set of searches (every mode, with and without system filters).

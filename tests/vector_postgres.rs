@@ -3,11 +3,10 @@
 //! it these tests fail): the same search assertions on both backends, kill -9 during a
 //! catch-up into Postgres, Postgres stopped while serving and at start-up.
 
+mod common;
 mod pg_harness;
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
-use http_body_util::BodyExt;
+use axum::http::StatusCode;
 use ontovec::api::{router, AppState};
 use ontovec::ontology::{synthetic, Format, InputFile};
 use ontovec::search::vector_store::{Backend, VectorConfig};
@@ -19,11 +18,8 @@ use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use tower::ServiceExt;
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+use common::root;
 
 /// The real model when present (quality assertions), else a tiny random one (the backends are
 /// still compared with each other).
@@ -84,17 +80,7 @@ fn load_fixtures(app: &App) {
 }
 
 async fn post(r: &axum::Router, uri: &str, body: Value) -> (StatusCode, Value) {
-    let req = Request::post(uri)
-        .header("content-type", "application/json")
-        .body(Body::from(body.to_string()))
-        .unwrap();
-    let resp = r.clone().oneshot(req).await.unwrap();
-    let status = resp.status();
-    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
+    common::call(r, common::post_json(uri, &body)).await
 }
 
 fn results(v: &Value) -> Vec<(String, String, f64)> {
@@ -228,18 +214,9 @@ async fn both_backends_pass_the_same_search_suite() {
 }
 
 fn cli(data: &Path, models: &Path, args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_ontovec"));
-    c.args(args)
-        .arg("--data-dir")
-        .arg(data)
-        .arg("--models-dir")
-        .arg(models)
-        .env("ONTOVEC_LOG", "error")
-        // the in-process apps this suite compares with embed in F32; the CLI's default (auto)
-        // would run BF16 here and fill the model's `@bf16` table instead
-        .env("ONTOVEC_PRECISION", "f32")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
+    // F32 like the in-process apps this suite compares with (see tests/common/server.rs)
+    let mut c = common::server::cli(args, data, models);
+    c.stdout(Stdio::null()).stderr(Stdio::piped());
     c
 }
 
