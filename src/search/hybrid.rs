@@ -348,14 +348,15 @@ impl SearchEngine {
             for (source, via, name, hits, lex_hits) in self.bridge_hits(q, &keys)? {
                 bridge_words.push(word_set(&name));
                 let name_key = analyzer::exact_key(&name);
+                // The concept the bridge starts from already matches exactly: its hits add nothing.
+                let is_source = |term_id: u64, code: &str| {
+                    (term_id >> super::RID_SHIFT, code) == (source.0, source.1.as_str())
+                };
                 for h in hits {
                     let Some(row) = row_of(h.term_id)? else {
                         continue;
                     };
-                    // The concept the bridge starts from already matches exactly.
-                    if (h.term_id >> super::RID_SHIFT, row.code.as_str())
-                        == (source.0, source.1.as_str())
-                    {
+                    if is_source(h.term_id, &row.code) {
                         continue;
                     }
                     let key = touch(&mut aggs, h.term_id, &row);
@@ -369,9 +370,7 @@ impl SearchEngine {
                     let Some(row) = row_of(h.term_id)? else {
                         continue;
                     };
-                    if (h.term_id >> super::RID_SHIFT, row.code.as_str())
-                        == (source.0, source.1.as_str())
-                    {
+                    if is_source(h.term_id, &row.code) {
                         continue;
                     }
                     let key = touch(&mut aggs, h.term_id, &row);

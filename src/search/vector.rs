@@ -162,7 +162,21 @@ pub struct VectorIndex {
     brute_force_max: AtomicUsize,
 }
 
-fn normalized(v: &[f32]) -> Option<Vec<f32>> {
+/// A query vector for an index of `dim` dimensions, scaled to unit length (any vector
+/// backend checks a query the same way).
+pub(crate) fn checked_query(query: &[f32], dim: usize) -> Result<Vec<f32>, SearchError> {
+    if query.len() != dim {
+        return Err(SearchError::InvalidQuery(format!(
+            "query has {} dimensions, index has {dim}",
+            query.len()
+        )));
+    }
+    normalized(query)
+        .ok_or_else(|| SearchError::InvalidQuery("query vector is zero or not finite".into()))
+}
+
+/// `v` scaled to unit length; `None` when it is zero or holds a value that is not finite.
+pub(crate) fn normalized(v: &[f32]) -> Option<Vec<f32>> {
     if v.iter().any(|x| !x.is_finite()) {
         return None;
     }
@@ -421,16 +435,7 @@ impl VectorIndex {
         k: usize,
         filter: Option<&dyn Fn(u64) -> bool>,
     ) -> Result<Vec<Hit>, SearchError> {
-        if query.len() != self.dim {
-            return Err(SearchError::InvalidQuery(format!(
-                "query has {} dimensions, index has {}",
-                query.len(),
-                self.dim
-            )));
-        }
-        let q = normalized(query).ok_or_else(|| {
-            SearchError::InvalidQuery("query vector is zero or not finite".into())
-        })?;
+        let q = checked_query(query, self.dim)?;
         let k = k.min(MAX_K);
         let inner = self.inner.read();
         if k == 0 || inner.keys.is_empty() {

@@ -26,6 +26,7 @@
 //! redacted. Nothing here ever needs an ontovec restart.
 
 use super::{redact, IndexState, VectorStore};
+use crate::search::vector::{checked_query, normalized};
 use crate::search::{Hit, SearchError};
 use parking_lot::Mutex;
 use pgvector::{HalfVector, Vector};
@@ -333,14 +334,6 @@ fn prepare(dim: usize, items: &[(u64, Vec<f32>)]) -> Result<Vec<(i64, Vec<f32>)>
     Ok(out)
 }
 
-fn normalized(v: &[f32]) -> Option<Vec<f32>> {
-    if v.iter().any(|x| !x.is_finite()) {
-        return None;
-    }
-    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-    (norm.is_finite() && norm > 0.0).then(|| v.iter().map(|x| x / norm).collect())
-}
-
 impl PgStore {
     /// The store of `model` (dimension `dim`) in the database of `client`. Connects lazily:
     /// an unreachable server is reported by the first call, not here.
@@ -589,16 +582,7 @@ impl VectorStore for PgStore {
         k: usize,
         allowed: Option<&HashSet<u64>>,
     ) -> Result<Vec<Hit>, SearchError> {
-        if query.len() != self.dim {
-            return Err(SearchError::InvalidQuery(format!(
-                "query has {} dimensions, index has {}",
-                query.len(),
-                self.dim
-            )));
-        }
-        let q = normalized(query).ok_or_else(|| {
-            SearchError::InvalidQuery("query vector is zero or not finite".into())
-        })?;
+        let q = checked_query(query, self.dim)?;
         let k = k.min(crate::search::vector::MAX_K) as i64;
         if k == 0 {
             return Ok(Vec::new());
