@@ -165,6 +165,31 @@ async fn search_normalize_relatedness_end_to_end() {
         )
         .await;
         assert!(codes(&v).iter().any(|c| c.starts_with("I21")), "{v}");
+        // `explain`: every feature with its contribution; they add up to the ranking score,
+        // and the ranking score orders the results.
+        let (s, v) = post(
+            &r,
+            "/v1/search",
+            json!({"query": "heart attack", "k": 3, "systems": ["ICD10CM"], "explain": true}),
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        let mut last = f64::INFINITY;
+        for hit in v["results"].as_array().unwrap() {
+            let e = &hit["explain"];
+            let feats = e["features"].as_array().unwrap();
+            assert_eq!(feats.len(), ontovec::search::hybrid::FEATURES.len(), "{e}");
+            let sum: f64 = feats
+                .iter()
+                .map(|f| f["contribution"].as_f64().unwrap())
+                .sum();
+            let rank = e["rank_score"].as_f64().unwrap();
+            assert!((sum - rank).abs() < 1e-3, "{sum} vs {rank}");
+            assert!(rank <= last + 1e-6, "{v}");
+            last = rank;
+        }
+        let (_, v) = post(&r, "/v1/search", json!({"query": "heart attack", "k": 3})).await;
+        assert!(v["results"][0].get("explain").is_none(), "{v}");
         let (_, v) = post(
             &r,
             "/v1/normalize",

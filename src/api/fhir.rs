@@ -258,6 +258,7 @@ async fn run_expand(st: AppState, p: FhirResult<Params>) -> Response {
                 systems: Some(vec![plan.system.clone()]),
                 model: None,
                 fusion: DEFAULT_FUSION,
+                explain: false,
             };
             let eng = match engine(&st) {
                 Ok(e) => e,

@@ -36,6 +36,10 @@ pub struct SearchRequest {
     pub model: Option<String>,
     /// Fusion settings (hybrid).
     pub fusion: Option<FusionParams>,
+    /// Return each result's features and their weighted contributions (`explain` field;
+    /// the learned hybrid only, the default mode).
+    #[serde(default)]
+    pub explain: bool,
 }
 
 /// Search answer.
@@ -69,6 +73,7 @@ pub async fn search(
         systems: req.systems,
         model: req.model,
         fusion: fusion(&req.fusion)?,
+        explain: req.explain,
     };
     let results = engine(&st)?.search(q).await?;
     Ok(ApiJson(SearchResponse {
@@ -134,6 +139,7 @@ pub async fn normalize(
         systems: req.systems,
         model: req.model,
         fusion: DEFAULT_FUSION,
+        explain: false,
     };
     let found = engine(&st)?
         .normalize(req.mentions, template, req.min_score)

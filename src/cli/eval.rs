@@ -58,6 +58,10 @@ pub enum EvalCommand {
         /// Where to write the weights.
         #[arg(long, default_value = "src/search/fusion_weights.json")]
         out: PathBuf,
+        /// Also write every query's candidates (features, gold flags) as JSON lines here, to
+        /// study other models of the same features.
+        #[arg(long)]
+        dump: Option<PathBuf>,
         /// Where to run.
         #[command(flatten)]
         target: EvalTarget,
@@ -155,22 +159,25 @@ fn variants(sweep: bool) -> Vec<(String, Mode, FusionMethod)> {
     v
 }
 
-/// Feature groups of the ablation table: (name, feature indexes into `hybrid::FEATURES`).
-const GROUPS: &[(&str, &[usize])] = &[
-    ("vector (v_cos, v_gap, v_rr)", &[0, 1, 2]),
-    ("lexical scores (l_rel, l_rr)", &[3, 4]),
-    ("exact / code (exact, exact_pref, code)", &[5, 6, 7]),
-    ("near-exact (overlap_f1)", &[8]),
+/// Feature groups of the ablation table: (name, names of `hybrid::FEATURES` refitted without).
+const GROUPS: &[(&str, &[&str])] = &[
+    ("vector (v_cos, v_gap, v_rr)", &["v_cos", "v_gap", "v_rr"]),
+    ("lexical scores (l_rel, l_rr)", &["l_rel", "l_rr"]),
     (
-        "aggregation (log_terms, v_pref, v_related_kind)",
-        &[9, 10, 11],
+        "exact / code (exact, exact_pref, code)",
+        &["exact", "exact_pref", "code"],
     ),
-    ("agreement (both, both_first)", &[12, 13]),
+    ("near-exact (overlap_f1)", &["overlap_f1"]),
+    (
+        "aggregation (v_pref, v_related_kind)",
+        &["v_pref", "v_related_kind"],
+    ),
+    ("agreement (both, both_first)", &["both", "both_first"]),
     (
         "bridges (bridge_cos, bridge_exact, bridge_overlap)",
-        &[14, 15, 17],
+        &["bridge_cos", "bridge_exact", "bridge_overlap"],
     ),
-    ("grouping (block range / chapter)", &[16]),
+    ("grouping (block range / chapter)", &["grouping"]),
 ];
 
 fn fit_fusion(
@@ -178,6 +185,7 @@ fn fit_fusion(
     check: &[std::path::PathBuf],
     balance: bool,
     out: &std::path::Path,
+    dump: Option<&std::path::Path>,
     target: &EvalTarget,
 ) -> Result<()> {
     use crate::eval::learn::{acc_at_1, fit, FitOptions, QueryData};
@@ -198,6 +206,9 @@ fn fit_fusion(
     };
     let fit_sets = load(gold)?;
     let check_sets = load(check)?;
+    if let Some(path) = dump {
+        dump_candidates(path, &fit_sets, &check_sets)?;
+    }
     // Each query once, or (`balance`) every fit set weighing the same: small sets repeated.
     let largest = fit_sets.iter().map(|s| s.1.len()).max().unwrap_or(0);
     let mut data: Vec<QueryData> = Vec::new();
@@ -263,14 +274,41 @@ fn fit_fusion(
     line("(nothing: all features)", &w);
     for (name, idx) in GROUPS {
         let mut opt = FitOptions::default();
-        for i in *idx {
-            opt.mask[*i] = false;
+        for name in *idx {
+            let i = crate::search::hybrid::FEATURES
+                .iter()
+                .position(|f| f == name)
+                .expect("a feature of the hybrid");
+            opt.mask[i] = false;
         }
         line(name, &fit(&data, &opt, ""));
     }
     let json = serde_json::to_string_pretty(&w)?;
     std::fs::write(out, json + "\n").with_context(|| format!("writing {}", out.display()))?;
     println!("\nwrote {}", out.display());
+    Ok(())
+}
+
+/// Every query's candidates as JSON lines: `{"set", "split": "fit"|"check", "x", "gold"}`.
+fn dump_candidates(
+    path: &std::path::Path,
+    fit_sets: &[(String, Vec<crate::eval::learn::QueryData>)],
+    check_sets: &[(String, Vec<crate::eval::learn::QueryData>)],
+) -> Result<()> {
+    use std::io::Write;
+    let mut f = std::io::BufWriter::new(
+        std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
+    );
+    for (split, sets) in [("fit", fit_sets), ("check", check_sets)] {
+        for (set, queries) in sets {
+            for q in queries {
+                let line =
+                    serde_json::json!({"set": set, "split": split, "x": q.x, "gold": q.gold});
+                writeln!(f, "{line}")?;
+            }
+        }
+    }
+    f.flush()?;
     Ok(())
 }
 
@@ -319,8 +357,9 @@ pub fn run(cmd: EvalCommand) -> Result<()> {
             check,
             balance,
             out,
+            dump,
             target,
-        } => fit_fusion(&gold, &check, balance, &out, &target),
+        } => fit_fusion(&gold, &check, balance, &out, dump.as_deref(), &target),
         EvalCommand::Relatedness { pairs, target } => {
             let pairs = read_pairs(&pairs)?;
             let mut model = target.model.clone().unwrap_or_default();

@@ -132,6 +132,7 @@ pub fn rank_local(
             systems: Some(systems.clone()),
             model: model.map(str::to_string),
             fusion,
+            explain: false,
         };
         let v = match mode {
             Mode::Hybrid | Mode::Vector => vecs.map(|v| v[i].as_slice()),
@@ -169,6 +170,7 @@ pub fn learned_data(
             allowed: Some(&allowed),
             fetch: 30,
             bridges: true,
+            explain: false,
         };
         let mut d = super::learn::QueryData::default();
         for c in eng.learned_candidates(&lq)? {

@@ -231,6 +231,7 @@ impl Notes {
             systems: Some(systems),
             model: Some(model.clone()),
             fusion: FusionMethod::Rrf { k: 60.0 },
+            explain: false,
         };
         let eng = Arc::clone(search);
         let v = note.pooled.clone();

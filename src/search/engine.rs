@@ -102,6 +102,8 @@ pub struct Query {
     pub model: Option<String>,
     /// Fusion for hybrid mode.
     pub fusion: FusionMethod,
+    /// Return each result's features and their contributions (learned hybrid only).
+    pub explain: bool,
 }
 
 /// One concept found.
@@ -130,6 +132,29 @@ pub struct Found {
     /// otherwise.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub evidence: Vec<String>,
+    /// Why it ranks where it does (`explain: true`, learned hybrid only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub explain: Option<Explanation>,
+}
+
+/// A learned-hybrid result taken apart: the ranking score is the sum of the contributions.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Explanation {
+    /// Ranking score `w · x` (the reported score is its calibrated probability).
+    pub rank_score: f32,
+    /// Every feature: its value and its weight times its value.
+    pub features: Vec<FeatureContribution>,
+}
+
+/// One feature of a candidate concept.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct FeatureContribution {
+    /// Feature name (README lists what each measures).
+    pub name: String,
+    /// Its value for this concept.
+    pub value: f32,
+    /// Weight × value.
+    pub contribution: f32,
 }
 
 /// The engine.

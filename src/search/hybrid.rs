@@ -26,8 +26,11 @@
 //! best such cosine of the query, reciprocal concept rank. Lexical:
 //! best BM25 relative to the query's best, reciprocal concept rank. Exact and near-exact: the
 //! normalised whole string equals a term (any / the preferred one), the query is the code, word
-//! overlap F1 of the best-overlapping term. Aggregation: log of matching terms, best vector
-//! term is preferred / is a narrower-or-related kind. Agreement: found by both sides, first on
+//! overlap F1 of the best-overlapping term. Aggregation: best vector term is preferred / is a
+//! narrower-or-related kind. (Not the number of matching terms: it rewards concepts for having
+//! many synonyms, which held-out dev sets reward by construction — a concept with more terms
+//! has more of them held out — and real queries pay for: "heart attack" went to I22, which
+//! repeats I21's inclusion terms and adds more; README, "Which features carry the gain".) Agreement: found by both sides, first on
 //! both. Bridges: best cosine to a bridge name, exact match of a bridge name, word-overlap F1
 //! of the concept's preferred name (when found) with a bridge name. Grouping: the code is a block range or a chapter
 //! (`I20-I25`, `9`).
@@ -67,7 +70,6 @@ pub const FEATURES: &[&str] = &[
     "exact_pref",
     "code",
     "overlap_f1",
-    "log_terms",
     "v_pref",
     "v_related_kind",
     "both",
@@ -78,7 +80,7 @@ pub const FEATURES: &[&str] = &[
     "bridge_overlap",
 ];
 /// Number of features.
-pub const NF: usize = 18;
+pub const NF: usize = 17;
 
 /// A fitted linear model over [`FEATURES`].
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -176,6 +178,23 @@ fn is_grouping(code: &str) -> bool {
     code.contains('-') || (code.len() <= 2 && code.bytes().all(|b| b.is_ascii_digit()))
 }
 
+/// The features of a candidate with their weighted contributions.
+fn explanation(w: &Weights, x: &[f32; NF]) -> super::engine::Explanation {
+    super::engine::Explanation {
+        rank_score: w.rank_score(x),
+        features: FEATURES
+            .iter()
+            .zip(x)
+            .zip(&w.w)
+            .map(|((name, v), wi)| super::engine::FeatureContribution {
+                name: (*name).to_string(),
+                value: *v,
+                contribution: wi * v,
+            })
+            .collect(),
+    }
+}
+
 fn word_set(text: &str) -> HashSet<String> {
     analyzer::parts(text).into_iter().collect()
 }
@@ -210,6 +229,8 @@ pub struct LearnedQuery<'a> {
     pub fetch: usize,
     /// Whether to follow bridges.
     pub bridges: bool,
+    /// Whether results carry their [`super::engine::Explanation`].
+    pub explain: bool,
 }
 
 impl SearchEngine {
@@ -247,6 +268,7 @@ impl SearchEngine {
                 lexical_rank: c.lexical_rank,
                 vector_rank: c.vector_rank,
                 evidence: c.evidence,
+                explain: lq.explain.then(|| explanation(w, &c.x)),
             });
         }
         Ok(out)
@@ -431,7 +453,6 @@ impl SearchEngine {
                 f32::from(u8::from(a.exact_pref)),
                 f32::from(u8::from(a.code_match)),
                 a.overlap,
-                (1.0 + a.terms.len() as f32).ln(),
                 f32::from(u8::from(matches!(
                     kind,
                     Some(TermKind::Preferred | TermKind::Short)
@@ -572,6 +593,10 @@ impl SearchEngine {
 mod tests {
     use super::*;
 
+    fn feature(name: &str) -> usize {
+        FEATURES.iter().position(|f| *f == name).unwrap()
+    }
+
     #[test]
     fn overlap_is_f1_of_word_sets() {
         let q = word_set("high blood pressure");
@@ -602,8 +627,8 @@ mod tests {
         // exact matches of the preferred name must raise the score
         let mut x = [0f32; NF];
         let base = w.rank_score(&x);
-        x[5] = 1.0;
-        x[6] = 1.0;
+        x[feature("exact")] = 1.0;
+        x[feature("exact_pref")] = 1.0;
         assert!(w.rank_score(&x) > base);
     }
 
@@ -613,13 +638,10 @@ mod tests {
         // HPO "Myocardial infarction" → I21 / I22): the one whose term words the bridge name
         // more closely must rank first.
         let w = shipped_weights();
-        let j = FEATURES
-            .iter()
-            .position(|f| *f == "bridge_overlap")
-            .unwrap();
+        let j = feature("bridge_overlap");
         let mut i21 = [0f32; NF];
-        i21[0] = 0.89; // v_cos
-        i21[14] = 0.89; // bridge_cos
+        i21[feature("v_cos")] = 0.89;
+        i21[feature("bridge_cos")] = 0.89;
         let mut i22 = i21;
         i21[j] = overlap_f1(
             &word_set("Myocardial infarction"),

@@ -15,7 +15,8 @@
 //! Built programmatically from the analyzer's output — user text never reaches tantivy's query
 //! parser, so `(`, `"`, `:` or `AND` are plain characters. A normal query is a disjunction of
 //! - every query word on `text` (boost [`BOOST_WORD`]),
-//! - the query's trigrams on `ngram` (boost [`BOOST_NGRAM`]),
+//! - the query's rarest trigrams on `ngram` (boost [`BOOST_NGRAM`]; at most
+//!   [`MAX_SCORED_NGRAMS`], none found in more than [`MAX_NGRAM_DOC_SHARE`] of the terms),
 //! - the exact key on `text_exact` (boost [`BOOST_EXACT`]),
 //! - the whole query's code keys and each whitespace chunk's code keys on `code`
 //!   ([`BOOST_CODE`], [`BOOST_CODE_CHUNK`]).
@@ -58,8 +59,19 @@ use tantivy::{Index, IndexReader, IndexWriter, TantivyDocument, Term};
 pub const MAX_QUERY_BYTES: usize = 4 * 4096;
 /// Distinct query words used.
 pub const MAX_QUERY_WORDS: usize = 32;
-/// Distinct query trigrams used.
+/// Distinct query trigrams considered.
 pub const MAX_QUERY_NGRAMS: usize = 128;
+/// Trigrams scored per query: the rarest ones (fewest terms containing them). A trigram found
+/// in many terms ("ion", "tio", "ati" in most medical terms) adds a nearly constant, tiny BM25
+/// score to a large share of the index while its posting list dominates the disjunction's
+/// cost; scoring the rarest ones keeps the trigram clause's discriminating part.
+pub const MAX_SCORED_NGRAMS: usize = 16;
+/// A trigram in more than this share of the index's terms is left out of the query (unless
+/// fewer than [`MIN_SCORED_NGRAMS`] trigrams would remain).
+pub const MAX_NGRAM_DOC_SHARE: f64 = 0.05;
+/// Trigrams kept whatever their frequency (the rarest ones), so a query of common fragments
+/// still has a trigram clause.
+pub const MIN_SCORED_NGRAMS: usize = 3;
 /// Largest `k` served (larger values are capped).
 pub const MAX_K: usize = 10_000;
 /// Boost of a word match.
@@ -253,7 +265,10 @@ impl LexicalIndex {
             return Ok(Vec::new());
         }
         let k = k.min(MAX_K);
-        let plan = Plan::new(query);
+        let mut plan = Plan::new(query);
+        if !exact {
+            self.keep_rare_ngrams(&mut plan)?;
+        }
         let mut clauses = if exact {
             plan.exact_clauses(&self.fields)
         } else {
@@ -272,6 +287,29 @@ impl LexicalIndex {
         }
         clauses.extend(fuzzy);
         self.run(&clauses, systems, k)
+    }
+
+    /// Keeps the plan's rarest trigrams (see [`MAX_SCORED_NGRAMS`]); one dictionary lookup
+    /// per trigram and segment.
+    fn keep_rare_ngrams(&self, plan: &mut Plan) -> Result<(), SearchError> {
+        let searcher = self.reader.searcher();
+        let cap = (searcher.num_docs() as f64 * MAX_NGRAM_DOC_SHARE) as u64;
+        let mut df: Vec<(u64, String)> = Vec::with_capacity(plan.ngrams.len());
+        for g in plan.ngrams.drain(..) {
+            let n = searcher.doc_freq(&Term::from_field_text(self.fields.ngram, &g))?;
+            if n > 0 {
+                df.push((n, g));
+            }
+        }
+        df.sort();
+        plan.ngrams = df
+            .into_iter()
+            .enumerate()
+            .take_while(|(i, (n, _))| *i < MIN_SCORED_NGRAMS || *n <= cap)
+            .take(MAX_SCORED_NGRAMS)
+            .map(|(_, (_, g))| g)
+            .collect();
+        Ok(())
     }
 
     fn run(

@@ -202,6 +202,7 @@ impl SearchEngine {
                 systems,
                 model: Some(model),
                 fusion: DEFAULT_FUSION,
+                explain: false,
             };
             let sys = system.to_ascii_uppercase();
             let mut found = eng.search_with_vector(&q, Some(&v))?;

@@ -72,6 +72,7 @@ impl SearchEngine {
                 allowed: allowed.as_ref(),
                 fetch: (q.k * 2).clamp(30, 2000),
                 bridges,
+                explain: q.explain,
             };
             return self.learned_search(&lq, q.k);
         }
@@ -145,6 +146,7 @@ impl SearchEngine {
                 lexical_rank: h.lexical_rank,
                 vector_rank: h.vector_rank,
                 evidence: Vec::new(),
+                explain: None,
             });
         }
         Ok(out)
