@@ -422,3 +422,43 @@ fn a_wrong_schema_version_is_refused_with_the_url() {
         "{e}"
     );
 }
+
+#[test]
+fn copy_upserts_replay_without_duplicates_in_vector_and_halfvec_tables() {
+    use ontovec::search::vector_store::postgres::{PgClient, PgOptions, PgStore};
+    use ontovec::search::vector_store::VectorStore;
+    let pg = Pg::start();
+    for halfvec in [false, true] {
+        let options = PgOptions {
+            halfvec,
+            ..Default::default()
+        };
+        let store = PgStore::new(
+            PgClient::new(&pg.url(), options).unwrap(),
+            if halfvec { "hv" } else { "fv" },
+            8,
+        );
+        let v = |i: u64| -> Vec<f32> { (0..8).map(|j| ((i * 7 + j) % 13) as f32 + 0.5).collect() };
+        let items: Vec<(u64, Vec<f32>)> = (0..300u64).map(|i| ((1 << 40) | i, v(i))).collect();
+        store.upsert(&items).unwrap();
+        // a replayed batch (a resumed catch-up) replaces, never duplicates; the last copy of a
+        // key in one batch wins
+        let mut again = items[..100].to_vec();
+        again.push(((1 << 40) | 7, v(8)));
+        store.upsert(&again).unwrap();
+        assert_eq!(store.count().unwrap(), 300, "halfvec={halfvec}");
+        let table =
+            ontovec::search::vector_store::postgres::table_name(if halfvec { "hv" } else { "fv" });
+        assert_eq!(
+            pg.sql(&format!(
+                "SELECT count(DISTINCT term_id), count(*) FILTER (WHERE rid <> 1) FROM {table}"
+            )),
+            "300|0"
+        );
+        let hits = store.search(&v(8), 20, None).unwrap();
+        assert!(hits.iter().any(|h| h.term_id == (1 << 40) | 7), "{hits:?}");
+        assert!((hits[0].score - 1.0).abs() < 1e-3, "{hits:?}");
+        let none: std::collections::HashSet<u64> = [2].into_iter().collect();
+        assert!(store.search(&v(8), 5, Some(&none)).unwrap().is_empty());
+    }
+}
