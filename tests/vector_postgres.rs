@@ -444,7 +444,8 @@ fn copy_upserts_replay_without_duplicates_in_vector_and_halfvec_tables() {
         // a replayed batch (a resumed catch-up) replaces, never duplicates; the last copy of a
         // key in one batch wins
         let mut again = items[..100].to_vec();
-        again.push(((1 << 40) | 7, v(8)));
+        let unique = vec![1.0f32; 8]; // equal to no v(i)
+        again.push(((1 << 40) | 7, unique.clone()));
         store.upsert(&again).unwrap();
         assert_eq!(store.count().unwrap(), 300, "halfvec={halfvec}");
         let table =
@@ -455,8 +456,10 @@ fn copy_upserts_replay_without_duplicates_in_vector_and_halfvec_tables() {
             )),
             "300|0"
         );
-        let hits = store.search(&v(8), 20, None).unwrap();
-        assert!(hits.iter().any(|h| h.term_id == (1 << 40) | 7), "{hits:?}");
+        let hits = store.search(&unique, 3, None).unwrap();
+        assert_eq!(hits[0].term_id, (1 << 40) | 7, "{hits:?}");
+        assert!((hits[0].score - 1.0).abs() < 1e-3, "{hits:?}");
+        let hits = store.search(&v(8), 3, None).unwrap();
         assert!((hits[0].score - 1.0).abs() < 1e-3, "{hits:?}");
         let none: std::collections::HashSet<u64> = [2].into_iter().collect();
         assert!(store.search(&v(8), 5, Some(&none)).unwrap().is_empty());

@@ -36,6 +36,8 @@ pub struct VectorBench {
     pub pg: PgOptions,
     /// Leave out the usearch side (e.g. to re-run only Postgres).
     pub skip_usearch: bool,
+    /// Further `hnsw.ef_search` values to measure the Postgres table at (no rebuild).
+    pub ef_sweep: Vec<u32>,
 }
 
 fn unit(v: &mut [f32]) {
@@ -186,6 +188,7 @@ pub fn run(b: &VectorBench) -> Result<()> {
     let tmp = tempfile::tempdir()?;
     let mut backends: Vec<Backend> = Vec::new();
     let mut cleanup: Vec<Arc<PgStore>> = Vec::new();
+    let pg_name = format!("bench_{}", std::process::id());
     let dir = tmp.path().to_path_buf();
     if !b.skip_usearch {
         let usearch: Arc<dyn VectorStore> = Arc::new(EmbeddedStore::open(&dir, "bench", b.dim)?);
@@ -197,7 +200,7 @@ pub fn run(b: &VectorBench) -> Result<()> {
     }
     if let Some(url) = &b.postgres {
         let client = PgClient::new(url, b.pg)?;
-        let name = format!("bench_{}", std::process::id());
+        let name = pg_name.clone();
         let pg = Arc::new(PgStore::new(client.clone(), &name, b.dim));
         let label = format!(
             "pgvector ({}, m={}, ef_construction={}, ef_search={})",
@@ -249,7 +252,28 @@ pub fn run(b: &VectorBench) -> Result<()> {
             );
         }
     }
-    for pg in cleanup {
+    for pg in &cleanup {
+        for &ef in &b.ef_sweep {
+            // a second client whose connections search with another ef_search, same table
+            let opts = PgOptions {
+                ef_search: ef,
+                ..b.pg
+            };
+            let store: Arc<dyn VectorStore> = Arc::new(PgStore::new(
+                PgClient::new(b.postgres.as_deref().unwrap_or_default(), opts)?,
+                &pg_name,
+                b.dim,
+            ));
+            let r = recall(store.as_ref(), &queries, &truth, None)?;
+            let rf = recall(store.as_ref(), &queries, &truth_f, Some(3))?;
+            for &c in &b.concurrency {
+                let (p50, p99, qps) = timed(&store, &queries, c.max(1), b.requests)?;
+                println!(
+                    "| pgvector, same table, ef_search={ef} | {} | — | — | {r:.4} | {rf:.4} | {c} | {p50:.2} | {p99:.2} | {qps:.0} |",
+                    b.n
+                );
+            }
+        }
         pg.drop_table()?;
     }
     Ok(())

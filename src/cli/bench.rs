@@ -107,6 +107,10 @@ pub struct VectorsBench {
     /// Store halfvec.
     #[arg(long)]
     pub pg_halfvec: bool,
+    /// After the main rows, measure again at each of these hnsw.ef_search values
+    /// (comma-separated; same table, no rebuild).
+    #[arg(long, value_delimiter = ',')]
+    pub pg_ef_search_sweep: Vec<u32>,
     /// maintenance_work_mem (MiB) of the HNSW build after the bulk load.
     #[arg(long, default_value_t = 1024)]
     pub pg_maintenance_work_mem_mb: u32,
@@ -201,6 +205,7 @@ pub fn run(what: BenchCommand) -> Result<()> {
                     ..Default::default()
                 },
                 skip_usearch: v.skip_usearch,
+                ef_sweep: v.pg_ef_search_sweep,
             })
         }
         BenchCommand::Overload {

@@ -52,15 +52,24 @@ pub use table::table_name;
 use super::{IndexState, VectorStore};
 use crate::search::vector::checked_query;
 use crate::search::{Hit, SearchError};
+use parking_lot::Mutex;
 use pgvector::{HalfVector, Vector};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// A catch-up adding at least this many vectors to a table holding at most a tenth as many
 /// is a bulk load: the HNSW index is dropped first and built once at the end.
 pub const BULK_MIN: u64 = 10_000;
+
+/// A filtered search whose filter passes at most this many rows (by the planner's
+/// statistics of `rid`) is an exact scan of them instead of an HNSW walk: measured at 1M
+/// vectors, a 1% filter (10k rows) kept only 0.20 recall@10 through the iterative index scan.
+pub const EXACT_MAX: f64 = 20_000.0;
+
+/// How long the per-release row estimates are reused before they are read again.
+const STATS_TTL: Duration = Duration::from_secs(60);
 
 /// Tuning of the Postgres backend.
 #[derive(Debug, Clone, Copy)]
@@ -109,6 +118,8 @@ pub struct PgStore {
     table: String,
     dim: usize,
     table_ready: AtomicBool,
+    /// Rows per release from the planner's statistics, and when they were read.
+    rid_rows: Mutex<Option<(Instant, HashMap<i64, f64>)>>,
 }
 
 impl PgStore {
@@ -121,7 +132,51 @@ impl PgStore {
             table: table_name(model),
             dim,
             table_ready: AtomicBool::new(false),
+            rid_rows: Mutex::new(None),
         }
+    }
+
+    /// Estimated rows of the releases in `allowed`, from `pg_stats` (most common `rid`
+    /// values and their frequencies) × `reltuples`; a release missing from the statistics
+    /// counts as none, and a table never analysed as unknown (infinite: the HNSW path).
+    fn passing_rows(&self, allowed: &HashSet<u64>) -> Result<f64, SearchError> {
+        let mut cache = self.rid_rows.lock();
+        if cache
+            .as_ref()
+            .is_none_or(|(at, _)| at.elapsed() > STATS_TTL)
+        {
+            let t = self.table.clone();
+            let rows: Option<(Vec<i64>, Vec<f32>, f32)> =
+                self.client.with(move |c| async move {
+                    let r = c
+                        .query_opt(
+                            "SELECT s.most_common_vals::text::bigint[], s.most_common_freqs, \
+                         c.reltuples FROM pg_stats s JOIN pg_class c ON c.relname = s.tablename \
+                         WHERE s.tablename = $1 AND s.attname = 'rid' \
+                         AND s.most_common_vals IS NOT NULL",
+                            &[&t],
+                        )
+                        .await?;
+                    Ok(r.map(|r| (r.get(0), r.get(1), r.get(2))))
+                })?;
+            let map = match rows {
+                Some((vals, freqs, tuples)) if tuples > 0.0 => vals
+                    .into_iter()
+                    .zip(freqs)
+                    .map(|(v, f)| (v, f as f64 * tuples as f64))
+                    .collect(),
+                _ => HashMap::new(),
+            };
+            *cache = Some((Instant::now(), map));
+        }
+        let map = &cache.as_ref().expect("just filled").1;
+        if map.is_empty() {
+            return Ok(f64::INFINITY);
+        }
+        Ok(allowed
+            .iter()
+            .map(|r| map.get(&(*r as i64)).copied().unwrap_or(0.0))
+            .sum())
     }
 
     fn read_state(&self) -> Result<IndexState, SearchError> {
@@ -269,10 +324,24 @@ impl VectorStore for PgStore {
         } else {
             ""
         };
-        let sql = format!(
-            "WITH hits AS MATERIALIZED (SELECT term_id, embedding <=> $1::{scalar} AS d FROM {t} \
-             {filter} ORDER BY d LIMIT $2) SELECT term_id, d FROM hits ORDER BY d + 0, term_id"
-        );
+        // a filter passing few rows: an exact scan of them (the `+ 0` keeps the HNSW index
+        // out; the rid b-tree finds the rows), as the embedded index does
+        let exact = match allowed {
+            Some(a) => self.passing_rows(a)? <= EXACT_MAX,
+            None => false,
+        };
+        let sql = if exact {
+            format!(
+                "SELECT term_id, embedding <=> $1::{scalar} AS d FROM {t} {filter} \
+                 ORDER BY (embedding <=> $1::{scalar}) + 0, term_id LIMIT $2"
+            )
+        } else {
+            format!(
+                "WITH hits AS MATERIALIZED (SELECT term_id, embedding <=> $1::{scalar} AS d \
+                 FROM {t} {filter} ORDER BY d LIMIT $2) \
+                 SELECT term_id, d FROM hits ORDER BY d + 0, term_id"
+            )
+        };
         let allowed: Vec<i64> = allowed
             .map(|a| a.iter().map(|r| *r as i64).collect())
             .unwrap_or_default();

@@ -154,6 +154,14 @@ impl PgStore {
                 (c, r)
             })?;
         tracing::info!(model = %self.model, secs = format!("{:.1}", started.elapsed().as_secs_f64()), "HNSW index built");
+        // fresh statistics of `rid` for the exact path of small filters (see `EXACT_MAX`)
+        let analyze = format!("ANALYZE {}", self.table);
+        self.client
+            .with_writer(self.client.options.timeout, move |c| async move {
+                let r = c.batch_execute(&analyze).await;
+                (c, r)
+            })?;
+        *self.rid_rows.lock() = None;
         Ok(())
     }
 
