@@ -28,7 +28,7 @@
 //! meanwhile searches are exact scans (right, slower). DDL lives in `table.rs`, the pool and
 //! schema versioning in `client.rs`.
 //!
-//! Measured with `bash scripts/bench-vectors.sh <release ontovec> --n 100000 --queries 200
+//! Measured with `bash scripts/bench-vectors.sh target/release/ontovec --n 100000 --queries 200
 //! --requests 2000 --skip-usearch` (100k 384-d vectors, batches of 1,000, m = 16,
 //! ef_construction = 64; shared 2-core machine, load average 3–7 from other builds and a
 //! training run, 2026-12-06): before (INSERT ... unnest into the live HNSW index) 401.9 s;
