@@ -21,22 +21,6 @@ use tower::ServiceExt;
 
 use common::root;
 
-fn models(tmp: &Path) -> PathBuf {
-    let real = root().join("models/all-MiniLM-L6-v2");
-    let dir = tmp.join("models");
-    std::fs::create_dir_all(&dir).unwrap();
-    if real.join("model.safetensors").is_file() {
-        std::os::unix::fs::symlink(&real, dir.join("all-MiniLM-L6-v2")).unwrap();
-    } else {
-        ontovec::encoder::testing::write_tiny_bert(
-            &dir.join("tiny"),
-            &ontovec::encoder::testing::TinyBert::default(),
-        )
-        .unwrap();
-    }
-    dir
-}
-
 fn config(data: &Path, models: &Path, store: Option<&str>, read_only: bool) -> AppConfig {
     let mut cfg = AppConfig::new(data);
     cfg.models_dir = models.to_path_buf();
@@ -130,7 +114,7 @@ async fn open(cfg: AppConfig) -> std::sync::Arc<App> {
 
 async fn replica_matches_writer(store: Option<String>) {
     let tmp = tempfile::tempdir().unwrap();
-    let models = models(tmp.path());
+    let (models, _) = common::models(tmp.path());
     let (writer_dir, replica_dir) = (tmp.path().join("writer"), tmp.path().join("replica"));
     let writer = open(config(&writer_dir, &models, store.as_deref(), false)).await;
     tokio::task::spawn_blocking({

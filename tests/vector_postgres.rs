@@ -15,31 +15,11 @@ use ontovec::service::ingest::IngestRequest;
 use ontovec::util::progress::Progress;
 use pg_harness::Pg;
 use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::root;
-
-/// The real model when present (quality assertions), else a tiny random one (the backends are
-/// still compared with each other).
-fn models(tmp: &Path) -> (PathBuf, bool) {
-    let real = root().join("models/all-MiniLM-L6-v2");
-    let dir = tmp.join("models");
-    std::fs::create_dir_all(&dir).unwrap();
-    if real.join("model.safetensors").is_file() {
-        std::os::unix::fs::symlink(&real, dir.join("all-MiniLM-L6-v2")).unwrap();
-        (dir, true)
-    } else {
-        eprintln!("NOTE: models/all-MiniLM-L6-v2 absent; tiny random model: backends compared, quality not checked");
-        ontovec::encoder::testing::write_tiny_bert(
-            &dir.join("tiny"),
-            &ontovec::encoder::testing::TinyBert::default(),
-        )
-        .unwrap();
-        (dir, false)
-    }
-}
 
 fn config(data: &Path, models: &Path, store: Option<&str>) -> AppConfig {
     let mut cfg = AppConfig::new(data);
@@ -166,7 +146,7 @@ async fn check_backend(r: &axum::Router, real: bool) -> Vec<Vec<(String, String,
 async fn both_backends_pass_the_same_search_suite() {
     let pg = Pg::start();
     let tmp = tempfile::tempdir().unwrap();
-    let (models_dir, real) = models(tmp.path());
+    let (models_dir, real) = common::models(tmp.path());
     let url = pg.url();
     let (embedded, postgres) = tokio::task::spawn_blocking({
         let (t, m) = (tmp.path().to_path_buf(), models_dir.clone());
@@ -262,6 +242,10 @@ fn kill9_during_catch_up_into_postgres_converges_without_duplicates() {
             .parse()
             .unwrap()
     };
+    // big enough for the bulk path: COPY without the HNSW index, built at the end
+    let bulk_min = ontovec::search::vector_store::postgres::BULK_MIN;
+    assert!(terms >= bulk_min, "{terms} terms < {bulk_min}");
+    let has_hnsw = || pg.sql(&format!("SELECT to_regclass('{table}_hnsw') IS NOT NULL")) == "t";
     let mut mid = 0;
     for stop_at in [0.15, 0.45, 0.8] {
         let mut child = cli(&data, &models, &["reindex", "--vector-store", &url])
@@ -285,6 +269,9 @@ fn kill9_during_catch_up_into_postgres_converges_without_duplicates() {
         child.wait().unwrap();
         let n = count();
         assert!(n <= terms, "never more vectors than terms: {n} > {terms}");
+        if n > 0 && n < terms {
+            assert!(!has_hnsw(), "a bulk load in progress has no HNSW index yet");
+        }
     }
     assert!(mid >= 2, "the kills must land inside the catch-up ({mid})");
     let out = cli(&data, &models, &["reindex", "--vector-store", &url])
@@ -297,6 +284,7 @@ fn kill9_during_catch_up_into_postgres_converges_without_duplicates() {
     );
     // exactly the store's term ids: none missing, none twice, none foreign
     assert_eq!(count(), terms);
+    assert!(has_hnsw(), "the bulk load ends with the HNSW index built");
     let lo = (rid << 40) as i64;
     let hi = ((rid + 1) << 40) as i64;
     assert_eq!(
@@ -338,6 +326,7 @@ fn kill9_during_catch_up_into_postgres_converges_without_duplicates() {
         terms,
         "missing vectors are caught up, not left out"
     );
+    assert!(has_hnsw(), "a small repair keeps the index (no bulk path)");
 }
 
 async fn search(r: &axum::Router, mode: &str) -> (StatusCode, Value) {
@@ -353,7 +342,7 @@ async fn search(r: &axum::Router, mode: &str) -> (StatusCode, Value) {
 async fn postgres_down_gives_503_then_recovers_without_restart() {
     let pg = Pg::start();
     let tmp = tempfile::tempdir().unwrap();
-    let (models_dir, _) = models(tmp.path());
+    let (models_dir, _) = common::models(tmp.path());
     // trust auth ignores the password; it must never be shown
     let url = format!("postgres://postgres:s3cret@127.0.0.1:{}/postgres", pg.port);
     let cfg = config(&tmp.path().join("data"), &models_dir, Some(&url));
@@ -432,4 +421,47 @@ fn a_wrong_schema_version_is_refused_with_the_url() {
         e.contains("version 99") && e.contains(&format!("127.0.0.1:{}", pg.port)),
         "{e}"
     );
+}
+
+#[test]
+fn copy_upserts_replay_without_duplicates_in_vector_and_halfvec_tables() {
+    use ontovec::search::vector_store::postgres::{PgClient, PgOptions, PgStore};
+    use ontovec::search::vector_store::VectorStore;
+    let pg = Pg::start();
+    for halfvec in [false, true] {
+        let options = PgOptions {
+            halfvec,
+            ..Default::default()
+        };
+        let store = PgStore::new(
+            PgClient::new(&pg.url(), options).unwrap(),
+            if halfvec { "hv" } else { "fv" },
+            8,
+        );
+        let v = |i: u64| -> Vec<f32> { (0..8).map(|j| ((i * 7 + j) % 13) as f32 + 0.5).collect() };
+        let items: Vec<(u64, Vec<f32>)> = (0..300u64).map(|i| ((1 << 40) | i, v(i))).collect();
+        store.upsert(&items).unwrap();
+        // a replayed batch (a resumed catch-up) replaces, never duplicates; the last copy of a
+        // key in one batch wins
+        let mut again = items[..100].to_vec();
+        let unique = vec![1.0f32; 8]; // equal to no v(i)
+        again.push(((1 << 40) | 7, unique.clone()));
+        store.upsert(&again).unwrap();
+        assert_eq!(store.count().unwrap(), 300, "halfvec={halfvec}");
+        let table =
+            ontovec::search::vector_store::postgres::table_name(if halfvec { "hv" } else { "fv" });
+        assert_eq!(
+            pg.sql(&format!(
+                "SELECT count(DISTINCT term_id), count(*) FILTER (WHERE rid <> 1) FROM {table}"
+            )),
+            "300|0"
+        );
+        let hits = store.search(&unique, 3, None).unwrap();
+        assert_eq!(hits[0].term_id, (1 << 40) | 7, "{hits:?}");
+        assert!((hits[0].score - 1.0).abs() < 1e-3, "{hits:?}");
+        let hits = store.search(&v(8), 3, None).unwrap();
+        assert!((hits[0].score - 1.0).abs() < 1e-3, "{hits:?}");
+        let none: std::collections::HashSet<u64> = [2].into_iter().collect();
+        assert!(store.search(&v(8), 5, Some(&none)).unwrap().is_empty());
+    }
 }

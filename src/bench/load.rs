@@ -95,6 +95,23 @@ pub struct Target {
     pub systems: Option<Vec<String>>,
 }
 
+impl Target {
+    /// One target per comma-separated base URL of `url` (several API nodes; `load` sends
+    /// request `i` to node `i mod n`, so each client alternates between them).
+    pub fn nodes(&self) -> Vec<Target> {
+        self.url
+            .split(',')
+            .map(|u| u.trim().trim_end_matches('/'))
+            .filter(|u| !u.is_empty())
+            .map(|u| Target {
+                url: u.to_string(),
+                pid: self.pid,
+                systems: self.systems.clone(),
+            })
+            .collect()
+    }
+}
+
 /// A server this benchmark started; killed on drop.
 pub struct Spawned {
     child: Child,
@@ -351,21 +368,29 @@ pub fn rss_bytes(pid: u32) -> Option<u64> {
 
 /// The load table: every mode at every concurrency, `requests` requests per cell, each mode
 /// row next to `/health` at the same concurrency.
+/// With several nodes (comma-separated URLs) requests go round-robin over them.
 pub fn load(t: &Target, modes: &[String], concurrency: &[usize], requests: usize) -> Result<()> {
-    // warm-up: every query once per mode (fills caches the way a running service has them)
+    let nodes = t.nodes();
+    if nodes.is_empty() {
+        bail!("no server URL");
+    }
+    let node = |i: usize| &nodes[i % nodes.len()];
+    // warm-up: every query once per mode and node (fills caches the way a running service has them)
     let a = agent(Duration::from_secs(120));
-    for m in modes {
-        for q in QUERIES {
-            let (s, _) = post_search(&a, t, q, m)?;
-            if s != 200 {
-                bail!("warm-up {m} search for {q:?} answered {s}");
+    for n in &nodes {
+        for m in modes {
+            for q in QUERIES {
+                let (s, _) = post_search(&a, n, q, m)?;
+                if s != 200 {
+                    bail!("warm-up {m} search for {q:?} at {} answered {s}", n.url);
+                }
             }
         }
     }
     println!("| endpoint | concurrency | requests | req/s | p50 ms | p99 ms | statuses |");
     println!("|---|---|---|---|---|---|---|");
     for &c in concurrency {
-        let h = drive(c, Stop::Count(requests), |a, _| get_health(a, t));
+        let h = drive(c, Stop::Count(requests), |a, i| get_health(a, node(i)));
         println!(
             "| GET /health (reference) | {c} | {} | {:.0} | {:.2} | {:.2} | {} |",
             h.requests,
@@ -376,7 +401,7 @@ pub fn load(t: &Target, modes: &[String], concurrency: &[usize], requests: usize
         );
         for m in modes {
             let st = drive(c, Stop::Count(requests), |a, i| {
-                post_search(a, t, QUERIES[i % QUERIES.len()], m)
+                post_search(a, node(i), QUERIES[i % QUERIES.len()], m)
             });
             println!(
                 "| search {m} | {c} | {} | {:.1} | {:.1} | {:.1} | {} |",

@@ -31,6 +31,16 @@ pub struct DataArgs {
     /// Postgres vector store: keep vectors as `halfvec` (f16, half the space).
     #[arg(long, env = "ONTOVEC_PG_HALFVEC")]
     pub pg_halfvec: bool,
+    /// Postgres vector store: `maintenance_work_mem` (MiB) of the HNSW build after a bulk load.
+    #[arg(
+        long,
+        env = "ONTOVEC_PG_MAINTENANCE_WORK_MEM_MB",
+        default_value_t = 1024
+    )]
+    pub pg_maintenance_work_mem_mb: u32,
+    /// Postgres vector store: parallel maintenance workers of that build.
+    #[arg(long, env = "ONTOVEC_PG_BUILD_WORKERS", default_value_t = 2)]
+    pub pg_build_workers: u32,
     /// Postgres vector store: connections per process.
     #[arg(long, env = "ONTOVEC_PG_CONNECTIONS", default_value_t = 8)]
     pub pg_connections: usize,
@@ -55,6 +65,8 @@ impl DataArgs {
                 ef_search: self.pg_ef_search,
                 halfvec: self.pg_halfvec,
                 connections: self.pg_connections.max(1),
+                maintenance_work_mem_mb: self.pg_maintenance_work_mem_mb,
+                build_workers: self.pg_build_workers,
                 ..PgOptions::default()
             },
             read_only: false,

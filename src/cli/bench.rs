@@ -107,6 +107,16 @@ pub struct VectorsBench {
     /// Store halfvec.
     #[arg(long)]
     pub pg_halfvec: bool,
+    /// After the main rows, measure again at each of these hnsw.ef_search values
+    /// (comma-separated; same table, no rebuild).
+    #[arg(long, value_delimiter = ',')]
+    pub pg_ef_search_sweep: Vec<u32>,
+    /// maintenance_work_mem (MiB) of the HNSW build after the bulk load.
+    #[arg(long, default_value_t = 1024)]
+    pub pg_maintenance_work_mem_mb: u32,
+    /// Parallel maintenance workers of that build.
+    #[arg(long, default_value_t = 2)]
+    pub pg_build_workers: u32,
     /// Run only the Postgres side.
     #[arg(long)]
     pub skip_usearch: bool,
@@ -116,7 +126,8 @@ pub struct VectorsBench {
 /// directory on a free 127.0.0.1 port (RSS is then sampled from /proc).
 #[derive(Debug, Args, Clone)]
 pub struct BenchServer {
-    /// Base URL of a running server (127.0.0.1).
+    /// Base URL of a running server (127.0.0.1); `bench load` also takes several,
+    /// comma-separated (API nodes side by side; requests alternate between them).
     #[arg(long)]
     pub url: Option<String>,
     /// Data directory to serve (starts `ontovec serve` as a child).
@@ -189,9 +200,12 @@ pub fn run(what: BenchCommand) -> Result<()> {
                     ef_search: v.pg_ef_search,
                     halfvec: v.pg_halfvec,
                     connections: conns,
+                    maintenance_work_mem_mb: v.pg_maintenance_work_mem_mb,
+                    build_workers: v.pg_build_workers,
                     ..Default::default()
                 },
                 skip_usearch: v.skip_usearch,
+                ef_sweep: v.pg_ef_search_sweep,
             })
         }
         BenchCommand::Overload {

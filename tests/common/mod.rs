@@ -24,6 +24,27 @@ pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// A models folder under `tmp` holding the real all-MiniLM-L6-v2 (symlinked) when it is
+/// present, else a tiny random BERT; the flag says which (tests comparing backends or nodes
+/// with each other run on either, quality assertions only on the real one).
+pub fn models(tmp: &Path) -> (PathBuf, bool) {
+    let real = root().join("models/all-MiniLM-L6-v2");
+    let dir = tmp.join("models");
+    std::fs::create_dir_all(&dir).unwrap();
+    if real.join("model.safetensors").is_file() {
+        std::os::unix::fs::symlink(&real, dir.join("all-MiniLM-L6-v2")).unwrap();
+        (dir, true)
+    } else {
+        eprintln!("NOTE: models/all-MiniLM-L6-v2 absent; tiny random model: results compared, quality not checked");
+        ontovec::encoder::testing::write_tiny_bert(
+            &dir.join("tiny"),
+            &ontovec::encoder::testing::TinyBert::default(),
+        )
+        .unwrap();
+        (dir, false)
+    }
+}
+
 /// An ingest of `files` as release `fixture`, all defaults otherwise.
 pub fn ingest_request(format: Format, files: &[PathBuf]) -> IngestRequest {
     IngestRequest {
