@@ -336,7 +336,8 @@ pub fn train(args: &Args, stop_after: Option<u64>) -> anyhow::Result<Report> {
     all_codes.extend(d.extra.iter().cloned());
     let mut full_vectors = vec![code_vectors.clone()];
     for chunk in extra_desc_vecs.chunks(4096) {
-        full_vectors.push(codeseq::embed_inputs(&model.code, &matrix(chunk)?)?);
+        // detached: each chunk's autograd graph would otherwise stay alive (GBs for 96k codes)
+        full_vectors.push(codeseq::embed_inputs(&model.code, &matrix(chunk)?)?.detach());
     }
     let full_vectors = Tensor::cat(&full_vectors, 0)?;
     let mut all_desc = desc_vecs.clone();
