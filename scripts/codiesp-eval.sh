@@ -7,6 +7,10 @@
 #      over every ICD-10-CM code of the store; prints the tables (BM25, zero-shot, trained)
 #   CODIESP_AUGMENT=1 also loads the synthetic corpus (data/notes/synth-seed1-n1500.jsonl,
 #   `make notes` writes it) as training augmentation.
+#   CODIESP_BUDGET=none lifts the quick preset's 8-minute training budget (all 800 steps; the
+#   budget is not part of the run's fingerprint, so a stopped run resumes); a number sets it in
+#   seconds. CODIESP_KEEP=1 keeps the checkpoint after the run: the same command then skips
+#   training and only re-evaluates (after a change to the ranking, say).
 # The corpus is not downloaded here (see ontologies/SOURCES.md): put train/ and dev/ under
 # CODIESP_DIR (default data/codiesp). The test split is held out: never load it.
 #   usage: scripts/codiesp-eval.sh [DATA_DIR] [OUT]
@@ -19,6 +23,8 @@ SRC="${CODIESP_DIR:-data/codiesp}"
 DL="${ONTOVEC_DOWNLOADS:-data/downloads}"
 BASE="${NOTES_BASE:-models/all-MiniLM-L6-v2}"
 AUGMENT="${CODIESP_AUGMENT:-0}"
+BUDGET="${CODIESP_BUDGET:-}"
+KEEP="${CODIESP_KEEP:-0}"
 for s in train dev; do
   [[ -s "$SRC/$s/${s}D.tsv" ]] || { echo "missing $SRC/$s/${s}D.tsv: see ontologies/SOURCES.md (CodiEsp)"; exit 1; }
 done
@@ -39,7 +45,16 @@ if [[ "$AUGMENT" == 1 ]]; then
   fi
 fi
 # rare = 1-5 training cases (the issue's definition); every note (the quick preset stops at 1,500)
-echo "{\"rare_max_train\": 5, \"max_notes\": 0, \"augment\": $([[ "$AUGMENT" == 1 ]] && echo true || echo false)}" > "$cfg"
+extra=""
+case "$BUDGET" in
+  "") ;;
+  none) extra+=", \"max_train_secs\": null" ;;
+  *[!0-9]*) echo "CODIESP_BUDGET must be seconds or none, not $BUDGET"; exit 1 ;;
+  *) extra+=", \"max_train_secs\": $BUDGET" ;;
+esac
+[[ "$KEEP" == 1 ]] && extra+=", \"keep_checkpoint\": true"
+echo "{\"rare_max_train\": 5, \"max_notes\": 0, \"augment\": $([[ "$AUGMENT" == 1 ]] && echo true || echo false)$extra}" > "$cfg"
+cat "$cfg"
 "$BIN" train notecontrast --base "$BASE" --data-dir "$DATA_DIR" --out "$OUT" --preset quick --config "$cfg"
 rm -f "$cfg"
 echo "codiesp run done in $(($(date +%s) - t0)) s; model card: $OUT/MODEL_CARD.md"

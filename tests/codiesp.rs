@@ -165,6 +165,20 @@ async fn codiesp_fixture_load_train_and_code_with_evidence() {
         "{:?}",
         r.eval
     );
+    // the serving options were tried on dev and the choice written into the manifest
+    let tried: Vec<&str> = r.tuning.iter().map(|(k, _)| k.as_str()).collect();
+    assert!(
+        tried.contains(&"blend=0") && tried.contains(&"segment=0") && tried.len() >= 4,
+        "{tried:?}"
+    );
+    let manifest: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(models.join("nc").join("ontovec.json")).unwrap(),
+    )
+    .unwrap();
+    let nc = &manifest["notecontrast"];
+    assert_eq!(nc["blend"], r.serving["blend"], "{nc}");
+    assert_eq!(nc["diversity"], r.serving["diversity"], "{nc}");
+    assert!(nc["diversity"]["category"].as_f64().unwrap() > 0.0);
 
     let app = open(&data, &models);
     let api = router(AppState::with_app(app.clone()));

@@ -19,9 +19,19 @@
 //! * **pooled** (older models): the projected, unit-norm pooled note vector against every code
 //!   vector.
 //!
-//! Both are brute force over the code vectors (V is a few thousand), optionally restricted to
-//! one system.
+//! Both are brute force over the code vectors (V up to ~100k), optionally restricted to one
+//! system.
+//!
+//! **Blending in the descriptions** (models that carry `desc_vectors` and `blend`): a code seen in
+//! few training notes has a code vector trained on little, while its description embedding is
+//! what zero-shot coding ranks well. Such a model scores a segment against code `c` by
+//! `(1 − w_c) · z_j·u_c + w_c · s_j·d_c`, the trained cosine blended with the cosine between the
+//! unprojected segment `s_j` and the code's description embedding `d_c`, with a per-code weight
+//! `w_c = w · h / (h + n_c)` that fades with the code's training notes `n_c` (the trainer tunes
+//! `w` on the dev split; `h` is the rare-code bound). The blend is inside the soft maximum, so
+//! one segment has to support both views, and the evidence shares stay one softmax.
 
+use super::rank::{Diversity, NO_SEGMENT};
 use super::segments::SegmentConfig;
 use super::windows::WindowConfig;
 use crate::domain::model::ConceptRef;
@@ -54,6 +64,13 @@ pub struct CodingManifest {
     /// Temperature τ of the soft maximum over segments.
     #[serde(default = "default_attn_temperature")]
     pub attn_temperature: f32,
+    /// How the served list is diversified (tuned on the dev split; older models: categories
+    /// only, [`super::rank::DEFAULT_PENALTY`]).
+    #[serde(default)]
+    pub diversity: Diversity,
+    /// The description blend weight `w` (0: none; the per-code weights are in the weights file).
+    #[serde(default)]
+    pub blend: f32,
 }
 
 fn default_attn_temperature() -> f32 {
@@ -77,6 +94,8 @@ pub struct CodingTensors<'a> {
     pub code_vectors: &'a Tensor,
     /// Segment projection (d×d), bias (d), gate weight (d), gate bias (1).
     pub segments: Option<[&'a Tensor; 4]>,
+    /// Unit description embeddings of the codes (V×d) and each code's blend weight (V).
+    pub blend: Option<(&'a Tensor, &'a Tensor)>,
 }
 
 /// A loaded coding model.
@@ -92,6 +111,8 @@ pub struct CodingModel {
     /// The code vectors transposed (d × V), for the segment × code product.
     vectors_t: Tensor,
     segment_head: Option<SegmentHead>,
+    /// Description embeddings transposed (d × V) and per-code blend weights (module docs).
+    blend: Option<(Tensor, Vec<f32>)>,
 }
 
 fn transposed(vectors: &[f32], dim: usize) -> candle_core::Result<Tensor> {
@@ -165,10 +186,20 @@ impl CodingModel {
                 Some(seg)
             }
         };
+        let blend = match (t.get("desc_vectors"), t.get("blend")) {
+            (Some(dv), Some(w)) => {
+                if dv.dims() != [v_rows, dim] || w.dims() != [v_rows] {
+                    return Err(read_err(&wpath, "description vectors and codes disagree"));
+                }
+                Some((dv.clone(), w.clone()))
+            }
+            _ => None,
+        };
         let t = CodingTensors {
             head: (&hw, &hb),
             code_vectors: &cv,
             segments: seg.as_ref().map(|[a, b, c, d]| [a, b, c, d]),
+            blend: blend.as_ref().map(|(a, b)| (a, b)),
         };
         Self::from_tensors(manifest, codes, &t)
             .map(Some)
@@ -194,7 +225,18 @@ impl CodingModel {
             (Some(_), None) => anyhow::bail!("segment scoring without segment tensors"),
         };
         let vectors = flat(t.code_vectors)?;
+        let blend = match t.blend {
+            Some((dv, w)) if segment_head.is_some() => {
+                anyhow::ensure!(
+                    dv.dims2()? == t.code_vectors.dims2()?,
+                    "description and code vectors disagree in shape"
+                );
+                Some((dv.t()?.contiguous()?, flat(w)?))
+            }
+            _ => None,
+        };
         Ok(Self {
+            blend,
             manifest,
             dim,
             head_w: flat(t.head.0)?,
@@ -218,6 +260,10 @@ impl CodingModel {
             m.insert("gate.weight".to_string(), gw.clone());
             m.insert("gate.bias".to_string(), gb.clone());
         }
+        if let Some((dv, w)) = t.blend {
+            m.insert("desc_vectors".to_string(), dv.clone());
+            m.insert("blend".to_string(), w.clone());
+        }
         write_atomic_with(&dir.join(WEIGHTS_FILE), |tmp| {
             candle_core::safetensors::save(&m, tmp)
         })?;
@@ -234,28 +280,52 @@ impl CodingModel {
     /// the module docs). Falls back to `pooled` (already projected) when the model has no
     /// segment head or the note has no segments.
     pub fn score_all(&self, segments: &[Vec<f32>], pooled: &[f32]) -> Vec<f32> {
+        self.score_best(segments, pooled).0
+    }
+
+    /// [`Self::score_all`], with each code's best segment (the one its soft maximum leans on
+    /// most; [`NO_SEGMENT`] when scored by the pooled vector).
+    pub fn score_best(&self, segments: &[Vec<f32>], pooled: &[f32]) -> (Vec<f32>, Vec<u32>) {
         let d = self.dim;
+        let v = self.codes.len();
         let Some(h) = self.segment_head.as_ref().filter(|_| !segments.is_empty()) else {
-            return self
+            let s = self
                 .vectors
                 .chunks_exact(d)
-                .map(|v| dot(v, pooled))
+                .map(|c| dot(c, pooled))
                 .collect();
+            return (s, vec![NO_SEGMENT; v]);
         };
         let tau = self.manifest.attn_temperature.max(1e-4);
         let (z, g) = seg_features(h, segments);
+        let n = segments.len();
         // segment × code cosines in one matrix product (V is up to ~100k codes)
-        let sims = Tensor::from_vec(z, (segments.len(), d), &Device::Cpu)
-            .and_then(|z| z.matmul(&self.vectors_t))
-            .and_then(|m| m.flatten_all())
-            .and_then(|m| m.to_vec1::<f32>())
-            // cannot fail: z is segments × d by construction and vectors_t is d × V
-            .unwrap_or_default();
-        let v = self.codes.len();
+        let product = |rows: Vec<f32>, t: &Tensor| -> Vec<f32> {
+            Tensor::from_vec(rows, (n, d), &Device::Cpu)
+                .and_then(|m| m.matmul(t))
+                .and_then(|m| m.flatten_all())
+                .and_then(|m| m.to_vec1::<f32>())
+                // cannot fail: rows is n × d by construction and t is d × V
+                .unwrap_or_default()
+        };
+        let mut sims = product(z, &self.vectors_t);
+        if let Some((desc_t, w)) = &self.blend {
+            let raw = product(segments.iter().flatten().copied().collect(), desc_t);
+            for (row, raw_row) in sims.chunks_exact_mut(v).zip(raw.chunks_exact(v)) {
+                for ((x, r), wc) in row.iter_mut().zip(raw_row).zip(w) {
+                    *x = (1.0 - wc) * *x + wc * r;
+                }
+            }
+        }
         let mut best = vec![f32::NEG_INFINITY; v];
-        for (row, gj) in sims.chunks_exact(v).zip(&g) {
-            for (b, x) in best.iter_mut().zip(row) {
-                *b = b.max((x + gj) / tau);
+        let mut arg = vec![0u32; v];
+        for (j, (row, gj)) in sims.chunks_exact(v).zip(&g).enumerate() {
+            for ((b, a), x) in best.iter_mut().zip(arg.iter_mut()).zip(row) {
+                let l = (x + gj) / tau;
+                if l > *b {
+                    *b = l;
+                    *a = j as u32;
+                }
             }
         }
         let mut sum = vec![0f32; v];
@@ -264,10 +334,12 @@ impl CodingModel {
                 *s += ((x + gj) / tau - b).exp();
             }
         }
-        best.iter()
+        let scores = best
+            .iter()
             .zip(&sum)
             .map(|(b, s)| tau * (b + s.ln()))
-            .collect()
+            .collect();
+        (scores, arg)
     }
 
     /// Codes ranked for a note, best first, from its segment vectors and projected note vector
@@ -279,27 +351,27 @@ impl CodingModel {
         system: Option<&str>,
         k: usize,
     ) -> Vec<ScoredCode> {
-        self.rank_diverse(segments, pooled, system, k, 0.0)
+        self.rank_diverse(segments, pooled, system, k, Diversity::NONE)
     }
 
-    /// Like [`Self::rank`], the list diversified across 3-character categories with `penalty`
-    /// per sibling picked before ([`super::rank::diversify`]; 0 = plain order).
+    /// Like [`Self::rank`], the list diversified across 3-character categories and best
+    /// segments ([`super::rank::diversify`]).
     pub fn rank_diverse(
         &self,
         segments: &[Vec<f32>],
         pooled: &[f32],
         system: Option<&str>,
         k: usize,
-        penalty: f32,
+        div: Diversity,
     ) -> Vec<ScoredCode> {
-        let scored: Vec<(usize, f32)> = self
-            .score_all(segments, pooled)
+        let (scores, best) = self.score_best(segments, pooled);
+        let scored: Vec<(usize, f32)> = scores
             .into_iter()
             .enumerate()
             .filter(|(i, _)| system.is_none_or(|s| self.codes[*i].system == s))
             .collect();
         let cat = |i: usize| super::rank::category(&self.codes[i].code);
-        super::rank::diversify(&scored, cat, k, penalty)
+        super::rank::diversify(&scored, cat, |i| best[i], k, div)
             .into_iter()
             .map(|(i, score)| ScoredCode {
                 index: i,
@@ -321,10 +393,22 @@ impl CodingModel {
             .iter()
             .map(|&c| {
                 let u = &self.vectors[c * d..(c + 1) * d];
+                // the description side of a blended score (module docs)
+                let desc = self.blend.as_ref().and_then(|(dt, w)| {
+                    let col = dt.narrow(1, c, 1).and_then(|x| x.flatten_all());
+                    Some((col.and_then(|x| x.to_vec1::<f32>()).ok()?, w[c]))
+                });
                 let l: Vec<f32> = z
                     .chunks_exact(d)
+                    .zip(segments)
                     .zip(&g)
-                    .map(|(zj, gj)| (dot(zj, u) + gj) / tau)
+                    .map(|((zj, sj), gj)| {
+                        let x = match &desc {
+                            Some((dc, wc)) => (1.0 - wc) * dot(zj, u) + wc * dot(sj, dc),
+                            None => dot(zj, u),
+                        };
+                        (x + gj) / tau
+                    })
                     .collect();
                 let m = l.iter().copied().fold(f32::NEG_INFINITY, f32::max);
                 let e: Vec<f32> = l.iter().map(|x| (x - m).exp()).collect();
@@ -400,7 +484,7 @@ pub struct Coded {
     pub evidence: Vec<super::rank::Evidence>,
 }
 
-/// Code a note with a trained model: the list diversified with `penalty`, each code with its
+/// Code a note with a trained model: the list diversified per `div`, each code with its
 /// evidence. `text` is the submitted text (the spans of `note` index it). A model that reads
 /// segments codes nothing when no segment is left (every statement negated, family or
 /// resolved history): the caller says so.
@@ -410,12 +494,12 @@ pub fn code_note(
     note: &super::EmbeddedNote,
     system: Option<&str>,
     k: usize,
-    penalty: f32,
+    div: Diversity,
 ) -> Vec<Coded> {
     if coder.segment_config().is_some() && note.segments.is_empty() {
         return Vec::new();
     }
-    let ranked = coder.rank_diverse(&note.segments, &note.pooled, system, k, penalty);
+    let ranked = coder.rank_diverse(&note.segments, &note.pooled, system, k, div);
     let idx: Vec<usize> = ranked.iter().map(|c| c.index).collect();
     let shares = coder.shares(&note.segments, &idx);
     ranked
@@ -448,6 +532,7 @@ mod tests {
             head: (&eye, &b),
             code_vectors: &cv,
             segments: None,
+            blend: None,
         };
         CodingModel::write(dir.path(), &codes, &t).unwrap();
         assert!(CodingModel::load(dir.path()).unwrap().is_none());
@@ -458,6 +543,8 @@ mod tests {
             systems: vec!["ICD10CM".into()],
             segments: None,
             attn_temperature: 0.05,
+            diversity: Diversity::default(),
+            blend: 0.0,
         };
         std::fs::write(
             dir.path().join("ontovec.json"),
@@ -492,6 +579,7 @@ mod tests {
             head: (&eye, &zero),
             code_vectors: &cv,
             segments: Some([&eye, &zero, &gw, &gb]),
+            blend: None,
         };
         let m = CodingManifest {
             window: WindowConfig::for_max_len(128),
@@ -500,6 +588,8 @@ mod tests {
             systems: vec!["ICD10CM".into()],
             segments: Some(SegmentConfig::default()),
             attn_temperature: 0.05,
+            diversity: Diversity::default(),
+            blend: 0.0,
         };
         CodingModel::write(dir.path(), &codes, &t).unwrap();
         std::fs::write(
@@ -525,5 +615,61 @@ mod tests {
         assert!((sh[1].iter().map(|x| x.1).sum::<f32>() - 1.0).abs() < 1e-5);
         // no segments: the pooled vector decides
         assert_eq!(c.rank(&[], &[0.0, 1.0], None, 1)[0].code.code, "I10");
+    }
+
+    #[test]
+    fn descriptions_blend_in_per_code_and_survive_the_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let dev = Device::Cpu;
+        let eye = Tensor::eye(2, candle_core::DType::F32, &dev).unwrap();
+        let zero = Tensor::zeros(2, candle_core::DType::F32, &dev).unwrap();
+        let open_w = Tensor::zeros(2, candle_core::DType::F32, &dev).unwrap();
+        let open_b = Tensor::new(&[30f32], &dev).unwrap();
+        // trained vectors point away from the segment, descriptions along it
+        let cv = Tensor::new(&[[0f32, 1.], [0., 1.]], &dev).unwrap();
+        let dv = Tensor::new(&[[1f32, 0.], [1., 0.]], &dev).unwrap();
+        // a well-trained code (weight 0) and a rare one (weight 0.3)
+        let w = Tensor::new(&[0f32, 0.3], &dev).unwrap();
+        let codes = vec![
+            ConceptRef::new("ICD10CM", "I10"),
+            ConceptRef::new("ICD10CM", "I1A.0"),
+        ];
+        let t = CodingTensors {
+            head: (&eye, &zero),
+            code_vectors: &cv,
+            segments: Some([&eye, &zero, &open_w, &open_b]),
+            blend: Some((&dv, &w)),
+        };
+        let m = CodingManifest {
+            window: WindowConfig::for_max_len(128),
+            codes_model: "x-codes".into(),
+            threshold: 0.5,
+            systems: vec!["ICD10CM".into()],
+            segments: Some(SegmentConfig::default()),
+            attn_temperature: 0.05,
+            diversity: Diversity::default(),
+            blend: 0.3,
+        };
+        CodingModel::write(dir.path(), &codes, &t).unwrap();
+        std::fs::write(
+            dir.path().join("ontovec.json"),
+            serde_json::json!({"kind": "notes", "notecontrast": m}).to_string(),
+        )
+        .unwrap();
+        let c = CodingModel::load(dir.path()).unwrap().unwrap();
+        let segs = vec![vec![1.0, 0.0]];
+        let (s, best) = c.score_best(&segs, &[1.0, 0.0]);
+        assert!(s[0].abs() < 1e-3, "{s:?}");
+        assert!((s[1] - 0.3).abs() < 1e-3, "(1 - 0.3)·0 + 0.3·1: {s:?}");
+        assert_eq!(best, vec![0, 0]);
+        let mem = CodingModel::from_tensors(m, codes, &t).unwrap();
+        assert_eq!(mem.score_all(&segs, &[1.0, 0.0]), s);
+        // the evidence shares read the same blended logits (0.7 through the trained side wins)
+        let two = vec![vec![1.0, 0.0], vec![0.0, 1.0]];
+        let sh = c.shares(&two, &[1]);
+        let (s2, best2) = c.score_best(&two, &[1.0, 0.0]);
+        assert!(sh[0][1].1 > 0.99, "0.7 vs 0.3: {sh:?}");
+        assert_eq!(best2[1], 1);
+        assert!((s2[1] - 0.7).abs() < 0.01, "{s2:?}");
     }
 }

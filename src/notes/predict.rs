@@ -10,7 +10,8 @@
 //! Either way the text is screened first ([`super::screen`]: markup and control characters
 //! blanked, a note with no word refused, a warning for a note that does not read as English),
 //! negated, family and resolved-history statements are left unread ([`super::negation`]), the
-//! list is diversified across 3-character categories and every code carries the spans of the
+//! list is diversified across 3-character categories (and, with a trained model, across the
+//! segments codes rest on: its tuned [`rank::Diversity`]) and every code carries the spans of the
 //! note that support it ([`super::rank`]). The note takes about one encoder text per 200 bytes of
 //! the admission allowance (its windows and segments), refused at once when other requests hold
 //! it.
@@ -133,16 +134,11 @@ impl Notes {
                     "cosine"
                 };
                 let threshold = coder.manifest.threshold;
+                let diversity = coder.manifest.diversity;
                 let store = store.clone();
                 let (codes, text) = tokio::task::spawn_blocking(move || {
-                    let coded = super::coding::code_note(
-                        &coder,
-                        &text,
-                        &note,
-                        system,
-                        k,
-                        rank::DEFAULT_PENALTY,
-                    );
+                    let coded =
+                        super::coding::code_note(&coder, &text, &note, system, k, diversity);
                     let codes = coded
                         .into_iter()
                         .map(|c| {
@@ -242,8 +238,9 @@ impl Notes {
         let picked = rank::diversify(
             &scored,
             |i| rank::category(&found[i].code),
+            |_| rank::NO_SEGMENT,
             k,
-            rank::DEFAULT_PENALTY,
+            rank::Diversity::default(),
         );
         let names: Vec<String> = picked
             .iter()

@@ -18,15 +18,35 @@ pub const METHODS: [&str; 6] = [
 ];
 
 /// Every row an evaluation table may have, in order.
-const ROWS: [&str; 7] = [
+const ROWS: [&str; 8] = [
     "bm25",
     "zero_shot_base",
     "zero_shot_segments",
     "untrained",
     "trained_pooled",
     "trained",
+    "trained_blend",
     "trained_diverse",
 ];
+
+/// The serving options a run tried on its dev split ([`super::serving`]): one row per option.
+pub fn tuning_table(tuning: &[(String, CodingMetrics)]) -> String {
+    let mut s = String::from(
+        "| option (dev) | MAP | P@5 | R@8 | R@20 | rare R@8 | rare R@20 |\n|---|---|---|---|---|---|---|\n",
+    );
+    for (name, m) in tuning {
+        s.push_str(&format!(
+            "| {name} | {} | {} | {} | {} | {} | {} |\n",
+            f(m.map),
+            f(m.p_at_5),
+            f(m.recall_at_8),
+            f(m.recall_at_20),
+            f(m.rare_recall_at_8),
+            f(m.rare_recall_at_20)
+        ));
+    }
+    s
+}
 
 /// The test-split table: one row per method.
 pub fn eval_table(eval: &BTreeMap<String, CodingMetrics>) -> String {

@@ -49,6 +49,7 @@ pub mod data;
 pub mod eval;
 mod model;
 pub mod output;
+mod serving;
 pub mod train;
 
 use crate::eval::coding::CodingMetrics;
@@ -132,7 +133,50 @@ pub struct NoteContrastConfig {
     /// join the training split as augmentation (`true`) or are left out (`false`).
     #[serde(default = "yes")]
     pub augment: bool,
+    /// Keep the checkpoint folder (parameters, cached note features) after a finished run, so
+    /// running the same command again skips training and only re-evaluates and rewrites the
+    /// folders (e.g. after a change to the ranking). Not part of the fingerprint.
+    #[serde(default)]
+    pub keep_checkpoint: bool,
+    /// What the run tunes on the dev split for the served coder (not part of the fingerprint).
+    #[serde(default)]
+    pub serving: ServingConfig,
 }
+
+/// Serving choices a run tunes on its dev split over the whole label space (see
+/// [`crate::notes::coding`] and [`crate::notes::rank`]): each option is measured on dev, and
+/// the one with the best MAP + R@8 + R@20 + rare R@20 is written.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct ServingConfig {
+    /// Description blend weights `w` tried (0: the trained score alone).
+    pub blend: Vec<f32>,
+    /// Segment penalties of the diversification tried (0: categories only).
+    pub segment_penalty: Vec<f32>,
+    /// Category penalty of the diversification.
+    pub category_penalty: f32,
+}
+
+impl Default for ServingConfig {
+    fn default() -> Self {
+        Self {
+            blend: vec![0.0, 0.15, 0.3, 0.5, 0.7],
+            segment_penalty: vec![0.0, 0.02, 0.05, 0.1],
+            category_penalty: crate::notes::rank::DEFAULT_PENALTY,
+        }
+    }
+}
+
+/// Settings that only shape logging, checkpoints, the time budget or the evaluation, left out
+/// of the fingerprint so a run resumes (or re-evaluates) across changes to them.
+const NOT_FINGERPRINTED: [&str; 7] = [
+    "max_train_secs",
+    "log_every",
+    "checkpoint_every",
+    "dev_every",
+    "keep_checkpoint",
+    "rare_max_train",
+    "serving",
+];
 
 fn yes() -> bool {
     true
@@ -174,6 +218,8 @@ impl NoteContrastConfig {
             attn_temperature: 0.05,
             all_codes: true,
             augment: true,
+            keep_checkpoint: false,
+            serving: ServingConfig::default(),
         };
         match p {
             Preset::Quick => base,
@@ -199,14 +245,15 @@ impl NoteContrastConfig {
     }
 
     fn fingerprint(&self) -> String {
-        let mut c = self.clone();
-        c.max_train_secs = None;
-        c.log_every = 0;
-        c.checkpoint_every = 0;
-        c.dev_every = 0;
+        let mut v = serde_json::to_value(self).unwrap_or_default();
+        if let Some(m) = v.as_object_mut() {
+            for k in NOT_FINGERPRINTED {
+                m.remove(k);
+            }
+        }
         format!(
             "{:016x}",
-            crate::util::hash::fnv1a64(serde_json::to_string(&c).unwrap_or_default().as_bytes())
+            crate::util::hash::fnv1a64(v.to_string().as_bytes())
         )
     }
 }
@@ -238,6 +285,13 @@ pub struct Report {
     /// Dev curve per evaluation step.
     #[serde(default)]
     pub dev_log: Vec<DevPoint>,
+    /// The serving options tried over the whole label space, measured on the dev split
+    /// (`blend=w` on the plain order, then `segment=p` on the chosen blend), and the choice.
+    #[serde(default)]
+    pub tuning: Vec<(String, CodingMetrics)>,
+    /// The chosen options: `{"blend": w, "diversity": {...}}`.
+    #[serde(default)]
+    pub serving: serde_json::Value,
 }
 
 /// The codes model folder written next to a notes model folder.

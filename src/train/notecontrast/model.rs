@@ -131,6 +131,7 @@ impl Model {
                     sv.gate_b.as_tensor(),
                 ]
             }),
+            blend: None,
         }
     }
 
@@ -176,6 +177,8 @@ pub(super) fn coding_manifest(
         systems,
         segments: cfg.segments,
         attn_temperature: cfg.attn_temperature,
+        diversity: crate::notes::rank::Diversity::default(),
+        blend: 0.0,
     }
 }
 

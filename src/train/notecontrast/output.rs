@@ -5,7 +5,7 @@
 //! * `<out>-codes` (kind `codes`): the code-sequence BERT with a word-level tokenizer of
 //!   `SYSTEM:CODE` tokens.
 
-use super::eval::{eval_table, METHODS};
+use super::eval::{eval_table, tuning_table, METHODS};
 use super::{codes_dir, Args, Report};
 use crate::domain::model::ConceptRef;
 use crate::eval::coding::CodingMetrics;
@@ -174,7 +174,9 @@ fn card_markdown(name: &str, cname: &str, base: &str, r: &Report) -> String {
          inclusion terms and synonyms; `zero_shot_base`: pooled base-encoder note vector vs the \
          base encoder's description embedding; `zero_shot_segments`: the same over segments with open \
          gates; `untrained`: this architecture at step 0; `trained_pooled`: the trained model \
-         scoring with the pooled note vector only; `trained`: after training, as served. Rare \
+         scoring with the pooled note vector only; `trained`: after training; `trained_blend`: \
+         with the description blend chosen on dev for codes seen in few training notes (as \
+         served, before diversification). Rare \
          codes: 1–{} training notes. Candidates: the codes of the training notes (the code \
          encoder's tokens); a test gold code never seen in training ({} codes, {} occurrences \
          here) is a miss in micro-F1, recall and the gold-code macro-F1. Macro-F1 (gold codes): \
@@ -196,6 +198,22 @@ fn card_markdown(name: &str, cname: &str, base: &str, r: &Report) -> String {
             r.data["label_space"]
         );
         s.push_str(&eval_table(&r.eval_all_codes));
+        s.push_str(
+            "\n`trained_diverse` is the order `/v1/notes/code` returns: the served scores \
+             diversified across categories and best segments.\n",
+        );
+    }
+    if !r.tuning.is_empty() {
+        let _ = writeln!(
+            s,
+            "\n## Serving options tried on the dev split\n\nEach option measured on dev over \
+             the whole label space; the best MAP + R@8 + R@20 + rare R@20 is written \
+             (`blend=w`: the description embedding blended into codes with few training notes \
+             at weight w·h/(h+n), plain order; `segment=p`: the diversification penalty per \
+             picked code with the same best segment, on the chosen blend). Chosen: {}.\n",
+            r.serving
+        );
+        s.push_str(&tuning_table(&r.tuning));
     }
     s
 }

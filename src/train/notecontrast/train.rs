@@ -14,8 +14,9 @@ use crate::train::common::checkpoint::{self, progress_bar, DevPoint, RngState, T
 use crate::train::common::optim::{clip_global_norm, lr_at, AdamW, GradAccumulator};
 use crate::train::notecontrast::codeseq::{self, FIRST_CODE};
 use crate::train::notecontrast::data::{description_vectors, load_data, note_features};
-use crate::train::notecontrast::eval::eval_table;
+use crate::train::notecontrast::eval::{eval_table, tuning_table};
 use crate::train::notecontrast::model::{coding_manifest, matrix, step, Model, SegmentVars};
+use crate::train::notecontrast::serving::{blend_weights, serving};
 use crate::util::fs::write_atomic;
 use anyhow::Context;
 use candle_core::{DType, Device, Tensor, Var};
@@ -38,6 +39,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             "over every code of the store's systems ({} codes):\n{}",
             r.data["label_space"],
             eval_table(&r.eval_all_codes)
+        );
+    }
+    if !r.tuning.is_empty() {
+        eprintln!(
+            "serving options on the dev split (chosen: {}):\n{}",
+            r.serving,
+            tuning_table(&r.tuning)
         );
     }
     Ok(())
@@ -290,6 +298,7 @@ pub fn train(args: &Args, stop_after: Option<u64>) -> anyhow::Result<Report> {
                     head: (&eye, &zero),
                     code_vectors: desc,
                     segments: Some([&eye, &zero, &zero, &open]),
+                    blend: None,
                 },
             )?;
             Ok(coder_metrics(&c, segmented))
@@ -327,40 +336,29 @@ pub fn train(args: &Args, stop_after: Option<u64>) -> anyhow::Result<Report> {
     all_codes.extend(d.extra.iter().cloned());
     let mut full_vectors = vec![code_vectors.clone()];
     for chunk in extra_desc_vecs.chunks(4096) {
-        full_vectors.push(codeseq::embed_inputs(&model.code, &matrix(chunk)?)?);
+        // detached: each chunk's autograd graph would otherwise stay alive (GBs for 96k codes)
+        full_vectors.push(codeseq::embed_inputs(&model.code, &matrix(chunk)?)?.detach());
     }
     let full_vectors = Tensor::cat(&full_vectors, 0)?;
-    let mut eval_all_codes = BTreeMap::new();
-    let mut full_threshold = trained.threshold;
+    let mut all_desc = desc_vecs.clone();
+    all_desc.extend(extra_desc_vecs.iter().cloned());
+    let all_desc = matrix(&all_desc)?;
+    let served = serving(
+        &model,
+        &cfg,
+        &wcfg,
+        &d,
+        &feats,
+        &all_codes,
+        &full_vectors,
+        &all_desc,
+        &desc,
+    )?;
+    let mut eval_all_codes = served.eval_all_codes;
+    if let Some(m) = served.vocab_blend {
+        eval.insert("trained_blend".to_string(), m);
+    }
     if !d.extra.is_empty() {
-        let c = model.coder(&cfg, &wcfg, &all_codes, &full_vectors, 0.0)?;
-        let (sd, st) = (
-            coder_scores(&c, &d.dev, true),
-            coder_scores(&c, &d.test, true),
-        );
-        let m = metrics(&sd, &st);
-        full_threshold = m.threshold;
-        eval_all_codes.insert("trained".to_string(), m);
-        // the served order: diversified across 3-character categories
-        let diverse = |m: &[Vec<f32>]| -> Vec<Vec<f32>> {
-            m.iter()
-                .map(|r| {
-                    crate::notes::rank::diversified_scores(
-                        r,
-                        |i| crate::notes::rank::category(&all_codes[i].code),
-                        50,
-                        crate::notes::rank::DEFAULT_PENALTY,
-                    )
-                })
-                .collect()
-        };
-        eval_all_codes.insert(
-            "trained_diverse".to_string(),
-            metrics(&diverse(&sd), &diverse(&st)),
-        );
-        let mut all_desc = desc_vecs.clone();
-        all_desc.extend(extra_desc_vecs.iter().cloned());
-        let all_desc = matrix(&all_desc)?;
         eval_all_codes.insert(
             "zero_shot_segments".to_string(),
             zero_shot(true, &all_codes, &all_desc)?,
@@ -393,16 +391,28 @@ pub fn train(args: &Args, stop_after: Option<u64>) -> anyhow::Result<Report> {
         eval_all_codes,
         loss_log: state.loss_log,
         dev_log: state.dev_log,
+        tuning: served.tuning,
+        serving: serde_json::json!({"blend": served.blend, "diversity": served.diversity}),
     };
+    let weights = blend_weights(&d, &cfg, all_codes.len(), served.blend)?;
+    let mut tensors = model.tensors(&full_vectors);
+    if served.blend > 0.0 {
+        tensors.blend = Some((&all_desc, &weights));
+    }
+    let mut manifest = coding_manifest(&cfg, &wcfg, &all_codes, served.threshold);
+    manifest.diversity = served.diversity;
+    manifest.blend = served.blend;
     crate::train::notecontrast::output::write(
         args,
         &model.code,
-        &model.tensors(&full_vectors),
+        &tensors,
         &all_codes,
         &d.vocab,
-        coding_manifest(&cfg, &wcfg, &all_codes, full_threshold),
+        manifest,
         &report,
     )?;
-    std::fs::remove_dir_all(&ckpt_dir).ok();
+    if !cfg.keep_checkpoint {
+        std::fs::remove_dir_all(&ckpt_dir).ok();
+    }
     Ok(report)
 }
