@@ -39,6 +39,7 @@ pub mod ranking;
 pub mod relatedness;
 pub mod vector;
 pub mod vector_store;
+pub mod weights;
 
 pub use fusion::{fuse, FusedHit, FusionMethod};
 pub use lexical::LexicalIndex;
