@@ -516,6 +516,30 @@ pub fn code_note(
 mod tests {
     use super::*;
 
+    /// A test manifest: 128-token windows over ICD-10-CM, with or without segments.
+    fn manifest(segments: Option<SegmentConfig>, blend: f32) -> CodingManifest {
+        CodingManifest {
+            window: WindowConfig::for_max_len(128),
+            codes_model: "x-codes".into(),
+            threshold: 0.5,
+            systems: vec!["ICD10CM".into()],
+            segments,
+            attn_temperature: 0.05,
+            diversity: Diversity::default(),
+            blend,
+        }
+    }
+
+    /// Writes the manifest next to the tensors already in `dir` and loads the model back.
+    fn load_with(dir: &Path, m: &CodingManifest) -> CodingModel {
+        std::fs::write(
+            dir.join("ontovec.json"),
+            serde_json::json!({"kind": "notes", "notecontrast": m}).to_string(),
+        )
+        .unwrap();
+        CodingModel::load(dir).unwrap().unwrap()
+    }
+
     #[test]
     fn files_round_trip_and_rank() {
         let dir = tempfile::tempdir().unwrap();
@@ -536,22 +560,8 @@ mod tests {
         };
         CodingModel::write(dir.path(), &codes, &t).unwrap();
         assert!(CodingModel::load(dir.path()).unwrap().is_none());
-        let m = CodingManifest {
-            window: WindowConfig::for_max_len(128),
-            codes_model: "x-codes".into(),
-            threshold: 0.5,
-            systems: vec!["ICD10CM".into()],
-            segments: None,
-            attn_temperature: 0.05,
-            diversity: Diversity::default(),
-            blend: 0.0,
-        };
-        std::fs::write(
-            dir.path().join("ontovec.json"),
-            serde_json::json!({"kind": "notes", "notecontrast": m}).to_string(),
-        )
-        .unwrap();
-        let c = CodingModel::load(dir.path()).unwrap().unwrap();
+        let m = manifest(None, 0.0);
+        let c = load_with(dir.path(), &m);
         let v = c.project(&[0.0, 2.0]);
         let r = c.rank(&[], &v, None, 2);
         assert_eq!(r[0].code.code, "I10");
@@ -581,23 +591,9 @@ mod tests {
             segments: Some([&eye, &zero, &gw, &gb]),
             blend: None,
         };
-        let m = CodingManifest {
-            window: WindowConfig::for_max_len(128),
-            codes_model: "x-codes".into(),
-            threshold: 0.5,
-            systems: vec!["ICD10CM".into()],
-            segments: Some(SegmentConfig::default()),
-            attn_temperature: 0.05,
-            diversity: Diversity::default(),
-            blend: 0.0,
-        };
+        let m = manifest(Some(SegmentConfig::default()), 0.0);
         CodingModel::write(dir.path(), &codes, &t).unwrap();
-        std::fs::write(
-            dir.path().join("ontovec.json"),
-            serde_json::json!({"kind": "notes", "notecontrast": m}).to_string(),
-        )
-        .unwrap();
-        let c = CodingModel::load(dir.path()).unwrap().unwrap();
+        let c = load_with(dir.path(), &m);
         assert!(c.segment_config().is_some());
         let mem = CodingModel::from_tensors(m, codes, &t).unwrap();
         let segs = vec![vec![1.0, 0.0], vec![0.0, 1.0]];
@@ -640,23 +636,9 @@ mod tests {
             segments: Some([&eye, &zero, &open_w, &open_b]),
             blend: Some((&dv, &w)),
         };
-        let m = CodingManifest {
-            window: WindowConfig::for_max_len(128),
-            codes_model: "x-codes".into(),
-            threshold: 0.5,
-            systems: vec!["ICD10CM".into()],
-            segments: Some(SegmentConfig::default()),
-            attn_temperature: 0.05,
-            diversity: Diversity::default(),
-            blend: 0.3,
-        };
+        let m = manifest(Some(SegmentConfig::default()), 0.3);
         CodingModel::write(dir.path(), &codes, &t).unwrap();
-        std::fs::write(
-            dir.path().join("ontovec.json"),
-            serde_json::json!({"kind": "notes", "notecontrast": m}).to_string(),
-        )
-        .unwrap();
-        let c = CodingModel::load(dir.path()).unwrap().unwrap();
+        let c = load_with(dir.path(), &m);
         let segs = vec![vec![1.0, 0.0]];
         let (s, best) = c.score_best(&segs, &[1.0, 0.0]);
         assert!(s[0].abs() < 1e-3, "{s:?}");

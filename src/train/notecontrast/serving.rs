@@ -62,6 +62,19 @@ pub(super) fn blend_weights(
     Tensor::from_vec(weights, n, &Device::Cpu)
 }
 
+/// Logs one tried serving option's dev metrics; returns its label (`blend=0.3`).
+fn log_option(name: &str, value: f32, m: &CodingMetrics) -> String {
+    let label = format!("{name}={value}");
+    tracing::info!(
+        option = %label,
+        map = m.map,
+        r20 = m.recall_at_20,
+        rare_r20 = m.rare_recall_at_20,
+        "serving: option on dev"
+    );
+    label
+}
+
 /// MAP + R@8 + R@20 + rare R@20 (undefined ones count 0).
 fn objective(m: &CodingMetrics) -> f64 {
     [m.map, m.recall_at_8, m.recall_at_20, m.rare_recall_at_20]
@@ -144,14 +157,7 @@ pub(super) fn serving(
         let sd = score(&c, &d.dev);
         let m = on_dev(&sd.0);
         let obj = objective(&m);
-        tracing::info!(
-            blend = w,
-            map = m.map,
-            r20 = m.recall_at_20,
-            rare_r20 = m.rare_recall_at_20,
-            "serving: blend on dev"
-        );
-        tuning.push((format!("blend={w}"), m.clone()));
+        tuning.push((log_option("blend", w, &m), m.clone()));
         if w == 0.0 {
             trained = Some(if same {
                 m
@@ -200,14 +206,7 @@ pub(super) fn serving(
         };
         let m = on_dev(&diverse(&sd, div));
         let obj = objective(&m);
-        tracing::info!(
-            segment = p,
-            map = m.map,
-            r20 = m.recall_at_20,
-            rare_r20 = m.rare_recall_at_20,
-            "serving: diversity on dev"
-        );
-        tuning.push((format!("segment={p}"), m));
+        tuning.push((log_option("segment", p, &m), m));
         if best_div.is_none_or(|b| obj > b.1 + 1e-9) {
             best_div = Some((div, obj));
         }
