@@ -9,11 +9,8 @@ mod pg_harness;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use ontovec::api::{router, AppState};
-use ontovec::ontology::{Format, InputFile};
 use ontovec::search::vector_store::{Backend, VectorConfig};
 use ontovec::service::app::{App, AppConfig};
-use ontovec::service::ingest::IngestRequest;
-use ontovec::util::progress::Progress;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -31,32 +28,6 @@ fn config(data: &Path, models: &Path, store: Option<&str>, read_only: bool) -> A
     };
     cfg.writer_url = read_only.then(|| "http://writer.example:8080".to_string());
     cfg
-}
-
-fn load_fixtures(app: &App) {
-    for (format, system, file) in [
-        (
-            Format::Icd10cmXml,
-            None,
-            "icd10cm/icd10cm-tabular-sample.xml",
-        ),
-        (Format::Obo, Some("HPO"), "obo/hpo-sample.obo"),
-        (
-            Format::PhecodeCsv,
-            None,
-            "phecode/phecode_definitions1.2.csv",
-        ),
-    ] {
-        let req = IngestRequest {
-            format,
-            release: "fixture".into(),
-            system: system.map(str::to_string),
-            files: vec![InputFile::from_path(root().join("ontologies").join(file))],
-            replace: false,
-            hold_out: None,
-        };
-        app.ingest(&req, Progress::new()).unwrap();
-    }
 }
 
 fn ontovec(args: &[&str], data: &Path, models: &Path) -> std::process::Output {
@@ -119,7 +90,7 @@ async fn replica_matches_writer(store: Option<String>) {
     let writer = open(config(&writer_dir, &models, store.as_deref(), false)).await;
     tokio::task::spawn_blocking({
         let w = writer.clone();
-        move || load_fixtures(&w)
+        move || common::load_search_fixtures(&w)
     })
     .await
     .unwrap();

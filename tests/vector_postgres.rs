@@ -8,18 +8,14 @@ mod pg_harness;
 
 use axum::http::StatusCode;
 use ontovec::api::{router, AppState};
-use ontovec::ontology::{synthetic, Format, InputFile};
+use ontovec::ontology::synthetic;
 use ontovec::search::vector_store::{Backend, VectorConfig};
 use ontovec::service::app::{App, AppConfig};
-use ontovec::service::ingest::IngestRequest;
-use ontovec::util::progress::Progress;
 use pg_harness::Pg;
 use serde_json::{json, Value};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-use common::root;
 
 fn config(data: &Path, models: &Path, store: Option<&str>) -> AppConfig {
     let mut cfg = AppConfig::new(data);
@@ -29,34 +25,6 @@ fn config(data: &Path, models: &Path, store: Option<&str>) -> AppConfig {
         ..VectorConfig::default()
     };
     cfg
-}
-
-fn ingest(app: &App, format: Format, system: Option<&str>, file: &str) {
-    let req = IngestRequest {
-        format,
-        release: "fixture".into(),
-        system: system.map(str::to_string),
-        files: vec![InputFile::from_path(root().join("ontologies").join(file))],
-        replace: false,
-        hold_out: None,
-    };
-    app.ingest(&req, Progress::new()).unwrap();
-}
-
-fn load_fixtures(app: &App) {
-    ingest(
-        app,
-        Format::Icd10cmXml,
-        None,
-        "icd10cm/icd10cm-tabular-sample.xml",
-    );
-    ingest(app, Format::Obo, Some("HPO"), "obo/hpo-sample.obo");
-    ingest(
-        app,
-        Format::PhecodeCsv,
-        None,
-        "phecode/phecode_definitions1.2.csv",
-    );
 }
 
 async fn post(r: &axum::Router, uri: &str, body: Value) -> (StatusCode, Value) {
@@ -152,9 +120,9 @@ async fn both_backends_pass_the_same_search_suite() {
         let (t, m) = (tmp.path().to_path_buf(), models_dir.clone());
         move || {
             let a = App::open(config(&t.join("embedded"), &m, None)).unwrap();
-            load_fixtures(&a);
+            common::load_search_fixtures(&a);
             let b = App::open(config(&t.join("postgres"), &m, Some(&url))).unwrap();
-            load_fixtures(&b);
+            common::load_search_fixtures(&b);
             (a, b)
         }
     })
@@ -350,7 +318,7 @@ async fn postgres_down_gives_503_then_recovers_without_restart() {
         let cfg = cfg.clone();
         move || {
             let app = App::open(cfg).unwrap();
-            load_fixtures(&app);
+            common::load_search_fixtures(&app);
             app
         }
     })

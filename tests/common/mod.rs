@@ -76,6 +76,28 @@ pub fn load(app: &App, format: Format, rel: &[&str]) {
         .unwrap();
 }
 
+/// Ingest the ICD-10-CM, HPO and PheCODE fixtures as release `fixture` (what the vector
+/// backend and replica suites search).
+pub fn load_search_fixtures(app: &App) {
+    for (format, system, file) in [
+        (
+            Format::Icd10cmXml,
+            None,
+            "icd10cm/icd10cm-tabular-sample.xml",
+        ),
+        (Format::Obo, Some("HPO"), "obo/hpo-sample.obo"),
+        (
+            Format::PhecodeCsv,
+            None,
+            "phecode/phecode_definitions1.2.csv",
+        ),
+    ] {
+        let mut req = ingest_request(format, &[root().join("ontologies").join(file)]);
+        req.system = system.map(str::to_string);
+        app.ingest(&req, Progress::new()).unwrap();
+    }
+}
+
 /// Write the small diabetes release most HTTP tests read: E11 (with an inclusion term), E11.9
 /// under it, and E11.9 mapped to PheCODE 250.2. The caller may add concepts, then commits.
 pub fn write_diabetes(w: &mut ReleaseWriter) {
