@@ -210,6 +210,17 @@ fn kill9_during_catch_up_into_postgres_converges_without_duplicates() {
             .parse()
             .unwrap()
     };
+    // a reindex run to completion must succeed
+    let reindex_to_the_end = || {
+        let out = cli(&data, &models, &["reindex", "--vector-store", &url])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
     // big enough for the bulk path: COPY without the HNSW index, built at the end
     let bulk_min = ontovec::search::vector_store::postgres::BULK_MIN;
     assert!(terms >= bulk_min, "{terms} terms < {bulk_min}");
@@ -242,14 +253,7 @@ fn kill9_during_catch_up_into_postgres_converges_without_duplicates() {
         }
     }
     assert!(mid >= 2, "the kills must land inside the catch-up ({mid})");
-    let out = cli(&data, &models, &["reindex", "--vector-store", &url])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    reindex_to_the_end();
     // exactly the store's term ids: none missing, none twice, none foreign
     assert_eq!(count(), terms);
     assert!(has_hnsw(), "the bulk load ends with the HNSW index built");
@@ -281,14 +285,7 @@ fn kill9_during_catch_up_into_postgres_converges_without_duplicates() {
     );
     // a restart with nothing to do changes nothing; vectors deleted behind ontovec's back are put back
     pg.sql(&format!("DELETE FROM {table} WHERE term_id % 10 = 3"));
-    let out = cli(&data, &models, &["reindex", "--vector-store", &url])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    reindex_to_the_end();
     assert_eq!(
         count(),
         terms,
