@@ -1,8 +1,9 @@
-//! `ontovec eval ...`: runs the term-search evaluations of [`crate::eval::terms`] and prints
-//! markdown tables.
+//! `ontovec eval ...`: runs the term-search evaluations of [`crate::eval::terms`] and the
+//! human-rating relatedness evaluation of [`crate::eval::ratings`], and prints markdown tables.
 
 use super::args::DataArgs;
-use crate::encoder::ModelKind;
+use crate::encoder::registry::load_model;
+use crate::encoder::{EngineConfig, EngineHandle, ModelKind, PrecisionChoice, PrecisionPolicy};
 use crate::eval::metrics::{category_aucs, category_counts, fmt_metric, RankScores};
 use crate::eval::terms::{self as eval, read_gold, read_pairs, score_rankings};
 use crate::search::engine::Mode;
@@ -25,6 +26,38 @@ pub struct EvalTarget {
     /// Terms model (default model when absent).
     #[arg(long)]
     pub model: Option<String>,
+}
+
+/// Options of `ontovec eval ratings`. Only models are loaded (no data directory is opened), so
+/// it also runs beside a server that holds the store.
+#[derive(Debug, Args, Clone)]
+pub struct RatingsArgs {
+    /// Ratings TSV: term_a, term_b, rating (repeat; e.g. ontologies/dev/relatedness_*.tsv).
+    #[arg(long, required = true)]
+    pub pairs: Vec<PathBuf>,
+    /// Sets to pool into one more row, by name (file stem without `relatedness_`; comma
+    /// separated or repeated), e.g. `mayosrs,pedersen_physicians,hliaoutakis`.
+    #[arg(long, value_delimiter = ',')]
+    pub pool: Vec<String>,
+    /// A model folder under the models dir, by name (repeat for side by side columns).
+    #[arg(long)]
+    pub model: Vec<String>,
+    /// A model folder anywhere, e.g. a trainer's output (repeat; columns after the `--model`s).
+    /// With neither flag: the models dir's default terms model, the one the server serves.
+    #[arg(long)]
+    pub model_dir: Vec<PathBuf>,
+    /// Folder of model folders.
+    #[arg(long, env = "ONTOVEC_MODELS_DIR", default_value = "models")]
+    pub models_dir: PathBuf,
+    /// Precision of the models' matrix products (see `serve --precision`).
+    #[arg(long, env = "ONTOVEC_PRECISION")]
+    pub precision: Option<PrecisionChoice>,
+    /// Bootstrap resamples of the confidence intervals.
+    #[arg(long, default_value_t = 1000)]
+    pub resamples: usize,
+    /// Seed of the bootstrap.
+    #[arg(long, default_value_t = 14)]
+    pub seed: u64,
 }
 
 /// Evaluations.
@@ -66,6 +99,10 @@ pub enum EvalCommand {
         #[command(flatten)]
         target: EvalTarget,
     },
+    /// Spearman ρ (95% bootstrap CI) of cosine against human relatedness ratings (MayoSRS,
+    /// MiniMayoSRS, Pedersen-30, Hliaoutakis-36), per set and pooled; several models side by
+    /// side with their difference to the first.
+    Ratings(RatingsArgs),
     /// ROC AUC per distance-category pair (0v1 ... 2v3) and their mean.
     Relatedness {
         /// Pairs TSV: text_a, text_b, distance 0-3.
@@ -312,9 +349,72 @@ fn dump_candidates(
     Ok(())
 }
 
+/// The models of a ratings run, loaded as the server loads them: `--model` names from the
+/// models dir, then `--model-dir` folders; neither: the models dir's default terms model.
+fn ratings_models(a: &RatingsArgs) -> Result<Vec<EngineHandle>> {
+    let config = EngineConfig {
+        precision: PrecisionPolicy {
+            forced: a.precision,
+            default: PrecisionChoice::Auto,
+        },
+        ..EngineConfig::default()
+    };
+    if a.model.is_empty() && a.model_dir.is_empty() {
+        let registry = crate::encoder::Registry::load_dir(&a.models_dir, config)?;
+        return Ok(vec![registry.get(None, ModelKind::Terms)?.clone()]);
+    }
+    let dirs = a.model.iter().map(|m| a.models_dir.join(m));
+    let mut out = Vec::new();
+    for dir in dirs.chain(a.model_dir.iter().cloned()) {
+        anyhow::ensure!(
+            dir.join("config.json").is_file(),
+            "{} is not a model folder (no config.json)",
+            dir.display()
+        );
+        out.push(
+            load_model(&dir, config.clone())
+                .with_context(|| format!("loading {}", dir.display()))?,
+        );
+    }
+    Ok(out)
+}
+
+/// `ontovec eval ratings`: print the models and the ρ table.
+fn ratings(a: &RatingsArgs) -> Result<()> {
+    use crate::eval::ratings::{evaluate, read_ratings, render, Bootstrap};
+    let sets = a
+        .pairs
+        .iter()
+        .map(|p| read_ratings(p))
+        .collect::<Result<Vec<_>>>()?;
+    let handles = ratings_models(a)?;
+    for h in &handles {
+        let m = h.manifest();
+        println!(
+            "model {}: kind {}, dim {}, base {}, trained by {}",
+            m.name, m.kind, m.dim, m.base, m.trained_by
+        );
+    }
+    let mut models: Vec<(String, Box<crate::eval::embedding::EmbedFn<'_>>)> = handles
+        .iter()
+        .map(|h| {
+            let embed = move |t: &[String]| -> Result<Vec<Vec<f32>>> { Ok(h.embed_blocking(t)?) };
+            (h.manifest().name.clone(), Box::new(embed) as Box<_>)
+        })
+        .collect();
+    let boot = Bootstrap {
+        resamples: a.resamples,
+        seed: a.seed,
+    };
+    let report = evaluate(&sets, &a.pool, &mut models, boot)?;
+    println!("\n{}", render(&report));
+    Ok(())
+}
+
 /// Run an evaluation command.
 pub fn run(cmd: EvalCommand) -> Result<()> {
     match cmd {
+        EvalCommand::Ratings(a) => ratings(&a),
         EvalCommand::Normalize {
             gold,
             sweep,

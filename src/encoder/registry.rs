@@ -43,19 +43,7 @@ impl Registry {
                 tracing::warn!(dir = %dir.display(), "skipping folder without config.json and {WEIGHTS_FILE}");
                 continue;
             }
-            let started = std::time::Instant::now();
-            let mut encoder = Encoder::load_with(&dir, config.precision)?;
-            if let Some(name) = dir.file_name() {
-                encoder.set_name(name.to_string_lossy().into_owned());
-            }
-            tracing::info!(
-                model = %encoder.manifest().name,
-                kind = %encoder.manifest().kind,
-                precision = %encoder.precision(),
-                ms = started.elapsed().as_millis() as u64,
-                "loaded encoder"
-            );
-            registry.insert(EngineHandle::spawn(encoder, config.clone())?);
+            registry.insert(load_model(&dir, config.clone())?);
         }
         Ok(registry)
     }
@@ -149,4 +137,23 @@ impl Registry {
     pub fn is_empty(&self) -> bool {
         self.models.is_empty()
     }
+}
+
+/// Loads one model folder (`config.json`, weights, tokenizer) and starts its engine, named after
+/// the folder, exactly as [`Registry::load_dir`] loads each of its models (so an evaluation of a
+/// folder outside the models directory embeds as the server would).
+pub fn load_model(dir: &Path, config: EngineConfig) -> Result<EngineHandle, EncoderError> {
+    let started = std::time::Instant::now();
+    let mut encoder = Encoder::load_with(dir, config.precision)?;
+    if let Some(name) = dir.file_name() {
+        encoder.set_name(name.to_string_lossy().into_owned());
+    }
+    tracing::info!(
+        model = %encoder.manifest().name,
+        kind = %encoder.manifest().kind,
+        precision = %encoder.precision(),
+        ms = started.elapsed().as_millis() as u64,
+        "loaded encoder"
+    );
+    EngineHandle::spawn(encoder, config)
 }

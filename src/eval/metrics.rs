@@ -1,5 +1,5 @@
 //! Ranking and separation metrics as pure functions: ROC AUC, the category-pair AUCs of
-//! HiPrBERT's relatedness measure, acc@k and MRR of a ranking.
+//! HiPrBERT's relatedness measure, acc@k and MRR of a ranking, Spearman's rank correlation.
 //!
 //! Conventions: a metric that cannot be measured (an empty side of an AUC, no category pair
 //! with data on both sides, no examples) is NaN — "not measurable", never 0, which would read
@@ -160,9 +160,84 @@ pub fn rank_scores(positions: &[Option<usize>]) -> RankScores {
     }
 }
 
+/// Ranks of `xs`, 1-based, ties sharing the average of the ranks they span (so `[10, 20, 20,
+/// 30]` ranks `[1, 2.5, 2.5, 4]`). NaNs sort last (by `total_cmp`); callers reject them first.
+pub fn average_ranks(xs: &[f64]) -> Vec<f64> {
+    let mut order: Vec<usize> = (0..xs.len()).collect();
+    order.sort_by(|&a, &b| xs[a].total_cmp(&xs[b]));
+    let mut ranks = vec![0.0; xs.len()];
+    let mut i = 0;
+    while i < order.len() {
+        let mut j = i;
+        while j + 1 < order.len() && xs[order[j + 1]] == xs[order[i]] {
+            j += 1;
+        }
+        let avg = (i + j) as f64 / 2.0 + 1.0;
+        for &k in &order[i..=j] {
+            ranks[k] = avg;
+        }
+        i = j + 1;
+    }
+    ranks
+}
+
+/// Pearson's correlation of `x` and `y` (same length); NaN when shorter than 2 or either side
+/// is constant.
+pub fn pearson(x: &[f64], y: &[f64]) -> f64 {
+    assert_eq!(x.len(), y.len(), "pearson of unequal lengths");
+    if x.len() < 2 {
+        return f64::NAN;
+    }
+    let (mx, my) = (mean(x), mean(y));
+    let (mut sxy, mut sxx, mut syy) = (0.0, 0.0, 0.0);
+    for (a, b) in x.iter().zip(y) {
+        let (dx, dy) = (a - mx, b - my);
+        sxy += dx * dy;
+        sxx += dx * dx;
+        syy += dy * dy;
+    }
+    if sxx == 0.0 || syy == 0.0 {
+        return f64::NAN;
+    }
+    sxy / (sxx * syy).sqrt()
+}
+
+/// Spearman's rank correlation ρ: Pearson's correlation of the average ranks
+/// ([`average_ranks`]), the tie-corrected form (scipy's `spearmanr`). NaN when shorter than 2
+/// or either side is constant.
+pub fn spearman(x: &[f64], y: &[f64]) -> f64 {
+    pearson(&average_ranks(x), &average_ranks(y))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn average_ranks_share_ties() {
+        assert_eq!(
+            average_ranks(&[10.0, 20.0, 20.0, 30.0]),
+            [1.0, 2.5, 2.5, 4.0]
+        );
+        assert_eq!(average_ranks(&[3.0, 1.0, 2.0]), [3.0, 1.0, 2.0]);
+        assert_eq!(average_ranks(&[5.0, 5.0, 5.0]), [2.0, 2.0, 2.0]);
+        assert!(average_ranks(&[]).is_empty());
+    }
+
+    #[test]
+    fn spearman_perfect_inverse_ties_and_degenerate() {
+        let x = [1.0, 2.0, 3.0, 4.0, 5.0];
+        // any increasing transform is a perfect rank agreement
+        assert!((spearman(&x, &[0.1, 0.4, 0.9, 1.6, 2.5]) - 1.0).abs() < 1e-12);
+        assert!((spearman(&x, &[9.0, 7.0, 5.0, 3.0, 1.0]) + 1.0).abs() < 1e-12);
+        // with ties (scipy.stats.spearmanr([1,2,2,3],[1,2,3,4]) = 0.9486832980505138)
+        let r = spearman(&[1.0, 2.0, 2.0, 3.0], &[1.0, 2.0, 3.0, 4.0]);
+        assert!((r - 0.948_683_298_050_513_8).abs() < 1e-12, "{r}");
+        // one swap in five: 1 - 6*2/(5*24) = 0.9
+        assert!((spearman(&x, &[1.0, 3.0, 2.0, 4.0, 5.0]) - 0.9).abs() < 1e-12);
+        assert!(spearman(&x, &[1.0; 5]).is_nan());
+        assert!(spearman(&[1.0], &[2.0]).is_nan());
+    }
 
     #[test]
     fn auc_known_values() {

@@ -8,6 +8,8 @@
 //!   at a dev-tuned threshold, micro/macro AUC, P@k, R@k, rare-code variants;
 //! * [`embedding`] — pair similarities and normalisation accuracy over any embedding function;
 //! * [`terms`] — term-search evaluation against gold files, in-process or over HTTP;
+//! * [`ratings`] — Spearman ρ (bootstrap CIs) of a model's cosine against human relatedness
+//!   ratings (MayoSRS, MiniMayoSRS, Pedersen-30, Hliaoutakis-36), per set and pooled;
 //! * [`learn`] — fitting the learned hybrid's weights ([`crate::search::hybrid`]) on dev-set
 //!   candidates;
 //! * [`bm25`] — the lexical baseline of the coding evaluation (an in-memory Okapi BM25).
@@ -17,4 +19,5 @@ pub mod coding;
 pub mod embedding;
 pub mod learn;
 pub mod metrics;
+pub mod ratings;
 pub mod terms;
