@@ -69,6 +69,15 @@ bench-embed: build fetch
 eval: build fetch
 	bash scripts/eval-dev.sh data/eval
 
+# Relatedness against human ratings (ontologies/dev/relatedness_*.tsv): Spearman ρ with bootstrap
+# CIs per set and pooled, the base model and (TRAINED=<model folder>) a trained one side by side.
+.PHONY: eval-ratings
+RATING_SETS := mayosrs minimayosrs_physicians minimayosrs_coders pedersen_physicians pedersen_coders hliaoutakis
+eval-ratings: build fetch
+	$(BIN) eval ratings --model all-MiniLM-L6-v2 $(if $(TRAINED),--model-dir $(TRAINED)) \
+	  $(foreach s,$(RATING_SETS),--pairs ontologies/dev/relatedness_$(s).tsv) \
+	  --pool mayosrs,pedersen_physicians,hliaoutakis
+
 # NoteContrast on synthetic notes: synth-notes, ingest, train (quick preset); after `make data`.
 notes: build
 	bash scripts/notes-quick.sh $(DATA_DIR)
