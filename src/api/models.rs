@@ -24,7 +24,7 @@ pub struct ModelsResponse {
 pub async fn models(State(st): State<AppState>) -> Result<ApiJson<ModelsResponse>, ApiError> {
     let eng = engine(&st)?;
     Ok(ApiJson(ModelsResponse {
-        models: eng.registry().list(),
+        models: eng.models(),
     }))
 }
 

@@ -127,6 +127,7 @@ impl Registry {
                     trained_by: m.trained_by.clone(),
                     eval: m.eval.clone(),
                     precision: m.precision,
+                    vectors: None,
                 }
             })
             .collect()

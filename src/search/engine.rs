@@ -30,8 +30,10 @@ use super::cache::{bytes_to_f32, emb_key};
 pub use super::cache::{embed_through_cache, embedding_cache, mean_normalized};
 use super::fusion::FusionMethod;
 use super::lexical::LexicalIndex;
-use super::vector_store::{self, Backend, VectorConfig, VectorStore};
+use super::serving::{Indexes, ModelVectors};
+use super::vector_store::{self, Backend, IndexState, VectorConfig, VectorStore};
 use super::SearchError;
+use crate::encoder::Precision;
 use crate::encoder::{EncoderError, ModelKind, Registry};
 use crate::store::Store;
 use parking_lot::RwLock;
@@ -157,13 +159,50 @@ pub struct FeatureContribution {
     pub contribution: f32,
 }
 
+/// Where the indexes of one terms model live, in any precision (for [`super::serving::choose`]).
+struct ModelIndexes<'a> {
+    dir: &'a Path,
+    pg: Option<&'a Arc<vector_store::postgres::PgClient>>,
+    name: &'a str,
+    dim: usize,
+}
+
+impl Indexes for ModelIndexes<'_> {
+    fn open(&self, precision: Precision) -> Result<Arc<dyn VectorStore>, EngineError> {
+        let vid = crate::encoder::precision::vector_id(self.name, precision);
+        Ok(match self.pg {
+            None => Arc::new(vector_store::usearch::EmbeddedStore::open(
+                self.dir, &vid, self.dim,
+            )?),
+            Some(client) => {
+                let s = vector_store::postgres::PgStore::new(client.clone(), &vid, self.dim);
+                if let Err(e) = s.ensure_table() {
+                    tracing::error!(error = %e, "vector store unusable at start; lexical search is served, vector search answers 503 until it is back");
+                }
+                Arc::new(s)
+            }
+        })
+    }
+
+    fn peek(&self, precision: Precision) -> Option<IndexState> {
+        let vid = crate::encoder::precision::vector_id(self.name, precision);
+        match self.pg {
+            None => vector_store::usearch::EmbeddedStore::peek_state(self.dir, &vid),
+            Some(client) => vector_store::postgres::PgStore::new(client.clone(), &vid, self.dim)
+                .state()
+                .ok(),
+        }
+    }
+}
+
 /// The engine.
 pub struct SearchEngine {
     pub(super) store: Store,
     pub(super) registry: Arc<Registry>,
     pub(super) dir: PathBuf,
     pub(super) lexical: LexicalIndex,
-    pub(super) vectors: RwLock<HashMap<String, Arc<dyn VectorStore>>>,
+    /// Per terms model, the index searches read and the one catch-ups write ([`super::serving`]).
+    pub(super) vectors: RwLock<HashMap<String, ModelVectors>>,
     /// A read-only node never writes a shared vector store (the writer catches it up).
     pub(super) read_only: bool,
     pub(super) emb: sled::Tree,
@@ -204,33 +243,27 @@ impl SearchEngine {
                 LexicalIndex::open_or_create(&dir.join("lexical"))?
             }
         };
-        let mut vectors: HashMap<String, Arc<dyn VectorStore>> = HashMap::new();
+        let mut vectors: HashMap<String, ModelVectors> = HashMap::new();
         let pg = match &config.backend {
             Backend::Embedded => None,
             Backend::Postgres(url) => {
                 Some(vector_store::postgres::PgClient::new(url, config.postgres)?)
             }
         };
+        let terms = super::serving::active_terms(&store)?;
         for info in registry.list() {
             if info.kind != ModelKind::Terms {
                 continue;
             }
             // the vector id: a model served in another precision gets its own store
-            let vid = crate::encoder::precision::vector_id(&info.name, info.precision);
-            let v: Arc<dyn VectorStore> = match &pg {
-                None => Arc::new(vector_store::usearch::EmbeddedStore::open(
-                    &dir.join("vectors"),
-                    &vid,
-                    info.dim,
-                )?),
-                Some(client) => {
-                    let s = vector_store::postgres::PgStore::new(client.clone(), &vid, info.dim);
-                    if let Err(e) = s.ensure_table() {
-                        tracing::error!(error = %e, "vector store unusable at start; lexical search is served, vector search answers 503 until it is back");
-                    }
-                    Arc::new(s)
-                }
+            let indexes = ModelIndexes {
+                dir: &dir.join("vectors"),
+                pg: pg.as_ref(),
+                name: &info.name,
+                dim: info.dim,
             };
+            let own = indexes.open(info.precision)?;
+            let v = super::serving::choose(&info.name, info.precision, own, &terms, &indexes)?;
             vectors.insert(info.name.clone(), v);
         }
         let emb = embedding_cache(&store)?;

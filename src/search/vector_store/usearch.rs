@@ -24,6 +24,17 @@ impl EmbeddedStore {
         })
     }
 
+    /// The recorded state of `model`'s index in `dir` without loading it; `None` when it has
+    /// no index file or no readable state.
+    pub fn peek_state(dir: &Path, model: &str) -> Option<IndexState> {
+        if !dir.join(format!("{model}.usearch")).is_file() {
+            return None;
+        }
+        std::fs::read(dir.join(format!("{model}.state.json")))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+    }
+
     fn read_state(&self) -> IndexState {
         std::fs::read(&self.state_path)
             .ok()
