@@ -113,7 +113,7 @@ fn a_precision_change_never_mixes_vectors() {
     // until the BF16 index is built, searches read the complete F32 one
     let serving = |e: &ontovec::search::engine::SearchEngine| {
         let v = e.models()[0].vectors.clone().unwrap();
-        (v.precision, v.building)
+        (v.serving.precision, v.building.map(|b| b.precision))
     };
     assert_eq!(serving(&engine), (Precision::F32, Some(Precision::Bf16)));
     assert_eq!(
@@ -242,7 +242,7 @@ fn a_precision_change_serves_the_complete_index_until_the_new_one_is_built() {
     let before = bf16_written();
     let serving = |e: &ontovec::search::engine::SearchEngine| {
         let v = e.models()[0].vectors.clone().unwrap();
-        (v.precision, v.building)
+        (v.serving.precision, v.building.map(|b| b.precision))
     };
 
     // F32 asked for, only a BF16 index complete: it answers, the F32 one is built beside it
@@ -283,4 +283,71 @@ fn a_precision_change_serves_the_complete_index_until_the_new_one_is_built() {
         serving(app.search.as_ref().unwrap()),
         (Precision::F32, None)
     );
+}
+
+/// The vector dtype works like the precision: each dtype has its own index file, the complete
+/// index of the old dtype answers until the new one is built (from the embedding cache, nothing
+/// is embedded again), and switching back finds the old index as it was.
+#[test]
+fn a_dtype_change_builds_its_own_index_behind_the_complete_one() {
+    use ontovec::search::vector::VectorScalar;
+    let tmp = tempfile::tempdir().unwrap();
+    let models = tmp.path().join("models");
+    ontovec::encoder::testing::write_tiny_bert(
+        &models.join("tiny"),
+        &ontovec::encoder::testing::TinyBert::default(),
+    )
+    .unwrap();
+    let data = tmp.path().join("data");
+    let vectors = data.join("indexes/vectors");
+    let open_dtype = |dtype| {
+        let mut cfg = common::config(&data, &models);
+        cfg.vector.dtype = dtype;
+        App::open(cfg).unwrap()
+    };
+    let serving = |app: &App| {
+        let v = app.search.as_ref().unwrap().models()[0]
+            .vectors
+            .clone()
+            .unwrap();
+        (v.serving.dtype, v.building.map(|b| b.dtype))
+    };
+    let app = open_dtype(VectorScalar::F32);
+    common::load(
+        &app,
+        Format::Icd10cmXml,
+        &["ontologies/icd10cm/icd10cm-tabular-sample.xml"],
+    );
+    app.sync_indexes(None).unwrap();
+    let f32_top = query_vector_top(&app, "diabetes mellitus");
+    drop(app);
+    let cache_before = cached(&data, "tiny");
+    let written = || {
+        std::fs::metadata(vectors.join("tiny.usearch"))
+            .unwrap()
+            .modified()
+            .unwrap()
+    };
+    let before = written();
+
+    let app = open_dtype(VectorScalar::I8);
+    assert_eq!(serving(&app), (VectorScalar::F32, Some(VectorScalar::I8)));
+    assert_eq!(query_vector_top(&app, "diabetes mellitus"), f32_top);
+    app.sync_indexes(None).unwrap();
+    assert_eq!(serving(&app), (VectorScalar::I8, None));
+    assert!(vectors.join("tiny.i8.usearch").is_file());
+    let i8_top = query_vector_top(&app, "diabetes mellitus");
+    assert_eq!(i8_top.len(), f32_top.len());
+    assert_eq!(i8_top[0], f32_top[0]);
+    drop(app);
+    assert_eq!(
+        cached(&data, "tiny"),
+        cache_before,
+        "nothing embedded again"
+    );
+    assert_eq!(written(), before, "the f32 index was only read");
+
+    let app = open_dtype(VectorScalar::F32);
+    assert_eq!(serving(&app), (VectorScalar::F32, None));
+    assert_eq!(query_vector_top(&app, "diabetes mellitus"), f32_top);
 }

@@ -2,11 +2,16 @@
 //! time, bytes per vector, recall@10 against an exact scan (unfiltered and with a 1% "system"
 //! filter), and query p50/p99 and queries/s at several concurrencies.
 //!
+//! `--dtypes f32,f16,i8` builds one usearch index per scalar type (optionally `i8:16`: with
+//! HNSW connectivity 16), so compact vectors are measured against f32 in the same run; recall
+//! is always against the exact f32 top 10.
+//!
 //! Vectors are synthetic but clustered like term embeddings (many near-duplicates around
 //! concept centres, unit length), seeded, so both backends and every run see the same data.
 //! Term ids put 90% of the vectors in release 1, 9% in release 2 and 1% in release 3; the
 //! filtered recall searches release 3 only (a small system next to a big one).
 
+use crate::search::vector::{VectorOptions, VectorScalar};
 use crate::search::vector_store::postgres::{PgClient, PgOptions, PgStore};
 use crate::search::vector_store::usearch::EmbeddedStore;
 use crate::search::vector_store::{IndexState, VectorStore};
@@ -38,6 +43,24 @@ pub struct VectorBench {
     pub skip_usearch: bool,
     /// Further `hnsw.ef_search` values to measure the Postgres table at (no rebuild).
     pub ef_sweep: Vec<u32>,
+    /// The usearch indexes to build, side by side: scalar type and HNSW connectivity (M).
+    pub usearch: Vec<(VectorScalar, usize)>,
+}
+
+/// A `--dtypes` entry: `f32`, `f16`, `i8`, optionally with the HNSW connectivity, `i8:16`
+/// (default 32, the engine's).
+pub fn parse_dtype(s: &str) -> Result<(VectorScalar, usize), String> {
+    let (dtype, m) = match s.split_once(':') {
+        Some((d, m)) => (
+            d,
+            m.parse::<usize>()
+                .ok()
+                .filter(|m| (2..=256).contains(m))
+                .ok_or_else(|| format!("connectivity in `{s}` must be 2..=256"))?,
+        ),
+        None => (s, VectorOptions::default().connectivity),
+    };
+    Ok((dtype.trim().parse()?, m))
 }
 
 fn unit(v: &mut [f32]) {
@@ -190,10 +213,22 @@ pub fn run(b: &VectorBench) -> Result<()> {
     let mut cleanup: Vec<Arc<PgStore>> = Vec::new();
     let pg_name = format!("bench_{}", std::process::id());
     let dir = tmp.path().to_path_buf();
-    if !b.skip_usearch {
-        let usearch: Arc<dyn VectorStore> = Arc::new(EmbeddedStore::open(&dir, "bench", b.dim)?);
+    for &(scalar, m) in b.usearch.iter().filter(|_| !b.skip_usearch) {
+        let options = VectorOptions {
+            scalar,
+            connectivity: m,
+            ..VectorOptions::default()
+        };
+        // one directory each: bytes/vector is everything the index keeps on disk (= in memory)
+        let dir = dir.join(format!("{scalar}-{m}"));
+        std::fs::create_dir_all(&dir)?;
+        let usearch: Arc<dyn VectorStore> =
+            Arc::new(EmbeddedStore::open_with(&dir, "bench", b.dim, options)?);
         backends.push((
-            "usearch (embedded, f32, M=32, ef=64)".into(),
+            format!(
+                "usearch (embedded, {scalar}, M={m}, ef={})",
+                options.expansion_search
+            ),
             usearch,
             Box::new(move || Ok(dir_bytes(&dir))),
         ));

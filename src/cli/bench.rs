@@ -107,6 +107,10 @@ pub struct VectorsBench {
     /// Store halfvec.
     #[arg(long)]
     pub pg_halfvec: bool,
+    /// usearch indexes to build side by side, comma-separated: `f32`, `f16`, `i8`, each
+    /// optionally with its HNSW connectivity (`i8:16`; default 32).
+    #[arg(long, value_delimiter = ',', default_value = "f32", value_parser = crate::bench::vectors::parse_dtype)]
+    pub dtypes: Vec<(crate::search::vector::VectorScalar, usize)>,
     /// After the main rows, measure again at each of these hnsw.ef_search values
     /// (comma-separated; same table, no rebuild).
     #[arg(long, value_delimiter = ',')]
@@ -194,6 +198,7 @@ pub fn run(what: BenchCommand) -> Result<()> {
                 concurrency: v.concurrency,
                 requests: v.requests.max(1),
                 postgres: v.vector_store,
+                usearch: v.dtypes,
                 pg: crate::search::vector_store::postgres::PgOptions {
                     m: v.pg_hnsw_m,
                     ef_construction: v.pg_ef_construction,

@@ -294,23 +294,6 @@ pub struct ModelInfo {
     /// The number format its matrix products run in (BF16 only after passing the parity
     /// gate against F32).
     pub precision: Precision,
-    /// Terms models: whose vectors searches read (filled by the search engine; absent for
-    /// other kinds and where no search engine runs).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub vectors: Option<VectorServing>,
-}
-
-/// Which precision's vectors a terms model's vector searches read right now.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct VectorServing {
-    /// The precision the served index was built in. It differs from the model's `precision`
-    /// while the index of the model's precision is still being built: the complete index of
-    /// the other precision answers until then (queries are embedded in the model's precision).
-    pub precision: Precision,
-    /// The precision whose index is being built to replace it, if any (searches switch to it
-    /// when it is complete).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub building: Option<Precision>,
 }
 
 #[cfg(test)]

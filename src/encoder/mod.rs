@@ -63,7 +63,7 @@ mod tests;
 pub use admission::{Admission, Admitted};
 pub use bert::Encoder;
 pub use engine::{EngineConfig, EngineHandle};
-pub use manifest::{ModelInfo, ModelKind, ModelManifest, Pooling, VectorServing};
+pub use manifest::{ModelInfo, ModelKind, ModelManifest, Pooling};
 pub use precision::{GateReport, Precision, PrecisionChoice, PrecisionPolicy};
 pub use registry::Registry;
 

@@ -127,7 +127,6 @@ impl Registry {
                     trained_by: m.trained_by.clone(),
                     eval: m.eval.clone(),
                     precision: m.precision,
-                    vectors: None,
                 }
             })
             .collect()

@@ -30,7 +30,8 @@ use super::cache::{bytes_to_f32, emb_key};
 pub use super::cache::{embed_through_cache, embedding_cache, mean_normalized};
 use super::fusion::FusionMethod;
 use super::lexical::LexicalIndex;
-use super::serving::{Indexes, ModelVectors};
+use super::serving::{Indexes, ModelVectors, VectorVariant};
+use super::vector::{VectorOptions, VectorScalar};
 use super::vector_store::{self, Backend, IndexState, VectorConfig, VectorStore};
 use super::SearchError;
 use crate::encoder::Precision;
@@ -159,22 +160,43 @@ pub struct FeatureContribution {
     pub contribution: f32,
 }
 
-/// Where the indexes of one terms model live, in any precision (for [`super::serving::choose`]).
+/// Where the indexes of one terms model live, in any variant (for [`super::serving::choose`]).
 struct ModelIndexes<'a> {
     dir: &'a Path,
     pg: Option<&'a Arc<vector_store::postgres::PgClient>>,
     name: &'a str,
     dim: usize,
+    /// The configured dtype (Postgres: what its tables hold, `halfvec` = f16).
+    dtype: VectorScalar,
 }
 
 impl Indexes for ModelIndexes<'_> {
-    fn open(&self, precision: Precision) -> Result<Arc<dyn VectorStore>, EngineError> {
-        let vid = crate::encoder::precision::vector_id(self.name, precision);
+    fn variants(&self) -> Vec<VectorVariant> {
+        // Postgres tables are keyed by the vector id alone: one dtype
+        let dtypes: &[VectorScalar] = match self.pg {
+            None => &VectorScalar::ALL,
+            Some(_) => std::slice::from_ref(&self.dtype),
+        };
+        Precision::ALL
+            .into_iter()
+            .flat_map(|precision| {
+                dtypes
+                    .iter()
+                    .map(move |&dtype| VectorVariant { precision, dtype })
+            })
+            .collect()
+    }
+
+    fn open(&self, variant: VectorVariant) -> Result<Arc<dyn VectorStore>, EngineError> {
         Ok(match self.pg {
-            None => Arc::new(vector_store::usearch::EmbeddedStore::open(
-                self.dir, &vid, self.dim,
+            None => Arc::new(vector_store::usearch::EmbeddedStore::open_with(
+                self.dir,
+                &variant.index_name(self.name),
+                self.dim,
+                VectorOptions::for_scalar(variant.dtype),
             )?),
             Some(client) => {
+                let vid = crate::encoder::precision::vector_id(self.name, variant.precision);
                 let s = vector_store::postgres::PgStore::new(client.clone(), &vid, self.dim);
                 if let Err(e) = s.ensure_table() {
                     tracing::error!(error = %e, "vector store unusable at start; lexical search is served, vector search answers 503 until it is back");
@@ -184,13 +206,18 @@ impl Indexes for ModelIndexes<'_> {
         })
     }
 
-    fn peek(&self, precision: Precision) -> Option<IndexState> {
-        let vid = crate::encoder::precision::vector_id(self.name, precision);
+    fn peek(&self, variant: VectorVariant) -> Option<IndexState> {
         match self.pg {
-            None => vector_store::usearch::EmbeddedStore::peek_state(self.dir, &vid),
-            Some(client) => vector_store::postgres::PgStore::new(client.clone(), &vid, self.dim)
-                .state()
-                .ok(),
+            None => vector_store::usearch::EmbeddedStore::peek_state(
+                self.dir,
+                &variant.index_name(self.name),
+            ),
+            Some(client) => {
+                let vid = crate::encoder::precision::vector_id(self.name, variant.precision);
+                vector_store::postgres::PgStore::new(client.clone(), &vid, self.dim)
+                    .state()
+                    .ok()
+            }
         }
     }
 }
@@ -251,6 +278,11 @@ impl SearchEngine {
             }
         };
         let terms = super::serving::active_terms(&store)?;
+        let dtype = match &pg {
+            None => config.dtype,
+            Some(_) if config.postgres.halfvec => VectorScalar::F16,
+            Some(_) => VectorScalar::F32,
+        };
         for info in registry.list() {
             if info.kind != ModelKind::Terms {
                 continue;
@@ -261,9 +293,14 @@ impl SearchEngine {
                 pg: pg.as_ref(),
                 name: &info.name,
                 dim: info.dim,
+                dtype,
             };
-            let own = indexes.open(info.precision)?;
-            let v = super::serving::choose(&info.name, info.precision, own, &terms, &indexes)?;
+            let own_variant = VectorVariant {
+                precision: info.precision,
+                dtype,
+            };
+            let own = indexes.open(own_variant)?;
+            let v = super::serving::choose(&info.name, own_variant, own, &terms, &indexes)?;
             vectors.insert(info.name.clone(), v);
         }
         let emb = embedding_cache(&store)?;

@@ -3,7 +3,7 @@
 //! `<model>.state.json`, exactly as the engine kept them before the backend seam.
 
 use super::{IndexState, VectorStore};
-use crate::search::vector::VectorIndex;
+use crate::search::vector::{VectorIndex, VectorOptions};
 use crate::search::{Hit, SearchError};
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -17,7 +17,18 @@ pub struct EmbeddedStore {
 impl EmbeddedStore {
     /// Open (or create empty) the index of `model` in `dir` (`indexes/vectors`).
     pub fn open(dir: &Path, model: &str, dim: usize) -> Result<Self, SearchError> {
-        let index = VectorIndex::open_or_create(&dir.join(format!("{model}.usearch")), dim)?;
+        Self::open_with(dir, model, dim, VectorOptions::default())
+    }
+
+    /// [`Self::open`] with explicit index options (scalar type, HNSW settings). An index on
+    /// disk of another scalar type or dimension is not loaded: it starts empty and is rebuilt.
+    pub fn open_with(
+        dir: &Path,
+        model: &str,
+        dim: usize,
+        options: VectorOptions,
+    ) -> Result<Self, SearchError> {
+        let index = VectorIndex::open_with(&dir.join(format!("{model}.usearch")), dim, options)?;
         Ok(Self {
             index,
             state_path: dir.join(format!("{model}.state.json")),
