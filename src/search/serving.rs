@@ -154,11 +154,11 @@ pub(super) fn choose(
     terms: &BTreeMap<u64, u64>,
     indexes: &dyn Indexes,
 ) -> Result<ModelVectors, EngineError> {
-    let own_covered = own
-        .state()
-        .ok()
-        .and_then(|st| covered(&st, terms))
-        .unwrap_or(0);
+    // an unreachable store (Postgres down at start) is not probed further
+    let Ok(own_state) = own.state() else {
+        return Ok(ModelVectors::own(own_variant, own));
+    };
+    let own_covered = covered(&own_state, terms).unwrap_or(0);
     let mut best: Option<(VectorVariant, u64)> = None;
     for v in indexes.variants().into_iter().filter(|v| *v != own_variant) {
         let Some(n) = indexes.peek(v).and_then(|st| covered(&st, terms)) else {
@@ -211,9 +211,12 @@ impl SearchEngine {
         else {
             return;
         };
+        // as `behind` counts it: a read-only node's shared store is the writer's, possibly
+        // ahead of this node's store
+        let shared_ro = self.read_only && building.backend() != "usearch";
         let complete = building
             .state()
-            .is_ok_and(|st| st.seq == seq && st.rids == *want);
+            .is_ok_and(|st| (st.seq == seq && st.rids == *want) || (shared_ro && st.seq >= seq));
         if !complete {
             return;
         }
