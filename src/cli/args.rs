@@ -97,3 +97,26 @@ impl DataArgs {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        data: DataArgs,
+    }
+
+    #[test]
+    fn vector_dtype_is_for_the_embedded_store() {
+        let parse = |args: &[&str]| Cli::try_parse_from([&["ontovec"], args].concat());
+        let ok = parse(&["--vector-dtype", "i8", "--vector-store", "usearch"]).unwrap();
+        assert_eq!(ok.data.app_config().unwrap().vector.dtype, VectorScalar::I8);
+        let pg = parse(&["--vector-dtype", "f16", "--vector-store", "postgres://h/d"]).unwrap();
+        let e = pg.data.app_config().unwrap_err().to_string();
+        assert!(e.contains("--pg-halfvec"), "{e}");
+        assert!(parse(&["--vector-dtype", "f64"]).is_err());
+    }
+}
