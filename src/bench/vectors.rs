@@ -2,6 +2,9 @@
 //! time, bytes per vector, recall@10 against an exact scan (unfiltered and with a 1% "system"
 //! filter), and query p50/p99 and queries/s at several concurrencies.
 //!
+//! `--from-cache DATA_DIR --vector-id ID` uses the real vectors a data directory's embedding
+//! cache holds for a model instead (some held out as queries).
+//!
 //! `--dtypes f32,f16,i8` builds one usearch index per scalar type (optionally `i8:16`: with
 //! HNSW connectivity 16), so compact vectors are measured against f32 in the same run; recall
 //! is always against the exact f32 top 10.
@@ -45,6 +48,58 @@ pub struct VectorBench {
     pub ef_sweep: Vec<u32>,
     /// The usearch indexes to build, side by side: scalar type and HNSW connectivity (M).
     pub usearch: Vec<(VectorScalar, usize)>,
+    /// Real vectors instead of synthetic ones: a data directory and the vector id whose
+    /// embedding-cache entries to use (`all-MiniLM-L6-v2@bf16`); `queries` of them, drawn at
+    /// random, are held out as the queries.
+    pub from_cache: Option<(std::path::PathBuf, String)>,
+}
+
+/// Every vector the embedding cache of data directory `dir` holds for vector id `vid`.
+fn cached_vectors(dir: &std::path::Path, vid: &str) -> Result<Vec<Vec<f32>>> {
+    let store = crate::store::Store::open(&dir.join("store"))?;
+    let tree = crate::search::cache::embedding_cache(&store)?;
+    let mut prefix = vid.as_bytes().to_vec();
+    prefix.push(0);
+    let mut out = Vec::new();
+    for kv in tree.scan_prefix(&prefix) {
+        let (_, v) = kv?;
+        out.push(
+            v.chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect(),
+        );
+    }
+    anyhow::ensure!(
+        !out.is_empty(),
+        "no cached vectors of `{vid}` in {}",
+        dir.display()
+    );
+    Ok(out)
+}
+
+/// Real vectors as bench data: shuffled (seeded), `q` held out as queries, the rest keyed
+/// like [`data`]'s.
+fn real_data(mut vecs: Vec<Vec<f32>>, q: usize) -> (Items, Vec<Vec<f32>>) {
+    use rand::seq::SliceRandom;
+    vecs.shuffle(&mut ChaCha8Rng::seed_from_u64(18));
+    vecs.iter_mut().for_each(|v| unit(v));
+    let queries = vecs.split_off(vecs.len().saturating_sub(q.min(vecs.len() / 2)));
+    let items = vecs
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| (key_of(i), v))
+        .collect();
+    (items, queries)
+}
+
+/// Term id of the `i`-th bench vector: 90% in release 1, 9% in release 2, 1% in release 3.
+fn key_of(i: usize) -> u64 {
+    let rid = match i % 100 {
+        0 => 3,
+        1..=9 => 2,
+        _ => 1,
+    };
+    (rid << 40) | i as u64
 }
 
 /// A `--dtypes` entry: `f32`, `f16`, `i8`, optionally with the HNSW connectivity, `i8:16`
@@ -88,12 +143,7 @@ fn data(n: usize, dim: usize, q: usize) -> (Items, Vec<Vec<f32>>) {
         let c = &centres[rng.gen_range(0..centres.len())];
         let mut v: Vec<f32> = c.iter().map(|x| x + rng.gen_range(-0.08..0.08)).collect();
         unit(&mut v);
-        let rid = match i % 100 {
-            0 => 3,
-            1..=9 => 2,
-            _ => 1,
-        };
-        items.push(((rid << 40) | i as u64, v));
+        items.push((key_of(i), v));
     }
     let queries = (0..q)
         .map(|_| {
@@ -197,11 +247,23 @@ fn dir_bytes(p: &std::path::Path) -> u64 {
 
 /// Run the benchmark and print a Markdown table (one row per backend and concurrency).
 pub fn run(b: &VectorBench) -> Result<()> {
-    eprintln!(
-        "generating {} vectors of {} dims and {} queries",
-        b.n, b.dim, b.queries
-    );
-    let (items, queries) = data(b.n, b.dim, b.queries);
+    let (items, queries) = match &b.from_cache {
+        Some((dir, vid)) => real_data(cached_vectors(dir, vid)?, b.queries),
+        None => {
+            eprintln!(
+                "generating {} vectors of {} dims and {} queries",
+                b.n, b.dim, b.queries
+            );
+            data(b.n, b.dim, b.queries)
+        }
+    };
+    let (n, dim) = (items.len(), items.first().map_or(b.dim, |i| i.1.len()));
+    eprintln!("{n} vectors of {dim} dims, {} queries", queries.len());
+    let b = &VectorBench {
+        n,
+        dim,
+        ..b.clone()
+    };
     let truth: Vec<Vec<u64>> = queries.iter().map(|q| exact(&items, q, 10, None)).collect();
     let truth_f: Vec<Vec<u64>> = queries
         .iter()

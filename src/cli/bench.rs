@@ -124,6 +124,14 @@ pub struct VectorsBench {
     /// Run only the Postgres side.
     #[arg(long)]
     pub skip_usearch: bool,
+    /// Use the real vectors in this data directory's embedding cache (the directory must not
+    /// be open in a server) instead of synthetic ones; `--n` and `--dim` are then ignored.
+    #[arg(long, requires = "vector_id")]
+    pub from_cache: Option<PathBuf>,
+    /// With `--from-cache`: the vector id whose vectors to use (model name, `name@bf16` for
+    /// vectors computed in BF16).
+    #[arg(long)]
+    pub vector_id: Option<String>,
 }
 
 /// The server a load benchmark talks to: a running one (`--url`), or one it starts over a data
@@ -199,6 +207,7 @@ pub fn run(what: BenchCommand) -> Result<()> {
                 requests: v.requests.max(1),
                 postgres: v.vector_store,
                 usearch: v.dtypes,
+                from_cache: v.from_cache.zip(v.vector_id),
                 pg: crate::search::vector_store::postgres::PgOptions {
                     m: v.pg_hnsw_m,
                     ef_construction: v.pg_ef_construction,
