@@ -347,6 +347,17 @@ fn a_dtype_change_builds_its_own_index_behind_the_complete_one() {
     );
     assert_eq!(written(), before, "the f32 index was only read");
 
+    // a damaged i8 index (it reopens empty though its state says complete): the f32 one
+    // answers again while the i8 one is rebuilt
+    std::fs::write(vectors.join("tiny.i8.usearch"), b"garbage").unwrap();
+    let app = open_dtype(VectorScalar::I8);
+    assert_eq!(serving(&app), (VectorScalar::F32, Some(VectorScalar::I8)));
+    assert_eq!(query_vector_top(&app, "diabetes mellitus"), f32_top);
+    app.sync_indexes(None).unwrap();
+    assert_eq!(serving(&app), (VectorScalar::I8, None));
+    assert_eq!(query_vector_top(&app, "diabetes mellitus")[0], f32_top[0]);
+    drop(app);
+
     let app = open_dtype(VectorScalar::F32);
     assert_eq!(serving(&app), (VectorScalar::F32, None));
     assert_eq!(query_vector_top(&app, "diabetes mellitus"), f32_top);

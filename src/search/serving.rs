@@ -158,13 +158,25 @@ pub(super) fn choose(
     let Ok(own_state) = own.state() else {
         return Ok(ModelVectors::own(own_variant, own));
     };
-    let own_covered = covered(&own_state, terms).unwrap_or(0);
+    let candidates: Vec<(VectorVariant, u64)> = indexes
+        .variants()
+        .into_iter()
+        .filter(|v| *v != own_variant)
+        .filter_map(|v| Some((v, covered(&indexes.peek(v)?, terms)?)))
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    if candidates.is_empty() {
+        return Ok(ModelVectors::own(own_variant, own));
+    }
+    // the own index must hold what its state claims too (a damaged file reopens empty)
+    let claimed = covered(&own_state, terms).unwrap_or(0);
+    let own_covered = match own.count() {
+        Ok(c) if c == claimed => claimed,
+        _ => 0,
+    };
     let mut best: Option<(VectorVariant, u64)> = None;
-    for v in indexes.variants().into_iter().filter(|v| *v != own_variant) {
-        let Some(n) = indexes.peek(v).and_then(|st| covered(&st, terms)) else {
-            continue;
-        };
-        // prefer the same precision (no query drift), then coverage
+    for (v, n) in candidates {
+        // the most coverage, then the same precision (queries embedded as its vectors were)
         let better = |b: &(VectorVariant, u64)| {
             let same = |x: VectorVariant| x.precision == own_variant.precision;
             (n, same(v)) > (b.1, same(b.0))
