@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """PyTorch reference for the HiPrBERT training step, measured side by side with candle.
 
-Reads the workload the Rust benchmark wrote (tests/train_bench.rs: token ids per micro-batch,
+Reads the workload the Rust benchmark wrote (`ontovec bench train`, src/bench/train.rs: token ids per micro-batch,
 tree-pair categories, synonym labels) and runs the *same* step on the same weights:
 length-sorted chunks of 32 sequences, BERT forward with dropout 0.1, mean pooling, L2
 normalisation, the tree multi-similarity loss and the synonym multi-similarity loss with

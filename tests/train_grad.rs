@@ -128,3 +128,85 @@ fn key_bias_gradient_vanishes_by_softmax_shift_invariance() {
         }
     }
 }
+
+/// The data-parallel step (chunk graphs on two threads, the loss differentiated down to the
+/// detached embeddings, word-embedding gradients as rows) gives the same gradient as one graph
+/// over the whole batch, in F32 with the fused kernels, for every parameter.
+#[test]
+fn data_parallel_step_equals_one_graph() {
+    use ontovec::train::common::ops::DropoutPlan;
+    use ontovec::train::common::optim::GradAccumulator;
+    use ontovec::train::hiprbert::train::{forward_backward, MicroBatch};
+    use ontovec::train::hiprbert::{Preset, TrainConfig};
+
+    let cfg = BertConfig::tiny(100, 32, 2, 4);
+    let w = random_weights(&cfg, 5).unwrap();
+    let model = TrainBert::from_tensors(cfg, w).unwrap();
+    let seqs: Vec<Vec<u32>> = vec![
+        vec![2, 10, 11, 3],
+        vec![2, 12, 3],
+        vec![2, 13, 14, 15, 3],
+        vec![2, 16, 3],
+        vec![2, 10, 17, 3],
+        vec![2, 12, 18, 19, 20, 3],
+        vec![2, 21, 3],
+        vec![2, 22, 23, 3],
+        // synonyms: two concepts, repeated word ids across chunks
+        vec![2, 10, 30, 3],
+        vec![2, 10, 31, 32, 3],
+        vec![2, 40, 3],
+        vec![2, 40, 41, 3],
+    ];
+    let cats = vec![0u8, 1, 2, 3];
+    let labels = vec![0u32, 0, 1, 1];
+    let mut tc = TrainConfig::preset(Preset::Quick);
+    tc.chunk = 3;
+    tc.synonym_weight = 0.7;
+    let batch = MicroBatch {
+        seqs: seqs.clone(),
+        cats: cats.clone(),
+        labels: labels.clone(),
+    };
+    let plan = DropoutPlan {
+        seed: 1,
+        hidden_p: 0.0,
+        attention_p: 0.0,
+    };
+    let params = model.params().to_vec();
+    let out = forward_backward(&model, &batch, &tc, plan, 2).unwrap();
+    assert!(out.grads.len() >= 2, "the batch ran in several chunks");
+    let mut acc = GradAccumulator::new(&params);
+    acc.add_chunks(&params, &out.grads).unwrap();
+    let parallel = acc.mean_mut().to_vec();
+
+    // one graph: embed everything at once, the same losses, one backward
+    let emb = embed_sequences(&model, &seqs, 64, None).unwrap();
+    let n = cats.len();
+    let sims =
+        rowwise_cosine(&emb.narrow(0, 0, n).unwrap(), &emb.narrow(0, n, n).unwrap()).unwrap();
+    let tree = tree_loss(&sims, &cats, &tc.loss).unwrap();
+    let (syn, _, _) = ontovec::train::hiprbert::loss::synonym_loss(
+        &emb.narrow(0, 2 * n, labels.len()).unwrap(),
+        &labels,
+        &tc.loss,
+    )
+    .unwrap();
+    let total = (tree + (syn * tc.synonym_weight).unwrap()).unwrap();
+    let grads = total.backward().unwrap();
+    let mut acc = GradAccumulator::new(&params);
+    acc.add(&params, std::slice::from_ref(&grads)).unwrap();
+    let whole = acc.mean_mut().to_vec();
+
+    for (((name, _), a), b) in params.iter().zip(&parallel).zip(&whole) {
+        let scale = b.iter().fold(0f32, |m, x| m.max(x.abs())).max(1e-6);
+        let diff = a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+        assert!(
+            diff <= 1e-4 * scale.max(1.0),
+            "{name}: max diff {diff} (max |g| {scale})"
+        );
+    }
+    assert!(
+        whole[model.word_param()].iter().any(|x| *x != 0.0),
+        "word embeddings get a gradient"
+    );
+}

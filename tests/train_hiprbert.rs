@@ -234,7 +234,7 @@ fn one_step_gives_every_parameter_a_gradient_and_changes_it() {
         .map(|(_, v)| v.as_tensor().flatten_all().unwrap().to_vec1().unwrap())
         .collect();
     let mut acc = GradAccumulator::new(&params);
-    acc.add(&params, &grads).unwrap();
+    acc.add(&params, std::slice::from_ref(&grads)).unwrap();
     let g = acc.take_mean();
     let mut opt = AdamW::new(
         AdamWConfig {

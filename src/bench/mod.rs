@@ -3,6 +3,7 @@
 
 pub mod load;
 pub mod normalize;
+pub mod train;
 pub mod vectors;
 
 use crate::ontology::synthetic;

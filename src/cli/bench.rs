@@ -1,4 +1,4 @@
-//! `ontovec bench ingest | load | normalize | vectors | overload`: benchmarks that need whole processes or files.
+//! `ontovec bench ingest | load | normalize | vectors | train | overload`: benchmarks that need whole processes or files.
 
 use anyhow::{bail, Result};
 use clap::{Args, Subcommand};
@@ -37,6 +37,9 @@ pub enum BenchCommand {
     /// The vector backends side by side on the same synthetic clustered vectors: load time,
     /// bytes/vector, recall@10 vs exact (unfiltered and 1% filter), p50/p99 and queries/s.
     Vectors(VectorsBench),
+    /// The HiPrBERT training step (forward, both losses, backward, clipping, AdamW) vs the
+    /// same step in PyTorch on the same workload, side by side.
+    Train(TrainBenchArgs),
     /// Many clients on semantic (vector) search at once: every answer must be 200 or 429 with
     /// Retry-After, RSS is sampled, and single requests right after must succeed at once.
     Overload {
@@ -50,6 +53,35 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 20.0)]
         seconds: f64,
     },
+}
+
+/// `ontovec bench train`.
+#[derive(Debug, Args, Clone)]
+pub struct TrainBenchArgs {
+    /// Base model folder.
+    #[arg(long, default_value = "models/all-MiniLM-L6-v2")]
+    pub base: PathBuf,
+    /// Data dir with loaded hierarchies to sample training pairs from.
+    #[arg(long, default_value = "data/ontovec")]
+    pub data_dir: PathBuf,
+    /// Timed steps.
+    #[arg(long, default_value_t = 10)]
+    pub steps: usize,
+    /// Untimed warm-up steps.
+    #[arg(long, default_value_t = 2)]
+    pub warmup: usize,
+    /// Where to write the workload JSON the reference reads.
+    #[arg(long, default_value = "target/train_bench_workload.json")]
+    pub workload: PathBuf,
+    /// Python with torch for the reference (`--python none` skips it).
+    #[arg(long, default_value = "python3")]
+    pub python: String,
+    /// The PyTorch reference script.
+    #[arg(long, default_value = "scripts/bench_train_reference.py")]
+    pub script: PathBuf,
+    /// Threads for the reference (ours: `ONTOVEC_TRAIN_THREADS`, default all cores).
+    #[arg(long, default_value_t = 2)]
+    pub threads: usize,
 }
 
 /// Mentions per second of `/v1/normalize` with large batches (one client; a warm-up batch
@@ -220,6 +252,19 @@ pub fn run(what: BenchCommand) -> Result<()> {
                 },
                 skip_usearch: v.skip_usearch,
                 ef_sweep: v.pg_ef_search_sweep,
+            })
+        }
+        BenchCommand::Train(a) => {
+            crate::train::common::parallel::single_threaded_kernels();
+            crate::bench::train::run(&crate::bench::train::TrainBench {
+                base: a.base,
+                data_dir: a.data_dir,
+                steps: a.steps.max(1),
+                warmup: a.warmup,
+                workload: a.workload,
+                python: (a.python != "none").then_some(a.python),
+                script: a.script,
+                threads: a.threads.max(1),
             })
         }
         BenchCommand::Overload {

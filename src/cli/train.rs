@@ -80,7 +80,11 @@ pub struct SynthNotesArgs {
 pub fn train(what: TrainCommand) -> Result<()> {
     match what {
         TrainCommand::Notecontrast(f) => crate::train::notecontrast::run(f.into()),
-        TrainCommand::Hiprbert(f) => crate::train::run_hiprbert(f.into()),
+        TrainCommand::Hiprbert(f) => {
+            // data-parallel chunks instead of candle's intra-op threads (see the module)
+            crate::train::common::parallel::single_threaded_kernels();
+            crate::train::run_hiprbert(f.into())
+        }
     }
 }
 

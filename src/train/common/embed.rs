@@ -52,6 +52,9 @@ pub struct InferenceEncoder {
     pad_id: u32,
     /// Sequences per forward call.
     pub batch: usize,
+    /// Batches run at once on this many threads (set it with single-threaded kernels, see
+    /// [`crate::train::common::parallel`]).
+    pub workers: usize,
 }
 
 impl InferenceEncoder {
@@ -78,6 +81,7 @@ impl InferenceEncoder {
             model: BertModel::load(vb, &config.inner)?,
             pad_id: config.inner.pad_token_id as u32,
             batch: 64,
+            workers: 1,
         })
     }
 
@@ -85,15 +89,24 @@ impl InferenceEncoder {
     pub fn embed_ids(&self, seqs: &[Vec<u32>]) -> anyhow::Result<Vec<Vec<f32>>> {
         let mut order: Vec<usize> = (0..seqs.len()).collect();
         order.sort_by_key(|&i| seqs[i].len());
+        let groups: Vec<&[usize]> = order.chunks(self.batch.max(1)).collect();
+        let longest_first: Vec<usize> = (0..groups.len()).rev().collect();
+        let rows = crate::train::common::parallel::map_items(
+            groups.len(),
+            &longest_first,
+            self.workers,
+            |g| {
+                let refs: Vec<&[u32]> = groups[g].iter().map(|&i| seqs[i].as_slice()).collect();
+                let (ids, mask) = crate::train::common::bert::pad_batch(&refs, self.pad_id)?;
+                let states = self.model.forward(&ids, &ids.zeros_like()?, Some(&mask))?;
+                crate::train::common::ops::l2_normalize(&crate::train::common::ops::mean_pool(
+                    &states, &mask,
+                )?)?
+                .to_vec2::<f32>()
+            },
+        )?;
         let mut out = vec![Vec::new(); seqs.len()];
-        for group in order.chunks(self.batch.max(1)) {
-            let refs: Vec<&[u32]> = group.iter().map(|&i| seqs[i].as_slice()).collect();
-            let (ids, mask) = crate::train::common::bert::pad_batch(&refs, self.pad_id)?;
-            let states = self.model.forward(&ids, &ids.zeros_like()?, Some(&mask))?;
-            let pooled = crate::train::common::ops::l2_normalize(
-                &crate::train::common::ops::mean_pool(&states, &mask)?,
-            )?;
-            let rows: Vec<Vec<f32>> = pooled.to_vec2()?;
+        for (group, rows) in groups.iter().zip(rows) {
             for (&i, r) in group.iter().zip(rows) {
                 out[i] = r;
             }

@@ -5,5 +5,7 @@ pub mod card;
 pub mod checkpoint;
 pub mod config;
 pub mod embed;
+pub mod fused;
 pub mod ops;
 pub mod optim;
+pub mod parallel;

@@ -1,9 +1,11 @@
 //! Differentiable building blocks the trainer needs and candle's fused CPU kernels lack.
 //!
 //! `candle_nn::LayerNorm` and `candle_nn::ops::softmax_last_dim` run fused kernels whose
-//! backward pass is not implemented: gradients through them are silently cut. Everything here is
-//! composed from elementary tensor ops (mean, broadcast, exp, sum, sqrt) that candle's autograd
-//! differentiates. Dropout draws its masks from our own seeded ChaCha RNG because candle's CPU
+//! backward pass is not implemented: gradients through them are silently cut. The `*_composed`
+//! functions here are built from elementary tensor ops (mean, broadcast, exp, sum, sqrt) that
+//! candle's autograd differentiates — the specification; [`layer_norm`], [`softmax_last_dim`]
+//! and [`gelu_erf`] run our own fused kernels with hand-written backward ([`super::fused`])
+//! for F32 and the composed forms otherwise. Dropout draws its masks from our own seeded ChaCha RNG because candle's CPU
 //! RNG cannot be seeded.
 
 use candle_core::{DType, Result, Tensor, D};
@@ -11,8 +13,19 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 /// Layer normalisation over the last dimension: `(x - mean) / sqrt(var + eps) * w + b`,
-/// with the biased variance as in PyTorch/HF BERT.
+/// with the biased variance as in PyTorch/HF BERT. F32 runs the fused kernel
+/// ([`super::fused::layer_norm`]), other types the composed specification.
 pub fn layer_norm(x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64) -> Result<Tensor> {
+    if super::fused::supports(x) {
+        super::fused::layer_norm(x, weight, bias, eps)
+    } else {
+        layer_norm_composed(x, weight, bias, eps)
+    }
+}
+
+/// [`layer_norm`] composed from elementary ops (the specification the fused kernel is tested
+/// against; used for F64 gradient checks).
+pub fn layer_norm_composed(x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64) -> Result<Tensor> {
     let mean = x.mean_keepdim(D::Minus1)?;
     let centred = x.broadcast_sub(&mean)?;
     let var = centred.sqr()?.mean_keepdim(D::Minus1)?;
@@ -23,9 +36,27 @@ pub fn layer_norm(x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64) -> Resul
         .broadcast_add(bias)
 }
 
-/// Softmax over the last dimension. The row maximum is subtracted for stability and detached:
-/// softmax is shift-invariant, so the detached shift changes neither value nor gradient.
+/// Softmax over the last dimension (fused kernel for F32, else [`softmax_composed`]).
 pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
+    if super::fused::supports(x) {
+        super::fused::softmax_last_dim(x)
+    } else {
+        softmax_composed(x)
+    }
+}
+
+/// GELU, erf form (fused kernel for F32, else candle's differentiable `gelu_erf`).
+pub fn gelu_erf(x: &Tensor) -> Result<Tensor> {
+    if super::fused::supports(x) {
+        super::fused::gelu_erf(x)
+    } else {
+        x.gelu_erf()
+    }
+}
+
+/// Softmax composed from elementary ops. The row maximum is subtracted for stability and
+/// detached: softmax is shift-invariant, so the detached shift changes neither value nor gradient.
+pub fn softmax_composed(x: &Tensor) -> Result<Tensor> {
     let max = x.max_keepdim(D::Minus1)?.detach();
     let e = x.broadcast_sub(&max)?.exp()?;
     let sum = e.sum_keepdim(D::Minus1)?;
@@ -95,6 +126,26 @@ impl Dropout {
     pub fn attention(&mut self, x: &Tensor) -> Result<Tensor> {
         let p = self.attention_p;
         self.apply(x, p)
+    }
+}
+
+/// Dropout for a step run in chunks: every chunk draws its own mask stream from the step seed
+/// and its chunk index, so a step replays exactly whichever thread runs which chunk.
+#[derive(Debug, Clone, Copy)]
+pub struct DropoutPlan {
+    /// The step's seed.
+    pub seed: u64,
+    /// Probability of zeroing an element of hidden states.
+    pub hidden_p: f32,
+    /// Probability of zeroing an attention probability.
+    pub attention_p: f32,
+}
+
+impl DropoutPlan {
+    /// The dropout of chunk `c`.
+    pub fn for_chunk(&self, c: usize) -> Dropout {
+        let mix = (c as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        Dropout::new(self.seed ^ mix, self.hidden_p, self.attention_p)
     }
 }
 

@@ -52,6 +52,25 @@ pub fn decays(name: &str) -> bool {
     !(name.ends_with(".bias") || name.contains("LayerNorm"))
 }
 
+/// The gradient of an embedding table as rows: row `ids[k]` of parameter `param` (its index in
+/// the parameter list) gets `rows[k]`; repeated ids add up.
+pub struct SparseRows {
+    /// Index of the table in the parameter list.
+    pub param: usize,
+    /// Table row of each gradient row.
+    pub ids: Vec<u32>,
+    /// (ids.len(), H) gradient rows.
+    pub rows: Tensor,
+}
+
+/// One chunk's share of a micro-batch gradient: a dense store and the embedding rows.
+pub struct ChunkGrad {
+    /// Gradients of every parameter in the chunk's graph.
+    pub store: GradStore,
+    /// The word-embedding rows, looked up outside the graph.
+    pub rows: SparseRows,
+}
+
 /// Sums gradients over micro-batches, then hands out their mean.
 pub struct GradAccumulator {
     sums: Vec<Vec<f32>>,
@@ -70,13 +89,27 @@ impl GradAccumulator {
         }
     }
 
-    /// Add one micro-batch's gradients (parameters without gradient add zeros).
-    pub fn add(&mut self, params: &[(String, Var)], grads: &GradStore) -> Result<()> {
+    /// Add one micro-batch's gradients, given as one or more stores whose sum is the gradient
+    /// (one per chunk of a data-parallel step); parameters without gradient add zeros.
+    pub fn add(&mut self, params: &[(String, Var)], grads: &[GradStore]) -> Result<()> {
+        let stores: Vec<&GradStore> = grads.iter().collect();
+        self.add_stores(params, &stores)
+    }
+
+    fn add_stores(&mut self, params: &[(String, Var)], grads: &[&GradStore]) -> Result<()> {
         for ((_, var), sum) in params.iter().zip(self.sums.iter_mut()) {
-            if let Some(g) = grads.get(var.as_tensor()) {
-                let g: Vec<f32> = g.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
-                for (s, x) in sum.iter_mut().zip(g) {
-                    *s += x;
+            for store in grads {
+                if let Some(g) = store.get(var.as_tensor()) {
+                    let g = g.to_dtype(DType::F32)?.flatten_all()?;
+                    let (storage, layout) = g.storage_and_layout();
+                    let candle_core::Storage::Cpu(cpu) = &*storage else {
+                        candle_core::bail!("gradients must be on the CPU");
+                    };
+                    let all = cpu.as_slice::<f32>()?;
+                    let g = &all[layout.start_offset()..layout.start_offset() + sum.len()];
+                    for (s, x) in sum.iter_mut().zip(g) {
+                        *s += x;
+                    }
                 }
             }
         }
@@ -84,9 +117,56 @@ impl GradAccumulator {
         Ok(())
     }
 
+    /// Add one micro-batch given as data-parallel chunk gradients (dense stores and rows).
+    pub fn add_chunks(&mut self, params: &[(String, Var)], chunks: &[ChunkGrad]) -> Result<()> {
+        for c in chunks {
+            self.add_rows(&c.rows)?;
+        }
+        let stores: Vec<&GradStore> = chunks.iter().map(|c| &c.store).collect();
+        self.add_stores(params, &stores)
+    }
+
+    /// Add gradient rows of an embedding table looked up outside the graph (see
+    /// [`crate::train::common::bert::TrainBert::lookup_words`]) to the current micro-batch.
+    pub fn add_rows(&mut self, rows: &SparseRows) -> Result<()> {
+        let sum = &mut self.sums[rows.param];
+        let r = rows
+            .rows
+            .to_dtype(DType::F32)?
+            .flatten_all()?
+            .to_vec1::<f32>()?;
+        let h = r.len() / rows.ids.len().max(1);
+        for (k, &id) in rows.ids.iter().enumerate() {
+            let dst = &mut sum[id as usize * h..(id as usize + 1) * h];
+            for (d, x) in dst.iter_mut().zip(&r[k * h..(k + 1) * h]) {
+                *d += x;
+            }
+        }
+        Ok(())
+    }
+
     /// Micro-batches added since the last [`Self::take_mean`].
     pub fn count(&self) -> usize {
         self.count
+    }
+
+    /// The mean gradient per parameter, computed in place (no copy of the model-sized sums);
+    /// call [`Self::clear`] once it has been used.
+    pub fn mean_mut(&mut self) -> &mut [Vec<f32>] {
+        let inv = 1.0 / self.count.max(1) as f32;
+        self.count = 0;
+        for s in &mut self.sums {
+            s.iter_mut().for_each(|x| *x *= inv);
+        }
+        &mut self.sums
+    }
+
+    /// Zero the sums for the next step.
+    pub fn clear(&mut self) {
+        self.count = 0;
+        for s in &mut self.sums {
+            s.fill(0.0);
+        }
     }
 
     /// The mean gradient per parameter; resets the accumulator.
@@ -152,38 +232,122 @@ impl AdamW {
     }
 
     /// Apply one update with learning rate `lr` and (already averaged, clipped) `grads`.
+    ///
+    /// F32 parameters are updated in place in their own storage, the largest split over
+    /// [`crate::train::common::parallel::workers`] threads: copying every weight out and back
+    /// (the first version) cost ~0.15 s per step for MiniLM's 22.7M parameters on 2 cores.
     pub fn update(&mut self, params: &[(String, Var)], grads: &[Vec<f32>], lr: f64) -> Result<()> {
         self.step += 1;
         let c = &self.config;
         let t = self.step as i32;
         let bc1 = 1.0 - c.beta1.powi(t);
         let bc2 = 1.0 - c.beta2.powi(t);
-        let (b1, b2) = (c.beta1 as f32, c.beta2 as f32);
-        let step_size = (lr / bc1) as f32;
-        let inv_bc2 = (1.0 / bc2) as f32;
-        let eps = c.eps as f32;
+        let workers = crate::train::common::parallel::workers();
         for (i, (name, var)) in params.iter().enumerate() {
-            let dt = var.dtype();
-            let mut w: Vec<f32> = var
-                .as_tensor()
-                .to_dtype(DType::F32)?
-                .flatten_all()?
-                .to_vec1()?;
-            let decay = if decays(name) {
-                (lr * c.weight_decay) as f32
-            } else {
-                0.0
+            let rule = AdamRule {
+                b1: c.beta1 as f32,
+                b2: c.beta2 as f32,
+                step_size: (lr / bc1) as f32,
+                inv_bc2: (1.0 / bc2) as f32,
+                eps: c.eps as f32,
+                decay: if decays(name) {
+                    (lr * c.weight_decay) as f32
+                } else {
+                    0.0
+                },
             };
             let (m, v, g) = (&mut self.m[i], &mut self.v[i], &grads[i]);
-            for (((w, m), v), &g) in w.iter_mut().zip(m.iter_mut()).zip(v.iter_mut()).zip(g) {
-                *m = b1 * *m + (1.0 - b1) * g;
-                *v = b2 * *v + (1.0 - b2) * g * g;
-                let denom = (*v * inv_bc2).sqrt() + eps;
-                *w -= step_size * *m / denom + decay * *w;
+            if var.dtype() == DType::F32 && var.is_contiguous() {
+                var.as_tensor().inplace_op1(&InPlaceAdam {
+                    rule,
+                    state: std::cell::RefCell::new((m, v)),
+                    grad: g,
+                    workers,
+                })?;
+            } else {
+                let dt = var.dtype();
+                let mut w: Vec<f32> = var
+                    .as_tensor()
+                    .to_dtype(DType::F32)?
+                    .flatten_all()?
+                    .to_vec1()?;
+                rule.apply(&mut w, m, v, g);
+                let t = Tensor::from_vec(w, var.shape(), var.device())?.to_dtype(dt)?;
+                var.set(&t)?;
             }
-            let t = Tensor::from_vec(w, var.shape(), var.device())?.to_dtype(dt)?;
-            var.set(&t)?;
         }
+        Ok(())
+    }
+}
+
+/// The per-element AdamW rule with bias corrections folded into the step size.
+#[derive(Clone, Copy)]
+struct AdamRule {
+    b1: f32,
+    b2: f32,
+    step_size: f32,
+    inv_bc2: f32,
+    eps: f32,
+    decay: f32,
+}
+
+impl AdamRule {
+    fn apply(&self, w: &mut [f32], m: &mut [f32], v: &mut [f32], g: &[f32]) {
+        for (((w, m), v), &g) in w.iter_mut().zip(m.iter_mut()).zip(v.iter_mut()).zip(g) {
+            *m = self.b1 * *m + (1.0 - self.b1) * g;
+            *v = self.b2 * *v + (1.0 - self.b2) * g * g;
+            let denom = (*v * self.inv_bc2).sqrt() + self.eps;
+            *w -= self.step_size * *m / denom + self.decay * *w;
+        }
+    }
+}
+
+/// AdamW on a parameter's own storage (candle's in-place op hands us its buffer).
+struct InPlaceAdam<'a> {
+    rule: AdamRule,
+    state: std::cell::RefCell<(&'a mut Vec<f32>, &'a mut Vec<f32>)>,
+    grad: &'a [f32],
+    workers: usize,
+}
+
+impl candle_core::InplaceOp1 for InPlaceAdam<'_> {
+    fn name(&self) -> &'static str {
+        "adamw"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &mut candle_core::CpuStorage,
+        layout: &candle_core::Layout,
+    ) -> Result<()> {
+        let candle_core::CpuStorage::F32(all) = storage else {
+            candle_core::bail!("adamw: expected an F32 parameter");
+        };
+        let n = layout.shape().elem_count();
+        let w = &mut all[layout.start_offset()..layout.start_offset() + n];
+        let mut state = self.state.borrow_mut();
+        let (m, v) = &mut *state;
+        if m.len() != n || v.len() != n || self.grad.len() != n {
+            candle_core::bail!("adamw: state and gradient sizes differ from the parameter");
+        }
+        // small tensors are not worth a thread
+        let parts = if n >= 1 << 18 { self.workers.max(1) } else { 1 };
+        let size = n.div_ceil(parts);
+        let rule = self.rule;
+        std::thread::scope(|s| {
+            let mut it = w
+                .chunks_mut(size)
+                .zip(m.chunks_mut(size))
+                .zip(v.chunks_mut(size))
+                .zip(self.grad.chunks(size));
+            let first = it.next();
+            for (((w, m), v), g) in it {
+                s.spawn(move || rule.apply(w, m, v, g));
+            }
+            if let Some((((w, m), v), g)) = first {
+                rule.apply(w, m, v, g);
+            }
+        });
         Ok(())
     }
 }
@@ -222,7 +386,7 @@ mod tests {
         let mut acc = GradAccumulator::new(&params);
         for _ in 0..300 {
             let loss = x.as_tensor().sqr().unwrap().sum_all().unwrap();
-            acc.add(&params, &loss.backward().unwrap()).unwrap();
+            acc.add(&params, &[loss.backward().unwrap()]).unwrap();
             let g = acc.take_mean();
             opt.update(&params, &g, 0.1).unwrap();
         }

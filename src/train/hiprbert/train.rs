@@ -4,16 +4,20 @@
 
 use super::{DataStats, HiprbertArgs, RunOptions, TrainConfig, TrainReport};
 use crate::store::Store;
-use crate::train::common::bert::{embed_sequences, rowwise_cosine, TrainBert};
+use crate::train::common::bert::{pad_batch, rowwise_cosine, TrainBert};
 use crate::train::common::checkpoint::{self, DevPoint, RngState, TrainState};
 use crate::train::common::embed::{InferenceEncoder, TermTokenizer};
-use crate::train::common::ops::Dropout;
-use crate::train::common::optim::{clip_global_norm, lr_at, AdamW, GradAccumulator};
+use crate::train::common::ops::DropoutPlan;
+use crate::train::common::optim::{
+    clip_global_norm, lr_at, AdamW, ChunkGrad, GradAccumulator, SparseRows,
+};
+use crate::train::common::parallel::{self, ChunkedEmbeddings};
 use crate::train::hiprbert::data::{self, Corpus, SystemEval};
 use crate::train::hiprbert::eval::{self, SystemReport};
 use crate::train::hiprbert::loss;
 use crate::util::fs::write_atomic;
 use anyhow::Context;
+use candle_core::Tensor;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use std::time::Instant;
@@ -58,7 +62,8 @@ fn evaluate_tensors(
     tok: &TermTokenizer,
     sets: &[SystemEval],
 ) -> anyhow::Result<Vec<SystemReport>> {
-    let enc = InferenceEncoder::from_tensors(&model.config, model.tensors())?;
+    let mut enc = InferenceEncoder::from_tensors(&model.config, model.tensors())?;
+    enc.workers = parallel::workers();
     let mut f = |t: &[String]| enc.embed_texts(tok, t);
     eval::evaluate(&mut f, sets)
 }
@@ -90,16 +95,36 @@ fn dev_point(
     Ok(DevPoint { step, metrics })
 }
 
-/// One micro-batch: forward, both losses, backward. Returns (tree, synonym, grads, strings, tokens).
-fn micro_batch(
-    model: &TrainBert,
+/// One sampled, tokenised micro-batch: `cats.len()` tree pairs (all left strings, then all
+/// right strings) followed by the synonym strings, whose concept labels are in `labels`.
+pub struct MicroBatch {
+    /// Token ids per string, in the order above.
+    pub seqs: Vec<Vec<u32>>,
+    /// Tree distance category of each pair.
+    pub cats: Vec<u8>,
+    /// Concept label of each synonym string.
+    pub labels: Vec<u32>,
+}
+
+impl MicroBatch {
+    /// Strings in the batch.
+    pub fn strings(&self) -> usize {
+        self.seqs.len()
+    }
+
+    /// Tokens in the batch (special tokens included, padding excluded).
+    pub fn tokens(&self) -> usize {
+        self.seqs.iter().map(|s| s.len()).sum()
+    }
+}
+
+/// Draw one micro-batch per `cfg`: tree pairs from one hierarchy and a synonym group batch.
+pub fn sample_micro_batch(
     tok: &TermTokenizer,
     corpus: &Corpus,
     cfg: &TrainConfig,
     rng: &mut ChaCha8Rng,
-    hidden_p: f32,
-    attention_p: f32,
-) -> anyhow::Result<(f32, f32, candle_core::backprop::GradStore, usize, usize)> {
+) -> anyhow::Result<MicroBatch> {
     let tree = match corpus.pick_hierarchy(rng) {
         Some(hi) => corpus.tree_batch(hi, cfg.tree_pairs, rng),
         None => Vec::new(),
@@ -109,23 +134,51 @@ fn micro_batch(
     texts.extend(tree.iter().map(|p| p.1.clone()));
     texts.extend(syn.iter().map(|s| s.0.clone()));
     anyhow::ensure!(!texts.is_empty(), "no training pairs could be sampled");
-    let seqs = tok.encode(&texts)?;
-    let tokens: usize = seqs.iter().map(|s| s.len()).sum();
-    let mut dropout = Dropout::new(rng.gen(), hidden_p, attention_p);
-    let emb = embed_sequences(model, &seqs, cfg.chunk, Some(&mut dropout))?;
-    let n = tree.len();
+    Ok(MicroBatch {
+        seqs: tok.encode(&texts)?,
+        cats: tree.iter().map(|p| p.2).collect(),
+        labels: syn.iter().map(|s| s.1).collect(),
+    })
+}
+
+/// Forward (length-sorted chunks, dropout), the tree and synonym losses, and backward for one
+/// micro-batch, data-parallel over chunks on `workers` threads (see
+/// [`crate::train::common::parallel`]). `ontovec bench train` times exactly this function.
+pub fn forward_backward(
+    model: &TrainBert,
+    batch: &MicroBatch,
+    cfg: &TrainConfig,
+    dropout: DropoutPlan,
+    workers: usize,
+) -> anyhow::Result<StepOutput> {
+    let t0 = Instant::now();
+    let lens: Vec<usize> = batch.seqs.iter().map(|s| s.len()).collect();
+    let pad = model.config.inner.pad_token_id as u32;
+    let word = model.word_param();
+    let chunks = ChunkedEmbeddings::forward(&lens, cfg.chunk, workers, |c, members| {
+        let refs: Vec<&[u32]> = members
+            .iter()
+            .map(|&i| batch.seqs[i as usize].as_slice())
+            .collect();
+        let (ids, mask) = pad_batch(&refs, pad)?;
+        let words = candle_core::Var::from_tensor(&model.lookup_words(&ids)?)?;
+        let emb = model.embed_words(&words, &mask, Some(&mut dropout.for_chunk(c)))?;
+        Ok((emb, (ids.flatten_all()?.to_vec1::<u32>()?, words)))
+    })?;
+    // the losses are differentiated down to the embeddings only; the chunks take it from there
+    let emb = candle_core::Var::from_tensor(&chunks.detached()?)?;
+    let n = batch.cats.len();
     let mut total = None;
     let (mut tl, mut sl) = (0f32, 0f32);
     if n > 0 {
         let sims = rowwise_cosine(&emb.narrow(0, 0, n)?, &emb.narrow(0, n, n)?)?;
-        let cats: Vec<u8> = tree.iter().map(|p| p.2).collect();
-        let l = loss::tree_loss(&sims, &cats, &cfg.loss)?;
+        let l = loss::tree_loss(&sims, &batch.cats, &cfg.loss)?;
         tl = l.to_scalar::<f32>()?;
         total = Some(l);
     }
-    if !syn.is_empty() {
-        let labels: Vec<u32> = syn.iter().map(|s| s.1).collect();
-        let (l, _, _) = loss::synonym_loss(&emb.narrow(0, 2 * n, syn.len())?, &labels, &cfg.loss)?;
+    if !batch.labels.is_empty() {
+        let syn = emb.narrow(0, 2 * n, batch.labels.len())?;
+        let (l, _, _) = loss::synonym_loss(&syn, &batch.labels, &cfg.loss)?;
         sl = l.to_scalar::<f32>()?;
         let l = (l * cfg.synonym_weight)?;
         total = Some(match total {
@@ -134,8 +187,69 @@ fn micro_batch(
         });
     }
     let total = total.context("empty batch")?;
-    let grads = total.backward()?;
-    Ok((tl, sl, grads, texts.len(), tokens))
+    let forward_secs = t0.elapsed().as_secs_f64();
+    let d_emb = total
+        .backward()?
+        .remove(emb.as_tensor())
+        .context("the loss does not depend on the embeddings")?;
+    Ok(StepOutput {
+        tree_loss: tl,
+        synonym_loss: sl,
+        grads: chunks.backward(&d_emb, |store, (ids, words)| {
+            let (b, l, h) = words.dims3()?;
+            let rows = match store.get(words.as_tensor()) {
+                Some(g) => g.reshape((b * l, h))?,
+                None => Tensor::zeros((b * l, h), words.dtype(), words.device())?,
+            };
+            Ok(ChunkGrad {
+                rows: SparseRows {
+                    param: word,
+                    ids: ids.clone(),
+                    rows,
+                },
+                store,
+            })
+        })?,
+        forward_secs,
+    })
+}
+
+/// What [`forward_backward`] returns.
+pub struct StepOutput {
+    /// Tree multi-similarity loss (0 without tree pairs).
+    pub tree_loss: f32,
+    /// Synonym multi-similarity loss, unweighted (0 without synonyms).
+    pub synonym_loss: f32,
+    /// Gradients of the weighted sum, one part per chunk (their sum is the gradient).
+    pub grads: Vec<ChunkGrad>,
+    /// Seconds spent before backward (forward and losses).
+    pub forward_secs: f64,
+}
+
+/// One micro-batch: sample, forward, both losses, backward. Returns (tree, synonym, grads, strings, tokens).
+fn micro_batch(
+    model: &TrainBert,
+    tok: &TermTokenizer,
+    corpus: &Corpus,
+    cfg: &TrainConfig,
+    rng: &mut ChaCha8Rng,
+    hidden_p: f32,
+    attention_p: f32,
+) -> anyhow::Result<(f32, f32, Vec<ChunkGrad>, usize, usize)> {
+    let batch = sample_micro_batch(tok, corpus, cfg, rng)?;
+    let dropout = DropoutPlan {
+        seed: rng.gen(),
+        hidden_p,
+        attention_p,
+    };
+    let o = forward_backward(model, &batch, cfg, dropout, parallel::workers())?;
+    Ok((
+        o.tree_loss,
+        o.synonym_loss,
+        o.grads,
+        batch.strings(),
+        batch.tokens(),
+    ))
 }
 
 /// Train per `args` and write the model folder; returns what happened. Resumes from
@@ -221,7 +335,7 @@ pub fn train(args: &HiprbertArgs, opts: &RunOptions) -> anyhow::Result<TrainRepo
         for _ in 0..cfg.grad_accum.max(1) {
             let (a, b, grads, ex, tk) =
                 micro_batch(&model, &tok, &corpus, &cfg, &mut rng, hidden_p, attention_p)?;
-            acc.add(&params, &grads)?;
+            acc.add_chunks(&params, &grads)?;
             tl += a / cfg.grad_accum.max(1) as f32;
             sl += b / cfg.grad_accum.max(1) as f32;
             state.examples += ex as u64;
@@ -229,10 +343,11 @@ pub fn train(args: &HiprbertArgs, opts: &RunOptions) -> anyhow::Result<TrainRepo
             window.1 += ex as u64;
             window.2 += tk as u64;
         }
-        let mut g = acc.take_mean();
-        let norm = clip_global_norm(&mut g, cfg.clip_norm);
+        let g = acc.mean_mut();
+        let norm = clip_global_norm(g, cfg.clip_norm);
         let lr = lr_at(state.step, cfg.optimizer.lr, warmup, cfg.steps);
-        opt.update(&params, &g, lr)?;
+        opt.update(&params, g, lr)?;
+        acc.clear();
         state.step += 1;
         state.train_secs += t0.elapsed().as_secs_f64();
         state.loss_log.push((state.step, tl, sl));

@@ -230,7 +230,7 @@ pub fn train(args: &Args, stop_after: Option<u64>) -> anyhow::Result<Report> {
         }
         let t0 = Instant::now();
         let (ls, lc, lm, grads) = step(&model, &d, &feats, &cfg, &mut rng)?;
-        acc.add(&params, &grads)?;
+        acc.add(&params, std::slice::from_ref(&grads))?;
         let mut g = acc.take_mean();
         let norm = clip_global_norm(&mut g, cfg.clip_norm);
         let lr = lr_at(state.step, cfg.optimizer.lr, warmup, cfg.steps);
