@@ -110,7 +110,18 @@ fn a_precision_change_never_mixes_vectors() {
         .unwrap()
         .modified()
         .unwrap();
+    // until the BF16 index is built, searches read the complete F32 one
+    let serving = |e: &ontovec::search::engine::SearchEngine| {
+        let v = e.models()[0].vectors.clone().unwrap();
+        (v.serving.precision, v.building.map(|b| b.precision))
+    };
+    assert_eq!(serving(&engine), (Precision::F32, Some(Precision::Bf16)));
+    assert_eq!(
+        query_vector_top(&app, "diabetes mellitus").len(),
+        f32_top.len()
+    );
     app.sync_indexes(None).unwrap();
+    assert_eq!(serving(&engine), (Precision::Bf16, None));
     assert!(vectors.join("tiny@bf16.usearch").is_file());
     assert!(vectors.join("tiny@bf16.state.json").is_file());
     let bf16_top = query_vector_top(&app, "diabetes mellitus");
@@ -176,4 +187,178 @@ fn forcing_the_portable_path_serves_f32_whatever_is_asked() {
     assert!(e.gate().is_none());
     let v = e.embed_texts(&["fever"], 1, false).unwrap();
     assert!((v[0].iter().map(|x| x * x).sum::<f32>() - 1.0).abs() < 1e-4);
+}
+
+/// The first serve in a new precision of a data directory embedded in another: until the new
+/// precision's index is complete, searches read the complete index of the other precision
+/// (never the partial new one, never both mixed), `/v1/models` says which, and they switch
+/// when a catch-up completes the new index. The data directory is made BF16-embedded by
+/// renaming a complete index to the BF16 vector id, and the model is opened in F32, so the
+/// test runs the same on any CPU.
+#[test]
+fn a_precision_change_serves_the_complete_index_until_the_new_one_is_built() {
+    let tmp = tempfile::tempdir().unwrap();
+    let models = tmp.path().join("models");
+    ontovec::encoder::testing::write_tiny_bert(
+        &models.join("tiny"),
+        &ontovec::encoder::testing::TinyBert::default(),
+    )
+    .unwrap();
+    let data = tmp.path().join("data");
+    let vectors = data.join("indexes/vectors");
+    let app = open(&data, &models, PrecisionChoice::F32);
+    let umls = ontovec::ontology::synthetic::write_umls(&tmp.path().join("umls"), 1_000).unwrap();
+    let req = common::ingest_request(Format::UmlsRrf, &umls.files);
+    app.ingest(&req, ontovec::util::progress::Progress::new())
+        .unwrap();
+    app.sync_indexes(None).unwrap();
+    let engine = app.search.clone().unwrap();
+    let q = engine
+        .registry()
+        .get(Some("tiny"), ModelKind::Terms)
+        .unwrap()
+        .embed_blocking(&["diabetes mellitus"])
+        .unwrap()
+        .remove(0);
+    let hits = |e: &ontovec::search::engine::SearchEngine, k| e.vector_hits("tiny", &q, k, None);
+    let top = hits(&engine, 10).unwrap();
+    let total = hits(&engine, 1000).unwrap().len();
+    // more terms than one catch-up chunk (256), so a catch-up can stop half way
+    assert!(total > 256, "{total} terms");
+    drop((app, engine));
+    for suffix in [".usearch", ".usearch.keys", ".usearch.json", ".state.json"] {
+        std::fs::rename(
+            vectors.join(format!("tiny{suffix}")),
+            vectors.join(format!("tiny@bf16{suffix}")),
+        )
+        .unwrap();
+    }
+    let bf16_written = || {
+        std::fs::metadata(vectors.join("tiny@bf16.usearch"))
+            .unwrap()
+            .modified()
+            .unwrap()
+    };
+    let before = bf16_written();
+    let serving = |e: &ontovec::search::engine::SearchEngine| {
+        let v = e.models()[0].vectors.clone().unwrap();
+        (v.serving.precision, v.building.map(|b| b.precision))
+    };
+
+    // F32 asked for, only a BF16 index complete: it answers, the F32 one is built beside it
+    let app = open(&data, &models, PrecisionChoice::F32);
+    let engine = app.search.clone().unwrap();
+    assert_eq!(serving(&engine), (Precision::Bf16, Some(Precision::F32)));
+    assert_eq!(engine.behind().unwrap(), vec!["vectors/tiny".to_string()]);
+    assert_eq!(hits(&engine, 10).unwrap(), top);
+    // a catch-up stopped after its first chunk: the partial F32 index is not what answers
+    let stop = ontovec::util::progress::Progress::new();
+    stop.cancel();
+    assert!(engine.sync(Some(&stop)).is_err());
+    assert_eq!(serving(&engine), (Precision::Bf16, Some(Precision::F32)));
+    assert_eq!(hits(&engine, 10).unwrap(), top);
+    assert_eq!(hits(&engine, 1000).unwrap().len(), total);
+    drop((app, engine));
+
+    // a restart in the middle of the build: the same
+    let app = open(&data, &models, PrecisionChoice::F32);
+    let engine = app.search.clone().unwrap();
+    assert_eq!(serving(&engine), (Precision::Bf16, Some(Precision::F32)));
+    assert_eq!(hits(&engine, 1000).unwrap().len(), total);
+    // the catch-up that completes the F32 index switches searches to it
+    engine.sync(None).unwrap();
+    assert_eq!(serving(&engine), (Precision::F32, None));
+    assert!(engine.behind().unwrap().is_empty());
+    // a graph built anew: a k beyond its size reaches (nearly) every vector, not the 256 of
+    // a partial build
+    let reached = hits(&engine, 1000).unwrap().len();
+    assert!(reached + total / 50 >= total, "{reached} of {total}");
+    assert_eq!(hits(&engine, 10).unwrap()[0], top[0]);
+    drop((app, engine));
+    // the BF16 index was only read
+    assert_eq!(bf16_written(), before);
+    // and the next start serves the F32 index directly
+    let app = open(&data, &models, PrecisionChoice::F32);
+    assert_eq!(
+        serving(app.search.as_ref().unwrap()),
+        (Precision::F32, None)
+    );
+}
+
+/// The vector dtype works like the precision: each dtype has its own index file, the complete
+/// index of the old dtype answers until the new one is built (from the embedding cache, nothing
+/// is embedded again), and switching back finds the old index as it was.
+#[test]
+fn a_dtype_change_builds_its_own_index_behind_the_complete_one() {
+    use ontovec::search::vector::VectorScalar;
+    let tmp = tempfile::tempdir().unwrap();
+    let models = tmp.path().join("models");
+    ontovec::encoder::testing::write_tiny_bert(
+        &models.join("tiny"),
+        &ontovec::encoder::testing::TinyBert::default(),
+    )
+    .unwrap();
+    let data = tmp.path().join("data");
+    let vectors = data.join("indexes/vectors");
+    let open_dtype = |dtype| {
+        let mut cfg = common::config(&data, &models);
+        cfg.vector.dtype = dtype;
+        App::open(cfg).unwrap()
+    };
+    let serving = |app: &App| {
+        let v = app.search.as_ref().unwrap().models()[0]
+            .vectors
+            .clone()
+            .unwrap();
+        (v.serving.dtype, v.building.map(|b| b.dtype))
+    };
+    let app = open_dtype(VectorScalar::F32);
+    common::load(
+        &app,
+        Format::Icd10cmXml,
+        &["ontologies/icd10cm/icd10cm-tabular-sample.xml"],
+    );
+    app.sync_indexes(None).unwrap();
+    let f32_top = query_vector_top(&app, "diabetes mellitus");
+    drop(app);
+    let cache_before = cached(&data, "tiny");
+    let written = || {
+        std::fs::metadata(vectors.join("tiny.usearch"))
+            .unwrap()
+            .modified()
+            .unwrap()
+    };
+    let before = written();
+
+    let app = open_dtype(VectorScalar::I8);
+    assert_eq!(serving(&app), (VectorScalar::F32, Some(VectorScalar::I8)));
+    assert_eq!(query_vector_top(&app, "diabetes mellitus"), f32_top);
+    app.sync_indexes(None).unwrap();
+    assert_eq!(serving(&app), (VectorScalar::I8, None));
+    assert!(vectors.join("tiny.i8.usearch").is_file());
+    let i8_top = query_vector_top(&app, "diabetes mellitus");
+    assert_eq!(i8_top.len(), f32_top.len());
+    assert_eq!(i8_top[0], f32_top[0]);
+    drop(app);
+    assert_eq!(
+        cached(&data, "tiny"),
+        cache_before,
+        "nothing embedded again"
+    );
+    assert_eq!(written(), before, "the f32 index was only read");
+
+    // a damaged i8 index (it reopens empty though its state says complete): the f32 one
+    // answers again while the i8 one is rebuilt
+    std::fs::write(vectors.join("tiny.i8.usearch"), b"garbage").unwrap();
+    let app = open_dtype(VectorScalar::I8);
+    assert_eq!(serving(&app), (VectorScalar::F32, Some(VectorScalar::I8)));
+    assert_eq!(query_vector_top(&app, "diabetes mellitus"), f32_top);
+    app.sync_indexes(None).unwrap();
+    assert_eq!(serving(&app), (VectorScalar::I8, None));
+    assert_eq!(query_vector_top(&app, "diabetes mellitus")[0], f32_top[0]);
+    drop(app);
+
+    let app = open_dtype(VectorScalar::F32);
+    assert_eq!(serving(&app), (VectorScalar::F32, None));
+    assert_eq!(query_vector_top(&app, "diabetes mellitus"), f32_top);
 }

@@ -250,6 +250,11 @@ async fn search_normalize_relatedness_end_to_end() {
         serde_json::from_slice(&resp.into_body().collect().await.unwrap().to_bytes()).unwrap();
     assert_eq!(body["models"][0]["kind"], "terms");
     assert_eq!(body["models"][0]["default"], true);
+    // the index its vector searches read: the model's own precision, the default dtype
+    let m = &body["models"][0];
+    assert_eq!(m["vectors"]["precision"], m["precision"], "{m}");
+    assert_eq!(m["vectors"]["dtype"], "f32", "{m}");
+    assert!(m["vectors"].get("building").is_none(), "{m}");
 
     // bad input: the error shape and the right status, never a 500
     let cases: Vec<(&str, Vec<u8>, StatusCode)> = vec![

@@ -15,8 +15,8 @@ use utoipa::ToSchema;
 /// `GET /v1/models` answer.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ModelsResponse {
-    /// Loaded models.
-    pub models: Vec<crate::encoder::ModelInfo>,
+    /// Loaded models (terms models with the vector index their searches read).
+    pub models: Vec<crate::search::serving::ModelStatus>,
 }
 
 /// Loaded models with their kind, base, trainer and evaluation numbers.
@@ -24,7 +24,7 @@ pub struct ModelsResponse {
 pub async fn models(State(st): State<AppState>) -> Result<ApiJson<ModelsResponse>, ApiError> {
     let eng = engine(&st)?;
     Ok(ApiJson(ModelsResponse {
-        models: eng.registry().list(),
+        models: eng.models(),
     }))
 }
 

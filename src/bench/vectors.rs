@@ -2,11 +2,19 @@
 //! time, bytes per vector, recall@10 against an exact scan (unfiltered and with a 1% "system"
 //! filter), and query p50/p99 and queries/s at several concurrencies.
 //!
+//! `--from-cache DATA_DIR --vector-id ID` uses the real vectors a data directory's embedding
+//! cache holds for a model instead (some held out as queries).
+//!
+//! `--dtypes f32,f16,i8` builds one usearch index per scalar type (optionally `i8:16`: with
+//! HNSW connectivity 16), so compact vectors are measured against f32 in the same run; recall
+//! is always against the exact f32 top 10.
+//!
 //! Vectors are synthetic but clustered like term embeddings (many near-duplicates around
 //! concept centres, unit length), seeded, so both backends and every run see the same data.
 //! Term ids put 90% of the vectors in release 1, 9% in release 2 and 1% in release 3; the
 //! filtered recall searches release 3 only (a small system next to a big one).
 
+use crate::search::vector::{VectorOptions, VectorScalar};
 use crate::search::vector_store::postgres::{PgClient, PgOptions, PgStore};
 use crate::search::vector_store::usearch::EmbeddedStore;
 use crate::search::vector_store::{IndexState, VectorStore};
@@ -38,6 +46,76 @@ pub struct VectorBench {
     pub skip_usearch: bool,
     /// Further `hnsw.ef_search` values to measure the Postgres table at (no rebuild).
     pub ef_sweep: Vec<u32>,
+    /// The usearch indexes to build, side by side: scalar type and HNSW connectivity (M).
+    pub usearch: Vec<(VectorScalar, usize)>,
+    /// Real vectors instead of synthetic ones: a data directory and the vector id whose
+    /// embedding-cache entries to use (`all-MiniLM-L6-v2@bf16`); `queries` of them, drawn at
+    /// random, are held out as the queries.
+    pub from_cache: Option<(std::path::PathBuf, String)>,
+}
+
+/// Every vector the embedding cache of data directory `dir` holds for vector id `vid`.
+fn cached_vectors(dir: &std::path::Path, vid: &str) -> Result<Vec<Vec<f32>>> {
+    let store = crate::store::Store::open(&dir.join("store"))?;
+    let tree = crate::search::cache::embedding_cache(&store)?;
+    let mut prefix = vid.as_bytes().to_vec();
+    prefix.push(0);
+    let mut out = Vec::new();
+    for kv in tree.scan_prefix(&prefix) {
+        let (_, v) = kv?;
+        out.push(
+            v.chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect(),
+        );
+    }
+    anyhow::ensure!(
+        !out.is_empty(),
+        "no cached vectors of `{vid}` in {}",
+        dir.display()
+    );
+    Ok(out)
+}
+
+/// Real vectors as bench data: shuffled (seeded), `q` held out as queries, the rest keyed
+/// like [`data`]'s.
+fn real_data(mut vecs: Vec<Vec<f32>>, q: usize) -> (Items, Vec<Vec<f32>>) {
+    use rand::seq::SliceRandom;
+    vecs.shuffle(&mut ChaCha8Rng::seed_from_u64(18));
+    vecs.iter_mut().for_each(|v| unit(v));
+    let queries = vecs.split_off(vecs.len().saturating_sub(q.min(vecs.len() / 2)));
+    let items = vecs
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| (key_of(i), v))
+        .collect();
+    (items, queries)
+}
+
+/// Term id of the `i`-th bench vector: 90% in release 1, 9% in release 2, 1% in release 3.
+fn key_of(i: usize) -> u64 {
+    let rid = match i % 100 {
+        0 => 3,
+        1..=9 => 2,
+        _ => 1,
+    };
+    (rid << 40) | i as u64
+}
+
+/// A `--dtypes` entry: `f32`, `f16`, `i8`, optionally with the HNSW connectivity, `i8:16`
+/// (default 32, the engine's).
+pub fn parse_dtype(s: &str) -> Result<(VectorScalar, usize), String> {
+    let (dtype, m) = match s.split_once(':') {
+        Some((d, m)) => (
+            d,
+            m.parse::<usize>()
+                .ok()
+                .filter(|m| (2..=256).contains(m))
+                .ok_or_else(|| format!("connectivity in `{s}` must be 2..=256"))?,
+        ),
+        None => (s, VectorOptions::default().connectivity),
+    };
+    Ok((dtype.trim().parse()?, m))
 }
 
 fn unit(v: &mut [f32]) {
@@ -65,12 +143,7 @@ fn data(n: usize, dim: usize, q: usize) -> (Items, Vec<Vec<f32>>) {
         let c = &centres[rng.gen_range(0..centres.len())];
         let mut v: Vec<f32> = c.iter().map(|x| x + rng.gen_range(-0.08..0.08)).collect();
         unit(&mut v);
-        let rid = match i % 100 {
-            0 => 3,
-            1..=9 => 2,
-            _ => 1,
-        };
-        items.push(((rid << 40) | i as u64, v));
+        items.push((key_of(i), v));
     }
     let queries = (0..q)
         .map(|_| {
@@ -174,11 +247,23 @@ fn dir_bytes(p: &std::path::Path) -> u64 {
 
 /// Run the benchmark and print a Markdown table (one row per backend and concurrency).
 pub fn run(b: &VectorBench) -> Result<()> {
-    eprintln!(
-        "generating {} vectors of {} dims and {} queries",
-        b.n, b.dim, b.queries
-    );
-    let (items, queries) = data(b.n, b.dim, b.queries);
+    let (items, queries) = match &b.from_cache {
+        Some((dir, vid)) => real_data(cached_vectors(dir, vid)?, b.queries),
+        None => {
+            eprintln!(
+                "generating {} vectors of {} dims and {} queries",
+                b.n, b.dim, b.queries
+            );
+            data(b.n, b.dim, b.queries)
+        }
+    };
+    let (n, dim) = (items.len(), items.first().map_or(b.dim, |i| i.1.len()));
+    eprintln!("{n} vectors of {dim} dims, {} queries", queries.len());
+    let b = &VectorBench {
+        n,
+        dim,
+        ..b.clone()
+    };
     let truth: Vec<Vec<u64>> = queries.iter().map(|q| exact(&items, q, 10, None)).collect();
     let truth_f: Vec<Vec<u64>> = queries
         .iter()
@@ -190,10 +275,22 @@ pub fn run(b: &VectorBench) -> Result<()> {
     let mut cleanup: Vec<Arc<PgStore>> = Vec::new();
     let pg_name = format!("bench_{}", std::process::id());
     let dir = tmp.path().to_path_buf();
-    if !b.skip_usearch {
-        let usearch: Arc<dyn VectorStore> = Arc::new(EmbeddedStore::open(&dir, "bench", b.dim)?);
+    for &(scalar, m) in b.usearch.iter().filter(|_| !b.skip_usearch) {
+        let options = VectorOptions {
+            scalar,
+            connectivity: m,
+            ..VectorOptions::default()
+        };
+        // one directory each: bytes/vector is everything the index keeps on disk (= in memory)
+        let dir = dir.join(format!("{scalar}-{m}"));
+        std::fs::create_dir_all(&dir)?;
+        let usearch: Arc<dyn VectorStore> =
+            Arc::new(EmbeddedStore::open_with(&dir, "bench", b.dim, options)?);
         backends.push((
-            "usearch (embedded, f32, M=32, ef=64)".into(),
+            format!(
+                "usearch (embedded, {scalar}, M={m}, ef={})",
+                options.expansion_search
+            ),
             usearch,
             Box::new(move || Ok(dir_bytes(&dir))),
         ));

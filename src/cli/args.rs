@@ -1,6 +1,7 @@
 //! Flags shared by commands that open a data directory.
 
 use crate::encoder::{PrecisionChoice, PrecisionPolicy};
+use crate::search::vector::VectorScalar;
 use crate::search::vector_store::{postgres::PgOptions, Backend, VectorConfig};
 use crate::service::app::AppConfig;
 use clap::Args;
@@ -49,6 +50,12 @@ pub struct DataArgs {
     /// each model's `ontovec.json` `precision`, else `auto`.
     #[arg(long, env = "ONTOVEC_PRECISION")]
     pub precision: Option<PrecisionChoice>,
+    /// Scalar type of the embedded (usearch) term vector indexes: `f32` (default), `f16` (half
+    /// the memory) or `i8` (a quarter). Each dtype has its own index file; after a change the
+    /// index of the old dtype answers until the new one is built (from the embedding cache).
+    /// With a Postgres vector store use `--pg-halfvec` instead.
+    #[arg(long, env = "ONTOVEC_VECTOR_DTYPE")]
+    pub vector_dtype: Option<VectorScalar>,
 }
 
 impl DataArgs {
@@ -57,8 +64,16 @@ impl DataArgs {
         let mut cfg = AppConfig::new(&self.data_dir);
         cfg.models_dir = self.models_dir.clone();
         cfg.precision = self.precision_policy();
+        let backend = Backend::parse(self.vector_store.as_deref()).map_err(anyhow::Error::msg)?;
+        let dtype = self.vector_dtype.unwrap_or_default();
+        if backend != Backend::Embedded && dtype != VectorScalar::F32 {
+            anyhow::bail!(
+                "--vector-dtype {dtype} applies to the embedded usearch store; with a Postgres vector store use --pg-halfvec"
+            );
+        }
         cfg.vector = VectorConfig {
-            backend: Backend::parse(self.vector_store.as_deref()).map_err(anyhow::Error::msg)?,
+            backend,
+            dtype,
             postgres: PgOptions {
                 m: self.pg_hnsw_m,
                 ef_construction: self.pg_ef_construction,
@@ -80,5 +95,28 @@ impl DataArgs {
             forced: self.precision,
             default: PrecisionChoice::Auto,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        data: DataArgs,
+    }
+
+    #[test]
+    fn vector_dtype_is_for_the_embedded_store() {
+        let parse = |args: &[&str]| Cli::try_parse_from([&["ontovec"], args].concat());
+        let ok = parse(&["--vector-dtype", "i8", "--vector-store", "usearch"]).unwrap();
+        assert_eq!(ok.data.app_config().unwrap().vector.dtype, VectorScalar::I8);
+        let pg = parse(&["--vector-dtype", "f16", "--vector-store", "postgres://h/d"]).unwrap();
+        let e = pg.data.app_config().unwrap_err().to_string();
+        assert!(e.contains("--pg-halfvec"), "{e}");
+        assert!(parse(&["--vector-dtype", "f64"]).is_err());
     }
 }

@@ -139,6 +139,10 @@ pub struct VectorsBench {
     /// Store halfvec.
     #[arg(long)]
     pub pg_halfvec: bool,
+    /// usearch indexes to build side by side, comma-separated: `f32`, `f16`, `i8`, each
+    /// optionally with its HNSW connectivity (`i8:16`; default 32).
+    #[arg(long, value_delimiter = ',', default_value = "f32", value_parser = crate::bench::vectors::parse_dtype)]
+    pub dtypes: Vec<(crate::search::vector::VectorScalar, usize)>,
     /// After the main rows, measure again at each of these hnsw.ef_search values
     /// (comma-separated; same table, no rebuild).
     #[arg(long, value_delimiter = ',')]
@@ -152,6 +156,14 @@ pub struct VectorsBench {
     /// Run only the Postgres side.
     #[arg(long)]
     pub skip_usearch: bool,
+    /// Use the real vectors in this data directory's embedding cache (the directory must not
+    /// be open in a server) instead of synthetic ones; `--n` and `--dim` are then ignored.
+    #[arg(long, requires = "vector_id")]
+    pub from_cache: Option<PathBuf>,
+    /// With `--from-cache`: the vector id whose vectors to use (model name, `name@bf16` for
+    /// vectors computed in BF16).
+    #[arg(long)]
+    pub vector_id: Option<String>,
 }
 
 /// The server a load benchmark talks to: a running one (`--url`), or one it starts over a data
@@ -226,6 +238,8 @@ pub fn run(what: BenchCommand) -> Result<()> {
                 concurrency: v.concurrency,
                 requests: v.requests.max(1),
                 postgres: v.vector_store,
+                usearch: v.dtypes,
+                from_cache: v.from_cache.zip(v.vector_id),
                 pg: crate::search::vector_store::postgres::PgOptions {
                     m: v.pg_hnsw_m,
                     ef_construction: v.pg_ef_construction,

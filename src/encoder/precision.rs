@@ -36,6 +36,9 @@ pub enum Precision {
 }
 
 impl Precision {
+    /// Every precision a model can run in.
+    pub const ALL: [Precision; 2] = [Precision::F32, Precision::Bf16];
+
     /// Lower-case name (`f32`, `bf16`).
     pub fn as_str(self) -> &'static str {
         match self {

@@ -98,35 +98,47 @@ impl SearchEngine {
             .map_err(|e| SearchError::Index(e.to_string()))?;
         }
 
-        // vectors, one store per terms model
+        // vectors, one store per terms model: the one being built where a precision change is
+        // under way (searches read the complete one meanwhile; `super::serving`)
         let models: Vec<(String, Arc<dyn VectorStore>)> = self
             .vectors
             .read()
             .iter()
-            .map(|(n, v)| (n.clone(), v.clone()))
+            .map(|(n, v)| (n.clone(), v.target()))
             .collect();
-        let mut terms: BTreeMap<u64, u64> = BTreeMap::new();
-        for rid in &want {
-            terms.insert(
-                *rid,
-                self.store
-                    .release(*rid)?
-                    .map(|r| r.counts.terms)
-                    .unwrap_or(0),
-            );
-        }
+        let terms = super::serving::active_terms(&self.store)?;
         for (model, index) in models {
+            self.catch_up_vectors(&model, &*index, seq, &want, &terms, &sys_of, progress)?;
+            self.promote_if_complete(&model, seq, &want);
+        }
+        Ok(())
+    }
+
+    /// One terms model's share of [`Self::sync`]: bring `index` to `seq` / `want`.
+    #[allow(clippy::too_many_arguments)]
+    fn catch_up_vectors(
+        &self,
+        model: &str,
+        index: &dyn VectorStore,
+        seq: u64,
+        want: &BTreeSet<u64>,
+        terms: &BTreeMap<u64, u64>,
+        sys_of: &HashMap<u64, String>,
+        progress: Option<&Progress>,
+    ) -> Result<(), EngineError> {
+        let cancelled = || progress.is_some_and(|p| p.is_cancelled());
+        {
             // cache entries are keyed by the vector id (the model's name and precision)
-            let vid = self.vid(&model);
+            let vid = self.vid(model);
             if self.read_only && index.backend() != "usearch" {
                 // a shared store is the writer's to catch up
-                continue;
+                return Ok(());
             }
-            let st = index.begin_catch_up(&terms)?;
-            if st.rids == want && st.seq == seq {
-                continue;
+            let st = index.begin_catch_up(terms)?;
+            if st.rids == *want && st.seq == seq {
+                return Ok(());
             }
-            for rid in st.rids.difference(&want) {
+            for rid in st.rids.difference(want) {
                 index.remove_release(*rid)?;
             }
             for rid in want.difference(&st.rids) {
@@ -151,7 +163,7 @@ impl SearchEngine {
                         Err(EngineError::Invalid("cancelled".into()))
                     };
                     let vecs = embed_through_cache(&self.emb, &vid, &texts, None, |todo| {
-                        let handle = self.registry.get(Some(&model), ModelKind::Terms)?;
+                        let handle = self.registry.get(Some(model), ModelKind::Terms)?;
                         let v = handle.embed_blocking_until(todo, progress)?;
                         embedded.set(embedded.get() + todo.len());
                         Ok::<_, EngineError>(v)
@@ -203,7 +215,13 @@ impl SearchEngine {
         if !current(&lexical) {
             out.push("lexical".to_string());
         }
-        for (model, index) in self.vectors.read().iter() {
+        let targets: Vec<(String, Arc<dyn VectorStore>)> = self
+            .vectors
+            .read()
+            .iter()
+            .map(|(n, v)| (n.clone(), v.target()))
+            .collect();
+        for (model, index) in targets {
             // an unreachable store counts as behind; a read-only node's shared store is the
             // writer's, possibly ahead of this node's store snapshot
             let st = index.state().unwrap_or_default();

@@ -30,8 +30,11 @@ use super::cache::{bytes_to_f32, emb_key};
 pub use super::cache::{embed_through_cache, embedding_cache, mean_normalized};
 use super::fusion::FusionMethod;
 use super::lexical::LexicalIndex;
-use super::vector_store::{self, Backend, VectorConfig, VectorStore};
+use super::serving::{Indexes, ModelVectors, VectorVariant};
+use super::vector::{VectorOptions, VectorScalar};
+use super::vector_store::{self, Backend, IndexState, VectorConfig, VectorStore};
 use super::SearchError;
+use crate::encoder::Precision;
 use crate::encoder::{EncoderError, ModelKind, Registry};
 use crate::store::Store;
 use parking_lot::RwLock;
@@ -157,13 +160,76 @@ pub struct FeatureContribution {
     pub contribution: f32,
 }
 
+/// Where the indexes of one terms model live, in any variant (for [`super::serving::choose`]).
+struct ModelIndexes<'a> {
+    dir: &'a Path,
+    pg: Option<&'a Arc<vector_store::postgres::PgClient>>,
+    name: &'a str,
+    dim: usize,
+    /// The configured dtype (Postgres: what its tables hold, `halfvec` = f16).
+    dtype: VectorScalar,
+}
+
+impl Indexes for ModelIndexes<'_> {
+    fn variants(&self) -> Vec<VectorVariant> {
+        // Postgres tables are keyed by the vector id alone: one dtype
+        let dtypes: &[VectorScalar] = match self.pg {
+            None => &VectorScalar::ALL,
+            Some(_) => std::slice::from_ref(&self.dtype),
+        };
+        Precision::ALL
+            .into_iter()
+            .flat_map(|precision| {
+                dtypes
+                    .iter()
+                    .map(move |&dtype| VectorVariant { precision, dtype })
+            })
+            .collect()
+    }
+
+    fn open(&self, variant: VectorVariant) -> Result<Arc<dyn VectorStore>, EngineError> {
+        Ok(match self.pg {
+            None => Arc::new(vector_store::usearch::EmbeddedStore::open_with(
+                self.dir,
+                &variant.index_name(self.name),
+                self.dim,
+                VectorOptions::for_scalar(variant.dtype),
+            )?),
+            Some(client) => {
+                let vid = crate::encoder::precision::vector_id(self.name, variant.precision);
+                let s = vector_store::postgres::PgStore::new(client.clone(), &vid, self.dim);
+                if let Err(e) = s.ensure_table() {
+                    tracing::error!(error = %e, "vector store unusable at start; lexical search is served, vector search answers 503 until it is back");
+                }
+                Arc::new(s)
+            }
+        })
+    }
+
+    fn peek(&self, variant: VectorVariant) -> Option<IndexState> {
+        match self.pg {
+            None => vector_store::usearch::EmbeddedStore::peek_state(
+                self.dir,
+                &variant.index_name(self.name),
+            ),
+            Some(client) => {
+                let vid = crate::encoder::precision::vector_id(self.name, variant.precision);
+                vector_store::postgres::PgStore::new(client.clone(), &vid, self.dim)
+                    .state()
+                    .ok()
+            }
+        }
+    }
+}
+
 /// The engine.
 pub struct SearchEngine {
     pub(super) store: Store,
     pub(super) registry: Arc<Registry>,
     pub(super) dir: PathBuf,
     pub(super) lexical: LexicalIndex,
-    pub(super) vectors: RwLock<HashMap<String, Arc<dyn VectorStore>>>,
+    /// Per terms model, the index searches read and the one catch-ups write ([`super::serving`]).
+    pub(super) vectors: RwLock<HashMap<String, ModelVectors>>,
     /// A read-only node never writes a shared vector store (the writer catches it up).
     pub(super) read_only: bool,
     pub(super) emb: sled::Tree,
@@ -204,33 +270,37 @@ impl SearchEngine {
                 LexicalIndex::open_or_create(&dir.join("lexical"))?
             }
         };
-        let mut vectors: HashMap<String, Arc<dyn VectorStore>> = HashMap::new();
+        let mut vectors: HashMap<String, ModelVectors> = HashMap::new();
         let pg = match &config.backend {
             Backend::Embedded => None,
             Backend::Postgres(url) => {
                 Some(vector_store::postgres::PgClient::new(url, config.postgres)?)
             }
         };
+        let terms = super::serving::active_terms(&store)?;
+        let dtype = match &pg {
+            None => config.dtype,
+            Some(_) if config.postgres.halfvec => VectorScalar::F16,
+            Some(_) => VectorScalar::F32,
+        };
         for info in registry.list() {
             if info.kind != ModelKind::Terms {
                 continue;
             }
             // the vector id: a model served in another precision gets its own store
-            let vid = crate::encoder::precision::vector_id(&info.name, info.precision);
-            let v: Arc<dyn VectorStore> = match &pg {
-                None => Arc::new(vector_store::usearch::EmbeddedStore::open(
-                    &dir.join("vectors"),
-                    &vid,
-                    info.dim,
-                )?),
-                Some(client) => {
-                    let s = vector_store::postgres::PgStore::new(client.clone(), &vid, info.dim);
-                    if let Err(e) = s.ensure_table() {
-                        tracing::error!(error = %e, "vector store unusable at start; lexical search is served, vector search answers 503 until it is back");
-                    }
-                    Arc::new(s)
-                }
+            let indexes = ModelIndexes {
+                dir: &dir.join("vectors"),
+                pg: pg.as_ref(),
+                name: &info.name,
+                dim: info.dim,
+                dtype,
             };
+            let own_variant = VectorVariant {
+                precision: info.precision,
+                dtype,
+            };
+            let own = indexes.open(own_variant)?;
+            let v = super::serving::choose(&info.name, own_variant, own, &terms, &indexes)?;
             vectors.insert(info.name.clone(), v);
         }
         let emb = embedding_cache(&store)?;

@@ -19,6 +19,8 @@
 //! - [`query`]: what callers ask the engine (search, normalize, similar, embed): it embeds the
 //!   query itself, through the encoder's admission gate, then ranks on the blocking pool.
 //! - [`relatedness`]: cosine of text/concept pairs.
+//! - [`serving`]: which precision's vector index a terms model's searches read (the complete
+//!   one of another precision while the model's own is built after a precision change).
 //! - [`hybrid`]: the learned concept-level hybrid (features, bridges, calibrated scores); its
 //!   weights are fitted by [`crate::eval::learn`].
 //! - [`abbrev`]: the abbreviation and shorthand table shared by queries and notes.
@@ -37,6 +39,7 @@ pub mod lexical;
 pub mod query;
 pub mod ranking;
 pub mod relatedness;
+pub mod serving;
 pub mod vector;
 pub mod vector_store;
 pub mod weights;

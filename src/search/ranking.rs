@@ -38,10 +38,12 @@ impl SearchEngine {
         k: usize,
         allowed: Option<&HashSet<u64>>,
     ) -> Result<Vec<Hit>, EngineError> {
-        let index =
-            self.vectors.read().get(model).cloned().ok_or_else(|| {
-                EngineError::Invalid(format!("model {model} has no vector index"))
-            })?;
+        let index = self
+            .vectors
+            .read()
+            .get(model)
+            .map(|m| m.serving.clone())
+            .ok_or_else(|| EngineError::Invalid(format!("model {model} has no vector index")))?;
         Ok(index.search(query, k, allowed)?)
     }
 

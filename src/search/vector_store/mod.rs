@@ -76,6 +76,8 @@ pub struct VectorConfig {
     pub postgres: postgres::PgOptions,
     /// A read-only node: a shared (Postgres) store is never written, the writer keeps it.
     pub read_only: bool,
+    /// The scalar type embedded (usearch) indexes store vectors as (`--vector-dtype`).
+    pub dtype: super::vector::VectorScalar,
 }
 
 /// Which backend the engine opens for its terms models.

@@ -3,7 +3,7 @@
 //! `<model>.state.json`, exactly as the engine kept them before the backend seam.
 
 use super::{IndexState, VectorStore};
-use crate::search::vector::VectorIndex;
+use crate::search::vector::{VectorIndex, VectorOptions};
 use crate::search::{Hit, SearchError};
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -17,11 +17,33 @@ pub struct EmbeddedStore {
 impl EmbeddedStore {
     /// Open (or create empty) the index of `model` in `dir` (`indexes/vectors`).
     pub fn open(dir: &Path, model: &str, dim: usize) -> Result<Self, SearchError> {
-        let index = VectorIndex::open_or_create(&dir.join(format!("{model}.usearch")), dim)?;
+        Self::open_with(dir, model, dim, VectorOptions::default())
+    }
+
+    /// [`Self::open`] with explicit index options (scalar type, HNSW settings). An index on
+    /// disk of another scalar type or dimension is not loaded: it starts empty and is rebuilt.
+    pub fn open_with(
+        dir: &Path,
+        model: &str,
+        dim: usize,
+        options: VectorOptions,
+    ) -> Result<Self, SearchError> {
+        let index = VectorIndex::open_with(&dir.join(format!("{model}.usearch")), dim, options)?;
         Ok(Self {
             index,
             state_path: dir.join(format!("{model}.state.json")),
         })
+    }
+
+    /// The recorded state of `model`'s index in `dir` without loading it; `None` when it has
+    /// no index file or no readable state.
+    pub fn peek_state(dir: &Path, model: &str) -> Option<IndexState> {
+        if !dir.join(format!("{model}.usearch")).is_file() {
+            return None;
+        }
+        std::fs::read(dir.join(format!("{model}.state.json")))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
     }
 
     fn read_state(&self) -> IndexState {

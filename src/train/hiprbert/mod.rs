@@ -130,6 +130,26 @@ impl TrainConfig {
         };
         match p {
             Preset::Quick => base,
+            Preset::Standard => TrainConfig {
+                // ~2,400 × 192 strings: about 1 h 50 at the ~70 strings/s `bench train`
+                // measures on 2 cores; the time cap stops it within the 2 h budget regardless
+                steps: 2400,
+                grad_accum: 2,
+                optimizer: AdamWConfig {
+                    lr: 5e-5,
+                    ..Default::default()
+                },
+                checkpoint_every: 100,
+                max_train_secs: Some(110 * 60),
+                log_every: 25,
+                dev_every: 200,
+                eval: EvalSizes {
+                    pairs_per_category: 1000,
+                    max_queries: 1000,
+                    max_candidates: 0,
+                },
+                ..base
+            },
             Preset::Full => TrainConfig {
                 // about the paper's batch of 256: 4 × (32 tree pairs + 16 synonym concepts)
                 steps: 2000,

@@ -223,6 +223,14 @@ impl NoteContrastConfig {
         };
         match p {
             Preset::Quick => base,
+            Preset::Standard => Self {
+                steps: 2000,
+                max_notes: 0,
+                checkpoint_every: 200,
+                dev_every: 200,
+                max_train_secs: Some(110 * 60),
+                ..base
+            },
             Preset::Full => Self {
                 steps: 4000,
                 code_layers: 4,
