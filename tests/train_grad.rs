@@ -24,6 +24,20 @@ fn loss_of(model: &TrainBert, seqs: &[Vec<u32>], cats: &[u8]) -> Tensor {
     .unwrap()
 }
 
+/// 4 tree pairs (8 sequences) of different lengths, so padding and masks are exercised.
+fn pair_sequences() -> Vec<Vec<u32>> {
+    vec![
+        vec![2, 10, 11, 3],
+        vec![2, 12, 3],
+        vec![2, 13, 14, 15, 3],
+        vec![2, 16, 3],
+        vec![2, 10, 17, 3],
+        vec![2, 12, 18, 19, 20, 3],
+        vec![2, 21, 3],
+        vec![2, 22, 23, 3],
+    ]
+}
+
 #[test]
 fn model_gradient_matches_finite_differences() {
     let cfg = BertConfig::tiny(100, 32, 2, 4);
@@ -33,17 +47,7 @@ fn model_gradient_matches_finite_differences() {
         .map(|(k, t)| (k, t.to_dtype(DType::F64).unwrap()))
         .collect();
     let model = TrainBert::from_tensors(cfg, w).unwrap();
-    // 4 pairs (8 sequences) of different lengths: padding and masks are exercised
-    let seqs: Vec<Vec<u32>> = vec![
-        vec![2, 10, 11, 3],
-        vec![2, 12, 3],
-        vec![2, 13, 14, 15, 3],
-        vec![2, 16, 3],
-        vec![2, 10, 17, 3],
-        vec![2, 12, 18, 19, 20, 3],
-        vec![2, 21, 3],
-        vec![2, 22, 23, 3],
-    ];
+    let seqs = pair_sequences();
     let cats = [0u8, 1, 2, 3];
     let loss = loss_of(&model, &seqs, &cats);
     let grads = loss.backward().unwrap();
@@ -142,21 +146,14 @@ fn data_parallel_step_equals_one_graph() {
     let cfg = BertConfig::tiny(100, 32, 2, 4);
     let w = random_weights(&cfg, 5).unwrap();
     let model = TrainBert::from_tensors(cfg, w).unwrap();
-    let seqs: Vec<Vec<u32>> = vec![
-        vec![2, 10, 11, 3],
-        vec![2, 12, 3],
-        vec![2, 13, 14, 15, 3],
-        vec![2, 16, 3],
-        vec![2, 10, 17, 3],
-        vec![2, 12, 18, 19, 20, 3],
-        vec![2, 21, 3],
-        vec![2, 22, 23, 3],
+    let mut seqs = pair_sequences();
+    seqs.extend([
         // synonyms: two concepts, repeated word ids across chunks
         vec![2, 10, 30, 3],
         vec![2, 10, 31, 32, 3],
         vec![2, 40, 3],
         vec![2, 40, 41, 3],
-    ];
+    ]);
     let cats = vec![0u8, 1, 2, 3];
     let labels = vec![0u32, 0, 1, 1];
     let mut tc = TrainConfig::preset(Preset::Quick);

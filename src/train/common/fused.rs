@@ -233,28 +233,8 @@ pub fn gelu_erf(x: &Tensor) -> Result<Tensor> {
 mod tests {
     use super::*;
     use crate::train::common::ops;
-    use candle_core::{Device, Var};
-    use rand::{Rng, SeedableRng};
-
-    fn randn(seed: u64, shape: &[usize], scale: f32) -> Tensor {
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-        let n: usize = shape.iter().product();
-        let v: Vec<f32> = (0..n).map(|_| rng.gen_range(-scale..scale)).collect();
-        Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
-    }
-
-    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap()
-            .to_scalar()
-            .unwrap()
-    }
+    use crate::train::common::testing::{max_abs_diff as max_diff, randn};
+    use candle_core::Var;
 
     /// Value and gradients of `f(inputs) · probe` for both implementations.
     fn compare(
