@@ -28,6 +28,7 @@
 
 use super::cache::{bytes_to_f32, emb_key};
 pub use super::cache::{embed_through_cache, embedding_cache, mean_normalized};
+pub use super::error::EngineError;
 use super::fusion::FusionMethod;
 use super::lexical::LexicalIndex;
 use super::serving::{Indexes, ModelVectors, VectorVariant};
@@ -35,45 +36,13 @@ use super::vector::{VectorOptions, VectorScalar};
 use super::vector_store::{self, Backend, IndexState, VectorConfig, VectorStore};
 use super::SearchError;
 use crate::encoder::Precision;
-use crate::encoder::{EncoderError, ModelKind, Registry};
+use crate::encoder::{ModelKind, Registry};
 use crate::store::Store;
 use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-
-/// Failures of engine operations, mapped to HTTP in `api/error.rs`.
-#[derive(Debug, thiserror::Error)]
-pub enum EngineError {
-    /// Index failure.
-    #[error(transparent)]
-    Search(#[from] SearchError),
-    /// Encoder failure (unknown model, overloaded, ...).
-    #[error(transparent)]
-    Encoder(#[from] EncoderError),
-    /// Store failure.
-    #[error(transparent)]
-    Store(#[from] crate::store::StoreError),
-    /// Embedding cache failure.
-    #[error("embedding cache: {0}")]
-    Cache(#[from] sled::Error),
-    /// Bad request content.
-    #[error("{0}")]
-    Invalid(String),
-    /// A system named in the request has no loaded release.
-    #[error("no release of system {0} is loaded")]
-    UnknownSystem(String),
-    /// A concept named in the request does not exist.
-    #[error("no concept {1} in {0}")]
-    UnknownConcept(String, String),
-    /// A blocking-pool task failed (a panic; never expected).
-    #[error("search worker failed: {0}")]
-    Worker(String),
-    /// The query (abbreviations spelled out) holds no letter or digit: nothing to search.
-    #[error("the query {0:?} has no letter or digit: nothing to search")]
-    NothingToSearch(String),
-}
 
 /// Search mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema, Default)]

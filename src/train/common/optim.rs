@@ -21,6 +21,13 @@ pub struct AdamWConfig {
     pub eps: f64,
     /// Decoupled weight decay.
     pub weight_decay: f64,
+    /// Decoupled decay toward the weights the run *started from* (the base model), applied
+    /// like weight decay: `w −= lr · anchor_decay · (w − w₀)`. The L2-SP idea (Li, Grandvalet
+    /// & Davoine 2018, "Explicit inductive bias for transfer learning"): fine-tuning stays near
+    /// the pre-trained solution, which keeps what the base model knew about general language.
+    /// 0 (the default) turns it off and keeps no copy of the starting weights.
+    #[serde(default)]
+    pub anchor_decay: f64,
 }
 
 impl Default for AdamWConfig {
@@ -32,6 +39,7 @@ impl Default for AdamWConfig {
             beta2: 0.999,
             eps: 1e-8,
             weight_decay: 0.01,
+            anchor_decay: 0.0,
         }
     }
 }
@@ -212,13 +220,15 @@ pub struct AdamW {
     pub m: Vec<Vec<f32>>,
     /// Second moments.
     pub v: Vec<Vec<f32>>,
+    /// The parameters at creation (only with `anchor_decay > 0`): create the optimizer from
+    /// the base model before a checkpoint is restored.
+    anchor: Vec<Vec<f32>>,
 }
 
 impl AdamW {
     /// Fresh state for `params`.
     pub fn new(config: AdamWConfig, params: &[(String, Var)]) -> Self {
         Self {
-            config,
             step: 0,
             m: params
                 .iter()
@@ -228,6 +238,21 @@ impl AdamW {
                 .iter()
                 .map(|(_, v)| vec![0.0; v.elem_count()])
                 .collect(),
+            anchor: if config.anchor_decay > 0.0 {
+                params
+                    .iter()
+                    .map(|(_, v)| {
+                        v.as_tensor()
+                            .to_dtype(DType::F32)
+                            .and_then(|t| t.flatten_all())
+                            .and_then(|t| t.to_vec1())
+                            .unwrap_or_default()
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            },
+            config,
         }
     }
 
@@ -255,13 +280,16 @@ impl AdamW {
                 } else {
                     0.0
                 },
+                anchor: (lr * c.anchor_decay) as f32,
             };
             let (m, v, g) = (&mut self.m[i], &mut self.v[i], &grads[i]);
+            let w0 = self.anchor.get(i).map(|a| a.as_slice()).unwrap_or(&[]);
             if var.dtype() == DType::F32 && var.is_contiguous() {
                 var.as_tensor().inplace_op1(&InPlaceAdam {
                     rule,
                     state: std::cell::RefCell::new((m, v)),
                     grad: g,
+                    anchor: w0,
                     workers,
                 })?;
             } else {
@@ -271,7 +299,7 @@ impl AdamW {
                     .to_dtype(DType::F32)?
                     .flatten_all()?
                     .to_vec1()?;
-                rule.apply(&mut w, m, v, g);
+                rule.apply(&mut w, m, v, g, w0);
                 let t = Tensor::from_vec(w, var.shape(), var.device())?.to_dtype(dt)?;
                 var.set(&t)?;
             }
@@ -289,15 +317,22 @@ struct AdamRule {
     inv_bc2: f32,
     eps: f32,
     decay: f32,
+    anchor: f32,
 }
 
 impl AdamRule {
-    fn apply(&self, w: &mut [f32], m: &mut [f32], v: &mut [f32], g: &[f32]) {
+    /// Update `w` in place; `w0` is the anchor (empty when anchoring is off).
+    fn apply(&self, w: &mut [f32], m: &mut [f32], v: &mut [f32], g: &[f32], w0: &[f32]) {
         for (((w, m), v), &g) in w.iter_mut().zip(m.iter_mut()).zip(v.iter_mut()).zip(g) {
             *m = self.b1 * *m + (1.0 - self.b1) * g;
             *v = self.b2 * *v + (1.0 - self.b2) * g * g;
             let denom = (*v * self.inv_bc2).sqrt() + self.eps;
             *w -= self.step_size * *m / denom + self.decay * *w;
+        }
+        if !w0.is_empty() && self.anchor > 0.0 {
+            for (w, &a) in w.iter_mut().zip(w0) {
+                *w -= self.anchor * (*w - a);
+            }
         }
     }
 }
@@ -307,6 +342,7 @@ struct InPlaceAdam<'a> {
     rule: AdamRule,
     state: std::cell::RefCell<(&'a mut Vec<f32>, &'a mut Vec<f32>)>,
     grad: &'a [f32],
+    anchor: &'a [f32],
     workers: usize,
 }
 
@@ -334,18 +370,24 @@ impl candle_core::InplaceOp1 for InPlaceAdam<'_> {
         let parts = if n >= 1 << 18 { self.workers.max(1) } else { 1 };
         let size = n.div_ceil(parts);
         let rule = self.rule;
+        let anchors: Vec<&[f32]> = if self.anchor.len() == n {
+            self.anchor.chunks(size).collect()
+        } else {
+            vec![&[]; n.div_ceil(size)]
+        };
         std::thread::scope(|s| {
             let mut it = w
                 .chunks_mut(size)
                 .zip(m.chunks_mut(size))
                 .zip(v.chunks_mut(size))
-                .zip(self.grad.chunks(size));
+                .zip(self.grad.chunks(size))
+                .zip(anchors);
             let first = it.next();
-            for (((w, m), v), g) in it {
-                s.spawn(move || rule.apply(w, m, v, g));
+            for ((((w, m), v), g), a) in it {
+                s.spawn(move || rule.apply(w, m, v, g, a));
             }
-            if let Some((((w, m), v), g)) = first {
-                rule.apply(w, m, v, g);
+            if let Some(((((w, m), v), g), a)) = first {
+                rule.apply(w, m, v, g, a);
             }
         });
         Ok(())
@@ -392,5 +434,49 @@ mod tests {
         }
         let v: Vec<f32> = x.as_tensor().to_vec1().unwrap();
         assert!(v.iter().all(|x| x.abs() < 0.05), "{v:?}");
+    }
+
+    #[test]
+    fn anchor_decay_holds_parameters_near_where_they_started() {
+        // minimise (x - 10)² from x = 0: plain AdamW goes to 10, the anchored one stops between
+        let run = |anchor_decay: f64| {
+            let x = Var::from_vec(vec![0.0f32; 300_000], 300_000, &Device::Cpu).unwrap();
+            let params = vec![("w".to_string(), x.clone())];
+            let cfg = AdamWConfig {
+                lr: 0.1,
+                weight_decay: 0.0,
+                anchor_decay,
+                ..Default::default()
+            };
+            let mut opt = AdamW::new(cfg, &params);
+            let mut acc = GradAccumulator::new(&params);
+            for _ in 0..400 {
+                let loss = (x.as_tensor() - 10.0)
+                    .unwrap()
+                    .sqr()
+                    .unwrap()
+                    .sum_all()
+                    .unwrap();
+                acc.add(&params, &[loss.backward().unwrap()]).unwrap();
+                let g = acc.take_mean();
+                opt.update(&params, &g, 0.1).unwrap();
+            }
+            let v: Vec<f32> = x.as_tensor().to_vec1().unwrap();
+            assert!(
+                v.windows(2).all(|p| p[0] == p[1]),
+                "threads split the update evenly"
+            );
+            v[0]
+        };
+        let free = run(0.0);
+        let anchored = run(1.0);
+        assert!(
+            (free - 10.0).abs() < 0.2,
+            "plain AdamW reaches the optimum: {free}"
+        );
+        assert!(
+            anchored > 0.3 && anchored < 5.0,
+            "anchored stops short: {anchored}"
+        );
     }
 }
