@@ -188,6 +188,10 @@ impl Store {
     }
 
     /// Open the trees without any version check (used by `migrate`).
+    ///
+    /// The data dir's file lock is sled's; a store closed a moment ago (in this process or a
+    /// process that is exiting) may still hold it while sled's flusher thread winds down, so a
+    /// lock conflict is retried for up to 3 s before it is reported.
     pub fn open_raw(dir: &Path) -> StoreResult<Self> {
         std::fs::create_dir_all(dir).map_err(|e| StoreError::Sled(sled::Error::Io(e)))?;
         // sled's page cache. Release tables are a few large blocks and the OS page cache holds
@@ -197,11 +201,11 @@ impl Store {
             .ok()
             .and_then(|v| v.parse::<u64>().ok())
             .unwrap_or(64);
-        let db = sled::Config::new()
+        let config = sled::Config::new()
             .path(dir)
             .cache_capacity(cache_mb * 1024 * 1024)
-            .mode(sled::Mode::HighThroughput)
-            .open()?;
+            .mode(sled::Mode::HighThroughput);
+        let db = open_waiting_for_lock(&config)?;
         let t = |name: &str| db.open_tree(name);
         let inner = Inner {
             meta: t("meta")?,
@@ -379,4 +383,20 @@ pub struct MapSystems {
     pub from: std::collections::HashSet<String>,
     /// Systems of mapping targets.
     pub to: std::collections::HashSet<String>,
+}
+
+/// Open a sled database, retrying a held file lock for up to 3 s (see [`Store::open_raw`]).
+fn open_waiting_for_lock(config: &sled::Config) -> Result<sled::Db, sled::Error> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    loop {
+        match config.open() {
+            Err(sled::Error::Io(e))
+                if e.to_string().contains("could not acquire lock")
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            other => return other,
+        }
+    }
 }
