@@ -10,7 +10,7 @@ use ontovec::ontology::Format;
 use ontovec::service::app::App;
 use ontovec::util::vector::cosine;
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 fn open(data: &Path, models: &Path, precision: PrecisionChoice) -> std::sync::Arc<App> {
     let mut cfg = common::config(data, models);
@@ -55,17 +55,24 @@ fn query_vector_top(app: &App, text: &str) -> Vec<u64> {
         .collect()
 }
 
-#[test]
-fn a_precision_change_never_mixes_vectors() {
-    let tmp = tempfile::tempdir().unwrap();
-    let models = tmp.path().join("models");
+/// A tiny model under `root/models/tiny`; returns the models dir, the data dir and the data
+/// dir's vector index folder.
+fn tiny_model_and_dirs(root: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let models = root.join("models");
     ontovec::encoder::testing::write_tiny_bert(
         &models.join("tiny"),
         &ontovec::encoder::testing::TinyBert::default(),
     )
     .unwrap();
-    let data = tmp.path().join("data");
+    let data = root.join("data");
     let vectors = data.join("indexes/vectors");
+    (models, data, vectors)
+}
+
+#[test]
+fn a_precision_change_never_mixes_vectors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (models, data, vectors) = tiny_model_and_dirs(tmp.path());
 
     // F32: index and cache under the model's name
     let app = open(&data, &models, PrecisionChoice::F32);
@@ -198,14 +205,7 @@ fn forcing_the_portable_path_serves_f32_whatever_is_asked() {
 #[test]
 fn a_precision_change_serves_the_complete_index_until_the_new_one_is_built() {
     let tmp = tempfile::tempdir().unwrap();
-    let models = tmp.path().join("models");
-    ontovec::encoder::testing::write_tiny_bert(
-        &models.join("tiny"),
-        &ontovec::encoder::testing::TinyBert::default(),
-    )
-    .unwrap();
-    let data = tmp.path().join("data");
-    let vectors = data.join("indexes/vectors");
+    let (models, data, vectors) = tiny_model_and_dirs(tmp.path());
     let app = open(&data, &models, PrecisionChoice::F32);
     let umls = ontovec::ontology::synthetic::write_umls(&tmp.path().join("umls"), 1_000).unwrap();
     let req = common::ingest_request(Format::UmlsRrf, &umls.files);
@@ -292,14 +292,7 @@ fn a_precision_change_serves_the_complete_index_until_the_new_one_is_built() {
 fn a_dtype_change_builds_its_own_index_behind_the_complete_one() {
     use ontovec::search::vector::VectorScalar;
     let tmp = tempfile::tempdir().unwrap();
-    let models = tmp.path().join("models");
-    ontovec::encoder::testing::write_tiny_bert(
-        &models.join("tiny"),
-        &ontovec::encoder::testing::TinyBert::default(),
-    )
-    .unwrap();
-    let data = tmp.path().join("data");
-    let vectors = data.join("indexes/vectors");
+    let (models, data, vectors) = tiny_model_and_dirs(tmp.path());
     let open_dtype = |dtype| {
         let mut cfg = common::config(&data, &models);
         cfg.vector.dtype = dtype;
