@@ -301,9 +301,13 @@ impl TrainBert {
     /// (30k × 384 floats for MiniLM, allocated and zeroed twice by candle's `index_select`
     /// backward — 8% of a training step under perf).
     pub fn lookup_words(&self, ids: &Tensor) -> Result<Tensor> {
+        self.rows_of(&self.word.detach(), ids)
+    }
+
+    /// Rows of `table` for `ids` (B, L), shaped (B, L, H).
+    fn rows_of(&self, table: &Tensor, ids: &Tensor) -> Result<Tensor> {
         let (b, l) = ids.dims2()?;
-        self.word
-            .detach()
+        table
             .index_select(&ids.flatten_all()?, 0)?
             .reshape((b, l, self.config.inner.hidden_size))
     }
@@ -355,13 +359,7 @@ impl TrainBert {
         mask: &Tensor,
         dropout: Option<&mut Dropout>,
     ) -> Result<Tensor> {
-        let (b, l) = ids.dims2()?;
-        let words = self.word.index_select(&ids.flatten_all()?, 0)?.reshape((
-            b,
-            l,
-            self.config.inner.hidden_size,
-        ))?;
-        self.forward_embeds(&words, mask, dropout)
+        self.forward_embeds(&self.rows_of(&self.word, ids)?, mask, dropout)
     }
 
     /// [`Self::forward`] from input embeddings (B, L, H) instead of token ids (position and
@@ -430,8 +428,7 @@ impl TrainBert {
         mask: &Tensor,
         dropout: Option<&mut Dropout>,
     ) -> Result<Tensor> {
-        let states = self.forward(ids, mask, dropout)?;
-        ops::l2_normalize(&ops::mean_pool(&states, mask)?)
+        self.embed_words(&self.rows_of(&self.word, ids)?, mask, dropout)
     }
 }
 
