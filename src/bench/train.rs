@@ -11,7 +11,7 @@ use crate::store::Store;
 use crate::train::common::bert::TrainBert;
 use crate::train::common::embed::TermTokenizer;
 use crate::train::common::ops::DropoutPlan;
-use crate::train::common::optim::{clip_global_norm, AdamW, AdamWConfig, GradAccumulator};
+use crate::train::common::optim::{AdamW, AdamWConfig, GradAccumulator};
 use crate::train::common::parallel;
 use crate::train::hiprbert::data::{load_hierarchies, Corpus};
 use crate::train::hiprbert::train::{forward_backward, sample_micro_batch, MicroBatch};
@@ -120,10 +120,7 @@ pub fn time_steps(
         let (grads, fwd) = (out.grads, out.forward_secs);
         let t2 = Instant::now();
         acc.add_chunks(&params, &grads)?;
-        let g = acc.mean_mut();
-        clip_global_norm(g, cfg.clip_norm);
-        opt.update(&params, g, cfg.optimizer.lr)?;
-        acc.clear();
+        opt.step_from(&mut acc, &params, cfg.clip_norm, cfg.optimizer.lr)?;
         let t3 = Instant::now();
         if k >= warmup {
             let step = t3.duration_since(t0).as_secs_f64();

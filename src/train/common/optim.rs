@@ -256,6 +256,23 @@ impl AdamW {
         }
     }
 
+    /// One optimizer step from what `acc` holds: the mean gradient, clipped to global norm
+    /// `clip_norm`, applied at `lr`; `acc` is then cleared for the next step. Returns the
+    /// gradient norm before clipping.
+    pub fn step_from(
+        &mut self,
+        acc: &mut GradAccumulator,
+        params: &[(String, Var)],
+        clip_norm: f64,
+        lr: f64,
+    ) -> Result<f64> {
+        let g = acc.mean_mut();
+        let norm = clip_global_norm(g, clip_norm);
+        self.update(params, g, lr)?;
+        acc.clear();
+        Ok(norm)
+    }
+
     /// Apply one update with learning rate `lr` and (already averaged, clipped) `grads`.
     ///
     /// F32 parameters are updated in place in their own storage, the largest split over

@@ -8,9 +8,7 @@ use crate::train::common::bert::{pad_batch, rowwise_cosine, TrainBert};
 use crate::train::common::checkpoint::{self, DevPoint, RngState, TrainState};
 use crate::train::common::embed::{InferenceEncoder, TermTokenizer};
 use crate::train::common::ops::DropoutPlan;
-use crate::train::common::optim::{
-    clip_global_norm, lr_at, AdamW, ChunkGrad, GradAccumulator, SparseRows,
-};
+use crate::train::common::optim::{lr_at, AdamW, ChunkGrad, GradAccumulator, SparseRows};
 use crate::train::common::parallel::{self, ChunkedEmbeddings};
 use crate::train::hiprbert::data::{self, Corpus, SystemEval};
 use crate::train::hiprbert::eval::{self, SystemReport};
@@ -343,11 +341,8 @@ pub fn train(args: &HiprbertArgs, opts: &RunOptions) -> anyhow::Result<TrainRepo
             window.1 += ex as u64;
             window.2 += tk as u64;
         }
-        let g = acc.mean_mut();
-        let norm = clip_global_norm(g, cfg.clip_norm);
         let lr = lr_at(state.step, cfg.optimizer.lr, warmup, cfg.steps);
-        opt.update(&params, g, lr)?;
-        acc.clear();
+        let norm = opt.step_from(&mut acc, &params, cfg.clip_norm, lr)?;
         state.step += 1;
         state.train_secs += t0.elapsed().as_secs_f64();
         state.loss_log.push((state.step, tl, sl));

@@ -11,7 +11,7 @@ use crate::notes::coding::{CodingModel, CodingTensors};
 use crate::notes::windows::WindowConfig;
 use crate::store::Store;
 use crate::train::common::checkpoint::{self, progress_bar, DevPoint, RngState, TrainState};
-use crate::train::common::optim::{clip_global_norm, lr_at, AdamW, GradAccumulator};
+use crate::train::common::optim::{lr_at, AdamW, GradAccumulator};
 use crate::train::notecontrast::codeseq::{self, FIRST_CODE};
 use crate::train::notecontrast::data::{description_vectors, load_data, note_features};
 use crate::train::notecontrast::eval::{eval_table, tuning_table};
@@ -231,10 +231,8 @@ pub fn train(args: &Args, stop_after: Option<u64>) -> anyhow::Result<Report> {
         let t0 = Instant::now();
         let (ls, lc, lm, grads) = step(&model, &d, &feats, &cfg, &mut rng)?;
         acc.add(&params, std::slice::from_ref(&grads))?;
-        let mut g = acc.take_mean();
-        let norm = clip_global_norm(&mut g, cfg.clip_norm);
         let lr = lr_at(state.step, cfg.optimizer.lr, warmup, cfg.steps);
-        opt.update(&params, &g, lr)?;
+        let norm = opt.step_from(&mut acc, &params, cfg.clip_norm, lr)?;
         for s in [&model.scale_seq, &model.scale_code] {
             s.set(&s.as_tensor().clamp(0f32, cap)?)?;
         }
