@@ -205,7 +205,7 @@ fn one_step_gives_every_parameter_a_gradient_and_changes_it() {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
     let hi = corpus.trainable()[0];
     let tree = corpus.tree_batch(hi, 16, &mut rng);
-    let syn = corpus.synonym_batch(4, &mut rng);
+    let syn = corpus.synonym_batch(4, 0.0, &mut rng);
     assert_eq!(
         tree.iter().filter(|p| p.2 == 0).count(),
         4,

@@ -72,6 +72,14 @@ pub enum EvalCommand {
         /// Also print the weighted-fusion alpha sweep and RRF k=10.
         #[arg(long)]
         sweep: bool,
+        /// Also write every mention's top 5 per variant as JSON lines here
+        /// (`{"set","variant","mention","gold","rank","top"}`), to study what each side gets wrong.
+        #[arg(long)]
+        dump: Option<PathBuf>,
+        /// Also rank with this model and print, per gold file and variant, acc@1 of `--model`
+        /// minus this one's with a paired bootstrap 95% CI, SE and a verdict (local runs only).
+        #[arg(long)]
+        baseline: Option<String>,
         /// Where to run.
         #[command(flatten)]
         target: EvalTarget,
@@ -349,6 +357,60 @@ fn dump_candidates(
     Ok(())
 }
 
+/// Per mention: is its gold concept ranked first.
+fn first_hits(gold: &[eval::Gold], ranked: &[Vec<(String, String)>]) -> Vec<bool> {
+    gold.iter()
+        .zip(ranked)
+        .map(|(g, r)| r.first().is_some_and(|(s, c)| g.matches(s, c)))
+        .collect()
+}
+
+/// The `--baseline` table of one gold file: acc@1 of both models per variant and the paired Δ.
+fn paired_table(model: &str, baseline: &str, rows: &[(String, crate::eval::paired::PairedAcc)]) {
+    use crate::eval::paired::verdict;
+    println!(
+        "\nacc@1 {model} − {baseline}, same mentions, paired bootstrap (1,000 resamples, seed 14):"
+    );
+    println!("| variant | {baseline} | {model} | Δ [95% CI] | SE | lost / gained | verdict |");
+    println!("|---|---|---|---|---|---|---|");
+    for (name, p) in rows {
+        println!(
+            "| {name} | {:.3} | {:.3} | {:+.3} [{:+.3}, {:+.3}] | {:.3} | {} / {} | {} |",
+            p.base,
+            p.cand,
+            p.delta.value,
+            p.delta.lo,
+            p.delta.hi,
+            p.se,
+            p.flips.0,
+            p.flips.1,
+            verdict(p)
+        );
+    }
+    println!();
+}
+
+/// One JSON line per mention of a normalisation variant: its gold, the rank of the gold
+/// concept (null: not in the list) and the top 5 `SYSTEM:code`s.
+fn dump_ranked(
+    out: &mut impl std::io::Write,
+    set: &std::path::Path,
+    variant: &str,
+    gold: &[eval::Gold],
+    ranked: &[Vec<(String, String)>],
+) -> Result<()> {
+    for (g, r) in gold.iter().zip(ranked) {
+        let rank = r.iter().position(|(s, c)| g.matches(s, c)).map(|p| p + 1);
+        let top: Vec<String> = r.iter().take(5).map(|(s, c)| format!("{s}:{c}")).collect();
+        let line = serde_json::json!({
+            "set": set.display().to_string(), "variant": variant, "mention": g.mention,
+            "gold": format!("{}:{}", g.system, g.code), "rank": rank, "top": top,
+        });
+        writeln!(out, "{line}")?;
+    }
+    Ok(())
+}
+
 /// The models of a ratings run, loaded as the server loads them: `--model` names from the
 /// models dir, then `--model-dir` folders; neither: the models dir's default terms model.
 fn ratings_models(a: &RatingsArgs) -> Result<Vec<EngineHandle>> {
@@ -418,6 +480,8 @@ pub fn run(cmd: EvalCommand) -> Result<()> {
         EvalCommand::Normalize {
             gold,
             sweep,
+            dump,
+            baseline,
             target,
         } => {
             if let Some(url) = &target.url {
@@ -440,15 +504,50 @@ pub fn run(cmd: EvalCommand) -> Result<()> {
             // name the model the table is about (the default terms model when none is given)
             let model = eng.terms_model(target.model.as_deref())?;
             let m = Some(model.as_str());
+            let baseline = match &baseline {
+                Some(b) => Some(eng.terms_model(Some(b))?),
+                None => None,
+            };
             let variants = variants(sweep);
+            let mut dump = match &dump {
+                Some(p) => Some(std::io::BufWriter::new(
+                    std::fs::File::create(p)
+                        .with_context(|| format!("creating {}", p.display()))?,
+                )),
+                None => None,
+            };
             for path in &gold {
                 let gold = read_gold(path)?;
                 header(path, gold.len(), &model);
                 let vecs = eval::embed_mentions(&eng, &gold, m)?;
+                let base_vecs = match &baseline {
+                    Some(b) => Some(eval::embed_mentions(&eng, &gold, Some(b))?),
+                    None => None,
+                };
+                let mut paired = Vec::new();
                 for (name, mode, fusion) in &variants {
                     let ranked = eval::rank_local(&eng, &gold, *mode, *fusion, m, Some(&vecs))?;
                     row(name, score_rankings(&gold, &ranked));
+                    if let Some(out) = dump.as_mut() {
+                        dump_ranked(out, path, name, &gold, &ranked)?;
+                    }
+                    if let (Some(b), Some(bv)) = (&baseline, &base_vecs) {
+                        let base =
+                            eval::rank_local(&eng, &gold, *mode, *fusion, Some(b), Some(bv))?;
+                        let p = crate::eval::paired::paired_acc(
+                            &first_hits(&gold, &base),
+                            &first_hits(&gold, &ranked),
+                            crate::eval::ratings::Bootstrap::default(),
+                        );
+                        paired.push((name.clone(), p));
+                    }
                 }
+                if let Some(b) = &baseline {
+                    paired_table(&model, b, &paired);
+                }
+            }
+            if let Some(mut out) = dump {
+                std::io::Write::flush(&mut out)?;
             }
             Ok(())
         }

@@ -10,6 +10,7 @@
 //! * [`terms`] — term-search evaluation against gold files, in-process or over HTTP;
 //! * [`ratings`] — Spearman ρ (bootstrap CIs) of a model's cosine against human relatedness
 //!   ratings (MayoSRS, MiniMayoSRS, Pedersen-30, Hliaoutakis-36), per set and pooled;
+//! * [`paired`] — paired bootstrap of two models' acc@1 on the same mentions (Δ, CI, SE);
 //! * [`learn`] — fitting the learned hybrid's weights ([`crate::search::hybrid`]) on dev-set
 //!   candidates;
 //! * [`bm25`] — the lexical baseline of the coding evaluation (an in-memory Okapi BM25).
@@ -19,5 +20,6 @@ pub mod coding;
 pub mod embedding;
 pub mod learn;
 pub mod metrics;
+pub mod paired;
 pub mod ratings;
 pub mod terms;

@@ -148,7 +148,8 @@ fn quantile(sorted: &[f64], q: f64) -> f64 {
     sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
 }
 
-fn interval(value: f64, mut samples: Vec<f64>) -> Estimate {
+/// The estimate `value` with the 2.5th and 97.5th percentiles of its finite bootstrap `samples`.
+pub(crate) fn interval(value: f64, mut samples: Vec<f64>) -> Estimate {
     samples.retain(|x| x.is_finite());
     samples.sort_by(f64::total_cmp);
     Estimate {

@@ -27,6 +27,9 @@ pub struct Corpus {
     pub train_names: Vec<Vec<Vec<String>>>,
     /// Leading true synonyms among `train_names`.
     pub train_n_syn: Vec<Vec<usize>>,
+    /// Per entry of `synonym_concepts`: its nearest other synonym concepts (positions in that
+    /// list), from [`super::mining`]; empty = no hard-neighbour batches.
+    pub hard_neighbors: Vec<Vec<u32>>,
 }
 
 impl Corpus {
@@ -48,6 +51,7 @@ impl Corpus {
             train_names: Vec::new(),
             train_n_syn: Vec::new(),
             hierarchies: Vec::new(),
+            hard_neighbors: Vec::new(),
         };
         for (hi, h) in hierarchies.iter().enumerate() {
             let mut names_h = Vec::with_capacity(h.len());
@@ -136,10 +140,50 @@ impl Corpus {
     }
 
     /// A batch of `k` distinct concepts with two different true synonyms each: (text, label).
-    pub fn synonym_batch(&self, k: usize, rng: &mut ChaCha8Rng) -> Vec<(String, u32)> {
-        let picked: Vec<&(u32, u32)> = self.synonym_concepts.choose_multiple(rng, k).collect();
+    /// With [`Self::hard_neighbors`] mined, about `hard_share` of the concepts come as pairs
+    /// of a random anchor and one of its nearest neighbours (so the batch holds confusable
+    /// concepts for the in-batch mining); the rest are drawn at random.
+    pub fn synonym_batch(
+        &self,
+        k: usize,
+        hard_share: f64,
+        rng: &mut ChaCha8Rng,
+    ) -> Vec<(String, u32)> {
+        let pool = self.synonym_concepts.len();
+        let mut picked: Vec<usize> = Vec::with_capacity(k);
+        let mut seen: HashSet<usize> = HashSet::with_capacity(k);
+        if self.hard_neighbors.len() == pool && pool > 0 {
+            let pairs = ((k as f64 * hard_share) / 2.0).floor() as usize;
+            let mut tries = 0;
+            while picked.len() < 2 * pairs && tries < 20 * k {
+                tries += 1;
+                let a = rng.gen_range(0..pool);
+                let Some(&b) = self.hard_neighbors[a].choose(rng) else {
+                    continue;
+                };
+                let b = b as usize;
+                if !seen.contains(&a) && !seen.contains(&b) {
+                    seen.extend([a, b]);
+                    picked.extend([a, b]);
+                }
+            }
+        }
+        if picked.is_empty() {
+            // no neighbours: k distinct concepts at random (as `choose_multiple` draws them)
+            picked = rand::seq::index::sample(rng, pool, k.min(pool)).into_vec();
+        } else {
+            let mut tries = 0;
+            while picked.len() < k.min(pool) && tries < 50 * k {
+                tries += 1;
+                let p = rng.gen_range(0..pool);
+                if seen.insert(p) {
+                    picked.push(p);
+                }
+            }
+        }
         let mut out = Vec::with_capacity(2 * picked.len());
-        for (label, &&(hi, ci)) in picked.iter().enumerate() {
+        for (label, &p) in picked.iter().enumerate() {
+            let (hi, ci) = self.synonym_concepts[p];
             let syn = &self.train_names[hi as usize][ci as usize]
                 [..self.train_n_syn[hi as usize][ci as usize]];
             for s in syn.choose_multiple(rng, 2) {

@@ -10,7 +10,7 @@
 //! This file holds the run's configuration (presets, arguments, report); the leaves import it:
 //! [`hierarchy`] (one system's graph: distance categories, partner sampling, held-out split),
 //! [`data`] (the corpus of every hierarchy in the store, batches, evaluation sets), [`loss`] (tree
-//! and synonym multi-similarity), [`eval`] (the per-system report of ROC AUCs per category
+//! and synonym multi-similarity), [`mining`] (hard neighbours from the whole synonym pool), [`eval`] (the per-system report of ROC AUCs per category
 //! pair and normalisation accuracy, measured by [`crate::eval`]), [`train`] (the loop: accumulation, AdamW, clipping, seeded sampling,
 //! checkpoints) and [`output`] (the model folder the server loads).
 
@@ -18,6 +18,7 @@ pub mod data;
 pub mod eval;
 pub mod hierarchy;
 pub mod loss;
+pub mod mining;
 pub mod output;
 pub mod train;
 
@@ -62,6 +63,13 @@ pub struct TrainConfig {
     pub loss: LossConfig,
     /// Weight of the synonym loss relative to the tree loss.
     pub synonym_weight: f64,
+    /// Hard negatives from the whole synonym pool ([`mining`]): nearest neighbours kept per
+    /// concept (0 = off: batches of random concepts only).
+    #[serde(default)]
+    pub hard_neighbors: usize,
+    /// Share of each synonym batch's concepts drawn as anchor + hard-neighbour pairs.
+    #[serde(default)]
+    pub hard_share: f64,
     /// Held-out share of concepts, per mille.
     pub heldout_permille: u32,
     /// Cap on concepts read per system (0 = all).
@@ -115,6 +123,8 @@ impl TrainConfig {
             seed: 17,
             loss: LossConfig::default(),
             synonym_weight: 1.0,
+            hard_neighbors: 0,
+            hard_share: 0.0,
             heldout_permille: 100,
             max_concepts_per_system: 0,
             eval: EvalSizes {

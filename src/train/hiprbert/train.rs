@@ -66,6 +66,33 @@ fn evaluate_tensors(
     eval::evaluate(&mut f, sets)
 }
 
+/// The corpus's hard neighbours under the base model ([`super::mining`]), mined once and
+/// kept in the checkpoint folder (`hard_neighbors.json`, with the pool size it was mined
+/// for) so a resumed run samples the same batches.
+fn hard_neighbors(
+    corpus: &Corpus,
+    model: &TrainBert,
+    tok: &TermTokenizer,
+    ckpt_dir: &std::path::Path,
+    per_concept: usize,
+) -> anyhow::Result<Vec<Vec<u32>>> {
+    let path = ckpt_dir.join("hard_neighbors.json");
+    let key = (corpus.synonym_concepts.len(), per_concept);
+    if let Ok(t) = std::fs::read_to_string(&path) {
+        let (k, lists): ((usize, usize), Vec<Vec<u32>>) =
+            serde_json::from_str(&t).with_context(|| format!("reading {}", path.display()))?;
+        if k == key {
+            return Ok(lists);
+        }
+    }
+    let mut enc = InferenceEncoder::from_tensors(&model.config, model.tensors())?;
+    enc.workers = parallel::workers();
+    let mut f = |t: &[String]| enc.embed_texts(tok, t);
+    let lists = super::mining::mine_neighbors(corpus, &mut f, per_concept)?;
+    write_atomic(&path, serde_json::to_string(&(key, &lists))?.as_bytes())?;
+    Ok(lists)
+}
+
 /// One point of the dev curve: mean over systems of the mean AUC and of acc@1 (systems
 /// without pairs or queries left out).
 fn dev_point(
@@ -127,7 +154,7 @@ pub fn sample_micro_batch(
         Some(hi) => corpus.tree_batch(hi, cfg.tree_pairs, rng),
         None => Vec::new(),
     };
-    let syn = corpus.synonym_batch(cfg.synonym_concepts, rng);
+    let syn = corpus.synonym_batch(cfg.synonym_concepts, cfg.hard_share, rng);
     let mut texts: Vec<String> = tree.iter().map(|p| p.0.clone()).collect();
     texts.extend(tree.iter().map(|p| p.1.clone()));
     texts.extend(syn.iter().map(|s| s.0.clone()));
@@ -260,7 +287,7 @@ pub fn train(args: &HiprbertArgs, opts: &RunOptions) -> anyhow::Result<TrainRepo
     let hierarchies =
         data::load_hierarchies(&store, cfg.heldout_permille, cfg.max_concepts_per_system)?;
     drop(store);
-    let corpus = Corpus::new(hierarchies);
+    let mut corpus = Corpus::new(hierarchies);
     anyhow::ensure!(
         !corpus.trainable().is_empty() || !corpus.synonym_concepts.is_empty(),
         "the store holds no hierarchy or synonyms to train on (load ontologies first)"
@@ -295,6 +322,11 @@ pub fn train(args: &HiprbertArgs, opts: &RunOptions) -> anyhow::Result<TrainRepo
         write_atomic(&base_eval_path, serde_json::to_string(&e)?.as_bytes())?;
         e
     };
+
+    if cfg.hard_neighbors > 0 {
+        corpus.hard_neighbors =
+            hard_neighbors(&corpus, &model, &tok, &ckpt_dir, cfg.hard_neighbors)?;
+    }
 
     let params = model.params().to_vec();
     let mut opt = AdamW::new(cfg.optimizer.clone(), &params);
