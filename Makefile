@@ -6,9 +6,9 @@ ADDR ?= 127.0.0.1:8080
 CARGO ?= cargo
 BIN := target/release/ontovec
 
-.PHONY: run data fetch ingest serve build test contract sdk fhir bench bench-embed eval notes codiesp lint openapi clean-data
+.PHONY: run data model fetch ingest serve build test contract sdk fhir bench bench-embed eval notes codiesp lint openapi clean-data
 
-run: data serve
+run: data model serve
 
 build:
 	$(CARGO) build --release
@@ -20,6 +20,21 @@ ingest: build
 	bash scripts/ingest-public.sh $(DATA_DIR)
 
 data: fetch ingest
+
+# The terms model `make run` serves: HiPrBERT trained by `ontovec train hiprbert` from the base
+# model on every vocabulary the store holds (preset $(TRAIN); quick: 12 min of steps plus ~3 min
+# of evaluation on 2 cores), into models/$(TERMS_MODEL), whose manifest makes it the default
+# terms model. Trained once: a finished folder is kept, an interrupted run resumes from its
+# checkpoint. TRAIN=none skips it and serves the base model.
+TRAIN ?= quick
+TERMS_MODEL ?= hiprbert-$(TRAIN)
+model: build
+ifeq ($(TRAIN),none)
+	@echo "TRAIN=none: serving the base model"
+else
+	@test -f models/$(TERMS_MODEL)/ontovec.json || $(BIN) train hiprbert \
+	  --base models/all-MiniLM-L6-v2 --data-dir $(DATA_DIR) --out models/$(TERMS_MODEL) --preset $(TRAIN)
+endif
 
 serve: build
 	$(BIN) serve --data-dir $(DATA_DIR) --addr $(ADDR)

@@ -49,7 +49,8 @@ pub struct RunArgs {
 }
 
 /// `preset` with the fields of the JSON object in `file` (if any) merged over it: objects merge
-/// key by key, any other value replaces.
+/// key by key, any other value replaces. A key the configuration does not have is an error
+/// naming it (a misspelt or outdated setting would otherwise be ignored without a word).
 pub fn with_overrides<T>(preset: T, file: Option<&Path>) -> anyhow::Result<T>
 where
     T: serde::Serialize + serde::de::DeserializeOwned,
@@ -60,18 +61,86 @@ where
             &std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?,
         )
         .with_context(|| format!("parsing {}", f.display()))?;
-        merge(&mut v, o);
+        merge(&mut v, o, "").with_context(|| format!("in {}", f.display()))?;
+        return serde_json::from_value(v).with_context(|| format!("in {}", f.display()));
     }
     Ok(serde_json::from_value(v)?)
 }
 
-fn merge(into: &mut serde_json::Value, from: serde_json::Value) {
+fn merge(into: &mut serde_json::Value, from: serde_json::Value, path: &str) -> anyhow::Result<()> {
     match (into, from) {
         (serde_json::Value::Object(a), serde_json::Value::Object(b)) => {
             for (k, v) in b {
-                merge(a.entry(k).or_insert(serde_json::Value::Null), v);
+                let here = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
+                let Some(slot) = a.get_mut(&k) else {
+                    let known: Vec<&str> = a.keys().map(String::as_str).collect();
+                    anyhow::bail!(
+                        "unknown setting `{here}` (known here: {})",
+                        known.join(", ")
+                    );
+                };
+                merge(slot, v, &here)?;
             }
         }
         (slot, v) => *slot = v,
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod override_tests {
+    use super::*;
+
+    #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    struct Inner {
+        lr: f64,
+    }
+    #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    struct Cfg {
+        steps: u64,
+        cap: Option<u64>,
+        opt: Inner,
+    }
+
+    fn preset() -> Cfg {
+        Cfg {
+            steps: 4,
+            cap: None,
+            opt: Inner { lr: 1.0 },
+        }
+    }
+
+    fn with(json: &str) -> anyhow::Result<Cfg> {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.json");
+        std::fs::write(&f, json).unwrap();
+        with_overrides(preset(), Some(&f))
+    }
+
+    #[test]
+    fn known_keys_merge_and_unknown_ones_are_named() {
+        assert_eq!(
+            with(r#"{"cap": 9, "opt": {"lr": 0.5}}"#).unwrap(),
+            Cfg {
+                steps: 4,
+                cap: Some(9),
+                opt: Inner { lr: 0.5 }
+            }
+        );
+        let e = format!(
+            "{:#}",
+            with(r#"{"opt": {"lr": 0.5, "beta": 2}}"#).unwrap_err()
+        );
+        assert!(
+            e.contains("unknown setting `opt.beta`") && e.contains("known here: lr"),
+            "{e}"
+        );
+        let e = format!("{:#}", with(r#"{"stepz": 1}"#).unwrap_err());
+        assert!(e.contains("`stepz`") && e.contains("c.json"), "{e}");
+        assert_eq!(with_overrides(preset(), None).unwrap(), preset());
     }
 }
