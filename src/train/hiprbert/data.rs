@@ -193,13 +193,14 @@ impl Corpus {
         out
     }
 
-    /// Pick the hierarchy of the next tree batch, with probability ∝ sqrt(training concepts)
-    /// so ICD-10-CM does not drown the small trees.
-    pub fn pick_hierarchy(&self, rng: &mut ChaCha8Rng) -> Option<usize> {
+    /// Pick the hierarchy of the next tree batch, with probability ∝ (training concepts)^`power`:
+    /// 0.5 (square root) keeps ICD-10-CM from drowning the small trees, 0 gives every tree the
+    /// same share.
+    pub fn pick_hierarchy(&self, power: f64, rng: &mut ChaCha8Rng) -> Option<usize> {
         let t = self.trainable();
         let w: Vec<f64> = t
             .iter()
-            .map(|&i| (self.train_concepts[i].len() as f64).sqrt())
+            .map(|&i| (self.train_concepts[i].len() as f64).powf(power))
             .collect();
         let total: f64 = w.iter().sum();
         if t.is_empty() || total <= 0.0 {

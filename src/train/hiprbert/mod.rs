@@ -63,6 +63,11 @@ pub struct TrainConfig {
     pub loss: LossConfig,
     /// Weight of the synonym loss relative to the tree loss.
     pub synonym_weight: f64,
+    /// Tree batches come from a hierarchy drawn with probability ∝ (its training
+    /// concepts)^this: 0.5 = square root (ICD-10-CM does not drown the small trees), 0 = every
+    /// hierarchy equally often.
+    #[serde(default = "default_tree_power")]
+    pub tree_system_power: f64,
     /// Hard negatives from the whole synonym pool ([`mining`]): nearest neighbours kept per
     /// concept (0 = off: batches of random concepts only).
     #[serde(default)]
@@ -90,6 +95,10 @@ pub struct TrainConfig {
     /// Sizes of the dev-curve sets (a deterministic subset-sized draw of the held-out split).
     #[serde(default = "default_dev_eval")]
     pub dev_eval: EvalSizes,
+}
+
+fn default_tree_power() -> f64 {
+    0.5
 }
 
 fn default_dev_eval() -> EvalSizes {
@@ -123,6 +132,7 @@ impl TrainConfig {
             seed: 17,
             loss: LossConfig::default(),
             synonym_weight: 1.0,
+            tree_system_power: 0.5,
             hard_neighbors: 0,
             hard_share: 0.0,
             heldout_permille: 100,

@@ -150,7 +150,7 @@ pub fn sample_micro_batch(
     cfg: &TrainConfig,
     rng: &mut ChaCha8Rng,
 ) -> anyhow::Result<MicroBatch> {
-    let tree = match corpus.pick_hierarchy(rng) {
+    let tree = match corpus.pick_hierarchy(cfg.tree_system_power, rng) {
         Some(hi) => corpus.tree_batch(hi, cfg.tree_pairs, rng),
         None => Vec::new(),
     };
