@@ -481,4 +481,61 @@ mod tests {
         assert_eq!(sets.len(), 1);
         assert!(sets[0].queries.iter().all(|(q, _)| q == "shared name"));
     }
+
+    #[test]
+    fn hard_neighbour_batches_pair_each_anchor_with_a_neighbour() {
+        use rand::SeedableRng;
+        // 40 concepts "cI" with two synonyms each, none held out (permille 0)
+        let concepts: Vec<ConceptInput> = (0..40)
+            .map(|i| ConceptInput {
+                code: format!("C{i}"),
+                preferred: format!("c{i} one"),
+                synonyms: vec![format!("c{i} two")],
+                ..Default::default()
+            })
+            .collect();
+        let mut corpus = Corpus::new(vec![Hierarchy::build("S", concepts, 0)]);
+        let pool = corpus.synonym_concepts.len();
+        assert_eq!(pool, 40);
+        let concept_of = |text: &str| -> usize {
+            let code = text.split(' ').next().unwrap().trim_start_matches('c');
+            let code = format!("C{code}");
+            let ci = corpus.hierarchies[0]
+                .codes
+                .iter()
+                .position(|c| *c == code)
+                .unwrap();
+            corpus
+                .synonym_concepts
+                .iter()
+                .position(|&(_, c)| c as usize == ci)
+                .unwrap()
+        };
+        // each concept's only neighbour: the next one in the pool
+        corpus.hard_neighbors = (0..pool).map(|p| vec![((p + 1) % pool) as u32]).collect();
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        for _ in 0..20 {
+            let batch = corpus.synonym_batch(8, 1.0, &mut rng);
+            assert_eq!(batch.len(), 16, "8 concepts, two names each");
+            let mut by_label: HashMap<u32, Vec<usize>> = HashMap::new();
+            for (text, label) in &batch {
+                by_label.entry(*label).or_default().push(concept_of(text));
+            }
+            assert_eq!(by_label.len(), 8);
+            for names in by_label.values() {
+                assert_eq!(names.len(), 2);
+                assert_eq!(names[0], names[1], "one concept per label");
+            }
+            // labels 2j and 2j+1 are an anchor and its neighbour
+            for j in 0..4u32 {
+                let (a, b) = (by_label[&(2 * j)][0], by_label[&(2 * j + 1)][0]);
+                assert_eq!(b, (a + 1) % pool, "pair {j}: {a} then {b}");
+            }
+        }
+        // share 0.5 of 8: two pairs, the other four at random; no neighbours: random only
+        let batch = corpus.synonym_batch(8, 0.5, &mut rng);
+        assert_eq!(batch.len(), 16);
+        corpus.hard_neighbors.clear();
+        assert_eq!(corpus.synonym_batch(8, 1.0, &mut rng).len(), 16);
+    }
 }
