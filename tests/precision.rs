@@ -23,8 +23,15 @@ fn open(data: &Path, models: &Path, precision: PrecisionChoice) -> std::sync::Ar
 
 /// Cached vectors by text for one vector id.
 fn cached(data: &Path, vid: &str) -> HashMap<String, Vec<f32>> {
-    let store = ontovec::store::Store::open(&data.join("store")).unwrap();
-    let tree = ontovec::search::engine::embedding_cache(&store).unwrap();
+    cached_in(
+        &ontovec::store::Store::open(&data.join("store")).unwrap(),
+        vid,
+    )
+}
+
+/// The same, from a store that is open.
+fn cached_in(store: &ontovec::store::Store, vid: &str) -> HashMap<String, Vec<f32>> {
+    let tree = ontovec::search::engine::embedding_cache(store).unwrap();
     let mut prefix = vid.as_bytes().to_vec();
     prefix.push(0);
     tree.scan_prefix(&prefix)
@@ -354,4 +361,63 @@ fn a_dtype_change_builds_its_own_index_behind_the_complete_one() {
     let app = open_dtype(VectorScalar::F32);
     assert_eq!(serving(&app), (VectorScalar::F32, None));
     assert_eq!(query_vector_top(&app, "diabetes mellitus"), f32_top);
+}
+
+/// New weights under the same model name: the old vectors are dropped at open and catch-up
+/// re-embeds every term with the new weights; the same weights again keep everything.
+#[test]
+fn new_weights_under_the_same_name_are_re_embedded() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (models, data, vectors) = tiny_model_and_dirs(tmp.path());
+    let app = open(&data, &models, PrecisionChoice::F32);
+    common::load(
+        &app,
+        Format::Icd10cmXml,
+        &["ontologies/icd10cm/icd10cm-tabular-sample.xml"],
+    );
+    app.sync_indexes(None).unwrap();
+    drop(app);
+    let old = cached(&data, "tiny");
+    assert!(old.len() > 10);
+
+    // same weights: reopening keeps the cache and the index as they are
+    let app = open(&data, &models, PrecisionChoice::F32);
+    drop(app);
+    assert_eq!(cached(&data, "tiny"), old);
+    assert!(vectors.join("tiny.usearch").is_file());
+
+    // retrained into the same folder
+    ontovec::encoder::testing::write_tiny_bert(
+        &models.join("tiny"),
+        &ontovec::encoder::testing::TinyBert {
+            seed: 99,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let app = open(&data, &models, PrecisionChoice::F32);
+    assert!(
+        cached_in(&app.store, "tiny").is_empty(),
+        "the old weights' cache entries are gone"
+    );
+    assert!(!vectors.join("tiny.usearch").is_file(), "and its index");
+    app.sync_indexes(None).unwrap();
+    let handle = app
+        .search
+        .as_ref()
+        .unwrap()
+        .registry()
+        .get(Some("tiny"), ModelKind::Terms)
+        .unwrap()
+        .clone();
+    drop(app);
+    let new = cached(&data, "tiny");
+    assert_eq!(new.len(), old.len(), "every term embedded again");
+    let (text, v) = new.iter().next().unwrap();
+    let fresh = handle.embed_blocking(&[text.as_str()]).unwrap().remove(0);
+    assert!(
+        cosine(v, &fresh) > 0.9999,
+        "cached = the new weights' vector"
+    );
+    assert!(cosine(v, &old[text]) < 0.999, "and not the old one");
 }

@@ -85,6 +85,10 @@ pub struct ModelManifest {
     pub parity_texts: Option<Vec<String>>,
     /// The precision the loaded model runs in (set by the loader; F32 until then).
     pub precision: Precision,
+    /// A fingerprint of the weights file (FNV-1a 64 of its bytes, hex; set by the loader):
+    /// the search engine drops a model's vectors when the weights under its name change.
+    #[serde(skip)]
+    pub weights_id: String,
 }
 
 /// `trained_by` of a model nobody here fine-tuned.
@@ -156,6 +160,7 @@ impl ModelManifest {
             requested_precision: file.precision,
             parity_texts: file.parity_texts,
             precision: Precision::F32,
+            weights_id: String::new(),
         })
     }
 }

@@ -246,6 +246,15 @@ impl SearchEngine {
                 Some(vector_store::postgres::PgClient::new(url, config.postgres)?)
             }
         };
+        let emb = embedding_cache(&store)?;
+        super::identity::reconcile(
+            &store,
+            &registry,
+            &dir.join("vectors"),
+            &emb,
+            config.read_only,
+            pg.is_some(),
+        )?;
         let terms = super::serving::active_terms(&store)?;
         let dtype = match &pg {
             None => config.dtype,
@@ -272,7 +281,6 @@ impl SearchEngine {
             let v = super::serving::choose(&info.name, own_variant, own, &terms, &indexes)?;
             vectors.insert(info.name.clone(), v);
         }
-        let emb = embedding_cache(&store)?;
         Ok(Self {
             store,
             registry,

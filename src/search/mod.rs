@@ -19,6 +19,8 @@
 //! - [`query`]: what callers ask the engine (search, normalize, similar, embed): it embeds the
 //!   query itself, through the encoder's admission gate, then ranks on the blocking pool.
 //! - [`relatedness`]: cosine of text/concept pairs.
+//! - [`identity`]: a terms model's vectors are dropped (and re-embedded) when the weights under
+//!   its name change.
 //! - [`serving`]: which precision's vector index a terms model's searches read (the complete
 //!   one of another precision while the model's own is built after a precision change).
 //! - [`hybrid`]: the learned concept-level hybrid (features, bridges, calibrated scores); its
@@ -35,6 +37,7 @@ pub mod error;
 pub mod exact;
 pub mod fusion;
 pub mod hybrid;
+pub mod identity;
 pub mod keyset;
 pub mod lexical;
 pub mod query;
