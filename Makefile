@@ -21,12 +21,13 @@ ingest: build
 
 data: fetch ingest
 
-# The terms model `make run` serves: HiPrBERT trained by `ontovec train hiprbert` from the base
-# model on every vocabulary the store holds (preset $(TRAIN); quick: 12 min of steps plus ~3 min
-# of evaluation on 2 cores), into models/$(TERMS_MODEL), whose manifest makes it the default
-# terms model. Trained once: a finished folder is kept, an interrupted run resumes from its
-# checkpoint. TRAIN=none skips it and serves the base model.
-TRAIN ?= quick
+# The terms model `make run` serves. TRAIN=none (the default): the base model. TRAIN=quick (or
+# standard): HiPrBERT trained by `ontovec train hiprbert` from the base model on every
+# vocabulary the store holds (quick: ~15 min on a quiet 2-core machine), into
+# models/$(TERMS_MODEL), whose manifest makes it the default terms model; trained once (a
+# finished folder is kept, an interrupted run resumes from its checkpoint). Why the base model
+# is still the default: README, "make run and a trained model".
+TRAIN ?= none
 TERMS_MODEL ?= hiprbert-$(TRAIN)
 model: build
 ifeq ($(TRAIN),none)
