@@ -76,19 +76,25 @@ fn tiny_model_and_dirs(root: &Path) -> (PathBuf, PathBuf, PathBuf) {
     (models, data, vectors)
 }
 
-#[test]
-fn a_precision_change_never_mixes_vectors() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (models, data, vectors) = tiny_model_and_dirs(tmp.path());
-
-    // F32: index and cache under the model's name
-    let app = open(&data, &models, PrecisionChoice::F32);
+/// The F32 app with the ICD-10-CM sample loaded and every index caught up.
+fn loaded_f32(data: &Path, models: &Path) -> std::sync::Arc<App> {
+    let app = open(data, models, PrecisionChoice::F32);
     common::load(
         &app,
         Format::Icd10cmXml,
         &["ontologies/icd10cm/icd10cm-tabular-sample.xml"],
     );
     app.sync_indexes(None).unwrap();
+    app
+}
+
+#[test]
+fn a_precision_change_never_mixes_vectors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (models, data, vectors) = tiny_model_and_dirs(tmp.path());
+
+    // F32: index and cache under the model's name
+    let app = loaded_f32(&data, &models);
     let f32_top = query_vector_top(&app, "diabetes mellitus");
     assert!(!f32_top.is_empty());
     drop(app);
@@ -369,13 +375,7 @@ fn a_dtype_change_builds_its_own_index_behind_the_complete_one() {
 fn new_weights_under_the_same_name_are_re_embedded() {
     let tmp = tempfile::tempdir().unwrap();
     let (models, data, vectors) = tiny_model_and_dirs(tmp.path());
-    let app = open(&data, &models, PrecisionChoice::F32);
-    common::load(
-        &app,
-        Format::Icd10cmXml,
-        &["ontologies/icd10cm/icd10cm-tabular-sample.xml"],
-    );
-    app.sync_indexes(None).unwrap();
+    let app = loaded_f32(&data, &models);
     drop(app);
     let old = cached(&data, "tiny");
     assert!(old.len() > 10);
