@@ -23,7 +23,7 @@ data: fetch ingest
 
 # The terms model `make run` serves. TRAIN=none (the default): the base model. TRAIN=quick (or
 # standard): HiPrBERT trained by `ontovec train hiprbert` from the base model on every
-# vocabulary the store holds (quick: ~15 min on a quiet 2-core machine), into
+# vocabulary the store holds (quick: ~10 min on a quiet 2-core machine, 14 min measured on a busy one), into
 # models/$(TERMS_MODEL), whose manifest makes it the default terms model; trained once (a
 # finished folder is kept, an interrupted run resumes from its checkpoint). Why the base model
 # is still the default: README, "make run and a trained model".
