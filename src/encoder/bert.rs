@@ -61,12 +61,11 @@ impl Encoder {
             ModelManifest::load(dir, config.hidden_size, config.max_position_embeddings)?;
         let tokenizer = TextTokenizer::load(dir, manifest.max_len)?;
         let weights_path = dir.join(WEIGHTS_FILE);
-        // ~0.1 s for MiniLM's 90 MB, once per load
-        let bytes =
-            std::fs::read(&weights_path).map_err(|e| EncoderError::load(&weights_path, e))?;
+        // the file is read once: fingerprinted (~0.1 s for MiniLM's 90 MB), then parsed
+        let bytes = read_weights(&weights_path)?;
         manifest.weights_id = format!("{:016x}", crate::util::hash::fnv1a64(&bytes));
+        let tensors = tensors_from_bytes(&weights_path, &bytes)?;
         drop(bytes);
-        let tensors = load_tensors(&weights_path)?;
         let model =
             Bert::load(&tensors, &config).map_err(|e| EncoderError::load(&weights_path, e))?;
         let choice = policy.resolve(manifest.requested_precision);
@@ -206,15 +205,27 @@ impl Encoder {
     }
 }
 
-/// Reads a safetensors file into F32 tensors named as `BertModel` expects them.
+/// Reads a safetensors file into F32 tensors named as `BertModel` expects them (the loader
+/// reads the file once itself, to fingerprint the same bytes; tests call this).
+#[cfg(test)]
 pub(crate) fn load_tensors(path: &Path) -> Result<HashMap<String, Tensor>, EncoderError> {
-    let bytes = std::fs::read(path).map_err(|e| {
+    tensors_from_bytes(path, &read_weights(path)?)
+}
+
+/// The bytes of the safetensors file at `path`.
+fn read_weights(path: &Path) -> Result<Vec<u8>, EncoderError> {
+    std::fs::read(path).map_err(|e| {
         EncoderError::load(
             path,
             format!("{e} (only safetensors weights are supported)"),
         )
-    })?;
-    let raw = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu)
+    })
+}
+
+/// F32 tensors named as `BertModel` expects them from a safetensors file's bytes, already
+/// read (`path` names it in errors).
+fn tensors_from_bytes(path: &Path, bytes: &[u8]) -> Result<HashMap<String, Tensor>, EncoderError> {
+    let raw = candle_core::safetensors::load_buffer(bytes, &Device::Cpu)
         .map_err(|e| EncoderError::load(path, e))?;
     normalise_tensor_names(raw)
         .into_iter()
