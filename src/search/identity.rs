@@ -11,30 +11,17 @@
 //! re-embeds every term with the new weights. Not covered: term vectors kept in PostgreSQL
 //! (the tables are left as they are and a warning says so) and the notes models' indexes.
 
+use super::cache::emb_key;
+use super::serving::VectorVariant;
+use super::vector::VectorScalar;
+use super::vector_store::usearch::EmbeddedStore;
+use crate::encoder::precision::{vector_id, Precision};
 use crate::encoder::{ModelKind, Registry};
 use crate::store::Store;
 use std::path::Path;
 
 /// Tree of `model name → weights fingerprint` the vectors on disk were made with.
 const TREE: &str = "model_weights";
-
-/// What [`reconcile`] did for one model.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    /// First time this model is seen: its fingerprint is recorded.
-    Recorded,
-    /// The weights are the ones the vectors were made with.
-    Same,
-    /// The weights changed: this many index files and cache entries were dropped.
-    Dropped {
-        /// Index files removed.
-        files: usize,
-        /// Embedding-cache entries removed.
-        cached: usize,
-    },
-    /// The weights changed, but a read-only server may not drop anything: it says so and serves.
-    ChangedReadOnly,
-}
 
 /// Check every terms model of `registry` against the fingerprints recorded in `store`, and drop
 /// the vectors of those whose weights changed (see the module docs). `vectors_dir` holds the
@@ -47,9 +34,8 @@ pub fn reconcile(
     emb: &sled::Tree,
     read_only: bool,
     postgres: bool,
-) -> Result<Vec<(String, Outcome)>, sled::Error> {
+) -> Result<(), sled::Error> {
     let tree = store.db().open_tree(TREE)?;
-    let mut out = Vec::new();
     for info in registry.list() {
         if info.kind != ModelKind::Terms {
             continue;
@@ -61,12 +47,10 @@ pub fn reconcile(
         if now.is_empty() {
             continue; // built in memory (tests): nothing to compare
         }
-        let outcome = match tree.get(info.name.as_bytes())? {
-            None => Outcome::Recorded,
-            Some(old) if old.as_ref() == now.as_bytes() => Outcome::Same,
+        match tree.get(info.name.as_bytes())? {
+            Some(old) if old.as_ref() == now.as_bytes() => continue,
             Some(_) if read_only => {
                 tracing::warn!(model = %info.name, "the model's weights changed since its vectors were built; read-only, so its old vectors are served as they are");
-                out.push((info.name.clone(), Outcome::ChangedReadOnly));
                 continue;
             }
             Some(_) => {
@@ -76,60 +60,36 @@ pub fn reconcile(
                 if postgres {
                     tracing::warn!(model = %info.name, "term vectors in PostgreSQL are not dropped: drop the model's tables to re-embed them");
                 }
-                Outcome::Dropped { files, cached }
             }
-        };
-        if outcome != Outcome::Same {
-            tree.insert(info.name.as_bytes(), now.as_bytes())?;
-            tree.flush()?;
+            None => {} // first time: record what the vectors are made with
         }
-        out.push((info.name.clone(), outcome));
+        tree.insert(info.name.as_bytes(), now.as_bytes())?;
+        tree.flush()?;
     }
-    Ok(out)
+    Ok(())
 }
 
-/// Whether `file` (a name under `indexes/vectors/`) belongs to model `name`: `name` followed by
-/// `@precision` or by one of the index suffixes (`.state.json`, `.usearch…`, `.f16…`, `.i8…`).
-fn belongs(file: &str, name: &str) -> bool {
-    let Some(rest) = file.strip_prefix(name) else {
-        return false;
-    };
-    rest.starts_with('@')
-        || [".state.json", ".usearch", ".f16", ".i8"]
-            .iter()
-            .any(|s| rest.starts_with(s))
-}
-
+/// Remove the embedded index of `name` in every variant (precision × dtype, named as
+/// [`VectorVariant::index_name`] names them); returns how many files went.
 fn remove_index_files(dir: &Path, name: &str) -> usize {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    let mut n = 0;
-    for e in entries.flatten() {
-        let file = e.file_name().to_string_lossy().into_owned();
-        if belongs(&file, name) {
-            let p = e.path();
-            let gone = if p.is_dir() {
-                std::fs::remove_dir_all(&p)
-            } else {
-                std::fs::remove_file(&p)
-            };
-            n += usize::from(gone.is_ok());
-        }
-    }
-    n
+    Precision::ALL
+        .into_iter()
+        .flat_map(|precision| {
+            VectorScalar::ALL
+                .into_iter()
+                .map(move |dtype| VectorVariant { precision, dtype })
+        })
+        .map(|v| EmbeddedStore::remove(dir, &v.index_name(name)))
+        .sum()
 }
 
-/// Remove the cache entries of `name` in every precision (keys `name\0text`, `name@p\0text`).
+/// Remove the cache entries of `name` in every precision (keyed by [`vector_id`]).
 fn remove_cached(emb: &sled::Tree, name: &str) -> Result<usize, sled::Error> {
     let mut batch = sled::Batch::default();
     let mut n = 0;
-    for kv in emb.scan_prefix(name.as_bytes()) {
-        let (k, _) = kv?;
-        let rest = &k[name.len()..];
-        let mine = rest.first() == Some(&0) || rest.first() == Some(&b'@');
-        if mine {
-            batch.remove(k);
+    for precision in Precision::ALL {
+        for kv in emb.scan_prefix(emb_key(&vector_id(name, precision), "")) {
+            batch.remove(kv?.0);
             n += 1;
         }
     }
@@ -142,20 +102,31 @@ mod tests {
     use super::*;
 
     #[test]
-    fn index_files_of_a_model_and_no_other() {
-        for f in [
+    fn index_files_of_a_model_in_every_variant_and_no_other() {
+        let dir = tempfile::tempdir().unwrap();
+        let mine = [
             "m.state.json",
             "m.usearch",
             "m.usearch.keys",
+            "m.usearch.json",
             "m@bf16.usearch",
-            "m@bf16.i8.usearch",
+            "m@bf16.i8.usearch.keys",
             "m.i8.state.json",
-        ] {
-            assert!(belongs(f, "m"), "{f}");
+            "m.f16.usearch.json.tmp",
+        ];
+        let others = ["mx.usearch", "m-2.usearch", "other@bf16.usearch", "m.notes"];
+        for f in mine.iter().chain(&others) {
+            std::fs::write(dir.path().join(f), b"x").unwrap();
         }
-        for f in ["mx.usearch", "m-2.usearch", "lexical", "other@bf16.usearch"] {
-            assert!(!belongs(f, "m"), "{f}");
-        }
+        assert_eq!(remove_index_files(dir.path(), "m"), mine.len());
+        let mut left: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        let mut want: Vec<String> = others.iter().map(|s| s.to_string()).collect();
+        want.sort();
+        assert_eq!(left, want);
     }
 
     #[test]

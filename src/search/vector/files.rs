@@ -72,6 +72,15 @@ impl VectorIndex {
         Ok((Inner { index, keys }, meta.seq))
     }
 
+    /// Delete the index at `path` from disk (its three files and any temporaries of an
+    /// interrupted save); returns how many files were removed. A later open starts empty.
+    pub fn remove_files(path: &Path) -> usize {
+        ["", ".keys", ".json", ".tmp", ".keys.tmp", ".json.tmp"]
+            .iter()
+            .filter(|suffix| std::fs::remove_file(sibling(path, suffix)).is_ok())
+            .count()
+    }
+
     /// Persist atomically (see module docs), recording the store sequence `seq`.
     pub fn save(&self, seq: u64) -> Result<(), SearchError> {
         let inner = self.inner.read();

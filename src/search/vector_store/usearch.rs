@@ -46,6 +46,13 @@ impl EmbeddedStore {
             .and_then(|b| serde_json::from_slice(&b).ok())
     }
 
+    /// Delete `model`'s index and state files in `dir`; returns how many files were removed.
+    pub fn remove(dir: &Path, model: &str) -> usize {
+        let state =
+            usize::from(std::fs::remove_file(dir.join(format!("{model}.state.json"))).is_ok());
+        VectorIndex::remove_files(&dir.join(format!("{model}.usearch"))) + state
+    }
+
     fn read_state(&self) -> IndexState {
         std::fs::read(&self.state_path)
             .ok()
