@@ -365,11 +365,18 @@ fn first_hits(gold: &[eval::Gold], ranked: &[Vec<(String, String)>]) -> Vec<bool
         .collect()
 }
 
-/// The `--baseline` table of one gold file: acc@1 of both models per variant and the paired Δ.
-fn paired_table(model: &str, baseline: &str, rows: &[(String, crate::eval::paired::PairedAcc)]) {
+/// The `--baseline` table of one gold file: acc@1 of both models per variant and the paired Δ
+/// (resampled as `boot` says).
+fn paired_table(
+    model: &str,
+    baseline: &str,
+    boot: crate::eval::ratings::Bootstrap,
+    rows: &[(String, crate::eval::paired::PairedAcc)],
+) {
     use crate::eval::paired::verdict;
     println!(
-        "\nacc@1 {model} − {baseline}, same mentions, paired bootstrap (1,000 resamples, seed 14):"
+        "\nacc@1 {model} − {baseline}, same mentions, paired bootstrap ({} resamples, seed {}):",
+        boot.resamples, boot.seed
     );
     println!("| variant | {baseline} | {model} | Δ [95% CI] | SE | lost / gained | verdict |");
     println!("|---|---|---|---|---|---|---|");
@@ -508,6 +515,7 @@ pub fn run(cmd: EvalCommand) -> Result<()> {
                 Some(b) => Some(eng.terms_model(Some(b))?),
                 None => None,
             };
+            let boot = crate::eval::ratings::Bootstrap::default();
             let variants = variants(sweep);
             let mut dump = match &dump {
                 Some(p) => Some(std::io::BufWriter::new(
@@ -537,13 +545,13 @@ pub fn run(cmd: EvalCommand) -> Result<()> {
                         let p = crate::eval::paired::paired_acc(
                             &first_hits(&gold, &base),
                             &first_hits(&gold, &ranked),
-                            crate::eval::ratings::Bootstrap::default(),
+                            boot,
                         );
                         paired.push((name.clone(), p));
                     }
                 }
                 if let Some(b) = &baseline {
-                    paired_table(&model, b, &paired);
+                    paired_table(&model, b, boot, &paired);
                 }
             }
             if let Some(mut out) = dump {

@@ -2,7 +2,7 @@
 //! with a percentile-bootstrap interval and standard error, both from the same resamples of
 //! the mentions (a mention either model gets right counts for both in every resample, so the
 //! interval is about the *difference*, much narrower than two separate intervals would
-//! suggest). Used by `ontovec eval normalize --compare` to judge "better", "level" and "worse
+//! suggest). Used by `ontovec eval normalize --baseline` to judge "better", "level" and "worse
 //! beyond one standard error" on dev sets of a few hundred mentions.
 
 use super::ratings::{interval, Bootstrap, Estimate};
