@@ -1,5 +1,5 @@
 //! Evaluation: metrics and baselines, as pure code that the trainers (`train/`), the
-//! `ontovec eval` command (`cli/eval.rs`) and tests share. Sits below `train/` and `cli/`; may
+//! `ontovec eval` command (`cli/eval/`) and tests share. Sits below `train/` and `cli/`; may
 //! use `search/` and `encoder/` (to rank and embed), never the serving layers.
 //!
 //! * [`metrics`] — ROC AUC, HiPrBERT's category-pair AUCs, acc@k and MRR; the conventions
