@@ -20,6 +20,9 @@ pub const CARD_FILE: &str = "MODEL_CARD.md";
 pub const CURVES_FILE: &str = "curves.svg";
 /// The evaluation table a trainer draws into its model folder (SVG).
 pub const EVAL_FILE: &str = "eval.svg";
+/// The learned hybrid's weights fitted on this model's scores (`ontovec eval fit-fusion
+/// --out <folder>/fusion_weights.json`); the search layer reads and checks them.
+pub const FUSION_FILE: &str = "fusion_weights.json";
 
 /// What a model encodes, which decides the searches it serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
@@ -89,6 +92,9 @@ pub struct ModelManifest {
     /// the search engine drops a model's vectors when the weights under its name change.
     #[serde(skip)]
     pub weights_id: String,
+    /// The folder's [`FUSION_FILE`] as JSON, if it has one (checked by the search layer).
+    #[serde(skip)]
+    pub fusion: Option<serde_json::Value>,
 }
 
 /// `trained_by` of a model nobody here fine-tuned.
@@ -161,6 +167,7 @@ impl ModelManifest {
             parity_texts: file.parity_texts,
             precision: Precision::F32,
             weights_id: String::new(),
+            fusion: read_json_opt(&dir.join(FUSION_FILE))?,
         })
     }
 }
@@ -299,6 +306,10 @@ pub struct ModelInfo {
     /// The number format its matrix products run in (BF16 only after passing the parity
     /// gate against F32).
     pub precision: Precision,
+    /// Whether its hybrid searches use weights fitted on this model's own scores (the
+    /// folder's `fusion_weights.json`) rather than the shipped ones.
+    #[serde(default)]
+    pub own_fusion_weights: bool,
 }
 
 #[cfg(test)]

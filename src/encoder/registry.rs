@@ -115,6 +115,7 @@ impl Registry {
                     trained_by: m.trained_by.clone(),
                     eval: m.eval.clone(),
                     precision: m.precision,
+                    own_fusion_weights: m.fusion.is_some(),
                 }
             })
             .collect()

@@ -204,6 +204,9 @@ pub struct SearchEngine {
     pub(super) emb: sled::Tree,
     /// Serialises catch-ups; taken by background work only (never by a request).
     pub(super) catchup_lock: parking_lot::Mutex<()>,
+    /// Per terms model, the learned hybrid's weights fitted on its own scores (its folder's
+    /// `fusion_weights.json`); models without one use the shipped weights.
+    pub(super) fusion: HashMap<String, super::weights::Weights>,
 }
 
 impl SearchEngine {
@@ -240,6 +243,7 @@ impl SearchEngine {
             }
         };
         let mut vectors: HashMap<String, ModelVectors> = HashMap::new();
+        let fusion = model_fusion_weights(&registry)?;
         let pg = match &config.backend {
             Backend::Embedded => None,
             Backend::Postgres(url) => {
@@ -290,7 +294,19 @@ impl SearchEngine {
             read_only: config.read_only,
             emb,
             catchup_lock: parking_lot::Mutex::new(()),
+            fusion,
         })
+    }
+
+    /// The learned hybrid's weights for a terms model: the [`super::weights::WEIGHTS_ENV`]
+    /// override if set, else the model folder's own, else the shipped ones.
+    pub fn fusion_weights(&self, model: Option<&str>) -> &super::weights::Weights {
+        if let Some(w) = super::weights::override_weights() {
+            return w;
+        }
+        model
+            .and_then(|m| self.fusion.get(m))
+            .unwrap_or_else(|| super::weights::shipped_weights())
     }
 
     /// The model registry.
@@ -357,4 +373,31 @@ impl SearchEngine {
     pub fn store(&self) -> &Store {
         &self.store
     }
+}
+
+/// Every terms model's own fusion weights, checked; a folder whose file does not fit this
+/// build's features stops the open with its name (serving other weights silently would
+/// change every hybrid ranking of that model).
+fn model_fusion_weights(
+    registry: &Registry,
+) -> Result<HashMap<String, super::weights::Weights>, EngineError> {
+    let mut out = HashMap::new();
+    for info in registry.list() {
+        if info.kind != ModelKind::Terms || !info.own_fusion_weights {
+            continue;
+        }
+        let handle = registry.get(Some(&info.name), ModelKind::Terms)?;
+        if let Some(v) = handle.manifest().fusion.clone() {
+            let w = super::weights::Weights::from_json(v).map_err(|e| {
+                SearchError::Index(format!(
+                    "model {}: {}: {e}",
+                    info.name,
+                    crate::encoder::manifest::FUSION_FILE
+                ))
+            })?;
+            tracing::info!(model = %info.name, fitted_on = %w.fitted_on, "model's own fusion weights");
+            out.insert(info.name.clone(), w);
+        }
+    }
+    Ok(out)
 }

@@ -147,10 +147,10 @@ pub struct LearnedQuery<'a> {
 }
 
 impl SearchEngine {
-    /// The learned hybrid (this module): candidates scored with the shipped weights,
-    /// best first, `k` of them.
+    /// The learned hybrid (this module): candidates scored with the terms model's fusion
+    /// weights ([`SearchEngine::fusion_weights`]), best first, `k` of them.
     pub fn learned_search(&self, lq: &LearnedQuery, k: usize) -> Result<Vec<Found>, EngineError> {
-        let w = shipped_weights();
+        let w = self.fusion_weights(lq.model);
         let mut cands: Vec<(f32, Candidate)> = self
             .learned_candidates(lq)?
             .into_iter()

@@ -55,25 +55,56 @@ impl Weights {
     }
 }
 
-/// Environment variable naming a weights file to use instead of the shipped one (to evaluate
-/// a fit before it is shipped; read once per process).
+impl Weights {
+    /// Weights from JSON, checked: the feature names must be [`FEATURES`] in order, with one
+    /// weight each.
+    pub fn from_json(v: serde_json::Value) -> Result<Self, String> {
+        let w: Weights = serde_json::from_value(v).map_err(|e| e.to_string())?;
+        if w.features != FEATURES {
+            return Err(format!(
+                "features {:?} differ from this build's {FEATURES:?}",
+                w.features
+            ));
+        }
+        if w.w.len() != NF {
+            return Err(format!("{} weights for {NF} features", w.w.len()));
+        }
+        Ok(w)
+    }
+}
+
+/// Environment variable naming a weights file to use instead of the shipped one and every
+/// model folder's own (to evaluate a fit before it is shipped; read once per process).
 pub const WEIGHTS_ENV: &str = "ONTOVEC_FUSION_WEIGHTS";
 
-/// The weights in use: the file [`WEIGHTS_ENV`] names, else the shipped ones
-/// (`src/search/fusion_weights.json`, compiled in). A bad override file stops the process at
+/// The override file [`WEIGHTS_ENV`] names, if set. A bad override file stops the process at
 /// the first hybrid query with a message, rather than silently using other weights.
+pub fn override_weights() -> Option<&'static Weights> {
+    static W: OnceLock<Option<Weights>> = OnceLock::new();
+    W.get_or_init(|| {
+        let p = std::env::var_os(WEIGHTS_ENV)?;
+        let text = std::fs::read_to_string(&p)
+            .unwrap_or_else(|e| panic!("{WEIGHTS_ENV}={}: {e}", p.to_string_lossy()));
+        let v = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("{WEIGHTS_ENV}={}: {e}", p.to_string_lossy()));
+        Some(
+            Weights::from_json(v)
+                .unwrap_or_else(|e| panic!("{WEIGHTS_ENV}={}: {e}", p.to_string_lossy())),
+        )
+    })
+    .as_ref()
+}
+
+/// The weights compiled in (`src/search/fusion_weights.json`), fitted on the base model's
+/// scores; or the [`WEIGHTS_ENV`] override.
 pub fn shipped_weights() -> &'static Weights {
     static W: OnceLock<Weights> = OnceLock::new();
-    W.get_or_init(|| {
-        let text = match std::env::var_os(WEIGHTS_ENV) {
-            Some(p) => std::fs::read_to_string(&p)
-                .unwrap_or_else(|e| panic!("{WEIGHTS_ENV}={}: {e}", p.to_string_lossy())),
-            None => include_str!("fusion_weights.json").to_string(),
-        };
-        let w: Weights = serde_json::from_str(&text).expect("fusion weights are valid JSON");
-        assert_eq!(w.features, FEATURES, "fusion_weights.json features");
-        assert_eq!(w.w.len(), NF);
-        w
+    override_weights().unwrap_or_else(|| {
+        W.get_or_init(|| {
+            let v = serde_json::from_str(include_str!("fusion_weights.json"))
+                .expect("shipped fusion weights are valid JSON");
+            Weights::from_json(v).expect("shipped fusion weights match FEATURES")
+        })
     })
 }
 

@@ -87,8 +87,9 @@ pub enum EvalCommand {
         #[command(flatten)]
         target: EvalTarget,
     },
-    /// Fit the learned hybrid's weights (src/search/fusion_weights.json) on gold files, print
-    /// acc@1 on the check files and the feature ablation.
+    /// Fit the learned hybrid's weights on gold files (the shipped src/search/fusion_weights.json
+    /// for the base model; `--out <model folder>/fusion_weights.json` for a trained model, whose
+    /// hybrid searches then use them), print acc@1 on the check files and the feature ablation.
     FitFusion {
         /// Gold TSVs to fit on (repeat).
         #[arg(long, required = true)]
