@@ -341,6 +341,28 @@ impl TrainBert {
         out
     }
 
+    /// WiSE-FT weight interpolation (Wortsman et al. 2022, arXiv 2109.01903): every trainable
+    /// parameter becomes `base + alpha × (self − base)`, `base` being the model this one was
+    /// fine-tuned from (same names and shapes). `alpha` 1 leaves the weights as they are.
+    pub fn interpolate_toward(&self, base: &TrainBert, alpha: f64) -> anyhow::Result<()> {
+        let base_params: HashMap<&str, &Var> =
+            base.params.iter().map(|(k, v)| (k.as_str(), v)).collect();
+        for (name, v) in &self.params {
+            let b = base_params
+                .get(name.as_str())
+                .ok_or_else(|| anyhow::anyhow!("the base model has no parameter {name}"))?;
+            anyhow::ensure!(
+                b.dims() == v.dims(),
+                "parameter {name}: base shape {:?}, trained {:?}",
+                b.dims(),
+                v.dims()
+            );
+            let moved = (b.as_tensor() + ((v.as_tensor() - b.as_tensor())? * alpha)?)?;
+            v.set(&moved)?;
+        }
+        Ok(())
+    }
+
     /// Write every tensor to `path` as safetensors, names unchanged.
     pub fn save(&self, path: &Path) -> Result<()> {
         candle_core::safetensors::save(&self.tensors(), path)
@@ -542,5 +564,50 @@ mod tests {
         a.sort();
         b.sort();
         assert_eq!(a, b);
+    }
+
+    #[test]
+    fn interpolation_moves_every_parameter_toward_the_base() {
+        let base =
+            TrainBert::from_tensors(cfg_seed(), random_weights(&cfg_seed(), 5).unwrap()).unwrap();
+        let tuned =
+            TrainBert::from_tensors(cfg_seed(), random_weights(&cfg_seed(), 6).unwrap()).unwrap();
+        // deep copies: a Var is updated in place, and tensors() shares its storage
+        let snapshot = |m: &TrainBert| -> HashMap<String, Tensor> {
+            m.tensors()
+                .into_iter()
+                .map(|(k, t)| (k, t.copy().unwrap()))
+                .collect()
+        };
+        let before = snapshot(&tuned);
+        tuned.interpolate_toward(&base, 0.25).unwrap();
+        let after = snapshot(&tuned);
+        let base_t = base.tensors();
+        for (name, _) in tuned.params() {
+            let want = (&base_t[name] + ((&before[name] - &base_t[name]).unwrap() * 0.25).unwrap())
+                .unwrap();
+            assert!(
+                crate::train::common::testing::max_abs_diff(&after[name], &want) < 1e-6,
+                "{name}"
+            );
+            let moved = crate::train::common::testing::max_abs_diff(&after[name], &before[name]);
+            let apart = crate::train::common::testing::max_abs_diff(&base_t[name], &before[name]);
+            assert!(moved > 0.0 || apart == 0.0, "{name}");
+        }
+        // α = 1 leaves the weights as they are
+        tuned.interpolate_toward(&base, 1.0).unwrap();
+        for (name, t) in tuned.tensors() {
+            assert_eq!(
+                crate::train::common::testing::max_abs_diff(&t, &after[&name]),
+                0.0
+            );
+        }
+        // another architecture is refused
+        let other = TrainBert::from_tensors(
+            BertConfig::tiny(100, 16, 2, 4),
+            random_weights(&BertConfig::tiny(100, 16, 2, 4), 1).unwrap(),
+        )
+        .unwrap();
+        assert!(tuned.interpolate_toward(&other, 0.5).is_err());
     }
 }

@@ -251,6 +251,14 @@ fn model_card(name: &str, base: &str, r: &TrainReport) -> String {
         r.examples, r.tokens, r.train_secs,
         r.examples as f64 / r.train_secs.max(1e-9), r.tokens as f64 / r.train_secs.max(1e-9),
     );
+    if c.weight_interpolation < 1.0 {
+        let _ = writeln!(
+            s,
+            "Weights written: base + {} × (fine-tuned − base) (WiSE-FT, arXiv 2109.01903); the \
+             dev curve follows the fine-tuned weights, the table below the weights written.\n",
+            c.weight_interpolation
+        );
+    }
     let _ = writeln!(
         s,
         "Full configuration:\n\n```json\n{}\n```\n",

@@ -427,6 +427,14 @@ pub fn train(args: &HiprbertArgs, opts: &RunOptions) -> anyhow::Result<TrainRepo
         state.rng = RngState::capture(&rng);
         checkpoint::save(&ckpt_dir, &params, &opt, &state)?;
     }
+    if cfg.weight_interpolation < 1.0 {
+        let base = TrainBert::load_dir(&args.base)?;
+        model.interpolate_toward(&base, cfg.weight_interpolation)?;
+        tracing::info!(
+            alpha = cfg.weight_interpolation,
+            "weights moved back toward the base (WiSE-FT)"
+        );
+    }
     let trained_eval = if opts.skip_eval {
         Vec::new()
     } else {
