@@ -11,7 +11,7 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use std::path::Path;
 
-pub use crate::encoder::manifest::{CARD_FILE, CURVES_FILE, EVAL_FILE, MANIFEST_FILE};
+pub use crate::encoder::manifest::{CARD_FILE, CURVES_FILE, EVAL_FILE, FUSION_FILE, MANIFEST_FILE};
 
 const FONT: &str = "sans-serif";
 const WIDTH: u32 = 860;
@@ -186,6 +186,8 @@ pub fn copy_base_files(from: &Path, to: &Path) -> anyhow::Result<()> {
             CARD_FILE,
             CURVES_FILE,
             EVAL_FILE,
+            // fitted on the base's scores, not the trained model's
+            FUSION_FILE,
             "README.md",
         ]
         .contains(&&*n)

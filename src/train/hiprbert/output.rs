@@ -5,7 +5,7 @@
 //! and a `MODEL_CARD.md` with data, configuration, time and the base-vs-trained table, with
 //! its pictures `curves.svg` and `eval.svg` (written by [`crate::train::common::card`]).
 
-use super::{HiprbertArgs, TrainReport};
+use super::{HiprbertArgs, Preset, TrainConfig, TrainReport};
 use crate::train::common::bert::TrainBert;
 use crate::train::common::card::{self, Bars, Card, Curves};
 use crate::train::hiprbert::eval::SystemReport;
@@ -105,6 +105,21 @@ pub fn eval_table(base: &[SystemReport], trained: &[SystemReport]) -> String {
     t
 }
 
+/// The learned hybrid's weights fitted on the dev store for a model of this preset's recipe
+/// (`fusion_quick.json`: `scripts/fit-fusion.sh` on a quick model trained on the dev store; see
+/// README), written into the folder when the run used the preset unchanged. Any other run gets
+/// none, and the server scores its hybrid with the shipped weights (fitted on the base model)
+/// until `ontovec eval fit-fusion --out <folder>/fusion_weights.json` fits its own.
+pub fn preset_fusion_weights(args: &HiprbertArgs, cfg: &TrainConfig) -> Option<&'static str> {
+    let preset = TrainConfig::preset(args.preset);
+    let unchanged = preset.fingerprint() == cfg.fingerprint()
+        && preset.weight_interpolation == cfg.weight_interpolation;
+    match args.preset {
+        Preset::Quick if unchanged => Some(include_str!("fusion_quick.json")),
+        _ => None,
+    }
+}
+
 /// Write model.safetensors, the copied base files, ontovec.json and MODEL_CARD.md to `args.out`.
 pub fn write_model_folder(
     args: &HiprbertArgs,
@@ -114,6 +129,10 @@ pub fn write_model_folder(
     let out = &args.out;
     card::copy_base_files(&args.base, out)?;
     write_atomic_with(&out.join("model.safetensors"), |tmp| model.save(tmp))?;
+    let fusion = preset_fusion_weights(args, &r.config);
+    if let Some(text) = fusion {
+        crate::util::fs::write_atomic(&out.join(card::FUSION_FILE), text.as_bytes())?;
+    }
     let name = out
         .file_name()
         .map(|s| s.to_string_lossy().to_string())
@@ -178,11 +197,23 @@ pub fn write_model_folder(
         out,
         &Card {
             manifest: &manifest,
-            markdown: model_card(&name, &base, r),
+            markdown: model_card(&name, &base, r) + fusion_note(fusion.is_some()),
             curves: Some(&curves),
             bars: Some(&eval_bars(&r.base_eval, &r.trained_eval)),
         },
     )
+}
+
+fn fusion_note(preset_weights: bool) -> &'static str {
+    if preset_weights {
+        "\n## Hybrid search\n\n`fusion_weights.json`: the learned hybrid's weights fitted on the \
+         scores of a model of this preset trained on the dev store (README, HiPrBERT quick \
+         preset); the server uses them for this model's hybrid searches.\n"
+    } else {
+        "\n## Hybrid search\n\nNo fusion weights of its own: hybrid searches use the shipped \
+         weights (fitted on the base model) until `ontovec eval fit-fusion --out \
+         <this folder>/fusion_weights.json` fits them on this model's scores.\n"
+    }
 }
 
 /// The held-out table as bars: per system, mean AUC, acc@1 and acc@5, base vs trained.
@@ -279,4 +310,41 @@ fn model_card(name: &str, base: &str, r: &TrainReport) -> String {
         fmt(mean_auc(&r.trained_eval))
     );
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(preset: Preset) -> HiprbertArgs {
+        HiprbertArgs {
+            base: "models/base".into(),
+            data_dir: "data".into(),
+            out: "models/out".into(),
+            preset,
+            config: None,
+        }
+    }
+
+    #[test]
+    fn only_an_unchanged_quick_run_gets_the_preset_fusion_weights() {
+        let quick = TrainConfig::preset(Preset::Quick);
+        let text = preset_fusion_weights(&args(Preset::Quick), &quick).expect("quick as is");
+        let w = crate::search::weights::Weights::from_json(serde_json::from_str(text).unwrap());
+        assert!(w.is_ok(), "{w:?}");
+        // a changed recipe or another interpolation: other score distributions
+        let mut other = quick.clone();
+        other.steps += 1;
+        assert!(preset_fusion_weights(&args(Preset::Quick), &other).is_none());
+        let mut other = quick.clone();
+        other.weight_interpolation = 1.0;
+        assert!(preset_fusion_weights(&args(Preset::Quick), &other).is_none());
+        // the time budget and logging do not change the model
+        let mut same = quick;
+        same.max_train_secs = None;
+        same.log_every = 1;
+        assert!(preset_fusion_weights(&args(Preset::Quick), &same).is_some());
+        let standard = TrainConfig::preset(Preset::Standard);
+        assert!(preset_fusion_weights(&args(Preset::Standard), &standard).is_none());
+    }
 }
