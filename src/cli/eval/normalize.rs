@@ -133,18 +133,43 @@ fn dump_ranked(
     Ok(())
 }
 
-/// The tables of a running server: lexical, vector and hybrid as it serves them.
-fn remote(url: &str, gold: &[PathBuf], model: Option<&str>) -> Result<()> {
+/// The tables of a running server: lexical, vector and hybrid as it serves them, with the
+/// same `--baseline` comparison and `--dump` as in-process (each model ranked by the server).
+fn remote(
+    url: &str,
+    gold: &[PathBuf],
+    model: Option<&str>,
+    baseline: Option<&str>,
+    dump: Option<&mut dyn std::io::Write>,
+) -> Result<()> {
     let model = match model {
         Some(m) => m.to_string(),
         None => remote_default_model(url)?,
     };
+    let boot = crate::eval::ratings::Bootstrap::default();
+    let mut dump = dump;
     for path in gold {
         let gold = read_gold(path)?;
         header(path, gold.len(), &model);
+        let mut paired = Vec::new();
         for mode in ["lexical", "vector", "hybrid"] {
             let ranked = eval::rank_remote(url, &gold, mode, Some(&model))?;
             row(mode, score_rankings(&gold, &ranked));
+            if let Some(out) = dump.as_mut() {
+                dump_ranked(out, path, mode, &gold, &ranked)?;
+            }
+            if let Some(b) = baseline {
+                let base = eval::rank_remote(url, &gold, mode, Some(b))?;
+                let p = crate::eval::paired::paired_acc(
+                    &first_hits(&gold, &base),
+                    &first_hits(&gold, &ranked),
+                    boot,
+                );
+                paired.push((mode.to_string(), p));
+            }
+        }
+        if let Some(b) = baseline {
+            paired_table(&model, b, boot, &paired);
         }
     }
     Ok(())
@@ -158,8 +183,24 @@ pub(super) fn normalize(
     baseline: Option<&str>,
     target: &EvalTarget,
 ) -> Result<()> {
+    let mut dump = match &dump {
+        Some(p) => Some(std::io::BufWriter::new(
+            std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?,
+        )),
+        None => None,
+    };
     if let Some(url) = &target.url {
-        return remote(url, gold, target.model.as_deref());
+        remote(
+            url,
+            gold,
+            target.model.as_deref(),
+            baseline,
+            dump.as_mut().map(|d| d as &mut dyn std::io::Write),
+        )?;
+        if let Some(mut out) = dump {
+            std::io::Write::flush(&mut out)?;
+        }
+        return Ok(());
     }
     let app = open(target)?;
     let eng = app.search.clone().context("no search engine")?;
@@ -172,12 +213,6 @@ pub(super) fn normalize(
     };
     let boot = crate::eval::ratings::Bootstrap::default();
     let variants = variants(sweep);
-    let mut dump = match &dump {
-        Some(p) => Some(std::io::BufWriter::new(
-            std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?,
-        )),
-        None => None,
-    };
     for path in gold {
         let gold = read_gold(path)?;
         header(path, gold.len(), &model);
