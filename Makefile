@@ -89,7 +89,7 @@ eval: build fetch
 # Relatedness against human ratings (ontologies/dev/relatedness_*.tsv): Spearman ρ with bootstrap
 # CIs per set and pooled, the base model and (TRAINED=<model folder>) a trained one side by side.
 .PHONY: eval-ratings
-RATING_SETS := mayosrs minimayosrs_physicians minimayosrs_coders pedersen_physicians pedersen_coders hliaoutakis
+RATING_SETS := mayosrs minimayosrs_physicians minimayosrs_coders pedersen_physicians pedersen_coders hliaoutakis biosimlex simlex999_nouns
 eval-ratings: build fetch
 	$(BIN) eval ratings --model all-MiniLM-L6-v2 $(if $(TRAINED),--model-dir $(TRAINED)) \
 	  $(foreach s,$(RATING_SETS),--pairs ontologies/dev/relatedness_$(s).tsv) \
