@@ -109,25 +109,7 @@ pub struct Found {
     pub explain: Option<Explanation>,
 }
 
-/// A learned-hybrid result taken apart: the ranking score is the sum of the contributions.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct Explanation {
-    /// Ranking score `w · x` (the reported score is its calibrated probability).
-    pub rank_score: f32,
-    /// Every feature: its value and its weight times its value.
-    pub features: Vec<FeatureContribution>,
-}
-
-/// One feature of a candidate concept.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct FeatureContribution {
-    /// Feature name (README lists what each measures).
-    pub name: String,
-    /// Its value for this concept.
-    pub value: f32,
-    /// Weight × value.
-    pub contribution: f32,
-}
+pub use super::weights::{Explanation, FeatureContribution};
 
 /// Where the indexes of one terms model live, in any variant (for [`super::serving::choose`]).
 struct ModelIndexes<'a> {

@@ -109,18 +109,38 @@ pub fn shipped_weights() -> &'static Weights {
 }
 
 /// The features of a candidate with their weighted contributions.
-pub fn explanation(w: &Weights, x: &[f32; NF]) -> super::engine::Explanation {
-    super::engine::Explanation {
+pub fn explanation(w: &Weights, x: &[f32; NF]) -> Explanation {
+    Explanation {
         rank_score: w.rank_score(x),
         features: FEATURES
             .iter()
             .zip(x)
             .zip(&w.w)
-            .map(|((name, v), wi)| super::engine::FeatureContribution {
+            .map(|((name, v), wi)| FeatureContribution {
                 name: (*name).to_string(),
                 value: *v,
                 contribution: wi * v,
             })
             .collect(),
     }
+}
+
+/// A learned-hybrid result taken apart: the ranking score is the sum of the contributions.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Explanation {
+    /// Ranking score `w · x` (the reported score is its calibrated probability).
+    pub rank_score: f32,
+    /// Every feature: its value and its weight times its value.
+    pub features: Vec<FeatureContribution>,
+}
+
+/// One feature of a candidate concept.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct FeatureContribution {
+    /// Feature name (README lists what each measures).
+    pub name: String,
+    /// Its value for this concept.
+    pub value: f32,
+    /// Weight × value.
+    pub contribution: f32,
 }
