@@ -63,11 +63,7 @@ fn cached_vectors(dir: &std::path::Path, vid: &str) -> Result<Vec<Vec<f32>>> {
     let mut out = Vec::new();
     for kv in tree.scan_prefix(&prefix) {
         let (_, v) = kv?;
-        out.push(
-            v.chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect(),
-        );
+        out.push(crate::search::cache::decode_vector(&v));
     }
     anyhow::ensure!(
         !out.is_empty(),

@@ -26,7 +26,7 @@
 //! short/consumer/brand names), L2-normalised. Inclusion, narrower and broader terms are left
 //! out: they name related but different meanings.
 
-use super::cache::{bytes_to_f32, emb_key};
+use super::cache::{decode_vector, emb_key};
 pub use super::cache::{embed_through_cache, embedding_cache, mean_normalized};
 pub use super::error::EngineError;
 use super::fusion::FusionMethod;
@@ -329,7 +329,7 @@ impl SearchEngine {
         Ok(self
             .emb
             .get(emb_key(&self.vid(model), text))?
-            .map(|v| bytes_to_f32(&v)))
+            .map(|v| decode_vector(&v)))
     }
 
     /// Embeddings of `texts` with `model`, from the cache where present; computes and stores
