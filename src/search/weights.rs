@@ -53,9 +53,7 @@ impl Weights {
         let z = self.calib.0 * s + self.calib.1;
         1.0 / (1.0 + (-z).exp())
     }
-}
 
-impl Weights {
     /// Weights from JSON, checked: the feature names must be [`FEATURES`] in order, with one
     /// weight each.
     pub fn from_json(v: serde_json::Value) -> Result<Self, String> {
@@ -83,14 +81,11 @@ pub fn override_weights() -> Option<&'static Weights> {
     static W: OnceLock<Option<Weights>> = OnceLock::new();
     W.get_or_init(|| {
         let p = std::env::var_os(WEIGHTS_ENV)?;
-        let text = std::fs::read_to_string(&p)
-            .unwrap_or_else(|e| panic!("{WEIGHTS_ENV}={}: {e}", p.to_string_lossy()));
-        let v = serde_json::from_str(&text)
-            .unwrap_or_else(|e| panic!("{WEIGHTS_ENV}={}: {e}", p.to_string_lossy()));
-        Some(
-            Weights::from_json(v)
-                .unwrap_or_else(|e| panic!("{WEIGHTS_ENV}={}: {e}", p.to_string_lossy())),
-        )
+        let read = || -> Result<Weights, String> {
+            let text = std::fs::read_to_string(&p).map_err(|e| e.to_string())?;
+            Weights::from_json(serde_json::from_str(&text).map_err(|e| e.to_string())?)
+        };
+        Some(read().unwrap_or_else(|e| panic!("{WEIGHTS_ENV}={}: {e}", p.to_string_lossy())))
     })
     .as_ref()
 }

@@ -93,22 +93,12 @@ pub(super) fn fit_fusion(
     } else {
         check_sets.iter().collect()
     };
+    let names: Vec<&str> = report.iter().map(|r| r.0.as_str()).collect();
     println!(
         "\nablation (refit without the group; acc@1 on {}):",
-        report
-            .iter()
-            .map(|r| r.0.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
+        names.join(", ")
     );
-    println!(
-        "| without | {} |",
-        report
-            .iter()
-            .map(|r| r.0.as_str())
-            .collect::<Vec<_>>()
-            .join(" | ")
-    );
+    println!("| without | {} |", names.join(" | "));
     println!("|---|{}", "---|".repeat(report.len()));
     let line = |name: &str, w: &crate::search::hybrid::Weights| {
         let cells: Vec<String> = report
