@@ -278,15 +278,19 @@ fn run_writes_a_loadable_model_and_resumes_after_a_stop() {
         config: Some(cfg.clone()),
     };
 
-    // uninterrupted run
+    // uninterrupted run, into a folder where an earlier run left fusion weights: a run with
+    // another recipe than the quick preset's must not keep them
+    let out_a = dir.path().join("models/a");
+    std::fs::create_dir_all(&out_a).unwrap();
+    std::fs::write(out_a.join("fusion_weights.json"), b"{}").unwrap();
     let a = train(&args("a"), &RunOptions::default()).unwrap();
+    assert!(!out_a.join("fusion_weights.json").exists());
     assert_eq!(a.steps, 6);
     assert!(!a.stopped_by_time);
     assert!(a
         .loss_log
         .iter()
         .all(|(_, t, s)| t.is_finite() && s.is_finite()));
-    let out_a = dir.path().join("models/a");
     for f in [
         "config.json",
         "tokenizer.json",

@@ -130,8 +130,14 @@ pub fn write_model_folder(
     card::copy_base_files(&args.base, out)?;
     write_atomic_with(&out.join("model.safetensors"), |tmp| model.save(tmp))?;
     let fusion = preset_fusion_weights(args, &r.config);
-    if let Some(text) = fusion {
-        crate::util::fs::write_atomic(&out.join(card::FUSION_FILE), text.as_bytes())?;
+    let fusion_path = out.join(card::FUSION_FILE);
+    match fusion {
+        Some(text) => crate::util::fs::write_atomic(&fusion_path, text.as_bytes())?,
+        // an earlier run into the same folder may have left weights for another recipe
+        None => match std::fs::remove_file(&fusion_path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+            _ => {}
+        },
     }
     let name = out
         .file_name()
