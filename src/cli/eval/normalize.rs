@@ -133,49 +133,46 @@ fn dump_ranked(
     Ok(())
 }
 
-/// The tables of a running server: lexical, vector and hybrid as it serves them, with the
-/// same `--baseline` comparison and `--dump` as in-process (each model ranked by the server).
-fn remote(
-    url: &str,
-    gold: &[PathBuf],
-    model: Option<&str>,
+/// One gold file's tables: each variant's row (and `--dump` lines), then with a baseline the
+/// paired table. `rank(i, baseline)` ranks the mentions with variant `names[i]`, by the model
+/// or (`true`) by the baseline — in-process or through a server, the reporting is the same.
+fn report_file(
+    path: &Path,
+    gold: &[eval::Gold],
+    model: &str,
+    names: &[String],
     baseline: Option<&str>,
-    dump: Option<&mut dyn std::io::Write>,
+    dump: &mut Option<std::io::BufWriter<std::fs::File>>,
+    mut rank: impl FnMut(usize, bool) -> Result<Vec<Vec<(String, String)>>>,
 ) -> Result<()> {
-    let model = match model {
-        Some(m) => m.to_string(),
-        None => remote_default_model(url)?,
-    };
     let boot = crate::eval::ratings::Bootstrap::default();
-    let mut dump = dump;
-    for path in gold {
-        let gold = read_gold(path)?;
-        header(path, gold.len(), &model);
-        let mut paired = Vec::new();
-        for mode in ["lexical", "vector", "hybrid"] {
-            let ranked = eval::rank_remote(url, &gold, mode, Some(&model))?;
-            row(mode, score_rankings(&gold, &ranked));
-            if let Some(out) = dump.as_mut() {
-                dump_ranked(out, path, mode, &gold, &ranked)?;
-            }
-            if let Some(b) = baseline {
-                let base = eval::rank_remote(url, &gold, mode, Some(b))?;
-                let p = crate::eval::paired::paired_acc(
-                    &first_hits(&gold, &base),
-                    &first_hits(&gold, &ranked),
-                    boot,
-                );
-                paired.push((mode.to_string(), p));
-            }
+    header(path, gold.len(), model);
+    let mut paired = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        let ranked = rank(i, false)?;
+        row(name, score_rankings(gold, &ranked));
+        if let Some(out) = dump.as_mut() {
+            dump_ranked(out, path, name, gold, &ranked)?;
         }
-        if let Some(b) = baseline {
-            paired_table(&model, b, boot, &paired);
+        if baseline.is_some() {
+            let base = rank(i, true)?;
+            let p = crate::eval::paired::paired_acc(
+                &first_hits(gold, &base),
+                &first_hits(gold, &ranked),
+                boot,
+            );
+            paired.push((name.clone(), p));
         }
+    }
+    if let Some(b) = baseline {
+        paired_table(model, b, boot, &paired);
     }
     Ok(())
 }
 
-/// Run `ontovec eval normalize` (see the command's docs): in-process unless `target.url`.
+/// Run `ontovec eval normalize` (see the command's docs): in-process, or against a running
+/// server (`target.url`: lexical, vector and hybrid as it serves them, each model ranked by
+/// the server), with the same `--baseline` comparison and `--dump` either way.
 pub(super) fn normalize(
     gold: &[PathBuf],
     sweep: bool,
@@ -190,56 +187,62 @@ pub(super) fn normalize(
         None => None,
     };
     if let Some(url) = &target.url {
-        remote(
-            url,
-            gold,
-            target.model.as_deref(),
-            baseline,
-            dump.as_mut().map(|d| d as &mut dyn std::io::Write),
-        )?;
-        if let Some(mut out) = dump {
-            std::io::Write::flush(&mut out)?;
+        let model = match target.model.as_deref() {
+            Some(m) => m.to_string(),
+            None => remote_default_model(url)?,
+        };
+        let modes = ["lexical", "vector", "hybrid"];
+        let names: Vec<String> = modes.iter().map(|m| m.to_string()).collect();
+        for path in gold {
+            let gold = read_gold(path)?;
+            report_file(
+                path,
+                &gold,
+                &model,
+                &names,
+                baseline,
+                &mut dump,
+                |i, base| {
+                    let who = if base { baseline } else { Some(model.as_str()) };
+                    eval::rank_remote(url, &gold, modes[i], who)
+                },
+            )?;
         }
-        return Ok(());
-    }
-    let app = open(target)?;
-    let eng = app.search.clone().context("no search engine")?;
-    // name the model the table is about (the default terms model when none is given)
-    let model = eng.terms_model(target.model.as_deref())?;
-    let m = Some(model.as_str());
-    let baseline = match &baseline {
-        Some(b) => Some(eng.terms_model(Some(b))?),
-        None => None,
-    };
-    let boot = crate::eval::ratings::Bootstrap::default();
-    let variants = variants(sweep);
-    for path in gold {
-        let gold = read_gold(path)?;
-        header(path, gold.len(), &model);
-        let vecs = eval::embed_mentions(&eng, &gold, m)?;
-        let base_vecs = match &baseline {
-            Some(b) => Some(eval::embed_mentions(&eng, &gold, Some(b))?),
+    } else {
+        let app = open(target)?;
+        let eng = app.search.clone().context("no search engine")?;
+        // name the model the table is about (the default terms model when none is given)
+        let model = eng.terms_model(target.model.as_deref())?;
+        let baseline = match &baseline {
+            Some(b) => Some(eng.terms_model(Some(b))?),
             None => None,
         };
-        let mut paired = Vec::new();
-        for (name, mode, fusion) in &variants {
-            let ranked = eval::rank_local(&eng, &gold, *mode, *fusion, m, Some(&vecs))?;
-            row(name, score_rankings(&gold, &ranked));
-            if let Some(out) = dump.as_mut() {
-                dump_ranked(out, path, name, &gold, &ranked)?;
-            }
-            if let (Some(b), Some(bv)) = (&baseline, &base_vecs) {
-                let base = eval::rank_local(&eng, &gold, *mode, *fusion, Some(b), Some(bv))?;
-                let p = crate::eval::paired::paired_acc(
-                    &first_hits(&gold, &base),
-                    &first_hits(&gold, &ranked),
-                    boot,
-                );
-                paired.push((name.clone(), p));
-            }
-        }
-        if let Some(b) = &baseline {
-            paired_table(&model, b, boot, &paired);
+        let variants = variants(sweep);
+        let names: Vec<String> = variants.iter().map(|v| v.0.clone()).collect();
+        for path in gold {
+            let gold = read_gold(path)?;
+            let vecs = eval::embed_mentions(&eng, &gold, Some(&model))?;
+            let base_vecs = match &baseline {
+                Some(b) => Some(eval::embed_mentions(&eng, &gold, Some(b))?),
+                None => None,
+            };
+            report_file(
+                path,
+                &gold,
+                &model,
+                &names,
+                baseline.as_deref(),
+                &mut dump,
+                |i, base| {
+                    let (_, mode, fusion) = &variants[i];
+                    let (who, v) = if base {
+                        (baseline.as_deref(), base_vecs.as_deref())
+                    } else {
+                        (Some(model.as_str()), Some(vecs.as_slice()))
+                    };
+                    eval::rank_local(&eng, &gold, *mode, *fusion, who, v)
+                },
+            )?;
         }
     }
     if let Some(mut out) = dump {
