@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `make bench-embed`: embedding throughput as clients see it, side by side in one run —
-# ontovec over HTTP in F32 and in BF16 (one server each) against PyTorch (sentence-transformers)
+# ontovec over HTTP in F32, BF16 and INT8 (one server each) against PyTorch (sentence-transformers)
 # and onnxruntime in process, on 2,000 ICD-10-CM strings (scripts/bench_embed_http.py).
 # Installs the reference stack once into ~/.cache/ontovec/venv-bench (PyPI). Needs
 # target/release/ontovec (BIN=...) and the data/model from scripts/fetch-data.sh.

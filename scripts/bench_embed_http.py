@@ -6,7 +6,7 @@ onnxruntime, both in process (no HTTP cost: the comparison favours them).
     ~/.cache/ontovec/venv-bench/bin/pip install torch sentence-transformers onnxruntime onnx
     ~/.cache/ontovec/venv-bench/bin/python scripts/bench_embed_http.py \\
         --bin target/release/ontovec --terms data/downloads/.../icd10cm-codes-2024.txt \\
-        [--model models/all-MiniLM-L6-v2] [--n 2000] [--rounds 3] [--precisions f32,bf16]
+        [--model models/all-MiniLM-L6-v2] [--n 2000] [--rounds 3] [--precisions f32,bf16,int8]
 
 Cases, each measured for every system in turn inside one round (so all see the same machine
 load; the machine is shared), rounds repeated and the median reported:
@@ -204,7 +204,7 @@ def main():
     ap.add_argument("--n", type=int, default=2000)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--precisions", default="f32,bf16")
+    ap.add_argument("--precisions", default="f32,bf16,int8")
     ap.add_argument("--no-reference", action="store_true", help="ontovec servers only")
     a = ap.parse_args()
     terms = read_terms(a.terms, a.n)

@@ -170,8 +170,8 @@ fn a_precision_change_never_mixes_vectors() {
 }
 
 /// With `ONTOVEC_GEMM=portable` (read once per process, so the test re-runs itself in a child
-/// with it set) no BF16 instruction may run: a forced `bf16` is served in F32, under the F32
-/// identity, and no gate is run.
+/// with it set) no BF16 or VNNI instruction may run: a forced `bf16` or `int8`, or `auto`, is
+/// served in F32, under the F32 identity, and no gate is run.
 #[test]
 fn forcing_the_portable_path_serves_f32_whatever_is_asked() {
     const NAME: &str = "forcing_the_portable_path_serves_f32_whatever_is_asked";
@@ -189,20 +189,26 @@ fn forcing_the_portable_path_serves_f32_whatever_is_asked() {
         );
         return;
     }
-    assert!(!Precision::Bf16.supported());
+    assert!(!Precision::Bf16.supported() && !Precision::Int8.supported());
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("tiny");
     ontovec::encoder::testing::write_tiny_bert(&dir, &Default::default()).unwrap();
-    let forced = PrecisionPolicy {
-        forced: Some(PrecisionChoice::Bf16),
-        default: PrecisionChoice::Auto,
-    };
-    let e = ontovec::encoder::Encoder::load_with(&dir, forced).unwrap();
-    assert_eq!(e.precision(), Precision::F32);
-    assert_eq!(e.manifest().vector_id(), "tiny");
-    assert!(e.gate().is_none());
-    let v = e.embed_texts(&["fever"], 1, false).unwrap();
-    assert!((v[0].iter().map(|x| x * x).sum::<f32>() - 1.0).abs() < 1e-4);
+    for asked in [
+        PrecisionChoice::Bf16,
+        PrecisionChoice::Int8,
+        PrecisionChoice::Auto,
+    ] {
+        let forced = PrecisionPolicy {
+            forced: Some(asked),
+            default: PrecisionChoice::Auto,
+        };
+        let e = ontovec::encoder::Encoder::load_with(&dir, forced).unwrap();
+        assert_eq!(e.precision(), Precision::F32, "{asked:?}");
+        assert_eq!(e.manifest().vector_id(), "tiny");
+        assert!(e.gate().is_none());
+        let v = e.embed_texts(&["fever"], 1, false).unwrap();
+        assert!((v[0].iter().map(|x| x * x).sum::<f32>() - 1.0).abs() < 1e-4);
+    }
 }
 
 /// The first serve in a new precision of a data directory embedded in another: until the new

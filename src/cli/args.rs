@@ -45,9 +45,10 @@ pub struct DataArgs {
     /// Postgres vector store: connections per process.
     #[arg(long, env = "ONTOVEC_PG_CONNECTIONS", default_value_t = 8)]
     pub pg_connections: usize,
-    /// Precision of every model's matrix products: `auto` (BF16 where the CPU has AVX512_BF16
-    /// and the model passes the parity gate against F32, else F32), `f32` or `bf16`. Unset:
-    /// each model's `ontovec.json` `precision`, else `auto`.
+    /// Precision of every model's matrix products: `auto` (the first of INT8 (AVX512_VNNI) and
+    /// BF16 (AVX512_BF16) that the CPU runs and the model passes the parity gate against F32
+    /// in, else F32), `f32`, `bf16` or `int8`. Unset: each model's `ontovec.json` `precision`,
+    /// else `auto`.
     #[arg(long, env = "ONTOVEC_PRECISION")]
     pub precision: Option<PrecisionChoice>,
     /// Scalar type of the embedded (usearch) term vector indexes: `f32` (default), `f16` (half

@@ -69,7 +69,7 @@ impl Encoder {
         let model =
             Bert::load(&tensors, &config).map_err(|e| EncoderError::load(&weights_path, e))?;
         let choice = policy.resolve(manifest.requested_precision);
-        let enc = Encoder {
+        let mut enc = Encoder {
             model,
             tokenizer,
             manifest,
@@ -77,20 +77,23 @@ impl Encoder {
             dir: dir.to_path_buf(),
             gate: None,
         };
-        let want = match choice {
-            PrecisionChoice::F32 => return Ok(enc),
-            PrecisionChoice::Auto | PrecisionChoice::Bf16 => Precision::Bf16,
-        };
-        if !want.supported() {
-            if choice == PrecisionChoice::Bf16 {
-                tracing::warn!(dir = %dir.display(), "{want} asked for, but this CPU cannot run it (AVX512_BF16 missing, or ONTOVEC_GEMM=portable): serving F32");
+        // the fastest candidate this CPU runs that passes the gate; F32 when none does
+        for &want in choice.candidates() {
+            if !want.supported() {
+                if choice != PrecisionChoice::Auto {
+                    tracing::warn!(dir = %dir.display(), "{want} asked for, but this CPU cannot run it (AVX512_BF16 / AVX512_VNNI missing, or ONTOVEC_GEMM=portable): serving F32");
+                }
+                continue;
             }
-            return Ok(enc);
+            let cfg = enc.config.clone();
+            enc = enc.gated(want, |p| {
+                Bert::load_with(&tensors, &cfg, p).map_err(|e| EncoderError::load(&weights_path, e))
+            })?;
+            if enc.precision() == want {
+                break;
+            }
         }
-        let cfg = enc.config.clone();
-        enc.gated(want, |p| {
-            Bert::load_with(&tensors, &cfg, p).map_err(|e| EncoderError::load(&weights_path, e))
-        })
+        Ok(enc)
     }
 
     /// Tries `want`: builds the model in it with `build`, embeds the parity strings in F32 (the

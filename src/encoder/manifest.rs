@@ -82,7 +82,7 @@ pub struct ModelManifest {
     pub default: bool,
     /// Whether outputs are L2-normalised (always true unless a manifest says otherwise).
     pub normalize: bool,
-    /// The precision `ontovec.json` asks for (`auto`, `f32`, `bf16`), if any.
+    /// The precision `ontovec.json` asks for (`auto`, `f32`, `bf16`, `int8`), if any.
     pub requested_precision: Option<PrecisionChoice>,
     /// The model's own parity strings for the precision gate (else the built-in ones).
     pub parity_texts: Option<Vec<String>>,

@@ -1,12 +1,12 @@
 //! Which number format a model's products run in, and the parity gate a reduced precision must
 //! pass before it is served.
 //!
-//! * [`Precision`] is what a loaded model *runs*: F32, or BF16 ([`super::gemm::bf16`]) where the
-//!   CPU has AVX512_BF16. It is part of the model's identity for everything derived from its
+//! * [`Precision`] is what a loaded model *runs*: F32, BF16 ([`super::gemm::bf16`]) where the
+//!   CPU has AVX512_BF16, or INT8 ([`super::gemm::int8`]) where it has AVX512_VNNI. It is part of the model's identity for everything derived from its
 //!   vectors ([`vector_id`]): the sled embedding cache and the vector indexes are keyed by it, so
 //!   vectors of two precisions never meet in one index or cache entry.
 //! * [`PrecisionChoice`] is what was *asked*: `auto` (the fastest precision that passes the
-//!   gate), `f32` or `bf16`; from `--precision` / `ONTOVEC_PRECISION`, else the model's
+//!   gate: INT8, then BF16), `f32`, `bf16` or `int8`; from `--precision` / `ONTOVEC_PRECISION`, else the model's
 //!   `ontovec.json` field `precision`, else [`PrecisionPolicy::default`].
 //! * The gate ([`gate`]): the model's parity strings ([`parity_texts`]: `parity_texts` in
 //!   `ontovec.json`, else the built-in medical strings) embedded in F32 and in the candidate
@@ -33,17 +33,21 @@ pub enum Precision {
     F32,
     /// BF16 weights and inputs, F32 accumulation (AVX512_BF16).
     Bf16,
+    /// INT8 weights (per output channel) and inputs (per row, quantized per call), INT32
+    /// accumulation (AVX512_VNNI).
+    Int8,
 }
 
 impl Precision {
     /// Every precision a model can run in.
-    pub const ALL: [Precision; 2] = [Precision::F32, Precision::Bf16];
+    pub const ALL: [Precision; 3] = [Precision::F32, Precision::Bf16, Precision::Int8];
 
-    /// Lower-case name (`f32`, `bf16`).
+    /// Lower-case name (`f32`, `bf16`, `int8`).
     pub fn as_str(self) -> &'static str {
         match self {
             Precision::F32 => "f32",
             Precision::Bf16 => "bf16",
+            Precision::Int8 => "int8",
         }
     }
 }
@@ -55,7 +59,7 @@ impl std::fmt::Display for Precision {
 }
 
 /// The identity of a model's vectors: its name for F32 (what caches and indexes were always
-/// keyed by), `name@bf16` otherwise.
+/// keyed by), `name@bf16` / `name@int8` otherwise.
 pub fn vector_id(name: &str, precision: Precision) -> String {
     match precision {
         Precision::F32 => name.to_string(),
@@ -73,6 +77,21 @@ pub enum PrecisionChoice {
     F32,
     /// BF16 if the CPU runs it and it passes the gate (else F32, with a warning).
     Bf16,
+    /// INT8 if the CPU runs it and it passes the gate (else F32, with a warning).
+    Int8,
+}
+
+impl PrecisionChoice {
+    /// The precisions to try, fastest first; F32 (always last) is what remains when none of
+    /// them runs here or passes the gate.
+    pub fn candidates(self) -> &'static [Precision] {
+        match self {
+            PrecisionChoice::Auto => &[Precision::Int8, Precision::Bf16],
+            PrecisionChoice::Int8 => &[Precision::Int8],
+            PrecisionChoice::Bf16 => &[Precision::Bf16],
+            PrecisionChoice::F32 => &[],
+        }
+    }
 }
 
 impl std::str::FromStr for PrecisionChoice {
@@ -82,8 +101,10 @@ impl std::str::FromStr for PrecisionChoice {
             "auto" => Ok(Self::Auto),
             "f32" => Ok(Self::F32),
             "bf16" => Ok(Self::Bf16),
-            "int8" => Err("int8 inference is not implemented yet; use auto, f32 or bf16".into()),
-            other => Err(format!("unknown precision `{other}` (auto, f32 or bf16)")),
+            "int8" => Ok(Self::Int8),
+            other => Err(format!(
+                "unknown precision `{other}` (auto, f32, bf16 or int8)"
+            )),
         }
     }
 }
@@ -188,10 +209,11 @@ mod tests {
     #[test]
     fn choices_parse_and_resolve_in_order() {
         assert_eq!("BF16".parse::<PrecisionChoice>(), Ok(PrecisionChoice::Bf16));
-        assert!("int8"
-            .parse::<PrecisionChoice>()
-            .unwrap_err()
-            .contains("not implemented"));
+        assert_eq!("int8".parse::<PrecisionChoice>(), Ok(PrecisionChoice::Int8));
+        assert_eq!(
+            PrecisionChoice::Auto.candidates(),
+            &[Precision::Int8, Precision::Bf16]
+        );
         assert!("f64".parse::<PrecisionChoice>().is_err());
         let p = PrecisionPolicy {
             forced: None,

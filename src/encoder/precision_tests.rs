@@ -1,5 +1,5 @@
-//! The precision gate on the tiny random BERT: BF16 served only where the CPU runs it and only
-//! when it agrees with F32; a deliberately broken quantization is refused.
+//! The precision gate on the tiny random BERT: BF16 and INT8 served only where the CPU runs them
+//! and only when they agree with F32; a deliberately broken quantization is refused.
 
 use super::bert::{load_tensors, read_config, WEIGHTS_FILE};
 use super::model::Bert;
@@ -14,39 +14,65 @@ fn policy(forced: Option<PrecisionChoice>, default: PrecisionChoice) -> Precisio
     PrecisionPolicy { forced, default }
 }
 
-#[test]
-fn bf16_is_served_only_where_it_runs_and_agrees_with_f32() {
+/// Loads the tiny model asking for `choice` and checks what a reduced precision `want` must
+/// satisfy when served: the gate ran and passed, vectors close to F32 but not identical, the
+/// vector id names the precision, batch == single.
+fn check_served(choice: PrecisionChoice, want: Precision) {
     let dir = tempfile::tempdir().unwrap();
     write_tiny_bert(dir.path(), &TinyBert::default()).unwrap();
     let f32 = Encoder::load(dir.path()).unwrap();
     assert_eq!(f32.precision(), Precision::F32);
     assert!(f32.gate().is_none(), "F32 asked: no gate run");
-    let auto = Encoder::load_with(dir.path(), policy(None, PrecisionChoice::Auto)).unwrap();
-    if !Precision::Bf16.supported() {
-        assert_eq!(auto.precision(), Precision::F32);
-        assert_eq!(auto.manifest().vector_id(), auto.manifest().name);
+    let e = Encoder::load_with(dir.path(), policy(Some(choice), PrecisionChoice::F32)).unwrap();
+    if !want.supported() {
+        assert_eq!(e.precision(), Precision::F32);
+        assert_eq!(e.manifest().vector_id(), e.manifest().name);
         return;
     }
-    let g = auto.gate().expect("gate ran").clone();
-    assert!(g.passed && g.texts >= 50, "{g:?}");
-    assert_eq!(auto.precision(), Precision::Bf16);
-    assert_eq!(auto.manifest().precision, Precision::Bf16);
-    assert!(auto.manifest().vector_id().ends_with("@bf16"));
+    let g = e.gate().expect("gate ran").clone();
+    assert!(g.passed && g.texts >= 50, "{want}: {g:?}");
+    assert_eq!(e.precision(), want);
+    assert_eq!(e.manifest().precision, want);
+    assert!(e.manifest().vector_id().ends_with(&format!("@{want}")));
     let (a, b) = (
         f32.embed_texts(TEXTS, 8, false).unwrap(),
-        auto.embed_texts(TEXTS, 8, false).unwrap(),
+        e.embed_texts(TEXTS, 8, false).unwrap(),
     );
     for (x, y) in a.iter().zip(&b) {
         assert!(
             cosine(x, y) > 0.99 && x != y,
-            "BF16 close to F32 but its own"
+            "{want} close to F32 but its own"
         );
     }
-    // batch == single holds in BF16 too (the rounding is per value, not per batch)
+    // batch == single holds in reduced precision too: the rounding is per value (BF16) or per
+    // row (INT8's per-token scales), never per batch
     for (t, v) in TEXTS.iter().zip(&b) {
-        let one = auto.embed_texts(&[t], 1, false).unwrap().remove(0);
-        assert!(cosine(&one, v) > 0.99999);
+        let one = e.embed_texts(&[t], 1, false).unwrap().remove(0);
+        assert!(cosine(&one, v) > 0.99999, "{want}: batch != single");
     }
+}
+
+#[test]
+fn bf16_is_served_only_where_it_runs_and_agrees_with_f32() {
+    check_served(PrecisionChoice::Bf16, Precision::Bf16);
+}
+
+#[test]
+fn int8_is_served_only_where_it_runs_and_agrees_with_f32() {
+    check_served(PrecisionChoice::Int8, Precision::Int8);
+}
+
+#[test]
+fn auto_takes_the_fastest_precision_that_passes() {
+    let dir = tempfile::tempdir().unwrap();
+    write_tiny_bert(dir.path(), &TinyBert::default()).unwrap();
+    let auto = Encoder::load_with(dir.path(), policy(None, PrecisionChoice::Auto)).unwrap();
+    let want = [Precision::Int8, Precision::Bf16]
+        .into_iter()
+        .find(|p| p.supported())
+        .unwrap_or(Precision::F32);
+    // the tiny model passes both gates (the two tests above), so the first supported one wins
+    assert_eq!(auto.precision(), want);
 }
 
 #[test]
@@ -73,7 +99,7 @@ fn the_manifest_asks_and_the_flag_overrides() {
     } else {
         assert_eq!(e.precision(), Precision::F32);
     }
-    std::fs::write(dir.path().join("ontovec.json"), r#"{"precision": "int8"}"#).unwrap();
+    std::fs::write(dir.path().join("ontovec.json"), r#"{"precision": "int4"}"#).unwrap();
     let err = Encoder::load(dir.path()).unwrap_err().to_string();
     assert!(err.contains("ontovec.json"), "{err}");
 }
@@ -84,32 +110,32 @@ fn a_broken_quantization_is_refused_and_f32_served() {
     write_tiny_bert(dir.path(), &TinyBert::default()).unwrap();
     let cfg = read_config(&dir.path().join("config.json")).unwrap();
     let mut tensors = load_tensors(&dir.path().join(WEIGHTS_FILE)).unwrap();
-    let f32 = Encoder::load(dir.path()).unwrap();
-    let want = f32.embed_texts(TEXTS, 8, false).unwrap();
+    let want = Encoder::load(dir.path())
+        .unwrap()
+        .embed_texts(TEXTS, 8, false)
+        .unwrap();
     // "quantize" the FFN output weights of layer 0 badly: keep only their signs
     let name = "encoder.layer.0.output.dense.weight";
     let w = tensors[name].clone();
     tensors.insert(name.into(), (w.sign().unwrap() * 0.05).unwrap());
-    let tried = if Precision::Bf16.supported() {
-        Precision::Bf16
-    } else {
-        // without BF16 the candidate cannot be built in BF16 at all: the gate is never asked
+    for tried in [Precision::Bf16, Precision::Int8] {
+        let f32 = Encoder::load(dir.path()).unwrap();
         let e = f32
-            .gated(Precision::Bf16, |p| Ok(Bert::load_with(&tensors, &cfg, p)?))
+            .gated(tried, |p| Ok(Bert::load_with(&tensors, &cfg, p)?))
             .unwrap();
-        assert!(e.gate().is_none() && e.precision() == Precision::F32);
-        return;
-    };
-    let e = f32
-        .gated(tried, |p| Ok(Bert::load_with(&tensors, &cfg, p)?))
-        .unwrap();
-    let g = e.gate().expect("gate ran").clone();
-    assert!(!g.passed && g.min_cosine < GATE_MIN, "{g:?}");
-    assert_eq!(e.precision(), Precision::F32);
-    assert_eq!(e.manifest().precision, Precision::F32);
-    assert_eq!(
-        e.embed_texts(TEXTS, 8, false).unwrap(),
-        want,
-        "F32 served as before"
-    );
+        if !tried.supported() {
+            // the candidate cannot be built in that precision at all: the gate is never asked
+            assert!(e.gate().is_none() && e.precision() == Precision::F32);
+            continue;
+        }
+        let g = e.gate().expect("gate ran").clone();
+        assert!(!g.passed && g.min_cosine < GATE_MIN, "{tried}: {g:?}");
+        assert_eq!(e.precision(), Precision::F32);
+        assert_eq!(e.manifest().precision, Precision::F32);
+        assert_eq!(
+            e.embed_texts(TEXTS, 8, false).unwrap(),
+            want,
+            "{tried} refused: F32 served as before"
+        );
+    }
 }

@@ -24,6 +24,8 @@
 //! rounded to BF16, F32 accumulation, same epilogue). That is a request too: where the CPU
 //! lacks AVX512_BF16 (or the portable path is forced) the layer is packed F32, so a safe call
 //! never runs an instruction the CPU does not have; [`PackedLinear::precision`] tells which.
+//! Likewise [`Precision::Int8`] ([`int8`]: `vpdpbusd`, weights per output channel and inputs
+//! per row quantized to 8 bits, INT32 accumulation) where the CPU has AVX512_VNNI.
 
 use super::ops;
 use super::precision::Precision;
@@ -63,6 +65,8 @@ pub enum Backend {
     Avx512,
     /// Own AVX-512 BF16 micro-kernel (`vdpbf16ps`) over BF16 pair panels.
     Avx512Bf16,
+    /// Own AVX-512 VNNI micro-kernel (`vpdpbusd`) over INT8 quad panels.
+    Avx512Int8,
     /// The `gemm` crate on a row-major weight (any CPU).
     Portable,
 }
@@ -94,12 +98,28 @@ pub fn bf16_supported() -> bool {
     }
 }
 
+/// Whether this CPU runs the INT8 kernel (AVX-512F/BW and AVX512_VNNI) and the AVX-512 path is
+/// not forced off with `ONTOVEC_GEMM=portable`.
+pub fn int8_supported() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        backend() == Backend::Avx512
+            && std::arch::is_x86_feature_detected!("avx512vnni")
+            && std::arch::is_x86_feature_detected!("avx512bw")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
 impl Precision {
     /// Whether this CPU (and process configuration) can run it.
     pub fn supported(self) -> bool {
         match self {
             Precision::F32 => true,
             Precision::Bf16 => bf16_supported(),
+            Precision::Int8 => int8_supported(),
         }
     }
 }
@@ -125,6 +145,9 @@ pub struct PackedLinear {
     w: Vec<f32>,
     /// Avx512Bf16: BF16 pair panels (`ceil(n/NR)` × `ceil(k/2)` × `NR`); otherwise empty.
     wb: Vec<u32>,
+    /// Avx512Int8: the quantized weights; otherwise empty.
+    #[cfg(target_arch = "x86_64")]
+    w8: int8::Int8Weights,
     /// Bias, zero-padded to a whole number of panels.
     bias: Vec<f32>,
 }
@@ -158,6 +181,9 @@ impl PackedLinear {
             Precision::Bf16 if bf16_supported() => {
                 Self::with_backend(weight, bias, n, k, Backend::Avx512Bf16)
             }
+            Precision::Int8 if int8_supported() => {
+                Self::with_backend(weight, bias, n, k, Backend::Avx512Int8)
+            }
             _ => Self::from_torch(weight, bias, n, k),
         }
     }
@@ -169,6 +195,7 @@ impl PackedLinear {
         let b = match b {
             Backend::Avx512 if !has_avx512() => Backend::Portable,
             Backend::Avx512Bf16 if !bf16_supported() => backend(),
+            Backend::Avx512Int8 if !int8_supported() => backend(),
             b => b,
         };
         assert_eq!(weight.len(), n * k, "weight must be [n, k]");
@@ -177,10 +204,17 @@ impl PackedLinear {
         let mut bias_p = vec![0f32; panels * NR];
         bias_p[..n].copy_from_slice(bias);
         let mut wb = Vec::new();
+        #[cfg(target_arch = "x86_64")]
+        let mut w8 = int8::Int8Weights::default();
         let w = match b {
             #[cfg(target_arch = "x86_64")]
             Backend::Avx512Bf16 => {
                 wb = bf16::pack_weights(weight, n, k);
+                Vec::new()
+            }
+            #[cfg(target_arch = "x86_64")]
+            Backend::Avx512Int8 => {
+                w8 = int8::pack_weights(weight, n, k);
                 Vec::new()
             }
             Backend::Avx512 => {
@@ -213,6 +247,8 @@ impl PackedLinear {
             backend: b,
             w,
             wb,
+            #[cfg(target_arch = "x86_64")]
+            w8,
             bias: bias_p,
         }
     }
@@ -226,6 +262,7 @@ impl PackedLinear {
     pub fn precision(&self) -> Precision {
         match self.backend {
             Backend::Avx512Bf16 => Precision::Bf16,
+            Backend::Avx512Int8 => Precision::Int8,
             Backend::Avx512 | Backend::Portable => Precision::F32,
         }
     }
@@ -255,6 +292,8 @@ impl PackedLinear {
             Backend::Avx512 => self.forward_avx512(x, m, epi, out),
             #[cfg(target_arch = "x86_64")]
             Backend::Avx512Bf16 => self.forward_bf16(x, m, epi, out),
+            #[cfg(target_arch = "x86_64")]
+            Backend::Avx512Int8 => self.forward_int8(x, m, epi, out),
             _ => self.forward_portable(x, m, epi, out),
         }
     }
@@ -363,6 +402,33 @@ impl PackedLinear {
             }
         });
     }
+
+    #[cfg(target_arch = "x86_64")]
+    fn forward_int8(&self, x: &[f32], m: usize, epi: Epilogue<'_>, out: &mut [f32]) {
+        type Packed = (Vec<u32>, Vec<int8::RowQuant>);
+        thread_local! {
+            static PACKED_A: std::cell::RefCell<Packed> = const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+        }
+        PACKED_A.with_borrow_mut(|(packed, rows)| {
+            int8::pack_a(x, m, self.k, packed, rows);
+            let panels = self.n.div_ceil(NR);
+            let threads = rayon::current_num_threads().min(panels);
+            let out_ptr = SendPtr(out.as_mut_ptr());
+            let (packed, rows) = (&packed[..], &rows[..]);
+            let run = |p0: usize, p1: usize| {
+                // SAFETY: `with_backend` keeps Avx512Int8 only where AVX-512F/BW and
+                // AVX512_VNNI were detected; panels p0..p1 write only their own columns.
+                unsafe { int8::panels(self, packed, rows, m, epi, out_ptr, p0, p1) }
+            };
+            if threads <= 1 || m * self.k * self.n < PARALLEL_MIN_MACS {
+                run(0, panels);
+            } else {
+                (0..threads).into_par_iter().for_each(|t| {
+                    run(panels * t / threads, panels * (t + 1) / threads);
+                });
+            }
+        });
+    }
 }
 
 /// Packs `x` (`[m, k]` row-major) for the micro-kernel: tile by tile of [`MR`] rows, each tile's
@@ -404,6 +470,8 @@ unsafe impl Sync for SendPtr {}
 mod avx512;
 #[cfg(target_arch = "x86_64")]
 pub mod bf16;
+#[cfg(target_arch = "x86_64")]
+pub mod int8;
 
 #[cfg(test)]
 mod tests;

@@ -192,3 +192,132 @@ fn forced_portable_never_runs_bf16() {
     b.forward(&[1.0, 1.0], 1, Epilogue::None, &mut out);
     assert_eq!(out, [3.5]);
 }
+
+/// `x · W + bias` computed the way the INT8 kernel defines it, in f64: each output column of `W`
+/// quantized symmetrically to [-127, 127] with its own scale, each row of `x` asymmetrically to
+/// levels [0, 255] with its own scale and zero point, the integer products summed exactly, then
+/// scaled back. What the kernel must reproduce up to F32 rounding.
+#[cfg(target_arch = "x86_64")]
+fn naive_int8(x: &[f32], w: &[f32], bias: &[f32], m: usize, n: usize, k: usize) -> Vec<f32> {
+    let rows: Vec<_> = (0..m)
+        .map(|i| {
+            let row = &x[i * k..(i + 1) * k];
+            let (lo, hi) = row
+                .iter()
+                .fold((0f32, 0f32), |(a, b), &v| (a.min(v), b.max(v)));
+            let q = int8::RowQuant::for_range(lo, hi);
+            let levels: Vec<i32> = row.iter().map(|&v| q.level(v) as i32 - q.zero).collect();
+            (q.scale, levels)
+        })
+        .collect();
+    let cols: Vec<_> = (0..n)
+        .map(|j| {
+            let col = &w[j * k..(j + 1) * k];
+            let s = int8::scale_for(col.iter().fold(0f32, |a, b| a.max(b.abs())));
+            let q: Vec<i32> = col
+                .iter()
+                .map(|&v| int8::quantize(v, 1.0 / s) as i32)
+                .collect();
+            (s, q)
+        })
+        .collect();
+    let mut out = vec![0f32; m * n];
+    for (i, (sa, a)) in rows.iter().enumerate() {
+        for (j, (sw, b)) in cols.iter().enumerate() {
+            let dot: i64 = a.iter().zip(b).map(|(p, q)| (p * q) as i64).sum();
+            out[i * n + j] = (bias[j] as f64 + *sa as f64 * *sw as f64 * dot as f64) as f32;
+        }
+    }
+    out
+}
+
+/// Checks an INT8 layer against the quantized naive product (tight) and against the exact F32
+/// product (loose: 8-bit integers, about 2 significant digits per operand).
+#[cfg(target_arch = "x86_64")]
+fn check_int8(m: usize, n: usize, k: usize) {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64((m * 7907 + n * 37 + k) as u64);
+    let mut r = |len: usize| -> Vec<f32> { (0..len).map(|_| rng.gen_range(-1.0..1.0)).collect() };
+    let (mut x, w, bias, res) = (r(m * k), r(n * k), r(n), r(m * n));
+    // an all-zero row, a row with one outlier (its other values lose precision, not sign) and
+    // a skewed row (all values ≥ -0.2, like GELU outputs: the asymmetric levels' case)
+    x[..k].iter_mut().for_each(|v| *v = 0.0);
+    if m > 1 {
+        x[k] = 40.0;
+    }
+    if m > 2 {
+        x[2 * k..3 * k]
+            .iter_mut()
+            .for_each(|v| *v = v.abs() * 3.0 - 0.2);
+    }
+    let lin = PackedLinear::with_precision(&w, &bias, n, k, Precision::Int8);
+    assert_eq!(lin.precision(), Precision::Int8);
+    let want = naive_int8(&x, &w, &bias, m, n, k);
+    let exact = naive(&x, &w, &bias, m, n, k);
+    let tol = 1e-4 * (k as f32).sqrt();
+    let mut got = vec![f32::NAN; m * n];
+    lin.forward(&x, m, Epilogue::None, &mut got);
+    for (i, ((g, e), x)) in got.iter().zip(&want).zip(&exact).enumerate() {
+        assert!((g - e).abs() < tol, "int8 {m}x{n}x{k}: {g} vs {e}");
+        if i >= n * 3 {
+            // ordinary rows: each operand off by up to half a step of 1/127
+            let loose = 0.02 * (k as f32).sqrt();
+            assert!((g - x).abs() < loose, "int8 vs f32 {m}x{n}x{k}: {g} vs {x}");
+        }
+    }
+    // the zero row is exactly the bias
+    assert_eq!(&got[..n], &bias[..n]);
+    lin.forward(&x, m, Epilogue::Residual(&res), &mut got);
+    for ((g, e), r) in got.iter().zip(&want).zip(&res) {
+        assert!((g - e - r).abs() < tol, "int8 residual {m}x{n}x{k}");
+    }
+    lin.forward(&x, m, Epilogue::GeluErf, &mut got);
+    for (g, e) in got.iter().zip(&want) {
+        let x = *e as f64;
+        let gelu = 0.5 * x * (1.0 + libm::erf(x / std::f64::consts::SQRT_2));
+        assert!(
+            (*g as f64 - gelu).abs() < tol as f64,
+            "int8 gelu {g} vs {gelu}"
+        );
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn int8_matches_the_quantized_product_on_awkward_shapes() {
+    if !int8_supported() {
+        let lin = PackedLinear::with_precision(&[1.0, 2.0], &[0.5], 1, 2, Precision::Int8);
+        assert_eq!(lin.precision(), Precision::F32);
+        eprintln!("this CPU has no AVX512_VNNI: only the fallback was checked");
+        return;
+    }
+    // k not a multiple of 4 (pad bytes), k across KC4 blocks (1024) with a ragged tail, row
+    // tails 1..12, column tails, and products big enough to split across threads
+    for &(m, n, k) in &[
+        (1, 1, 1),
+        (1, 32, 5),
+        (2, 33, 2),
+        (13, 96, 31),
+        (12, 17, 300),
+        (25, 40, 1025),
+        (7, 100, 2051),
+        (130, 384, 384),
+        (37, 384, 1536),
+    ] {
+        check_int8(m, n, k);
+    }
+}
+
+#[test]
+fn forced_portable_never_runs_int8() {
+    let b = PackedLinear::with_backend(&[1.0, 2.0], &[0.5], 1, 2, Backend::Avx512Int8);
+    let want = if int8_supported() {
+        Precision::Int8
+    } else {
+        Precision::F32
+    };
+    assert_eq!(b.precision(), want);
+    let mut out = [0f32];
+    b.forward(&[1.0, 1.0], 1, Epilogue::None, &mut out);
+    // INT8 stores the weight 1 as 64 steps of 2/127 (1.008): within a step of 3.5
+    assert!((out[0] - 3.5).abs() < 0.02, "{out:?}");
+}
