@@ -1,4 +1,4 @@
-//! `ontovec bench ingest | load | normalize | vectors | train | overload`: benchmarks that need whole processes or files.
+//! `ontovec bench ingest | load | normalize | vectors | scale | train | overload`: benchmarks that need whole processes or files.
 
 use anyhow::{bail, Result};
 use clap::{Args, Subcommand};
@@ -37,6 +37,29 @@ pub enum BenchCommand {
     /// The vector backends side by side on the same synthetic clustered vectors: load time,
     /// bytes/vector, recall@10 vs exact (unfiltered and 1% filter), p50/p99 and queries/s.
     Vectors(VectorsBench),
+    /// Memory, disk and time of a UMLS-sized store by simulation: for each size, a synthetic
+    /// UMLS release ingested and indexed, and as many synthetic clustered vectors indexed, then
+    /// a projection to `--project` terms.
+    Scale {
+        /// Sizes in MRCONSO rows (= vectors), comma-separated, ascending.
+        #[arg(long, value_delimiter = ',', default_value = "1000000")]
+        terms: Vec<u64>,
+        /// The vector index's scalar type and connectivity (what `--vector-dtype i8` builds).
+        #[arg(long, default_value = "i8:16", value_parser = crate::bench::vectors::parse_dtype)]
+        vectors: (crate::search::vector::VectorScalar, usize),
+        /// Queries for recall@10 and latency.
+        #[arg(long, default_value_t = 100)]
+        queries: usize,
+        /// Timed single queries.
+        #[arg(long, default_value_t = 1000)]
+        requests: usize,
+        /// Size to project to (full UMLS: ~15M strings).
+        #[arg(long, default_value_t = 15_000_000)]
+        project: u64,
+        /// Working directory (default: a temporary one).
+        #[arg(long)]
+        work_dir: Option<PathBuf>,
+    },
     /// The HiPrBERT training step (forward, both losses, backward, clipping, AdamW) vs the
     /// same step in PyTorch on the same workload, side by side.
     Train(TrainBenchArgs),
@@ -214,6 +237,31 @@ pub fn run(what: BenchCommand) -> Result<()> {
             let tmp = tempfile::tempdir()?;
             let work = work_dir.unwrap_or_else(|| tmp.path().to_path_buf());
             crate::bench::ingest(rows, &work)
+        }
+        BenchCommand::Scale {
+            mut terms,
+            vectors,
+            queries,
+            requests,
+            project,
+            work_dir,
+        } => {
+            terms.sort_unstable();
+            if terms.first().is_none_or(|&n| n < 1000) {
+                bail!("--terms: sizes of at least 1000");
+            }
+            let tmp = tempfile::tempdir()?;
+            let work = work_dir.unwrap_or_else(|| tmp.path().to_path_buf());
+            crate::bench::scale::run(
+                &crate::bench::scale::ScaleBench {
+                    terms,
+                    vectors,
+                    queries: queries.max(1),
+                    requests: requests.max(1),
+                    project,
+                },
+                &work,
+            )
         }
         BenchCommand::Load {
             server,
