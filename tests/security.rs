@@ -357,8 +357,18 @@ async fn encoder_admission_answers_429_with_retry_after() {
     let app = open(c);
     let gate = app.search.as_ref().unwrap().registry().admission().clone();
     let r = router(AppState::with_app(app.clone()));
-    // Another caller (a CLI command, another request) holds the whole allowance.
+    // Another caller (a CLI command, another request) holds the whole allowance: a batch is
+    // refused, a single query still gets in through the small requests' reserve.
     let held = gate.try_admit(4).unwrap();
+    let texts: Vec<String> = (0..5).map(|i| format!("text {i}")).collect();
+    let (s, _, v) = send(&r, post_json("/v1/embed", json!({"texts": texts}))).await;
+    assert_eq!(s, StatusCode::TOO_MANY_REQUESTS, "{v}");
+    let (s, _, v) = send(&r, post_json("/v1/search", json!({"query": "diabetes"}))).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    // ... until other small requests hold the reserve too
+    let reserve: Vec<_> = (0..gate.reserved())
+        .map(|_| gate.try_admit(1).unwrap())
+        .collect();
     for (uri, body) in [
         ("/v1/embed", json!({"texts": ["diabetes"]})),
         ("/v1/search", json!({"query": "diabetes"})),
@@ -388,7 +398,7 @@ async fn encoder_admission_answers_429_with_retry_after() {
     )
     .await;
     assert_eq!(s, StatusCode::OK, "{v}");
-    drop(held);
+    drop((held, reserve));
     assert_eq!(gate.in_flight(), 0);
     let (s, _, v) = send(&r, post_json("/v1/embed", json!({"texts": ["diabetes"]}))).await;
     assert_eq!(s, StatusCode::OK, "{v}");

@@ -10,6 +10,13 @@
 //!
 //! As in text-embeddings-inference, the bound is a counting semaphore in front of the queue; a
 //! request larger than the whole allowance is admitted alone, when nothing else holds permits.
+//!
+//! **A query does not wait behind batches.** Small requests (at most [`SMALL_REQUEST_TEXTS`]
+//! texts: a search, a short normalize) that find the allowance spent may use a **reserve** of
+//! their own ([`Admission::reserved`], an eighth of the allowance, at least 4), which batches
+//! never touch. Measured on the full public store before the reserve (2026-12-07): two clients
+//! sending `POST /v1/embed` batches of 32 back to back held the whole default allowance of 64,
+//! and every single vector search in between was refused with 429.
 
 use super::EncoderError;
 use std::sync::Arc;
@@ -17,6 +24,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Default number of texts interactive requests may have in the encoder at once.
 pub const DEFAULT_MAX_INFLIGHT_TEXTS: usize = 64;
+
+/// Requests of at most this many texts may use the reserve.
+pub const SMALL_REQUEST_TEXTS: usize = 4;
 
 /// Back-off suggested to a refused caller, in milliseconds (`Retry-After: 1`).
 const RETRY_AFTER_MS: u64 = 1000;
@@ -26,6 +36,9 @@ const RETRY_AFTER_MS: u64 = 1000;
 pub struct Admission {
     permits: Arc<Semaphore>,
     max_texts: usize,
+    /// Only for requests of at most [`SMALL_REQUEST_TEXTS`] texts.
+    reserve: Arc<Semaphore>,
+    reserved: usize,
 }
 
 /// Texts admitted to the encoder; the permits go back when this is dropped.
@@ -42,21 +55,36 @@ impl Default for Admission {
 }
 
 impl Admission {
-    /// A gate letting at most `max_texts` texts (at least one) in at once.
+    /// A gate letting at most `max_texts` texts (at least one) in at once, plus a reserve of
+    /// `max(4, max_texts / 8)` texts for small requests.
     pub fn new(max_texts: usize) -> Self {
         let max_texts = max_texts.max(1);
+        let reserved = (max_texts / 8).max(SMALL_REQUEST_TEXTS);
         Self {
             permits: Arc::new(Semaphore::new(max_texts)),
             max_texts,
+            reserve: Arc::new(Semaphore::new(reserved)),
+            reserved,
         }
     }
 
     /// Admit `n` texts, or refuse at once with [`EncoderError::Overloaded`] when other requests
-    /// hold too many of the permits. `n` is clamped to the allowance, so a request larger than
-    /// it runs alone.
+    /// hold too many of the permits (a small request tries the reserve before it is refused).
+    /// `n` is clamped to the allowance, so a request larger than it runs alone.
     pub fn try_admit(&self, n: usize) -> Result<Admitted, EncoderError> {
         let want = n.clamp(1, self.max_texts) as u32;
-        match self.permits.clone().try_acquire_many_owned(want) {
+        let got = self
+            .permits
+            .clone()
+            .try_acquire_many_owned(want)
+            .or_else(|e| {
+                if n.max(1) <= SMALL_REQUEST_TEXTS {
+                    self.reserve.clone().try_acquire_many_owned(n.max(1) as u32)
+                } else {
+                    Err(e)
+                }
+            });
+        match got {
             Ok(permit) => Ok(Admitted { _permit: permit }),
             Err(_) => {
                 metrics::counter!("ontovec_embed_rejected_total").increment(1);
@@ -72,9 +100,15 @@ impl Admission {
         self.max_texts
     }
 
-    /// Texts admitted now.
+    /// The reserve of small requests, in texts.
+    pub fn reserved(&self) -> usize {
+        self.reserved
+    }
+
+    /// Texts admitted now (the reserve's included).
     pub fn in_flight(&self) -> usize {
-        self.max_texts - self.permits.available_permits()
+        self.max_texts - self.permits.available_permits() + self.reserved
+            - self.reserve.available_permits()
     }
 }
 
@@ -85,18 +119,26 @@ mod tests {
     #[test]
     fn refuses_past_the_allowance_and_admits_one_large_request_alone() {
         let gate = Admission::new(4);
+        assert_eq!(gate.reserved(), 4);
         let held = gate.try_admit(4).unwrap();
         assert_eq!(gate.in_flight(), 4);
+        // the allowance is spent: a batch is refused, small requests use the reserve
+        assert!(gate.try_admit(SMALL_REQUEST_TEXTS + 1).is_err());
+        let small: Vec<_> = (0..4).map(|_| gate.try_admit(1).unwrap()).collect();
+        assert_eq!(gate.in_flight(), 8);
         match gate.try_admit(1) {
             Err(EncoderError::Overloaded { retry_after_ms }) => assert_eq!(retry_after_ms, 1000),
             other => panic!("expected Overloaded, got {other:?}"),
         }
+        drop(small);
         drop(held);
         assert_eq!(gate.in_flight(), 0);
         let big = gate.try_admit(1000).unwrap();
-        assert!(gate.try_admit(1).is_err());
-        drop(big);
+        assert!(gate.try_admit(5).is_err());
+        let one = gate.try_admit(1).unwrap();
+        drop((big, one));
         assert!(gate.try_admit(1).is_ok());
         assert_eq!(Admission::new(0).max_texts(), 1);
+        assert_eq!(Admission::new(64).reserved(), 8);
     }
 }

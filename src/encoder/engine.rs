@@ -32,6 +32,7 @@
 //! rounds take at most [`EngineConfig::bulk_window_tokens`] tokens, and a bulk caller waiting
 //! with [`EngineHandle::embed_blocking_until`] gives up within [`CANCEL_POLL`] of cancellation.
 
+use super::admission::SMALL_REQUEST_TEXTS;
 use super::bert::Encoder;
 pub use super::config::EngineConfig;
 use super::manifest::ModelManifest;
@@ -320,11 +321,18 @@ impl EngineHandle {
             sh.space_ready.wait(&mut st);
         }
         let lane = st.lane(bulk);
-        lane.requests.push_back(Pending {
+        let pending = Pending {
             items: items.into(),
             reply: Arc::clone(&reply),
             queued_at: Some(Instant::now()),
-        });
+        };
+        if bulk || n > SMALL_REQUEST_TEXTS {
+            lane.requests.push_back(pending);
+        } else {
+            // a query goes before the batches, after the queries already waiting
+            let at = lane.requests.iter().take_while(|p| p.is_small()).count();
+            lane.requests.insert(at, pending);
+        }
         lane.texts += n;
         lane.tokens += tokens;
         sh.queued_texts.store(st.texts(), Ordering::Relaxed);

@@ -2,6 +2,7 @@
 //! (interactive, bulk) and how a model thread takes its next window of work from its lane and
 //! cuts it into batches. [`super::engine`] owns the threads and the callers' side.
 
+use super::admission::SMALL_REQUEST_TEXTS;
 use super::config::EngineConfig;
 use super::EncoderError;
 use parking_lot::{Condvar, Mutex};
@@ -85,7 +86,17 @@ pub(super) struct Pending {
     pub(super) queued_at: Option<Instant>,
 }
 
-/// One priority class's queue and its counts.
+impl Pending {
+    /// A query rather than a batch: at most [`SMALL_REQUEST_TEXTS`] texts left.
+    pub(super) fn is_small(&self) -> bool {
+        self.items.len() <= SMALL_REQUEST_TEXTS
+    }
+}
+
+/// One priority class's queue and its counts. In the interactive lane small requests (queries)
+/// are queued before batches ([`super::Engine`]'s enqueue) and a window that starts with one
+/// holds only queries, so a query waits for at most the window already running, never for a
+/// batch queued before it.
 #[derive(Default)]
 pub(super) struct Lane {
     pub(super) requests: VecDeque<Pending>,
@@ -205,12 +216,16 @@ pub(super) fn next_window(sh: &Shared, bulk: bool) -> Option<Vec<Work>> {
         usize::MAX
     };
     let lane = st.lane(bulk);
+    let queries_only = !bulk && lane.requests.front().is_some_and(Pending::is_small);
     let mut window = Vec::new();
     let mut taken_tokens = 0;
     // Round-robin: a huge request cannot starve another one queued behind it.
     'fill: while window.len() < limit && !lane.requests.is_empty() {
         let rounds = lane.requests.len();
         for _ in 0..rounds {
+            if queries_only && !lane.requests.front().is_some_and(Pending::is_small) {
+                break 'fill;
+            }
             let Some(mut req) = lane.requests.pop_front() else {
                 break;
             };
@@ -352,6 +367,33 @@ mod tests {
         assert_eq!(next_window(&sh, true).unwrap().len(), 1);
         assert_eq!(sh.state.lock().bulk.texts, 2);
         assert_eq!(sh.queued_texts.load(Ordering::Relaxed), 2);
+    }
+
+    #[test]
+    fn queries_get_a_window_of_their_own_before_batches() {
+        let sh = shared(EngineConfig::default());
+        push(&sh, false, pending(32, 10));
+        push(&sh, false, pending(32, 10));
+        // what enqueue does with a query: before the batches, after earlier queries
+        for n in [1, 2] {
+            let mut st = sh.state.lock();
+            let at = st
+                .interactive
+                .requests
+                .iter()
+                .take_while(|p| p.is_small())
+                .count();
+            let p = pending(n, 5);
+            st.interactive.texts += n;
+            st.interactive.tokens += 5 * n;
+            st.interactive.requests.insert(at, p);
+        }
+        let w = next_window(&sh, false).unwrap();
+        assert_eq!(w.len(), 3, "both queries, no batch text");
+        assert!(w.iter().all(|x| x.ids.len() == 5));
+        sh.window_done(false);
+        let w = next_window(&sh, false).unwrap();
+        assert_eq!(w.len(), 64, "then the batches together");
     }
 
     #[test]
