@@ -46,6 +46,8 @@ pub struct VectorBench {
     pub skip_usearch: bool,
     /// Further `hnsw.ef_search` values to measure the Postgres table at (no rebuild).
     pub ef_sweep: Vec<u32>,
+    /// Further ef_search values to measure each usearch index at (no rebuild).
+    pub usearch_ef_sweep: Vec<usize>,
     /// The usearch indexes to build, side by side: scalar type and HNSW connectivity (M).
     pub usearch: Vec<(VectorScalar, usize)>,
     /// Real vectors instead of synthetic ones: a data directory and the vector id whose
@@ -268,6 +270,7 @@ pub fn run(b: &VectorBench) -> Result<()> {
     let queries = Arc::new(queries);
     let tmp = tempfile::tempdir()?;
     let mut backends: Vec<Backend> = Vec::new();
+    let mut embedded: Vec<(String, Arc<EmbeddedStore>)> = Vec::new();
     let mut cleanup: Vec<Arc<PgStore>> = Vec::new();
     let pg_name = format!("bench_{}", std::process::id());
     let dir = tmp.path().to_path_buf();
@@ -280,8 +283,12 @@ pub fn run(b: &VectorBench) -> Result<()> {
         // one directory each: bytes/vector is everything the index keeps on disk (= in memory)
         let dir = dir.join(format!("{scalar}-{m}"));
         std::fs::create_dir_all(&dir)?;
-        let usearch: Arc<dyn VectorStore> =
-            Arc::new(EmbeddedStore::open_with(&dir, "bench", b.dim, options)?);
+        let store = Arc::new(EmbeddedStore::open_with(&dir, "bench", b.dim, options)?);
+        embedded.push((
+            format!("usearch (embedded, {scalar}, M={m})"),
+            store.clone(),
+        ));
+        let usearch: Arc<dyn VectorStore> = store;
         backends.push((
             format!(
                 "usearch (embedded, {scalar}, M={m}, ef={})",
@@ -343,6 +350,21 @@ pub fn run(b: &VectorBench) -> Result<()> {
                 "| {label} | {} | {load:.1} | {bytes:.0} | {r:.4} | {rf:.4} | {c} | {p50:.2} | {p99:.2} | {qps:.0} |",
                 b.n
             );
+        }
+    }
+    for (label, store) in &embedded {
+        for &ef in &b.usearch_ef_sweep {
+            store.set_expansion_search(ef);
+            let dynstore: Arc<dyn VectorStore> = store.clone();
+            let r = recall(dynstore.as_ref(), &queries, &truth, None)?;
+            let rf = recall(dynstore.as_ref(), &queries, &truth_f, Some(3))?;
+            for &c in &b.concurrency {
+                let (p50, p99, qps) = timed(&dynstore, &queries, c.max(1), b.requests)?;
+                println!(
+                    "| {label}, same index, ef={ef} | {} | — | — | {r:.4} | {rf:.4} | {c} | {p50:.2} | {p99:.2} | {qps:.0} |",
+                    b.n
+                );
+            }
         }
     }
     for pg in &cleanup {

@@ -176,6 +176,10 @@ pub struct VectorsBench {
     /// Parallel maintenance workers of that build.
     #[arg(long, default_value_t = 2)]
     pub pg_build_workers: u32,
+    /// After the main rows, measure each usearch index again at each of these ef_search
+    /// values (comma-separated; same index, no rebuild).
+    #[arg(long, value_delimiter = ',')]
+    pub ef_search_sweep: Vec<usize>,
     /// Run only the Postgres side.
     #[arg(long)]
     pub skip_usearch: bool,
@@ -300,6 +304,7 @@ pub fn run(what: BenchCommand) -> Result<()> {
                 },
                 skip_usearch: v.skip_usearch,
                 ef_sweep: v.pg_ef_search_sweep,
+                usearch_ef_sweep: v.ef_search_sweep,
             })
         }
         BenchCommand::Train(a) => {

@@ -35,6 +35,11 @@ impl EmbeddedStore {
         })
     }
 
+    /// Change the index's ef_search (benchmarks sweep it on one built index).
+    pub fn set_expansion_search(&self, ef: usize) {
+        self.index.set_expansion_search(ef);
+    }
+
     /// The recorded state of `model`'s index in `dir` without loading it; `None` when it has
     /// no index file or no readable state.
     pub fn peek_state(dir: &Path, model: &str) -> Option<IndexState> {
