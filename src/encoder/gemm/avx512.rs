@@ -70,20 +70,7 @@ pub(super) unsafe fn panels(
 
 #[target_feature(enable = "avx512f,avx2,fma")]
 unsafe fn dispatch<const PF: bool>(rows: usize, t: &Tile, epi: Epilogue<'_>) {
-    match rows {
-        12 => tile::<12, PF>(t, epi),
-        11 => tile::<11, PF>(t, epi),
-        10 => tile::<10, PF>(t, epi),
-        9 => tile::<9, PF>(t, epi),
-        8 => tile::<8, PF>(t, epi),
-        7 => tile::<7, PF>(t, epi),
-        6 => tile::<6, PF>(t, epi),
-        5 => tile::<5, PF>(t, epi),
-        4 => tile::<4, PF>(t, epi),
-        3 => tile::<3, PF>(t, epi),
-        2 => tile::<2, PF>(t, epi),
-        _ => tile::<1, PF>(t, epi),
-    }
+    super::dispatch_rows!(rows, tile, PF; t, epi)
 }
 
 struct Tile {

@@ -181,20 +181,7 @@ struct Tile {
 
 #[target_feature(enable = "avx512f,avx512bf16,avx2,fma")]
 unsafe fn dispatch(rows: usize, t: &Tile, epi: Epilogue<'_>) {
-    match rows {
-        12 => tile::<12>(t, epi),
-        11 => tile::<11>(t, epi),
-        10 => tile::<10>(t, epi),
-        9 => tile::<9>(t, epi),
-        8 => tile::<8>(t, epi),
-        7 => tile::<7>(t, epi),
-        6 => tile::<6>(t, epi),
-        5 => tile::<5>(t, epi),
-        4 => tile::<4>(t, epi),
-        3 => tile::<3>(t, epi),
-        2 => tile::<2>(t, epi),
-        _ => tile::<1>(t, epi),
-    }
+    super::dispatch_rows!(rows, tile; t, epi)
 }
 
 /// Words ahead of the current panel row that the kernel prefetches (the same 4 KiB as F32).

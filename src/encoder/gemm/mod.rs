@@ -351,6 +351,21 @@ impl PackedLinear {
         }
     }
 
+    /// Runs `run(p0, p1)` over every output column panel: on this thread for small products,
+    /// else split evenly across the rayon pool (each range writes only its own columns).
+    #[cfg(target_arch = "x86_64")]
+    fn split_panels(&self, m: usize, run: impl Fn(usize, usize) + Sync) {
+        let panels = self.n.div_ceil(NR);
+        let threads = rayon::current_num_threads().min(panels);
+        if threads <= 1 || m * self.k * self.n < PARALLEL_MIN_MACS {
+            run(0, panels);
+        } else {
+            (0..threads).into_par_iter().for_each(|t| {
+                run(panels * t / threads, panels * (t + 1) / threads);
+            });
+        }
+    }
+
     #[cfg(target_arch = "x86_64")]
     fn forward_avx512(&self, x: &[f32], m: usize, epi: Epilogue<'_>, out: &mut [f32]) {
         thread_local! {
@@ -358,8 +373,6 @@ impl PackedLinear {
         }
         PACKED_A.with_borrow_mut(|packed| {
             pack_a(x, m, self.k, packed);
-            let panels = self.n.div_ceil(NR);
-            let threads = rayon::current_num_threads().min(panels);
             let out_ptr = SendPtr(out.as_mut_ptr());
             let packed = &packed[..];
             let run = |p0: usize, p1: usize| {
@@ -367,13 +380,7 @@ impl PackedLinear {
                 // write only their own columns of `out`, so concurrent ranges never overlap.
                 unsafe { avx512::panels(self, packed, m, epi, out_ptr, p0, p1) }
             };
-            if threads <= 1 || m * self.k * self.n < PARALLEL_MIN_MACS {
-                run(0, panels);
-            } else {
-                (0..threads).into_par_iter().for_each(|t| {
-                    run(panels * t / threads, panels * (t + 1) / threads);
-                });
-            }
+            self.split_panels(m, run);
         });
     }
 
@@ -384,8 +391,6 @@ impl PackedLinear {
         }
         PACKED_A.with_borrow_mut(|packed| {
             bf16::pack_a(x, m, self.k, packed);
-            let panels = self.n.div_ceil(NR);
-            let threads = rayon::current_num_threads().min(panels);
             let out_ptr = SendPtr(out.as_mut_ptr());
             let packed = &packed[..];
             let run = |p0: usize, p1: usize| {
@@ -393,13 +398,7 @@ impl PackedLinear {
                 // were detected; panels p0..p1 write only their own columns of `out`.
                 unsafe { bf16::panels(self, packed, m, epi, out_ptr, p0, p1) }
             };
-            if threads <= 1 || m * self.k * self.n < PARALLEL_MIN_MACS {
-                run(0, panels);
-            } else {
-                (0..threads).into_par_iter().for_each(|t| {
-                    run(panels * t / threads, panels * (t + 1) / threads);
-                });
-            }
+            self.split_panels(m, run);
         });
     }
 
@@ -411,8 +410,6 @@ impl PackedLinear {
         }
         PACKED_A.with_borrow_mut(|(packed, rows)| {
             int8::pack_a(x, m, self.k, packed, rows);
-            let panels = self.n.div_ceil(NR);
-            let threads = rayon::current_num_threads().min(panels);
             let out_ptr = SendPtr(out.as_mut_ptr());
             let (packed, rows) = (&packed[..], &rows[..]);
             let run = |p0: usize, p1: usize| {
@@ -420,13 +417,7 @@ impl PackedLinear {
                 // AVX512_VNNI were detected; panels p0..p1 write only their own columns.
                 unsafe { int8::panels(self, packed, rows, m, epi, out_ptr, p0, p1) }
             };
-            if threads <= 1 || m * self.k * self.n < PARALLEL_MIN_MACS {
-                run(0, panels);
-            } else {
-                (0..threads).into_par_iter().for_each(|t| {
-                    run(panels * t / threads, panels * (t + 1) / threads);
-                });
-            }
+            self.split_panels(m, run);
         });
     }
 }
@@ -465,6 +456,27 @@ struct SendPtr(*mut f32);
 // SAFETY: used only for disjoint writes, see `forward_avx512` and the attention kernel.
 unsafe impl Send for SendPtr {}
 unsafe impl Sync for SendPtr {}
+
+/// Calls `$tile::<R, ..>($t, $epi)` with the const row count `R` = `$rows` (1..=12).
+macro_rules! dispatch_rows {
+    ($rows:expr, $tile:ident $(, $extra:ident)? ; $t:expr, $epi:expr) => {
+        match $rows {
+            12 => $tile::<12 $(, $extra)?>($t, $epi),
+            11 => $tile::<11 $(, $extra)?>($t, $epi),
+            10 => $tile::<10 $(, $extra)?>($t, $epi),
+            9 => $tile::<9 $(, $extra)?>($t, $epi),
+            8 => $tile::<8 $(, $extra)?>($t, $epi),
+            7 => $tile::<7 $(, $extra)?>($t, $epi),
+            6 => $tile::<6 $(, $extra)?>($t, $epi),
+            5 => $tile::<5 $(, $extra)?>($t, $epi),
+            4 => $tile::<4 $(, $extra)?>($t, $epi),
+            3 => $tile::<3 $(, $extra)?>($t, $epi),
+            2 => $tile::<2 $(, $extra)?>($t, $epi),
+            _ => $tile::<1 $(, $extra)?>($t, $epi),
+        }
+    };
+}
+use dispatch_rows;
 
 #[cfg(target_arch = "x86_64")]
 mod avx512;
