@@ -110,6 +110,47 @@ fn bf16_rounding_is_nearest_even() {
     }
 }
 
+/// What a reduced-precision layer must reproduce on `x`: `want` (the product rounded or
+/// quantized exactly as the kernel defines it) within `tol`, with every epilogue, and the exact
+/// F32 product `exact` within `loose` on rows from `loose_from` on.
+#[cfg(target_arch = "x86_64")]
+struct Expect<'a> {
+    label: &'a str,
+    want: &'a [f32],
+    exact: &'a [f32],
+    tol: f32,
+    loose: f32,
+    loose_from: usize,
+}
+
+#[cfg(target_arch = "x86_64")]
+fn check_layer(lin: &PackedLinear, x: &[f32], m: usize, res: &[f32], e: &Expect<'_>) -> Vec<f32> {
+    let (n, label, tol) = (lin.n(), e.label, e.tol);
+    let mut got = vec![f32::NAN; m * n];
+    lin.forward(x, m, Epilogue::None, &mut got);
+    let plain = got.clone();
+    for (i, ((g, w), x)) in got.iter().zip(e.want).zip(e.exact).enumerate() {
+        assert!((g - w).abs() < tol, "{label}: {g} vs {w}");
+        if i >= e.loose_from * n {
+            assert!((g - x).abs() < e.loose, "{label} vs f32: {g} vs {x}");
+        }
+    }
+    lin.forward(x, m, Epilogue::Residual(res), &mut got);
+    for ((g, w), r) in got.iter().zip(e.want).zip(res) {
+        assert!((g - w - r).abs() < tol, "{label} residual");
+    }
+    lin.forward(x, m, Epilogue::GeluErf, &mut got);
+    for (g, w) in got.iter().zip(e.want) {
+        let x = *w as f64;
+        let gelu = 0.5 * x * (1.0 + libm::erf(x / std::f64::consts::SQRT_2));
+        assert!(
+            (*g as f64 - gelu).abs() < tol as f64,
+            "{label} gelu {g} vs {gelu}"
+        );
+    }
+    plain
+}
+
 /// Checks a BF16 layer against the BF16-rounded naive product (tight: only summation order
 /// differs) and against the exact F32 product (loose: BF16's 8-bit mantissa).
 #[cfg(target_arch = "x86_64")]
@@ -121,29 +162,17 @@ fn check_bf16(m: usize, n: usize, k: usize) {
     assert_eq!(lin.precision(), Precision::Bf16);
     let want = naive_bf16(&x, &w, &bias, m, n, k);
     let exact = naive(&x, &w, &bias, m, n, k);
-    let tol = 1e-4 * (k as f32).sqrt();
     // BF16 rounds each operand by up to 2^-9 relative; products of values in [-1, 1] summed
     // over k inputs drift by about sqrt(k) · 2^-8 at most (random signs).
-    let loose = 0.01 * (k as f32).sqrt();
-    let mut got = vec![f32::NAN; m * n];
-    lin.forward(&x, m, Epilogue::None, &mut got);
-    for ((g, e), x) in got.iter().zip(&want).zip(&exact) {
-        assert!((g - e).abs() < tol, "bf16 {m}x{n}x{k}: {g} vs {e}");
-        assert!((g - x).abs() < loose, "bf16 vs f32 {m}x{n}x{k}: {g} vs {x}");
-    }
-    lin.forward(&x, m, Epilogue::Residual(&res), &mut got);
-    for ((g, e), r) in got.iter().zip(&want).zip(&res) {
-        assert!((g - e - r).abs() < tol, "bf16 residual {m}x{n}x{k}");
-    }
-    lin.forward(&x, m, Epilogue::GeluTanh, &mut got);
-    for (g, e) in got.iter().zip(&want) {
-        let x = *e as f64;
-        let gelu = 0.5 * x * (1.0 + (0.797_884_6 * (x + 0.044_715 * x * x * x)).tanh());
-        assert!(
-            (*g as f64 - gelu).abs() < tol as f64,
-            "bf16 gelu {g} vs {gelu}"
-        );
-    }
+    let e = Expect {
+        label: &format!("bf16 {m}x{n}x{k}"),
+        want: &want,
+        exact: &exact,
+        tol: 1e-4 * (k as f32).sqrt(),
+        loose: 0.01 * (k as f32).sqrt(),
+        loose_from: 0,
+    };
+    check_layer(&lin, &x, m, &res, &e);
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -253,32 +282,18 @@ fn check_int8(m: usize, n: usize, k: usize) {
     assert_eq!(lin.precision(), Precision::Int8);
     let want = naive_int8(&x, &w, &bias, m, n, k);
     let exact = naive(&x, &w, &bias, m, n, k);
-    let tol = 1e-4 * (k as f32).sqrt();
-    let mut got = vec![f32::NAN; m * n];
-    lin.forward(&x, m, Epilogue::None, &mut got);
-    for (i, ((g, e), x)) in got.iter().zip(&want).zip(&exact).enumerate() {
-        assert!((g - e).abs() < tol, "int8 {m}x{n}x{k}: {g} vs {e}");
-        if i >= n * 3 {
-            // ordinary rows: each operand off by up to half a step of 1/127
-            let loose = 0.02 * (k as f32).sqrt();
-            assert!((g - x).abs() < loose, "int8 vs f32 {m}x{n}x{k}: {g} vs {x}");
-        }
-    }
+    // ordinary rows (from the fourth on): each operand off by up to half a step of 1/127
+    let e = Expect {
+        label: &format!("int8 {m}x{n}x{k}"),
+        want: &want,
+        exact: &exact,
+        tol: 1e-4 * (k as f32).sqrt(),
+        loose: 0.02 * (k as f32).sqrt(),
+        loose_from: 3,
+    };
+    let got = check_layer(&lin, &x, m, &res, &e);
     // the zero row is exactly the bias
     assert_eq!(&got[..n], &bias[..n]);
-    lin.forward(&x, m, Epilogue::Residual(&res), &mut got);
-    for ((g, e), r) in got.iter().zip(&want).zip(&res) {
-        assert!((g - e - r).abs() < tol, "int8 residual {m}x{n}x{k}");
-    }
-    lin.forward(&x, m, Epilogue::GeluErf, &mut got);
-    for (g, e) in got.iter().zip(&want) {
-        let x = *e as f64;
-        let gelu = 0.5 * x * (1.0 + libm::erf(x / std::f64::consts::SQRT_2));
-        assert!(
-            (*g as f64 - gelu).abs() < tol as f64,
-            "int8 gelu {g} vs {gelu}"
-        );
-    }
 }
 
 #[cfg(target_arch = "x86_64")]
