@@ -148,6 +148,15 @@ fn check_layer(lin: &PackedLinear, x: &[f32], m: usize, res: &[f32], e: &Expect<
             "{label} gelu {g} vs {gelu}"
         );
     }
+    lin.forward(x, m, Epilogue::GeluTanh, &mut got);
+    for (g, w) in got.iter().zip(e.want) {
+        let x = *w as f64;
+        let gelu = 0.5 * x * (1.0 + (0.797_884_6 * (x + 0.044_715 * x * x * x)).tanh());
+        assert!(
+            (*g as f64 - gelu).abs() < tol as f64,
+            "{label} tanh gelu {g} vs {gelu}"
+        );
+    }
     plain
 }
 
