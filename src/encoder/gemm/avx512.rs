@@ -1,5 +1,5 @@
 //! The F32 AVX-512 micro-kernel (see the module docs of [`super`]).
-use super::{ops, Epilogue, PackedLinear, SendPtr, KC, MC_TILES, MR, NR};
+use super::{ops, walk_tiles, Epilogue, PackedLinear, SendPtr, KC, MR, NR};
 use std::arch::x86_64::*;
 
 /// Computes output column panels `p0..p1` for all `m` rows.
@@ -18,54 +18,31 @@ pub(super) unsafe fn panels(
     p1: usize,
 ) {
     let (k, n) = (lin.k, lin.n);
-    let tiles = m.div_ceil(MR);
     let panels_n = n.div_ceil(NR);
-    let mut kb = 0;
-    loop {
-        let kc = KC.min(k - kb);
-        let first = kb == 0;
-        let last = kb + kc == k;
-        // Row tiles in groups of MC_TILES: a group's packed rows for this input block
-        // (≤ 192 KiB) stay in L2 while every panel passes over them.
-        for g in (0..tiles).step_by(MC_TILES) {
-            for p in p0..p1 {
-                let col0 = p * NR;
-                let cols = NR.min(n - col0);
-                let panel = lin.w.as_ptr().add(kb * panels_n * NR + p * kc * NR);
-                let bias = lin.bias.as_ptr().add(col0);
-                for ti in g..tiles.min(g + MC_TILES) {
-                    let r0 = ti * MR;
-                    let rows = MR.min(m - r0);
-                    let t = Tile {
-                        a: packed_a.as_ptr().add(ti * k * MR + kb * MR),
-                        b: panel,
-                        kc,
-                        c: out.0.add(r0 * n + col0),
-                        ldc: n,
-                        cols,
-                        bias: if first { bias } else { std::ptr::null() },
-                    };
-                    let epi = if last {
-                        match epi {
-                            Epilogue::Residual(r) => Epilogue::Residual(&r[r0 * n + col0..]),
-                            e => e,
-                        }
-                    } else {
-                        Epilogue::None
-                    };
-                    if ti == g {
-                        dispatch::<true>(rows, &t, epi);
-                    } else {
-                        dispatch::<false>(rows, &t, epi);
-                    }
-                }
-            }
+    walk_tiles(k, KC, (m, n), (p0, p1), epi, |at| {
+        let col0 = at.p * NR;
+        let t = Tile {
+            a: packed_a.as_ptr().add(at.ti * k * MR + at.kb * MR),
+            b: lin
+                .w
+                .as_ptr()
+                .add(at.kb * panels_n * NR + at.p * at.kc * NR),
+            kc: at.kc,
+            c: out.0.add(at.ti * MR * n + col0),
+            ldc: n,
+            cols: at.cols,
+            bias: if at.first {
+                lin.bias.as_ptr().add(col0)
+            } else {
+                std::ptr::null()
+            },
+        };
+        if at.leads {
+            dispatch::<true>(at.rows, &t, at.epi);
+        } else {
+            dispatch::<false>(at.rows, &t, at.epi);
         }
-        kb += kc;
-        if last {
-            break;
-        }
-    }
+    });
 }
 
 #[target_feature(enable = "avx512f,avx2,fma")]

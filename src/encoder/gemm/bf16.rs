@@ -15,7 +15,7 @@
 //! residual and everything outside the product stay F32.
 
 use super::avx512::{finish, masks, start};
-use super::{Epilogue, PackedLinear, SendPtr, MC_TILES, MR, NR};
+use super::{walk_tiles, Epilogue, PackedLinear, SendPtr, MR, NR};
 use rayon::prelude::*;
 use std::arch::x86_64::*;
 
@@ -115,53 +115,27 @@ pub(super) unsafe fn panels(
     p1: usize,
 ) {
     let (n, kp) = (lin.n, lin.k.div_ceil(2));
-    let tiles = m.div_ceil(MR);
     let panels_n = n.div_ceil(NR);
-    let mut qb = 0;
-    loop {
-        let qc = (KC2 / 2).min(kp - qb);
-        let first = qb == 0;
-        let last = qb + qc == kp;
-        for g in (0..tiles).step_by(MC_TILES) {
-            for p in p0..p1 {
-                let col0 = p * NR;
-                let t = Tile {
-                    b: lin.wb.as_ptr().add(qb * panels_n * NR + p * qc * NR),
-                    kc: qc,
-                    ldc: n,
-                    cols: NR.min(n - col0),
-                    a: std::ptr::null(),
-                    c: std::ptr::null_mut(),
-                    bias: if first {
-                        lin.bias.as_ptr().add(col0)
-                    } else {
-                        std::ptr::null()
-                    },
-                };
-                for ti in g..tiles.min(g + MC_TILES) {
-                    let r0 = ti * MR;
-                    let t = Tile {
-                        a: packed_a.as_ptr().add(ti * kp * MR + qb * MR),
-                        c: out.0.add(r0 * n + col0),
-                        ..t
-                    };
-                    let epi = if last {
-                        match epi {
-                            Epilogue::Residual(r) => Epilogue::Residual(&r[r0 * n + col0..]),
-                            e => e,
-                        }
-                    } else {
-                        Epilogue::None
-                    };
-                    dispatch(MR.min(m - r0), &t, epi);
-                }
-            }
-        }
-        qb += qc;
-        if last {
-            break;
-        }
-    }
+    walk_tiles(kp, KC2 / 2, (m, n), (p0, p1), epi, |at| {
+        let col0 = at.p * NR;
+        let t = Tile {
+            a: packed_a.as_ptr().add(at.ti * kp * MR + at.kb * MR),
+            b: lin
+                .wb
+                .as_ptr()
+                .add(at.kb * panels_n * NR + at.p * at.kc * NR),
+            kc: at.kc,
+            c: out.0.add(at.ti * MR * n + col0),
+            ldc: n,
+            cols: at.cols,
+            bias: if at.first {
+                lin.bias.as_ptr().add(col0)
+            } else {
+                std::ptr::null()
+            },
+        };
+        dispatch(at.rows, &t, at.epi);
+    });
 }
 
 #[derive(Clone, Copy)]

@@ -457,6 +457,76 @@ struct SendPtr(*mut f32);
 unsafe impl Send for SendPtr {}
 unsafe impl Sync for SendPtr {}
 
+/// One output tile's place in the walk every AVX-512 kernel makes (see [`walk_tiles`]).
+#[cfg(target_arch = "x86_64")]
+#[derive(Clone, Copy)]
+struct TileAt<'a> {
+    /// First input unit (value, BF16 pair or INT8 quad) of the block, and units in the block.
+    kb: usize,
+    kc: usize,
+    /// The block is the first one: the tile starts from the bias, else from what `c` holds.
+    first: bool,
+    /// Column panel and row tile.
+    p: usize,
+    ti: usize,
+    /// Valid rows and columns of the tile.
+    rows: usize,
+    cols: usize,
+    /// The first row tile of its group for this panel slice (the one that brings it in).
+    leads: bool,
+    /// The tile's epilogue: none before the last block, the residual from the tile's corner.
+    epi: Epilogue<'a>,
+}
+
+/// Walks the output tiles of column panels `p0..p1` for `m` rows in the order every kernel
+/// uses: input block by input block (`block` of the `units` input units each), row tiles in
+/// groups of [`MC_TILES`] (a group's packed rows for the block stay in L2 while every panel
+/// passes over them), panel by panel, row tile by row tile.
+#[cfg(target_arch = "x86_64")]
+fn walk_tiles<'a>(
+    units: usize,
+    block: usize,
+    (m, n): (usize, usize),
+    (p0, p1): (usize, usize),
+    epi: Epilogue<'a>,
+    mut tile: impl FnMut(TileAt<'a>),
+) {
+    let tiles = m.div_ceil(MR);
+    let mut kb = 0;
+    loop {
+        let kc = block.min(units - kb);
+        let last = kb + kc == units;
+        for g in (0..tiles).step_by(MC_TILES) {
+            for p in p0..p1 {
+                let col0 = p * NR;
+                for ti in g..tiles.min(g + MC_TILES) {
+                    let r0 = ti * MR;
+                    let epi = match epi {
+                        _ if !last => Epilogue::None,
+                        Epilogue::Residual(r) => Epilogue::Residual(&r[r0 * n + col0..]),
+                        e => e,
+                    };
+                    tile(TileAt {
+                        kb,
+                        kc,
+                        first: kb == 0,
+                        p,
+                        ti,
+                        rows: MR.min(m - r0),
+                        cols: NR.min(n - col0),
+                        leads: ti == g,
+                        epi,
+                    });
+                }
+            }
+        }
+        kb += kc;
+        if last {
+            break;
+        }
+    }
+}
+
 /// Calls `$tile::<R, ..>($t, $epi)` with the const row count `R` = `$rows` (1..=12).
 macro_rules! dispatch_rows {
     ($rows:expr, $tile:ident $(, $extra:ident)? ; $t:expr, $epi:expr) => {
