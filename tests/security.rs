@@ -359,7 +359,9 @@ async fn encoder_admission_answers_429_with_retry_after() {
     let r = router(AppState::with_app(app.clone()));
     // Another caller (a CLI command, another request) holds the whole allowance: a batch is
     // refused, a single query still gets in through the small requests' reserve.
-    let held = gate.try_admit(4).unwrap();
+    // (a request of 5 texts: one of at most 4 would take the reserve first)
+    let held = gate.try_admit(5).unwrap();
+    assert_eq!(gate.in_flight(), 4, "clamped to the allowance");
     let texts: Vec<String> = (0..5).map(|i| format!("text {i}")).collect();
     let (s, _, v) = send(&r, post_json("/v1/embed", json!({"texts": texts}))).await;
     assert_eq!(s, StatusCode::TOO_MANY_REQUESTS, "{v}");

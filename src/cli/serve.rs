@@ -40,6 +40,13 @@ pub struct ServeArgs {
     #[arg(long, env = "ONTOVEC_MAX_INFLIGHT_TEXTS", default_value_t = 64,
           value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub max_inflight_texts: u64,
+    /// Most padded tokens in one batch of `/v1/embed`-style work while queries are arriving:
+    /// a query waits for at most one such batch. 0 keeps batches as large as the encoder's
+    /// budgets allow (throughput first).
+    #[arg(long, env = "ONTOVEC_QUERY_BATCH_TOKENS",
+          default_value_t = crate::encoder::DEFAULT_QUERY_BATCH_TOKENS as u64,
+          value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
+    pub query_batch_tokens: u64,
     /// Serve reads only (a replica restored with `ontovec snapshot restore`): write endpoints
     /// answer 403 `read_only`, and a shared Postgres vector store is left to the writer.
     #[arg(long, env = "ONTOVEC_READ_ONLY")]
@@ -60,6 +67,7 @@ pub fn run(a: ServeArgs) -> Result<()> {
         request_timeout_ms,
         cors_origins,
         max_inflight_texts,
+        query_batch_tokens,
         read_only,
         writer_url,
     } = a;
@@ -79,6 +87,7 @@ pub fn run(a: ServeArgs) -> Result<()> {
     cfg.request_timeout = std::time::Duration::from_millis(request_timeout_ms);
     cfg.cors_origins = cors_origins;
     cfg.max_inflight_texts = max_inflight_texts as usize;
+    cfg.query_batch_tokens = query_batch_tokens as usize;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

@@ -2,6 +2,9 @@
 //! queued texts into batches. Read by [`super::queue`] (batching) and [`super::engine`]
 //! (threads).
 
+/// Default of [`EngineConfig::query_batch_tokens`].
+pub const DEFAULT_QUERY_BATCH_TOKENS: usize = 64;
+
 /// Tuning knobs of an engine.
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
@@ -23,6 +26,11 @@ pub struct EngineConfig {
     /// Threads of the bulk thread's own rayon pool (0: the machine's cores); one fewer while
     /// foreground requests come in (see `BulkPools`).
     pub bulk_threads: usize,
+    /// Most padded tokens in one interactive batch while queries are arriving (a query came in
+    /// within [`super::queue::QUERY_RECENT`]): the interactive thread looks for queued queries
+    /// between batches, so a query waits for at most one batch of this size. Without recent
+    /// queries batches take [`Self::max_batch_tokens`].
+    pub query_batch_tokens: usize,
     /// How models loaded with this configuration pick their precision (F32 by default).
     pub precision: super::precision::PrecisionPolicy,
 }
@@ -37,6 +45,7 @@ impl Default for EngineConfig {
             inline_tokenize_bytes: 4096,
             bulk_window_tokens: 2048,
             bulk_threads: 0,
+            query_batch_tokens: DEFAULT_QUERY_BATCH_TOKENS,
             precision: Default::default(),
         }
     }

@@ -37,7 +37,8 @@ use super::bert::Encoder;
 pub use super::config::EngineConfig;
 use super::manifest::ModelManifest;
 use super::queue::{
-    cut_batches, next_window, EmbedResult, Pending, Reply, ReplyState, ReplyTx, Shared,
+    cut_batches, next_window, take_queries, EmbedResult, Pending, Reply, ReplyState, ReplyTx,
+    Shared, Work,
 };
 pub use super::stats::EngineStats;
 use super::tokenize::TextTokenizer;
@@ -330,6 +331,7 @@ impl EngineHandle {
             lane.requests.push_back(pending);
         } else {
             // a query goes before the batches, after the queries already waiting
+            sh.note_query();
             let at = lane.requests.iter().take_while(|p| p.is_small()).count();
             lane.requests.insert(at, pending);
         }
@@ -409,68 +411,96 @@ impl BulkPools {
 
 /// A model thread's loop: the interactive one (`pools` None: the global rayon pool) or the
 /// bulk one.
+///
+/// While queries are arriving the interactive thread cuts its windows into batches of at most
+/// [`EngineConfig::query_batch_tokens`] and, before each batch, runs the queries queued
+/// meanwhile ([`take_queries`]): a query waits for one small batch, not for a window of
+/// someone's `/v1/embed` batches. Without recent queries batches stay as large as the budgets
+/// allow (throughput).
 fn model_loop(encoder: &Encoder, sh: &Shared, pools: Option<&BulkPools>) {
     let bulk = pools.is_some();
-    while let Some(mut window) = next_window(sh, bulk) {
-        window.retain(|w| !w.reply.cancelled());
-        window.sort_by_key(|w| w.ids.len());
-        let cfg = &sh.config;
-        for range in cut_batches(&window, cfg.max_batch_tokens, cfg.max_batch_seqs) {
+    let cfg = &sh.config;
+    while let Some(window) = next_window(sh, bulk) {
+        let max_tokens = if !bulk && cfg.query_batch_tokens > 0 && sh.queries_recent() {
+            cfg.query_batch_tokens.min(cfg.max_batch_tokens)
+        } else {
+            cfg.max_batch_tokens
+        };
+        let window = live_sorted(window);
+        for range in cut_batches(&window, max_tokens, cfg.max_batch_seqs) {
             if bulk {
                 sh.yield_to_interactive(BULK_YIELD);
                 if window[range.clone()].iter().all(|w| w.reply.cancelled()) {
                     continue;
                 }
-            }
-            let batch = &window[range];
-            let ids: Vec<&[u32]> = batch.iter().map(|w| w.ids.as_slice()).collect();
-            let started = Instant::now();
-            let forward = || {
-                catch_unwind(AssertUnwindSafe(|| encoder.embed_ids(&ids))).unwrap_or_else(|_| {
-                    Err(EncoderError::Inference("model thread panicked".into()))
-                })
-            };
-            let result = match pools {
-                Some(p) => p.run(forward),
-                None => forward(),
-            };
-            let elapsed = started.elapsed().as_nanos() as u64;
-            let longest = ids.last().map_or(0, |s| s.len());
-            let padded = (longest * ids.len()) as u64;
-            let real: u64 = ids.iter().map(|s| s.len() as u64).sum();
-            // Counters first, so whoever sees a reply also sees its batch counted.
-            let s = &sh.stats;
-            s[0].fetch_add(1, Ordering::Relaxed);
-            s[1].fetch_add(ids.len() as u64, Ordering::Relaxed);
-            s[2].fetch_add(real, Ordering::Relaxed);
-            s[3].fetch_add(padded, Ordering::Relaxed);
-            s[4].fetch_add(elapsed, Ordering::Relaxed);
-            let model = &encoder.manifest().name;
-            super::stats::record_batch(model, ids.len(), real, Duration::from_nanos(elapsed));
-            // queue waits and the back-off estimate are about interactive requests only
-            if !bulk {
-                for d in batch.iter().filter_map(|w| w.waited) {
-                    super::stats::record_queue_wait(model, d);
-                }
-            }
-            if let Some(now) = elapsed.checked_div(padded).filter(|_| !bulk) {
-                let old = sh.ns_per_token.load(Ordering::Relaxed);
-                let ewma = if old == 0 { now } else { (old * 4 + now) / 5 };
-                sh.ns_per_token.store(ewma, Ordering::Relaxed);
-            }
-            match result {
-                Ok(vectors) => {
-                    for (w, v) in batch.iter().zip(vectors) {
-                        w.reply.deliver(w.idx, v);
+            } else {
+                while let Some(queries) = take_queries(sh) {
+                    let queries = live_sorted(queries);
+                    for r in cut_batches(&queries, cfg.max_batch_tokens, cfg.max_batch_seqs) {
+                        run_batch(encoder, sh, &queries[r], None);
                     }
                 }
-                Err(e) => {
-                    tracing::error!(model = %encoder.manifest().name, error = %e, "batch failed");
-                    let msg = e.to_string();
-                    batch.iter().for_each(|w| w.reply.fail(&msg));
-                }
             }
+            run_batch(encoder, sh, &window[range], pools);
         }
         sh.window_done(bulk);
+    }
+}
+
+/// A window without the texts whose callers went away, sorted by token length.
+fn live_sorted(mut window: Vec<Work>) -> Vec<Work> {
+    window.retain(|w| !w.reply.cancelled());
+    window.sort_by_key(|w| w.ids.len());
+    window
+}
+
+/// One forward pass over a batch: counters, stats, and each vector to its request's reply.
+fn run_batch(encoder: &Encoder, sh: &Shared, batch: &[Work], pools: Option<&BulkPools>) {
+    let bulk = pools.is_some();
+    let ids: Vec<&[u32]> = batch.iter().map(|w| w.ids.as_slice()).collect();
+    let started = Instant::now();
+    let forward = || {
+        catch_unwind(AssertUnwindSafe(|| encoder.embed_ids(&ids)))
+            .unwrap_or_else(|_| Err(EncoderError::Inference("model thread panicked".into())))
+    };
+    let result = match pools {
+        Some(p) => p.run(forward),
+        None => forward(),
+    };
+    let elapsed = started.elapsed().as_nanos() as u64;
+    let longest = ids.last().map_or(0, |s| s.len());
+    let padded = (longest * ids.len()) as u64;
+    let real: u64 = ids.iter().map(|s| s.len() as u64).sum();
+    // Counters first, so whoever sees a reply also sees its batch counted.
+    let s = &sh.stats;
+    s[0].fetch_add(1, Ordering::Relaxed);
+    s[1].fetch_add(ids.len() as u64, Ordering::Relaxed);
+    s[2].fetch_add(real, Ordering::Relaxed);
+    s[3].fetch_add(padded, Ordering::Relaxed);
+    s[4].fetch_add(elapsed, Ordering::Relaxed);
+    let model = &encoder.manifest().name;
+    super::stats::record_batch(model, ids.len(), real, Duration::from_nanos(elapsed));
+    // queue waits and the back-off estimate are about interactive requests only
+    if !bulk {
+        for d in batch.iter().filter_map(|w| w.waited) {
+            super::stats::record_queue_wait(model, d);
+        }
+    }
+    if let Some(now) = elapsed.checked_div(padded).filter(|_| !bulk) {
+        let old = sh.ns_per_token.load(Ordering::Relaxed);
+        let ewma = if old == 0 { now } else { (old * 4 + now) / 5 };
+        sh.ns_per_token.store(ewma, Ordering::Relaxed);
+    }
+    match result {
+        Ok(vectors) => {
+            for (w, v) in batch.iter().zip(vectors) {
+                w.reply.deliver(w.idx, v);
+            }
+        }
+        Err(e) => {
+            tracing::error!(model = %encoder.manifest().name, error = %e, "batch failed");
+            let msg = e.to_string();
+            batch.iter().for_each(|w| w.reply.fail(&msg));
+        }
     }
 }

@@ -62,6 +62,7 @@ mod tests;
 
 pub use admission::{Admission, Admitted};
 pub use bert::Encoder;
+pub use config::DEFAULT_QUERY_BATCH_TOKENS;
 pub use engine::{EngineConfig, EngineHandle};
 pub use manifest::{ModelInfo, ModelKind, ModelManifest, Pooling};
 pub use precision::{GateReport, Precision, PrecisionChoice, PrecisionPolicy};

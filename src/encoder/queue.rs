@@ -12,6 +12,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
+/// How recent a query must be for interactive batches to stay small (see
+/// [`Shared::queries_recent`]).
+pub const QUERY_RECENT: Duration = Duration::from_secs(2);
+
 pub(super) type EmbedResult = Result<Vec<Vec<f32>>, EncoderError>;
 
 pub(super) enum ReplyTx {
@@ -147,6 +151,11 @@ pub(super) struct Shared {
     pub(super) queued_texts: AtomicUsize,
     pub(super) ns_per_token: AtomicU64,
     pub(super) stats: [AtomicU64; 5],
+    /// When this engine was made: the origin of [`Self::last_query_ns`].
+    epoch: Instant,
+    /// When the last query (small interactive request) was queued, in ns since `epoch`
+    /// (0: never).
+    last_query_ns: AtomicU64,
 }
 
 impl Shared {
@@ -165,7 +174,22 @@ impl Shared {
             queued_texts: AtomicUsize::new(0),
             ns_per_token: AtomicU64::new(0),
             stats: Default::default(),
+            epoch: Instant::now(),
+            last_query_ns: AtomicU64::new(0),
         }
+    }
+
+    /// A query was queued (see [`QUERY_RECENT`]).
+    pub(super) fn note_query(&self) {
+        let now = self.epoch.elapsed().as_nanos().max(1) as u64;
+        self.last_query_ns.store(now, Ordering::Relaxed);
+    }
+
+    /// Whether a query was queued within [`QUERY_RECENT`]: then interactive batches are cut to
+    /// [`EngineConfig::query_batch_tokens`] so the next query does not wait for a large one.
+    pub(super) fn queries_recent(&self) -> bool {
+        let last = self.last_query_ns.load(Ordering::Relaxed);
+        last != 0 && self.epoch.elapsed().as_nanos() as u64 <= last + QUERY_RECENT.as_nanos() as u64
     }
 
     /// A model thread finished its window; the interactive one may now be idle.
@@ -200,7 +224,6 @@ impl Shared {
 /// Takes the next window of one lane's work, blocking until there is some; `None` on shutdown.
 /// A bulk round stays under the bulk token budget.
 pub(super) fn next_window(sh: &Shared, bulk: bool) -> Option<Vec<Work>> {
-    let cfg = &sh.config;
     let mut st = sh.state.lock();
     while st.lane(bulk).requests.is_empty() {
         if st.shutdown {
@@ -208,6 +231,45 @@ pub(super) fn next_window(sh: &Shared, bulk: bool) -> Option<Vec<Work>> {
         }
         sh.work_ready.wait(&mut st);
     }
+    let queries_only = !bulk
+        && st
+            .interactive
+            .requests
+            .front()
+            .is_some_and(Pending::is_small);
+    let window = take_window(sh, &mut st, bulk, queries_only);
+    if !bulk {
+        st.interactive_active = true;
+    }
+    drop(st);
+    sh.space_ready.notify_all();
+    Some(window)
+}
+
+/// The queries (small interactive requests) queued right now, as a window of their own; `None`
+/// when there are none. The interactive thread calls this between the batches of a window, so
+/// a query waits for at most one batch, not for the rest of the window.
+pub(super) fn take_queries(sh: &Shared) -> Option<Vec<Work>> {
+    let mut st = sh.state.lock();
+    if !st
+        .interactive
+        .requests
+        .front()
+        .is_some_and(Pending::is_small)
+    {
+        return None;
+    }
+    let window = take_window(sh, &mut st, false, true);
+    drop(st);
+    sh.space_ready.notify_all();
+    Some(window)
+}
+
+/// Takes one window from a lane (the state is locked by the caller): round-robin over its
+/// requests, at most `window_seqs` texts, bulk rounds under the bulk token budget, and with
+/// `queries_only` only the small requests at the front.
+fn take_window(sh: &Shared, st: &mut QueueState, bulk: bool, queries_only: bool) -> Vec<Work> {
+    let cfg = &sh.config;
     let quantum = cfg.max_batch_seqs.max(1);
     let limit = cfg.window_seqs.max(1);
     let token_limit = if bulk {
@@ -216,7 +278,6 @@ pub(super) fn next_window(sh: &Shared, bulk: bool) -> Option<Vec<Work>> {
         usize::MAX
     };
     let lane = st.lane(bulk);
-    let queries_only = !bulk && lane.requests.front().is_some_and(Pending::is_small);
     let mut window = Vec::new();
     let mut taken_tokens = 0;
     // Round-robin: a huge request cannot starve another one queued behind it.
@@ -263,14 +324,8 @@ pub(super) fn next_window(sh: &Shared, bulk: bool) -> Option<Vec<Work>> {
     }
     lane.texts -= window.len();
     lane.tokens -= taken_tokens;
-    if !bulk {
-        st.interactive_active = true;
-    }
-    let total = st.texts();
-    sh.queued_texts.store(total, Ordering::Relaxed);
-    drop(st);
-    sh.space_ready.notify_all();
-    Some(window)
+    sh.queued_texts.store(st.texts(), Ordering::Relaxed);
+    window
 }
 
 /// Splits a length-sorted window into batches under the padded-token and size budgets.
@@ -394,6 +449,33 @@ mod tests {
         sh.window_done(false);
         let w = next_window(&sh, false).unwrap();
         assert_eq!(w.len(), 64, "then the batches together");
+    }
+
+    #[test]
+    fn queries_queued_during_a_window_are_taken_between_its_batches() {
+        let sh = shared(EngineConfig::default());
+        assert!(!sh.queries_recent(), "no query yet: batches stay large");
+        push(&sh, false, pending(32, 10));
+        push(&sh, false, pending(32, 10));
+        let w = next_window(&sh, false).unwrap();
+        assert_eq!(w.len(), 64);
+        assert!(take_queries(&sh).is_none(), "nothing queued");
+        // a query arrives while the window runs (enqueue puts it first and notes it)
+        sh.note_query();
+        {
+            let mut st = sh.state.lock();
+            st.interactive.texts += 1;
+            st.interactive.tokens += 4;
+            st.interactive.requests.push_front(pending(1, 4));
+        }
+        push(&sh, false, pending(32, 10));
+        assert!(sh.queries_recent());
+        let q = take_queries(&sh).unwrap();
+        assert_eq!(q.len(), 1, "only the query, not the batch behind it");
+        assert_eq!(q[0].ids.len(), 4);
+        assert!(take_queries(&sh).is_none());
+        assert_eq!(sh.state.lock().interactive.texts, 32);
+        assert_eq!(sh.queued_texts.load(Ordering::Relaxed), 32);
     }
 
     #[test]

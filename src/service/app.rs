@@ -32,6 +32,9 @@ pub struct AppConfig {
     /// Texts that interactive requests may have waiting in the encoder at once; past it they
     /// get 429 at once instead of queueing (the latency bound under overload).
     pub max_inflight_texts: usize,
+    /// Padded-token size of interactive batches while queries arrive (0: no cut); see
+    /// [`crate::encoder::EngineConfig::query_batch_tokens`].
+    pub query_batch_tokens: usize,
     /// Where term vectors live (embedded usearch or Postgres) and whether this node is a
     /// read-only replica.
     pub vector: crate::search::vector_store::VectorConfig,
@@ -53,6 +56,7 @@ impl AppConfig {
             request_timeout: std::time::Duration::from_secs(30),
             cors_origins: Vec::new(),
             max_inflight_texts: crate::encoder::admission::DEFAULT_MAX_INFLIGHT_TEXTS,
+            query_batch_tokens: crate::encoder::DEFAULT_QUERY_BATCH_TOKENS,
             vector: Default::default(),
             writer_url: None,
             precision: Default::default(),
@@ -128,6 +132,7 @@ impl App {
                 &config.models_dir,
                 EngineConfig {
                     precision: config.precision,
+                    query_batch_tokens: config.query_batch_tokens,
                     ..EngineConfig::default()
                 },
             )?
