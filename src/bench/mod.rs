@@ -4,6 +4,7 @@
 pub mod load;
 pub mod normalize;
 pub mod scale;
+pub mod texts;
 pub mod train;
 pub mod vectors;
 

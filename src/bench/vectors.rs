@@ -3,7 +3,8 @@
 //! filter), and query p50/p99 and queries/s at several concurrencies.
 //!
 //! `--from-cache DATA_DIR --vector-id ID` uses the real vectors a data directory's embedding
-//! cache holds for a model instead (some held out as queries).
+//! cache holds for a model instead (some held out as queries); `--from-texts FILE --model DIR`
+//! the vectors a model gives the lines of a text file ([`super::texts`]).
 //!
 //! `--dtypes f32,f16,i8` builds one usearch index per scalar type (optionally `i8:16`: with
 //! HNSW connectivity 16), so compact vectors are measured against f32 in the same run; recall
@@ -54,6 +55,9 @@ pub struct VectorBench {
     /// embedding-cache entries to use (`all-MiniLM-L6-v2@bf16`); `queries` of them, drawn at
     /// random, are held out as the queries.
     pub from_cache: Option<(std::path::PathBuf, String)>,
+    /// Real vectors of real strings instead: a text file (one string per line) and the model
+    /// folder that embeds it ([`super::texts`]); `queries` of them held out as the queries.
+    pub from_texts: Option<(std::path::PathBuf, std::path::PathBuf)>,
 }
 
 /// Every vector the embedding cache of data directory `dir` holds for vector id `vid`.
@@ -245,9 +249,10 @@ fn dir_bytes(p: &std::path::Path) -> u64 {
 
 /// Run the benchmark and print a Markdown table (one row per backend and concurrency).
 pub fn run(b: &VectorBench) -> Result<()> {
-    let (items, queries) = match &b.from_cache {
-        Some((dir, vid)) => real_data(cached_vectors(dir, vid)?, b.queries),
-        None => {
+    let (items, queries) = match (&b.from_cache, &b.from_texts) {
+        (Some((dir, vid)), _) => real_data(cached_vectors(dir, vid)?, b.queries),
+        (None, Some((file, model))) => real_data(super::texts::embed_file(file, model)?, b.queries),
+        (None, None) => {
             eprintln!(
                 "generating {} vectors of {} dims and {} queries",
                 b.n, b.dim, b.queries

@@ -191,6 +191,13 @@ pub struct VectorsBench {
     /// vectors computed in BF16).
     #[arg(long)]
     pub vector_id: Option<String>,
+    /// Use the vectors `--model` gives the lines of this text file (kept beside it for
+    /// reruns) instead of synthetic ones; `--n` and `--dim` are then ignored.
+    #[arg(long, requires = "model", conflicts_with = "from_cache")]
+    pub from_texts: Option<PathBuf>,
+    /// With `--from-texts`: the model folder that embeds them (precision `auto`).
+    #[arg(long)]
+    pub model: Option<PathBuf>,
 }
 
 /// The server a load benchmark talks to: a running one (`--url`), or one it starts over a data
@@ -292,6 +299,7 @@ pub fn run(what: BenchCommand) -> Result<()> {
                 postgres: v.vector_store,
                 usearch: v.dtypes,
                 from_cache: v.from_cache.zip(v.vector_id),
+                from_texts: v.from_texts.zip(v.model),
                 pg: crate::search::vector_store::postgres::PgOptions {
                     m: v.pg_hnsw_m,
                     ef_construction: v.pg_ef_construction,
