@@ -462,3 +462,58 @@ async fn abbreviations_typed_codes_and_empty_queries() {
         assert_eq!(v["results"][0]["score_kind"], "learned", "{v}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inactive_concepts_are_left_out_unless_asked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (app, _) = tokio::task::spawn_blocking({
+        let p = tmp.path().to_path_buf();
+        move || setup(&p)
+    })
+    .await
+    .unwrap();
+    let r = router(AppState::with_app(app.clone()));
+    // HP:0000057 "obsolete Clitoromegaly" is `is_obsolete: true` in the fixture
+    for mode in ["hybrid", "lexical", "vector", "exact"] {
+        let body = |include: Option<bool>| {
+            let mut b = json!({"query": "obsolete Clitoromegaly", "k": 20, "mode": mode,
+                               "systems": ["HPO"]});
+            if let Some(i) = include {
+                b["include_inactive"] = json!(i);
+            }
+            b
+        };
+        for include in [None, Some(false)] {
+            let (s, v) = post(&r, "/v1/search", body(include)).await;
+            assert_eq!(s, StatusCode::OK, "{mode}: {v}");
+            assert!(
+                !codes(&v).contains(&"HP:0000057".to_string()),
+                "{mode}: an obsolete concept is not an answer by default: {v}"
+            );
+        }
+        let (s, v) = post(&r, "/v1/search", body(Some(true))).await;
+        assert_eq!(s, StatusCode::OK, "{mode}: {v}");
+        if mode != "vector" {
+            // its own name matches it exactly; asked for, it comes back
+            assert_eq!(
+                codes(&v).first().map(String::as_str),
+                Some("HP:0000057"),
+                "{mode}: {v}"
+            );
+        }
+    }
+    let norm = |include: bool| {
+        json!({"mentions": ["obsolete Clitoromegaly"], "k": 20, "systems": ["HPO"],
+               "include_inactive": include})
+    };
+    let (s, v) = post(&r, "/v1/normalize", norm(false)).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let cands = v["results"][0]["candidates"].as_array().unwrap();
+    assert!(cands.iter().all(|c| c["code"] != "HP:0000057"), "{v}");
+    let (s, v) = post(&r, "/v1/normalize", norm(true)).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        v["results"][0]["candidates"][0]["code"], "HP:0000057",
+        "{v}"
+    );
+}

@@ -259,6 +259,8 @@ async fn run_expand(st: AppState, p: FhirResult<Params>) -> Response {
                 model: None,
                 fusion: DEFAULT_FUSION,
                 explain: false,
+                // `expand::finish` applies `activeOnly` itself
+                include_inactive: true,
             };
             let eng = match engine(&st) {
                 Ok(e) => e,

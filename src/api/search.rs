@@ -40,6 +40,9 @@ pub struct SearchRequest {
     /// the learned hybrid only, the default mode).
     #[serde(default)]
     pub explain: bool,
+    /// Also return concepts their source marks obsolete or inactive (default false: left out).
+    #[serde(default)]
+    pub include_inactive: bool,
 }
 
 /// Search answer.
@@ -74,6 +77,7 @@ pub async fn search(
         model: req.model,
         fusion: fusion(&req.fusion)?,
         explain: req.explain,
+        include_inactive: req.include_inactive,
     };
     let results = engine(&st)?.search(q).await?;
     Ok(ApiJson(SearchResponse {
@@ -102,6 +106,9 @@ pub struct NormalizeRequest {
     pub mode: Option<Mode>,
     /// Drop candidates scoring below this.
     pub min_score: Option<f32>,
+    /// Also return concepts their source marks obsolete or inactive (default false: left out).
+    #[serde(default)]
+    pub include_inactive: bool,
 }
 
 /// Candidates of one mention.
@@ -140,6 +147,7 @@ pub async fn normalize(
         model: req.model,
         fusion: DEFAULT_FUSION,
         explain: false,
+        include_inactive: req.include_inactive,
     };
     let found = engine(&st)?
         .normalize(req.mentions, template, req.min_score)

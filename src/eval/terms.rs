@@ -133,6 +133,7 @@ pub fn rank_local(
             model: model.map(str::to_string),
             fusion,
             explain: false,
+            include_inactive: false,
         };
         let v = match mode {
             Mode::Hybrid | Mode::Vector => vecs.map(|v| v[i].as_slice()),
@@ -171,10 +172,19 @@ pub fn learned_data(
             fetch: 30,
             bridges: true,
             explain: false,
+            include_inactive: false,
         };
         let mut d = super::learn::QueryData::default();
         for c in eng.learned_candidates(&lq)? {
             let system = eng.store().system_of_rid(c.rid).unwrap_or_default();
+            // what serving leaves out is not fitted on either
+            if eng
+                .store()
+                .concept(&system, &c.code)?
+                .is_some_and(|r| !r.concept.active)
+            {
+                continue;
+            }
             d.gold.push(g.matches(&system, &c.code));
             d.x.push(c.x);
         }

@@ -228,6 +228,7 @@ impl Notes {
             model: Some(model.clone()),
             fusion: FusionMethod::Rrf { k: 60.0 },
             explain: false,
+            include_inactive: false,
         };
         let eng = Arc::clone(search);
         let v = note.pooled.clone();

@@ -76,6 +76,9 @@ pub struct Query {
     pub fusion: FusionMethod,
     /// Return each result's features and their contributions (learned hybrid only).
     pub explain: bool,
+    /// Also return concepts their source marks obsolete or inactive (left out by default:
+    /// HPO's "obsolete ..." classes, retired codes).
+    pub include_inactive: bool,
 }
 
 /// One concept found.

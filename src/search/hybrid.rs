@@ -144,6 +144,8 @@ pub struct LearnedQuery<'a> {
     pub bridges: bool,
     /// Whether results carry their [`super::engine::Explanation`].
     pub explain: bool,
+    /// Keep concepts marked inactive (see [`super::engine::Query::include_inactive`]).
+    pub include_inactive: bool,
 }
 
 impl SearchEngine {
@@ -162,13 +164,18 @@ impl SearchEngine {
                 .then(a.1.code.cmp(&b.1.code))
         });
         let mut out = Vec::with_capacity(k.min(cands.len()));
-        for (s, c) in cands.into_iter().take(k) {
+        for (s, c) in cands {
+            if out.len() >= k {
+                break;
+            }
             let Some(system) = self.store().system_of_rid(c.rid) else {
                 continue;
             };
-            let preferred_term = self
-                .store()
-                .concept(&system, &c.code)?
+            let rec = self.store().concept(&system, &c.code)?;
+            if !lq.include_inactive && rec.as_ref().is_some_and(|r| !r.concept.active) {
+                continue;
+            }
+            let preferred_term = rec
                 .map(|r| r.concept.preferred_term)
                 .unwrap_or_else(|| c.matched_term.clone());
             out.push(Found {

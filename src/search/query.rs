@@ -203,6 +203,7 @@ impl SearchEngine {
                 model: Some(model),
                 fusion: DEFAULT_FUSION,
                 explain: false,
+                include_inactive: false,
             };
             let sys = system.to_ascii_uppercase();
             let mut found = eng.search_with_vector(&q, Some(&v))?;

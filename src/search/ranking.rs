@@ -75,6 +75,7 @@ impl SearchEngine {
                 fetch: (q.k * 2).clamp(30, 2000),
                 bridges,
                 explain: q.explain,
+                include_inactive: q.include_inactive,
             };
             return self.learned_search(&lq, q.k);
         }
@@ -133,9 +134,11 @@ impl SearchEngine {
             let Some(system) = self.store.system_of_rid(rid) else {
                 continue;
             };
-            let preferred_term = self
-                .store
-                .concept(&system, &row.code)?
+            let rec = self.store.concept(&system, &row.code)?;
+            if !q.include_inactive && rec.as_ref().is_some_and(|c| !c.concept.active) {
+                continue;
+            }
+            let preferred_term = rec
                 .map(|c| c.concept.preferred_term)
                 .unwrap_or_else(|| row.text.clone());
             out.push(Found {
