@@ -13,8 +13,13 @@ use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 /// How recent a query must be for interactive batches to stay small (see
-/// [`Shared::queries_recent`]).
-pub const QUERY_RECENT: Duration = Duration::from_secs(2);
+/// [`Shared::queries_recent`]). Small batches cost batch work throughput: measured with
+/// `scripts/bench-embed.sh --precisions int8 --no-reference` (2026-12-07), batch rounds
+/// starting within 2 s of a run of single queries ran at 1,503–1,547 (as sent) and
+/// 1,714–1,802 (sorted) strings/s against 1,853 / 1,986 for the clean first round; so the
+/// window is short: a stream of 4 or more queries a second keeps batches small, a burst of
+/// queries does not slow the batches after it.
+pub const QUERY_RECENT: Duration = Duration::from_millis(250);
 
 pub(super) type EmbedResult = Result<Vec<Vec<f32>>, EncoderError>;
 
