@@ -18,24 +18,15 @@ pub(super) unsafe fn panels(
     p1: usize,
 ) {
     let (k, n) = (lin.k, lin.n);
-    let panels_n = n.div_ceil(NR);
     walk_tiles(k, KC, (m, n), (p0, p1), epi, |at| {
-        let col0 = at.p * NR;
         let t = Tile {
-            a: packed_a.as_ptr().add(at.ti * k * MR + at.kb * MR),
-            b: lin
-                .w
-                .as_ptr()
-                .add(at.kb * panels_n * NR + at.p * at.kc * NR),
+            a: packed_a.as_ptr().add(at.a),
+            b: lin.w.as_ptr().add(at.b),
             kc: at.kc,
-            c: out.0.add(at.ti * MR * n + col0),
+            c: out.0.add(at.c),
             ldc: n,
             cols: at.cols,
-            bias: if at.first {
-                lin.bias.as_ptr().add(col0)
-            } else {
-                std::ptr::null()
-            },
+            bias: at.bias(&lin.bias),
         };
         if at.leads {
             dispatch::<true>(at.rows, &t, at.epi);

@@ -234,25 +234,18 @@ pub(super) unsafe fn panels(
     let panels_n = n.div_ceil(NR);
     let w = &lin.w8;
     walk_tiles(kq, KC4 / 4, (m, n), (p0, p1), epi, |at| {
-        let col0 = at.p * NR;
         let block = at.kb / (KC4 / 4);
         let t = Tile {
-            a: packed_a.as_ptr().add(at.ti * kq * MR + at.kb * MR),
+            a: packed_a.as_ptr().add(at.a),
             rows: rows.as_ptr().add(at.ti * MR),
-            b: w.quads
-                .as_ptr()
-                .add(at.kb * panels_n * NR + at.p * at.kc * NR),
-            w_scale: w.scale.as_ptr().add(col0),
-            colsum: w.colsum.as_ptr().add(block * panels_n * NR + col0),
+            b: w.quads.as_ptr().add(at.b),
+            w_scale: w.scale.as_ptr().add(at.col0),
+            colsum: w.colsum.as_ptr().add(block * panels_n * NR + at.col0),
             kc: at.kc,
-            c: out.0.add(at.ti * MR * n + col0),
+            c: out.0.add(at.c),
             ldc: n,
             cols: at.cols,
-            bias: if at.first {
-                lin.bias.as_ptr().add(col0)
-            } else {
-                std::ptr::null()
-            },
+            bias: at.bias(&lin.bias),
         };
         dispatch(at.rows, &t, at.epi);
     });

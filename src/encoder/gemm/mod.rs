@@ -466,8 +466,7 @@ struct TileAt<'a> {
     kc: usize,
     /// The block is the first one: the tile starts from the bias, else from what `c` holds.
     first: bool,
-    /// Column panel and row tile.
-    p: usize,
+    /// Row tile.
     ti: usize,
     /// Valid rows and columns of the tile.
     rows: usize,
@@ -476,6 +475,26 @@ struct TileAt<'a> {
     leads: bool,
     /// The tile's epilogue: none before the last block, the residual from the tile's corner.
     epi: Epilogue<'a>,
+    /// Where the tile's data starts, in elements of each buffer: the packed input rows of this
+    /// block (`MR` per unit), the weight panel slice (`NR` per unit), the output corner, and
+    /// its first column (the bias offset).
+    a: usize,
+    b: usize,
+    c: usize,
+    col0: usize,
+}
+
+#[cfg(target_arch = "x86_64")]
+impl TileAt<'_> {
+    /// The bias from the tile's first column on the first block, else null (the tile then
+    /// starts from what the output holds).
+    fn bias(&self, bias: &[f32]) -> *const f32 {
+        if self.first {
+            bias[self.col0..].as_ptr()
+        } else {
+            std::ptr::null()
+        }
+    }
 }
 
 /// Walks the output tiles of column panels `p0..p1` for `m` rows in the order every kernel
@@ -492,6 +511,7 @@ fn walk_tiles<'a>(
     mut tile: impl FnMut(TileAt<'a>),
 ) {
     let tiles = m.div_ceil(MR);
+    let panels_n = n.div_ceil(NR);
     let mut kb = 0;
     loop {
         let kc = block.min(units - kb);
@@ -510,12 +530,15 @@ fn walk_tiles<'a>(
                         kb,
                         kc,
                         first: kb == 0,
-                        p,
                         ti,
                         rows: MR.min(m - r0),
                         cols: NR.min(n - col0),
                         leads: ti == g,
                         epi,
+                        a: ti * units * MR + kb * MR,
+                        b: kb * panels_n * NR + p * kc * NR,
+                        c: r0 * n + col0,
+                        col0,
                     });
                 }
             }
