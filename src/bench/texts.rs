@@ -100,17 +100,15 @@ fn read_kept(path: &Path, n: usize) -> Result<Option<Vec<Vec<f32>>>> {
 
 fn write_kept(path: &Path, vecs: &[Vec<f32>]) -> Result<()> {
     let dim = vecs.first().map_or(0, Vec::len);
-    let tmp = path.with_extension("tmp");
-    let mut w = BufWriter::with_capacity(1 << 20, std::fs::File::create(&tmp)?);
-    w.write_all(&(vecs.len() as u64).to_le_bytes())?;
-    w.write_all(&(dim as u64).to_le_bytes())?;
-    for v in vecs {
-        for x in v {
+    crate::util::fs::write_atomic_with(path, |tmp| -> std::io::Result<()> {
+        let mut w = BufWriter::with_capacity(1 << 20, std::fs::File::create(tmp)?);
+        w.write_all(&(vecs.len() as u64).to_le_bytes())?;
+        w.write_all(&(dim as u64).to_le_bytes())?;
+        for x in vecs.iter().flatten() {
             w.write_all(&x.to_le_bytes())?;
         }
-    }
-    w.into_inner()?.sync_all()?;
-    std::fs::rename(&tmp, path)?;
+        w.flush()
+    })?;
     Ok(())
 }
 

@@ -171,13 +171,11 @@ impl SearchEngine {
             let Some(system) = self.store().system_of_rid(c.rid) else {
                 continue;
             };
-            let rec = self.store().concept(&system, &c.code)?;
-            if !lq.include_inactive && rec.as_ref().is_some_and(|r| !r.concept.active) {
+            let Some(preferred_term) =
+                self.listed_name(&system, &c.code, &c.matched_term, lq.include_inactive)?
+            else {
                 continue;
-            }
-            let preferred_term = rec
-                .map(|r| r.concept.preferred_term)
-                .unwrap_or_else(|| c.matched_term.clone());
+            };
             out.push(Found {
                 system,
                 code: c.code,

@@ -134,13 +134,11 @@ impl SearchEngine {
             let Some(system) = self.store.system_of_rid(rid) else {
                 continue;
             };
-            let rec = self.store.concept(&system, &row.code)?;
-            if !q.include_inactive && rec.as_ref().is_some_and(|c| !c.concept.active) {
+            let Some(preferred_term) =
+                self.listed_name(&system, &row.code, &row.text, q.include_inactive)?
+            else {
                 continue;
-            }
-            let preferred_term = rec
-                .map(|c| c.concept.preferred_term)
-                .unwrap_or_else(|| row.text.clone());
+            };
             out.push(Found {
                 system,
                 code: row.code,
@@ -155,6 +153,23 @@ impl SearchEngine {
             });
         }
         Ok(out)
+    }
+
+    /// The name a result shows for concept `system`/`code`: its preferred term (`fallback`, the
+    /// matched term, when the store has no record of it), or `None` when its source marks it
+    /// inactive and inactive concepts were not asked for — such a concept is left out.
+    pub(crate) fn listed_name(
+        &self,
+        system: &str,
+        code: &str,
+        fallback: &str,
+        include_inactive: bool,
+    ) -> Result<Option<String>, EngineError> {
+        Ok(match self.store.concept(system, code)? {
+            Some(r) if !r.concept.active && !include_inactive => None,
+            Some(r) => Some(r.concept.preferred_term),
+            None => Some(fallback.to_string()),
+        })
     }
 
     /// The L2-normalised mean vector of a concept's equivalent terms (see module docs).
