@@ -17,7 +17,7 @@
 //! * every `diag` → a concept: code = `name` as published (with the dot), preferred = `desc`,
 //!   `inclusionTerm` notes → terms of kind `inclusion`, and so are its `includes` notes that
 //!   are wordings of the code (I10's "high blood pressure"; not those citing codes or longer
-//!   than [`MAX_INCLUDES_WORDS`] words: see [`includes_term`]);
+//!   than 16 words: see [`includes_term`]);
 //!   `includes`/`excludes1`/`excludes2`/`codeFirst`/`useAdditionalCode`/`codeAlso`/`notes` notes →
 //!   attributes `includes`, `excludes1`, `excludes2`, `code_first`, `use_additional_code`,
 //!   `code_also`, `notes` (notes joined by `"; "`); `sevenChrDef` → attribute `seventh_character`
@@ -38,6 +38,7 @@
 //! (tested in `tests/loaders_public.rs`).
 
 pub mod seventh;
+mod text;
 
 use super::input::{self, LineCountingBufRead};
 use super::{InputFile, LoadError, LoadOptions, Sink};
@@ -46,17 +47,8 @@ use quick_xml::events::{BytesStart, Event};
 use quick_xml::Reader;
 use seventh::{Exclusion, SeventhDef};
 use std::io::BufReader;
-
-/// Insert the dot of an ICD-10(-CM) code written without one (`E119` → `E11.9`, `V812XXA` →
-/// `V81.2XXA`); codes that already have a dot, ranges (`A00-A09`) and codes of at most 3 characters are returned trimmed
-/// and upper-cased.
-pub fn with_dot(code: &str) -> String {
-    let c = code.trim().to_ascii_uppercase();
-    if c.contains('.') || c.contains('-') || c.len() <= 3 || !c.is_ascii() {
-        return c;
-    }
-    format!("{}.{}", &c[..3], &c[3..])
-}
+use text::{chapter_code, normalize_space};
+pub use text::{includes_term, with_dot};
 
 /// Load an ICD-10-CM tabular XML release from `files` into `sink`.
 pub fn load(
@@ -465,46 +457,6 @@ impl Parser<'_> {
     }
 }
 
-/// The code range at the end of a chapter title: `... diseases (E00-E89)` → `E00-E89`.
-fn chapter_code(desc: &str) -> Option<&str> {
-    let inner = desc.trim_end().strip_suffix(')')?;
-    let open = inner.rfind('(')?;
-    let range = &inner[open + 1..];
-    (range.contains('-') && range.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
-        .then_some(range)
-}
-
-/// Longest `includes` note kept as a term, in words; longer ones are instructions.
-const MAX_INCLUDES_WORDS: usize = 16;
-
-/// The term an `includes` note of a code gives, if it is a wording of the code rather than an
-/// instruction: I10's "high blood pressure" is a term; I11's "any condition in I50.- or
-/// I51.4-I51.7 due to hypertension" (it cites codes), "the listed conditions ..." and
-/// sentences are not. ("vitamin B12" reads as a code citation and is dropped too.)
-pub fn includes_term(note: &str) -> Option<String> {
-    let note = note.trim().trim_end_matches([';', ',', '.']).trim();
-    let lower = note.to_lowercase();
-    if note.is_empty()
-        || note.split_whitespace().count() > MAX_INCLUDES_WORDS
-        || ["the listed ", "any condition", "conditions "]
-            .iter()
-            .any(|p| lower.starts_with(p))
-    {
-        return None;
-    }
-    let cites_code = note
-        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '.'))
-        .any(|w| {
-            let b = w.as_bytes();
-            b.len() >= 3
-                && b[0].is_ascii_uppercase()
-                && b[1].is_ascii_digit()
-                && b[2].is_ascii_alphanumeric()
-                && (b.len() == 3 || b[3] == b'.')
-        });
-    (!cites_code).then(|| note.to_string())
-}
-
 fn append_attr(c: &mut Concept, key: &str, value: &str) {
     if value.is_empty() {
         return;
@@ -516,10 +468,6 @@ fn append_attr(c: &mut Concept, key: &str, value: &str) {
             v.push_str(value);
         })
         .or_insert_with(|| value.to_string());
-}
-
-fn normalize_space(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 fn attribute(e: &BytesStart<'_>, key: &[u8]) -> Result<String, String> {
