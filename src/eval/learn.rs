@@ -20,6 +20,8 @@ pub struct QueryData {
     pub x: Vec<[f32; NF]>,
     /// Gold flags, parallel to `x`.
     pub gold: Vec<bool>,
+    /// `SYSTEM:code` of each candidate, parallel to `x` (for `--dump`; not fitted).
+    pub codes: Vec<String>,
 }
 
 /// Options of [`fit`].

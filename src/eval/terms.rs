@@ -187,6 +187,7 @@ pub fn learned_data(
             }
             d.gold.push(g.matches(&system, &c.code));
             d.x.push(c.x);
+            d.codes.push(format!("{system}:{}", c.code));
         }
         out.push(d);
     }

@@ -125,7 +125,7 @@ pub(super) fn fit_fusion(
     Ok(())
 }
 
-/// Every query's candidates as JSON lines: `{"set", "split": "fit"|"check", "x", "gold"}`.
+/// Every query's candidates as JSON lines: `{"set", "split": "fit"|"check", "x", "gold", "codes"}`.
 fn dump_candidates(
     path: &std::path::Path,
     fit_sets: &[(String, Vec<crate::eval::learn::QueryData>)],
@@ -138,8 +138,7 @@ fn dump_candidates(
     for (split, sets) in [("fit", fit_sets), ("check", check_sets)] {
         for (set, queries) in sets {
             for q in queries {
-                let line =
-                    serde_json::json!({"set": set, "split": split, "x": q.x, "gold": q.gold});
+                let line = serde_json::json!({"set": set, "split": split, "x": q.x, "gold": q.gold, "codes": q.codes});
                 writeln!(f, "{line}")?;
             }
         }
