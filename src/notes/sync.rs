@@ -77,7 +77,7 @@ impl Notes {
     pub fn sync(&self, progress: Option<&Progress>) -> Result<(), NotesError> {
         let _g = self.catchup_lock.lock();
         let cancelled = || progress.is_some_and(|p| p.is_cancelled());
-        let next = self.store.next_nid()?;
+        let next = self.store.visible_next()?;
         if self.lexical.next_nid() > next {
             tracing::warn!("notes lexical index is ahead of the store; rebuilding");
             self.lexical.clear()?;

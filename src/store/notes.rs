@@ -22,9 +22,18 @@
 //!
 //! ## Locks
 //! Loads run one at a time (`load`, held by a [`NoteBatch`] for the whole load). Writes to the
-//! visible trees take `write` only for one step: a single [`NoteStore::insert`] (one sled
-//! transaction and a flush) or a load's commit. So `POST /v1/notes` never waits for a bulk load
-//! to parse its files, only (at worst) for its commit. A crash before the marker leaves only staging rows, which
+//! visible trees take `write` only for short steps whose cost does not grow with a load: a
+//! single [`NoteStore::insert`] (one sled transaction and a flush), and the two ends of a load's
+//! commit — the start (check the ids posted while the load ran, reserve the batch's nids by
+//! raising `next_nid` past them, write the marker, flush) and the end (bump `seq`, remove the
+//! marker, flush). The move in between runs without `write`, so `POST /v1/notes` never waits
+//! for a bulk load, neither its parsing nor its commit; a posted id that is staged in the
+//! committing batch gets 409 like a stored one.
+//!
+//! While a commit moves its notes, [`NoteStore::visible_next`] stays at the batch's first nid:
+//! index catch-up reads notes below it only, so a single note posted meanwhile (whose nid lies
+//! past the batch) is indexed after the batch, never before notes with smaller nids that are
+//! still being moved. A crash before the marker leaves only staging rows, which
 //! [`NoteStore::open`] drops; a crash after it is rolled forward at open. A batch dropped without
 //! commit (a parse error) clears its staging rows. Notes are append-only: an id cannot be loaded
 //! twice (409 over HTTP), so indexes never need deletions.
@@ -34,6 +43,7 @@ use crate::domain::model::ConceptRef;
 use parking_lot::{Mutex, MutexGuard};
 use serde::{Deserialize, Serialize};
 use sled::Transactional;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// Longest note id, in characters (Unicode scalar values, as JSON Schema counts).
@@ -94,8 +104,14 @@ struct Inner {
     staging: sled::Tree,
     /// One bulk load at a time (held for the whole load).
     load: Mutex<()>,
-    /// Short writes to the visible trees (a single insert, a load's commit).
+    /// Short writes to the visible trees (a single insert, the two ends of a load's commit).
     write: Mutex<()>,
+    /// Ids of single inserts since the running load began (its commit checks them against
+    /// its staged ids; cleared by [`NoteStore::begin`]).
+    posted_during_load: Mutex<Vec<Vec<u8>>>,
+    /// First nid of the batch a commit is moving (`u64::MAX` when none): notes from it on are
+    /// not visible to index catch-up yet.
+    moving_from: AtomicU64,
 }
 
 const NEXT_NID: &str = "next_nid";
@@ -118,6 +134,8 @@ impl NoteStore {
             staging: db.open_tree("notes_staging")?,
             load: Mutex::new(()),
             write: Mutex::new(()),
+            posted_during_load: Mutex::new(Vec::new()),
+            moving_from: AtomicU64::new(u64::MAX),
             db,
         };
         let s = NoteStore {
@@ -197,6 +215,7 @@ impl NoteStore {
     pub fn begin(&self) -> StoreResult<NoteBatch<'_>> {
         let guard = self.inner.load.lock();
         self.inner.staging.clear()?;
+        self.inner.posted_during_load.lock().clear();
         let next = self.next_nid()?;
         Ok(NoteBatch {
             store: self,
@@ -213,7 +232,9 @@ impl NoteStore {
     pub fn insert(&self, note: Note) -> Result<StoredNote, InsertError> {
         let i = &self.inner;
         let _w = i.write.lock();
-        if i.notes.contains_key(note.id.as_bytes())? {
+        let staged_now = i.moving_from.load(Ordering::SeqCst) != u64::MAX
+            && i.staging.contains_key(note.id.as_bytes())?;
+        if staged_now || i.notes.contains_key(note.id.as_bytes())? {
             return Err(NoteConflict::Exists(note.id).into());
         }
         let nid = self.next_nid()?;
@@ -236,11 +257,22 @@ impl NoteStore {
                 }
             })?;
         i.db.flush()?;
+        if i.load.is_locked() {
+            i.posted_during_load.lock().push(id);
+        }
         Ok(stored)
     }
 
+    /// One past the highest nid index catch-up may read: [`Self::next_nid`], except while a
+    /// load's commit moves its notes (then the batch's first nid; see the module docs).
+    pub fn visible_next(&self) -> StoreResult<u64> {
+        Ok(self
+            .next_nid()?
+            .min(self.inner.moving_from.load(Ordering::SeqCst)))
+    }
+
     /// Move the staged notes into the visible trees, their nids raised by the `committing`
-    /// marker's offset.
+    /// marker's offset. Takes the write lock only for the final step (`seq`, the marker).
     fn move_staged(&self) -> StoreResult<()> {
         let i = &self.inner;
         let shift = read_meta(&i.meta, COMMITTING)?.saturating_sub(1);
@@ -266,14 +298,20 @@ impl NoteStore {
         }
         i.notes.apply_batch(notes)?;
         i.nids.apply_batch(nids)?;
-        if let Some(m) = max_nid {
-            let next = read_meta(&i.meta, NEXT_NID)?.max(m + 1);
-            i.meta.insert(NEXT_NID, next.to_be_bytes().to_vec())?;
+        {
+            let _w = i.write.lock();
+            // a commit reserved its nids at its start; a marker written by an older version
+            // did not, so the end of the batch still raises `next_nid` here
+            if let Some(m) = max_nid {
+                let next = read_meta(&i.meta, NEXT_NID)?.max(m + 1);
+                i.meta.insert(NEXT_NID, next.to_be_bytes().to_vec())?;
+            }
+            let seq = read_meta(&i.meta, SEQ)? + 1;
+            i.meta.insert(SEQ, seq.to_be_bytes().to_vec())?;
+            i.meta.remove(COMMITTING)?;
+            i.db.flush()?;
+            i.moving_from.store(u64::MAX, Ordering::SeqCst);
         }
-        let seq = read_meta(&i.meta, SEQ)? + 1;
-        i.meta.insert(SEQ, seq.to_be_bytes().to_vec())?;
-        i.meta.remove(COMMITTING)?;
-        i.db.flush()?;
         i.staging.clear()?;
         i.db.flush()?;
         Ok(())
@@ -308,6 +346,39 @@ pub struct NoteBatch<'a> {
 }
 
 impl NoteBatch<'_> {
+    /// The start of a commit, under the write lock: refuse the batch if a single insert took
+    /// one of its ids while it loaded, reserve its nids past every single insert's, write the
+    /// marker. From here the batch is committed (rolled forward after a crash).
+    fn start_commit(&self) -> StoreResult<()> {
+        let i = &self.store.inner;
+        let _w = i.write.lock();
+        for k in i.posted_during_load.lock().iter() {
+            if i.staging.contains_key(k)? {
+                return Err(StoreError::Aborted(format!(
+                    "a note with id '{}' was added while this load ran; nothing was loaded",
+                    String::from_utf8_lossy(k)
+                )));
+            }
+        }
+        // single inserts may have taken nids since `begin`: move the batch past them
+        let shift = self.store.next_nid()?.saturating_sub(self.first_nid);
+        // hidden from catch-up before `next_nid` moves (sled makes writes visible at once)
+        i.moving_from
+            .store(self.first_nid + shift, Ordering::SeqCst);
+        let marked = (|| -> StoreResult<()> {
+            i.meta
+                .insert(COMMITTING, (shift + 1).to_be_bytes().to_vec())?;
+            i.meta
+                .insert(NEXT_NID, (self.next_nid + shift).to_be_bytes().to_vec())?;
+            i.db.flush()?;
+            Ok(())
+        })();
+        if marked.is_err() {
+            i.moving_from.store(u64::MAX, Ordering::SeqCst);
+        }
+        marked
+    }
+
     /// Stage one note; returns its nid. Refuses ids seen in this batch or already stored.
     pub fn add(&mut self, note: Note) -> Result<u64, InsertError> {
         let i = &self.store.inner;
@@ -335,26 +406,16 @@ impl NoteBatch<'_> {
         self.added == 0
     }
 
-    /// Make the staged notes visible and durable at once; returns how many. Fails (nothing
-    /// visible) when a single insert took one of the staged ids while the load ran.
+    /// Commit the staged notes at once (the marker: durable, rolled forward after a crash) and
+    /// move them into the visible trees; returns how many. Index catch-up sees the whole batch
+    /// when the move ends. Fails (nothing loaded) when a single insert took one of the staged
+    /// ids while the load ran.
     pub fn commit(mut self) -> StoreResult<u64> {
-        let i = &self.store.inner;
         if self.added > 0 {
-            let _w = i.write.lock();
-            for k in i.staging.iter().keys() {
-                let k = k?;
-                if i.notes.contains_key(&k)? {
-                    return Err(StoreError::Aborted(format!(
-                        "a note with id '{}' was added while this load ran; nothing was loaded",
-                        String::from_utf8_lossy(&k)
-                    )));
-                }
-            }
-            // single inserts may have taken nids since `begin`: move the batch past them
-            let shift = self.store.next_nid()?.saturating_sub(self.first_nid);
-            i.meta
-                .insert(COMMITTING, (shift + 1).to_be_bytes().to_vec())?;
-            i.db.flush()?;
+            self.start_commit()?;
+            // committed from here: a move that fails is rolled forward at the next open, from
+            // the staging rows (so the drop must not clear them)
+            self.committed = true;
             self.store.move_staged()?;
         }
         self.committed = true;
@@ -371,122 +432,5 @@ impl Drop for NoteBatch<'_> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn note(id: &str) -> Note {
-        Note {
-            id: id.into(),
-            text: format!("text of {id}"),
-            codes: vec![ConceptRef::new("ICD10CM", "E11.9")],
-            meta_json: "{}".into(),
-        }
-    }
-
-    #[test]
-    fn batches_are_all_or_nothing_and_ids_unique() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        let ns = NoteStore::open(&store).unwrap();
-        {
-            let mut b = ns.begin().unwrap();
-            b.add(note("a")).unwrap();
-            assert!(matches!(
-                b.add(note("a")),
-                Err(InsertError::Conflict(NoteConflict::DuplicateInBatch(_)))
-            ));
-            // dropped: nothing visible
-        }
-        assert!(ns.is_empty());
-        let mut b = ns.begin().unwrap();
-        b.add(note("a")).unwrap();
-        b.add(note("b")).unwrap();
-        assert_eq!(b.commit().unwrap(), 2);
-        assert_eq!(ns.len(), 2);
-        assert_eq!(ns.seq().unwrap(), 1);
-        assert!(matches!(
-            ns.insert(note("b")),
-            Err(InsertError::Conflict(NoteConflict::Exists(_)))
-        ));
-        let c = ns.insert(note("c")).unwrap();
-        assert_eq!(c.nid, 2);
-        let ids: Vec<String> = ns
-            .iter_from(1)
-            .map(|n| n.unwrap().note.id)
-            .collect::<Vec<_>>();
-        assert_eq!(ids, vec!["b", "c"]);
-        assert_eq!(ns.get_nid(0).unwrap().unwrap().note.id, "a");
-    }
-
-    #[test]
-    fn single_inserts_do_not_wait_for_a_load_and_its_nids_move_past_them() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        let ns = NoteStore::open(&store).unwrap();
-        let mut b = ns.begin().unwrap();
-        b.add(note("bulk-1")).unwrap();
-        b.add(note("bulk-2")).unwrap();
-        b.add(note("both")).unwrap();
-        // the load is still open (its lock held): a single insert goes through at once
-        let t = std::time::Instant::now();
-        let s = ns.insert(note("single")).unwrap();
-        assert!(t.elapsed() < std::time::Duration::from_secs(1));
-        assert_eq!(s.nid, 0);
-        assert_eq!(ns.get("single").unwrap().unwrap().nid, 0);
-        assert_eq!(b.commit().unwrap(), 3);
-        let mut nids: Vec<(u64, String)> = ns
-            .iter_from(0)
-            .map(|n| n.map(|n| (n.nid, n.note.id)).unwrap())
-            .collect();
-        nids.sort();
-        let want = [(0, "single"), (1, "bulk-1"), (2, "bulk-2"), (3, "both")];
-        let want: Vec<(u64, String)> = want.iter().map(|(n, s)| (*n, s.to_string())).collect();
-        assert_eq!(nids, want);
-        assert_eq!(ns.next_nid().unwrap(), 4);
-        // a load whose id was posted meanwhile fails as a whole
-        let mut b = ns.begin().unwrap();
-        b.add(note("x")).unwrap();
-        b.add(note("dup")).unwrap();
-        ns.insert(note("dup")).unwrap();
-        assert!(b.commit().is_err());
-        assert!(ns.get("x").unwrap().is_none());
-        assert_eq!(ns.len(), 5);
-    }
-
-    #[test]
-    fn interrupted_commit_rolls_forward_and_stale_staging_is_dropped() {
-        let dir = tempfile::tempdir().unwrap();
-        {
-            let store = Store::open(dir.path()).unwrap();
-            let ns = NoteStore::open(&store).unwrap();
-            let s = StoredNote {
-                nid: 0,
-                note: note("x"),
-            };
-            // a commit that died after its marker
-            ns.inner.staging.insert("x", encode(&s)).unwrap();
-            ns.inner
-                .meta
-                .insert(COMMITTING, 1u64.to_be_bytes().to_vec())
-                .unwrap();
-            store.flush().unwrap();
-        }
-        {
-            let store = Store::open(dir.path()).unwrap();
-            let ns = NoteStore::open(&store).unwrap();
-            assert_eq!(ns.get("x").unwrap().unwrap().nid, 0);
-            assert_eq!(ns.next_nid().unwrap(), 1);
-            // a load that died before committing
-            let s = StoredNote {
-                nid: 1,
-                note: note("y"),
-            };
-            ns.inner.staging.insert("y", encode(&s)).unwrap();
-            store.flush().unwrap();
-        }
-        let store = Store::open(dir.path()).unwrap();
-        let ns = NoteStore::open(&store).unwrap();
-        assert!(ns.get("y").unwrap().is_none());
-        assert_eq!(ns.len(), 1);
-    }
-}
+#[path = "notes_tests.rs"]
+mod tests;
