@@ -94,6 +94,16 @@ fn owned(v: &[(u64, &str)]) -> Vec<(u64, String)> {
     v.iter().map(|(n, s)| (*n, s.to_string())).collect()
 }
 
+/// The notes [`load_at_its_move`] and one note posted during the move leave, by nid: the
+/// batch after the note posted while it loaded, the note posted during the move after the batch.
+const AFTER_THE_LOAD: [(u64, &str); 5] = [
+    (0, "first"),
+    (1, "during-load"),
+    (2, "bulk-1"),
+    (3, "bulk-2"),
+    (4, "during-commit"),
+];
+
 /// A load whose commit has started (marker written, nids reserved) and whose move has not
 /// run yet; one note posted before the load, one while it loaded.
 fn load_at_its_move(ns: &NoteStore) -> NoteBatch<'_> {
@@ -128,14 +138,7 @@ fn single_inserts_do_not_wait_for_a_commit_and_are_indexed_after_its_batch() {
     b.committed = true;
     drop(b);
     assert_eq!(ns.visible_next().unwrap(), 5);
-    let want = [
-        (0, "first"),
-        (1, "during-load"),
-        (2, "bulk-1"),
-        (3, "bulk-2"),
-        (4, "during-commit"),
-    ];
-    assert_eq!(ids_by_nid(&ns), owned(&want));
+    assert_eq!(ids_by_nid(&ns), owned(&AFTER_THE_LOAD));
     // first, during-load, during-commit, the load
     assert_eq!(ns.seq().unwrap(), 4);
 }
@@ -155,14 +158,7 @@ fn a_commit_cut_during_its_move_keeps_notes_posted_meanwhile() {
     }
     let store = Store::open(dir.path()).unwrap();
     let ns = NoteStore::open(&store).unwrap();
-    let want = [
-        (0, "first"),
-        (1, "during-load"),
-        (2, "bulk-1"),
-        (3, "bulk-2"),
-        (4, "during-commit"),
-    ];
-    assert_eq!(ids_by_nid(&ns), owned(&want));
+    assert_eq!(ids_by_nid(&ns), owned(&AFTER_THE_LOAD));
     assert_eq!(ns.next_nid().unwrap(), 5);
     assert_eq!(ns.visible_next().unwrap(), 5);
     assert!(ns.inner.meta.get(COMMITTING).unwrap().is_none());
