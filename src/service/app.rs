@@ -206,6 +206,7 @@ impl App {
             self.store.has_system("ICD10CM").then_some(&known);
         let mut r =
             crate::notes::ingest::load(req.format, &req.files, &mut batch, progress, check)?;
+        progress.phase("committing notes", batch.len());
         let n = batch.commit()?;
         tracing::info!(notes = n, codes = r.codes, "notes committed");
         r.seconds = started.elapsed().as_secs_f64();
