@@ -182,6 +182,8 @@ impl App {
     ) -> Result<crate::notes::ingest::NotesLoadResult, IngestError> {
         let started = std::time::Instant::now();
         let mut r = self.load_notes(req, &progress)?;
+        // the background catch-up may get to the new notes first (this sync then waits for it)
+        progress.phase("indexing notes", r.notes);
         self.notes
             .sync(Some(&progress))
             .map_err(|e| IngestError::Invalid(format!("indexing notes failed: {e}")))?;
