@@ -11,11 +11,17 @@ fn note(id: &str) -> Note {
     }
 }
 
-#[test]
-fn batches_are_all_or_nothing_and_ids_unique() {
+/// An empty store's notes (the folder and store kept alive beside them).
+fn fresh() -> (tempfile::TempDir, Store, NoteStore) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
     let ns = NoteStore::open(&store).unwrap();
+    (dir, store, ns)
+}
+
+#[test]
+fn batches_are_all_or_nothing_and_ids_unique() {
+    let (_dir, _store, ns) = fresh();
     {
         let mut b = ns.begin().unwrap();
         b.add(note("a")).unwrap();
@@ -48,9 +54,7 @@ fn batches_are_all_or_nothing_and_ids_unique() {
 
 #[test]
 fn single_inserts_do_not_wait_for_a_load_and_its_nids_move_past_them() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
-    let ns = NoteStore::open(&store).unwrap();
+    let (_dir, _store, ns) = fresh();
     let mut b = ns.begin().unwrap();
     b.add(note("bulk-1")).unwrap();
     b.add(note("bulk-2")).unwrap();
@@ -118,9 +122,7 @@ fn load_at_its_move(ns: &NoteStore) -> NoteBatch<'_> {
 
 #[test]
 fn single_inserts_do_not_wait_for_a_commit_and_are_indexed_after_its_batch() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
-    let ns = NoteStore::open(&store).unwrap();
+    let (_dir, _store, ns) = fresh();
     let mut b = load_at_its_move(&ns);
     // the move runs without the write lock, so a posted note is taken at once (same
     // thread: this would deadlock if the commit held the lock), past the batch's nids
