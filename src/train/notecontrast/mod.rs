@@ -250,8 +250,7 @@ impl NoteContrastConfig {
                 max_notes: 0,
                 optimizer: AdamWConfig {
                     lr: 3e-4,
-                    anchor_decay: ANCHOR_DECAY,
-                    ..Default::default()
+                    ..base.optimizer.clone()
                 },
                 checkpoint_every: 250,
                 dev_every: 250,
