@@ -265,3 +265,101 @@ async fn codiesp_fixture_load_train_and_code_with_evidence() {
         "binary-looking text: {s} {v}"
     );
 }
+
+/// `encoder_layers: 1`: the note encoder's top layer trains with the heads, the notes folder
+/// carries the tuned weights (the layers below and the embeddings unchanged), and the server
+/// codes with them.
+#[tokio::test]
+async fn notecontrast_tunes_the_note_encoders_top_layer_and_serves_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let models = tmp.path().join("models");
+    let base = models.join("tiny");
+    ontovec::encoder::testing::write_tiny_bert(&base, &Default::default()).unwrap();
+    let data = tmp.path().join("data");
+    let app = open(&data, &models);
+    load_icd10(&app);
+    app.ingest_notes(
+        &req(
+            Format::Codiesp,
+            &[fixture().join("train"), fixture().join("dev")],
+        ),
+        Progress::new(),
+    )
+    .unwrap();
+    drop(app);
+    let cfg = tmp.path().join("nc.json");
+    std::fs::write(
+        &cfg,
+        json!({"steps": 4, "batch_notes": 3, "negatives": 4, "code_layers": 1, "code_heads": 4,
+               "max_train_secs": null, "checkpoint_every": 0, "warmup_frac": 0.0,
+               "encoder_layers": 1, "encoder_lr": 1e-2})
+        .to_string(),
+    )
+    .unwrap();
+    let out = models.join("nc-tuned");
+    let args = ontovec::train::notecontrast::Args {
+        base: base.clone(),
+        data_dir: data.clone(),
+        out: out.clone(),
+        preset: ontovec::train::Preset::Quick,
+        config: Some(cfg),
+    };
+    let r = ontovec::train::notecontrast::train(&args, None).unwrap();
+    assert!(
+        r.data["note_encoder"]
+            .as_str()
+            .unwrap()
+            .starts_with("top 1 layer"),
+        "{}",
+        r.data
+    );
+    assert!(r.eval["trained"].map.is_finite(), "{:?}", r.eval);
+    let load = |p: PathBuf| {
+        candle_core::safetensors::load(p.join("model.safetensors"), &candle_core::Device::Cpu)
+            .unwrap()
+    };
+    let (before, after) = (load(base.clone()), load(out.clone()));
+    assert_eq!(before.len(), after.len(), "same tensors, same names");
+    let (mut moved, mut kept) = (0, 0);
+    for (name, b) in &before {
+        let a = &after[name];
+        let diff = (a.to_dtype(candle_core::DType::F32).unwrap()
+            - b.to_dtype(candle_core::DType::F32).unwrap())
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
+        // the tiny model has two layers: layer 1 is the top one
+        if name.contains("encoder.layer.1.") {
+            moved += usize::from(diff > 0.0);
+        } else {
+            assert_eq!(
+                diff, 0.0,
+                "{name} is below the tuned layer and must not move"
+            );
+            kept += 1;
+        }
+    }
+    assert!(moved >= 8 && kept > 0, "moved {moved}, kept {kept}");
+
+    let app = open(&data, &models);
+    let api = router(AppState::with_app(app.clone()));
+    let (s, v) = code(
+        &api,
+        json!({"text": "Acute myocardial infarction. Type 2 diabetes.", "k": 3}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["model"], "nc-tuned", "{v}");
+    assert!(
+        v["codes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| !c["evidence"].as_array().unwrap().is_empty()),
+        "{v}"
+    );
+}

@@ -392,21 +392,87 @@ impl TrainBert {
         mask: &Tensor,
         mut dropout: Option<&mut Dropout>,
     ) -> Result<Tensor> {
-        let c = &self.config.inner;
-        let (b, l, h) = words.dims3()?;
-        let heads = c.num_attention_heads;
-        let hd = h / heads;
-        let pos = self.position.narrow(0, 0, l)?;
-        let tt = self.token_type.narrow(0, 0, 1)?;
-        let x = words.broadcast_add(&pos)?.broadcast_add(&tt)?;
-        let x = self.norm(&x, &self.emb_norm)?.reshape((b * l, h))?;
-        let mut x = match dropout.as_deref_mut() {
+        let (b, l, _) = words.dims3()?;
+        let x = self.embeddings(words)?;
+        let x = match dropout.as_deref_mut() {
             Some(d) => d.hidden(&x)?,
             None => x,
         };
+        self.run_layers(x, (b, l), mask, 0..self.layers.len(), dropout)
+    }
+
+    /// Token states (B, L, H) after the embeddings and the first `n` layers, no dropout: what
+    /// [`Self::forward_from`] continues from (the frozen lower part of a partly tuned encoder).
+    pub fn states_after(&self, ids: &Tensor, mask: &Tensor, n: usize) -> Result<Tensor> {
+        let words = self.rows_of(&self.word, ids)?;
+        let (b, l, _) = words.dims3()?;
+        let x = self.embeddings(&words)?;
+        self.run_layers(x, (b, l), mask, 0..n.min(self.layers.len()), None)
+    }
+
+    /// Layers `from..` over token states `x` (B, L, H) (e.g. from [`Self::states_after`]):
+    /// `forward_from(states_after(ids, mask, n), mask, n, d)` equals `forward(ids, mask, d)`
+    /// without dropout.
+    pub fn forward_from(
+        &self,
+        x: &Tensor,
+        mask: &Tensor,
+        from: usize,
+        dropout: Option<&mut Dropout>,
+    ) -> Result<Tensor> {
+        let (b, l, h) = x.dims3()?;
+        let n = self.layers.len();
+        self.run_layers(
+            x.reshape((b * l, h))?,
+            (b, l),
+            mask,
+            from.min(n)..n,
+            dropout,
+        )
+    }
+
+    /// Names of the parameters of layers `from..` (what a partly tuned encoder trains).
+    pub fn layer_params_from(&self, from: usize) -> Vec<(String, Var)> {
+        let n = self.layers.len();
+        let mine = |name: &str| {
+            (from..n).any(|l| {
+                name.strip_prefix(self.prefix.as_str())
+                    .is_some_and(|r| r.starts_with(&format!("encoder.layer.{l}.")))
+            })
+        };
+        self.params
+            .iter()
+            .filter(|(k, _)| mine(k))
+            .cloned()
+            .collect()
+    }
+
+    /// Word embeddings (B, L, H) plus position and token-type embeddings, normalised; flat
+    /// (B·L, H).
+    fn embeddings(&self, words: &Tensor) -> Result<Tensor> {
+        let (b, l, h) = words.dims3()?;
+        let pos = self.position.narrow(0, 0, l)?;
+        let tt = self.token_type.narrow(0, 0, 1)?;
+        let x = words.broadcast_add(&pos)?.broadcast_add(&tt)?;
+        self.norm(&x, &self.emb_norm)?.reshape((b * l, h))
+    }
+
+    /// Layers `range` over flat token states `x` (B·L, H); returns (B, L, H).
+    fn run_layers(
+        &self,
+        mut x: Tensor,
+        (b, l): (usize, usize),
+        mask: &Tensor,
+        range: std::ops::Range<usize>,
+        mut dropout: Option<&mut Dropout>,
+    ) -> Result<Tensor> {
+        let c = &self.config.inner;
+        let h = c.hidden_size;
+        let heads = c.num_attention_heads;
+        let hd = h / heads;
         let ext = ops::additive_mask(mask, x.dtype())?;
         let scale = 1.0 / (hd as f64).sqrt();
-        for layer in &self.layers {
+        for layer in &self.layers[range] {
             let split = |t: Tensor| -> Result<Tensor> {
                 t.reshape((b, l, heads, hd))?.transpose(1, 2)?.contiguous()
             };

@@ -106,3 +106,28 @@ fn interpolation_moves_every_parameter_toward_the_base() {
     .unwrap();
     assert!(tuned.interpolate_toward(&other, 0.5).is_err());
 }
+
+#[test]
+fn forward_from_cached_states_equals_forward() {
+    let cfg = BertConfig::tiny(100, 32, 3, 4);
+    let model = TrainBert::from_tensors(cfg.clone(), random_weights(&cfg, 5).unwrap()).unwrap();
+    let seqs: Vec<Vec<u32>> = vec![vec![2, 17, 45, 9, 3], vec![2, 88, 3]];
+    let refs: Vec<&[u32]> = seqs.iter().map(|s| s.as_slice()).collect();
+    let (ids, mask) = pad_batch(&refs, 0).unwrap();
+    let whole = model.forward(&ids, &mask, None).unwrap();
+    let m = mask.to_dtype(DType::F32).unwrap().unsqueeze(2).unwrap();
+    for n in 0..=3 {
+        let states = model.states_after(&ids, &mask, n).unwrap();
+        let rest = model.forward_from(&states, &mask, n, None).unwrap();
+        let d = max_abs_diff(
+            &whole.broadcast_mul(&m).unwrap(),
+            &rest.broadcast_mul(&m).unwrap(),
+        );
+        assert!(d < 1e-6, "split after {n} layers differs by {d}");
+    }
+    // the top layer's parameters only: 8 weight/bias pairs
+    let top = model.layer_params_from(2);
+    assert_eq!(top.len(), 16);
+    assert!(top.iter().all(|(k, _)| k.contains("encoder.layer.2.")));
+    assert!(model.layer_params_from(3).is_empty());
+}

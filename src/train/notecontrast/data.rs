@@ -334,9 +334,10 @@ pub(crate) fn description_vectors(
     Ok(out)
 }
 
-/// What the frozen note encoder makes of every note: the pooled window vector (the note
-/// vector of search and of the sequence loss) and the unit vectors of its segments (what coding
-/// attends over).
+/// What the note encoder makes of every note: the pooled window vector (the note vector of
+/// search and of the sequence loss) and the unit vectors of its segments (what coding attends
+/// over).
+#[derive(Clone)]
 pub(crate) struct NoteFeatures {
     /// Pooled window vector per note.
     pub(crate) pooled: Vec<Vec<f32>>,

@@ -11,9 +11,12 @@
 //!
 //! * **Note side**: the base terms encoder (e.g. the HiPrBERT model) over overlapping windows,
 //!   pooled ([`crate::notes::windows`]), then a learned linear projection `W x + b` (initialised
-//!   to the identity) and unit norm. The encoder's transformer is **frozen** in both presets:
-//!   window embeddings are computed once (and cached in the checkpoint folder); fine-tuning it
-//!   through 8k-token notes does not fit a CPU budget (see README).
+//!   to the identity) and unit norm. By default the encoder's transformer is **frozen**: window
+//!   and segment embeddings are computed once (and cached in the checkpoint folder).
+//!   `encoder_layers: k` fine-tunes its top `k` layers ([`tuned`]: the states below them are
+//!   cached, a step runs only the top layers over its notes' windows and segments, at their
+//!   own rate `encoder_lr`, anchored like the rest); the written notes folder then carries the
+//!   tuned weights. The whole encoder through 8k-token notes does not fit a CPU budget.
 //! * **Coding side** (our departure from the paper, which compares one note vector with one code
 //!   vector): the note's segments ([`crate::notes::segments`]: sentences, list items, header
 //!   lines), each embedded by the same frozen encoder, get their own learned projection and a
@@ -55,6 +58,7 @@ mod model;
 pub mod output;
 mod serving;
 pub mod train;
+mod tuned;
 
 use crate::eval::coding::CodingMetrics;
 use crate::notes::segments::SegmentConfig;
@@ -145,6 +149,16 @@ pub struct NoteContrastConfig {
     /// What the run tunes on the dev split for the served coder (not part of the fingerprint).
     #[serde(default)]
     pub serving: ServingConfig,
+    /// Top layers of the note encoder fine-tuned (0: frozen; see [`tuned`]).
+    #[serde(default)]
+    pub encoder_layers: usize,
+    /// Peak learning rate of the tuned note-encoder layers (the heads use `optimizer.lr`).
+    #[serde(default = "default_encoder_lr")]
+    pub encoder_lr: f64,
+}
+
+fn default_encoder_lr() -> f64 {
+    5e-5
 }
 
 /// Serving choices a run tunes on its dev split over the whole label space (see
@@ -233,6 +247,8 @@ impl NoteContrastConfig {
             augment: true,
             keep_checkpoint: false,
             serving: ServingConfig::default(),
+            encoder_layers: 0,
+            encoder_lr: default_encoder_lr(),
         };
         match p {
             Preset::Quick => base,
@@ -270,6 +286,11 @@ impl NoteContrastConfig {
         if let Some(m) = v.as_object_mut() {
             for k in NOT_FINGERPRINTED {
                 m.remove(k);
+            }
+            // a frozen encoder fingerprints as before these settings existed (runs resume)
+            if self.encoder_layers == 0 {
+                m.remove("encoder_layers");
+                m.remove("encoder_lr");
             }
         }
         format!(

@@ -9,6 +9,7 @@ use crate::train::common::bert::TrainBert;
 use crate::train::common::ops::{l2_normalize, Dropout};
 use crate::train::notecontrast::codeseq::{self, FIRST_CODE};
 use crate::train::notecontrast::data::{Data, NoteFeatures};
+use crate::train::notecontrast::tuned::TunedEncoder;
 use crate::train::notecontrast::NoteContrastConfig;
 use candle_core::{Device, Tensor, Var};
 use rand::seq::SliceRandom;
@@ -54,28 +55,19 @@ impl Model {
     }
 
     /// Code scores (B, C) of a batch of notes against unit code vectors `u` (C, d): attention
-    /// over each note's segments, or the projected pooled vectors `z` without segment scoring.
+    /// over each note's segments `sx` (`counts[r]` rows per note, in order), or the projected
+    /// pooled vectors `z` without segment scoring.
     fn code_scores(
         &self,
-        feats: &NoteFeatures,
-        batch: &[usize],
+        sx: &Tensor,
+        counts: &[usize],
         z: &Tensor,
         u: &Tensor,
     ) -> candle_core::Result<Tensor> {
         let Some(sv) = &self.seg else {
             return z.matmul(&u.t()?);
         };
-        let dim = u.dims()[1];
-        let mut flat = Vec::new();
-        let mut counts = Vec::with_capacity(batch.len());
-        for &i in batch {
-            for v in &feats.segments[i] {
-                flat.extend_from_slice(v);
-            }
-            counts.push(feats.segments[i].len());
-        }
         let ns: usize = counts.iter().sum();
-        let sx = Tensor::from_vec(flat, (ns, dim), &Device::Cpu)?;
         let zs = l2_normalize(
             &sx.matmul(&sv.w.as_tensor().t()?)?
                 .broadcast_add(sv.b.as_tensor())?,
@@ -205,13 +197,30 @@ pub(super) fn step(
     m: &Model,
     d: &Data,
     feats: &NoteFeatures,
+    tuned: Option<&TunedEncoder>,
     cfg: &NoteContrastConfig,
     rng: &mut ChaCha8Rng,
 ) -> anyhow::Result<(f32, f32, f32, candle_core::backprop::GradStore)> {
     let b = cfg.batch_notes.min(d.train.len());
     let batch: Vec<usize> = d.train.choose_multiple(rng, b).copied().collect();
-    let xs: Vec<Vec<f32>> = batch.iter().map(|&i| feats.pooled[i].clone()).collect();
-    let z = m.notes(&matrix(&xs)?)?;
+    // the note side: cached features, or the tuned top layers run over the batch's notes
+    let (x, sx, counts) = match tuned {
+        Some(t) => {
+            let mut enc_drop = Dropout::new(rng.gen(), cfg.dropout, cfg.dropout);
+            let f = t.features(&batch, Some(&mut enc_drop))?;
+            (f.pooled, f.segments, f.counts)
+        }
+        None => {
+            let xs: Vec<Vec<f32>> = batch.iter().map(|&i| feats.pooled[i].clone()).collect();
+            let segs: Vec<Vec<f32>> = batch
+                .iter()
+                .flat_map(|&i| feats.segments[i].iter().cloned())
+                .collect();
+            let counts = batch.iter().map(|&i| feats.segments[i].len()).collect();
+            (matrix(&xs)?, matrix(&segs)?, counts)
+        }
+    };
+    let z = m.notes(&x)?;
     let seqs: Vec<Vec<u32>> = batch
         .iter()
         .map(|&i| {
@@ -248,7 +257,7 @@ pub(super) fn step(
     let single: Vec<Vec<u32>> = cand.iter().map(|&c| vec![FIRST_CODE + c as u32]).collect();
     let u = codeseq::embed(&m.code, &single, Some(&mut drop))?;
     let logits = m
-        .code_scores(feats, &batch, &z, &u)?
+        .code_scores(&sx, &counts, &z, &u)?
         .broadcast_mul(&m.scale_code.as_tensor().exp()?)?;
     let (rows, cols) = logits.dims2()?;
     let max = logits.max_keepdim(1)?.detach();

@@ -1,6 +1,6 @@
 //! The two folders a NoteContrast run writes, both served by the registry:
-//! * `<out>` (kind `notes`): the note encoder (the base folder, weights unchanged: its
-//!   transformer is frozen), the projection head and the code vectors
+//! * `<out>` (kind `notes`): the note encoder (the base folder; its weights unchanged, or with
+//!   the tuned top layers when the run trained them), the projection head and the code vectors
 //!   ([`crate::notes::coding`]), the dev-tuned threshold, the evaluation and a model card;
 //! * `<out>-codes` (kind `codes`): the code-sequence BERT with a word-level tokenizer of
 //!   `SYSTEM:CODE` tokens.
@@ -25,10 +25,13 @@ fn folder_name(p: &std::path::Path) -> String {
 }
 
 /// Write both folders: the coder over `vocab` (the label space), the code encoder with one
-/// token per code of `tokens` (the training vocabulary: the rows of its word embeddings).
+/// token per code of `tokens` (the training vocabulary: the rows of its word embeddings);
+/// `encoder` the note encoder when the run tuned it (else the base weights are copied).
+#[allow(clippy::too_many_arguments)]
 pub fn write(
     args: &Args,
     code: &TrainBert,
+    encoder: Option<&TrainBert>,
     tensors: &CodingTensors<'_>,
     vocab: &[ConceptRef],
     tokens: &[ConceptRef],
@@ -42,8 +45,9 @@ pub fn write(
     let eval = serde_json::to_value(&r.eval)?;
     // notes model
     card::copy_base_files(&args.base, out)?;
-    write_atomic_with(&out.join("model.safetensors"), |tmp| {
-        std::fs::copy(args.base.join("model.safetensors"), tmp).map(drop)
+    write_atomic_with(&out.join("model.safetensors"), |tmp| match encoder {
+        Some(e) => e.save(tmp).map_err(std::io::Error::other),
+        None => std::fs::copy(args.base.join("model.safetensors"), tmp).map(drop),
     })?;
     CodingModel::write(out, vocab, tensors)?;
     coding.codes_model = cname.clone();

@@ -13,10 +13,13 @@ use crate::store::Store;
 use crate::train::common::checkpoint::{self, progress_bar, DevPoint, RngState, TrainState};
 use crate::train::common::optim::{lr_at, AdamW, GradAccumulator};
 use crate::train::notecontrast::codeseq::{self, FIRST_CODE};
-use crate::train::notecontrast::data::{description_vectors, load_data, note_features};
+use crate::train::notecontrast::data::{
+    description_vectors, load_data, note_features, NoteFeatures,
+};
 use crate::train::notecontrast::eval::{eval_table, tuning_table};
 use crate::train::notecontrast::model::{coding_manifest, matrix, step, Model, SegmentVars};
 use crate::train::notecontrast::serving::{blend_weights, serving};
+use crate::train::notecontrast::tuned::TunedEncoder;
 use crate::util::fs::write_atomic;
 use anyhow::Context;
 use candle_core::{DType, Device, Tensor, Var};
@@ -86,6 +89,34 @@ pub fn train(args: &Args, stop_after: Option<u64>) -> anyhow::Result<Report> {
         &d.items,
         &ckpt_dir.join("note_features.safetensors"),
     )?;
+    // the features the trained coder is evaluated on: the base encoder's, refreshed through
+    // the tuned layers before each evaluation when the encoder trains
+    let mut tfeats = feats.clone();
+    let mut used: Vec<usize> = d
+        .train
+        .iter()
+        .chain(&d.dev)
+        .chain(&d.test)
+        .copied()
+        .collect();
+    used.sort_unstable();
+    used.dedup();
+    let held_out: Vec<usize> = used
+        .iter()
+        .copied()
+        .filter(|i| !d.train.contains(i))
+        .collect();
+    let tuned = match cfg.encoder_layers {
+        0 => None,
+        k => Some(TunedEncoder::build(
+            &args.base,
+            k,
+            &tok,
+            (&wcfg, &scfg),
+            &d.items,
+            &used,
+        )?),
+    };
     let served_as = args
         .base
         .file_name()
@@ -127,16 +158,17 @@ pub fn train(args: &Args, stop_after: Option<u64>) -> anyhow::Result<Report> {
         idx.iter().map(|&i| d.items[i].codes.clone()).collect()
     };
     let (gold_dev, gold_test) = (gold(&d.dev), gold(&d.test));
-    // scores of notes `idx` by a coding model, over their segments or (`segmented` false) by
-    // the pooled note vector only
-    let coder_scores = |c: &CodingModel, idx: &[usize], segmented: bool| -> Vec<Vec<f32>> {
-        idx.iter()
-            .map(|&i| {
-                let segs: &[Vec<f32>] = if segmented { &feats.segments[i] } else { &[] };
-                c.score_all(segs, &c.project(&feats.pooled[i]))
-            })
-            .collect()
-    };
+    // scores of notes `idx` with features `f` by a coding model, over their segments or
+    // (`segmented` false) by the pooled note vector only
+    let coder_scores =
+        |f: &NoteFeatures, c: &CodingModel, idx: &[usize], segmented: bool| -> Vec<Vec<f32>> {
+            idx.iter()
+                .map(|&i| {
+                    let segs: &[Vec<f32>] = if segmented { &f.segments[i] } else { &[] };
+                    c.score_all(segs, &c.project(&f.pooled[i]))
+                })
+                .collect()
+        };
     let metrics = |dev_s: &[Vec<f32>], test_s: &[Vec<f32>]| {
         coding::evaluate(
             &Split {
@@ -151,30 +183,40 @@ pub fn train(args: &Args, stop_after: Option<u64>) -> anyhow::Result<Report> {
         )
     };
     // dev-tuned test metrics of a coding model
-    let coder_metrics = |c: &CodingModel, segmented: bool| {
+    let coder_metrics = |f: &NoteFeatures, c: &CodingModel, segmented: bool| {
         metrics(
-            &coder_scores(c, &d.dev, segmented),
-            &coder_scores(c, &d.test, segmented),
+            &coder_scores(f, c, &d.dev, segmented),
+            &coder_scores(f, c, &d.test, segmented),
         )
     };
     // (segment-scored metrics, pooled-only metrics, code vectors)
-    let eval_model = |m: &Model| -> anyhow::Result<(CodingMetrics, CodingMetrics, Tensor)> {
-        let cv = m.code_vectors(d.vocab.len())?;
-        let c = m.coder(&cfg, &wcfg, &d.vocab, &cv, 0.0)?;
-        Ok((coder_metrics(&c, true), coder_metrics(&c, false), cv))
-    };
+    let eval_model =
+        |m: &Model, f: &NoteFeatures| -> anyhow::Result<(CodingMetrics, CodingMetrics, Tensor)> {
+            let cv = m.code_vectors(d.vocab.len())?;
+            let c = m.coder(&cfg, &wcfg, &d.vocab, &cv, 0.0)?;
+            Ok((coder_metrics(f, &c, true), coder_metrics(f, &c, false), cv))
+        };
     let untrained_path = ckpt_dir.join("untrained_eval.json");
     let untrained: CodingMetrics = match std::fs::read_to_string(&untrained_path) {
         Ok(t) => serde_json::from_str(&t)?,
         Err(_) => {
-            let (m, _, _) = eval_model(&model)?;
+            let (m, _, _) = eval_model(&model, &feats)?;
             write_atomic(&untrained_path, serde_json::to_string(&m)?.as_bytes())?;
             m
         }
     };
 
-    let params = model.params();
-    let mut opt = AdamW::new(cfg.optimizer.clone(), &params);
+    let mut params = model.params();
+    let mut scales = vec![1.0; params.len()];
+    if let Some(t) = &tuned {
+        let p = t.params();
+        scales.extend(std::iter::repeat_n(
+            cfg.encoder_lr / cfg.optimizer.lr,
+            p.len(),
+        ));
+        params.extend(p);
+    }
+    let mut opt = AdamW::new(cfg.optimizer.clone(), &params).with_lr_scales(scales);
     let fingerprint = cfg.fingerprint();
     let mut state =
         checkpoint::resume_or_start(&ckpt_dir, &params, &mut opt, fingerprint, cfg.seed)?;
@@ -186,16 +228,19 @@ pub fn train(args: &Args, stop_after: Option<u64>) -> anyhow::Result<Report> {
     let mut stopped_by_time = false;
     let cap = (100f32).ln();
     // the dev curve (not counted in train_secs); resumed runs keep the points before the stop
-    let dev_curve = |state: &mut TrainState| -> anyhow::Result<()> {
+    let mut dev_curve = |state: &mut TrainState| -> anyhow::Result<()> {
         if cfg.dev_every == 0
             || d.dev.is_empty()
             || state.dev_log.last().map(|p| p.step) == Some(state.step)
         {
             return Ok(());
         }
+        if let Some(t) = &tuned {
+            t.refresh(&d.dev, &mut tfeats)?;
+        }
         let cv = model.code_vectors(d.vocab.len())?;
         let c = model.coder(&cfg, &wcfg, &d.vocab, &cv, 0.0)?;
-        let scores = coder_scores(&c, &d.dev, true);
+        let scores = coder_scores(&tfeats, &c, &d.dev, true);
         let dev = Split {
             scores: &scores,
             gold: &gold_dev,
@@ -229,7 +274,7 @@ pub fn train(args: &Args, stop_after: Option<u64>) -> anyhow::Result<Report> {
             break;
         }
         let t0 = Instant::now();
-        let (ls, lc, lm, grads) = step(&model, &d, &feats, &cfg, &mut rng)?;
+        let (ls, lc, lm, grads) = step(&model, &d, &feats, tuned.as_ref(), &cfg, &mut rng)?;
         acc.add(&params, std::slice::from_ref(&grads))?;
         let lr = lr_at(state.step, cfg.optimizer.lr, warmup, cfg.steps);
         let norm = opt.step_from(&mut acc, &params, cfg.clip_norm, lr)?;
@@ -279,7 +324,10 @@ pub fn train(args: &Args, stop_after: Option<u64>) -> anyhow::Result<Report> {
     }
 
     // evaluation: trained, untrained (step 0), zero-shot base encoder, BM25
-    let (trained, trained_pooled, code_vectors) = eval_model(&model)?;
+    if let Some(t) = &tuned {
+        t.refresh(&held_out, &mut tfeats)?;
+    }
+    let (trained, trained_pooled, code_vectors) = eval_model(&model, &tfeats)?;
     let desc = matrix(&desc_vecs)?;
     // zero-shot: identity heads, open gates, description vectors as code vectors
     let zero_shot =
@@ -299,7 +347,7 @@ pub fn train(args: &Args, stop_after: Option<u64>) -> anyhow::Result<Report> {
                     blend: None,
                 },
             )?;
-            Ok(coder_metrics(&c, segmented))
+            Ok(coder_metrics(&feats, &c, segmented))
         };
     let v = d.vocab.len();
     let bm = Bm25::new(&d.bm25_docs);
@@ -346,7 +394,7 @@ pub fn train(args: &Args, stop_after: Option<u64>) -> anyhow::Result<Report> {
         &cfg,
         &wcfg,
         &d,
-        &feats,
+        &tfeats,
         &all_codes,
         &full_vectors,
         &all_desc,
@@ -384,6 +432,10 @@ pub fn train(args: &Args, stop_after: Option<u64>) -> anyhow::Result<Report> {
             "split": d.split_rule,
             "window": wcfg,
             "segments": cfg.segments.map(|_| scfg),
+            "note_encoder": match cfg.encoder_layers {
+                0 => "frozen".to_string(),
+                k => format!("top {k} layer(s) tuned (peak lr {})", cfg.encoder_lr),
+            },
         }),
         eval,
         eval_all_codes,
@@ -403,6 +455,7 @@ pub fn train(args: &Args, stop_after: Option<u64>) -> anyhow::Result<Report> {
     crate::train::notecontrast::output::write(
         args,
         &model.code,
+        tuned.as_ref().map(|t| &t.bert),
         &tensors,
         &all_codes,
         &d.vocab,
