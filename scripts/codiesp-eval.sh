@@ -11,6 +11,8 @@
 #   budget is not part of the run's fingerprint, so a stopped run resumes); a number sets it in
 #   seconds. CODIESP_KEEP=1 keeps the checkpoint after the run: the same command then skips
 #   training and only re-evaluates (after a change to the ranking, say).
+#   CODIESP_ENCODER_LAYERS=k also fine-tunes the note encoder's top k layers (default 0:
+#   frozen; README, Notes → CodiEsp, says what one layer cost and gave).
 # The corpus is not downloaded here (see ontologies/SOURCES.md): put train/ and dev/ under
 # CODIESP_DIR (default data/codiesp). The test split is held out: never load it.
 #   usage: scripts/codiesp-eval.sh [DATA_DIR] [OUT]
@@ -25,6 +27,8 @@ BASE="${NOTES_BASE:-models/all-MiniLM-L6-v2}"
 AUGMENT="${CODIESP_AUGMENT:-0}"
 BUDGET="${CODIESP_BUDGET:-}"
 KEEP="${CODIESP_KEEP:-0}"
+LAYERS="${CODIESP_ENCODER_LAYERS:-0}"
+[[ "$LAYERS" =~ ^[0-9]+$ ]] || { echo "CODIESP_ENCODER_LAYERS must be a number of layers, not $LAYERS"; exit 1; }
 for s in train dev; do
   [[ -s "$SRC/$s/${s}D.tsv" ]] || { echo "missing $SRC/$s/${s}D.tsv: see ontologies/SOURCES.md (CodiEsp)"; exit 1; }
 done
@@ -53,6 +57,7 @@ case "$BUDGET" in
   *) extra+=", \"max_train_secs\": $BUDGET" ;;
 esac
 [[ "$KEEP" == 1 ]] && extra+=", \"keep_checkpoint\": true"
+[[ "$LAYERS" != 0 ]] && extra+=", \"encoder_layers\": $LAYERS"
 echo "{\"rare_max_train\": 5, \"max_notes\": 0, \"augment\": $([[ "$AUGMENT" == 1 ]] && echo true || echo false)$extra}" > "$cfg"
 cat "$cfg"
 "$BIN" train notecontrast --base "$BASE" --data-dir "$DATA_DIR" --out "$OUT" --preset quick --config "$cfg"

@@ -155,10 +155,25 @@ pub struct NoteContrastConfig {
     /// Peak learning rate of the tuned note-encoder layers (the heads use `optimizer.lr`).
     #[serde(default = "default_encoder_lr")]
     pub encoder_lr: f64,
+    /// Tokens a step runs through the tuned layers' backward (the sequences with the largest
+    /// gradient; see [`tuned`]).
+    #[serde(default = "default_encoder_tokens")]
+    pub encoder_tokens: usize,
+    /// Recompute every training sequence's bank vector this often (steps; 0: never).
+    #[serde(default = "default_encoder_refresh")]
+    pub encoder_refresh_every: u64,
 }
 
 fn default_encoder_lr() -> f64 {
     5e-5
+}
+
+fn default_encoder_tokens() -> usize {
+    8192
+}
+
+fn default_encoder_refresh() -> u64 {
+    200
 }
 
 /// Serving choices a run tunes on its dev split over the whole label space (see
@@ -249,6 +264,8 @@ impl NoteContrastConfig {
             serving: ServingConfig::default(),
             encoder_layers: 0,
             encoder_lr: default_encoder_lr(),
+            encoder_tokens: default_encoder_tokens(),
+            encoder_refresh_every: default_encoder_refresh(),
         };
         match p {
             Preset::Quick => base,
@@ -289,8 +306,14 @@ impl NoteContrastConfig {
             }
             // a frozen encoder fingerprints as before these settings existed (runs resume)
             if self.encoder_layers == 0 {
-                m.remove("encoder_layers");
-                m.remove("encoder_lr");
+                for k in [
+                    "encoder_layers",
+                    "encoder_lr",
+                    "encoder_tokens",
+                    "encoder_refresh_every",
+                ] {
+                    m.remove(k);
+                }
             }
         }
         format!(

@@ -9,7 +9,7 @@ use crate::train::common::bert::TrainBert;
 use crate::train::common::ops::{l2_normalize, Dropout};
 use crate::train::notecontrast::codeseq::{self, FIRST_CODE};
 use crate::train::notecontrast::data::{Data, NoteFeatures};
-use crate::train::notecontrast::tuned::TunedEncoder;
+use crate::train::notecontrast::tuned::{BackpropStats, TunedEncoder};
 use crate::train::notecontrast::NoteContrastConfig;
 use candle_core::{Device, Tensor, Var};
 use rand::seq::SliceRandom;
@@ -192,6 +192,20 @@ fn info_nce(logits: &Tensor) -> candle_core::Result<Tensor> {
     (a + c)? / 2.0
 }
 
+/// What one step computed.
+pub(super) struct StepOut {
+    /// Sequence InfoNCE loss.
+    pub(super) seq: f32,
+    /// Note–single-code InfoNCE loss.
+    pub(super) code: f32,
+    /// MLM loss (0 when off).
+    pub(super) mlm: f32,
+    /// Stores that sum to the step's gradient.
+    pub(super) grads: Vec<candle_core::backprop::GradStore>,
+    /// What the tuned encoder's backward covered.
+    pub(super) encoder: Option<BackpropStats>,
+}
+
 /// One step's losses and gradients.
 pub(super) fn step(
     m: &Model,
@@ -200,14 +214,18 @@ pub(super) fn step(
     tuned: Option<&TunedEncoder>,
     cfg: &NoteContrastConfig,
     rng: &mut ChaCha8Rng,
-) -> anyhow::Result<(f32, f32, f32, candle_core::backprop::GradStore)> {
+) -> anyhow::Result<StepOut> {
     let b = cfg.batch_notes.min(d.train.len());
     let batch: Vec<usize> = d.train.choose_multiple(rng, b).copied().collect();
-    // the note side: cached features, or the tuned top layers run over the batch's notes
+    // the note side: cached features, or the tuned encoder's bank rows of the batch's
+    // sequences (a leaf of this graph; the top layers get their gradient after the backward)
+    let mut encoder_pass = None;
     let (x, sx, counts) = match tuned {
         Some(t) => {
-            let mut enc_drop = Dropout::new(rng.gen(), cfg.dropout, cfg.dropout);
-            let f = t.features(&batch, Some(&mut enc_drop))?;
+            let seqs = t.sequences(&batch);
+            let rows = Var::from_tensor(&t.bank_rows(&seqs)?)?;
+            let f = t.assemble(&batch, rows.as_tensor())?;
+            encoder_pass = Some((t, seqs, rows));
             (f.pooled, f.segments, f.counts)
         }
         None => {
@@ -291,10 +309,21 @@ pub(super) fn step(
         }
     }
     let grads = total.backward()?;
-    Ok((
-        l_seq.to_scalar::<f32>()?,
-        l_code.to_scalar::<f32>()?,
+    let mut stores = Vec::new();
+    let mut encoder = None;
+    if let Some((t, seqs, rows)) = encoder_pass {
+        if let Some(g) = grads.get(rows.as_tensor()) {
+            let (s, stats) = t.backprop(&seqs, g, cfg.encoder_tokens)?;
+            stores = s;
+            encoder = Some(stats);
+        }
+    }
+    stores.insert(0, grads);
+    Ok(StepOut {
+        seq: l_seq.to_scalar::<f32>()?,
+        code: l_code.to_scalar::<f32>()?,
         mlm,
-        grads,
-    ))
+        grads: stores,
+        encoder,
+    })
 }

@@ -220,6 +220,10 @@ pub fn train(args: &Args, stop_after: Option<u64>) -> anyhow::Result<Report> {
     let fingerprint = cfg.fingerprint();
     let mut state =
         checkpoint::resume_or_start(&ckpt_dir, &params, &mut opt, fingerprint, cfg.seed)?;
+    if let Some(t) = tuned.as_ref().filter(|_| state.step > 0) {
+        // resumed: the bank was filled with the base weights
+        t.refresh_bank(&t.sequences(&d.train))?;
+    }
     let mut rng = state.rng.restore()?;
     let warmup = (cfg.steps as f64 * cfg.warmup_frac).round() as u64;
     let bar = progress_bar(cfg.steps, "training");
@@ -274,14 +278,21 @@ pub fn train(args: &Args, stop_after: Option<u64>) -> anyhow::Result<Report> {
             break;
         }
         let t0 = Instant::now();
-        let (ls, lc, lm, grads) = step(&model, &d, &feats, tuned.as_ref(), &cfg, &mut rng)?;
-        acc.add(&params, std::slice::from_ref(&grads))?;
+        let out = step(&model, &d, &feats, tuned.as_ref(), &cfg, &mut rng)?;
+        let (ls, lc, lm) = (out.seq, out.code, out.mlm);
+        acc.add(&params, &out.grads)?;
         let lr = lr_at(state.step, cfg.optimizer.lr, warmup, cfg.steps);
         let norm = opt.step_from(&mut acc, &params, cfg.clip_norm, lr)?;
         for s in [&model.scale_seq, &model.scale_code] {
             s.set(&s.as_tensor().clamp(0f32, cap)?)?;
         }
         state.step += 1;
+        if let Some(t) = &tuned {
+            if cfg.encoder_refresh_every > 0 && state.step.is_multiple_of(cfg.encoder_refresh_every)
+            {
+                t.refresh_bank(&t.sequences(&d.train))?;
+            }
+        }
         state.examples += cfg.batch_notes as u64;
         state.train_secs += t0.elapsed().as_secs_f64();
         state.loss_log.push((state.step, ls + lc, lm));
@@ -298,6 +309,9 @@ pub fn train(args: &Args, stop_after: Option<u64>) -> anyhow::Result<Report> {
                 grad_norm = norm,
                 lr,
                 notes_per_s = state.examples as f64 / state.train_secs.max(1e-9),
+                encoder_sequences = out.encoder.map(|e| e.sequences),
+                encoder_tokens = out.encoder.map(|e| e.tokens),
+                encoder_gradient_share = out.encoder.map(|e| e.gradient_share),
                 "train"
             );
         }
