@@ -85,8 +85,18 @@ fn malformed_codiesp_fails_with_location_and_leaves_nothing() {
     );
 }
 
-#[tokio::test]
-async fn codiesp_fixture_load_train_and_code_with_evidence() {
+/// A data dir with the ICD-10-CM sample and the CodiEsp fixture (train + dev) loaded, and a tiny
+/// base encoder under `models/tiny`.
+struct Loaded {
+    _tmp: tempfile::TempDir,
+    models: PathBuf,
+    base: PathBuf,
+    data: PathBuf,
+    app: std::sync::Arc<App>,
+    report: ontovec::notes::ingest::NotesLoadResult,
+}
+
+fn load_fixture() -> Loaded {
     let tmp = tempfile::tempdir().unwrap();
     let models = tmp.path().join("models");
     let base = models.join("tiny");
@@ -94,7 +104,7 @@ async fn codiesp_fixture_load_train_and_code_with_evidence() {
     let data = tmp.path().join("data");
     let app = open(&data, &models);
     load_icd10(&app);
-    let r = app
+    let report = app
         .ingest_notes(
             &req(
                 Format::Codiesp,
@@ -103,6 +113,26 @@ async fn codiesp_fixture_load_train_and_code_with_evidence() {
             Progress::new(),
         )
         .unwrap();
+    Loaded {
+        _tmp: tmp,
+        models,
+        base,
+        data,
+        app,
+        report,
+    }
+}
+
+#[tokio::test]
+async fn codiesp_fixture_load_train_and_code_with_evidence() {
+    let Loaded {
+        _tmp,
+        models,
+        base,
+        data,
+        app,
+        report: r,
+    } = load_fixture();
     assert_eq!((r.notes, r.codes), (4, 8), "a duplicate row is dropped");
     let w = r.warnings.join(" ");
     // S72.001A is in the store (the fixture's 7th characters are expanded); R52 is not
@@ -133,7 +163,7 @@ async fn codiesp_fixture_load_train_and_code_with_evidence() {
     drop(app);
 
     // NoteContrast on the notes' own split: dev is also the reported split (no test loaded)
-    let cfg = tmp.path().join("nc.json");
+    let cfg = data.with_file_name("nc.json");
     std::fs::write(
         &cfg,
         json!({"steps": 3, "batch_notes": 4, "negatives": 4, "code_layers": 1, "code_heads": 4,
@@ -271,23 +301,10 @@ async fn codiesp_fixture_load_train_and_code_with_evidence() {
 /// codes with them.
 #[tokio::test]
 async fn notecontrast_tunes_the_note_encoders_top_layer_and_serves_it() {
-    let tmp = tempfile::tempdir().unwrap();
-    let models = tmp.path().join("models");
-    let base = models.join("tiny");
-    ontovec::encoder::testing::write_tiny_bert(&base, &Default::default()).unwrap();
-    let data = tmp.path().join("data");
-    let app = open(&data, &models);
-    load_icd10(&app);
-    app.ingest_notes(
-        &req(
-            Format::Codiesp,
-            &[fixture().join("train"), fixture().join("dev")],
-        ),
-        Progress::new(),
-    )
-    .unwrap();
-    drop(app);
-    let cfg = tmp.path().join("nc.json");
+    let fx = load_fixture();
+    drop(fx.app);
+    let (models, base, data) = (&fx.models, &fx.base, &fx.data);
+    let cfg = data.with_file_name("nc.json");
     std::fs::write(
         &cfg,
         json!({"steps": 4, "batch_notes": 3, "negatives": 4, "code_layers": 1, "code_heads": 4,
@@ -323,15 +340,8 @@ async fn notecontrast_tunes_the_note_encoders_top_layer_and_serves_it() {
     let (mut moved, mut kept) = (0, 0);
     for (name, b) in &before {
         let a = &after[name];
-        let diff = (a.to_dtype(candle_core::DType::F32).unwrap()
-            - b.to_dtype(candle_core::DType::F32).unwrap())
-        .unwrap()
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap();
+        let f32 = |t: &candle_core::Tensor| t.to_dtype(candle_core::DType::F32).unwrap();
+        let diff = ontovec::train::common::testing::max_abs_diff(&f32(a), &f32(b));
         // the tiny model has two layers: layer 1 is the top one
         if name.contains("encoder.layer.1.") {
             moved += usize::from(diff > 0.0);
@@ -345,7 +355,7 @@ async fn notecontrast_tunes_the_note_encoders_top_layer_and_serves_it() {
     }
     assert!(moved >= 8 && kept > 0, "moved {moved}, kept {kept}");
 
-    let app = open(&data, &models);
+    let app = open(data, models);
     let api = router(AppState::with_app(app.clone()));
     let (s, v) = code(
         &api,

@@ -9,5 +9,5 @@ pub mod fused;
 pub mod ops;
 pub mod optim;
 pub mod parallel;
-#[cfg(test)]
-pub(crate) mod testing;
+#[doc(hidden)]
+pub mod testing;

@@ -1,4 +1,4 @@
-//! Helpers the trainer's unit tests share.
+//! Helpers the trainer's tests share (unit and integration tests).
 
 use candle_core::{Device, Tensor};
 use rand::{Rng, SeedableRng};
@@ -13,9 +13,12 @@ pub fn randn(seed: u64, shape: &[usize], scale: f32) -> Tensor {
 
 /// Largest absolute elementwise difference of two same-shape F32 tensors.
 pub fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
-    (a - b)
-        .unwrap()
-        .abs()
+    max_abs(&(a - b).unwrap())
+}
+
+/// Largest absolute element of an F32 tensor.
+pub fn max_abs(t: &Tensor) -> f32 {
+    t.abs()
         .unwrap()
         .flatten_all()
         .unwrap()

@@ -4,7 +4,7 @@
 use super::*;
 use crate::encoder::testing::{write_tiny_bert, TinyBert};
 use crate::encoder::Encoder;
-use crate::train::common::testing::max_abs_diff;
+use crate::train::common::testing::{max_abs, max_abs_diff};
 use crate::train::notecontrast::data::note_features;
 
 /// What a run computes through the tuned layers is what the server computes from the
@@ -164,13 +164,7 @@ fn bank_backprop_equals_one_backward_at_full_budget() {
         for s in &stores {
             got = (got + s.get(v.as_tensor()).unwrap()).unwrap();
         }
-        let scale = want
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
+        let scale = max_abs(want);
         let d = max_abs_diff(want, &got);
         // relative, with an absolute floor: the key bias has no gradient (softmax ignores it)
         assert!(d <= 1e-4 * scale + 1e-5, "{name}: {d} (scale {scale})");
@@ -198,7 +192,6 @@ fn bank_backprop_equals_one_backward_at_full_budget() {
         .collect();
     assert_eq!(changed.len(), stats.sequences, "{stats:?}");
     assert!(changed.iter().all(|&r| near(&bank[r], &fresh[r])));
-    let max =
-        |rows: &mut dyn Iterator<Item = usize>| rows.map(|r| norms[r]).fold(0f32, f32::max);
+    let max = |rows: &mut dyn Iterator<Item = usize>| rows.map(|r| norms[r]).fold(0f32, f32::max);
     assert_eq!(max(&mut changed.iter().copied()), max(&mut (0..idx.len())));
 }
