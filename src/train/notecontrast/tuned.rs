@@ -8,13 +8,13 @@
 //! by body tokens, unit length).
 //!
 //! Running even one layer forward and backward over every token of a 64-case batch (~80k
-//! tokens) took ~30 s a step on 2 cores (measured: the exact two-pass gradient caching of Gao et
-//! al. 2021, arXiv 2101.06983, with one chunk's graph in memory at a time). So a step reads its
-//! sequences' vectors from a **memory bank** (Wu et al. 2018, arXiv 1805.01978: each sequence's
-//! vector as of its last refresh), computes the losses and their gradient with respect to those
-//! vectors, then runs through the top layers, with the current weights and a graph, only the
-//! sequences with the largest gradient up to `encoder_tokens` tokens, backpropagates `Σ v · g`
-//! into the layers and refreshes those sequences' bank rows. Under segment attention the
+//! tokens) took over 30 s a step on 2 cores (measured: the exact two-pass gradient caching of
+//! Gao et al. 2021, arXiv 2101.06983, with one chunk's graph in memory at a time). So a step
+//! reads its sequences' vectors from a **memory bank** (Wu et al. 2018, arXiv 1805.01978: each
+//! sequence's vector as of its last refresh), computes the losses and their gradient with
+//! respect to those vectors, then runs through the top layers, with the current weights and a
+//! graph, only the sequences with the largest gradient up to `encoder_tokens` tokens,
+//! backpropagates `Σ v · g` into the layers and refreshes those sequences' bank rows. Under segment attention the
 //! gradient is concentrated in few segments (the train log reports the share the chosen ones
 //! carry). The whole bank is refreshed every `encoder_refresh_every` steps and evaluation
 //! recomputes the dev and test features with the current weights, so every reported number is
