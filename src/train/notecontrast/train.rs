@@ -92,20 +92,10 @@ pub fn train(args: &Args, stop_after: Option<u64>) -> anyhow::Result<Report> {
     // the features the trained coder is evaluated on: the base encoder's, refreshed through
     // the tuned layers before each evaluation when the encoder trains
     let mut tfeats = feats.clone();
-    let mut used: Vec<usize> = d
-        .train
-        .iter()
-        .chain(&d.dev)
-        .chain(&d.test)
-        .copied()
-        .collect();
-    used.sort_unstable();
-    used.dedup();
-    let held_out: Vec<usize> = used
-        .iter()
-        .copied()
-        .filter(|i| !d.train.contains(i))
-        .collect();
+    let mut held_out: Vec<usize> = d.dev.iter().chain(&d.test).copied().collect();
+    held_out.sort_unstable();
+    held_out.dedup();
+    let used: Vec<usize> = d.train.iter().chain(&held_out).copied().collect();
     let tuned = match cfg.encoder_layers {
         0 => None,
         k => Some(TunedEncoder::build(
@@ -220,9 +210,17 @@ pub fn train(args: &Args, stop_after: Option<u64>) -> anyhow::Result<Report> {
     let fingerprint = cfg.fingerprint();
     let mut state =
         checkpoint::resume_or_start(&ckpt_dir, &params, &mut opt, fingerprint, cfg.seed)?;
-    if let Some(t) = tuned.as_ref().filter(|_| state.step > 0) {
-        // resumed: the bank was filled with the base weights
-        t.refresh_bank(&t.sequences(&d.train))?;
+    if let Some(t) = &tuned {
+        // the bank of the training sequences (the only ones a step reads), with the weights
+        // the run starts or resumes from
+        let t0 = Instant::now();
+        let seqs = t.sequences(&d.train);
+        t.refresh_bank(&seqs)?;
+        tracing::info!(
+            sequences = seqs.len(),
+            secs = format!("{:.0}", t0.elapsed().as_secs_f64()),
+            "note encoder bank filled through the tuned layers"
+        );
     }
     let mut rng = state.rng.restore()?;
     let warmup = (cfg.steps as f64 * cfg.warmup_frac).round() as u64;

@@ -133,7 +133,7 @@ impl TunedEncoder {
         let (states, spans) = lower_states(&bert, from, &seqs)?;
         let h = bert.config.inner.hidden_size;
         let count = spans.len();
-        let t = Self {
+        Ok(Self {
             bank: RefCell::new(vec![0f32; count * h]),
             bert,
             from,
@@ -141,15 +141,7 @@ impl TunedEncoder {
             spans,
             notes,
             chunk_tokens: CHUNK_TOKENS,
-        };
-        let t0 = Instant::now();
-        t.refresh_bank(&(0..count).collect::<Vec<_>>())?;
-        tracing::info!(
-            sequences = count,
-            secs = format!("{:.0}", t0.elapsed().as_secs_f64()),
-            "note encoder bank filled through the tuned layers"
-        );
-        Ok(t)
+        })
     }
 
     /// The trainable parameters, named under [`PARAM_PREFIX`].
@@ -235,7 +227,8 @@ impl TunedEncoder {
         sorted.index_select(&Tensor::from_vec(inverse, idx.len(), &Device::Cpu)?, 0)
     }
 
-    /// Recompute the bank rows of sequences `idx` with the current weights.
+    /// Recompute the bank rows of sequences `idx` with the current weights (the bank starts
+    /// empty: fill it before the first step reads it).
     pub(crate) fn refresh_bank(&self, idx: &[usize]) -> candle_core::Result<()> {
         let h = self.bert.config.inner.hidden_size;
         for part in idx.chunks(4096) {

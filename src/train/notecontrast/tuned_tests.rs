@@ -145,7 +145,8 @@ fn bank_backprop_equals_one_backward_at_full_budget() {
     let whole = loss(&t.assemble(&batch, &rows).unwrap())
         .backward()
         .unwrap();
-    // the bank (filled by build) as a leaf, then the layers chunk by chunk
+    // the bank as a leaf, then the layers chunk by chunk
+    t.refresh_bank(&idx).unwrap();
     let step = |budget: usize| {
         let leaf = Var::from_tensor(&t.bank_rows(&idx).unwrap()).unwrap();
         let first = loss(&t.assemble(&batch, leaf.as_tensor()).unwrap())
