@@ -338,3 +338,59 @@ fn release_ids_stay_small_across_restarts() {
     distinct.dedup();
     assert_eq!(distinct.len(), rids.len(), "{rids:?}");
 }
+
+/// A crash after a release's (or a notes batch's) commit but before the job registry recorded
+/// the result: the commit's own record settles the job as succeeded at the next start, so the
+/// job never says "nothing was kept" about data that is visible. A job whose data never
+/// committed is reported interrupted.
+#[test]
+fn job_settled_by_its_commit_record_after_a_crash() {
+    use ontovec::service::jobs::{JobManager, JobState};
+    use ontovec::store::notes::{Note, NoteStore};
+    let dir = tempfile::tempdir().unwrap();
+    let (release_job, notes_job, lost_job);
+    {
+        let store = Store::open(dir.path()).unwrap();
+        let jobs = JobManager::open(&store).unwrap();
+        release_job = jobs.create("ingest").unwrap().0;
+        notes_job = jobs.create("ingest").unwrap().0;
+        lost_job = jobs.create("ingest").unwrap().0;
+        for id in [&release_job, &notes_job, &lost_job] {
+            jobs.start(id).unwrap();
+        }
+        let mut w = ReleaseWriter::begin(&store, "TEST", "r1", "test", false)
+            .unwrap()
+            .with_job(&release_job);
+        w.concept(Concept::new("A", "alpha")).unwrap();
+        w.commit().unwrap();
+        let notes = NoteStore::open(&store).unwrap();
+        let mut batch = notes.begin().unwrap();
+        batch.set_job(&notes_job);
+        for id in ["n1", "n2"] {
+            batch
+                .add(Note {
+                    id: id.into(),
+                    text: "chest pain".into(),
+                    codes: vec![],
+                    meta_json: String::new(),
+                })
+                .unwrap();
+        }
+        batch.commit().unwrap();
+        // the process dies here: no job got its result recorded
+    }
+    let store = Store::open(dir.path()).unwrap();
+    let jobs = JobManager::open(&store).unwrap();
+    let st = jobs.get(&release_job).unwrap().unwrap();
+    assert_eq!(st.state, JobState::Succeeded, "{st:?}");
+    let result = st.result.unwrap();
+    assert_eq!(result["system"], "TEST");
+    assert_eq!(result["concepts"], 1);
+    assert!(result["warnings"].to_string().contains("committed"));
+    let st = jobs.get(&notes_job).unwrap().unwrap();
+    assert_eq!(st.state, JobState::Succeeded, "{st:?}");
+    assert_eq!(st.result.unwrap()["notes"], 2);
+    let st = jobs.get(&lost_job).unwrap().unwrap();
+    assert_eq!(st.state, JobState::Failed, "{st:?}");
+    assert!(st.error.unwrap().message.contains("interrupted"));
+}

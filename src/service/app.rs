@@ -180,8 +180,18 @@ impl App {
         req: &IngestRequest,
         progress: Arc<Progress>,
     ) -> Result<crate::notes::ingest::NotesLoadResult, IngestError> {
+        self.ingest_notes_for(req, progress, None)
+    }
+
+    /// [`Self::ingest_notes`] run by background job `job` (recorded with the batch's commit).
+    fn ingest_notes_for(
+        &self,
+        req: &IngestRequest,
+        progress: Arc<Progress>,
+        job: Option<&str>,
+    ) -> Result<crate::notes::ingest::NotesLoadResult, IngestError> {
         let started = std::time::Instant::now();
-        let mut r = self.load_notes(req, &progress)?;
+        let mut r = self.load_notes_for(req, &progress, job)?;
         // the background catch-up may get to the new notes first (this sync then waits for it)
         progress.phase("indexing notes", r.notes);
         self.notes
@@ -198,8 +208,20 @@ impl App {
         req: &IngestRequest,
         progress: &Arc<Progress>,
     ) -> Result<crate::notes::ingest::NotesLoadResult, IngestError> {
+        self.load_notes_for(req, progress, None)
+    }
+
+    fn load_notes_for(
+        &self,
+        req: &IngestRequest,
+        progress: &Arc<Progress>,
+        job: Option<&str>,
+    ) -> Result<crate::notes::ingest::NotesLoadResult, IngestError> {
         let started = std::time::Instant::now();
         let mut batch = self.notes.store.begin()?;
+        if let Some(job) = job {
+            batch.set_job(job);
+        }
         let store = &self.store;
         let known = |c: &crate::domain::model::ConceptRef| {
             matches!(store.concept(&c.system, &c.code), Ok(Some(_)))
@@ -225,11 +247,11 @@ impl App {
         job: Option<&str>,
     ) -> Result<serde_json::Value, IngestError> {
         if req.format.is_notes() {
-            let r = self.ingest_notes(req, progress)?;
+            let r = self.ingest_notes_for(req, progress, job)?;
             self.record_commit()?;
             return Ok(serde_json::to_value(&r).unwrap_or_default());
         }
-        let r = ingest::ingest_release(&self.store, req, progress.clone())?;
+        let r = ingest::ingest_release_for(&self.store, req, progress.clone(), job)?;
         let value = serde_json::to_value(&r).unwrap_or_default();
         if let Some(job) = job {
             let _ = self.jobs.committed(job, value.clone());

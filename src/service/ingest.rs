@@ -64,7 +64,8 @@ pub struct IngestResult {
 }
 
 impl IngestResult {
-    fn from_release(r: &ReleaseInfo, seconds: f64) -> Self {
+    /// The result a committed release stands for (`seconds` as measured by the caller).
+    pub fn from_release(r: &ReleaseInfo, seconds: f64) -> Self {
         Self {
             system: r.system.clone(),
             release: r.release.clone(),
@@ -113,6 +114,17 @@ pub fn ingest_release(
     req: &IngestRequest,
     progress: Arc<Progress>,
 ) -> Result<IngestResult, IngestError> {
+    ingest_release_for(store, req, progress, None)
+}
+
+/// [`ingest_release`] run by background job `job`: its commit records the job
+/// ([`Store::committed_job`]), so the job's outcome survives a crash right after the commit.
+pub fn ingest_release_for(
+    store: &Store,
+    req: &IngestRequest,
+    progress: Arc<Progress>,
+    job: Option<&str>,
+) -> Result<IngestResult, IngestError> {
     let started = std::time::Instant::now();
     if !valid_release(&req.release) {
         return Err(IngestError::Invalid(format!(
@@ -130,6 +142,9 @@ pub fn ingest_release(
     let mut writer =
         ReleaseWriter::begin(store, &system, &req.release, req.format.name(), req.replace)?
             .with_progress(progress.clone());
+    if let Some(job) = job {
+        writer = writer.with_job(job);
+    }
     let total = ontology::input::total_size(&req.files);
     progress.phase("parsing", total);
     let opts = LoadOptions::for_system(&system);

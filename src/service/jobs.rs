@@ -1,10 +1,14 @@
 //! Background jobs (ingest, embedding): status persisted in the store's `jobs` tree so it
 //! survives restarts, live progress from a shared [`Progress`]. Index catch-ups (`catch-up`
 //! jobs: at start, after note writes) are kept in memory only — they redo themselves from the
-//! indexes' saved progress after a restart — and listed with the others by [`JobManager::list`]. Jobs that were queued or running
-//! when the process died are marked failed at start-up with a clear message — their releases
-//! were never made visible, so nothing partial remains.
+//! indexes' saved progress after a restart — and listed with the others by
+//! [`JobManager::list`]. A job that was queued or running when the process died is settled at
+//! start-up by what its data commit recorded (in the same transaction as the commit itself):
+//! succeeded if its release or notes were committed (the indexes then catch up), else failed
+//! with a clear message — its data was never made visible, so nothing partial remains.
 
+use crate::service::ingest::IngestResult;
+use crate::store::notes::NoteStore;
 use crate::store::{Store, StoreError, StoreResult};
 use crate::util::progress::Progress;
 use crate::util::time::now_rfc3339;
@@ -81,6 +85,22 @@ struct Transient {
     order: std::collections::VecDeque<String>,
 }
 
+/// What job `id` committed, as its result, when its data commit happened (a release, or a
+/// batch of notes) — recorded in the commit itself ([`Store::committed_job`],
+/// [`NoteStore::committed_job`]).
+fn committed_result(store: &Store, id: &str) -> StoreResult<Option<serde_json::Value>> {
+    if let Some((rid, release)) = store.committed_job(id)? {
+        let v = match release {
+            Some(r) => serde_json::to_value(IngestResult::from_release(&r, 0.0)),
+            // committed, then superseded and purged by a later release
+            None => serde_json::to_value(serde_json::json!({ "rid": rid, "warnings": [] })),
+        };
+        return Ok(v.ok());
+    }
+    Ok(NoteStore::committed_job(store, id)?
+        .map(|n| serde_json::json!({ "notes": n, "warnings": [] })))
+}
+
 /// Finished in-memory jobs kept for listing.
 const KEEP_TRANSIENT: usize = 32;
 
@@ -99,7 +119,12 @@ impl JobManager {
             let Ok(mut st) = serde_json::from_slice::<JobStatus>(&v) else {
                 continue;
             };
-            if matches!(st.state, JobState::Running) && st.result.is_some() {
+            if matches!(st.state, JobState::Queued | JobState::Running) && st.result.is_none() {
+                // The registry is written after the data's commit: a crash in between left
+                // it without a result although the data is kept. The commit's own record says.
+                st.result = committed_result(store, &st.job_id)?;
+            }
+            if matches!(st.state, JobState::Queued | JobState::Running) && st.result.is_some() {
                 // Its release was committed before the stop; only the index catch-up was cut
                 // short, and the start-up catch-up finishes it.
                 st.state = JobState::Succeeded;
@@ -111,7 +136,7 @@ impl JobManager {
                     .and_then(|w| w.as_array_mut())
                 {
                     w.push(serde_json::Value::String(
-                        "the server stopped while indexing this release; the indexes were caught up when it started again".into(),
+                        "the server stopped after this job's data was committed; the indexes were caught up when it started again".into(),
                     ));
                 }
                 st.finished_at = Some(now_rfc3339());

@@ -5,6 +5,7 @@
 //! | tree        | key                                 | value                          |
 //! |-------------|-------------------------------------|--------------------------------|
 //! | `meta`      | `schema_version`, `seq`, `next_rid` | u32/u64 big-endian             |
+//! | `meta`      | `job/<job id>`                      | rid the job committed          |
 //! | `releases`  | rid                                 | [`ReleaseInfo`]                |
 //! | `active`    | system                              | rid                            |
 //! | `blocks`    | rid ‖ table ‖ first key of block    | a block of sorted entries      |
@@ -143,6 +144,11 @@ pub(crate) struct Inner {
     pub(crate) active_cache: RwLock<HashMap<String, u64>>,
     /// Serialises release commits and GC.
     pub(crate) commit_lock: parking_lot::Mutex<()>,
+}
+
+/// Key under which a job's commit is recorded (in `meta`, and in `notes_meta` for notes).
+pub(crate) fn job_key(job: &str) -> String {
+    format!("job/{job}")
 }
 
 pub(crate) fn encode<T: Serialize>(v: &T) -> Vec<u8> {
@@ -302,6 +308,18 @@ impl Store {
             .get("seq")?
             .map(|v| keys::read_u64(&v))
             .unwrap_or(0))
+    }
+
+    /// The release that ingest job `job` committed, if its commit happened: `Some((rid, the
+    /// release if it is still recorded))`. Written in the commit's transaction
+    /// ([`writer::ReleaseWriter::with_job`]), so it is true exactly when the release became
+    /// visible, whatever the job registry managed to record before a crash.
+    pub fn committed_job(&self, job: &str) -> StoreResult<Option<(u64, Option<ReleaseInfo>)>> {
+        let Some(v) = self.inner.meta.get(job_key(job))? else {
+            return Ok(None);
+        };
+        let rid = keys::read_u64(&v);
+        Ok(Some((rid, self.release(rid)?)))
     }
 
     /// Flush everything to disk.

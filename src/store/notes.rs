@@ -7,6 +7,7 @@
 //! | `notes`         | note id (UTF-8)  | [`StoredNote`] (bincode)                 |
 //! | `note_nids`     | nid (u64 BE)     | note id                                 |
 //! | `notes_meta`    | `next_nid`, `seq`, `committing` | u64 BE                    |
+//! | `notes_meta`    | `job/<job id>`   | notes the job's batch committed (u64 BE) |
 //! | `notes_staging` | note id          | [`StoredNote`] of the batch being loaded |
 //!
 //! Every note gets a dense, monotonic number (`nid`): the derived indexes (tantivy, usearch) key
@@ -117,6 +118,8 @@ struct Inner {
 const NEXT_NID: &str = "next_nid";
 const SEQ: &str = "seq";
 const COMMITTING: &str = "committing";
+/// The notes meta tree's name.
+const META_TREE: &str = "notes_meta";
 
 fn read_meta(tree: &sled::Tree, key: &str) -> StoreResult<u64> {
     Ok(tree.get(key)?.map(|v| keys::read_u64(&v)).unwrap_or(0))
@@ -130,7 +133,7 @@ impl NoteStore {
         let inner = Inner {
             notes: db.open_tree("notes")?,
             nids: db.open_tree("note_nids")?,
-            meta: db.open_tree("notes_meta")?,
+            meta: db.open_tree(META_TREE)?,
             staging: db.open_tree("notes_staging")?,
             load: Mutex::new(()),
             write: Mutex::new(()),
@@ -223,8 +226,16 @@ impl NoteStore {
             first_nid: next,
             next_nid: next,
             added: 0,
+            job: None,
             committed: false,
         })
+    }
+
+    /// How many notes job `job` committed, if its batch reached its commit marker (written in
+    /// the marker's transaction: true exactly when the batch is kept, rolled forward or not).
+    pub fn committed_job(store: &Store, job: &str) -> StoreResult<Option<u64>> {
+        let meta = store.db().open_tree(META_TREE)?;
+        Ok(meta.get(super::job_key(job))?.map(|v| keys::read_u64(&v)))
     }
 
     /// Insert one note: one sled transaction over the notes, nid and meta trees, flushed
@@ -342,10 +353,17 @@ pub struct NoteBatch<'a> {
     first_nid: u64,
     next_nid: u64,
     added: u64,
+    job: Option<String>,
     committed: bool,
 }
 
 impl NoteBatch<'_> {
+    /// Record in the commit marker's transaction that job `id` committed this batch
+    /// ([`NoteStore::committed_job`]).
+    pub fn set_job(&mut self, id: &str) {
+        self.job = Some(id.to_string());
+    }
+
     /// The start of a commit, under the write lock: refuse the batch if a single insert took
     /// one of its ids while it loaded, reserve its nids past every single insert's, write the
     /// marker. From here the batch is committed (rolled forward after a crash).
@@ -365,11 +383,28 @@ impl NoteBatch<'_> {
         // hidden from catch-up before `next_nid` moves (sled makes writes visible at once)
         i.moving_from
             .store(self.first_nid + shift, Ordering::SeqCst);
+        let job_key = self.job.as_deref().map(super::job_key);
+        let (marker, next) = (
+            (shift + 1).to_be_bytes(),
+            (self.next_nid + shift).to_be_bytes(),
+        );
         let marked = (|| -> StoreResult<()> {
+            // one transaction: the job's record is durable exactly when the marker is
             i.meta
-                .insert(COMMITTING, (shift + 1).to_be_bytes().to_vec())?;
-            i.meta
-                .insert(NEXT_NID, (self.next_nid + shift).to_be_bytes().to_vec())?;
+                .transaction(|t| {
+                    t.insert(COMMITTING, &marker)?;
+                    t.insert(NEXT_NID, &next)?;
+                    if let Some(k) = &job_key {
+                        t.insert(k.as_bytes(), &self.added.to_be_bytes())?;
+                    }
+                    Ok::<_, sled::transaction::ConflictableTransactionError<()>>(())
+                })
+                .map_err(|e| match e {
+                    sled::transaction::TransactionError::Storage(e) => StoreError::from(e),
+                    sled::transaction::TransactionError::Abort(()) => {
+                        StoreError::Aborted("notes commit aborted".into())
+                    }
+                })?;
             i.db.flush()?;
             Ok(())
         })();

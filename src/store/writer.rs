@@ -41,6 +41,7 @@ pub struct ReleaseWriter {
     map_rev: Spool,
     map_systems: BTreeSet<Vec<u8>>,
     progress: Option<Arc<Progress>>,
+    job: Option<String>,
     committed: bool,
 }
 
@@ -96,6 +97,7 @@ impl ReleaseWriter {
             staging,
             map_systems: BTreeSet::new(),
             progress: None,
+            job: None,
             committed: false,
         })
     }
@@ -103,6 +105,14 @@ impl ReleaseWriter {
     /// Report progress (bytes, phases) and observe cancellation through `progress`.
     pub fn with_progress(mut self, progress: Arc<Progress>) -> Self {
         self.progress = Some(progress);
+        self
+    }
+
+    /// Record, in the commit's own transaction, that job `id` committed this release, so a
+    /// crash right after the commit cannot leave the job reported as lost while its release is
+    /// visible ([`Store::committed_job`]).
+    pub fn with_job(mut self, id: &str) -> Self {
+        self.job = Some(id.to_string());
         self
     }
 
@@ -149,6 +159,7 @@ impl ReleaseWriter {
         info.loaded_at = now_rfc3339();
         let system = info.system.clone();
         let replace = self.replace;
+        let job_key = self.job.as_deref().map(super::job_key);
         let res: Result<Option<u64>, TransactionError<StoreError>> =
             (&i.releases, &i.active, &i.meta).transaction(|(releases, active, meta)| {
                 let old = active.get(system.as_bytes())?.map(|v| keys::read_u64(&v));
@@ -172,6 +183,9 @@ impl ReleaseWriter {
                 active.insert(system.as_bytes(), &rid.to_be_bytes())?;
                 let seq = meta.get("seq")?.map(|v| keys::read_u64(&v)).unwrap_or(0) + 1;
                 meta.insert("seq", &seq.to_be_bytes())?;
+                if let Some(k) = &job_key {
+                    meta.insert(k.as_bytes(), &rid.to_be_bytes())?;
+                }
                 Ok(old)
             });
         let old = match res {
