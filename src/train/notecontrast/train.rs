@@ -90,8 +90,8 @@ pub fn train(args: &Args, stop_after: Option<u64>) -> anyhow::Result<Report> {
         &ckpt_dir.join("note_features.safetensors"),
     )?;
     // the features the trained coder is evaluated on: the base encoder's, refreshed through
-    // the tuned layers before each evaluation when the encoder trains
-    let mut tfeats = feats.clone();
+    // the tuned layers before each evaluation when the encoder trains (copied only then)
+    let mut tfeats = std::borrow::Cow::Borrowed(&feats);
     let mut held_out: Vec<usize> = d.dev.iter().chain(&d.test).copied().collect();
     held_out.sort_unstable();
     held_out.dedup();
@@ -238,7 +238,7 @@ pub fn train(args: &Args, stop_after: Option<u64>) -> anyhow::Result<Report> {
             return Ok(());
         }
         if let Some(t) = &tuned {
-            t.refresh(&d.dev, &mut tfeats)?;
+            t.refresh(&d.dev, tfeats.to_mut())?;
         }
         let cv = model.code_vectors(d.vocab.len())?;
         let c = model.coder(&cfg, &wcfg, &d.vocab, &cv, 0.0)?;
@@ -337,7 +337,7 @@ pub fn train(args: &Args, stop_after: Option<u64>) -> anyhow::Result<Report> {
 
     // evaluation: trained, untrained (step 0), zero-shot base encoder, BM25
     if let Some(t) = &tuned {
-        t.refresh(&held_out, &mut tfeats)?;
+        t.refresh(&held_out, tfeats.to_mut())?;
     }
     let (trained, trained_pooled, code_vectors) = eval_model(&model, &tfeats)?;
     let desc = matrix(&desc_vecs)?;
