@@ -121,6 +121,16 @@ const COMMITTING: &str = "committing";
 /// The notes meta tree's name.
 const META_TREE: &str = "notes_meta";
 
+/// A failed notes transaction (`what` names it) as a store error.
+fn tx_error(what: &'static str) -> impl Fn(sled::transaction::TransactionError<()>) -> StoreError {
+    move |e| match e {
+        sled::transaction::TransactionError::Storage(e) => StoreError::Sled(e),
+        sled::transaction::TransactionError::Abort(()) => {
+            StoreError::Aborted(format!("{what} aborted"))
+        }
+    }
+}
+
 fn read_meta(tree: &sled::Tree, key: &str) -> StoreResult<u64> {
     Ok(tree.get(key)?.map(|v| keys::read_u64(&v)).unwrap_or(0))
 }
@@ -261,12 +271,7 @@ impl NoteStore {
                 meta.insert(SEQ, &seq.to_be_bytes())?;
                 Ok::<_, sled::transaction::ConflictableTransactionError<()>>(())
             })
-            .map_err(|e| match e {
-                sled::transaction::TransactionError::Storage(e) => StoreError::Sled(e),
-                sled::transaction::TransactionError::Abort(()) => {
-                    StoreError::Aborted("note insert aborted".into())
-                }
-            })?;
+            .map_err(tx_error("note insert"))?;
         i.db.flush()?;
         if i.load.is_locked() {
             i.posted_during_load.lock().push(id);
@@ -399,12 +404,7 @@ impl NoteBatch<'_> {
                     }
                     Ok::<_, sled::transaction::ConflictableTransactionError<()>>(())
                 })
-                .map_err(|e| match e {
-                    sled::transaction::TransactionError::Storage(e) => StoreError::from(e),
-                    sled::transaction::TransactionError::Abort(()) => {
-                        StoreError::Aborted("notes commit aborted".into())
-                    }
-                })?;
+                .map_err(tx_error("notes commit"))?;
             i.db.flush()?;
             Ok(())
         })();
