@@ -90,12 +90,11 @@ struct Transient {
 /// [`NoteStore::committed_job`]).
 fn committed_result(store: &Store, id: &str) -> StoreResult<Option<serde_json::Value>> {
     if let Some((rid, release)) = store.committed_job(id)? {
-        let v = match release {
-            Some(r) => serde_json::to_value(IngestResult::from_release(&r, 0.0)),
+        return Ok(match release {
+            Some(r) => serde_json::to_value(IngestResult::from_release(&r, 0.0)).ok(),
             // committed, then superseded and purged by a later release
-            None => serde_json::to_value(serde_json::json!({ "rid": rid, "warnings": [] })),
-        };
-        return Ok(v.ok());
+            None => Some(serde_json::json!({ "rid": rid, "warnings": [] })),
+        });
     }
     Ok(NoteStore::committed_job(store, id)?
         .map(|n| serde_json::json!({ "notes": n, "warnings": [] })))
