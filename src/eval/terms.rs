@@ -84,6 +84,38 @@ pub fn score_rankings(gold: &[Gold], ranked: &[Vec<(String, String)>]) -> RankSc
     rank_scores(&positions)
 }
 
+/// Upper bounds on what any fusion of two result lists can reach on a gold set, as shares of
+/// its mentions: `either_first` — the gold concept is the first answer of at least one side
+/// (no arbiter that picks one of the two first answers does better); `union_at(k)` — it is
+/// among the first `k` of either side (no reranker of those 2k answers does better at acc@1).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FusionCeilings {
+    /// Gold first on either side.
+    pub either_first: f64,
+    /// Gold within either side's first 5.
+    pub union_at5: f64,
+}
+
+/// [`FusionCeilings`] of two rankings of the same mentions (lexical and vector, say).
+pub fn fusion_ceilings(
+    gold: &[Gold],
+    a: &[Vec<(String, String)>],
+    b: &[Vec<(String, String)>],
+) -> FusionCeilings {
+    let within =
+        |g: &Gold, r: &[(String, String)], k: usize| r.iter().take(k).any(|(s, c)| g.matches(s, c));
+    let (mut first, mut five) = (0usize, 0usize);
+    for ((g, ra), rb) in gold.iter().zip(a).zip(b) {
+        first += usize::from(within(g, ra, 1) || within(g, rb, 1));
+        five += usize::from(within(g, ra, 5) || within(g, rb, 5));
+    }
+    let n = gold.len().max(1) as f64;
+    FusionCeilings {
+        either_first: first as f64 / n,
+        union_at5: five as f64 / n,
+    }
+}
+
 /// The systems a gold set is restricted to (sorted, distinct).
 pub fn gold_systems(gold: &[Gold]) -> Vec<String> {
     let mut systems: Vec<String> = gold.iter().map(|g| g.system.clone()).collect();
@@ -304,5 +336,32 @@ mod tests {
         assert!((s.acc1 - 1.0 / 3.0).abs() < 1e-9);
         assert!((s.acc5 - 2.0 / 3.0).abs() < 1e-9);
         assert!((s.mrr - (1.0 + 1.0 / 3.0) / 3.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn fusion_ceilings_count_either_side() {
+        let g = |c: &str| Gold {
+            mention: "m".into(),
+            system: "S".into(),
+            code: c.into(),
+        };
+        let r = |v: &[&str]| {
+            v.iter()
+                .map(|c| ("S".to_string(), c.to_string()))
+                .collect::<Vec<_>>()
+        };
+        let gold = vec![g("a"), g("b"), g("c"), g("d")];
+        // a: first on side A; b: first on side B; c: 3rd on A only; d: nowhere in the top 5
+        let a = vec![
+            r(&["a"]),
+            r(&["x", "b"]),
+            r(&["x", "y", "c"]),
+            r(&["1", "2", "3", "4", "5", "d"]),
+        ];
+        let b = vec![r(&["x"]), r(&["b"]), r(&["x"]), r(&[])];
+        let c = fusion_ceilings(&gold, &a, &b);
+        assert!((c.either_first - 0.5).abs() < 1e-9, "{c:?}");
+        assert!((c.union_at5 - 0.75).abs() < 1e-9, "{c:?}");
+        assert_eq!(fusion_ceilings(&[], &[], &[]).either_first, 0.0);
     }
 }

@@ -148,6 +148,7 @@ fn report_file(
     let boot = crate::eval::ratings::Bootstrap::default();
     header(path, gold.len(), model);
     let mut paired = Vec::new();
+    let (mut lexical, mut vector) = (None, None);
     for (i, name) in names.iter().enumerate() {
         let ranked = rank(i, false)?;
         row(name, score_rankings(gold, &ranked));
@@ -163,6 +164,20 @@ fn report_file(
             );
             paired.push((name.clone(), p));
         }
+        match name.as_str() {
+            "lexical" => lexical = Some(ranked),
+            "vector" => vector = Some(ranked),
+            _ => {}
+        }
+    }
+    if let (Some(l), Some(v)) = (&lexical, &vector) {
+        let c = eval::fusion_ceilings(gold, l, v);
+        println!(
+            "\nceilings of any fusion of the two sides: gold first on either side {} \
+             (the best an arbiter of the two first answers can do), gold in either side's top 5 {}",
+            fmt_metric(c.either_first),
+            fmt_metric(c.union_at5)
+        );
     }
     if let Some(b) = baseline {
         paired_table(model, b, boot, &paired);
