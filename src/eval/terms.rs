@@ -6,7 +6,7 @@
 //!   A code ending in `*` accepts that code or any code starting with it (`I21*`: any acute
 //!   myocardial infarction code; lay phrases rarely name one billable code).
 //!   Metrics: acc@1, acc@5 and MRR (reciprocal rank of the gold concept in the top 10, 0 when
-//!   absent).
+//!   absent). [`fusion_ceilings`] bounds what any fusion of two rankings can reach.
 //! * Relatedness pairs: TSV `text_a \t text_b \t distance` with distance 0–3 (0 = same concept,
 //!   1 = child/sibling, 2 = parent, 3 = random in the same tree, following HiPrBERT). Metric: ROC
 //!   AUC of the cosine for every pair of categories (i < j: does category i score above j?) and
