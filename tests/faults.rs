@@ -13,16 +13,7 @@ use std::time::{Duration, Instant};
 mod common;
 
 use common::server::{Server, BIN};
-
-fn tiny_models(dir: &Path) -> PathBuf {
-    let models = dir.join("models");
-    ontovec::encoder::testing::write_tiny_bert(
-        &models.join("tiny"),
-        &ontovec::encoder::testing::TinyBert::default(),
-    )
-    .unwrap();
-    models
-}
+use common::tiny_models;
 
 fn ingest_cmd(data: &Path, models: &Path, release: &str, files: &[PathBuf]) -> Command {
     common::server::ingest(data, models, "umls-rrf", release, files)

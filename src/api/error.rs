@@ -260,6 +260,20 @@ impl From<HttpError> for ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match &e {
+            StoreError::DiskLow { .. } => ApiError::new(
+                StatusCode::INSUFFICIENT_STORAGE,
+                "insufficient_storage",
+                format!("{e}; nothing of this request was kept. Free space, then try again"),
+            ),
+            _ if e.is_storage_full() => ApiError::new(
+                StatusCode::INSUFFICIENT_STORAGE,
+                "insufficient_storage",
+                format!(
+                    "the data directory is full, so the store stopped writing ({e}); nothing of \
+                     this request was kept. Reads go on; free space and restart the server to \
+                     write again"
+                ),
+            ),
             StoreError::ReleaseExists { system, release } => {
                 ApiError::new(StatusCode::CONFLICT, "release_exists", e.to_string())
                     .with_details(json!({"system": system, "release": release}))
@@ -270,7 +284,7 @@ impl From<StoreError> for ApiError {
                 e.to_string(),
             ),
             StoreError::Aborted(m) => ApiError::bad_request(m.clone()),
-            StoreError::Sled(_) | StoreError::Corrupt { .. } | StoreError::Staging(_) => {
+            StoreError::Sled(_) | StoreError::Corrupt { .. } | StoreError::Staging { .. } => {
                 ApiError::internal(e.to_string())
             }
         }
@@ -282,6 +296,9 @@ impl From<IngestError> for ApiError {
         match e {
             IngestError::Store(s) => s.into(),
             IngestError::Invalid(m) => ApiError::bad_request(m),
+            IngestError::Load(crate::ontology::LoadError::StorageFull(m)) => {
+                ApiError::new(StatusCode::INSUFFICIENT_STORAGE, "insufficient_storage", m)
+            }
             IngestError::Load(l) => {
                 let loc = l.location().map(|(f, n)| json!({"file": f, "line": n}));
                 ApiError::new(StatusCode::BAD_REQUEST, "invalid_input_file", l.to_string())

@@ -6,6 +6,7 @@ use super::AppState;
 use crate::ontology::{Format, InputFile};
 use crate::service::ingest::{resolve_system, IngestError, IngestRequest};
 use crate::service::jobs::JobStatus;
+use crate::store::disk::DiskGuard;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
@@ -139,41 +140,29 @@ pub fn safe_file_name(raw: &str) -> Option<String> {
     }
 }
 
-/// Upload a release and start ingesting it.
-///
-/// Files are streamed to a staging directory (never held in memory), then a background job
-/// parses and stores them; poll the job for progress. A failed job leaves nothing behind.
-#[utoipa::path(post, path = "/v1/ingest", tag = "ontologies",
-    request_body(content = IngestForm, content_type = "multipart/form-data"),
-    security(("bearer" = [])),
-    responses((status = 202, description = "Accepted; poll the job", body = JobCreated),
-        (status = 400, description = "Invalid form or files", body = ErrorBody),
-        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
-        (status = 403, description = "A read-only replica (`read_only`; `details.writer` names the writer)", body = ErrorBody),
-        (status = 409, description = "This release is already loaded", body = ErrorBody),
-        (status = 413, description = "Upload too large", body = ErrorBody),
-        (status = 422, description = "The form is valid but its files are not: they do not parse as the format (`invalid_input_file`, with file and line), or they name no system and no `system` field does (`system_unknown`: an OBO file without an `ontology:` header)", body = ErrorBody),
-        (status = 507, description = "No room to stage the upload", body = ErrorBody)))]
-pub async fn ingest(
-    State(st): State<AppState>,
-    ApiMultipart(mut multipart): ApiMultipart,
-) -> Result<(StatusCode, Json<JobCreated>), ApiError> {
-    let app = st.app()?;
-    let mut staged = Staged {
-        dir: app
-            .config
-            .uploads_dir()
-            .join(uuid::Uuid::new_v4().simple().to_string()),
-        bytes: 0,
-        budget: st.inner.uploads.clone(),
-    };
+/// The fields of an ingest form, its files staged on disk.
+struct Form {
+    format: Option<String>,
+    release: Option<String>,
+    system: Option<String>,
+    replace: bool,
+    files: Vec<InputFile>,
+}
+
+/// Read an ingest form, streaming its files into `staged` (at most `cap` bytes in all).
+async fn read_form(
+    multipart: &mut axum::extract::Multipart,
+    staged: &mut Staged,
+    cap: u64,
+    disk: &DiskGuard,
+) -> Result<Form, ApiError> {
+    disk.ensure(0)?;
     tokio::fs::create_dir_all(&staged.dir)
         .await
         .map_err(staging_error)?;
     let (mut format, mut release, mut system, mut replace) = (None, None, None, false);
     let mut files = Vec::new();
     let mut total: u64 = 0;
-    let cap = app.config.max_upload_bytes;
     while let Some(mut field) = multipart.next_field().await.map_err(ApiError::from)? {
         let name = field.name().unwrap_or("").to_string();
         match name.as_str() {
@@ -201,6 +190,10 @@ pub async fn ingest(
                             cap: staged.budget.cap,
                         }
                         .into());
+                    }
+                    // the store's reserve holds for staged uploads too, checked every 8 MiB
+                    if (staged.bytes + n) / STAGE_CHECK_BYTES != staged.bytes / STAGE_CHECK_BYTES {
+                        disk.ensure(STAGE_CHECK_BYTES)?;
                     }
                     staged.bytes += n;
                     out.write_all(&chunk).await.map_err(staging_error)?;
@@ -238,6 +231,97 @@ pub async fn ingest(
             }
         }
     }
+    Ok(Form {
+        format,
+        release,
+        system,
+        replace,
+        files,
+    })
+}
+
+/// Staged bytes between two checks of the store's free-space reserve.
+const STAGE_CHECK_BYTES: u64 = 8 << 20;
+
+/// Bytes of a refused upload read and thrown away before answering (see [`drain`]).
+const DRAIN_BYTES: u64 = 1 << 30;
+/// Seconds spent at most on that.
+const DRAIN_SECS: u64 = 30;
+
+/// Read and discard the rest of an upload refused part-way (too large, no room): a client
+/// still sending its body then reads the 413/507 instead of a reset connection, which is what
+/// it would get if the server answered and closed with unread data (nginx's "lingering
+/// close" does the same). Bounded by [`DRAIN_BYTES`] and [`DRAIN_SECS`]; past them the
+/// connection closes.
+async fn drain(multipart: &mut axum::extract::Multipart) {
+    let work = async {
+        let mut left = DRAIN_BYTES;
+        while let Ok(Some(mut field)) = multipart.next_field().await {
+            while let Ok(Some(chunk)) = field.chunk().await {
+                left = left.saturating_sub(chunk.len() as u64);
+                if left == 0 {
+                    return;
+                }
+            }
+        }
+    };
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(DRAIN_SECS), work).await;
+}
+
+/// Upload a release and start ingesting it.
+///
+/// Files are streamed to a staging directory (never held in memory), then a background job
+/// parses and stores them; poll the job for progress. A failed job leaves nothing behind.
+#[utoipa::path(post, path = "/v1/ingest", tag = "ontologies",
+    request_body(content = IngestForm, content_type = "multipart/form-data"),
+    security(("bearer" = [])),
+    responses((status = 202, description = "Accepted; poll the job", body = JobCreated),
+        (status = 400, description = "Invalid form or files", body = ErrorBody),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 403, description = "A read-only replica (`read_only`; `details.writer` names the writer)", body = ErrorBody),
+        (status = 409, description = "This release is already loaded", body = ErrorBody),
+        (status = 413, description = "Upload too large", body = ErrorBody),
+        (status = 422, description = "The form is valid but its files are not: they do not parse as the format (`invalid_input_file`, with file and line), or they name no system and no `system` field does (`system_unknown`: an OBO file without an `ontology:` header)", body = ErrorBody),
+        (status = 507, description = "No room to stage the upload: the staging cap (`Retry-After`) or the data directory's free-space reserve (`insufficient_storage`)", body = ErrorBody)))]
+pub async fn ingest(
+    State(st): State<AppState>,
+    ApiMultipart(mut multipart): ApiMultipart,
+) -> Result<(StatusCode, Json<JobCreated>), ApiError> {
+    let app = st.app()?;
+    let mut staged = Staged {
+        dir: app
+            .config
+            .uploads_dir()
+            .join(uuid::Uuid::new_v4().simple().to_string()),
+        bytes: 0,
+        budget: st.inner.uploads.clone(),
+    };
+    let form = match read_form(
+        &mut multipart,
+        &mut staged,
+        app.config.max_upload_bytes,
+        app.store.disk(),
+    )
+    .await
+    {
+        Ok(f) => f,
+        Err(e) => {
+            if matches!(
+                e.status,
+                StatusCode::PAYLOAD_TOO_LARGE | StatusCode::INSUFFICIENT_STORAGE
+            ) {
+                drain(&mut multipart).await;
+            }
+            return Err(e);
+        }
+    };
+    let Form {
+        format,
+        release,
+        system,
+        replace,
+        files,
+    } = form;
     let format: Format = format
         .ok_or_else(|| ApiError::bad_request("missing form field 'format'"))?
         .parse()

@@ -173,7 +173,8 @@ pub struct NoteResponse {
         (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
         (status = 403, description = "A read-only replica (`read_only`; `details.writer` names the writer)", body = ErrorBody),
         (status = 409, description = "A note with this id exists", body = ErrorBody),
-        (status = 413, description = "Body or text too large", body = ErrorBody)))]
+        (status = 413, description = "Body or text too large", body = ErrorBody),
+        (status = 507, description = "The data directory is down to its free-space reserve (`insufficient_storage`); nothing was stored", body = ErrorBody)))]
 pub async fn create(
     State(st): State<AppState>,
     ApiJson(req): ApiJson<NoteRequest>,

@@ -31,6 +31,9 @@ pub enum LoadError {
     /// The store refused a write.
     #[error("store: {0}")]
     Store(String),
+    /// The store's disk is full or down to the free space the store keeps in reserve.
+    #[error("{0}")]
+    StorageFull(String),
     /// The job was cancelled.
     #[error("cancelled")]
     Cancelled,

@@ -34,6 +34,7 @@ pub use super::record::{
 fn conflict(file: &str, line: u64, e: InsertError) -> LoadError {
     match e {
         InsertError::Conflict(c) => LoadError::malformed(file, line, c.to_string()),
+        InsertError::Store(s) if s.is_storage_full() => LoadError::StorageFull(s.to_string()),
         InsertError::Store(s) => LoadError::Store(s.to_string()),
     }
 }

@@ -11,6 +11,7 @@
 //! scales the decoded vector back to unit length. Values written before (plain little-endian
 //! f32, an even length) are still read, so an existing data directory needs no migration.
 
+use crate::store::disk::DiskGuard;
 use crate::store::Store;
 
 /// Mean of vectors, L2-normalised (zero vector stays zero).
@@ -37,9 +38,12 @@ pub fn embedding_cache(store: &Store) -> Result<sled::Tree, sled::Error> {
 /// Embeddings of `texts` by `model`: from the embedding cache `cache` where it holds a vector
 /// (of `dim` values, when given), the rest from `embed`, called once with every missing text,
 /// and added to the cache. The search engine and the NoteContrast trainer (which reuses the
-/// served model's vectors of code descriptions) both go through here.
+/// served model's vectors of code descriptions) both go through here. New vectors are not
+/// cached while `disk` says the store's file system is down to its reserve (the cache is a
+/// shortcut; the vectors are returned all the same).
 pub fn embed_through_cache<E: From<sled::Error>>(
     cache: &sled::Tree,
+    disk: &DiskGuard,
     model: &str,
     texts: &[&str],
     dim: Option<usize>,
@@ -61,11 +65,17 @@ pub fn embed_through_cache<E: From<sled::Error>>(
         let todo: Vec<&str> = missing.iter().map(|&i| texts[i]).collect();
         let vecs = embed(&todo)?;
         let mut batch = sled::Batch::default();
+        let mut bytes = 0u64;
         for (&i, v) in missing.iter().zip(vecs) {
-            batch.insert(emb_key(model, texts[i]), encode_vector(&v));
+            let (k, e) = (emb_key(model, texts[i]), encode_vector(&v));
+            bytes += (k.len() + e.len()) as u64;
+            batch.insert(k, e);
             out[i] = Some(v);
         }
-        cache.apply_batch(batch)?;
+        match disk.ensure(bytes) {
+            Ok(()) => cache.apply_batch(batch)?,
+            Err(e) => tracing::warn!(error = %e, "embeddings not cached"),
+        }
     }
     Ok(out.into_iter().map(Option::unwrap_or_default).collect())
 }
@@ -149,6 +159,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = sled::open(dir.path()).unwrap();
         let tree = db.open_tree("emb").unwrap();
+        let off = crate::store::disk::DiskGuard::new(dir.path(), 0);
         let unit = |a: f32, b: f32| {
             let n = (a * a + b * b).sqrt();
             vec![a / n, b / n]
@@ -158,8 +169,10 @@ mod tests {
             calls += 1;
             Ok(t.iter().map(|s| unit(s.len() as f32, 1.0)).collect())
         };
-        let first = embed_through_cache(&tree, "m", &["ab", "abc"], Some(2), &mut embed).unwrap();
-        let again = embed_through_cache(&tree, "m", &["abc", "ab"], Some(2), &mut embed).unwrap();
+        let first =
+            embed_through_cache(&tree, &off, "m", &["ab", "abc"], Some(2), &mut embed).unwrap();
+        let again =
+            embed_through_cache(&tree, &off, "m", &["abc", "ab"], Some(2), &mut embed).unwrap();
         assert_eq!(calls, 1, "the second call is served from the cache");
         let stored = tree.get(emb_key("m", "ab")).unwrap().unwrap();
         assert_eq!(stored.len(), 5, "tag + 2 halves");

@@ -162,12 +162,19 @@ impl SearchEngine {
                         log("term embedding interrupted; the cache keeps what was embedded");
                         Err(EngineError::Invalid("cancelled".into()))
                     };
-                    let vecs = embed_through_cache(&self.emb, &vid, &texts, None, |todo| {
-                        let handle = self.registry.get(Some(model), ModelKind::Terms)?;
-                        let v = handle.embed_blocking_until(todo, progress)?;
-                        embedded.set(embedded.get() + todo.len());
-                        Ok::<_, EngineError>(v)
-                    });
+                    let vecs = embed_through_cache(
+                        &self.emb,
+                        self.store.disk(),
+                        &vid,
+                        &texts,
+                        None,
+                        |todo| {
+                            let handle = self.registry.get(Some(model), ModelKind::Terms)?;
+                            let v = handle.embed_blocking_until(todo, progress)?;
+                            embedded.set(embedded.get() + todo.len());
+                            Ok::<_, EngineError>(v)
+                        },
+                    );
                     let vecs = match vecs {
                         Err(_) if cancelled() => return interrupted(),
                         r => r?,

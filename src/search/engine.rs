@@ -338,10 +338,17 @@ impl SearchEngine {
     /// Embeddings of `texts` with `model`, from the cache where present; computes and stores
     /// the rest (length-sorted batches inside the encoder).
     pub fn embed_cached(&self, model: &str, texts: &[&str]) -> Result<Vec<Vec<f32>>, EngineError> {
-        embed_through_cache(&self.emb, &self.vid(model), texts, None, |todo| {
-            let handle = self.registry.get(Some(model), ModelKind::Terms)?;
-            Ok(handle.embed_blocking(todo)?)
-        })
+        embed_through_cache(
+            &self.emb,
+            self.store.disk(),
+            &self.vid(model),
+            texts,
+            None,
+            |todo| {
+                let handle = self.registry.get(Some(model), ModelKind::Terms)?;
+                Ok(handle.embed_blocking(todo)?)
+            },
+        )
     }
 
     /// Resolve the terms model to use.

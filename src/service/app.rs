@@ -367,6 +367,11 @@ impl Drop for RemoveOnDrop {
 /// Describe an ingest failure for the job API.
 pub fn job_error(e: &IngestError) -> JobError {
     match e {
+        IngestError::Load(crate::ontology::LoadError::StorageFull(m)) => JobError {
+            file: None,
+            line: None,
+            message: format!("{m}; nothing of this job was kept. Free space, then try again"),
+        },
         IngestError::Load(le) => {
             let (file, line) = match le.location() {
                 Some((f, l)) => (Some(f.to_string()), Some(l)),
@@ -382,6 +387,19 @@ pub fn job_error(e: &IngestError) -> JobError {
                 message,
             }
         }
+        IngestError::Store(s @ crate::store::StoreError::DiskLow { .. }) => JobError {
+            file: None,
+            line: None,
+            message: format!("{s}; nothing of this job was kept. Free space, then try again"),
+        },
+        IngestError::Store(s) if s.is_storage_full() => JobError {
+            file: None,
+            line: None,
+            message: format!(
+                "the data directory filled up while writing ({s}); nothing of this job was \
+                 kept. Free space and restart the server to write again"
+            ),
+        },
         other => JobError {
             file: None,
             line: None,

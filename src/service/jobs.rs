@@ -5,7 +5,9 @@
 //! [`JobManager::list`]. A job that was queued or running when the process died is settled at
 //! start-up by what its data commit recorded (in the same transaction as the commit itself):
 //! succeeded if its release or notes were committed (the indexes then catch up), else failed
-//! with a clear message — its data was never made visible, so nothing partial remains.
+//! with a clear message — its data was never made visible, so nothing partial remains. A job
+//! whose outcome the store cannot take (the disk filled up) keeps it in memory, beside the
+//! catch-ups, until that start.
 
 use crate::service::ingest::IngestResult;
 use crate::store::notes::NoteStore;
@@ -14,7 +16,7 @@ use crate::util::progress::Progress;
 use crate::util::time::now_rfc3339;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use utoipa::ToSchema;
 
@@ -74,8 +76,11 @@ pub struct JobStatus {
 pub struct JobManager {
     tree: sled::Tree,
     db: sled::Db,
+    /// New jobs are refused while the store's file system is down to its reserve.
+    disk: crate::store::disk::DiskGuard,
     live: Arc<Mutex<HashMap<String, Arc<Progress>>>>,
-    /// In-memory jobs (catch-ups): status by id, newest last in `order`.
+    /// In-memory jobs (catch-ups; outcomes the store could not take): status by id, newest
+    /// last in `order`.
     transient: Arc<Mutex<Transient>>,
 }
 
@@ -110,6 +115,7 @@ impl JobManager {
         let jm = Self {
             tree,
             db: store.db().clone(),
+            disk: store.disk().clone(),
             live: Default::default(),
             transient: Default::default(),
         };
@@ -159,6 +165,7 @@ impl JobManager {
 
     /// Create a queued job and return its id and progress handle.
     pub fn create(&self, kind: &str) -> StoreResult<(String, Arc<Progress>)> {
+        self.disk.ensure(0)?;
         let id = uuid::Uuid::new_v4().simple().to_string();
         let st = JobStatus {
             job_id: id.clone(),
@@ -217,25 +224,53 @@ impl JobManager {
 
     /// Mark a job succeeded with its result.
     pub fn succeed(&self, id: &str, result: serde_json::Value) -> StoreResult<()> {
-        let r = self.update(id, |s| {
+        let finished = now_rfc3339();
+        self.finish(id, |s| {
             s.state = JobState::Succeeded;
             s.phase = "done".into();
-            s.result = Some(result);
-            s.finished_at = Some(now_rfc3339());
-        });
-        self.live.lock().remove(id);
-        r
+            s.result = Some(result.clone());
+            s.finished_at = Some(finished.clone());
+        })
     }
 
     /// Mark a job failed.
     pub fn fail(&self, id: &str, error: JobError) -> StoreResult<()> {
-        let r = self.update(id, |s| {
+        let finished = now_rfc3339();
+        self.finish(id, |s| {
             s.state = JobState::Failed;
-            s.error = Some(error);
-            s.finished_at = Some(now_rfc3339());
-        });
+            s.error = Some(error.clone());
+            s.finished_at = Some(finished.clone());
+        })
+    }
+
+    /// Record a job's outcome. When the store cannot write it (the disk filled up, which is
+    /// often why the job failed), the outcome is kept in memory instead, so the job does not
+    /// look running until the next start, which settles it from the store (module docs).
+    fn finish(&self, id: &str, f: impl Fn(&mut JobStatus)) -> StoreResult<()> {
+        let r = self.update(id, &f);
+        if let Err(e) = &r {
+            tracing::error!(job = id, error = %e, "job outcome not persisted; kept in memory");
+            if let Ok(Some(mut st)) = self.stored(id) {
+                f(&mut st);
+                self.keep_in_memory(st);
+            }
+        }
         self.live.lock().remove(id);
         r
+    }
+
+    /// Hold a status in the in-memory registry (newest [`KEEP_TRANSIENT`] kept).
+    fn keep_in_memory(&self, st: JobStatus) {
+        let mut t = self.transient.lock();
+        let id = st.job_id.clone();
+        if t.jobs.insert(id.clone(), st).is_none() {
+            t.order.push_back(id);
+        }
+        while t.order.len() > KEEP_TRANSIENT {
+            if let Some(old) = t.order.pop_front() {
+                t.jobs.remove(&old);
+            }
+        }
     }
 
     /// Start an in-memory job (`catch-up`), running at once; not persisted (see module docs).
@@ -255,14 +290,7 @@ impl JobManager {
         };
         let p = Progress::new();
         self.live.lock().insert(id.clone(), p.clone());
-        let mut t = self.transient.lock();
-        t.jobs.insert(id.clone(), st);
-        t.order.push_back(id.clone());
-        while t.order.len() > KEEP_TRANSIENT {
-            if let Some(old) = t.order.pop_front() {
-                t.jobs.remove(&old);
-            }
-        }
+        self.keep_in_memory(st);
         (id, p)
     }
 
@@ -302,10 +330,14 @@ impl JobManager {
     /// The newest `limit` jobs (persisted and in-memory), newest first, with live progress.
     pub fn list(&self, limit: usize) -> StoreResult<Vec<JobStatus>> {
         let mut all: Vec<JobStatus> = self.transient.lock().jobs.values().cloned().collect();
+        let in_memory: HashSet<String> = all.iter().map(|s| s.job_id.clone()).collect();
         for kv in self.tree.iter() {
             let (_, v) = kv?;
             if let Ok(st) = serde_json::from_slice::<JobStatus>(&v) {
-                all.push(st);
+                // an outcome the store could not take is newer than the stored status
+                if !in_memory.contains(&st.job_id) {
+                    all.push(st);
+                }
             }
         }
         all.sort_by(|a, b| b.created_at.cmp(&a.created_at));

@@ -24,6 +24,7 @@
 //! lookups and by search).
 
 pub mod codes;
+pub mod disk;
 mod graph;
 pub mod keys;
 pub mod migrate;
@@ -82,11 +83,49 @@ pub enum StoreError {
         current: u32,
     },
     /// Staging files of a release being written could not be written or read (disk full, ...).
-    #[error("staging error: {0}")]
-    Staging(String),
+    #[error("staging error: {path}: {source}")]
+    Staging {
+        /// The staging file.
+        path: PathBuf,
+        /// What the file system said.
+        source: std::io::Error,
+    },
+    /// A write would leave less than the reserve free on the data directory's file system
+    /// (see [`disk`]).
+    #[error(
+        "only {available} bytes are free on the data directory's file system: this write \
+         ({needed} bytes) would eat into the {reserve}-byte reserve the store keeps so that a \
+         full disk never breaks it (ONTOVEC_MIN_FREE_MB)"
+    )]
+    DiskLow {
+        /// Bytes free.
+        available: u64,
+        /// Bytes the write needs.
+        needed: u64,
+        /// The reserve.
+        reserve: u64,
+    },
     /// A transaction was aborted for a reason given.
     #[error("{0}")]
     Aborted(String),
+}
+
+impl StoreError {
+    /// Whether a write failed because the file system holding the data directory is full (or
+    /// over quota). sled stops writing after any failed write (every later write returns the
+    /// same error until the store is opened again), so callers say "free space and restart".
+    pub fn is_storage_full(&self) -> bool {
+        let io = match self {
+            StoreError::DiskLow { .. } => return true,
+            StoreError::Sled(sled::Error::Io(e)) => e,
+            StoreError::Staging { source, .. } => source,
+            _ => return false,
+        };
+        matches!(
+            io.kind(),
+            std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+        )
+    }
 }
 
 /// Result alias for store operations.
@@ -138,6 +177,8 @@ pub(crate) struct Inner {
     pub(crate) releases: sled::Tree,
     pub(crate) active: sled::Tree,
     pub(crate) tables: table::Tables,
+    /// Free-space reserve checked before bulk writes and notes.
+    pub(crate) disk: disk::DiskGuard,
     /// Mapping systems of each release (`MapSystems` table), cached: releases are immutable.
     pub(crate) map_systems: RwLock<HashMap<u64, std::sync::Arc<MapSystems>>>,
     /// Cache of `active`: system → rid. Updated under the commit lock.
@@ -218,6 +259,7 @@ impl Store {
             releases: t("releases")?,
             active: t("active")?,
             tables: table::Tables::new(t("blocks")?),
+            disk: disk::DiskGuard::from_env(dir),
             map_systems: RwLock::new(HashMap::new()),
             path: dir.to_path_buf(),
             db,
@@ -239,6 +281,11 @@ impl Store {
             }
         }
         Ok(store)
+    }
+
+    /// The free-space guard of the store's file system (see [`disk`]).
+    pub fn disk(&self) -> &disk::DiskGuard {
+        &self.inner.disk
     }
 
     /// The sled database (for subsystems that keep their own trees: embeddings, notes, jobs).

@@ -103,6 +103,8 @@ struct Inner {
     nids: sled::Tree,
     meta: sled::Tree,
     staging: sled::Tree,
+    /// The store's free-space reserve, checked before every note is written.
+    disk: super::disk::DiskGuard,
     /// One bulk load at a time (held for the whole load).
     load: Mutex<()>,
     /// Short writes to the visible trees (a single insert, the two ends of a load's commit).
@@ -131,6 +133,12 @@ fn tx_error(what: &'static str) -> impl Fn(sled::transaction::TransactionError<(
     }
 }
 
+/// About what storing `note` writes (its text and id, twice: the note and its staging or
+/// nid row), for the free-space check.
+fn note_bytes(note: &Note) -> u64 {
+    2 * (note.text.len() + note.id.len()) as u64 + 256
+}
+
 fn read_meta(tree: &sled::Tree, key: &str) -> StoreResult<u64> {
     Ok(tree.get(key)?.map(|v| keys::read_u64(&v)).unwrap_or(0))
 }
@@ -145,6 +153,7 @@ impl NoteStore {
             nids: db.open_tree("note_nids")?,
             meta: db.open_tree(META_TREE)?,
             staging: db.open_tree("notes_staging")?,
+            disk: store.disk().clone(),
             load: Mutex::new(()),
             write: Mutex::new(()),
             posted_during_load: Mutex::new(Vec::new()),
@@ -252,6 +261,7 @@ impl NoteStore {
     /// (durable when this returns). Holds the write lock for that step only.
     pub fn insert(&self, note: Note) -> Result<StoredNote, InsertError> {
         let i = &self.inner;
+        i.disk.ensure(note_bytes(&note))?;
         let _w = i.write.lock();
         let staged_now = i.moving_from.load(Ordering::SeqCst) != u64::MAX
             && i.staging.contains_key(note.id.as_bytes())?;
@@ -424,6 +434,7 @@ impl NoteBatch<'_> {
         if i.staging.contains_key(&key)? {
             return Err(NoteConflict::DuplicateInBatch(note.id).into());
         }
+        i.disk.ensure(note_bytes(&note))?;
         let nid = self.next_nid;
         self.next_nid += 1;
         i.staging.insert(key, encode(&StoredNote { nid, note }))?;

@@ -4,6 +4,7 @@
 //! Equal keys come out in the order they were pushed (runs are merged oldest first and each run
 //! is sorted stably), so a caller can fold fragments of one record in arrival order.
 
+use super::disk::DiskGuard;
 use super::{StoreError, StoreResult};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -18,7 +19,10 @@ pub const SPOOL_BYTES: usize = 32 * 1024 * 1024;
 const ENTRY_OVERHEAD: usize = 48;
 
 fn io_err(path: &Path, e: std::io::Error) -> StoreError {
-    StoreError::Staging(format!("{}: {e}", path.display()))
+    StoreError::Staging {
+        path: path.to_path_buf(),
+        source: e,
+    }
 }
 
 /// A sort buffer that spills to sorted run files.
@@ -29,6 +33,7 @@ pub struct Spool {
     mem_bytes: usize,
     budget: usize,
     runs: Vec<PathBuf>,
+    disk: Option<DiskGuard>,
     /// Records pushed.
     pub pushed: u64,
 }
@@ -43,8 +48,15 @@ impl Spool {
             mem_bytes: 0,
             budget,
             runs: Vec::new(),
+            disk: None,
             pushed: 0,
         }
+    }
+
+    /// Check `disk`'s reserve before each run is spilled (runs share the store's disk).
+    pub fn guarded(mut self, disk: &DiskGuard) -> Self {
+        self.disk = Some(disk.clone());
+        self
     }
 
     /// Add a record.
@@ -61,6 +73,9 @@ impl Spool {
     fn spill(&mut self) -> StoreResult<()> {
         if self.mem.is_empty() {
             return Ok(());
+        }
+        if let Some(d) = &self.disk {
+            d.ensure(self.mem_bytes as u64)?;
         }
         std::fs::create_dir_all(&self.dir).map_err(|e| io_err(&self.dir, e))?;
         let path = self
@@ -83,7 +98,8 @@ impl Spool {
     /// directory, name and budget). For the end of loading: the empty spool would spill runs
     /// under the same file names, so it must not be pushed to while the returned one is read.
     pub fn take(&mut self) -> Spool {
-        let empty = Spool::new(&self.dir, self.name, self.budget);
+        let mut empty = Spool::new(&self.dir, self.name, self.budget);
+        empty.disk = self.disk.clone();
         std::mem::replace(self, empty)
     }
 

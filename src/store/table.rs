@@ -11,6 +11,7 @@
 //! Block format: a sequence of entries `varint shared ‖ varint rest ‖ key[shared..] ‖ varint
 //! vlen ‖ value`, keys prefix-compressed against the previous key of the block.
 
+use super::disk::DiskGuard;
 use super::{StoreError, StoreResult};
 
 /// Default target size of one block (bytes of encoded entries).
@@ -144,6 +145,8 @@ pub struct TableWriter {
     has_entries: bool,
     batch: sled::Batch,
     in_batch: usize,
+    batch_bytes: u64,
+    disk: Option<DiskGuard>,
     /// Entries written.
     pub entries: u64,
 }
@@ -160,8 +163,25 @@ impl TableWriter {
             has_entries: false,
             batch: sled::Batch::default(),
             in_batch: 0,
+            batch_bytes: 0,
+            disk: None,
             entries: 0,
         }
+    }
+
+    /// Check `disk`'s reserve before each batch of blocks goes to sled.
+    pub fn guarded(mut self, disk: &DiskGuard) -> Self {
+        self.disk = Some(disk.clone());
+        self
+    }
+
+    fn apply(&mut self) -> StoreResult<()> {
+        if let Some(d) = &self.disk {
+            d.ensure(self.batch_bytes)?;
+        }
+        self.tree.apply_batch(std::mem::take(&mut self.batch))?;
+        (self.in_batch, self.batch_bytes) = (0, 0);
+        Ok(())
     }
 
     /// Append an entry. Keys must be strictly increasing; an equal or smaller key is a bug in
@@ -206,12 +226,12 @@ impl TableWriter {
         let mut k = Vec::with_capacity(9 + self.first_key.len());
         k.extend_from_slice(&self.prefix);
         k.extend_from_slice(&self.first_key);
+        self.batch_bytes += (k.len() + self.block.len()) as u64;
         self.batch.insert(k, std::mem::take(&mut self.block));
         self.block = Vec::with_capacity(block_bytes() + 1024);
         self.in_batch += 1;
         if self.in_batch >= BLOCKS_PER_BATCH {
-            self.tree.apply_batch(std::mem::take(&mut self.batch))?;
-            self.in_batch = 0;
+            self.apply()?;
         }
         Ok(())
     }
@@ -219,7 +239,7 @@ impl TableWriter {
     /// Write what is buffered. Returns the number of entries written.
     pub fn finish(mut self) -> StoreResult<u64> {
         self.end_block()?;
-        self.tree.apply_batch(std::mem::take(&mut self.batch))?;
+        self.apply()?;
         Ok(self.entries)
     }
 }

@@ -84,7 +84,9 @@ impl ReleaseWriter {
             .insert(rid.to_be_bytes(), encode(&info))?;
         store.inner.db.flush()?;
         let staging = store.staging_dir().join(rid.to_string());
-        let spool = |name: &'static str, share: usize| Spool::new(&staging, name, share);
+        let spool = |name: &'static str, share: usize| {
+            Spool::new(&staging, name, share).guarded(&store.inner.disk)
+        };
         Ok(Self {
             store: store.clone(),
             info,
@@ -214,8 +216,9 @@ impl ReleaseWriter {
         self.phase("writing concepts", spool.pushed);
         let mut merged = spool.into_sorted()?;
         let tree = self.store.inner.tables.tree().clone();
-        let mut concepts_w = TableWriter::new(&tree, rid, Table::Concepts);
-        let mut terms_w = TableWriter::new(&tree, rid, Table::Terms);
+        let disk = &self.store.inner.disk;
+        let mut concepts_w = TableWriter::new(&tree, rid, Table::Concepts).guarded(disk);
+        let mut terms_w = TableWriter::new(&tree, rid, Table::Terms).guarded(disk);
         let mut n: u64 = 0;
         let (mut concepts, mut dropped, mut fragments) = (0u64, 0u64, 0u64);
         while let Some((key, val)) = merged.next_record()? {
@@ -294,7 +297,8 @@ impl ReleaseWriter {
         self.info.counts.mappings = self.write_table(fwd, Table::Map, &mut done, |_| {})?;
         self.write_table(rev, Table::MapRev, &mut done, |_| {})?;
         let tree = self.store.inner.tables.tree();
-        let mut w = TableWriter::new(tree, self.info.rid, Table::MapSystems);
+        let mut w = TableWriter::new(tree, self.info.rid, Table::MapSystems)
+            .guarded(&self.store.inner.disk);
         for s in &self.map_systems {
             w.push(s, &[])?;
         }
@@ -311,7 +315,8 @@ impl ReleaseWriter {
         done: &mut u64,
         mut each: impl FnMut(&[u8]),
     ) -> StoreResult<u64> {
-        let mut w = TableWriter::new(self.store.inner.tables.tree(), self.info.rid, table);
+        let mut w = TableWriter::new(self.store.inner.tables.tree(), self.info.rid, table)
+            .guarded(&self.store.inner.disk);
         let mut m = spool.into_sorted()?;
         while let Some((k, v)) = next_distinct(&mut m)? {
             each(&k);
@@ -393,7 +398,11 @@ impl Drop for ReleaseWriter {
 }
 
 fn store_err(e: StoreError) -> LoadError {
-    LoadError::Store(e.to_string())
+    if e.is_storage_full() {
+        LoadError::StorageFull(e.to_string())
+    } else {
+        LoadError::Store(e.to_string())
+    }
 }
 
 impl Sink for ReleaseWriter {

@@ -24,6 +24,17 @@ pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// A models folder under `dir` holding only a tiny random BERT named `tiny` (fast embedding).
+pub fn tiny_models(dir: &Path) -> PathBuf {
+    let models = dir.join("models");
+    ontovec::encoder::testing::write_tiny_bert(
+        &models.join("tiny"),
+        &ontovec::encoder::testing::TinyBert::default(),
+    )
+    .unwrap();
+    models
+}
+
 /// A models folder under `tmp` holding the real all-MiniLM-L6-v2 (symlinked) when it is
 /// present, else a tiny random BERT; the flag says which (tests comparing backends or nodes
 /// with each other run on either, quality assertions only on the real one).

@@ -86,6 +86,13 @@ impl VectorIndex {
         let inner = self.inner.read();
         if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)?;
+            // the new files are written beside the old ones: they must fit above the store's
+            // reserve (a full disk would stop the store, see store/disk.rs); refused, the old
+            // index stays and the catch-up is retried
+            let bytes = (inner.index.serialized_length() + 16 * inner.keys.len()) as u64;
+            crate::store::disk::DiskGuard::from_env(dir)
+                .ensure(bytes)
+                .map_err(|e| SearchError::Index(e.to_string()))?;
         }
         let generation = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

@@ -314,17 +314,24 @@ pub(crate) fn description_vectors(
     let cache = embedding_cache(store)?;
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     let mut embedded = 0;
-    let out = embed_through_cache(&cache, model, &refs, Some(enc.dim()), |todo| {
-        embedded = todo.len();
-        let bar = progress_bar(todo.len() as u64, "embedding code descriptions");
-        let mut out = Vec::with_capacity(todo.len());
-        for chunk in todo.chunks(1024) {
-            out.extend(enc.embed_texts(chunk, 64, true)?);
-            bar.inc(chunk.len() as u64);
-        }
-        bar.finish();
-        Ok::<_, anyhow::Error>(out)
-    })?;
+    let out = embed_through_cache(
+        &cache,
+        store.disk(),
+        model,
+        &refs,
+        Some(enc.dim()),
+        |todo| {
+            embedded = todo.len();
+            let bar = progress_bar(todo.len() as u64, "embedding code descriptions");
+            let mut out = Vec::with_capacity(todo.len());
+            for chunk in todo.chunks(1024) {
+                out.extend(enc.embed_texts(chunk, 64, true)?);
+                bar.inc(chunk.len() as u64);
+            }
+            bar.finish();
+            Ok::<_, anyhow::Error>(out)
+        },
+    )?;
     tracing::info!(
         texts = texts.len(),
         cached = texts.len() - embedded,
