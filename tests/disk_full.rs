@@ -238,8 +238,17 @@ fn a_full_data_directory_fails_writes_cleanly_and_loses_nothing() {
     let job = finished_job(&url, v["job_id"].as_str().unwrap());
     assert_eq!(job["state"], "succeeded", "{job}");
 
-    // 4. restarted below its reserve: every write 507 with the reason, every read 200
+    // 4. restarted below its reserve: every write 507 with the reason, every read 200, and
+    // readiness says so
     next_server(&ns, &url, &log);
+    let (s, v) = http_get(&format!("{url}/ready"));
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["disk"]["writes_accepted"], false, "{v}");
+    assert_eq!(v["disk"]["reserve_bytes"], 1000u64 << 20, "{v}");
+    assert!(
+        v["disk"]["available_bytes"].as_u64().unwrap() < 256 << 20,
+        "{v}"
+    );
     let want = ["r1".to_string(), "r2".to_string()];
     assert_eq!(releases(&url), want);
     assert_eq!(finished_job(&url, &failed_job)["state"], "failed");
@@ -263,6 +272,8 @@ fn a_full_data_directory_fails_writes_cleanly_and_loses_nothing() {
 
     // 5. restarted with room: nothing lost, nothing partial, writes work
     next_server(&ns, &url, &log);
+    let (_, v) = http_get(&format!("{url}/ready"));
+    assert_eq!(v["disk"]["writes_accepted"], true, "{v}");
     assert_eq!(releases(&url), want);
     let (s, v) = http_get(&format!("{url}/v1/notes/refused"));
     assert_eq!(s, 404, "a refused write is not there: {v}");

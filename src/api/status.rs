@@ -33,6 +33,30 @@ pub struct ReadyResponse {
     /// Indexes that do not reflect the store yet (a background catch-up is due or running;
     /// `GET /v1/jobs` shows its progress). Searches answer meanwhile from what is indexed.
     pub indexes_behind: Vec<IndexLag>,
+    /// Room for writes on the data directory's file system.
+    pub disk: DiskStatus,
+}
+
+/// Free space against the store's reserve (`ONTOVEC_MIN_FREE_MB`): below it, writes answer
+/// 507 and reads go on.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DiskStatus {
+    /// Bytes free (absent when the file system cannot say).
+    pub available_bytes: Option<u64>,
+    /// Bytes the store keeps free (0: no check).
+    pub reserve_bytes: u64,
+    /// Whether a write would be accepted now (free space above the reserve).
+    pub writes_accepted: bool,
+}
+
+impl DiskStatus {
+    fn of(disk: &crate::store::disk::DiskGuard) -> Self {
+        Self {
+            available_bytes: disk.available(),
+            reserve_bytes: disk.reserve(),
+            writes_accepted: disk.ensure(0).is_ok(),
+        }
+    }
 }
 
 /// Readiness: 200 once the store and indexes are open (searches answer), 503 before; says
@@ -41,10 +65,12 @@ pub struct ReadyResponse {
     responses((status = 200, body = ReadyResponse), (status = 503, body = ErrorBody)))]
 pub async fn ready(State(st): State<AppState>) -> Result<Json<ReadyResponse>, ApiError> {
     let app = st.app()?;
-    let indexes_behind = super::blocking(move || app.index_lag()).await?;
+    let (indexes_behind, disk) =
+        super::blocking(move || (app.index_lag(), DiskStatus::of(app.store.disk()))).await?;
     Ok(Json(ReadyResponse {
         status: "ok".into(),
         indexes_behind,
+        disk,
     }))
 }
 
@@ -57,6 +83,9 @@ pub async fn ready(State(st): State<AppState>) -> Result<Json<ReadyResponse>, Ap
 pub async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
     if let Ok(app) = st.app() {
         metrics::gauge!("ontovec_jobs_active").set(app.jobs.active_count() as f64);
+        if let Some(free) = app.store.disk().available() {
+            metrics::gauge!("ontovec_disk_available_bytes").set(free as f64);
+        }
         for (id, phase, done, total) in app.jobs.live_progress() {
             let labels = [("job_id", id), ("phase", phase)];
             metrics::gauge!("ontovec_job_done", &labels).set(done as f64);

@@ -47,6 +47,11 @@ impl DiskGuard {
         self.reserve
     }
 
+    /// Bytes free on the file system now (None when it cannot say).
+    pub fn available(&self) -> Option<u64> {
+        fs4::available_space(&self.dir).ok()
+    }
+
     /// Succeed when writing `bytes` more would leave at least the reserve free. A file
     /// system that cannot report its free space is not refused (the check is a guard, not a
     /// gate); the write then meets whatever the disk says.
@@ -54,7 +59,7 @@ impl DiskGuard {
         if self.reserve == 0 {
             return Ok(());
         }
-        let Ok(available) = fs4::available_space(&self.dir) else {
+        let Some(available) = self.available() else {
             return Ok(());
         };
         if available < self.reserve.saturating_add(bytes) {
