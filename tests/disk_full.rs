@@ -221,6 +221,7 @@ fn a_full_data_directory_fails_writes_cleanly_and_loses_nothing() {
     let failed_job = v["job_id"].as_str().unwrap().to_string();
     let job = finished_job(&url, &failed_job);
     assert_eq!(job["state"], "failed", "{job}");
+    assert_ne!(job["phase"], "queued", "the phase it failed in: {job}");
     let message = job["error"]["message"].as_str().unwrap();
     assert!(
         message.contains("reserve") && message.contains("nothing of this job was kept"),

@@ -233,10 +233,14 @@ impl JobManager {
         })
     }
 
-    /// Mark a job failed.
+    /// Mark a job failed, keeping the phase and progress it had reached (where it failed).
     pub fn fail(&self, id: &str, error: JobError) -> StoreResult<()> {
         let finished = now_rfc3339();
+        let reached = self.live.lock().get(id).map(|p| p.snapshot());
         self.finish(id, |s| {
+            if let Some((phase, done, total)) = &reached {
+                (s.phase, s.done, s.total) = (phase.clone(), *done, *total);
+            }
             s.state = JobState::Failed;
             s.error = Some(error.clone());
             s.finished_at = Some(finished.clone());
