@@ -259,21 +259,15 @@ impl From<HttpError> for ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
+        let full = |e: &StoreError| {
+            let m = e
+                .storage_full_advice("request")
+                .unwrap_or_else(|| e.to_string());
+            ApiError::new(StatusCode::INSUFFICIENT_STORAGE, "insufficient_storage", m)
+        };
         match &e {
-            StoreError::DiskLow { .. } => ApiError::new(
-                StatusCode::INSUFFICIENT_STORAGE,
-                "insufficient_storage",
-                format!("{e}; nothing of this request was kept. Free space, then try again"),
-            ),
-            _ if e.is_storage_full() => ApiError::new(
-                StatusCode::INSUFFICIENT_STORAGE,
-                "insufficient_storage",
-                format!(
-                    "the data directory is full, so the store stopped writing ({e}); nothing of \
-                     this request was kept. Reads go on; free space and restart the server to \
-                     write again"
-                ),
-            ),
+            StoreError::DiskLow { .. } => full(&e),
+            _ if e.is_storage_full() => full(&e),
             StoreError::ReleaseExists { system, release } => {
                 ApiError::new(StatusCode::CONFLICT, "release_exists", e.to_string())
                     .with_details(json!({"system": system, "release": release}))
@@ -296,9 +290,14 @@ impl From<IngestError> for ApiError {
         match e {
             IngestError::Store(s) => s.into(),
             IngestError::Invalid(m) => ApiError::bad_request(m),
-            IngestError::Load(crate::ontology::LoadError::StorageFull(m)) => {
-                ApiError::new(StatusCode::INSUFFICIENT_STORAGE, "insufficient_storage", m)
-            }
+            IngestError::Load(crate::ontology::LoadError::StorageFull {
+                message,
+                store_stopped,
+            }) => ApiError::new(
+                StatusCode::INSUFFICIENT_STORAGE,
+                "insufficient_storage",
+                crate::store::disk::advice(&message, store_stopped, "request"),
+            ),
             IngestError::Load(l) => {
                 let loc = l.location().map(|(f, n)| json!({"file": f, "line": n}));
                 ApiError::new(StatusCode::BAD_REQUEST, "invalid_input_file", l.to_string())

@@ -32,8 +32,14 @@ pub enum LoadError {
     #[error("store: {0}")]
     Store(String),
     /// The store's disk is full or down to the free space the store keeps in reserve.
-    #[error("{0}")]
-    StorageFull(String),
+    #[error("{message}")]
+    StorageFull {
+        /// The store's error.
+        message: String,
+        /// Whether the store itself met the full disk (it then writes again only after a
+        /// restart), rather than refusing the write at its reserve.
+        store_stopped: bool,
+    },
     /// The job was cancelled.
     #[error("cancelled")]
     Cancelled,

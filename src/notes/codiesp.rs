@@ -17,11 +17,11 @@
 //! `file:line: message`. Codes the store's ICD-10-CM lacks are kept on the note (they are the
 //! coders' gold) and counted in the load's warnings by reason, never an error.
 
-use super::record::{normalize_code, validate_note, NotesLoadResult, MAX_CODES};
+use super::record::{insert_error, normalize_code, validate_note, NotesLoadResult, MAX_CODES};
 use crate::domain::model::ConceptRef;
 use crate::ontology::input::LineReader;
 use crate::ontology::{InputFile, LoadError};
-use crate::store::notes::{InsertError, Note, NoteBatch};
+use crate::store::notes::{Note, NoteBatch};
 use crate::util::progress::Progress;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
@@ -206,10 +206,7 @@ pub fn load(
                 codes,
                 meta_json: meta.to_string(),
             })
-            .map_err(|e| match e {
-                InsertError::Conflict(c) => LoadError::malformed(&f.name, 1, c.to_string()),
-                InsertError::Store(s) => LoadError::Store(s.to_string()),
-            })?;
+            .map_err(|e| insert_error(&f.name, 1, e))?;
         loaded.insert(id);
         r.notes += 1;
         done += f.path.metadata().map(|m| m.len()).unwrap_or(0);

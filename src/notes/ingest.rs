@@ -22,22 +22,15 @@
 use crate::domain::model::ConceptRef;
 use crate::ontology::input::{CsvInput, LineReader, PROGRESS_EVERY};
 use crate::ontology::{Format, InputFile, LoadError};
-use crate::store::notes::{InsertError, Note, NoteBatch};
+use crate::store::notes::{Note, NoteBatch};
 use crate::util::progress::Progress;
 use serde::Deserialize;
 use std::collections::HashMap;
 
+use super::record::insert_error;
 pub use super::record::{
     normalize_code, validate_note, NotesLoadResult, MAX_CODES, MAX_CODE_CHARS, MAX_TEXT_BYTES,
 };
-
-fn conflict(file: &str, line: u64, e: InsertError) -> LoadError {
-    match e {
-        InsertError::Conflict(c) => LoadError::malformed(file, line, c.to_string()),
-        InsertError::Store(s) if s.is_storage_full() => LoadError::StorageFull(s.to_string()),
-        InsertError::Store(s) => LoadError::Store(s.to_string()),
-    }
-}
 
 #[derive(Deserialize)]
 struct JsonCode {
@@ -128,7 +121,7 @@ fn load_jsonl(
                 codes,
                 meta_json: meta,
             })
-            .map_err(|e| conflict(lines.name(), line_no, e))?;
+            .map_err(|e| insert_error(lines.name(), line_no, e))?;
         r.notes += 1;
         if r.notes.is_multiple_of(PROGRESS_EVERY / 8) {
             progress.set_done(bytes_before + lines.bytes_read());
@@ -245,7 +238,7 @@ fn load_mimic(
                 codes,
                 meta_json: serde_json::Value::Object(meta).to_string(),
             })
-            .map_err(|e| conflict(csv.name(), line, e))?;
+            .map_err(|e| insert_error(csv.name(), line, e))?;
         r.notes += 1;
         if r.notes.is_multiple_of(256) {
             progress.set_done(csv.bytes_read());

@@ -3,8 +3,9 @@
 //! codes are normalised, and what a load reports.
 
 use crate::domain::model::ConceptRef;
+use crate::ontology::LoadError;
 use crate::ontology::{icd10cm, icd9cm};
-use crate::store::notes::MAX_ID_CHARS;
+use crate::store::notes::{InsertError, MAX_ID_CHARS};
 
 /// Longest accepted note text, in bytes.
 pub const MAX_TEXT_BYTES: usize = 4 << 20;
@@ -65,4 +66,13 @@ pub fn validate_note(id: &str, text: &str) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// A failed note insert as a loader error: a taken id is a malformed line of `file`, a full
+/// disk a [`LoadError::StorageFull`], any other store failure a store error.
+pub fn insert_error(file: &str, line: u64, e: InsertError) -> LoadError {
+    match e {
+        InsertError::Conflict(c) => LoadError::malformed(file, line, c.to_string()),
+        InsertError::Store(s) => s.into_load_error(),
+    }
 }

@@ -367,10 +367,13 @@ impl Drop for RemoveOnDrop {
 /// Describe an ingest failure for the job API.
 pub fn job_error(e: &IngestError) -> JobError {
     match e {
-        IngestError::Load(crate::ontology::LoadError::StorageFull(m)) => JobError {
+        IngestError::Load(crate::ontology::LoadError::StorageFull {
+            message,
+            store_stopped,
+        }) => JobError {
             file: None,
             line: None,
-            message: format!("{m}; nothing of this job was kept. Free space, then try again"),
+            message: crate::store::disk::advice(message, *store_stopped, "job"),
         },
         IngestError::Load(le) => {
             let (file, line) = match le.location() {
@@ -387,18 +390,10 @@ pub fn job_error(e: &IngestError) -> JobError {
                 message,
             }
         }
-        IngestError::Store(s @ crate::store::StoreError::DiskLow { .. }) => JobError {
-            file: None,
-            line: None,
-            message: format!("{s}; nothing of this job was kept. Free space, then try again"),
-        },
         IngestError::Store(s) if s.is_storage_full() => JobError {
             file: None,
             line: None,
-            message: format!(
-                "the data directory filled up while writing ({s}); nothing of this job was \
-                 kept. Free space and restart the server to write again"
-            ),
+            message: s.storage_full_advice("job").unwrap_or_default(),
         },
         other => JobError {
             file: None,

@@ -73,6 +73,20 @@ impl DiskGuard {
     }
 }
 
+/// What to tell whoever's `what` (a request, a job) met a full disk: the `error`, that nothing
+/// of it was kept, and how to write again — free space, and restart too when the store itself
+/// met the full disk (`store_stopped`: sled writes nothing more until it is opened again).
+pub fn advice(error: &str, store_stopped: bool, what: &str) -> String {
+    if store_stopped {
+        format!(
+            "the data directory is full, so the store stopped writing ({error}); nothing of this \
+             {what} was kept. Reads go on; free space and restart the server to write again"
+        )
+    } else {
+        format!("{error}; nothing of this {what} was kept. Free space, then try again")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -126,6 +126,31 @@ impl StoreError {
             std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
         )
     }
+
+    /// For a full disk: [`disk::advice`] for whoever's `what` met it (None otherwise).
+    pub fn storage_full_advice(&self, what: &str) -> Option<String> {
+        self.is_storage_full()
+            .then(|| disk::advice(&self.to_string(), self.store_stopped(), what))
+    }
+
+    /// As a loader's error: [`crate::ontology::LoadError::StorageFull`] for a full disk,
+    /// else `LoadError::Store`.
+    pub fn into_load_error(self) -> crate::ontology::LoadError {
+        use crate::ontology::LoadError;
+        if self.is_storage_full() {
+            LoadError::StorageFull {
+                store_stopped: self.store_stopped(),
+                message: self.to_string(),
+            }
+        } else {
+            LoadError::Store(self.to_string())
+        }
+    }
+
+    /// Whether the store itself met the full disk (not a refusal at its reserve).
+    fn store_stopped(&self) -> bool {
+        !matches!(self, StoreError::DiskLow { .. })
+    }
 }
 
 /// Result alias for store operations.

@@ -397,14 +397,6 @@ impl Drop for ReleaseWriter {
     }
 }
 
-fn store_err(e: StoreError) -> LoadError {
-    if e.is_storage_full() {
-        LoadError::StorageFull(e.to_string())
-    } else {
-        LoadError::Store(e.to_string())
-    }
-}
-
 impl Sink for ReleaseWriter {
     fn concept(&mut self, concept: Concept) -> Result<(), LoadError> {
         if !valid_code(&concept.code) {
@@ -414,7 +406,9 @@ impl Sink for ReleaseWriter {
             )));
         }
         let key = concept.code.as_bytes().to_vec();
-        self.concepts.push(key, encode(&concept)).map_err(store_err)
+        self.concepts
+            .push(key, encode(&concept))
+            .map_err(StoreError::into_load_error)
     }
 
     fn relation(&mut self, r: Relation) -> Result<(), LoadError> {
@@ -423,10 +417,10 @@ impl Sink for ReleaseWriter {
         }
         self.rel
             .push(keys::rel_body(&r.from, &r.rel, &r.to), Vec::new())
-            .map_err(store_err)?;
+            .map_err(StoreError::into_load_error)?;
         self.rel_rev
             .push(keys::rel_body(&r.to, &r.rel, &r.from), Vec::new())
-            .map_err(store_err)
+            .map_err(StoreError::into_load_error)
     }
 
     fn mapping(&mut self, m: Mapping) -> Result<(), LoadError> {
@@ -453,10 +447,10 @@ impl Sink for ReleaseWriter {
         }
         self.map
             .push(keys::map_body(fs, fc, ts, tc), val.clone())
-            .map_err(store_err)?;
+            .map_err(StoreError::into_load_error)?;
         self.map_rev
             .push(keys::map_body(ts, tc, fs, fc), val)
-            .map_err(store_err)
+            .map_err(StoreError::into_load_error)
     }
 
     fn warning(&mut self, message: String) {
