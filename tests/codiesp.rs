@@ -177,6 +177,7 @@ async fn codiesp_fixture_load_train_and_code_with_evidence() {
         out: models.join("nc"),
         preset: ontovec::train::Preset::Quick,
         config: Some(cfg),
+        dev_dir: None,
     };
     let r = ontovec::train::notecontrast::train(&args, None).unwrap();
     assert_eq!(
@@ -320,6 +321,7 @@ async fn notecontrast_tunes_the_note_encoders_top_layer_and_serves_it() {
         out: out.clone(),
         preset: ontovec::train::Preset::Quick,
         config: Some(cfg),
+        dev_dir: None,
     };
     let r = ontovec::train::notecontrast::train(&args, None).unwrap();
     assert!(

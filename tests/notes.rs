@@ -320,6 +320,7 @@ async fn mimic_fixture_ingest_api_train_and_code() {
         out: models.join("nc"),
         preset: ontovec::train::Preset::Quick,
         config: Some(cfg),
+        dev_dir: None,
     };
     // killed after 3 steps, then resumed from the checkpoint
     assert!(ontovec::train::notecontrast::train(&args, Some(3)).is_err());

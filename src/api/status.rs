@@ -51,10 +51,11 @@ pub struct DiskStatus {
 
 impl DiskStatus {
     fn of(disk: &crate::store::disk::DiskGuard) -> Self {
+        let available = disk.available();
         Self {
-            available_bytes: disk.available(),
+            available_bytes: available,
             reserve_bytes: disk.reserve(),
-            writes_accepted: disk.ensure(0).is_ok(),
+            writes_accepted: disk.ensure_with(available, 0).is_ok(),
         }
     }
 }

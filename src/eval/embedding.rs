@@ -4,7 +4,10 @@
 //! * [`pair_similarities`] — the cosine of each text pair (for [`super::metrics::category_aucs`]);
 //! * [`normalization_accuracy`] — acc@1 / acc@5 of synonym normalisation: each query is
 //!   embedded and matched by cosine, brute force, against candidate names; a hit is the target
-//!   candidate (or one with the same text, case-insensitively) among the top k.
+//!   candidate (or one with the same text, case-insensitively) among the top k;
+//! * [`nearest_owners`] — for each query, the owner (a concept) of the term nearest to it by
+//!   cosine over every term given, brute force: what the server's vector side ranks first,
+//!   without the HNSW approximation.
 
 use crate::util::vector::cosine;
 use std::collections::BTreeMap;
@@ -84,6 +87,43 @@ pub fn normalization_accuracy(
     Ok((at1 as f64 / n, at5 as f64 / n))
 }
 
+/// For each query, the owner of its nearest term by cosine (brute force over all `terms`;
+/// `owners[i]` owns `terms[i]`), or `None` when there are no terms. Vectors are unit-normalised
+/// once, so each comparison is one dot product; queries are ranked in parallel.
+pub fn nearest_owners(
+    embed: &mut EmbedFn<'_>,
+    queries: &[String],
+    terms: &[String],
+    owners: &[u32],
+) -> anyhow::Result<Vec<Option<u32>>> {
+    use rayon::prelude::*;
+    anyhow::ensure!(terms.len() == owners.len(), "one owner per term");
+    if terms.is_empty() || queries.is_empty() {
+        return Ok(vec![None; queries.len()]);
+    }
+    let unit = |mut v: Vec<f32>| {
+        let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        if n > 0.0 {
+            v.iter_mut().for_each(|x| *x /= n);
+        }
+        v
+    };
+    let tref: Vec<&String> = terms.iter().collect();
+    let tv: Vec<Vec<f32>> = embed_unique(embed, &tref)?.into_iter().map(unit).collect();
+    let qref: Vec<&String> = queries.iter().collect();
+    let qv: Vec<Vec<f32>> = embed_unique(embed, &qref)?.into_iter().map(unit).collect();
+    Ok(qv
+        .par_iter()
+        .map(|q| {
+            tv.iter()
+                .enumerate()
+                .map(|(i, t)| (q.iter().zip(t).map(|(a, b)| a * b).sum::<f32>(), i))
+                .max_by(|a, b| a.0.total_cmp(&b.0).then(b.1.cmp(&a.1)))
+                .map(|(_, i)| owners[i])
+        })
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -111,5 +151,30 @@ mod tests {
         let (a1, a5) = normalization_accuracy(&mut embed, &q, &cands).unwrap();
         assert!((a1 - 2.0 / 3.0).abs() < 1e-12);
         assert_eq!(a5, 1.0);
+    }
+
+    #[test]
+    fn nearest_owner_is_the_owner_of_the_closest_term() {
+        let mut embed = |t: &[String]| -> anyhow::Result<Vec<Vec<f32>>> {
+            Ok(t.iter()
+                .map(|s| match s.as_str() {
+                    "heart attack" => vec![1.0, 0.0],
+                    "myocardial infarction" => vec![0.9, 0.1],
+                    "angina" => vec![0.5, 0.5],
+                    _ => vec![0.0, 1.0],
+                })
+                .collect())
+        };
+        let terms: Vec<String> = ["angina", "myocardial infarction", "fracture"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let q = vec!["heart attack".to_string(), "broken bone".to_string()];
+        let got = nearest_owners(&mut embed, &q, &terms, &[7, 3, 9]).unwrap();
+        assert_eq!(got, vec![Some(3), Some(9)]);
+        assert_eq!(
+            nearest_owners(&mut embed, &q, &[], &[]).unwrap(),
+            vec![None, None]
+        );
     }
 }

@@ -59,7 +59,13 @@ impl DiskGuard {
         if self.reserve == 0 {
             return Ok(());
         }
-        let Some(available) = self.available() else {
+        self.ensure_with(self.available(), bytes)
+    }
+
+    /// [`Self::ensure`] against a free-space reading already taken (`/ready` reports the
+    /// reading and the verdict from one `statvfs`).
+    pub fn ensure_with(&self, available: Option<u64>, bytes: u64) -> StoreResult<()> {
+        let Some(available) = available.filter(|_| self.reserve > 0) else {
             return Ok(());
         };
         if available < self.reserve.saturating_add(bytes) {

