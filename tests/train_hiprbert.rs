@@ -337,6 +337,7 @@ fn run_writes_a_loadable_model_and_resumes_after_a_stop() {
     assert!(curves.contains("<polyline") && curves.contains("mean AUC"));
     let bars = std::fs::read_to_string(out_a.join("eval.svg")).unwrap();
     assert!(bars.contains("TREE · mean AUC"), "{bars}");
+    assert!(bars.contains("dev · mayosrs · ρ"), "{bars}");
     assert!(
         !out_a.join("checkpoint").exists(),
         "checkpoint removed after a finished run"

@@ -206,7 +206,11 @@ pub fn write_model_folder(
             manifest: &manifest,
             markdown: model_card(&name, &base, r) + fusion_note(fusion.is_some()),
             curves: Some(&curves),
-            bars: Some(&eval_bars(&r.base_eval, &r.trained_eval)),
+            bars: Some(&eval_bars(
+                &r.base_eval,
+                &r.trained_eval,
+                r.dev_sets.as_ref(),
+            )),
         },
     )
 }
@@ -223,8 +227,13 @@ fn fusion_note(preset_weights: bool) -> &'static str {
     }
 }
 
-/// The held-out table as bars: per system, mean AUC, acc@1 and acc@5, base vs trained.
-pub fn eval_bars(base: &[SystemReport], trained: &[SystemReport]) -> Bars {
+/// The held-out table as bars: per system, mean AUC, acc@1 and acc@5, base vs trained; then
+/// the dev sets' rows, when measured.
+pub fn eval_bars(
+    base: &[SystemReport],
+    trained: &[SystemReport],
+    dev: Option<&super::devsets::DevSets>,
+) -> Bars {
     let mut groups = Vec::new();
     for b in base {
         let Some(t) = trained.iter().find(|t| t.system == b.system) else {
@@ -238,8 +247,18 @@ pub fn eval_bars(base: &[SystemReport], trained: &[SystemReport]) -> Bars {
             groups.push((format!("{} · acc@5", b.system), vec![b.acc5, t.acc5]));
         }
     }
+    for r in dev.map(|d| d.rows.as_slice()).unwrap_or_default() {
+        groups.push((
+            format!("dev · {} · {}", r.set, r.metric),
+            vec![r.base, r.trained],
+        ));
+    }
     Bars {
-        title: "held-out evaluation: base vs trained (same run)".into(),
+        title: if dev.is_some_and(|d| !d.rows.is_empty()) {
+            "held-out and dev sets: base vs trained (same run)".into()
+        } else {
+            "held-out evaluation: base vs trained (same run)".into()
+        },
         series: vec!["base".into(), "trained".into()],
         groups,
     }
