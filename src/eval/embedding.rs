@@ -5,9 +5,9 @@
 //! * [`normalization_accuracy`] — acc@1 / acc@5 of synonym normalisation: each query is
 //!   embedded and matched by cosine, brute force, against candidate names; a hit is the target
 //!   candidate (or one with the same text, case-insensitively) among the top k;
-//! * [`nearest_owners`] — for each query, the owner (a concept) of the term nearest to it by
-//!   cosine over every term given, brute force: what the server's vector side ranks first,
-//!   without the HNSW approximation.
+//! * [`unit_embeddings`] + [`nearest_owners`] — for each query, the owner (a concept) of the
+//!   term nearest to it by cosine over every term given, brute force: what the server's vector
+//!   side ranks first, without the HNSW approximation.
 
 use crate::util::vector::cosine;
 use std::collections::BTreeMap;
@@ -87,41 +87,46 @@ pub fn normalization_accuracy(
     Ok((at1 as f64 / n, at5 as f64 / n))
 }
 
-/// For each query, the owner of its nearest term by cosine (brute force over all `terms`;
-/// `owners[i]` owns `terms[i]`), or `None` when there are no terms. Vectors are unit-normalised
-/// once, so each comparison is one dot product; queries are ranked in parallel.
-pub fn nearest_owners(
-    embed: &mut EmbedFn<'_>,
-    queries: &[String],
-    terms: &[String],
-    owners: &[u32],
-) -> anyhow::Result<Vec<Option<u32>>> {
-    use rayon::prelude::*;
-    anyhow::ensure!(terms.len() == owners.len(), "one owner per term");
-    if terms.is_empty() || queries.is_empty() {
-        return Ok(vec![None; queries.len()]);
+/// Unit-length embeddings of `texts` (each distinct text embedded once), for repeated
+/// dot-product ranking with [`nearest_owners`].
+pub fn unit_embeddings(embed: &mut EmbedFn<'_>, texts: &[String]) -> anyhow::Result<Vec<Vec<f32>>> {
+    if texts.is_empty() {
+        return Ok(Vec::new());
     }
-    let unit = |mut v: Vec<f32>| {
-        let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-        if n > 0.0 {
-            v.iter_mut().for_each(|x| *x /= n);
-        }
-        v
-    };
-    let tref: Vec<&String> = terms.iter().collect();
-    let tv: Vec<Vec<f32>> = embed_unique(embed, &tref)?.into_iter().map(unit).collect();
-    let qref: Vec<&String> = queries.iter().collect();
-    let qv: Vec<Vec<f32>> = embed_unique(embed, &qref)?.into_iter().map(unit).collect();
-    Ok(qv
+    let refs: Vec<&String> = texts.iter().collect();
+    Ok(embed_unique(embed, &refs)?
+        .into_iter()
+        .map(|mut v| {
+            let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+            if n > 0.0 {
+                v.iter_mut().for_each(|x| *x /= n);
+            }
+            v
+        })
+        .collect())
+}
+
+/// For each query vector, the owner of the nearest term vector by cosine (all unit length, see
+/// [`unit_embeddings`]; brute force; `owners[i]` owns `terms[i]`), or `None` when there are no
+/// terms. Queries are ranked in parallel.
+pub fn nearest_owners(
+    queries: &[Vec<f32>],
+    terms: &[Vec<f32>],
+    owners: &[u32],
+) -> Vec<Option<u32>> {
+    use rayon::prelude::*;
+    assert_eq!(terms.len(), owners.len(), "one owner per term");
+    queries
         .par_iter()
         .map(|q| {
-            tv.iter()
+            terms
+                .iter()
                 .enumerate()
                 .map(|(i, t)| (q.iter().zip(t).map(|(a, b)| a * b).sum::<f32>(), i))
                 .max_by(|a, b| a.0.total_cmp(&b.0).then(b.1.cmp(&a.1)))
                 .map(|(_, i)| owners[i])
         })
-        .collect())
+        .collect()
 }
 
 #[cfg(test)]
@@ -170,11 +175,12 @@ mod tests {
             .map(|s| s.to_string())
             .collect();
         let q = vec!["heart attack".to_string(), "broken bone".to_string()];
-        let got = nearest_owners(&mut embed, &q, &terms, &[7, 3, 9]).unwrap();
-        assert_eq!(got, vec![Some(3), Some(9)]);
-        assert_eq!(
-            nearest_owners(&mut embed, &q, &[], &[]).unwrap(),
-            vec![None, None]
-        );
+        let tv = unit_embeddings(&mut embed, &terms).unwrap();
+        let qv = unit_embeddings(&mut embed, &q).unwrap();
+        assert!(tv
+            .iter()
+            .all(|v| (v.iter().map(|x| x * x).sum::<f32>() - 1.0).abs() < 1e-6));
+        assert_eq!(nearest_owners(&qv, &tv, &[7, 3, 9]), vec![Some(3), Some(9)]);
+        assert_eq!(nearest_owners(&qv, &[], &[]), vec![None, None]);
     }
 }

@@ -15,13 +15,14 @@
 //! A set missing from the folder, or whose system the store does not hold, is listed as
 //! skipped rather than failing the run: the model is worth writing either way.
 
-use crate::eval::embedding::{nearest_owners, EmbedFn};
+use crate::eval::embedding::{nearest_owners, unit_embeddings, EmbedFn};
 use crate::eval::metrics::{fmt_metric, nan_as_null};
 use crate::eval::paired::paired_acc;
 use crate::eval::ratings::{self, Bootstrap, Estimate};
 use crate::eval::terms::{read_gold, Gold};
 use crate::store::Store;
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
@@ -117,6 +118,7 @@ pub fn evaluate(
     let boot = Bootstrap::default();
     relatedness(dir, &mut out, base, trained, boot)?;
     let (mut pooled, mut names) = (Hits::default(), Vec::new());
+    let mut systems = HashMap::new();
     for name in MENTION_SETS {
         let path = dir.join(format!("{name}.tsv"));
         if !mentions {
@@ -129,7 +131,14 @@ pub fn evaluate(
             out.skipped.push(format!("{name}: no {}", path.display()));
             continue;
         }
-        let hits = mention_set(name, &path, store, &mut out.skipped, base, trained)?;
+        let hits = mention_set(
+            name,
+            &path,
+            store,
+            &mut systems,
+            &mut out.skipped,
+            [base, trained],
+        )?;
         if !hits.base.is_empty() {
             out.rows.push(hits.row(name.to_string(), boot));
             pooled.base.extend(hits.base);
@@ -200,25 +209,17 @@ impl Hits {
     }
 }
 
-/// Both models' hits on one mention set; systems the store lacks go to `skipped`.
-fn mention_set(
-    name: &str,
-    path: &Path,
-    store: &Store,
-    skipped: &mut Vec<String>,
-    base: &mut EmbedFn<'_>,
-    trained: &mut EmbedFn<'_>,
-) -> anyhow::Result<Hits> {
-    let gold = read_gold(path)?;
-    let mut systems: Vec<String> = gold.iter().map(|g| g.system.clone()).collect();
-    systems.sort();
-    systems.dedup();
-    let mut hits = Hits::default();
-    for system in &systems {
-        let Some(rid) = store.active_rid(system) else {
-            skipped.push(format!("{name}: {system} is not in the store"));
-            continue;
-        };
+/// Every term of a system's active concepts, embedded by both models once for all the
+/// mention sets of that system.
+struct SystemTerms {
+    codes: Vec<String>,
+    owners: Vec<u32>,
+    /// Unit vectors of the terms, base model then trained model.
+    vectors: [Vec<Vec<f32>>; 2],
+}
+
+impl SystemTerms {
+    fn load(store: &Store, rid: u64, models: &mut [&mut EmbedFn<'_>; 2]) -> anyhow::Result<Self> {
         let (mut terms, mut owners, mut codes) = (Vec::new(), Vec::new(), Vec::new());
         for c in store.concepts_of_release(rid)? {
             let c = c?;
@@ -231,20 +232,57 @@ fn mention_set(
             }
             codes.push(c.code);
         }
+        tracing::info!(
+            terms = terms.len(),
+            "dev sets: embedding a system's terms with both models"
+        );
+        Ok(Self {
+            vectors: [
+                unit_embeddings(models[0], &terms)?,
+                unit_embeddings(models[1], &terms)?,
+            ],
+            codes,
+            owners,
+        })
+    }
+}
+
+/// Both models' hits on one mention set; systems the store lacks go to `skipped`.
+fn mention_set(
+    name: &str,
+    path: &Path,
+    store: &Store,
+    systems: &mut HashMap<String, SystemTerms>,
+    skipped: &mut Vec<String>,
+    mut models: [&mut EmbedFn<'_>; 2],
+) -> anyhow::Result<Hits> {
+    let gold = read_gold(path)?;
+    let mut wanted: Vec<String> = gold.iter().map(|g| g.system.clone()).collect();
+    wanted.sort();
+    wanted.dedup();
+    let mut hits = Hits::default();
+    for system in &wanted {
+        let Some(rid) = store.active_rid(system) else {
+            skipped.push(format!("{name}: {system} is not in the store"));
+            continue;
+        };
+        if !systems.contains_key(system) {
+            let t = SystemTerms::load(store, rid, &mut models)?;
+            systems.insert(system.clone(), t);
+        }
+        let st = &systems[system];
         let of: Vec<&Gold> = gold.iter().filter(|g| &g.system == system).collect();
         let queries: Vec<String> = of.iter().map(|g| g.mention.clone()).collect();
-        tracing::info!(set = name, %system, mentions = queries.len(), terms = terms.len(),
-            "dev set: mention normalisation");
-        let first_of = |embed: &mut EmbedFn<'_>| -> anyhow::Result<Vec<bool>> {
-            let first = nearest_owners(embed, &queries, &terms, &owners)?;
-            Ok(of
-                .iter()
-                .zip(first)
-                .map(|(g, o)| o.is_some_and(|o| g.matches(system, &codes[o as usize])))
-                .collect())
-        };
-        hits.base.extend(first_of(base)?);
-        hits.trained.extend(first_of(trained)?);
+        tracing::info!(set = name, %system, mentions = queries.len(), "dev set: mention normalisation");
+        for (m, into) in [&mut hits.base, &mut hits.trained].into_iter().enumerate() {
+            let qv = unit_embeddings(models[m], &queries)?;
+            let first = nearest_owners(&qv, &st.vectors[m], &st.owners);
+            into.extend(
+                of.iter()
+                    .zip(first)
+                    .map(|(g, o)| o.is_some_and(|o| g.matches(system, &st.codes[o as usize]))),
+            );
+        }
     }
     Ok(hits)
 }
