@@ -37,6 +37,15 @@ pub fn fmt_metric(x: f64) -> String {
     }
 }
 
+/// A difference for a markdown table: signed, three decimals, `–` when not measurable.
+pub fn fmt_delta(x: f64) -> String {
+    if x.is_finite() {
+        format!("{x:+.3}")
+    } else {
+        "–".into()
+    }
+}
+
 /// Mean of `xs`, NaN when empty.
 pub fn mean(xs: &[f64]) -> f64 {
     if xs.is_empty() {

@@ -16,7 +16,7 @@
 //! skipped rather than failing the run: the model is worth writing either way.
 
 use crate::eval::embedding::{nearest_owners, unit_embeddings, EmbedFn};
-use crate::eval::metrics::{fmt_metric, nan_as_null};
+use crate::eval::metrics::{fmt_delta, fmt_metric, nan_as_null};
 use crate::eval::paired::paired_acc;
 use crate::eval::ratings::{self, Bootstrap, Estimate};
 use crate::eval::terms::{read_gold, Gold};
@@ -287,15 +287,6 @@ fn mention_set(
     Ok(hits)
 }
 
-/// A difference with its sign, `–` when not measurable.
-fn signed(x: f64) -> String {
-    if x.is_finite() {
-        format!("{x:+.3}")
-    } else {
-        "–".into()
-    }
-}
-
 /// The dev sets as a model-card section.
 pub fn render(d: &DevSets) -> String {
     let mut s = String::from("## Dev sets (base vs trained, same run)\n\n");
@@ -323,9 +314,9 @@ pub fn render(d: &DevSets) -> String {
                 r.n,
                 fmt_metric(r.base),
                 fmt_metric(r.trained),
-                signed(r.delta),
-                signed(r.lo),
-                signed(r.hi)
+                fmt_delta(r.delta),
+                fmt_delta(r.lo),
+                fmt_delta(r.hi)
             );
         }
     }

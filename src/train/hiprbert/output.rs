@@ -6,6 +6,7 @@
 //! its pictures `curves.svg` and `eval.svg` (written by [`crate::train::common::card`]).
 
 use super::{HiprbertArgs, Preset, TrainConfig, TrainReport};
+use crate::eval::metrics::{fmt_delta, fmt_metric};
 use crate::train::common::bert::TrainBert;
 use crate::train::common::card::{self, Bars, Card, Curves};
 use crate::train::hiprbert::eval::SystemReport;
@@ -14,14 +15,6 @@ use std::fmt::Write as _;
 
 /// Version string recorded in manifests.
 pub const TRAINED_BY: &str = concat!("ontovec hiprbert ", env!("CARGO_PKG_VERSION"));
-
-fn fmt(x: f64) -> String {
-    if x.is_finite() {
-        format!("{x:.3}")
-    } else {
-        "–".into()
-    }
-}
 
 fn mean_auc(r: &[SystemReport]) -> f64 {
     let v: Vec<f64> = r
@@ -70,17 +63,13 @@ pub fn eval_table(base: &[SystemReport], trained: &[SystemReport]) -> String {
             continue;
         };
         let mut row = |metric: &str, x: f64, y: f64| {
-            let d = if x.is_finite() && y.is_finite() {
-                format!("{:+.3}", y - x)
-            } else {
-                "–".into()
-            };
+            let d = fmt_delta(y - x);
             let _ = writeln!(
                 t,
                 "| {} | {metric} | {} | {} | {d} |",
                 b.system,
-                fmt(x),
-                fmt(y)
+                fmt_metric(x),
+                fmt_metric(y)
             );
         };
         if let (Some(ba), Some(ta)) = (&b.aucs, &tr.aucs) {
@@ -332,8 +321,8 @@ fn model_card(name: &str, base: &str, r: &TrainReport) -> String {
     let _ = writeln!(
         s,
         "\nMean AUC over systems: base {} → trained {}.",
-        fmt(mean_auc(&r.base_eval)),
-        fmt(mean_auc(&r.trained_eval))
+        fmt_metric(mean_auc(&r.base_eval)),
+        fmt_metric(mean_auc(&r.trained_eval))
     );
     if let Some(d) = &r.dev_sets {
         s.push('\n');
