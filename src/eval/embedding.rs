@@ -9,7 +9,8 @@
 //!   term nearest to it by cosine over every term given, brute force: what the server's vector
 //!   side ranks first, without the HNSW approximation.
 
-use crate::util::vector::cosine;
+use crate::encoder::pooling::l2_normalize;
+use crate::util::vector::{cosine, dot};
 use std::collections::BTreeMap;
 
 /// An embedding function: texts in, one vector per text out (any norm; cosine is taken here).
@@ -97,10 +98,7 @@ pub fn unit_embeddings(embed: &mut EmbedFn<'_>, texts: &[String]) -> anyhow::Res
     Ok(embed_unique(embed, &refs)?
         .into_iter()
         .map(|mut v| {
-            let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-            if n > 0.0 {
-                v.iter_mut().for_each(|x| *x /= n);
-            }
+            l2_normalize(&mut v);
             v
         })
         .collect())
@@ -122,7 +120,7 @@ pub fn nearest_owners(
             terms
                 .iter()
                 .enumerate()
-                .map(|(i, t)| (q.iter().zip(t).map(|(a, b)| a * b).sum::<f32>(), i))
+                .map(|(i, t)| (dot(q, t), i))
                 .max_by(|a, b| a.0.total_cmp(&b.0).then(b.1.cmp(&a.1)))
                 .map(|(_, i)| owners[i])
         })

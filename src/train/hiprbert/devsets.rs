@@ -19,7 +19,7 @@ use crate::eval::embedding::{nearest_owners, unit_embeddings, EmbedFn};
 use crate::eval::metrics::{fmt_delta, fmt_metric, nan_as_null};
 use crate::eval::paired::paired_acc;
 use crate::eval::ratings::{self, Bootstrap, Estimate};
-use crate::eval::terms::{read_gold, Gold};
+use crate::eval::terms::{gold_systems, read_gold, Gold};
 use crate::store::Store;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -257,11 +257,8 @@ fn mention_set(
     mut models: [&mut EmbedFn<'_>; 2],
 ) -> anyhow::Result<Hits> {
     let gold = read_gold(path)?;
-    let mut wanted: Vec<String> = gold.iter().map(|g| g.system.clone()).collect();
-    wanted.sort();
-    wanted.dedup();
     let mut hits = Hits::default();
-    for system in &wanted {
+    for system in &gold_systems(&gold) {
         let Some(rid) = store.active_rid(system) else {
             skipped.push(format!("{name}: {system} is not in the store"));
             continue;
